@@ -1,0 +1,46 @@
+// Creates stint's topics on a broker, idempotently: existing topics are left as they are.
+// Run by deploy/local/stack with the broker's own jars on the classpath:
+//   java -cp 'libs/*' CreateTopics.java BOOTSTRAP PARTITIONS name[:compact] ...
+import java.util.*;
+import java.util.concurrent.ExecutionException;
+import org.apache.kafka.clients.admin.*;
+import org.apache.kafka.common.errors.TopicExistsException;
+
+public class CreateTopics {
+    public static void main(String[] args) throws Exception {
+        if (args.length < 3) {
+            System.err.println("usage: CreateTopics BOOTSTRAP PARTITIONS name[:compact] ...");
+            System.exit(2);
+        }
+        Properties props = new Properties();
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
+        props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "15000");
+        int partitions = Integer.parseInt(args[1]);
+        List<NewTopic> topics = new ArrayList<>();
+        for (int i = 2; i < args.length; i++) {
+            String[] parts = args[i].split(":");
+            NewTopic t = new NewTopic(parts[0], partitions, (short) 1);
+            if (parts.length > 1 && parts[1].equals("compact"))
+                t.configs(Map.of("cleanup.policy", "compact"));
+            topics.add(t);
+        }
+        int failed = 0, created = 0;
+        try (Admin admin = Admin.create(props)) {
+            CreateTopicsResult res = admin.createTopics(topics);
+            for (Map.Entry<String, ?> e : res.values().entrySet()) {
+                try {
+                    res.values().get(e.getKey()).get();
+                    created++;
+                } catch (ExecutionException ex) {
+                    if (ex.getCause() instanceof TopicExistsException)
+                        continue;
+                    System.err.println("topic " + e.getKey() + ": " + ex.getCause().getMessage());
+                    failed++;
+                }
+            }
+        }
+        System.out.println("topics: " + created + " created, " + (topics.size() - created - failed)
+                           + " already present, " + failed + " failed");
+        System.exit(failed == 0 ? 0 : 1);
+    }
+}

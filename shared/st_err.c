@@ -1,0 +1,54 @@
+/* st_err.c - the st_err_t error record and the errstr convention of setup calls. */
+#include "st_err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void st_err_set(st_err_t *err, st_err_code_t code, bool retriable, bool fatal, const char *fmt, ...)
+{
+    va_list ap;
+    if (!err || err->code != ST_ERR_NONE)
+        return;
+    err->code = code;
+    err->retriable = retriable;
+    err->fatal = fatal;
+    va_start(ap, fmt);
+    vsnprintf(err->text, sizeof err->text, fmt, ap);
+    va_end(ap);
+}
+
+void st_err_clear(st_err_t *err)
+{
+    if (err)
+        memset(err, 0, sizeof *err);
+}
+
+const char *st_err_code_name(st_err_code_t code)
+{
+    switch (code) {
+    case ST_ERR_NONE: return "none";
+    case ST_ERR_INVALID: return "invalid";
+    case ST_ERR_CONFIG: return "config";
+    case ST_ERR_IO: return "io";
+    case ST_ERR_NOMEM: return "nomem";
+    case ST_ERR_KAFKA: return "kafka";
+    case ST_ERR_REDIS: return "redis";
+    case ST_ERR_AVRO: return "avro";
+    case ST_ERR_HTTP: return "http";
+    case ST_ERR_TIMEOUT: return "timeout";
+    case ST_ERR_INTERNAL: return "internal";
+    }
+    return "unknown";
+}
+
+int st_errstr(char *errstr, size_t errstr_size, const char *fmt, ...)
+{
+    va_list ap;
+    if (errstr && errstr_size > 0) {
+        va_start(ap, fmt);
+        vsnprintf(errstr, errstr_size, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
