@@ -157,7 +157,7 @@ void st_log_write(st_log_level_t level, const char *file, int line, const char *
                   const char *fmt, ...)
 {
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    char msg[2048], ts[40];
+    char msg[2048], ts[64];
     struct timespec now;
     struct tm tm;
     va_list ap;
