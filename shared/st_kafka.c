@@ -1,0 +1,352 @@
+/* st_kafka.c - librdkafka configuration, idempotent producer, admin and offset helpers. */
+#include "st_kafka.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "st_lifecycle.h"
+#include "st_log.h"
+#include "st_time.h"
+
+static atomic_bool kafka_reachable = true;
+
+bool st_kafka_reachable(void)
+{
+    return atomic_load(&kafka_reachable);
+}
+
+void st_kafka_mark_reachable(void)
+{
+    if (!atomic_exchange(&kafka_reachable, true))
+        st_log_info("kafka_reachable", "state=up");
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    char q[600];
+    st_log_level_t l = level <= 3 ? ST_LOG_ERROR : level == 4 ? ST_LOG_WARN : level <= 6 ? ST_LOG_INFO : ST_LOG_DEBUG;
+    ST_LOG_AT(l, "rdkafka", "client=%s facility=%s msg=%s", rd_kafka_name(rk), fac,
+              st_log_quote(buf, q, sizeof q));
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    char q[600];
+    (void)opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char fatal[512];
+        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
+        st_log_fatal("kafka_fatal", "client=%s error=%s reason=%s", rd_kafka_name(rk),
+                     rd_kafka_err2name(orig), st_log_quote(fatal, q, sizeof q));
+        st_lifecycle_request_stop();
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        if (atomic_exchange(&kafka_reachable, false))
+            st_log_error("kafka_unreachable", "client=%s reason=%s", rd_kafka_name(rk),
+                         st_log_quote(reason, q, sizeof q));
+        return;
+    }
+    st_log_warn("kafka_error", "client=%s error=%s reason=%s", rd_kafka_name(rk),
+                rd_kafka_err2name((rd_kafka_resp_err_t)err), st_log_quote(reason, q, sizeof q));
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
+                    size_t errstr_size)
+{
+    char buf[512];
+    if (rd_kafka_conf_set(conf, name, value, buf, sizeof buf) != RD_KAFKA_CONF_OK)
+        return st_errstr(errstr, errstr_size, "kafka property %s=%s: %s", name, value, buf);
+    return 0;
+}
+
+rd_kafka_conf_t *st_kafka_conf_new(const st_kafka_opts_t *opts, const char *const (*defaults)[2],
+                                   size_t ndefaults, char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (conf_set(conf, "bootstrap.servers", opts->brokers ? opts->brokers : "127.0.0.1:19092",
+                 errstr, errstr_size) != 0 ||
+        conf_set(conf, "client.id", opts->client_id ? opts->client_id : "stint", errstr,
+                 errstr_size) != 0)
+        goto fail;
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    for (size_t i = 0; i < ndefaults; i++)
+        if (conf_set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size) != 0)
+            goto fail;
+    for (size_t i = 0; i < opts->nprops; i++)
+        if (conf_set(conf, opts->props[i].name, opts->props[i].value, errstr, errstr_size) != 0)
+            goto fail;
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+struct st_producer_s {
+    rd_kafka_t *rk;
+    _Atomic uint64_t sent;
+    _Atomic uint64_t acked;
+    _Atomic uint64_t failed;
+    uint64_t failed_seen; /* failures already reported by st_producer_wait */
+    char first_error[256];
+};
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    st_producer_t *p = opaque;
+    (void)rk;
+    if (m->err) {
+        if (atomic_fetch_add(&p->failed, 1) == p->failed_seen)
+            snprintf(p->first_error, sizeof p->first_error, "delivery to %s [%d] failed: %s",
+                     rd_kafka_topic_name(m->rkt), (int)m->partition, rd_kafka_err2str(m->err));
+    } else {
+        st_kafka_mark_reachable();
+    }
+    atomic_fetch_add(&p->acked, 1);
+}
+
+st_producer_t *st_producer_new(const st_kafka_opts_t *opts, char *errstr, size_t errstr_size)
+{
+    static const char *const defaults[][2] = {
+        {"enable.idempotence", "true"},
+        {"acks", "all"},
+        {"linger.ms", "5"},
+        {"batch.num.messages", "10000"},
+        {"queue.buffering.max.messages", "500000"},
+        {"queue.buffering.max.kbytes", "1048576"},
+        {"partitioner", "murmur2_random"}, /* the Java client's partitioner */
+    };
+    char buf[512];
+    st_producer_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        st_errstr(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    rd_kafka_conf_t *conf = st_kafka_conf_new(opts, defaults, sizeof defaults / sizeof defaults[0],
+                                              errstr, errstr_size);
+    if (!conf) {
+        free(p);
+        return NULL;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_conf_set_opaque(conf, p);
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, buf, sizeof buf);
+    if (!p->rk) {
+        rd_kafka_conf_destroy(conf);
+        free(p);
+        st_errstr(errstr, errstr_size, "cannot create producer: %s", buf);
+        return NULL;
+    }
+    return p; /* conf is owned by p->rk now */
+}
+
+void st_producer_destroy(st_producer_t *p)
+{
+    if (!p)
+        return;
+    rd_kafka_flush(p->rk, 30000);
+    int left = rd_kafka_outq_len(p->rk);
+    if (left > 0)
+        st_log_error("producer_unflushed", "client=%s records_left=%d", rd_kafka_name(p->rk), left);
+    rd_kafka_destroy(p->rk);
+    free(p);
+}
+
+rd_kafka_t *st_producer_handle(st_producer_t *p)
+{
+    return p->rk;
+}
+
+int st_producer_send(st_producer_t *p, const char *topic, int32_t partition, const void *key,
+                     size_t key_len, const void *value, size_t value_len, st_err_t *err)
+{
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(topic),
+            RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY((void *)key, key_len),
+            RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            atomic_fetch_add(&p->sent, 1);
+            return 0;
+        }
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            st_err_set(err, ST_ERR_KAFKA, false, true, "produce to %s: %s", topic,
+                       rd_kafka_err2str(e));
+            return -1;
+        }
+        /* Local queue full: serve delivery reports until there is room. */
+        rd_kafka_poll(p->rk, 100);
+    }
+}
+
+uint64_t st_producer_in_flight(const st_producer_t *p)
+{
+    return atomic_load(&p->sent) - atomic_load(&p->acked);
+}
+
+int st_producer_wait(st_producer_t *p, int timeout_ms, st_err_t *err)
+{
+    int64_t deadline = st_time_mono_ms() + timeout_ms;
+    while (st_producer_in_flight(p) > 0) {
+        rd_kafka_poll(p->rk, 10);
+        if (timeout_ms >= 0 && st_time_mono_ms() >= deadline) {
+            st_err_set(err, ST_ERR_TIMEOUT, true, false,
+                       "%llu records not acknowledged after %d ms",
+                       (unsigned long long)st_producer_in_flight(p), timeout_ms);
+            return -1;
+        }
+    }
+    uint64_t failed = atomic_load(&p->failed);
+    if (failed != p->failed_seen) {
+        st_err_set(err, ST_ERR_KAFKA, true, false, "%llu deliveries failed; first: %s",
+                   (unsigned long long)(failed - p->failed_seen), p->first_error);
+        p->failed_seen = failed;
+        return -1;
+    }
+    return 0;
+}
+
+static rd_kafka_t *admin_client(const st_kafka_opts_t *opts, char *errstr, size_t errstr_size)
+{
+    char buf[512];
+    rd_kafka_conf_t *conf = st_kafka_conf_new(opts, NULL, 0, errstr, errstr_size);
+    if (!conf)
+        return NULL;
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, buf, sizeof buf);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        st_errstr(errstr, errstr_size, "cannot create admin client: %s", buf);
+    }
+    return rk;
+}
+
+int st_kafka_create_topics(const st_kafka_opts_t *opts, const char *const *topics, size_t ntopics,
+                           int partitions, char *errstr, size_t errstr_size)
+{
+    char buf[512];
+    int rc = 0;
+    rd_kafka_t *rk = admin_client(opts, errstr, errstr_size);
+    if (!rk)
+        return -1;
+    rd_kafka_NewTopic_t **nt = calloc(ntopics, sizeof *nt);
+    for (size_t i = 0; i < ntopics; i++) {
+        nt[i] = rd_kafka_NewTopic_new(topics[i], partitions, 1, buf, sizeof buf);
+        if (!nt[i]) {
+            rc = st_errstr(errstr, errstr_size, "topic %s: %s", topics[i], buf);
+            goto done;
+        }
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_operation_timeout(ao, 15000, buf, sizeof buf);
+    rd_kafka_CreateTopics(rk, nt, ntopics, ao, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    if (!ev) {
+        rc = st_errstr(errstr, errstr_size, "create topics: no answer from the broker in 30 s");
+    } else if (rd_kafka_event_error(ev)) {
+        rc = st_errstr(errstr, errstr_size, "create topics: %s", rd_kafka_event_error_string(ev));
+    } else {
+        size_t n;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+        for (size_t i = 0; i < n; i++) {
+            rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
+            if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+                rc = st_errstr(errstr, errstr_size, "topic %s: %s", rd_kafka_topic_result_name(res[i]),
+                               rd_kafka_topic_result_error_string(res[i]));
+                break;
+            }
+        }
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(ao);
+    rd_kafka_queue_destroy(q);
+done:
+    for (size_t i = 0; i < ntopics; i++)
+        if (nt[i])
+            rd_kafka_NewTopic_destroy(nt[i]);
+    free(nt);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+static int partition_count(rd_kafka_t *rk, const char *topic, char *errstr, size_t errstr_size)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+    rd_kafka_topic_destroy(rkt);
+    if (e)
+        return st_errstr(errstr, errstr_size, "metadata for %s: %s", topic, rd_kafka_err2str(e));
+    int n = -1;
+    if (md->topic_cnt == 1 && !md->topics[0].err)
+        n = md->topics[0].partition_cnt;
+    else
+        st_errstr(errstr, errstr_size, "topic %s: %s", topic,
+                  md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "not found");
+    rd_kafka_metadata_destroy(md);
+    return n;
+}
+
+int64_t st_kafka_topic_end_offsets(const st_kafka_opts_t *opts, const char *topic, char *errstr,
+                                   size_t errstr_size)
+{
+    rd_kafka_t *rk = admin_client(opts, errstr, errstr_size);
+    if (!rk)
+        return -1;
+    int n = partition_count(rk, topic, errstr, errstr_size);
+    int64_t total = n < 0 ? -1 : 0;
+    for (int i = 0; i < n; i++) {
+        int64_t lo, hi;
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, i, &lo, &hi, 10000);
+        if (e) {
+            total = st_errstr(errstr, errstr_size, "watermarks %s [%d]: %s", topic, i, rd_kafka_err2str(e));
+            break;
+        }
+        total += hi;
+    }
+    rd_kafka_destroy(rk);
+    return total;
+}
+
+int64_t st_kafka_group_committed(const st_kafka_opts_t *opts, const char *group, const char *topic,
+                                 char *errstr, size_t errstr_size)
+{
+    char buf[512];
+    rd_kafka_conf_t *conf = st_kafka_conf_new(opts, NULL, 0, errstr, errstr_size);
+    if (!conf)
+        return -1;
+    if (rd_kafka_conf_set(conf, "group.id", group, buf, sizeof buf) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return st_errstr(errstr, errstr_size, "group.id: %s", buf);
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, buf, sizeof buf);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return st_errstr(errstr, errstr_size, "consumer: %s", buf);
+    }
+    int64_t total = -1;
+    int n = partition_count(rk, topic, errstr, errstr_size);
+    if (n >= 0) {
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+        for (int i = 0; i < n; i++)
+            rd_kafka_topic_partition_list_add(l, topic, i);
+        rd_kafka_resp_err_t e = rd_kafka_committed(rk, l, 10000);
+        if (e) {
+            st_errstr(errstr, errstr_size, "committed offsets of %s: %s", group, rd_kafka_err2str(e));
+        } else {
+            total = 0;
+            for (int i = 0; i < l->cnt; i++)
+                if (l->elems[i].offset >= 0)
+                    total += l->elems[i].offset;
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    rd_kafka_destroy(rk);
+    return total;
+}

@@ -1,0 +1,68 @@
+/* st_kafka.h - librdkafka plumbing shared by services and tools: client configuration (with
+ * librdkafka's logs and errors routed into st_log), an idempotent producer that tracks
+ * deliveries, topic administration and offset queries. The consume-process-produce loop itself
+ * is st_pipeline. */
+#ifndef ST_KAFKA_H
+#define ST_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "st_config.h"
+#include "st_err.h"
+
+typedef struct {
+    const char *brokers;          /* bootstrap.servers */
+    const char *client_id;        /* client.id; NULL = "stint" */
+    const st_config_prop_t *props; /* extra librdkafka properties (-X ...), applied last */
+    size_t nprops;
+} st_kafka_opts_t;
+
+/* A new librdkafka configuration: brokers, client id, log/error callbacks routed to st_log, then
+ * the caller's defaults (name/value pairs, may be NULL), then opts->props, so that -X overrides
+ * everything. Returns NULL and fills errstr when a property is rejected. Caller owns it until it
+ * is handed to rd_kafka_new. */
+rd_kafka_conf_t *st_kafka_conf_new(const st_kafka_opts_t *opts, const char *const (*defaults)[2],
+                                   size_t ndefaults, char *errstr, size_t errstr_size);
+
+/* Health as last seen by the error callback: false after "all brokers down" until a broker
+ * answers again. Process-wide. */
+bool st_kafka_reachable(void);
+void st_kafka_mark_reachable(void);
+
+typedef struct st_producer_s st_producer_t;
+
+/* An idempotent producer (enable.idempotence=true, acks=all) with linger tuned for batches.
+ * Returns NULL and fills errstr on failure. */
+st_producer_t *st_producer_new(const st_kafka_opts_t *opts, char *errstr, size_t errstr_size);
+/* Flushes (up to 30 s, reporting anything left in the queue) and destroys. NULL is a no-op. */
+void st_producer_destroy(st_producer_t *p);
+rd_kafka_t *st_producer_handle(st_producer_t *p);
+
+/* Queues one record (key and value copied; partition by key hash when partition < 0). When the
+ * local queue is full it serves delivery reports until there is room. Returns 0, or -1 with err. */
+int st_producer_send(st_producer_t *p, const char *topic, int32_t partition, const void *key,
+                     size_t key_len, const void *value, size_t value_len, st_err_t *err);
+/* Waits until every record sent so far is acknowledged or failed. Returns 0 when all were
+ * delivered, -1 when any failed since the previous wait or timeout_ms passed (err says which;
+ * retriable). timeout_ms < 0 waits without limit (still returning on a stop request). */
+int st_producer_wait(st_producer_t *p, int timeout_ms, st_err_t *err);
+/* Records sent and not yet acknowledged. */
+uint64_t st_producer_in_flight(const st_producer_t *p);
+
+/* Creates topics (idempotent: existing ones are fine) with the given partition count.
+ * Returns 0 or -1 with errstr. */
+int st_kafka_create_topics(const st_kafka_opts_t *opts, const char *const *topics, size_t ntopics,
+                           int partitions, char *errstr, size_t errstr_size);
+/* Sum over partitions of the high watermark of topic (records ever written, for a topic without
+ * deletions), or -1 with errstr. */
+int64_t st_kafka_topic_end_offsets(const st_kafka_opts_t *opts, const char *topic, char *errstr,
+                                   size_t errstr_size);
+/* Sum over partitions of the committed offsets of group on topic (partitions without a commit
+ * count as 0), or -1 with errstr. */
+int64_t st_kafka_group_committed(const st_kafka_opts_t *opts, const char *group, const char *topic,
+                                 char *errstr, size_t errstr_size);
+
+#endif

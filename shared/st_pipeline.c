@@ -1,0 +1,560 @@
+/* st_pipeline.c - the batch loop: poll, process, produce and wait, apply, store offsets. */
+#include "st_pipeline.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "st_lifecycle.h"
+#include "st_log.h"
+#include "st_metrics.h"
+#include "st_time.h"
+
+typedef struct {
+    size_t topic_off, key_off, key_len, value_off, value_len;
+} out_rec_t;
+
+struct st_out_s {
+    st_buf_t data;
+    out_rec_t *recs;
+    size_t n, cap;
+    struct st_pipeline_s *p;
+    const st_msg_t *batch;
+    size_t batch_n;
+};
+
+typedef struct {
+    char *topic;
+    int32_t partition;
+    int64_t consumed_next; /* offset after the last record handed to process(), -1 = none yet */
+    int64_t stored;        /* last offset stored, -1 = none */
+    int64_t hold;          /* hold set in the current batch, -1 = none */
+} part_t;
+
+struct st_pipeline_s {
+    st_pipeline_handler_t h;
+    rd_kafka_t *consumer;
+    st_producer_t *producer;
+    char *dlq_topic;
+    st_dlq_encode_fn dlq_encode;
+    void *dlq_ctx;
+    int batch_max;
+    int batch_timeout_ms;
+    int tick_ms;
+    st_http_t *http;
+    rd_kafka_message_t **msgs;
+    size_t nmsgs;
+    st_msg_t *views;
+    part_t *parts;
+    size_t nparts;
+    st_out_t out;
+    st_buf_t dlq_buf;
+    int64_t last_process_ms;
+    int64_t last_probe_ms;
+    uint64_t dead_letters;
+    st_metric_t *m_in, *m_out, *m_dlq, *m_batches, *m_retries, *m_batch_ms;
+};
+
+int st_out_produce(st_out_t *out, const char *topic, const void *key, size_t key_len,
+                   const void *value, size_t value_len)
+{
+    if (out->n == out->cap) {
+        size_t cap = out->cap ? out->cap * 2 : 1024;
+        out_rec_t *r = realloc(out->recs, cap * sizeof *r);
+        if (!r)
+            return -1;
+        out->recs = r;
+        out->cap = cap;
+    }
+    out_rec_t *r = &out->recs[out->n];
+    r->topic_off = out->data.len;
+    if (st_buf_append(&out->data, topic, strlen(topic) + 1) != 0)
+        return -1;
+    r->key_off = out->data.len;
+    r->key_len = key_len;
+    if (st_buf_append(&out->data, key, key_len) != 0)
+        return -1;
+    r->value_off = out->data.len;
+    r->value_len = value_len;
+    if (st_buf_append(&out->data, value, value_len) != 0)
+        return -1;
+    out->n++;
+    return 0;
+}
+
+static int dlq_json(void *ctx, const st_msg_t *msg, const char *code, const char *text,
+                    st_buf_t *out)
+{
+    (void)ctx;
+    static const char hex[] = "0123456789abcdef";
+    st_buf_t h = ST_BUF_INIT;
+    for (size_t i = 0; i < msg->value_len; i++) {
+        unsigned char c = ((const unsigned char *)msg->value)[i];
+        st_buf_append(&h, &hex[c >> 4], 1);
+        st_buf_append(&h, &hex[c & 15], 1);
+    }
+    json_t *o = json_pack("{s:s, s:i, s:I, s:s, s:s, s:s, s:I}", "source_topic", msg->topic,
+                          "source_partition", (int)msg->partition, "source_offset",
+                          (json_int_t)msg->offset, "error_code", code, "error", text,
+                          "original_value_hex", h.data ? h.data : "", "failed_at_ms",
+                          (json_int_t)st_time_wall_ms());
+    st_buf_free(&h);
+    if (!o)
+        return -1;
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!s)
+        return -1;
+    int rc = st_buf_append_str(out, s);
+    free(s);
+    return rc;
+}
+
+int st_out_dead_letter(st_out_t *out, const st_msg_t *msg, const char *code, const char *text)
+{
+    struct st_pipeline_s *p = out->p;
+    char q[600];
+    p->dead_letters++;
+    st_metric_inc(p->m_dlq, 1);
+    if (p->dead_letters <= 20 || p->dead_letters % 1000 == 0)
+        st_log_warn("dead_letter", "topic=%s partition=%d offset=%lld code=%s error=%s total=%llu",
+                    msg->topic, (int)msg->partition, (long long)msg->offset, code,
+                    st_log_quote(text, q, sizeof q), (unsigned long long)p->dead_letters);
+    if (!p->dlq_topic)
+        return 0;
+    st_buf_reset(&p->dlq_buf);
+    st_dlq_encode_fn enc = p->dlq_encode ? p->dlq_encode : dlq_json;
+    if (enc(p->dlq_ctx, msg, code, text, &p->dlq_buf) != 0)
+        return -1;
+    return st_out_produce(out, p->dlq_topic, msg->key, msg->key_len, p->dlq_buf.data,
+                          p->dlq_buf.len);
+}
+
+static part_t *find_part(st_pipeline_t *p, const char *topic, int32_t partition, bool create)
+{
+    for (size_t i = 0; i < p->nparts; i++)
+        if (p->parts[i].partition == partition && strcmp(p->parts[i].topic, topic) == 0)
+            return &p->parts[i];
+    if (!create)
+        return NULL;
+    part_t *a = realloc(p->parts, (p->nparts + 1) * sizeof *a);
+    if (!a)
+        abort();
+    p->parts = a;
+    part_t *pt = &p->parts[p->nparts++];
+    pt->topic = strdup(topic);
+    pt->partition = partition;
+    pt->consumed_next = pt->stored = pt->hold = -1;
+    return pt;
+}
+
+void st_out_hold(st_out_t *out, const char *topic, int32_t partition, int64_t offset)
+{
+    part_t *pt = find_part(out->p, topic, partition, false);
+    if (pt && (pt->hold < 0 || offset < pt->hold))
+        pt->hold = offset;
+}
+
+static void drop_parts(st_pipeline_t *p, const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        for (size_t j = 0; j < p->nparts; j++) {
+            if (p->parts[j].partition == parts->elems[i].partition &&
+                strcmp(p->parts[j].topic, parts->elems[i].topic) == 0) {
+                free(p->parts[j].topic);
+                p->parts[j] = p->parts[--p->nparts];
+                break;
+            }
+        }
+    }
+}
+
+static bool in_list(const rd_kafka_topic_partition_list_t *parts, const char *topic, int32_t part)
+{
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].partition == part && strcmp(parts->elems[i].topic, topic) == 0)
+            return true;
+    return false;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    st_pipeline_t *p = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        st_log_info("partitions_assigned", "count=%d", parts->cnt);
+        rd_kafka_assign(rk, parts);
+        for (int i = 0; i < parts->cnt; i++)
+            find_part(p, parts->elems[i].topic, parts->elems[i].partition, true);
+        if (p->h.on_assign)
+            p->h.on_assign(p->h.ctx, parts);
+        return;
+    }
+    /* Revoke happens inside the poll that collects a batch, so no batch is between process and
+     * offset store: records collected from revoked partitions are dropped (the new owner reads
+     * them again), stored offsets are committed synchronously, then the partitions go. */
+    size_t kept = 0;
+    for (size_t i = 0; i < p->nmsgs; i++) {
+        rd_kafka_message_t *m = p->msgs[i];
+        if (in_list(parts, rd_kafka_topic_name(m->rkt), m->partition))
+            rd_kafka_message_destroy(m);
+        else
+            p->msgs[kept++] = m;
+    }
+    p->nmsgs = kept;
+    rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
+    st_log_info("partitions_revoked", "count=%d commit=%s", parts->cnt,
+                cerr == RD_KAFKA_RESP_ERR__NO_OFFSET ? "nothing-new" : rd_kafka_err2name(cerr));
+    if (p->h.on_revoke)
+        p->h.on_revoke(p->h.ctx, parts);
+    drop_parts(p, parts);
+    rd_kafka_assign(rk, NULL);
+}
+
+st_pipeline_t *st_pipeline_new(const st_pipeline_opts_t *opts, const st_pipeline_handler_t *h,
+                               char *errstr, size_t errstr_size)
+{
+    char buf[512];
+    st_pipeline_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        st_errstr(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    p->h = *h;
+    p->out.p = p;
+    p->dlq_topic = opts->dlq_topic ? strdup(opts->dlq_topic) : NULL;
+    p->dlq_encode = opts->dlq_encode;
+    p->dlq_ctx = opts->dlq_ctx;
+    p->batch_max = opts->batch_max > 0 ? opts->batch_max : 5000;
+    p->batch_timeout_ms = opts->batch_timeout_ms > 0 ? opts->batch_timeout_ms : 100;
+    p->tick_ms = opts->tick_ms;
+    p->http = opts->http;
+    p->msgs = calloc((size_t)p->batch_max, sizeof *p->msgs);
+    p->views = calloc((size_t)p->batch_max, sizeof *p->views);
+    if (!p->msgs || !p->views) {
+        st_errstr(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+
+    const char *const defaults[][2] = {
+        {"enable.auto.offset.store", "false"},
+        {"enable.auto.commit", "true"},
+        {"auto.commit.interval.ms", "1000"},
+        {"enable.partition.eof", "false"},
+        {"session.timeout.ms", "10000"},
+        {"heartbeat.interval.ms", "1000"},
+        {"auto.offset.reset", opts->from_beginning ? "earliest" : "latest"},
+        {"group.id", opts->group_id},
+    };
+    rd_kafka_conf_t *conf = st_kafka_conf_new(&opts->kafka, defaults,
+                                              sizeof defaults / sizeof defaults[0], errstr, errstr_size);
+    if (!conf)
+        goto fail;
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, p);
+    p->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, buf, sizeof buf);
+    if (!p->consumer) {
+        rd_kafka_conf_destroy(conf);
+        st_errstr(errstr, errstr_size, "cannot create consumer: %s", buf);
+        goto fail;
+    }
+    conf = NULL;
+    rd_kafka_poll_set_consumer(p->consumer);
+
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new((int)opts->ntopics);
+    for (size_t i = 0; i < opts->ntopics; i++)
+        rd_kafka_topic_partition_list_add(subs, opts->topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(p->consumer, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (e) {
+        st_errstr(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(e));
+        goto fail;
+    }
+    p->producer = st_producer_new(&opts->kafka, errstr, errstr_size);
+    if (!p->producer)
+        goto fail;
+
+    p->m_in = st_metrics_counter("stint_records_in_total", NULL, "Records consumed.");
+    p->m_out = st_metrics_counter("stint_records_out_total", NULL, "Records produced (acknowledged).");
+    p->m_dlq = st_metrics_counter("stint_dead_letters_total", NULL, "Records sent to the dead-letter topic.");
+    p->m_batches = st_metrics_counter("stint_batches_total", NULL, "Batches completed.");
+    p->m_retries = st_metrics_counter("stint_batch_retries_total", NULL, "Batch steps retried after a retriable error.");
+    p->m_batch_ms = st_metrics_histogram("stint_batch_duration_ms", NULL,
+                                         "Time from the end of polling to the offsets stored.",
+                                         st_metrics_latency_ms_buckets, st_metrics_latency_ms_nbuckets);
+    return p;
+fail:
+    st_pipeline_destroy(p);
+    return NULL;
+}
+
+st_producer_t *st_pipeline_producer(st_pipeline_t *p)
+{
+    return p->producer;
+}
+
+void st_pipeline_set_redis_ok(st_pipeline_t *p, bool ok)
+{
+    st_http_set_redis_ok(p->http, ok);
+}
+
+static void out_reset(st_out_t *out)
+{
+    st_buf_reset(&out->data);
+    out->n = 0;
+}
+
+static void destroy_msgs(st_pipeline_t *p)
+{
+    for (size_t i = 0; i < p->nmsgs; i++)
+        rd_kafka_message_destroy(p->msgs[i]);
+    p->nmsgs = 0;
+}
+
+/* Polls up to batch_max records or batch_timeout_ms. */
+static void collect(st_pipeline_t *p)
+{
+    int64_t deadline = st_time_mono_ms() + p->batch_timeout_ms;
+    while (p->nmsgs < (size_t)p->batch_max && !st_lifecycle_stopping()) {
+        int64_t left = deadline - st_time_mono_ms();
+        if (left < 0)
+            break;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(p->consumer, (int)(left > 100 ? 100 : left));
+        if (!m) {
+            if (p->nmsgs > 0 && left <= 0)
+                break;
+            continue;
+        }
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                st_log_warn("consume_error", "error=%s detail=\"%s\"", rd_kafka_err2name(m->err),
+                            rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        p->msgs[p->nmsgs++] = m;
+    }
+}
+
+static void backoff(int *ms)
+{
+    st_lifecycle_sleep_ms(*ms);
+    *ms = *ms * 2 > 5000 ? 5000 : *ms * 2;
+}
+
+static void note_error(st_pipeline_t *p, const char *step, const st_err_t *err)
+{
+    char q[600];
+    if (err->code == ST_ERR_REDIS)
+        st_http_set_redis_ok(p->http, false);
+    if (err->code == ST_ERR_KAFKA || err->code == ST_ERR_TIMEOUT)
+        st_http_set_kafka_ok(p->http, false);
+    st_log_warn("batch_retry", "step=%s code=%s retriable=%d error=%s", step,
+                st_err_code_name(err->code), err->retriable, st_log_quote(err->text, q, sizeof q));
+    st_metric_inc(p->m_retries, 1);
+}
+
+/* Produces the batch's outputs and waits for the acknowledgements. */
+static int produce_outputs(st_pipeline_t *p, st_err_t *err)
+{
+    for (size_t i = 0; i < p->out.n; i++) {
+        const out_rec_t *r = &p->out.recs[i];
+        if (st_producer_send(p->producer, p->out.data.data + r->topic_off, -1,
+                             p->out.data.data + r->key_off, r->key_len,
+                             p->out.data.data + r->value_off, r->value_len, err) != 0)
+            return -1;
+    }
+    int64_t stop_seen_ms = -1;
+    for (;;) {
+        st_err_t e = {0};
+        if (st_producer_wait(p->producer, 1000, &e) == 0)
+            break;
+        if (e.code != ST_ERR_TIMEOUT) {
+            *err = e;
+            return -1;
+        }
+        /* A broker outage: librdkafka keeps retrying until message.timeout.ms. When asked to
+         * stop, give it 30 s more, then leave without storing offsets (the batch is replayed). */
+        if (st_lifecycle_stopping()) {
+            if (stop_seen_ms < 0)
+                stop_seen_ms = st_time_mono_ms();
+            else if (st_time_mono_ms() - stop_seen_ms > 30000) {
+                *err = e;
+                err->fatal = true;
+                return -1;
+            }
+        }
+    }
+    st_metric_inc(p->m_out, p->out.n);
+    st_kafka_mark_reachable();
+    st_http_set_kafka_ok(p->http, true);
+    return 0;
+}
+
+/* Stores the offsets of every partition that advanced, honouring holds. */
+static void store_offsets(st_pipeline_t *p)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)p->nparts);
+    for (size_t i = 0; i < p->nparts; i++) {
+        part_t *pt = &p->parts[i];
+        int64_t off = pt->consumed_next;
+        if (pt->hold >= 0 && (off < 0 || pt->hold < off))
+            off = pt->hold;
+        pt->hold = -1;
+        if (off < 0 || off <= pt->stored)
+            continue;
+        rd_kafka_topic_partition_list_add(l, pt->topic, pt->partition)->offset = off;
+        pt->stored = off;
+    }
+    if (l->cnt > 0) {
+        rd_kafka_resp_err_t e = rd_kafka_offsets_store(p->consumer, l);
+        if (e)
+            st_log_warn("offset_store", "error=%s (partitions may have been revoked)", rd_kafka_err2name(e));
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Runs one batch to completion (or to a stop). Returns 0, or -1 on a fatal error. */
+static int run_batch(st_pipeline_t *p)
+{
+    int64_t t0 = st_time_mono_ms();
+    size_t n = p->nmsgs;
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_message_t *m = p->msgs[i];
+        st_msg_t *v = &p->views[i];
+        rd_kafka_timestamp_type_t tt;
+        v->topic = rd_kafka_topic_name(m->rkt);
+        v->partition = m->partition;
+        v->offset = m->offset;
+        v->timestamp_ms = rd_kafka_message_timestamp(m, &tt);
+        v->key = m->key;
+        v->key_len = m->key_len;
+        v->value = m->payload;
+        v->value_len = m->len;
+    }
+    if (n > 0)
+        st_metric_inc(p->m_in, n);
+
+    int wait_ms = 100;
+    for (;;) {
+        st_err_t err = {0};
+        out_reset(&p->out);
+        for (size_t i = 0; i < p->nparts; i++)
+            p->parts[i].hold = -1;
+        if (p->h.process(p->h.ctx, p->views, n, &p->out, &err) != 0) {
+            if (!err.retriable || err.fatal) {
+                st_log_error("batch_failed", "step=process error=\"%s\"", err.text);
+                return -1;
+            }
+            note_error(p, "process", &err);
+            if (st_lifecycle_stopping())
+                return 0; /* offsets not stored: the batch is replayed after restart */
+            backoff(&wait_ms);
+            continue;
+        }
+        st_http_set_redis_ok(p->http, true);
+        if (produce_outputs(p, &err) != 0) {
+            if (err.fatal || !err.retriable) {
+                st_log_error("batch_failed", "step=produce error=\"%s\"", err.text);
+                return -1;
+            }
+            note_error(p, "produce", &err);
+            if (st_lifecycle_stopping())
+                return 0;
+            backoff(&wait_ms);
+            continue; /* reprocess: same Redis state, same outputs (byte-identical duplicates) */
+        }
+        break;
+    }
+    if (p->h.apply) {
+        wait_ms = 100;
+        for (;;) {
+            st_err_t err = {0};
+            if (p->h.apply(p->h.ctx, &err) == 0)
+                break;
+            if (!err.retriable || err.fatal) {
+                st_log_error("batch_failed", "step=apply error=\"%s\"", err.text);
+                return -1;
+            }
+            note_error(p, "apply", &err);
+            if (st_lifecycle_stopping())
+                return 0;
+            backoff(&wait_ms);
+        }
+        st_http_set_redis_ok(p->http, true);
+    }
+    for (size_t i = 0; i < n; i++) {
+        part_t *pt = find_part(p, p->views[i].topic, p->views[i].partition, false);
+        if (pt && p->views[i].offset + 1 > pt->consumed_next)
+            pt->consumed_next = p->views[i].offset + 1;
+    }
+    store_offsets(p);
+    st_metric_inc(p->m_batches, 1);
+    st_metric_observe(p->m_batch_ms, (double)(st_time_mono_ms() - t0));
+    return 0;
+}
+
+int st_pipeline_run(st_pipeline_t *p)
+{
+    st_http_set_ready(p->http, true);
+    st_http_set_kafka_ok(p->http, true);
+    p->last_process_ms = st_time_mono_ms();
+    while (!st_lifecycle_stopping()) {
+        collect(p);
+        int64_t now = st_time_mono_ms();
+        bool tick = p->tick_ms > 0 && now - p->last_process_ms >= p->tick_ms;
+        if (p->nmsgs == 0 && !tick) {
+            /* Idle: keep /healthz honest by probing the brokers now and then. */
+            if (now - p->last_probe_ms > 5000) {
+                const struct rd_kafka_metadata *md;
+                p->last_probe_ms = now;
+                bool ok = rd_kafka_metadata(p->consumer, 0, NULL, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+                if (ok) {
+                    rd_kafka_metadata_destroy(md);
+                    st_kafka_mark_reachable();
+                }
+                st_http_set_kafka_ok(p->http, ok);
+            }
+            continue;
+        }
+        if (p->nmsgs > 0) {
+            st_kafka_mark_reachable();
+            st_http_set_kafka_ok(p->http, true);
+        }
+        int rc = run_batch(p);
+        p->last_process_ms = st_time_mono_ms();
+        destroy_msgs(p);
+        if (rc != 0) {
+            st_http_set_ready(p->http, false);
+            return -1;
+        }
+    }
+    st_http_set_ready(p->http, false);
+    return 0;
+}
+
+void st_pipeline_destroy(st_pipeline_t *p)
+{
+    if (!p)
+        return;
+    destroy_msgs(p);
+    if (p->consumer) {
+        /* Commits the stored offsets and leaves the group (revoke callback runs). */
+        rd_kafka_resp_err_t e = rd_kafka_consumer_close(p->consumer);
+        if (e)
+            st_log_warn("consumer_close", "error=%s", rd_kafka_err2name(e));
+        rd_kafka_destroy(p->consumer);
+    }
+    st_producer_destroy(p->producer);
+    for (size_t i = 0; i < p->nparts; i++)
+        free(p->parts[i].topic);
+    free(p->parts);
+    free(p->msgs);
+    free(p->views);
+    free(p->out.recs);
+    st_buf_free(&p->out.data);
+    st_buf_free(&p->dlq_buf);
+    free(p->dlq_topic);
+    free(p);
+}

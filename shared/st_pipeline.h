@@ -1,0 +1,108 @@
+/* st_pipeline.h - the one consume-process-produce loop every stint service runs.
+ *
+ * Per batch: poll up to batch_max records or batch_timeout_ms -> handler.process() turns them
+ * into output records (reading Redis as it needs) -> the outputs are produced and the loop waits
+ * until the broker acknowledged all of them -> handler.apply() makes the batch's Redis mutations
+ * (idempotent per input record) -> the input offsets are stored (committed by librdkafka's
+ * auto-commit, synchronously on partition revoke and on close).
+ *
+ * Why outputs before mutations: if the process dies after producing but before applying, the
+ * replay recomputes the same outputs from the same Redis state (byte-identical duplicates that
+ * consumers upsert); if it dies after applying but before storing offsets, the replayed records
+ * are skipped by the idempotency markers and their outputs are already in Kafka. Nothing is lost
+ * and nothing is counted twice.
+ *
+ * Failures: a retriable error (Redis or Kafka unreachable) retries the same batch with backoff
+ * until it succeeds or a stop is requested; a fatal error stops the loop without storing the
+ * batch's offsets. Records that cannot be decoded go to the dead-letter topic and do not stop the
+ * batch. */
+#ifndef ST_PIPELINE_H
+#define ST_PIPELINE_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "st_buf.h"
+#include "st_err.h"
+#include "st_http.h"
+#include "st_kafka.h"
+
+/* One consumed record (borrowed views, valid during process()). */
+typedef struct {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms; /* Kafka record timestamp, -1 if none */
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t value_len;
+} st_msg_t;
+
+/* The outputs of one batch, collected by process() and produced by the pipeline. */
+typedef struct st_out_s st_out_t;
+
+/* Queues an output record (copied). Returns 0 or -1 (out of memory). */
+int st_out_produce(st_out_t *out, const char *topic, const void *key, size_t key_len,
+                   const void *value, size_t value_len);
+/* Sends msg to the dead-letter topic with a machine reason code and a text, counts it, logs it
+ * (rate-limited). Returns 0 or -1. */
+int st_out_dead_letter(st_out_t *out, const st_msg_t *msg, const char *code, const char *text);
+/* Keeps the stored offset of topic/partition at or below offset (the first record still held in
+ * memory, e.g. in a reorder buffer). A hold lasts for the current batch only: a service that
+ * keeps records across batches calls it in every batch (ticks included) for every partition that
+ * still holds some. */
+void st_out_hold(st_out_t *out, const char *topic, int32_t partition, int64_t offset);
+
+/* Encodes a dead letter; the service supplies an Avro encoder, tests may use the JSON default. */
+typedef int (*st_dlq_encode_fn)(void *ctx, const st_msg_t *msg, const char *code,
+                                const char *text, st_buf_t *out);
+
+typedef struct {
+    void *ctx;
+    /* Required. n may be 0 when tick_ms > 0 (a timer tick with no input). Return 0, or -1 with
+     * err (retriable -> the batch is retried; otherwise the loop stops). */
+    int (*process)(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_t *err);
+    /* Optional: Redis mutations of the batch, run once its outputs are acknowledged. Retried
+     * alone on a retriable error. */
+    int (*apply)(void *ctx, st_err_t *err);
+    /* Optional: told about partitions gained and lost (after the revoked ones are committed). */
+    void (*on_assign)(void *ctx, const rd_kafka_topic_partition_list_t *parts);
+    void (*on_revoke)(void *ctx, const rd_kafka_topic_partition_list_t *parts);
+} st_pipeline_handler_t;
+
+typedef struct {
+    st_kafka_opts_t kafka;
+    const char *group_id;
+    const char *const *topics; /* input topics */
+    size_t ntopics;
+    const char *dlq_topic;     /* NULL = dead letters are logged and counted only */
+    st_dlq_encode_fn dlq_encode; /* NULL = JSON */
+    void *dlq_ctx;
+    int batch_max;             /* records per batch, default 5000 */
+    int batch_timeout_ms;      /* max wait to fill a batch, default 100 */
+    int tick_ms;               /* > 0: call process with no records at least this often */
+    bool from_beginning;       /* auto.offset.reset=earliest (default true) */
+    st_http_t *http;           /* optional: health flags are updated */
+} st_pipeline_opts_t;
+
+typedef struct st_pipeline_s st_pipeline_t;
+
+/* Creates the consumer (subscribed) and the idempotent producer. Strings in opts are copied.
+ * Returns NULL and fills errstr on failure. */
+st_pipeline_t *st_pipeline_new(const st_pipeline_opts_t *opts, const st_pipeline_handler_t *h,
+                               char *errstr, size_t errstr_size);
+/* Runs until a stop is requested (returns 0 after finishing the batch) or a fatal error (-1). */
+int st_pipeline_run(st_pipeline_t *p);
+/* Closes the consumer (committing stored offsets), flushes the producer, frees. NULL is a no-op. */
+void st_pipeline_destroy(st_pipeline_t *p);
+
+/* The pipeline's producer, for services that also produce outside batches (rare). */
+st_producer_t *st_pipeline_producer(st_pipeline_t *p);
+
+/* Tell the pipeline whether Redis is currently reachable (for /healthz). */
+void st_pipeline_set_redis_ok(st_pipeline_t *p, bool ok);
+
+#endif

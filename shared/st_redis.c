@@ -1,0 +1,359 @@
+/* st_redis.c - hiredis wrapper: reconnects, pipelined rounds, Lua scripts by SHA. */
+#include "st_redis.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "st_buf.h"
+#include "st_lifecycle.h"
+#include "st_log.h"
+#include "st_time.h"
+
+struct st_redis_script_s {
+    char *source;
+    char sha[41];
+    st_redis_script_t *next;
+};
+
+struct st_redis_s {
+    char *host;
+    int port;
+    char *password;
+    int db;
+    int timeout_ms;
+    redisContext *c;
+    st_redis_script_t *scripts;
+    st_buf_t pipe;      /* formatted RESP commands of the current round */
+    size_t npipe;
+    redisReply **replies;
+    size_t nreplies;
+    bool logged_down;
+};
+
+st_redis_t *st_redis_new(const st_redis_opts_t *opts)
+{
+    st_redis_t *r = calloc(1, sizeof *r);
+    if (!r)
+        abort();
+    r->host = strdup(opts->host && *opts->host ? opts->host : "127.0.0.1");
+    r->port = opts->port > 0 ? opts->port : 6379;
+    r->password = opts->password && *opts->password ? strdup(opts->password) : NULL;
+    r->db = opts->db;
+    r->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 5000;
+    st_redis_ensure(r, 0, NULL);
+    return r;
+}
+
+static void free_replies(st_redis_t *r)
+{
+    for (size_t i = 0; i < r->nreplies; i++)
+        if (r->replies[i])
+            freeReplyObject(r->replies[i]);
+    r->nreplies = 0;
+}
+
+static void disconnect(st_redis_t *r)
+{
+    if (r->c)
+        redisFree(r->c);
+    r->c = NULL;
+}
+
+void st_redis_destroy(st_redis_t *r)
+{
+    if (!r)
+        return;
+    disconnect(r);
+    free_replies(r);
+    free(r->replies);
+    st_buf_free(&r->pipe);
+    for (st_redis_script_t *s = r->scripts, *next; s; s = next) {
+        next = s->next;
+        free(s->source);
+        free(s);
+    }
+    free(r->host);
+    free(r->password);
+    free(r);
+}
+
+bool st_redis_connected(const st_redis_t *r)
+{
+    return r->c != NULL;
+}
+
+static int load_script(st_redis_t *r, st_redis_script_t *s, st_err_t *err)
+{
+    redisReply *rep = redisCommand(r->c, "SCRIPT LOAD %s", s->source);
+    if (!rep) {
+        st_err_set(err, ST_ERR_REDIS, true, false, "redis %s:%d: %s", r->host, r->port, r->c->errstr);
+        disconnect(r);
+        return -1;
+    }
+    int rc = 0;
+    if (rep->type == REDIS_REPLY_STRING && rep->len == 40) {
+        memcpy(s->sha, rep->str, 40);
+        s->sha[40] = '\0';
+    } else {
+        st_err_set(err, ST_ERR_REDIS, false, true, "SCRIPT LOAD failed: %s",
+                   rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        rc = -1;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* One connection attempt: connect, AUTH, SELECT, load scripts. */
+static int connect_once(st_redis_t *r, st_err_t *err)
+{
+    struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
+    redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
+    if (!c || c->err) {
+        st_err_set(err, ST_ERR_REDIS, true, false, "redis %s:%d: %s", r->host, r->port,
+                   c ? c->errstr : "cannot allocate context");
+        if (c)
+            redisFree(c);
+        return -1;
+    }
+    redisSetTimeout(c, tv);
+    r->c = c;
+    if (r->password) {
+        redisReply *rep = redisCommand(c, "AUTH %s", r->password);
+        bool ok = rep && rep->type != REDIS_REPLY_ERROR;
+        if (!ok)
+            st_err_set(err, ST_ERR_REDIS, false, true, "redis AUTH failed: %s",
+                       rep ? rep->str : c->errstr);
+        if (rep)
+            freeReplyObject(rep);
+        if (!ok) {
+            disconnect(r);
+            return -1;
+        }
+    }
+    if (r->db > 0) {
+        redisReply *rep = redisCommand(c, "SELECT %d", r->db);
+        bool ok = rep && rep->type != REDIS_REPLY_ERROR;
+        if (!ok)
+            st_err_set(err, ST_ERR_REDIS, false, true, "redis SELECT %d failed", r->db);
+        if (rep)
+            freeReplyObject(rep);
+        if (!ok) {
+            disconnect(r);
+            return -1;
+        }
+    }
+    for (st_redis_script_t *s = r->scripts; s; s = s->next) {
+        if (load_script(r, s, err) != 0) {
+            disconnect(r);
+            return -1;
+        }
+    }
+    if (r->logged_down)
+        st_log_info("redis_reconnected", "addr=%s:%d", r->host, r->port);
+    r->logged_down = false;
+    return 0;
+}
+
+int st_redis_ensure(st_redis_t *r, int max_wait_ms, st_err_t *err)
+{
+    int backoff_ms = 100;
+    int64_t deadline = st_time_mono_ms() + max_wait_ms;
+    for (;;) {
+        if (r->c)
+            return 0;
+        st_err_t e = {0};
+        if (connect_once(r, &e) == 0)
+            return 0;
+        if (!e.retriable || max_wait_ms == 0 || st_lifecycle_stopping() ||
+            (max_wait_ms > 0 && st_time_mono_ms() >= deadline)) {
+            if (!r->logged_down)
+                st_log_warn("redis_down", "addr=%s:%d error=\"%s\"", r->host, r->port, e.text);
+            r->logged_down = true;
+            if (err && err->code == ST_ERR_NONE)
+                *err = e;
+            return -1;
+        }
+        if (!r->logged_down)
+            st_log_warn("redis_down", "addr=%s:%d error=\"%s\" retrying=1", r->host, r->port, e.text);
+        r->logged_down = true;
+        st_lifecycle_sleep_ms(backoff_ms);
+        backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
+    }
+}
+
+st_redis_script_t *st_redis_script(st_redis_t *r, const char *lua_source)
+{
+    st_redis_script_t *s = calloc(1, sizeof *s);
+    if (!s)
+        abort();
+    s->source = strdup(lua_source);
+    s->next = r->scripts;
+    r->scripts = s;
+    if (r->c && load_script(r, s, NULL) != 0)
+        disconnect(r);
+    return s;
+}
+
+const char *st_redis_script_sha(const st_redis_script_t *s)
+{
+    return s->sha;
+}
+
+static redisReply *check_reply(st_redis_t *r, redisReply *rep, st_err_t *err)
+{
+    if (!rep) {
+        st_err_set(err, ST_ERR_REDIS, true, false, "redis %s:%d: %s", r->host, r->port,
+                   r->c ? r->c->errstr : "not connected");
+        disconnect(r);
+        return NULL;
+    }
+    if (rep->type == REDIS_REPLY_ERROR) {
+        st_err_set(err, ST_ERR_REDIS, false, false, "redis error: %s", rep->str);
+        freeReplyObject(rep);
+        return NULL;
+    }
+    return rep;
+}
+
+redisReply *st_redis_command(st_redis_t *r, st_err_t *err, const char *fmt, ...)
+{
+    va_list ap;
+    if (st_redis_ensure(r, 0, err) != 0)
+        return NULL;
+    va_start(ap, fmt);
+    redisReply *rep = redisvCommand(r->c, fmt, ap);
+    va_end(ap);
+    return check_reply(r, rep, err);
+}
+
+redisReply *st_redis_commandargv(st_redis_t *r, st_err_t *err, int argc, const char **argv,
+                                 const size_t *argvlen)
+{
+    if (st_redis_ensure(r, 0, err) != 0)
+        return NULL;
+    return check_reply(r, redisCommandArgv(r->c, argc, argv, argvlen), err);
+}
+
+void st_redis_pipe_reset(st_redis_t *r)
+{
+    st_buf_reset(&r->pipe);
+    r->npipe = 0;
+    free_replies(r);
+}
+
+int st_redis_pipe(st_redis_t *r, const char *fmt, ...)
+{
+    va_list ap;
+    char *cmd = NULL;
+    va_start(ap, fmt);
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        return -1;
+    int rc = st_buf_append(&r->pipe, cmd, (size_t)len);
+    free(cmd);
+    if (rc == 0)
+        r->npipe++;
+    return rc;
+}
+
+int st_redis_pipe_argv(st_redis_t *r, int argc, const char **argv, const size_t *argvlen)
+{
+    /* RESP written directly: avoids hiredis' allocation per command. */
+    if (st_buf_printf(&r->pipe, "*%d\r\n", argc) != 0)
+        return -1;
+    for (int i = 0; i < argc; i++) {
+        size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
+        if (st_buf_printf(&r->pipe, "$%zu\r\n", len) != 0 || st_buf_append(&r->pipe, argv[i], len) != 0 ||
+            st_buf_append(&r->pipe, "\r\n", 2) != 0)
+            return -1;
+    }
+    r->npipe++;
+    return 0;
+}
+
+int st_redis_pipe_evalsha(st_redis_t *r, const st_redis_script_t *s, int nkeys, int nargs,
+                          const char **argv, const size_t *argvlen)
+{
+    char nk[16];
+    int total = nkeys + nargs;
+    size_t nklen = (size_t)snprintf(nk, sizeof nk, "%d", nkeys);
+    if (st_buf_printf(&r->pipe, "*%d\r\n$7\r\nEVALSHA\r\n$40\r\n", total + 3) != 0 ||
+        st_buf_append(&r->pipe, s->sha, 40) != 0 ||
+        st_buf_printf(&r->pipe, "\r\n$%zu\r\n%s\r\n", nklen, nk) != 0)
+        return -1;
+    for (int i = 0; i < total; i++) {
+        size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
+        if (st_buf_printf(&r->pipe, "$%zu\r\n", len) != 0 || st_buf_append(&r->pipe, argv[i], len) != 0 ||
+            st_buf_append(&r->pipe, "\r\n", 2) != 0)
+            return -1;
+    }
+    r->npipe++;
+    return 0;
+}
+
+size_t st_redis_pipe_len(const st_redis_t *r)
+{
+    return r->npipe;
+}
+
+/* The SHA of an EVALSHA is fixed at queue time, so after a reload (same source, same SHA) the
+ * queued round is still valid and can simply be resent. */
+static int send_round(st_redis_t *r, st_err_t *err, bool *noscript)
+{
+    *noscript = false;
+    free_replies(r);
+    if (r->npipe == 0)
+        return 0;
+    if (redisAppendFormattedCommand(r->c, r->pipe.data, r->pipe.len) != REDIS_OK) {
+        st_err_set(err, ST_ERR_REDIS, true, false, "redis append: %s", r->c->errstr);
+        disconnect(r);
+        return -1;
+    }
+    if (r->nreplies < r->npipe) {
+        redisReply **p = realloc(r->replies, r->npipe * sizeof *p);
+        if (!p)
+            abort();
+        r->replies = p;
+    }
+    for (size_t i = 0; i < r->npipe; i++) {
+        void *rep = NULL;
+        if (redisGetReply(r->c, &rep) != REDIS_OK || !rep) {
+            st_err_set(err, ST_ERR_REDIS, true, false, "redis %s:%d: %s", r->host, r->port,
+                       r->c->errstr);
+            r->nreplies = i;
+            disconnect(r);
+            return -1;
+        }
+        r->replies[i] = rep;
+        r->nreplies = i + 1;
+        redisReply *x = rep;
+        if (x->type == REDIS_REPLY_ERROR && strncmp(x->str, "NOSCRIPT", 8) == 0)
+            *noscript = true;
+    }
+    return 0;
+}
+
+int st_redis_exec(st_redis_t *r, redisReply ***replies, size_t *nreplies, st_err_t *err)
+{
+    for (int attempt = 0; attempt < 3; attempt++) {
+        bool noscript;
+        if (st_redis_ensure(r, 0, err) != 0)
+            return -1;
+        if (send_round(r, err, &noscript) != 0)
+            return -1;
+        if (!noscript) {
+            *replies = r->replies;
+            *nreplies = r->nreplies;
+            return 0;
+        }
+        st_log_info("redis_noscript", "action=reload scripts=all");
+        for (st_redis_script_t *s = r->scripts; s; s = s->next)
+            if (load_script(r, s, err) != 0)
+                return -1;
+    }
+    st_err_set(err, ST_ERR_REDIS, false, true, "NOSCRIPT persisted after reloading the scripts");
+    return -1;
+}

@@ -1,0 +1,180 @@
+/* st_itest.h - helpers for integration tests against the local Kafka + Redis: unique names,
+ * child processes, producing and reading back whole topics. Header-only, test code only. */
+#ifndef ST_ITEST_H
+#define ST_ITEST_H
+
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "st_buf.h"
+#include "st_kafka.h"
+#include "st_time.h"
+
+/* build/bin, from the CTest environment. */
+static inline const char *itest_bin_dir(void)
+{
+    const char *d = getenv("STINT_BIN_DIR");
+    if (!d || !*d) {
+        fprintf(stderr, "STINT_BIN_DIR is not set: run this test through ctest (make test)\n");
+        exit(1);
+    }
+    return d;
+}
+
+static inline const char *itest_brokers(void)
+{
+    const char *b = getenv("STINT_KAFKA_BROKERS");
+    static char buf[64];
+    if (b && *b)
+        return b;
+    const char *port = getenv("STINT_KAFKA_PORT");
+    snprintf(buf, sizeof buf, "127.0.0.1:%s", port && *port ? port : "19092");
+    return buf;
+}
+
+static inline int itest_redis_port(void)
+{
+    const char *p = getenv("STINT_REDIS_PORT");
+    return p && *p ? atoi(p) : 16379;
+}
+
+static inline st_kafka_opts_t itest_kafka(void)
+{
+    st_kafka_opts_t o = {itest_brokers(), "stint-test", NULL, 0};
+    return o;
+}
+
+/* "<base>-<pid>-<time>" so reruns never collide. */
+static inline void itest_unique(char *buf, size_t size, const char *base)
+{
+    snprintf(buf, size, "%s-%d-%lld", base, (int)getpid(), (long long)st_time_wall_ms() % 100000000);
+}
+
+static inline redisContext *itest_redis(void)
+{
+    struct timeval tv = {5, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", itest_redis_port(), tv);
+    if (!c || c->err) {
+        fprintf(stderr, "cannot connect to Redis on %d: %s\n", itest_redis_port(),
+                c ? c->errstr : "alloc");
+        exit(1);
+    }
+    return c;
+}
+
+/* GET key as an integer (-1 when missing or on error; reconnects after a Redis restart). */
+static inline long long itest_redis_get_int(redisContext **c, const char *key)
+{
+    redisReply *r = redisCommand(*c, "GET %s", key);
+    if (!r) {
+        redisFree(*c);
+        struct timeval tv = {1, 0};
+        *c = redisConnectWithTimeout("127.0.0.1", itest_redis_port(), tv);
+        return -1;
+    }
+    long long v = r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+/* Starts argv[0] (a path) with argv; stdout/stderr appended to logpath. Returns the pid. */
+static inline pid_t itest_spawn(char *const argv[], const char *logpath)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *f = fopen(logpath, "a");
+        if (f) {
+            dup2(fileno(f), 1);
+            dup2(fileno(f), 2);
+        }
+        execv(argv[0], argv);
+        perror("execv");
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Waits for pid up to timeout_ms; returns its exit status, 128+signal, or -1 on timeout. */
+static inline int itest_wait(pid_t pid, int timeout_ms)
+{
+    int64_t deadline = st_time_mono_ms() + timeout_ms;
+    for (;;) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (st_time_mono_ms() > deadline)
+            return -1;
+        usleep(20000);
+    }
+}
+
+static inline void itest_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Calls cb for every record of topic (all partitions, from the beginning to the end offsets
+ * seen at the start). Returns the number of records read, or -1. */
+typedef void (*itest_record_cb)(void *arg, int32_t partition, const void *key, size_t klen,
+                                const void *val, size_t vlen);
+static inline long long itest_read_topic(const char *topic, itest_record_cb cb, void *arg)
+{
+    char errstr[512];
+    st_kafka_opts_t ko = itest_kafka();
+    const char *const defaults[][2] = {{"group.id", "stint-itest-reader"},
+                                       {"enable.auto.commit", "false"}};
+    rd_kafka_conf_t *conf = st_kafka_conf_new(&ko, defaults, 2, errstr, sizeof errstr);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!rk)
+        return -1;
+    const struct rd_kafka_metadata *md;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) != 0 || md->topic_cnt != 1) {
+        rd_kafka_topic_destroy(rkt);
+        rd_kafka_destroy(rk);
+        return -1;
+    }
+    int nparts = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(nparts);
+    int64_t *high = calloc((size_t)nparts, sizeof *high);
+    int64_t remaining = 0;
+    for (int i = 0; i < nparts; i++) {
+        int64_t lo;
+        rd_kafka_query_watermark_offsets(rk, topic, i, &lo, &high[i], 10000);
+        remaining += high[i] - lo;
+        rd_kafka_topic_partition_list_add(l, topic, i)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    rd_kafka_assign(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    long long n = 0;
+    int64_t deadline = st_time_mono_ms() + 120000;
+    while (remaining > 0 && st_time_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
+        if (!m)
+            continue;
+        if (!m->err && m->offset < high[m->partition]) {
+            cb(arg, m->partition, m->key, m->key_len, m->payload, m->len);
+            n++;
+            remaining--;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    free(high);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return remaining == 0 ? n : -1;
+}
+
+#endif
