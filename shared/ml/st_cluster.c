@@ -85,7 +85,7 @@ int st_cluster_assign(const st_cluster_t *c, const double *x)
         near_d[pos] = d;
         near_label[pos] = c->train_labels[i];
     }
-    int best = near_label[0], best_votes = 0;
+    int best = -1, best_votes = 0;
     for (int a = 0; a < have; a++) {
         int votes = 0;
         for (int b = 0; b < have; b++)

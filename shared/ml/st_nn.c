@@ -38,7 +38,7 @@ typedef struct {
     float *h[ST_NN_MAX_RNN];     /* [T+1][B][H], h[t+1] is the output of step t */
     float *c[ST_NN_MAX_RNN];     /* [T+1][B][H], LSTM cell state */
     float *act[ST_NN_MAX_RNN];   /* [T][B][G*H] gate activations */
-    float *aux[ST_NN_MAX_RNN];   /* [T][B][H] GRU recurrent candidate part */
+    float *aux[ST_NN_MAX_RNN];   /* [T][B][H] LSTM tanh(c), GRU recurrent candidate part */
     float *dz[ST_NN_MAX_RNN];    /* [T][B][G*H] input-side pre-activation gradients */
     float *dz2[ST_NN_MAX_RNN];   /* [T][B][G*H] GRU recurrent-side gradients */
     float *dlin[ST_NN_MAX_RNN];  /* [T][B][in] */
@@ -370,7 +370,8 @@ static ws_t *ws_new(const st_nn_t *nn, int batch, int training)
         ws->aux[l] = fbuf(t * b * h, &fail);
         if (training) {
             ws->dz[l] = fbuf(t * b * g, &fail);
-            ws->dz2[l] = fbuf(t * b * g, &fail);
+            if (nn->arch.cell == ST_NN_CELL_GRU)
+                ws->dz2[l] = fbuf(t * b * g, &fail);
             ws->dlin[l] = fbuf(t * b * in, &fail);
             ws->dout[l] = fbuf(t * b * h, &fail);
         }
@@ -496,6 +497,7 @@ static void lstm_forward(const st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, int 
         float *z = act + (size_t)t * bg;
         const float *hp = h + (size_t)t * bh, *cp = c + (size_t)t * bh;
         float *hn = h + (size_t)(t + 1) * bh, *cn = c + (size_t)(t + 1) * bh;
+        float *tanh_c = ws->aux[l] + (size_t)t * bh;
         if (t > t0)
             mm(0, 0, B, G, H, hp, H, p + r->u, G, 1.0f, z, G);
         for (int b = 0; b < B; b++) {
@@ -516,8 +518,10 @@ static void lstm_forward(const st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, int 
                 zb[H + j] = fg;
                 zb[2 * H + j] = gg;
                 zb[3 * H + j] = og;
+                float tc = tanhf(cc);
                 cn[o + (size_t)j] = cc;
-                hn[o + (size_t)j] = og * tanhf(cc);
+                tanh_c[o + (size_t)j] = tc;
+                hn[o + (size_t)j] = og * tc;
             }
         }
     }
@@ -643,7 +647,7 @@ static void lstm_backward(st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, int l, in
         for (size_t i = 0; i < bh; i++)
             dh[i] += dout[i];
         const float *a = ws->act[l] + (size_t)t * bg;
-        const float *cp = ws->c[l] + (size_t)t * bh, *cn = ws->c[l] + (size_t)(t + 1) * bh;
+        const float *cp = ws->c[l] + (size_t)t * bh, *tanh_c = ws->aux[l] + (size_t)t * bh;
         float *dz = ws->dz[l] + (size_t)t * bg;
         for (int b = 0; b < B; b++) {
             size_t o = (size_t)b * (size_t)H;
@@ -655,7 +659,7 @@ static void lstm_backward(st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, int l, in
             const float *ab = a + (size_t)b * (size_t)G;
             for (int j = 0; j < H; j++) {
                 float ig = ab[j], fg = ab[H + j], gg = ab[2 * H + j], og = ab[3 * H + j];
-                float tc = tanhf(cn[o + (size_t)j]);
+                float tc = tanh_c[o + (size_t)j];
                 float dhj = dh[o + (size_t)j];
                 float dcj = dc[o + (size_t)j] + dhj * og * (1.0f - tc * tc);
                 dzb[j] = dcj * gg * ig * (1.0f - ig);

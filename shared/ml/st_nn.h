@@ -21,6 +21,21 @@
  * U(-0.05, 0.05). Adam defaults lr 1e-3, beta1 0.9, beta2 0.999, eps 1e-7 (Keras' update rule).
  * Gradient clipping rescales the whole gradient when its global L2 norm exceeds clip_norm.
  *
+ * Typical use (errors omitted):
+ *   st_nn_arch_t a;  st_nn_arch_default(&a);
+ *   a.steps = 16; a.features = 9; a.rnn_units[0] = 64;
+ *   st_nn_t *nn = st_nn_new(&a, err, sizeof err);
+ *   st_nn_train_cfg_t c;  st_nn_train_default(&c);
+ *   c.batch = 400; c.epochs = 50; c.patience = 5; c.clip_norm = 1.0f; c.seed = 42;
+ *   st_nn_data_t tr = {n, 16, 9, x, lengths, y}, va = {...};
+ *   st_nn_history_t h;
+ *   st_nn_train(nn, &tr, &va, &c, &h, err, sizeof err);   (best validation weights kept)
+ *   st_nn_save(nn, "model.stm", err, sizeof err);
+ *   st_nn_ctx_t *ctx = st_nn_ctx_new(nn, err, sizeof err);  (one per predicting thread)
+ *   st_nn_ctx_predict(ctx, one_x, length, &y_hat);
+ * Inputs are used as given: scale them (st_scaler.h) and invert the target's scaling on the
+ * outputs; a non-finite value in a valid step gives a non-finite prediction.
+ *
  * Threads: an st_nn_t is used by one thread at a time for training and st_nn_predict; any number
  * of st_nn_ctx_t may predict concurrently from one trained (unchanging) network. */
 #ifndef ST_NN_H
@@ -89,7 +104,8 @@ typedef struct {
     const float *y;
 } st_nn_data_t;
 
-/* Per-epoch losses; filled by st_nn_train, free with st_nn_history_free. */
+/* Per-epoch losses; filled by a successful st_nn_train (the arrays are then owned by the
+ * history: free with st_nn_history_free). */
 typedef struct {
     int epochs; /* epochs run */
     double *loss;

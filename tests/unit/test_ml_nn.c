@@ -406,6 +406,120 @@ static void test_bad_input(void)
     st_nn_destroy(NULL);
 }
 
+/* A linear model pred = w * x + b (no hidden layer) makes losses and updates checkable by hand. */
+static st_nn_t *linear_net(float w, float b)
+{
+    char err[256];
+    st_nn_arch_t a;
+    st_nn_arch_default(&a);
+    a.rnn_layers = 0;
+    st_nn_t *nn = st_nn_new(&a, err, sizeof err);
+    size_t np;
+    float *p = st_nn_params(nn, &np);
+    if (np == 2) {
+        p[0] = w;
+        p[1] = b;
+    }
+    return nn;
+}
+
+static void test_losses(void)
+{
+    char err[256];
+    st_nn_t *nn = linear_net(1.0f, 0.0f);
+    float x[3] = {0, 1, 3}, y[3] = {0, 0, 0};
+    st_nn_data_t d = {3, 1, 1, x, NULL, y};
+    double l1, l2, hub;
+    ST_REQUIRE(st_nn_evaluate(nn, &d, ST_NN_LOSS_L1, 1.0f, &l1, err, sizeof err) == 0);
+    st_nn_evaluate(nn, &d, ST_NN_LOSS_L2, 1.0f, &l2, err, sizeof err);
+    st_nn_evaluate(nn, &d, ST_NN_LOSS_HUBER, 1.0f, &hub, err, sizeof err);
+    ST_NEAR(l1, 4.0 / 3.0, 1e-12);
+    ST_NEAR(l2, 10.0 / 3.0, 1e-12);
+    ST_NEAR(hub, (0.0 + 0.5 + 2.5) / 3.0,
+            1e-12); /* 0.5 e^2 inside delta, delta (|e| - delta / 2) out */
+    st_nn_destroy(nn);
+}
+
+/* One step from w = 1, b = 0.5 on x = 2, y = 0 with L2 loss: g_w = 2 (2w + b) 2 = 10, g_b = 5. */
+static void test_optimizers(void)
+{
+    char err[256];
+    float x = 2.0f, y = 0.0f;
+    st_nn_data_t d = {1, 1, 1, &x, NULL, &y};
+    st_nn_train_cfg_t c;
+    st_nn_train_default(&c);
+    c.loss = ST_NN_LOSS_L2;
+    c.epochs = 1;
+    c.batch = 1;
+
+    st_nn_t *nn = linear_net(1.0f, 0.5f);
+    c.opt = ST_NN_OPT_SGD;
+    c.lr = 0.01f;
+    ST_REQUIRE(st_nn_train(nn, &d, NULL, &c, NULL, err, sizeof err) == 0);
+    float *p = st_nn_params(nn, NULL);
+    ST_NEAR(p[0], 1.0 - 0.01 * 10.0, 1e-6);
+    ST_NEAR(p[1], 0.5 - 0.01 * 5.0, 1e-6);
+    st_nn_destroy(nn);
+
+    /* clipping to global norm 1: the gradient (10, 5) becomes (10, 5) / sqrt(125) */
+    nn = linear_net(1.0f, 0.5f);
+    c.clip_norm = 1.0f;
+    st_nn_train(nn, &d, NULL, &c, NULL, err, sizeof err);
+    p = st_nn_params(nn, NULL);
+    ST_NEAR(p[0], 1.0 - 0.01 * 10.0 / sqrt(125.0), 1e-6);
+    ST_NEAR(p[1], 0.5 - 0.01 * 5.0 / sqrt(125.0), 1e-6);
+    st_nn_destroy(nn);
+
+    /* Adam, Keras rule: lr_t = lr sqrt(1 - b2) / (1 - b1), step = lr_t m / (sqrt(v) + eps) */
+    nn = linear_net(1.0f, 0.5f);
+    st_nn_train_default(&c);
+    c.loss = ST_NN_LOSS_L2;
+    c.epochs = 1;
+    c.batch = 1;
+    ST_EQ_INT(c.opt, ST_NN_OPT_ADAM);
+    ST_NEAR(c.lr, 1e-3, 1e-9);
+    ST_NEAR(c.eps, 1e-7, 1e-13);
+    st_nn_train(nn, &d, NULL, &c, NULL, err, sizeof err);
+    p = st_nn_params(nn, NULL);
+    double lr_t = 1e-3 * sqrt(1.0 - 0.999) / (1.0 - 0.9);
+    double step_w = lr_t * (0.1 * 10.0) / (sqrt(0.001 * 100.0) + 1e-7);
+    double step_b = lr_t * (0.1 * 5.0) / (sqrt(0.001 * 25.0) + 1e-7);
+    ST_NEAR(p[0], 1.0 - step_w, 1e-6);
+    ST_NEAR(p[1], 0.5 - step_b, 1e-6);
+    st_nn_destroy(nn);
+}
+
+/* Dropout changes training, never inference: two predictions agree exactly. */
+static void test_dropout(void)
+{
+    char err[256];
+    set_t s = random_set(64, 4, 3, 2, 0, 0, 8);
+    st_nn_data_t d = view(&s);
+    float w_plain[400], p1[128], p2[128];
+    size_t np = 0;
+    for (int with = 0; with < 2; with++) {
+        st_nn_arch_t a = small_arch(ST_NN_CELL_LSTM, 2);
+        a.dropout = with ? 0.5f : 0.0f;
+        st_nn_t *nn = st_nn_new(&a, err, sizeof err);
+        st_nn_train_cfg_t c;
+        st_nn_train_default(&c);
+        c.epochs = 2;
+        st_nn_train(nn, &d, NULL, &c, NULL, err, sizeof err);
+        float *w = st_nn_params(nn, &np);
+        ST_REQUIRE(np <= 400);
+        if (!with) {
+            memcpy(w_plain, w, np * sizeof(float));
+        } else {
+            ST_CHECK(memcmp(w_plain, w, np * sizeof(float)) != 0);
+            st_nn_predict(nn, &d, p1, err, sizeof err);
+            st_nn_predict(nn, &d, p2, err, sizeof err);
+            ST_EQ_INT(memcmp(p1, p2, sizeof p1), 0);
+        }
+        st_nn_destroy(nn);
+    }
+    set_free(&s);
+}
+
 int main(void)
 {
     ST_RUN(test_grad_dense);
@@ -414,6 +528,9 @@ int main(void)
     ST_RUN(test_grad_gru);
     ST_RUN(test_grad_stacked);
     ST_RUN(test_masking);
+    ST_RUN(test_losses);
+    ST_RUN(test_optimizers);
+    ST_RUN(test_dropout);
     ST_RUN(test_determinism);
     ST_RUN(test_early_stopping);
     ST_RUN(test_lstm_learns_sum);
