@@ -1235,6 +1235,12 @@ st_nn_t *st_nn_load(const char *path, char *errstr, size_t errstr_size)
         st_errstr(errstr, errstr_size, "%s: bad network payload: %s", path, r.err);
         goto out;
     }
+    if (n_params > (len - r.pos) / 4 || n_params * 4 != len - r.pos) {
+        st_errstr(errstr, errstr_size,
+                  "%s: bad network payload: %llu parameters announced, %zu bytes left", path,
+                  (unsigned long long)n_params, len - r.pos);
+        goto out;
+    }
     a.cell = (st_nn_cell_t)cell;
     a.dense_act = (st_nn_act_t)act;
     char why[200];

@@ -161,7 +161,11 @@ int st_nn_save(const st_nn_t *nn, const char *path, char *errstr, size_t errstr_
 /* Loads a network (caller owns); NULL with errstr naming the failed check. */
 st_nn_t *st_nn_load(const char *path, char *errstr, size_t errstr_size);
 
-/* For gradient checks and tools: the flat parameter and gradient vectors (borrowed, n floats). */
+/* For gradient checks and tools: the flat parameter and gradient vectors (borrowed, n floats).
+ * Layout, row-major, in Keras' get_weights() order (so Keras weights can be copied in): each
+ * embedding (vocab x dim); each recurrent layer's kernel (in x G*H), recurrent kernel
+ * (H x G*H), bias (G*H) and, for GRU, the recurrent bias (G*H, Keras' second bias row), with
+ * G = 4 (LSTM: i f c o) or 3 (GRU: z r h); each dense layer's kernel (in x out) and bias. */
 float *st_nn_params(st_nn_t *nn, size_t *n);
 const float *st_nn_grads(const st_nn_t *nn);
 /* Loss (no dropout) of rows idx[0..count) of data, and its gradient into st_nn_grads().

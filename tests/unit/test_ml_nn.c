@@ -520,6 +520,63 @@ static void test_dropout(void)
     set_free(&s);
 }
 
+static double sig(double x)
+{
+    return 1.0 / (1.0 + exp(-x));
+}
+
+/* One unit, one feature, two steps, weights set by hand in the documented (Keras) layout: the
+ * output equals Keras' LSTM / GRU(reset_after) equations evaluated here in double. */
+static void test_keras_equations(void)
+{
+    char err[256];
+    const double x[2] = {0.7, -1.3};
+    for (int cell = 0; cell < 2; cell++) {
+        st_nn_arch_t a;
+        st_nn_arch_default(&a);
+        a.steps = 2;
+        a.cell = (st_nn_cell_t)cell;
+        a.rnn_units[0] = 1;
+        st_nn_t *nn = st_nn_new(&a, err, sizeof err);
+        size_t np;
+        float *p = st_nn_params(nn, &np);
+        int g = cell == 0 ? 4 : 3;
+        ST_REQUIRE(np == (size_t)(cell == 0 ? 3 * 4 + 2 : 4 * 3 + 2));
+        const double w[4] = {0.5, -0.4, 0.9, 0.3}, u[4] = {-0.6, 0.8, 0.2, -0.7};
+        const double b[4] = {0.1, 1.0, -0.2, 0.05}, b2[3] = {-0.3, 0.25, 0.15};
+        for (int k = 0; k < g; k++) {
+            p[k] = (float)w[k];
+            p[g + k] = (float)u[k];
+            p[2 * g + k] = (float)b[k];
+            if (cell == 1)
+                p[3 * g + k] = (float)b2[k];
+        }
+        p[np - 2] = 1.0f; /* dense head: y = h */
+        p[np - 1] = 0.0f;
+        double h = 0.0, c = 0.0;
+        for (int t = 0; t < 2; t++) {
+            if (cell == 0) {
+                double i = sig(x[t] * w[0] + h * u[0] + b[0]);
+                double f = sig(x[t] * w[1] + h * u[1] + b[1]);
+                double cc = tanh(x[t] * w[2] + h * u[2] + b[2]);
+                double o = sig(x[t] * w[3] + h * u[3] + b[3]);
+                c = f * c + i * cc;
+                h = o * tanh(c);
+            } else {
+                double z = sig(x[t] * w[0] + b[0] + h * u[0] + b2[0]);
+                double r = sig(x[t] * w[1] + b[1] + h * u[1] + b2[1]);
+                double hh = tanh(x[t] * w[2] + b[2] + r * (h * u[2] + b2[2]));
+                h = z * h + (1.0 - z) * hh;
+            }
+        }
+        float xf[2] = {(float)x[0], (float)x[1]}, out;
+        st_nn_data_t d = {1, 2, 1, xf, NULL, NULL};
+        ST_REQUIRE(st_nn_predict(nn, &d, &out, err, sizeof err) == 0);
+        ST_NEAR(out, h, 1e-6);
+        st_nn_destroy(nn);
+    }
+}
+
 int main(void)
 {
     ST_RUN(test_grad_dense);
@@ -527,6 +584,7 @@ int main(void)
     ST_RUN(test_grad_lstm);
     ST_RUN(test_grad_gru);
     ST_RUN(test_grad_stacked);
+    ST_RUN(test_keras_equations);
     ST_RUN(test_masking);
     ST_RUN(test_losses);
     ST_RUN(test_optimizers);
