@@ -67,8 +67,8 @@ st_cluster_t *st_spectral_fit(const double *x, size_t n, int dim, const st_spect
 {
     if (n < 2 || dim < 1)
         return st_errstr(errstr, errstr_size, "spectral: need at least 2 points"), NULL;
-    if (n > 20000)
-        return st_errstr(errstr, errstr_size, "spectral: %zu points exceed the dense limit 20000",
+    if (n > 8000)
+        return st_errstr(errstr, errstr_size, "spectral: %zu points exceed the dense limit 8000",
                          n),
                NULL;
     if (cfg->k < 1 || (size_t)cfg->k > n)

@@ -2,7 +2,8 @@
  * 'nearest_neighbors'): a symmetric k-nearest-neighbour connectivity graph (self included,
  * A = (C + C^T) / 2), the symmetric normalised Laplacian I - D^-1/2 A D^-1/2, its k smallest
  * eigenvectors by LAPACKE_dsyevr, rows normalised to unit length (Ng-Jordan-Weiss) and k-means
- * on them. Dense O(n^2) memory and O(n^3) time: meant for user profiles (~1,000 rows). */
+ * on them. Dense O(n^2) memory and O(n^3) time: meant for user profiles (~1,000 rows; at most
+ * 8,000). */
 #ifndef ST_SPECTRAL_H
 #define ST_SPECTRAL_H
 
