@@ -49,6 +49,7 @@ void st_fetcher_config_init(st_fetcher_config_t *conf)
     st_lastfm_api_config_init(&conf->lastfm);
     conf->rate_per_s = 5.0;
     conf->burst = 1;
+    conf->rate_guard_ms = 20;
     conf->queue_max = 10000;
     conf->max_attempts = 4;
     conf->backoff_base_ms = 500;
@@ -338,9 +339,15 @@ st_fetcher_t *st_fetcher_new(const st_fetcher_config_t *conf, char *errstr, size
     pthread_condattr_t ca;
     st_lastfm_api_config_t api_conf;
     size_t nbuckets = 16;
+    double guarded_rate;
 
     if (!conf->on_result) {
         st_errstr(errstr, errstr_size, "fetcher: no result callback");
+        return NULL;
+    }
+    if (!(conf->rate_per_s > 0.0 && conf->rate_per_s <= 1e6)) {
+        st_errstr(errstr, errstr_size, "fetcher: rate_per_s %g is not in (0, 1e6]",
+                  conf->rate_per_s);
         return NULL;
     }
     if (conf->queue_max < 1 || conf->queue_max > ((size_t)1 << 28)) {
@@ -349,9 +356,10 @@ st_fetcher_t *st_fetcher_new(const st_fetcher_config_t *conf, char *errstr, size
         return NULL;
     }
     if (conf->max_attempts < 1 || conf->backoff_base_ms < 0 || conf->backoff_cap_ms < 0 ||
-        conf->rate_limited_pause_ms < 0) {
+        conf->rate_limited_pause_ms < 0 || conf->rate_guard_ms < 0 || conf->rate_guard_ms > 1000) {
         st_errstr(errstr, errstr_size,
-                  "fetcher: max_attempts must be >= 1 and backoff/pause times >= 0");
+                  "fetcher: max_attempts must be >= 1, backoff/pause times >= 0 and "
+                  "rate_guard_ms in [0, 1000]");
         return NULL;
     }
     if (!(f = calloc(1, sizeof *f))) {
@@ -379,8 +387,8 @@ st_fetcher_t *st_fetcher_new(const st_fetcher_config_t *conf, char *errstr, size
         st_errstr(errstr, errstr_size, "fetcher: out of memory");
         return NULL;
     }
-    if (!(f->rl =
-              st_ratelimit_new(conf->rate_per_s, conf->burst, NULL, NULL, errstr, errstr_size))) {
+    guarded_rate = conf->rate_per_s * 1000.0 / (1000.0 + (double)conf->rate_guard_ms);
+    if (!(f->rl = st_ratelimit_new(guarded_rate, conf->burst, NULL, NULL, errstr, errstr_size))) {
         st_fetcher_destroy(f);
         return NULL;
     }
@@ -397,8 +405,10 @@ st_fetcher_t *st_fetcher_new(const st_fetcher_config_t *conf, char *errstr, size
         return NULL;
     }
     f->thread_started = true;
-    st_log_info("fetcher_started", "rate_per_s=%g burst=%d queue_max=%zu max_attempts=%d",
-                conf->rate_per_s, conf->burst, conf->queue_max, conf->max_attempts);
+    st_log_info("fetcher_started",
+                "rate_per_s=%g burst=%d rate_guard_ms=%lld queue_max=%zu max_attempts=%d",
+                conf->rate_per_s, conf->burst, (long long)conf->rate_guard_ms, conf->queue_max,
+                conf->max_attempts);
     return f;
 }
 

@@ -22,10 +22,14 @@ typedef struct {
     st_lastfm_api_config_t lastfm; /* client settings; its cancel hook is set by the fetcher */
     double rate_per_s;             /* default 5 */
     int burst;                     /* default 1: no one-second window exceeds rate_per_s */
-    size_t queue_max;              /* pending keys at most (queued + in flight); default 10000 */
-    int max_attempts;              /* per key, first try included; default 4 */
-    int64_t backoff_base_ms;       /* first retry waits up to this; default 500 */
-    int64_t backoff_cap_ms;        /* no retry waits longer; default 30000 */
+    /* Arrival times at the server jitter by a few ms around send times, so requests are spaced
+     * for rate_per_s per (1 s + rate_guard_ms): the server never sees more than rate_per_s in a
+     * second unless the jitter exceeds this. Default 20 (5/s becomes 4.9/s). */
+    int64_t rate_guard_ms;
+    size_t queue_max;        /* pending keys at most (queued + in flight); default 10000 */
+    int max_attempts;        /* per key, first try included; default 4 */
+    int64_t backoff_base_ms; /* first retry waits up to this; default 500 */
+    int64_t backoff_cap_ms;  /* no retry waits longer; default 30000 */
     int64_t
         rate_limited_pause_ms; /* error 29 / HTTP 429 pause the bucket this long; default 10000 */
     uint64_t jitter_seed;      /* PRNG seed of the backoff jitter; default 1 */
