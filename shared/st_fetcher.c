@@ -30,8 +30,9 @@ struct st_fetcher {
     atomic_bool stop_flag; /* read by the libcurl progress hook without the mutex */
 
     pthread_mutex_t mu;
-    pthread_cond_t work_cond; /* worker: a key arrived or stop */
-    pthread_cond_t idle_cond; /* st_fetcher_wait_idle: a key finished */
+    pthread_cond_t work_cond;  /* worker waiting for a key: a key arrived, or stop */
+    pthread_cond_t sleep_cond; /* worker pausing (rate limit, backoff): stop only */
+    pthread_cond_t idle_cond;  /* st_fetcher_wait_idle: a key finished */
     pthread_t thread;
     bool thread_started;
 
@@ -40,6 +41,7 @@ struct st_fetcher {
     item_t **buckets; /* pending keys (queued + in flight) */
     size_t bucket_mask;
     bool stop, fatal;
+    bool worker_waiting;    /* in pthread_cond_wait(work_cond): only then is a signal needed */
     st_fetcher_metrics_t m; /* queue_depth/pending/fatal_key filled at snapshot */
 };
 
@@ -155,7 +157,8 @@ st_fetcher_enqueue_t st_fetcher_enqueue(st_fetcher_t *f, const char *artist, con
         f->count++;
         f->m.pending++;
         f->m.enqueued++;
-        pthread_cond_signal(&f->work_cond);
+        if (f->worker_waiting)
+            pthread_cond_signal(&f->work_cond);
         r = ST_FETCHER_QUEUED;
     }
     pthread_mutex_unlock(&f->mu);
@@ -168,7 +171,7 @@ static bool worker_sleep(st_fetcher_t *f, int64_t us)
     struct timespec until = deadline_after_us(us);
     bool stop;
     pthread_mutex_lock(&f->mu);
-    while (!f->stop && pthread_cond_timedwait(&f->work_cond, &f->mu, &until) == 0)
+    while (!f->stop && pthread_cond_timedwait(&f->sleep_cond, &f->mu, &until) == 0)
         ;
     stop = f->stop;
     pthread_mutex_unlock(&f->mu);
@@ -258,8 +261,11 @@ static void *worker_main(void *arg)
 
     pthread_mutex_lock(&f->mu);
     for (;;) {
-        while (!f->stop && f->count == 0)
+        while (!f->stop && f->count == 0) {
+            f->worker_waiting = true;
             pthread_cond_wait(&f->work_cond, &f->mu);
+            f->worker_waiting = false;
+        }
         if (f->stop)
             break;
         item_t *it = f->ring[f->head];
@@ -314,6 +320,7 @@ void st_fetcher_destroy(st_fetcher_t *f)
         f->stop = true;
         atomic_store(&f->stop_flag, true);
         pthread_cond_broadcast(&f->work_cond);
+        pthread_cond_broadcast(&f->sleep_cond);
         pthread_cond_broadcast(&f->idle_cond);
         pthread_mutex_unlock(&f->mu);
         pthread_join(f->thread, NULL);
@@ -324,6 +331,7 @@ void st_fetcher_destroy(st_fetcher_t *f)
         pthread_mutex_unlock(&f->mu);
     }
     pthread_cond_destroy(&f->work_cond);
+    pthread_cond_destroy(&f->sleep_cond);
     pthread_cond_destroy(&f->idle_cond);
     pthread_mutex_destroy(&f->mu);
     st_lastfm_api_destroy(f->api);
@@ -374,6 +382,7 @@ st_fetcher_t *st_fetcher_new(const st_fetcher_config_t *conf, char *errstr, size
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&f->work_cond, &ca);
+    pthread_cond_init(&f->sleep_cond, &ca);
     pthread_cond_init(&f->idle_cond, &ca);
     pthread_condattr_destroy(&ca);
 
