@@ -225,7 +225,11 @@ static bool fetch_key(st_fetcher_t *f, const item_t *it, st_lastfm_api_result_t 
         pthread_mutex_lock(&f->mu);
         f->m.retries++;
         pthread_mutex_unlock(&f->mu);
-        st_log_debug("lastfm_retry", "attempt=%d reason=\"%s\"", attempt + 1, res->reason);
+        if (st_log_min_level <= ST_LOG_DEBUG) {
+            char quoted[300];
+            st_log_debug("lastfm_retry", "attempt=%d reason=%s", attempt + 1,
+                         st_log_quote(res->reason, quoted, sizeof quoted));
+        }
         if (!worker_sleep(f, st_ratelimit_backoff_ms(attempt, f->conf.backoff_base_ms,
                                                      f->conf.backoff_cap_ms, &f->rng) *
                                  1000))
@@ -281,9 +285,10 @@ static void *worker_main(void *arg)
                              "lastfm_error=%d reason=%s action=\"fetching stopped, durations stay "
                              "unknown; fix the API key and restart\"",
                              res.lastfm_error, st_log_quote(res.reason, quoted, sizeof quoted));
-            } else if (res.status == ST_LASTFM_API_OTHER) {
+            } else if (res.status == ST_LASTFM_API_OTHER || res.status == ST_LASTFM_API_RETRY) {
                 char quoted[300];
-                st_log_warn("lastfm_fetch_failed", "reason=%s",
+                st_log_warn("lastfm_fetch_failed", "status=%s reason=%s",
+                            st_lastfm_api_status_name(res.status),
                             st_log_quote(res.reason, quoted, sizeof quoted));
             }
             f->conf.on_result(f->conf.on_result_ctx, it->key, it->key + it->artist_len + 1, &res);

@@ -210,23 +210,25 @@ void st_lastfm_api_parse_track_info(const char *body, size_t len, st_lastfm_api_
     json_decref(root);
 }
 
-/* Replaces every occurrence of secret in s (a NUL-terminated buffer of size bytes). */
+/* Replaces every occurrence of secret in s (a NUL-terminated buffer of size bytes) with a mark,
+ * cutting the tail if the mark is longer and the buffer full. */
 static void redact(char *s, size_t size, const char *secret)
 {
     static const char mark[] = "[redacted]";
     size_t slen = secret ? strlen(secret) : 0;
-    char *p;
+    char *p = s;
     if (slen == 0)
         return;
-    while ((p = strstr(s, secret))) {
-        size_t tail = strlen(p + slen);
-        size_t room = size - (size_t)(p - s) - 1; /* bytes available from p, before the NUL */
+    while ((p = strstr(p, secret))) {
+        size_t room = size - (size_t)(p - s) - 1; /* bytes usable from p, the NUL excluded */
         size_t mlen = sizeof mark - 1 < room ? sizeof mark - 1 : room;
+        size_t tail = strlen(p + slen);
         if (mlen + tail > room)
             tail = room - mlen;
         memmove(p + mlen, p + slen, tail);
         memcpy(p, mark, mlen);
         p[mlen + tail] = '\0';
+        p += mlen; /* the mark itself may contain the secret */
     }
 }
 
@@ -445,7 +447,8 @@ void st_lastfm_api_track_get_info(st_lastfm_api_t *c, const char *artist, const 
     }
 done:
     redact(out->reason, sizeof out->reason, c->api_key);
-    redact(out->reason, sizeof out->reason, c->api_key_escaped);
+    if (strcmp(c->api_key, c->api_key_escaped) != 0)
+        redact(out->reason, sizeof out->reason, c->api_key_escaped);
     if (url.data)
         memset(url.data, 0, url.len);
     st_buf_free(&url);
