@@ -246,7 +246,13 @@ static void test_client_http_details(void)
     st_lastfm_api_destroy(c);
 }
 
-static void test_client_timeout_and_refused(void)
+static bool always_cancel(void *ctx)
+{
+    (void)ctx;
+    return true;
+}
+
+static void test_client_timeout_cancel_and_limits(void)
 {
     st_lastfm_api_result_t r;
     st_lastfm_api_t *c = client(API_KEY, 300);
@@ -257,7 +263,31 @@ static void test_client_timeout_and_refused(void)
     ST_CHECK(strncmp(r.reason, "timeout", 7) == 0);
     st_lastfm_api_destroy(c);
 
+    /* A cancel hook that says "stop": the slow request ends as cancelled, not with its answer. */
     st_lastfm_api_config_t conf;
+    st_lastfm_api_config_init(&conf);
+    conf.base_url = base_url;
+    conf.api_key = API_KEY;
+    conf.cancel = always_cancel;
+    c = st_lastfm_api_new(&conf, NULL, 0);
+    ST_REQUIRE(c);
+    st_lastfm_api_track_get_info(c, "Slow Band", "Two Seconds", &r);
+    ST_EQ_INT(r.status, ST_LASTFM_API_RETRY);
+    ST_EQ_STR(r.reason, "cancelled");
+    st_lastfm_api_destroy(c);
+
+    /* An answer larger than the limit is refused. */
+    st_lastfm_api_config_init(&conf);
+    conf.base_url = base_url;
+    conf.api_key = API_KEY;
+    conf.max_body_bytes = 100;
+    c = st_lastfm_api_new(&conf, NULL, 0);
+    ST_REQUIRE(c);
+    st_lastfm_api_track_get_info(c, "Radiohead", "Karma Police", &r);
+    ST_EQ_INT(r.status, ST_LASTFM_API_OTHER);
+    ST_EQ_STR(r.reason, "answer larger than 100 bytes");
+    st_lastfm_api_destroy(c);
+
     st_lastfm_api_config_init(&conf);
     conf.base_url = "http://127.0.0.1:1/2.0/"; /* nothing listens on port 1 */
     conf.api_key = API_KEY;
@@ -611,7 +641,7 @@ int main(void)
     }
     ST_RUN(test_client_answers);
     ST_RUN(test_client_http_details);
-    ST_RUN(test_client_timeout_and_refused);
+    ST_RUN(test_client_timeout_cancel_and_limits);
     ST_RUN(test_fetcher_warmup_and_negative);
     ST_RUN(test_fetcher_rate_limit_holds);
     ST_RUN(test_fetcher_retries);
