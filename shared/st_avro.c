@@ -66,6 +66,7 @@ struct node {
     node_t **branches;
     size_t n_branches;
     size_t min_size; /* fewest bytes a value of this type takes */
+    bool defining;   /* a record whose fields are being parsed */
 };
 
 typedef struct {
@@ -491,9 +492,12 @@ static node_t *parse_complex(sch_t *s, json_t *j, const char *ns, int depth, per
     node_t *n;
     if (strcmp(t, "record") == 0 || strcmp(t, "error") == 0) {
         if (!(n = node_new(s, K_RECORD)) ||
-            parse_named(s, n, j, ns, inner_ns, sizeof inner_ns, pe) != 0 ||
-            parse_record(s, n, j, inner_ns, depth, pe) != 0)
+            parse_named(s, n, j, ns, inner_ns, sizeof inner_ns, pe) != 0)
             return NULL;
+        n->defining = true;
+        if (parse_record(s, n, j, inner_ns, depth, pe) != 0)
+            return NULL;
+        n->defining = false;
         return n;
     }
     if (strcmp(t, "enum") == 0) {
@@ -551,6 +555,10 @@ static node_t *parse_node(sch_t *s, json_t *j, const char *ns, int depth, perr_t
             n = find_named(s, t);
         if (!n)
             st_errstr(pe->err, pe->errsize, "unknown type \"%s\"", t);
+        if (n && n->defining) {
+            st_errstr(pe->err, pe->errsize, "recursive type %s is not supported", n->fullname);
+            return NULL;
+        }
         return n;
     }
     if (json_is_array(j)) {

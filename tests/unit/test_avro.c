@@ -664,6 +664,9 @@ static void test_registry_setup_errors(void)
         {"{\"type\":\"record\",\"name\":\"A\",\"fields\":[{\"name\":\"x\",\"type\":\"Nope\"}]}",
          "1 a.avsc\n", "unknown type \"Nope\""},
         {"\"string\"", "1 a.avsc\n", "must be a record"},
+        {"{\"type\":\"record\",\"name\":\"A\",\"fields\":[{\"name\":\"next\",\"type\":[\"null\","
+         "\"A\"]}]}",
+         "1 a.avsc\n", "recursive type A"},
     };
     char dir[512], err[512];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
