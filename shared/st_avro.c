@@ -1905,9 +1905,11 @@ static int load_local(st_avro_registry_t *reg, const char *dir, const char *rel,
     memset(l, 0, sizeof *l);
     l->static_id = -1;
     l->top_level = top_level;
-    if (!(l->path = strdup(rel)) || !(l->text = read_file(path, &len, errstr, errstr_size))) {
+    if (!(l->path = strdup(rel)))
+        return st_errstr(errstr, errstr_size, "out of memory");
+    if (!(l->text = read_file(path, &len, errstr, errstr_size))) {
         free(l->path);
-        return l->path ? -1 : st_errstr(errstr, errstr_size, "out of memory");
+        return -1;
     }
     reg->n_locals++;
     if (!(l->sch = sch_parse(l->text, len, perr, sizeof perr)))
@@ -1929,8 +1931,7 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int scan_dir(st_avro_registry_t *reg, const char *dir, char ***names, size_t *n,
-                    char *errstr, size_t errstr_size)
+static int scan_dir(const char *dir, char ***names, size_t *n, char *errstr, size_t errstr_size)
 {
     DIR *d = opendir(dir);
     struct dirent *de;
@@ -1949,7 +1950,6 @@ static int scan_dir(st_avro_registry_t *reg, const char *dir, char ***names, siz
         (*n)++;
     }
     closedir(d);
-    (void)reg;
     if (*n == 0)
         return st_errstr(errstr, errstr_size, "schemas dir %s holds no .avsc file", dir);
     qsort(*names, *n, sizeof **names, cmp_str);
@@ -1965,11 +1965,14 @@ static int load_ids(st_avro_registry_t *reg, const char *dir, char *errstr, size
     if (!text)
         return -1;
     int rc = 0, lineno = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line && rc == 0;
-         line = strtok_r(NULL, "\n", &save)) {
+    char *next = text;
+    while (next && rc == 0) {
         char file[1024], extra[2];
         long id;
+        char *line = next;
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
         lineno++;
         char *hash = strchr(line, '#');
         if (hash)
@@ -2030,7 +2033,7 @@ static int load_dir(st_avro_registry_t *reg, const char *dir, char *errstr, size
 {
     char **names = NULL;
     size_t n = 0;
-    int rc = scan_dir(reg, dir, &names, &n, errstr, errstr_size);
+    int rc = scan_dir(dir, &names, &n, errstr, errstr_size);
     if (rc == 0 && !(reg->locals = xcalloc(n, sizeof *reg->locals)))
         rc = st_errstr(errstr, errstr_size, "out of memory");
     for (size_t i = 0; rc == 0 && i < n; i++)

@@ -114,6 +114,7 @@ int st_avro_codec_encode(st_avro_codec_t *codec, avro_value_t *value, st_buf_t *
  * fields are matched by name, reader fields the writer lacks get their reader defaults, enums are
  * matched by symbol, and the standard promotions apply (int -> long/float/double, long ->
  * float/double, float -> double, string <-> bytes, a plain writer type into a reader union).
+ * Named types match by unqualified name; aliases are not used. Recursive schemas are rejected.
  * *out is borrowed: owned by the codec and valid until its next decode. Returns 0, or -1 with err
  * set: ST_ERR_INVALID (text says why: too short, bad magic byte, unknown schema id, truncated or
  * malformed body, trailing bytes, a writer schema that cannot be resolved to the reader), or
