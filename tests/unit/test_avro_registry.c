@@ -6,6 +6,7 @@
 #include "st_test.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -272,6 +273,62 @@ static void test_unreachable_registry(void)
     st_avro_registry_destroy(reg);
 }
 
+typedef struct {
+    st_avro_registry_t *reg;
+    const st_buf_t *msg;
+    int decoded;
+} thread_arg_t;
+
+static void *decode_many(void *p)
+{
+    thread_arg_t *a = p;
+    char err[256];
+    st_avro_codec_t *c = st_avro_codec_new(a->reg, "Listen", NULL, err, sizeof err);
+    for (int i = 0; c && i < 2000; i++) {
+        avro_value_t *out = NULL;
+        st_err_t e = {0};
+        const char *user = NULL;
+        if (st_avro_codec_decode(c, a->msg->data, a->msg->len, &out, &e) == 0 &&
+            st_avro_get_string(out, "user_id", &user, NULL) == 0 &&
+            strcmp(user, "user_000005") == 0)
+            a->decoded++;
+    }
+    st_avro_codec_destroy(c);
+    return NULL;
+}
+
+/* Threads with their own codecs share one registry: one fetch for all of them. */
+static void test_threads_share_registry(void)
+{
+    char schemas[1100], err[512] = "";
+    st_err_t e = {0};
+    st_buf_t msg = ST_BUF_INIT;
+    snprintf(schemas, sizeof schemas, "%s/schemas", source_dir);
+    st_avro_registry_t *wreg = st_avro_registry_new(schemas, registry_url, err, sizeof err);
+    st_avro_registry_t *rreg = st_avro_registry_new(schemas, registry_url, err, sizeof err);
+    ST_REQUIRE(wreg && rreg);
+    st_avro_codec_t *w = st_avro_codec_new(wreg, "Listen", "threads", err, sizeof err);
+    ST_REQUIRE(w != NULL);
+    avro_value_t *rec = st_avro_codec_record(w);
+    ST_EQ_INT(st_avro_set_string(rec, "user_id", "user_000005"), 0);
+    ST_EQ_INT(st_avro_codec_encode(w, rec, &msg, &e), 0);
+    pthread_t th[4];
+    thread_arg_t args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (thread_arg_t){rreg, &msg, 0};
+        ST_REQUIRE(pthread_create(&th[i], NULL, decode_many, &args[i]) == 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ST_EQ_INT(args[i].decoded, 2000);
+    }
+    ST_EQ_INT(st_avro_registry_http_requests(rreg), 1);
+    st_buf_free(&msg);
+    st_avro_codec_destroy(w);
+    st_avro_registry_destroy(wreg);
+    st_avro_registry_destroy(rreg);
+}
+
 int main(void)
 {
     const char *src = getenv("STINT_SOURCE_DIR");
@@ -291,6 +348,7 @@ int main(void)
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     ST_RUN(test_register_fetch_cache_and_resolve);
+    ST_RUN(test_threads_share_registry);
     ST_RUN(test_unreachable_registry);
     curl_global_cleanup();
     stop_registry();
