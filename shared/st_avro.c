@@ -2451,17 +2451,18 @@ int st_avro_set_string(avro_value_t *rec, const char *field, const char *s)
 int st_avro_set_string_len(avro_value_t *rec, const char *field, const char *s, size_t len)
 {
     avro_value_t leaf;
+    char small[256];
     if (!s || leaf_set(rec, field, AVRO_STRING, &leaf) != 0)
         return -1;
-    if (s[len] == '\0')
-        return avro_value_set_string_len(&leaf, s, len + 1) == 0 ? 0 : -1;
-    char *copy = malloc(len + 1);
+    /* avro-c wants the NUL counted and present; s[len] may lie outside the caller's buffer. */
+    char *copy = len < sizeof small ? small : malloc(len + 1);
     if (!copy)
         return -1;
     memcpy(copy, s, len);
     copy[len] = '\0';
     int rc = avro_value_set_string_len(&leaf, copy, len + 1);
-    free(copy);
+    if (copy != small)
+        free(copy);
     return rc == 0 ? 0 : -1;
 }
 
