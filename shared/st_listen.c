@@ -216,7 +216,7 @@ st_listen_reason_t st_listen_parse(const char *json, size_t len, int64_t now_ms,
         return fail(err, ST_LISTEN_INVALID_UTF8, "%s", "message is not valid UTF-8");
 
     json_error_t jerr;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root)
         return fail(err, ST_LISTEN_NOT_JSON, "%s", jerr.text);
     st_listen_reason_t reason;
