@@ -149,6 +149,69 @@ static void test_planted_sessions_recovered(void)
     json_decref(s);
 }
 
+/* Lower-cased "artist\ttrack" (the track key) of a catalog entry or a listen. */
+static void track_key(char *buf, size_t size, const char *artist, size_t artist_len,
+                      const char *track, size_t track_len)
+{
+    snprintf(buf, size, "%.*s\t%.*s", (int)artist_len, artist, (int)track_len, track);
+    for (char *p = buf; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+}
+
+/* The session rule of DESIGN.md with the catalog's durations (unknown when missing or 0): the
+ * same planted sessions come back. */
+static void test_design_rule_with_catalog(void)
+{
+    json_t *s = summary(), *durations = json_object();
+    ST_REQUIRE(s != NULL);
+    char p[600], key[4200], line[8192], err[256];
+    path_of(p, sizeof p, "a", GEN_CATALOG_FILE);
+    FILE *fp = fopen(p, "rb");
+    ST_REQUIRE(fp != NULL);
+    while (fgets(line, sizeof line, fp)) {
+        json_t *o = json_loads(line, 0, NULL);
+        const char *artist = json_string_value(json_object_get(o, "artist"));
+        const char *track = json_string_value(json_object_get(o, "track"));
+        if (artist && track) {
+            track_key(key, sizeof key, artist, strlen(artist), track, strlen(track));
+            json_object_set(durations, key, json_object_get(o, "duration_ms"));
+        }
+        json_decref(o);
+    }
+    fclose(fp);
+    snprintf(p, sizeof p, "%s/a", tmp_dir);
+    st_merge_opts_t opts = {.quiet = true};
+    st_merge_t *m = st_merge_open(p, &opts, err, sizeof err);
+    ST_REQUIRE(m != NULL);
+    const char *user;
+    st_lastfm_listen_t l;
+    long long sessions = 0, unknown = 0, listens = 0;
+    while (st_merge_next_user(m, &user, NULL) == 1) {
+        int64_t prev_ms = INT64_MIN, prev_d_ms = 0;
+        while (st_merge_next_in_user(m, &l, NULL) == 1) {
+            track_key(key, sizeof key, l.artist_name.ptr, l.artist_name.len, l.track_name.ptr,
+                      l.track_name.len);
+            int64_t d_ms = json_integer_value(json_object_get(durations, key));
+            unknown += d_ms == 0;
+            listens++;
+            int64_t gap_ms = l.ts_ms - prev_ms;
+            bool same = prev_ms != INT64_MIN &&
+                        (prev_d_ms > 0 ? gap_ms <= prev_d_ms || gap_ms - prev_d_ms <= 1800000
+                                       : gap_ms <= 1800000);
+            sessions += !same;
+            prev_ms = l.ts_ms;
+            prev_d_ms = d_ms;
+        }
+    }
+    ST_EQ_INT(sessions, jint(s, "sessions"));
+    ST_EQ_INT(unknown, jint(s, "unknown_duration"));
+    ST_EQ_INT(listens, jint(s, "listens"));
+    st_merge_destroy(m);
+    json_decref(durations);
+    json_decref(s);
+}
+
 static void test_catalog_and_unknown_durations(void)
 {
     json_t *s = summary();
@@ -221,6 +284,7 @@ int main(void)
     ST_RUN(test_same_seed_same_bytes);
     ST_RUN(test_parses_with_planted_malformed);
     ST_RUN(test_planted_sessions_recovered);
+    ST_RUN(test_design_rule_with_catalog);
     ST_RUN(test_catalog_and_unknown_durations);
     ST_RUN(test_usage_errors);
     remove_dir("a");
