@@ -4,5 +4,6 @@
 #define STINT_COMMANDS_H
 
 int cmd_version(int argc, char **argv);
+int cmd_gen(int argc, char **argv);
 
 #endif

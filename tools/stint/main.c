@@ -12,6 +12,7 @@ typedef struct {
 } command_t;
 
 static const command_t commands[] = {
+    {"gen", cmd_gen, "generate a look-alike Last.fm 1K dataset"},
     {"version", cmd_version, "print the version"},
 };
 
