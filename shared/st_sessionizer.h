@@ -196,8 +196,10 @@ void st_sessionizer_advance_time(st_sessionizer_t *sz, int32_t partition, int64_
 /* Releases every buffered record below its partition's watermark (all of them when flush_all,
  * which also closes every open session: end of the offline input), reads the touched users'
  * states (one store->get_states call), applies the rule and builds the events and new states.
- * Returns 0, or -1 with err (store error; the batch is abandoned, nothing was applied: destroy
- * or revoke+assign and replay from the commit point). */
+ * Returns 0, or -1 with err: on a store read error (ST_ERR_REDIS, retriable) nothing was applied
+ * and the records are back in the buffer, so prepare may simply be called again later; on
+ * ST_ERR_NOMEM (fatal) stop and replay from the commit point. A user must live on one partition
+ * (the topic is keyed by user_id and its partition count does not change). */
 int st_sessionizer_prepare(st_sessionizer_t *sz, bool flush_all, st_err_t *err);
 
 /* The events built by the last prepare, in order per user (borrowed until the next prepare). */
