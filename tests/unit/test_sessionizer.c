@@ -581,6 +581,90 @@ static void test_late_records_across_crashes(void)
     }
 }
 
+/* Two instances share the store (Redis) with disjoint partitions; mid-run instance 0 stops after
+ * delivering a batch it never finished, and instance 1 takes its partitions from their commits
+ * (a consumer-group rebalance). The result equals the reference. */
+static void test_two_instances_one_stops(void)
+{
+    for (uint64_t seed = 1; seed <= 4; seed++) {
+        rng_state = seed * 31337;
+        st_sessionizer_config_t cfg;
+        st_sessionizer_config_default(&cfg);
+        lisvec_t lv = {0};
+        generate(&lv, 24, 120, &cfg.rule);
+        ref_session_t *ref_s;
+        size_t n_ref = reference(&lv, &cfg.rule, &ref_s);
+        topic_t tp;
+        build_topic(&lv, cfg.grace_ms, &tp);
+        st_sessionizer_store_t *store = st_sessionizer_memstore_new();
+        char errstr[128];
+        st_sessionizer_t *inst[2] = {st_sessionizer_new(&cfg, store, errstr, sizeof errstr),
+                                     st_sessionizer_new(&cfg, store, errstr, sizeof errstr)};
+        int owner[NPARTS] = {0, 0, 1};
+        int64_t committed[NPARTS] = {0}, committed_time[NPARTS] = {0};
+        bool committed_has[NPARTS] = {false};
+        size_t cursor[NPARTS] = {0};
+        evlog_t log = {0};
+        st_err_t err = {0};
+        for (int p = 0; p < NPARTS; p++)
+            st_sessionizer_assign(inst[owner[p]], p, false, 0, &err);
+        int stop_at = (int)urange(5, 40), batch_no = 0;
+        bool done[2] = {false, false};
+        while (!done[0] || !done[1]) {
+            int i = inst[0] && !done[0] && (done[1] || rnd() % 2) ? 0 : 1;
+            size_t left = 0;
+            for (int p = 0; p < NPARTS; p++)
+                if (owner[p] == i)
+                    left += tp.n[p] - cursor[p];
+            bool flush = left == 0;
+            for (int k = (int)urange(1, 40); k > 0 && left > 0; k--) {
+                int p = (int)(rnd() % NPARTS);
+                while (owner[p] != i || cursor[p] == tp.n[p])
+                    p = (p + 1) % NPARTS;
+                st_sessionizer_record_t rec = record_of(&tp.v[p][cursor[p]++]);
+                left--;
+                if (st_sessionizer_push(inst[i], &rec, &err) != ST_SESSIONIZER_BUFFERED)
+                    ST_FAIL_AT("push: not buffered (%s)", err.text);
+            }
+            if (st_sessionizer_prepare(inst[i], flush, &err) != 0)
+                ST_FAIL_AT("prepare: %s", err.text);
+            deliver(inst[i], &log);
+            if (i == 0 && ++batch_no == stop_at) {
+                st_sessionizer_destroy(inst[0]);
+                inst[0] = NULL;
+                done[0] = true;
+                for (int p = 0; p < NPARTS; p++) {
+                    if (owner[p] != 0)
+                        continue;
+                    owner[p] = 1;
+                    cursor[p] = (size_t)committed[p];
+                    st_sessionizer_assign(inst[1], p, committed_has[p], committed_time[p], &err);
+                }
+                done[1] = false;
+                continue;
+            }
+            if (st_sessionizer_finish(inst[i], &err) != 0)
+                ST_FAIL_AT("finish: %s", err.text);
+            for (int p = 0; p < NPARTS; p++)
+                if (owner[p] == i)
+                    st_sessionizer_commit_point(inst[i], p, &committed[p], &committed_time[p],
+                                                &committed_has[p]);
+            if (flush)
+                done[i] = true;
+        }
+        dedup_log(&log);
+        if (compare_with_reference(&log, ref_s, n_ref))
+            ST_FAIL_AT("seed %llu: two instances differ from the reference",
+                       (unsigned long long)seed);
+        st_sessionizer_destroy(inst[0]);
+        st_sessionizer_destroy(inst[1]);
+        st_sessionizer_memstore_destroy(store);
+        free(log.v);
+        free(ref_s);
+        free(lv.v);
+    }
+}
+
 /* Helpers for the hand-written scenarios below: one partition, one store. */
 typedef struct {
     st_sessionizer_store_t *store;
@@ -839,5 +923,6 @@ int main(void)
     ST_RUN(test_stream_equals_reference);
     ST_RUN(test_crash_replay);
     ST_RUN(test_late_records_across_crashes);
+    ST_RUN(test_two_instances_one_stops);
     return st_test_summary();
 }
