@@ -276,7 +276,8 @@ static evs_t run(st_sessionizer_store_t *store, gen_t *g, size_t n, int restart_
         }
         size_t ne;
         const st_session_event_t *ev = st_sessionizer_events(sz, &ne);
-        memcpy(out.v + out.n, ev, ne * sizeof *ev);
+        if (ne > 0)
+            memcpy(out.v + out.n, ev, ne * sizeof *ev);
         out.n += ne;
         if (restart_every && ++batch_no % restart_every == 0 && !flush) {
             st_sessionizer_destroy(sz);
