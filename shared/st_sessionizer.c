@@ -781,22 +781,11 @@ int st_sessionizer_push(st_sessionizer_t *sz, const st_sessionizer_record_t *rec
                    "sessionizer: push between prepare and finish");
         return -1;
     }
-    const char *why = NULL;
-    if (!rec->user_id || rec->user_id_len == 0 || rec->user_id_len > ST_SESSION_USER_ID_MAX)
-        why = "user id empty or longer than the limit";
-    else if (memchr(rec->user_id, '\0', rec->user_id_len))
-        why = "user id holds a NUL byte";
-    else if (rec->listened_at_ms < -TIME_ABS_MAX || rec->listened_at_ms > TIME_ABS_MAX)
-        why = "listened_at out of range";
-    else if (rec->duration_ms > DURATION_MAX_MS)
-        why = "duration out of range";
-    else if (rec->offset < 0 || rec->offset > OFFSET_MAX)
-        why = "offset out of range";
-    if (why) {
+    if (rec->offset < 0 || rec->offset > OFFSET_MAX) {
         sz->stats.invalid++;
         st_err_set(err, ST_ERR_INVALID, false, false,
-                   "sessionizer: partition %" PRId32 " offset %" PRId64 ": %s", rec->partition,
-                   rec->offset, why);
+                   "sessionizer: partition %" PRId32 " offset %" PRId64 " out of range",
+                   rec->partition, rec->offset);
         return -1;
     }
     part_t *p = part_find(sz, rec->partition);
@@ -811,6 +800,25 @@ int st_sessionizer_push(st_sessionizer_t *sz, const st_sessionizer_record_t *rec
                    "sessionizer: partition %" PRId32 " offset %" PRId64
                    " not above the previous one (%" PRId64 "); revoke and assign to seek back",
                    rec->partition, rec->offset, p->next_offset - 1);
+        return -1;
+    }
+    const char *why = NULL;
+    if (!rec->user_id || rec->user_id_len == 0 || rec->user_id_len > ST_SESSION_USER_ID_MAX)
+        why = "user id empty or longer than the limit";
+    else if (memchr(rec->user_id, '\0', rec->user_id_len))
+        why = "user id holds a NUL byte";
+    else if (rec->listened_at_ms < -TIME_ABS_MAX || rec->listened_at_ms > TIME_ABS_MAX)
+        why = "listened_at out of range";
+    else if (rec->duration_ms > DURATION_MAX_MS)
+        why = "duration out of range";
+    if (why) {
+        /* The caller sends it to the DLQ; the commit point may pass it. */
+        p->has_next = true;
+        p->next_offset = rec->offset + 1;
+        sz->stats.invalid++;
+        st_err_set(err, ST_ERR_INVALID, false, false,
+                   "sessionizer: partition %" PRId32 " offset %" PRId64 ": %s", rec->partition,
+                   rec->offset, why);
         return -1;
     }
     int64_t wm;

@@ -183,9 +183,12 @@ int st_sessionizer_assign(st_sessionizer_t *sz, int32_t partition, bool has_stre
 void st_sessionizer_revoke(st_sessionizer_t *sz, int32_t partition);
 
 /* Adds one record. Returns ST_SESSIONIZER_BUFFERED, ST_SESSIONIZER_LATE (the caller sends the
- * original message to sessions.late; nothing is kept), or -1 with err (ST_ERR_INVALID: bad user
- * id, offset not above the previous one of the partition; the record is not kept, count it and
- * send it to the DLQ; ST_ERR_NOMEM). Not allowed between prepare and finish. */
+ * original message to sessions.late; nothing is kept), or -1 with err: ST_ERR_INVALID for a bad
+ * user id (empty, over ST_SESSION_USER_ID_MAX bytes, holding NUL), a time beyond +-2^50 ms or a
+ * duration over 2^40 ms (the record is not kept and the commit point may pass it: count it and
+ * send it to the DLQ), or for an offset out of range or not above the previous one of the
+ * partition (a seek back: revoke and assign first); ST_ERR_NOMEM. Not allowed between prepare and
+ * finish (ST_ERR_INTERNAL). */
 int st_sessionizer_push(st_sessionizer_t *sz, const st_sessionizer_record_t *rec, st_err_t *err);
 
 /* Advances a partition's stream time to at least now_ms (partition < 0: all owned partitions):
