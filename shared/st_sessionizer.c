@@ -662,9 +662,9 @@ st_sessionizer_t *st_sessionizer_new(const st_sessionizer_config_t *config,
                   (int)config->rule.ref);
         return NULL;
     }
-    if (config->grace_ms < 0 || config->grace_ms > DURATION_MAX_MS) {
+    if (config->grace_ms < 0 || config->grace_ms > ST_SESSIONIZER_GRACE_MS_MAX) {
         st_errstr(errstr, errstr_size, "sessionizer: grace_ms %" PRId64 " out of range 0..%" PRId64,
-                  config->grace_ms, DURATION_MAX_MS);
+                  config->grace_ms, ST_SESSIONIZER_GRACE_MS_MAX);
         return NULL;
     }
     if (config->recent_n < 1 || config->recent_n > ST_SESSION_RECENT_MAX) {

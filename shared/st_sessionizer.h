@@ -12,20 +12,39 @@
  *   st_sessionizer_finish()       writes the states through store->put_states (one CAS per user)
  *   st_sessionizer_commit_point() per partition -> commit offset (+ stream time as metadata)
  *
- * Order and positions. Records are applied per user in (listened_at_ms, identity_hash, offset)
- * order. A record is LATE when its time is below the partition's watermark (stream time - grace)
- * on arrival; the others are released once the watermark passes them, so the released sequence
- * of a partition is exactly its non-late records sorted by that key, whatever the batch
- * boundaries. A user's state records the position (time, identity, offset, closed flag) of the
- * last thing applied; a record at or below it is a replay and is skipped. After a crash the input
- * is re-read from the committed offset with the committed stream time restored (assign), so the
- * same records are late, the same are released in the same order, and each user's stored state is
- * the result of a prefix of that user's sequence: replay applies exactly the rest, once.
+ * Events are delivered before the states are written: a crash in between replays the batch and
+ * re-emits byte-identical events (deterministic session ids), never loses one. Writing first and
+ * crashing before delivery would lose them, since the replay is skipped by the stored position.
+ *
+ * Order and lateness. A partition's stream time is the largest listened_at_ms of the records it
+ * accepted (raised further only by st_sessionizer_advance_time); its watermark is stream time -
+ * grace. A record is LATE when its time is below the watermark on arrival; every other record is
+ * released once the watermark passes its time, in (listened_at_ms, identity_hash, offset) order.
+ * Hence a partition's released sequence is exactly its non-late records sorted by that key,
+ * whatever the batch boundaries, and exact duplicates (same time and identity) are adjacent.
+ *
+ * Idempotency. A user's state records the position (time, identity, offset, closed flag) of the
+ * last thing applied, increasing along that order; a released record at or below it is a replay
+ * and is skipped; the store writes a state only if its position is above the stored one. After a
+ * crash the input is re-read from the committed offset (the lowest one not yet written) with the
+ * committed stream time restored: the same records are late and the same are released in the same
+ * order, and each user's stored state is the result of a prefix of that user's sequence, so the
+ * replay applies exactly the rest, once. (Without wall-clock advances the replayed records rebuild
+ * the stream time by themselves: the record with the largest time is never released before a
+ * larger one arrives, so it is always replayed. The stored stream time matters after idle
+ * flushes.) Caveat: one record far in the future raises the stream time, so the records after it
+ * are late and the commit point waits for it; reject such timestamps upstream.
  *
  * Idle close. An open session closes when the watermark passes st_session_deadline_ms(), i.e.
  * the stream time passes deadline + grace (or, in live mode, the wall clock via
  * st_sessionizer_advance_time). Closing by deadline or by the next listen gives the same session;
- * only the moment differs. */
+ * only the moment differs.
+ *
+ * Offline use (same code path): the in-memory store, push the listens in time order on one
+ * partition with offsets 0, 1, ... and grace 0, prepare + finish every few thousand records, and
+ * prepare(flush_all) + finish at the end; or grace ST_SESSIONIZER_GRACE_MS_MAX and one partition
+ * per user (any order within the user), prepare(flush_all) + finish + revoke after each user. The
+ * CLOSED events are the sessions. */
 #ifndef ST_SESSIONIZER_H
 #define ST_SESSIONIZER_H
 
@@ -38,11 +57,12 @@
 #include "st_session.h"
 
 #define ST_SESSIONIZER_GRACE_MS_DEFAULT 60000
+#define ST_SESSIONIZER_GRACE_MS_MAX     (INT64_C(1) << 40) /* about 35 years */
 #define ST_SESSIONIZER_POS_TEXT_MAX     80
 
 typedef struct {
     st_session_rule_t rule;
-    int64_t grace_ms;  /* reorder grace in event time, >= 0 (default 60 s) */
+    int64_t grace_ms;  /* reorder grace in event time, 0..GRACE_MS_MAX (default 60 s) */
     uint32_t recent_n; /* history lengths kept, 1..ST_SESSION_RECENT_MAX (default 16) */
 } st_sessionizer_config_t;
 

@@ -665,6 +665,86 @@ static void test_two_instances_one_stops(void)
     }
 }
 
+static int cmp_time_only(const void *a, const void *b)
+{
+    const lis_t *x = a, *y = b;
+    if (x->t_ms != y->t_ms)
+        return x->t_ms < y->t_ms ? -1 : 1;
+    return x->arrival_key < y->arrival_key ? -1 : x->arrival_key > y->arrival_key;
+}
+
+/* The offline builder's two ways of calling the core: (a) time-ordered input (ties in any order)
+ * on one partition with grace 0; (b) maximal grace and one partition per user, listens newest
+ * first (the Last.fm 1K file order). Both equal the reference. */
+static void test_offline_modes(void)
+{
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        rng_state = seed * 7777;
+        st_sessionizer_config_t cfg;
+        st_sessionizer_config_default(&cfg);
+        cfg.grace_ms = 0;
+        lisvec_t lv = {0};
+        generate(&lv, 20, 150, &cfg.rule);
+        ref_session_t *ref_s;
+        size_t n_ref = reference(&lv, &cfg.rule, &ref_s);
+        for (size_t i = 0; i < lv.n; i++)
+            lv.v[i].arrival_key = (int64_t)(rnd() >> 1); /* random order among equal times */
+        char errstr[128];
+        st_err_t err = {0};
+        for (int mode = 0; mode < 2; mode++) {
+            if (mode == 0) {
+                qsort(lv.v, lv.n, sizeof *lv.v, cmp_time_only);
+            } else {
+                qsort(lv.v, lv.n, sizeof *lv.v, cmp_user_time);
+                for (size_t i = 0; i < lv.n / 2; i++) { /* newest first */
+                    lis_t t = lv.v[i];
+                    lv.v[i] = lv.v[lv.n - 1 - i];
+                    lv.v[lv.n - 1 - i] = t;
+                }
+            }
+            cfg.grace_ms = mode == 0 ? 0 : ST_SESSIONIZER_GRACE_MS_MAX;
+            st_sessionizer_store_t *store = st_sessionizer_memstore_new();
+            st_sessionizer_t *sz = st_sessionizer_new(&cfg, store, errstr, sizeof errstr);
+            evlog_t log = {0};
+            int32_t part = 0;
+            int64_t offset = 0;
+            for (size_t i = 0; i < lv.n; i++) {
+                lis_t l = lv.v[i];
+                if (mode == 1 && i > 0 && strcmp(l.user, lv.v[i - 1].user) != 0) {
+                    st_sessionizer_prepare(sz, true, &err);
+                    deliver(sz, &log);
+                    st_sessionizer_finish(sz, &err);
+                    st_sessionizer_revoke(sz, part);
+                    part++;
+                    offset = 0;
+                }
+                l.partition = part;
+                l.offset = offset++;
+                st_sessionizer_record_t rec = record_of(&l);
+                if (st_sessionizer_push(sz, &rec, &err) != ST_SESSIONIZER_BUFFERED)
+                    ST_FAIL_AT("mode %d: push of listen %zu not buffered (%s)", mode, i, err.text);
+                if (mode == 0 && i % 1000 == 999) {
+                    st_sessionizer_prepare(sz, false, &err);
+                    deliver(sz, &log);
+                    st_sessionizer_finish(sz, &err);
+                }
+            }
+            st_sessionizer_prepare(sz, true, &err);
+            deliver(sz, &log);
+            st_sessionizer_finish(sz, &err);
+            ST_EQ_INT(dedup_log(&log), 0);
+            if (compare_with_reference(&log, ref_s, n_ref))
+                ST_FAIL_AT("seed %llu: offline mode %d differs from the reference",
+                           (unsigned long long)seed, mode);
+            st_sessionizer_destroy(sz);
+            st_sessionizer_memstore_destroy(store);
+            free(log.v);
+        }
+        free(ref_s);
+        free(lv.v);
+    }
+}
+
 /* Helpers for the hand-written scenarios below: one partition, one store. */
 typedef struct {
     st_sessionizer_store_t *store;
@@ -925,5 +1005,6 @@ int main(void)
     ST_RUN(test_crash_replay);
     ST_RUN(test_late_records_across_crashes);
     ST_RUN(test_two_instances_one_stops);
+    ST_RUN(test_offline_modes);
     return st_test_summary();
 }
