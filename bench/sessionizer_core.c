@@ -27,7 +27,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [records] [users] [batch]\n", argv[0]);
         return 2;
     }
-    char(*names)[24] = calloc(n_users, sizeof *names);
+    char(*names)[32] = calloc(n_users, sizeof *names);
     st_sessionizer_record_t *recs = calloc(n, sizeof *recs);
     if (!names || !recs)
         return 1;
