@@ -1271,6 +1271,7 @@ typedef struct {
 typedef struct {
     st_sessionizer_store_t store;
     smap_t map;
+    size_t n_deadlines; /* entries with a deadline: lets load_deadlines skip the scan when 0 */
     long fail_after;
 } memstore_t;
 
@@ -1328,6 +1329,7 @@ static int mem_put(void *ctx, const st_sessionizer_write_t *writes, size_t n, st
             goto nomem;
         e->pos = pos;
         e->partition = w->partition;
+        m->n_deadlines += (size_t)w->has_deadline - (size_t)e->has_deadline;
         e->has_deadline = w->has_deadline;
         e->deadline_ms = w->deadline_ms;
     }
@@ -1343,7 +1345,7 @@ static int mem_load_deadlines(void *ctx, int32_t partition,
                               void *arg, st_err_t *err)
 {
     memstore_t *m = ctx;
-    for (size_t i = 0; i < m->map.cap; i++) {
+    for (size_t i = 0; m->n_deadlines > 0 && i < m->map.cap; i++) {
         const mem_entry_t *e = (const mem_entry_t *)m->map.slots[i];
         if (e && e->has_deadline && e->partition == partition &&
             add(arg, e->key.s, e->key.len, e->deadline_ms) != 0) {
