@@ -13,6 +13,7 @@ typedef struct {
 
 static const command_t commands[] = {
     {"gen", cmd_gen, "generate a look-alike Last.fm 1K dataset"},
+    {"sessions", cmd_sessions, "sessionize a Last.fm-format dataset offline (TSV)"},
     {"version", cmd_version, "print the version"},
 };
 
