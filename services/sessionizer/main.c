@@ -1,0 +1,618 @@
+/* main.c - stint-sessionizer: listens.enriched (EnrichedListen) -> sessions (SessionEvent OPENED /
+ * CLOSED), per DESIGN.md "Sessions" and the batch protocol of st_sessionizer.h, with the user
+ * states in Redis (sz_store.h). Late records go to sessions.late, undecodable ones to the DLQ.
+ *
+ * One batch: decode -> push (late/invalid sorted out) -> prepare (one pipelined read round) ->
+ * profile join for OPENED events (one pipelined HGETALL round) -> events produced and
+ * acknowledged by the pipeline -> apply: finish (one pipelined EVALSHA round) -> commit points
+ * (offset + stream time per partition) saved in Redis and held as the stored offsets. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "st_avro.h"
+#include "st_dlq.h"
+#include "st_log.h"
+#include "st_metrics.h"
+#include "st_service.h"
+#include "st_session.h"
+#include "st_sessionizer.h"
+#include "st_time.h"
+#include "sz_store.h"
+
+typedef struct {
+    char *in_topic;
+    char *out_topic;
+    char *late_topic;
+    char *dlq_topic;
+    int64_t gap_s;
+    char *ref;
+    int64_t grace_ms;
+    int64_t recent_n;
+    int64_t idle_flush_ms;
+    bool profile_lookup;
+} sz_config_t;
+
+static sz_config_t config;
+
+#define OFF(f) offsetof(sz_config_t, f)
+static const st_config_entry_t table[] = {
+    {"in.topic", ST_CFG_STRING, "listens.enriched", ST_CFG_NOBOUNDS, OFF(in_topic), false, 0,
+     "input topic (Avro EnrichedListen, keyed by user_id)"},
+    {"out.topic", ST_CFG_STRING, "sessions", ST_CFG_NOBOUNDS, OFF(out_topic), false, 0,
+     "output topic (Avro SessionEvent, keyed by user_id)"},
+    {"late.topic", ST_CFG_STRING, "sessions.late", ST_CFG_NOBOUNDS, OFF(late_topic), false, 0,
+     "records later than the grace (original bytes)"},
+    {"dlq.topic", ST_CFG_STRING, "sessions.dlq", ST_CFG_NOBOUNDS, OFF(dlq_topic), false, 0,
+     "dead-letter topic (Avro DeadLetter)"},
+    {"session.gap_s", ST_CFG_INT, "1800", 0, 8640000, OFF(gap_s), false, 0,
+     "idle gap that ends a session, seconds"},
+    {"session.ref", ST_CFG_STRING, "end", ST_CFG_NOBOUNDS, OFF(ref), false, 0,
+     "gap measured from the previous track's end or start (end|start)"},
+    {"session.grace_ms", ST_CFG_INT, "60000", 0, 86400000, OFF(grace_ms), false, 0,
+     "reorder grace in event time; records older than stream time - grace are late"},
+    {"session.recent_n", ST_CFG_INT, "16", 1, ST_SESSION_RECENT_MAX, OFF(recent_n), false, 0,
+     "past session lengths carried in OPENED events"},
+    {"idle.flush_ms", ST_CFG_INT, "0", 0, 3600000, OFF(idle_flush_ms), false, 0,
+     "live mode: every this many ms advance the stream time to the wall clock, closing idle "
+     "sessions without new input (0 = off; keep off when replaying old data: it makes it late)"},
+    {"profile.lookup", ST_CFG_BOOL, "true", ST_CFG_NOBOUNDS, OFF(profile_lookup), false, 0,
+     "join OPENED events with <redis.prefix>:u:{<user>}:profile (HGETALL)"},
+    {NULL, 0, NULL, 0, 0, 0, false, 0, NULL},
+};
+
+enum { DISP_PUSHED = 0, DISP_LATE, DISP_DLQ };
+
+/* One consumed record after decoding (user id in the batch arena). */
+typedef struct {
+    int disp;
+    st_sessionizer_record_t rec;
+    size_t user_off;
+    size_t text_off; /* DLQ reason text in the arena */
+    const char *code;
+} item_t;
+
+typedef struct {
+    int32_t id;
+    bool need_init; /* assigned, stream time not restored yet */
+    bool saved;     /* last commit point written to Redis */
+    sz_commit_point_t last;
+} part_t;
+
+typedef struct {
+    st_service_t *svc;
+    st_avro_registry_t *reg;
+    st_avro_codec_t *in_codec, *out_codec, *dlq_codec;
+    sz_store_t *store;
+    st_sessionizer_t *sz;
+    part_t *parts;
+    size_t n_parts, cap_parts;
+    /* the current batch */
+    bool in_batch, prepared;
+    item_t *items;
+    size_t cap_items;
+    st_buf_t arena;
+    st_out_t *out;
+    st_sessionizer_user_t *prof_users;
+    sz_profile_t *profiles;
+    size_t cap_prof;
+    sz_commit_point_t *points;
+    size_t cap_points;
+    st_buf_t enc;
+    st_sessionizer_stats_t last_stats;
+    uint64_t last_state_bytes;
+    st_metric_t *m_listens, *m_late, *m_invalid, *m_opened, *m_closed, *m_idle, *m_open,
+        *m_state_bytes, *m_buffered, *m_dups, *m_skips;
+} sz_ctx_t;
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 64;
+    while (c < need)
+        c *= 2;
+    void *p = realloc(*arr, c * elem);
+    if (!p)
+        return -1;
+    *arr = p;
+    *cap = c;
+    return 0;
+}
+
+static part_t *part_get(sz_ctx_t *ctx, int32_t id, bool create)
+{
+    for (size_t i = 0; i < ctx->n_parts; i++)
+        if (ctx->parts[i].id == id)
+            return &ctx->parts[i];
+    if (!create ||
+        grow((void **)&ctx->parts, &ctx->cap_parts, ctx->n_parts + 1, sizeof *ctx->parts) != 0)
+        return NULL;
+    part_t *p = &ctx->parts[ctx->n_parts++];
+    memset(p, 0, sizeof *p);
+    p->id = id;
+    return p;
+}
+
+static void on_assign(void *vctx, const rd_kafka_topic_partition_list_t *parts)
+{
+    sz_ctx_t *ctx = vctx;
+    for (int i = 0; i < parts->cnt; i++) {
+        part_t *p = part_get(ctx, parts->elems[i].partition, true);
+        if (!p) {
+            st_log_error("assign_failed", "partition=%d error=\"out of memory\"",
+                         (int)parts->elems[i].partition);
+            continue;
+        }
+        p->need_init = true;
+        p->saved = false;
+    }
+}
+
+static void on_revoke(void *vctx, const rd_kafka_topic_partition_list_t *parts)
+{
+    sz_ctx_t *ctx = vctx;
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t id = parts->elems[i].partition;
+        st_sessionizer_revoke(ctx->sz, id);
+        part_t *p = part_get(ctx, id, false);
+        if (p)
+            *p = ctx->parts[--ctx->n_parts];
+    }
+}
+
+/* Restores the stream time of newly assigned partitions from the commit point at the offset the
+ * consumer resumes from (the first record of the partition in this batch), loading their deadline
+ * sets. In live mode (idle flush) partitions without records are assigned at once, so that the
+ * wall clock can close their idle sessions. */
+static int init_partitions(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err_t *err)
+{
+    size_t np = 0;
+    for (size_t i = 0; i < ctx->n_parts; i++) {
+        part_t *p = &ctx->parts[i];
+        if (!p->need_init)
+            continue;
+        const st_msg_t *first = NULL;
+        for (size_t k = 0; k < n && !first; k++)
+            if (msgs[k].partition == p->id)
+                first = &msgs[k];
+        if (!first && config.idle_flush_ms == 0)
+            continue;
+        if (grow((void **)&ctx->points, &ctx->cap_points, np + 1, sizeof *ctx->points) != 0) {
+            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            return -1;
+        }
+        ctx->points[np++] = (sz_commit_point_t){p->id, first ? first->offset : -1, false, 0};
+    }
+    size_t nq = 0;
+    for (size_t i = 0; i < np; i++)
+        if (ctx->points[i].offset >= 0)
+            ctx->points[nq++] = ctx->points[i];
+    if (nq > 0 && sz_store_load_stream_times(ctx->store, ctx->points, nq, err) != 0)
+        return -1;
+    for (size_t i = 0; i < ctx->n_parts; i++) {
+        part_t *p = &ctx->parts[i];
+        if (!p->need_init)
+            continue;
+        const sz_commit_point_t *pt = NULL;
+        for (size_t k = 0; k < nq && !pt; k++)
+            if (ctx->points[k].partition == p->id)
+                pt = &ctx->points[k];
+        if (!pt && config.idle_flush_ms == 0)
+            continue;
+        bool has = pt && pt->has_stream_time;
+        int64_t t = has ? pt->stream_time_ms : 0;
+        if (st_sessionizer_assign(ctx->sz, p->id, has, t, err) != 0)
+            return -1;
+        p->need_init = false;
+        st_log_info("partition_resumed", "partition=%d offset=%lld stream_time_ms=%s%lld",
+                    (int)p->id, pt ? (long long)pt->offset : -1LL,
+                    has ? "" : "none:", (long long)t);
+    }
+    return 0;
+}
+
+/* Decodes every record of the batch into ctx->items (nothing is pushed yet, so a retriable
+ * decode error, e.g. an unreachable schema registry, can simply retry the batch). */
+static int decode_all(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err_t *err)
+{
+    st_buf_reset(&ctx->arena);
+    if (grow((void **)&ctx->items, &ctx->cap_items, n, sizeof *ctx->items) != 0)
+        goto nomem;
+    for (size_t i = 0; i < n; i++) {
+        item_t *it = &ctx->items[i];
+        memset(it, 0, sizeof *it);
+        it->rec.partition = msgs[i].partition;
+        it->rec.offset = msgs[i].offset;
+        avro_value_t *v;
+        st_err_t derr = {0};
+        const char *user, *artist, *track;
+        size_t user_len, artist_len, track_len;
+        int64_t t_ms, d_ms = 0;
+        bool d_null = true;
+        if (st_avro_codec_decode(ctx->in_codec, msgs[i].value, msgs[i].value_len, &v, &derr) != 0) {
+            if (derr.retriable) {
+                *err = derr;
+                return -1;
+            }
+            it->disp = DISP_DLQ;
+            it->code = "invalid";
+            it->text_off = ctx->arena.len;
+            if (st_buf_append(&ctx->arena, derr.text, strlen(derr.text) + 1) != 0)
+                goto nomem;
+            continue;
+        }
+        if (st_avro_get_string(v, "user_id", &user, &user_len) != 0 ||
+            st_avro_get_long(v, "listened_at_ms", &t_ms) != 0 ||
+            st_avro_get_string(v, "artist_name", &artist, &artist_len) != 0 ||
+            st_avro_get_string(v, "track_name", &track, &track_len) != 0 ||
+            st_avro_get_nullable_long(v, "duration_ms", &d_ms, &d_null) != 0) {
+            it->disp = DISP_DLQ;
+            it->code = "invalid";
+            it->text_off = ctx->arena.len;
+            if (st_buf_append_str(&ctx->arena, "EnrichedListen lacks a required field") != 0 ||
+                st_buf_append(&ctx->arena, "", 1) != 0)
+                goto nomem;
+            continue;
+        }
+        it->user_off = ctx->arena.len;
+        if (st_buf_append(&ctx->arena, user, user_len) != 0 || st_buf_append(&ctx->arena, "", 1))
+            goto nomem;
+        it->rec.user_id_len = user_len;
+        it->rec.listened_at_ms = t_ms;
+        it->rec.duration_ms = d_null || d_ms < 0 ? 0 : d_ms;
+        it->rec.identity_hash = st_session_identity_hash(artist, artist_len, track, track_len);
+    }
+    return 0;
+nomem:
+    st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+    return -1;
+}
+
+static int push_all(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err_t *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        item_t *it = &ctx->items[i];
+        if (!part_get(ctx, msgs[i].partition, true)) {
+            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            return -1;
+        }
+        st_sessionizer_record_t rec = it->rec;
+        /* An undecodable record is pushed without a user: rejected, but the commit point may
+         * pass its offset. */
+        rec.user_id = it->disp == DISP_DLQ ? NULL : ctx->arena.data + it->user_off;
+        if (it->disp == DISP_DLQ)
+            rec.user_id_len = 0;
+        st_err_t perr = {0};
+        int rc = st_sessionizer_push(ctx->sz, &rec, &perr);
+        if (rc == ST_SESSIONIZER_LATE) {
+            it->disp = DISP_LATE;
+        } else if (rc < 0 && it->disp != DISP_DLQ) {
+            if (perr.code != ST_ERR_INVALID) {
+                *err = perr;
+                return -1;
+            }
+            it->disp = DISP_DLQ;
+            it->code = "invalid";
+            it->text_off = ctx->arena.len;
+            if (st_buf_append(&ctx->arena, perr.text, strlen(perr.text) + 1) != 0) {
+                st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int set_nullable_double_if(avro_value_t *rec, const char *field, bool has, double v)
+{
+    return st_avro_set_nullable_double(rec, field, has ? &v : NULL);
+}
+
+static int encode_event(sz_ctx_t *ctx, const st_session_event_t *e, const sz_profile_t *prof,
+                        st_err_t *err)
+{
+    avro_value_t *rec = st_avro_codec_record(ctx->out_codec);
+    int hour, weekday;
+    st_session_hour_weekday(e->start_ms, &hour, &weekday);
+    int rc =
+        st_avro_set_string(rec, "session_id", e->session_id) |
+        st_avro_set_string(rec, "user_id", e->user_id) |
+        st_avro_set_enum(rec, "kind", e->kind == ST_SESSION_EVENT_OPENED ? "OPENED" : "CLOSED") |
+        st_avro_set_long(rec, "start_ms", e->start_ms) |
+        st_avro_set_int(rec, "session_index", (int32_t)e->session_index) |
+        st_avro_set_int(rec, "start_hour_utc", hour) |
+        st_avro_set_int(rec, "start_weekday", weekday);
+    if (e->kind == ST_SESSION_EVENT_OPENED) {
+        const st_session_features_t *f = &e->features;
+        rc |= set_nullable_double_if(rec, "prev_session_length_s", f->has_prev,
+                                     f->prev_session_length_s) |
+              set_nullable_double_if(rec, "mean_session_length_s", f->has_prev,
+                                     f->mean_session_length_s) |
+              set_nullable_double_if(rec, "median_session_length_s", f->has_prev,
+                                     f->median_session_length_s) |
+              set_nullable_double_if(rec, "gap_since_prev_s", f->has_prev, f->gap_since_prev_s) |
+              st_avro_set_double_array(rec, "recent_lengths_s", f->recent_lengths_s, f->n_recent);
+        if (prof && prof->found) {
+            rc |=
+                st_avro_set_nullable_string(rec, "gender", prof->gender[0] ? prof->gender : NULL) |
+                st_avro_set_nullable_int(rec, "age", prof->has_age ? &prof->age : NULL) |
+                st_avro_set_nullable_string(rec, "country",
+                                            prof->country[0] ? prof->country : NULL) |
+                st_avro_set_nullable_long(rec, "registered_ms",
+                                          prof->has_registered ? &prof->registered_ms : NULL);
+        }
+    } else {
+        const st_session_summary_t *s = &e->summary;
+        rc |=
+            st_avro_set_nullable_long(rec, "end_ms", &s->end_ms) |
+            st_avro_set_nullable_double(rec, "length_s", &s->length_s) |
+            st_avro_set_int(rec, "track_count", (int32_t)s->track_count) |
+            st_avro_set_nullable_double(rec, "unknown_duration_share", &s->unknown_duration_share);
+    }
+    if (rc != 0) {
+        st_err_set(err, ST_ERR_INTERNAL, false, true, "SessionEvent does not match its schema");
+        return -1;
+    }
+    return st_avro_codec_encode(ctx->out_codec, rec, &ctx->enc, err);
+}
+
+static int emit_outputs(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_t *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const item_t *it = &ctx->items[i];
+        int rc = 0;
+        if (it->disp == DISP_LATE)
+            rc = st_out_produce(out, config.late_topic, msgs[i].key, msgs[i].key_len, msgs[i].value,
+                                msgs[i].value_len);
+        else if (it->disp == DISP_DLQ)
+            rc = st_out_dead_letter(out, &msgs[i], it->code, ctx->arena.data + it->text_off);
+        if (rc != 0) {
+            st_err_set(err, ST_ERR_NOMEM, false, true, "queueing an output failed");
+            return -1;
+        }
+    }
+    size_t ne;
+    const st_session_event_t *ev = st_sessionizer_events(ctx->sz, &ne);
+    size_t n_open = 0;
+    if (config.profile_lookup) {
+        for (size_t i = 0; i < ne; i++)
+            n_open += ev[i].kind == ST_SESSION_EVENT_OPENED;
+        size_t cap_users = ctx->cap_prof;
+        if (grow((void **)&ctx->prof_users, &cap_users, n_open, sizeof *ctx->prof_users) != 0 ||
+            grow((void **)&ctx->profiles, &ctx->cap_prof, n_open, sizeof *ctx->profiles) != 0) {
+            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            return -1;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < ne; i++)
+            if (ev[i].kind == ST_SESSION_EVENT_OPENED)
+                ctx->prof_users[k++] =
+                    (st_sessionizer_user_t){ev[i].user_id, strlen(ev[i].user_id)};
+        if (n_open > 0 &&
+            sz_store_get_profiles(ctx->store, ctx->prof_users, n_open, ctx->profiles, err) != 0) {
+            err->retriable = true;
+            return -1;
+        }
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < ne; i++) {
+        const sz_profile_t *prof = NULL;
+        if (ev[i].kind == ST_SESSION_EVENT_OPENED && config.profile_lookup)
+            prof = &ctx->profiles[k++];
+        if (encode_event(ctx, &ev[i], prof, err) != 0)
+            return -1;
+        if (st_out_produce(out, config.out_topic, ev[i].user_id, strlen(ev[i].user_id),
+                           ctx->enc.data, ctx->enc.len) != 0) {
+            st_err_set(err, ST_ERR_NOMEM, false, true, "queueing an output failed");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int process(void *vctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_t *err)
+{
+    sz_ctx_t *ctx = vctx;
+    ctx->out = out;
+    if (!ctx->in_batch) {
+        /* First attempt of this batch (a retry after a failed produce or read skips to the
+         * outputs: the records are in the sessionizer already). */
+        if (decode_all(ctx, msgs, n, err) != 0 || init_partitions(ctx, msgs, n, err) != 0)
+            return -1;
+        if (config.idle_flush_ms > 0)
+            st_sessionizer_advance_time(ctx->sz, -1, st_time_wall_ms());
+        ctx->in_batch = true;
+        if (push_all(ctx, msgs, n, err) != 0)
+            return -1;
+    }
+    if (!ctx->prepared) {
+        if (st_sessionizer_prepare(ctx->sz, false, err) != 0)
+            return -1;
+        ctx->prepared = true;
+    }
+    return emit_outputs(ctx, msgs, n, out, err);
+}
+
+static void update_metrics(sz_ctx_t *ctx)
+{
+    st_sessionizer_stats_t s;
+    st_sessionizer_stats(ctx->sz, &s);
+    const st_sessionizer_stats_t *l = &ctx->last_stats;
+    st_metric_inc(ctx->m_listens, (s.pushed + s.late) - (l->pushed + l->late));
+    st_metric_inc(ctx->m_late, s.late - l->late);
+    st_metric_inc(ctx->m_invalid, s.invalid - l->invalid);
+    st_metric_inc(ctx->m_opened, s.opened - l->opened);
+    st_metric_inc(ctx->m_closed, s.closed - l->closed);
+    st_metric_inc(ctx->m_idle, s.idle_closed - l->idle_closed);
+    st_metric_inc(ctx->m_dups, s.duplicates - l->duplicates);
+    st_metric_inc(ctx->m_skips, s.replay_skips - l->replay_skips);
+    st_metric_set(ctx->m_open, (double)s.open_sessions);
+    st_metric_set(ctx->m_buffered, (double)s.buffered);
+    sz_store_stats_t ss;
+    sz_store_stats(ctx->store, &ss);
+    st_metric_inc(ctx->m_state_bytes, ss.state_bytes - ctx->last_state_bytes);
+    ctx->last_state_bytes = ss.state_bytes;
+    ctx->last_stats = s;
+}
+
+static int apply(void *vctx, st_err_t *err)
+{
+    sz_ctx_t *ctx = vctx;
+    if (ctx->prepared && st_sessionizer_finish(ctx->sz, err) != 0)
+        return -1;
+    ctx->prepared = false;
+    /* Commit points after the finish: recorded in Redis (stream time for a resume), then held so
+     * the pipeline stores exactly these offsets. */
+    size_t np = 0;
+    for (size_t i = 0; i < ctx->n_parts; i++) {
+        part_t *p = &ctx->parts[i];
+        sz_commit_point_t pt = {p->id, 0, false, 0};
+        if (p->need_init ||
+            st_sessionizer_commit_point(ctx->sz, p->id, &pt.offset, &pt.stream_time_ms,
+                                        &pt.has_stream_time) != 0)
+            continue;
+        if (p->saved && p->last.offset == pt.offset &&
+            p->last.has_stream_time == pt.has_stream_time &&
+            p->last.stream_time_ms == pt.stream_time_ms)
+            continue;
+        if (grow((void **)&ctx->points, &ctx->cap_points, np + 1, sizeof *ctx->points) != 0) {
+            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            return -1;
+        }
+        ctx->points[np++] = pt;
+    }
+    if (sz_store_save_commit_points(ctx->store, ctx->points, np, err) != 0) {
+        err->retriable = !err->fatal;
+        return -1;
+    }
+    for (size_t i = 0; i < np; i++) {
+        part_t *p = part_get(ctx, ctx->points[i].partition, false);
+        p->saved = true;
+        p->last = ctx->points[i];
+    }
+    for (size_t i = 0; i < ctx->n_parts; i++) {
+        int64_t off, t;
+        bool has;
+        if (!ctx->parts[i].need_init &&
+            st_sessionizer_commit_point(ctx->sz, ctx->parts[i].id, &off, &t, &has) == 0)
+            st_out_hold(ctx->out, config.in_topic, ctx->parts[i].id, off);
+    }
+    ctx->in_batch = false;
+    update_metrics(ctx);
+    return 0;
+}
+
+static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pipeline_opts_t *po,
+                 char *errstr, size_t errstr_size)
+{
+    static const char *topics[1];
+    sz_ctx_t *ctx = vctx;
+    const st_service_config_t *base = st_service_config(svc);
+    st_sessionizer_config_t sc;
+    st_sessionizer_config_default(&sc);
+    if (st_session_ref_parse(config.ref, &sc.rule.ref) != 0) {
+        st_errstr(errstr, errstr_size, "session.ref: \"%s\" is not end or start", config.ref);
+        return -1;
+    }
+    sc.rule.gap_ms = config.gap_s * 1000;
+    sc.grace_ms = config.grace_ms;
+    sc.recent_n = (uint32_t)config.recent_n;
+    ctx->svc = svc;
+    ctx->reg =
+        st_avro_registry_new(base->schemas_dir, base->schema_registry_url, errstr, errstr_size);
+    if (!ctx->reg)
+        return -1;
+    ctx->in_codec = st_avro_codec_new(ctx->reg, "EnrichedListen", NULL, errstr, errstr_size);
+    if (!ctx->in_codec)
+        return -1;
+    ctx->out_codec =
+        st_avro_codec_new(ctx->reg, "SessionEvent", config.out_topic, errstr, errstr_size);
+    if (!ctx->out_codec)
+        return -1;
+    ctx->dlq_codec =
+        st_avro_codec_new(ctx->reg, "DeadLetter", config.dlq_topic, errstr, errstr_size);
+    if (!ctx->dlq_codec)
+        return -1;
+    ctx->store = sz_store_new(st_service_redis(svc), base->redis_prefix);
+    if (!ctx->store) {
+        st_errstr(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    ctx->sz = st_sessionizer_new(&sc, sz_store_iface(ctx->store), errstr, errstr_size);
+    if (!ctx->sz)
+        return -1;
+    ctx->m_listens = st_metrics_counter("stint_sessionizer_listens_total", NULL,
+                                        "Listens consumed and decoded (late ones included).");
+    ctx->m_late = st_metrics_counter("stint_sessionizer_late_total", NULL,
+                                     "Listens later than the grace, sent to the late topic.");
+    ctx->m_invalid =
+        st_metrics_counter("stint_sessionizer_invalid_total", NULL,
+                           "Records rejected (undecodable or invalid), sent to the DLQ.");
+    ctx->m_opened = st_metrics_counter("stint_sessionizer_sessions_opened_total", NULL,
+                                       "OPENED events (replays of a batch included).");
+    ctx->m_closed = st_metrics_counter("stint_sessionizer_sessions_closed_total", NULL,
+                                       "CLOSED events (replays of a batch included).");
+    ctx->m_idle =
+        st_metrics_counter("stint_sessionizer_idle_closes_total", NULL,
+                           "Sessions closed because the stream time passed their deadline.");
+    ctx->m_open = st_metrics_gauge("stint_sessionizer_open_sessions", NULL,
+                                   "Open sessions tracked on the owned partitions.");
+    ctx->m_buffered = st_metrics_gauge("stint_sessionizer_buffered_records", NULL,
+                                       "Records waiting in the reorder buffers.");
+    ctx->m_state_bytes = st_metrics_counter("stint_sessionizer_state_bytes_written_total", NULL,
+                                            "Bytes of user state blobs written to Redis.");
+    ctx->m_dups = st_metrics_counter("stint_sessionizer_duplicates_total", NULL,
+                                     "Exact duplicate listens counted once.");
+    ctx->m_skips = st_metrics_counter("stint_sessionizer_replay_skips_total", NULL,
+                                      "Replayed listens skipped by the stored position.");
+    topics[0] = config.in_topic;
+    po->topics = topics;
+    po->ntopics = 1;
+    po->dlq_topic = config.dlq_topic;
+    po->dlq_encode = st_dlq_encode_avro;
+    po->dlq_ctx = ctx->dlq_codec;
+    po->tick_ms = (int)config.idle_flush_ms;
+    h->ctx = ctx;
+    h->process = process;
+    h->apply = apply;
+    h->on_assign = on_assign;
+    h->on_revoke = on_revoke;
+    st_log_info("sessionizer_config",
+                "in=%s out=%s late=%s gap_s=%lld ref=%s grace_ms=%lld recent_n=%lld "
+                "idle_flush_ms=%lld profile_lookup=%d",
+                config.in_topic, config.out_topic, config.late_topic, (long long)config.gap_s,
+                config.ref, (long long)config.grace_ms, (long long)config.recent_n,
+                (long long)config.idle_flush_ms, (int)config.profile_lookup);
+    return 0;
+}
+
+static void teardown(void *vctx)
+{
+    sz_ctx_t *ctx = vctx;
+    st_sessionizer_destroy(ctx->sz);
+    sz_store_destroy(ctx->store);
+    st_avro_codec_destroy(ctx->in_codec);
+    st_avro_codec_destroy(ctx->out_codec);
+    st_avro_codec_destroy(ctx->dlq_codec);
+    st_avro_registry_destroy(ctx->reg);
+    free(ctx->parts);
+    free(ctx->items);
+    free(ctx->prof_users);
+    free(ctx->profiles);
+    free(ctx->points);
+    st_buf_free(&ctx->arena);
+    st_buf_free(&ctx->enc);
+}
+
+int main(int argc, char **argv)
+{
+    static sz_ctx_t ctx;
+    st_service_def_t def = {
+        "sessionizer", "listens.enriched -> sessions (OPENED/CLOSED), state in Redis",
+        table,         &config,
+        setup,         teardown,
+        &ctx};
+    return st_service_main(&def, argc, argv);
+}

@@ -1,0 +1,365 @@
+/* sz_store.c - the sessionizer's Redis state store, commit points and profile join. */
+#include "sz_store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "st_buf.h"
+
+struct sz_store {
+    st_sessionizer_store_t iface;
+    st_redis_t *redis;
+    st_redis_script_t *put;
+    char *prefix;  /* "<p>" */
+    char *kprefix; /* "<p>:" for the st_sessionizer key helpers */
+    st_buf_t keys; /* keys of the current round, NUL-separated */
+    size_t *key_off;
+    size_t key_cap;
+    sz_store_stats_t stats;
+};
+
+/* Appends a key (and its NUL) to s->keys, remembering its offset as key i. */
+static int key_slot(sz_store_t *s, size_t i)
+{
+    if (i >= s->key_cap) {
+        size_t cap = s->key_cap ? s->key_cap * 2 : 256;
+        while (cap <= i)
+            cap *= 2;
+        size_t *k = realloc(s->key_off, cap * sizeof *k);
+        if (!k)
+            return -1;
+        s->key_off = k;
+        s->key_cap = cap;
+    }
+    s->key_off[i] = s->keys.len;
+    return 0;
+}
+
+static int key_end(sz_store_t *s)
+{
+    return st_buf_append(&s->keys, "", 1);
+}
+
+static const char *key_at(const sz_store_t *s, size_t i)
+{
+    return s->keys.data + s->key_off[i];
+}
+
+static int nomem(st_err_t *err)
+{
+    st_err_set(err, ST_ERR_NOMEM, false, true, "sessionizer store: out of memory");
+    return -1;
+}
+
+static int get_states(void *ctx, const st_sessionizer_user_t *users, size_t n, st_buf_t *out,
+                      st_err_t *err)
+{
+    sz_store_t *s = ctx;
+    st_buf_reset(&s->keys);
+    for (size_t i = 0; i < n; i++)
+        if (key_slot(s, i) != 0 ||
+            st_sessionizer_state_key(s->kprefix, users[i].id, users[i].len, &s->keys) != 0 ||
+            key_end(s) != 0)
+            return nomem(err);
+    st_redis_pipe_reset(s->redis);
+    for (size_t i = 0; i < n; i++) {
+        const char *argv[] = {"HGET", key_at(s, i), "s"};
+        if (st_redis_pipe_argv(s->redis, 3, argv, NULL) != 0)
+            return nomem(err);
+    }
+    redisReply **rep;
+    size_t nrep;
+    if (st_redis_exec(s->redis, &rep, &nrep, err) != 0)
+        return -1;
+    for (size_t i = 0; i < n && i < nrep; i++) {
+        if (rep[i]->type == REDIS_REPLY_STRING) {
+            if (st_buf_append(&out[i], rep[i]->str, rep[i]->len) != 0)
+                return nomem(err);
+        } else if (rep[i]->type != REDIS_REPLY_NIL) {
+            st_err_set(err, ST_ERR_REDIS, false, false, "HGET %s: %s", key_at(s, i),
+                       rep[i]->type == REDIS_REPLY_ERROR ? rep[i]->str : "unexpected reply");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int put_states(void *ctx, const st_sessionizer_write_t *w, size_t n, st_err_t *err)
+{
+    sz_store_t *s = ctx;
+    st_buf_reset(&s->keys);
+    for (size_t i = 0; i < n; i++)
+        if (key_slot(s, 2 * i) != 0 ||
+            st_sessionizer_state_key(s->kprefix, w[i].user.id, w[i].user.len, &s->keys) != 0 ||
+            key_end(s) != 0 || key_slot(s, 2 * i + 1) != 0 ||
+            st_sessionizer_deadline_key(s->kprefix, w[i].partition, &s->keys) != 0 ||
+            key_end(s) != 0)
+            return nomem(err);
+    st_redis_pipe_reset(s->redis);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        char deadline[32] = "";
+        if (w[i].has_deadline)
+            snprintf(deadline, sizeof deadline, "%" PRId64, w[i].deadline_ms);
+        const char *argv[] = {key_at(s, 2 * i), key_at(s, 2 * i + 1), w[i].pos_text,
+                              w[i].blob,        w[i].user.id,         deadline};
+        size_t lens[] = {strlen(argv[0]), strlen(argv[1]), strlen(w[i].pos_text),
+                         w[i].blob_len,   w[i].user.len,   strlen(deadline)};
+        if (st_redis_pipe_evalsha(s->redis, s->put, 2, 4, argv, lens) != 0)
+            return nomem(err);
+        bytes += w[i].blob_len;
+    }
+    redisReply **rep;
+    size_t nrep;
+    if (st_redis_exec(s->redis, &rep, &nrep, err) != 0)
+        return -1;
+    for (size_t i = 0; i < nrep; i++) {
+        if (rep[i]->type != REDIS_REPLY_INTEGER) {
+            st_err_set(err, ST_ERR_REDIS, false, false, "state write script: %s",
+                       rep[i]->type == REDIS_REPLY_ERROR ? rep[i]->str : "unexpected reply");
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < nrep; i++)
+        rep[i]->integer ? s->stats.writes_applied++ : s->stats.writes_rejected++;
+    s->stats.state_bytes += bytes;
+    return 0;
+}
+
+static int load_deadlines(void *ctx, int32_t partition,
+                          int (*add)(void *arg, const char *user_id, size_t len,
+                                     int64_t deadline_ms),
+                          void *arg, st_err_t *err)
+{
+    sz_store_t *s = ctx;
+    st_buf_reset(&s->keys);
+    if (st_sessionizer_deadline_key(s->kprefix, partition, &s->keys) != 0)
+        return nomem(err);
+    const char *argv[] = {"ZRANGE", s->keys.data, "0", "-1", "WITHSCORES"};
+    redisReply *rep = st_redis_commandargv(s->redis, err, 5, argv, NULL);
+    if (!rep)
+        return -1;
+    int rc = 0;
+    if (rep->type != REDIS_REPLY_ARRAY) {
+        st_err_set(err, ST_ERR_REDIS, false, false, "ZRANGE %s: unexpected reply", s->keys.data);
+        rc = -1;
+    }
+    for (size_t i = 0; rc == 0 && i + 1 < rep->elements; i += 2)
+        if (add(arg, rep->element[i]->str, rep->element[i]->len,
+                strtoll(rep->element[i + 1]->str, NULL, 10)) != 0)
+            rc = nomem(err);
+    freeReplyObject(rep);
+    return rc;
+}
+
+sz_store_t *sz_store_new(st_redis_t *redis, const char *prefix)
+{
+    sz_store_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    size_t len = strlen(prefix);
+    s->prefix = strdup(prefix);
+    s->kprefix = malloc(len + 2);
+    if (!s->prefix || !s->kprefix) {
+        sz_store_destroy(s);
+        return NULL;
+    }
+    memcpy(s->kprefix, prefix, len);
+    memcpy(s->kprefix + len, ":", 2);
+    s->redis = redis;
+    s->put = st_redis_script(redis, st_sessionizer_lua_put);
+    s->iface = (st_sessionizer_store_t){s, get_states, put_states, load_deadlines};
+    return s;
+}
+
+void sz_store_destroy(sz_store_t *s)
+{
+    if (!s)
+        return;
+    free(s->prefix);
+    free(s->kprefix);
+    st_buf_free(&s->keys);
+    free(s->key_off);
+    free(s);
+}
+
+st_sessionizer_store_t *sz_store_iface(sz_store_t *s)
+{
+    return &s->iface;
+}
+
+static int commit_key(sz_store_t *s, size_t i, int32_t partition)
+{
+    if (key_slot(s, i) != 0 ||
+        st_buf_printf(&s->keys, "%s:st:{p%" PRId32 "}", s->prefix, partition) < 0 ||
+        key_end(s) != 0)
+        return -1;
+    return 0;
+}
+
+int sz_store_save_commit_points(sz_store_t *s, const sz_commit_point_t *pts, size_t n,
+                                st_err_t *err)
+{
+    if (n == 0)
+        return 0;
+    st_buf_reset(&s->keys);
+    for (size_t i = 0; i < n; i++)
+        if (commit_key(s, i, pts[i].partition) != 0)
+            return nomem(err);
+    st_redis_pipe_reset(s->redis);
+    for (size_t i = 0; i < n; i++) {
+        if (!pts[i].has_stream_time)
+            continue;
+        char score[32], member[64], trim[32];
+        snprintf(score, sizeof score, "%" PRId64, pts[i].offset);
+        snprintf(member, sizeof member, "%" PRId64 ":%" PRId64, pts[i].offset,
+                 pts[i].stream_time_ms);
+        snprintf(trim, sizeof trim, "%d", -(SZ_STORE_COMMIT_POINTS_KEPT + 1));
+        const char *zadd[] = {"ZADD", key_at(s, i), score, member};
+        const char *ztrim[] = {"ZREMRANGEBYRANK", key_at(s, i), "0", trim};
+        if (st_redis_pipe_argv(s->redis, 4, zadd, NULL) != 0 ||
+            st_redis_pipe_argv(s->redis, 4, ztrim, NULL) != 0)
+            return nomem(err);
+    }
+    if (st_redis_pipe_len(s->redis) == 0)
+        return 0;
+    redisReply **rep;
+    size_t nrep;
+    if (st_redis_exec(s->redis, &rep, &nrep, err) != 0)
+        return -1;
+    for (size_t i = 0; i < nrep; i++) {
+        if (rep[i]->type == REDIS_REPLY_ERROR) {
+            st_err_set(err, ST_ERR_REDIS, false, false, "commit point: %s", rep[i]->str);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Parses "<offset>:<stream_ms>". */
+static bool parse_point(const redisReply *r, int64_t *offset, int64_t *stream_ms)
+{
+    long long o, t;
+    int used = -1;
+    if (r->type != REDIS_REPLY_STRING || sscanf(r->str, "%lld:%lld%n", &o, &t, &used) != 2 ||
+        used < 0 || (size_t)used != r->len)
+        return false;
+    *offset = o;
+    *stream_ms = t;
+    return true;
+}
+
+int sz_store_load_stream_times(sz_store_t *s, sz_commit_point_t *pts, size_t n, st_err_t *err)
+{
+    if (n == 0)
+        return 0;
+    st_buf_reset(&s->keys);
+    for (size_t i = 0; i < n; i++)
+        if (commit_key(s, i, pts[i].partition) != 0)
+            return nomem(err);
+    st_redis_pipe_reset(s->redis);
+    for (size_t i = 0; i < n; i++) {
+        char exact[32], above[32];
+        snprintf(exact, sizeof exact, "%" PRId64, pts[i].offset);
+        snprintf(above, sizeof above, "(%" PRId64, pts[i].offset);
+        const char *eq[] = {"ZRANGEBYSCORE", key_at(s, i), exact, exact};
+        const char *gt[] = {"ZRANGEBYSCORE", key_at(s, i), above, "+inf", "LIMIT", "0", "1"};
+        if (st_redis_pipe_argv(s->redis, 4, eq, NULL) != 0 ||
+            st_redis_pipe_argv(s->redis, 7, gt, NULL) != 0)
+            return nomem(err);
+    }
+    redisReply **rep;
+    size_t nrep;
+    if (st_redis_exec(s->redis, &rep, &nrep, err) != 0)
+        return -1;
+    for (size_t i = 0; i < n && 2 * i + 1 < nrep; i++) {
+        pts[i].has_stream_time = false;
+        for (int which = 0; which < 2 && !pts[i].has_stream_time; which++) {
+            const redisReply *r = rep[2 * i + (size_t)which];
+            if (r->type != REDIS_REPLY_ARRAY) {
+                st_err_set(err, ST_ERR_REDIS, false, false, "ZRANGEBYSCORE %s: %s", key_at(s, i),
+                           r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+                return -1;
+            }
+            for (size_t k = 0; k < r->elements; k++) {
+                int64_t off, t;
+                if (!parse_point(r->element[k], &off, &t))
+                    continue;
+                if (!pts[i].has_stream_time || t > pts[i].stream_time_ms)
+                    pts[i].stream_time_ms = t;
+                pts[i].has_stream_time = true;
+            }
+        }
+    }
+    return 0;
+}
+
+static void copy_text(char *dst, size_t size, const redisReply *v)
+{
+    size_t n = v->len < size - 1 ? v->len : size - 1;
+    memcpy(dst, v->str, n);
+    dst[n] = '\0';
+}
+
+int sz_store_get_profiles(sz_store_t *s, const st_sessionizer_user_t *users, size_t n,
+                          sz_profile_t *out, st_err_t *err)
+{
+    if (n == 0)
+        return 0;
+    st_buf_reset(&s->keys);
+    for (size_t i = 0; i < n; i++)
+        if (key_slot(s, i) != 0 || st_buf_printf(&s->keys, "%s:u:{", s->prefix) < 0 ||
+            st_buf_append(&s->keys, users[i].id, users[i].len) != 0 ||
+            st_buf_append_str(&s->keys, "}:profile") != 0 || key_end(s) != 0)
+            return nomem(err);
+    st_redis_pipe_reset(s->redis);
+    for (size_t i = 0; i < n; i++) {
+        const char *argv[] = {"HGETALL", key_at(s, i)};
+        if (st_redis_pipe_argv(s->redis, 2, argv, NULL) != 0)
+            return nomem(err);
+    }
+    redisReply **rep;
+    size_t nrep;
+    if (st_redis_exec(s->redis, &rep, &nrep, err) != 0)
+        return -1;
+    for (size_t i = 0; i < n && i < nrep; i++) {
+        sz_profile_t *p = &out[i];
+        memset(p, 0, sizeof *p);
+        if (rep[i]->type != REDIS_REPLY_ARRAY)
+            continue; /* a key of another type: treated as no profile */
+        p->found = rep[i]->elements > 0;
+        for (size_t k = 0; k + 1 < rep[i]->elements; k += 2) {
+            const redisReply *f = rep[i]->element[k], *v = rep[i]->element[k + 1];
+            if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || v->len == 0)
+                continue;
+            char num[32];
+            char *end;
+            copy_text(num, sizeof num, v);
+            if (strcmp(f->str, "gender") == 0 && (strcmp(num, "m") == 0 || strcmp(num, "f") == 0))
+                copy_text(p->gender, sizeof p->gender, v);
+            else if (strcmp(f->str, "country") == 0)
+                copy_text(p->country, sizeof p->country, v);
+            else if (strcmp(f->str, "age") == 0) {
+                long age = strtol(num, &end, 10);
+                if (*end == '\0' && age >= 0 && age <= 150) {
+                    p->has_age = true;
+                    p->age = (int32_t)age;
+                }
+            } else if (strcmp(f->str, "registered_ms") == 0) {
+                long long ms = strtoll(num, &end, 10);
+                if (*end == '\0') {
+                    p->has_registered = true;
+                    p->registered_ms = ms;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+void sz_store_stats(const sz_store_t *s, sz_store_stats_t *out)
+{
+    *out = s->stats;
+}

@@ -1,0 +1,81 @@
+/* sz_store.h - the sessionizer's Redis: the st_sessionizer state store (one pipelined round of
+ * HGET per read, one pipelined round of EVALSHA st_sessionizer_lua_put per write), the
+ * per-partition stream time at each commit point, and the profile join.
+ *
+ * Keys (<p> = redis.prefix, e.g. "stint"; {..} is the Redis Cluster hash tag):
+ *   <p>:u:{<user_id>}:sess     hash: p = idempotency position, s = state blob (st_sessionizer)
+ *   <p>:dl:{p<partition>}      zset: user_id -> deadline_ms of the user's open session
+ *   <p>:st:{p<partition>}      zset: score = commit offset, member "<offset>:<stream_time_ms>";
+ *                              the last SZ_STORE_COMMIT_POINTS_KEPT commit points of a partition
+ *   <p>:u:{<user_id>}:profile  hash (written by the profile service, read here): gender (m|f),
+ *                              age (integer), country (text), registered_ms (epoch ms); any field
+ *                              may be missing (then null in SessionEvent) */
+#ifndef SZ_STORE_H
+#define SZ_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "st_err.h"
+#include "st_redis.h"
+#include "st_sessionizer.h"
+
+#define SZ_STORE_COMMIT_POINTS_KEPT 1000
+#define SZ_PROFILE_TEXT_MAX         128
+
+typedef struct sz_store sz_store_t;
+
+/* One commit point of a partition: the offset the consumer resumes from and the stream time the
+ * partition had just before that offset (has_stream_time false: none yet). */
+typedef struct {
+    int32_t partition;
+    int64_t offset;
+    bool has_stream_time;
+    int64_t stream_time_ms;
+} sz_commit_point_t;
+
+/* A user's profile as far as it is known. Strings NUL-terminated ("" = unknown). */
+typedef struct {
+    bool found; /* the profile hash exists */
+    char gender[8];
+    bool has_age;
+    int32_t age;
+    char country[SZ_PROFILE_TEXT_MAX];
+    bool has_registered;
+    int64_t registered_ms;
+} sz_profile_t;
+
+typedef struct {
+    uint64_t writes_applied;  /* EVALSHA calls that wrote a state */
+    uint64_t writes_rejected; /* at or below the stored position (replays) */
+    uint64_t state_bytes;     /* bytes of state blobs written */
+} sz_store_stats_t;
+
+/* Creates the store over redis (borrowed, must outlive it; the Lua script is registered with it).
+ * prefix is copied. NULL on ENOMEM. */
+sz_store_t *sz_store_new(st_redis_t *redis, const char *prefix);
+void sz_store_destroy(sz_store_t *s);
+
+/* The st_sessionizer_store_t view (owned by s). */
+st_sessionizer_store_t *sz_store_iface(sz_store_t *s);
+
+/* Records commit points (one pipelined round: ZADD + trim per point). 0 or -1 (err, retriable
+ * on a connection error). */
+int sz_store_save_commit_points(sz_store_t *s, const sz_commit_point_t *pts, size_t n,
+                                st_err_t *err);
+
+/* The stream time of each point's partition at its offset (pts[i].partition, pts[i].offset in;
+ * has_stream_time/stream_time_ms out): the one recorded at exactly that offset (the largest if
+ * several), else the one of the next recorded offset above it (the stream time never decreases
+ * along a partition, so this errs towards classifying a replayed record late, never towards
+ * applying one that was late before), else none. One pipelined round. 0 or -1 (err). */
+int sz_store_load_stream_times(sz_store_t *s, sz_commit_point_t *pts, size_t n, st_err_t *err);
+
+/* Reads the profiles of n users (one pipelined round of HGETALL). 0 or -1 (err). */
+int sz_store_get_profiles(sz_store_t *s, const st_sessionizer_user_t *users, size_t n,
+                          sz_profile_t *out, st_err_t *err);
+
+void sz_store_stats(const sz_store_t *s, sz_store_stats_t *out);
+
+#endif

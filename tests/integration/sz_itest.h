@@ -1,0 +1,502 @@
+/* sz_itest.h - helpers of the sessionizer integration tests: generate a dataset (`stint gen`),
+ * build the offline reference (`stint sessions`), produce the dataset as EnrichedListen records
+ * (normalised like ingest, durations from the catalog like the enricher), run stint-sessionizer,
+ * and read the CLOSED sessions back in the offline TSV format. Header-only, test code only.
+ *
+ * End of stream: the service closes a user's last session only when its partition's stream time
+ * passes the deadline + grace. The tests end every partition with one sentinel listen (user
+ * "~end-p<N>", produced to partition N) SZT_SENTINEL_AFTER_MS after the dataset's last listen,
+ * which closes every real session by deadline; the sentinel's own session stays open and is
+ * ignored. (The wall-clock idle flush cannot be used: the generated data is from 2009, so the
+ * wall clock would make all of it late.) */
+#ifndef SZ_ITEST_H
+#define SZ_ITEST_H
+
+#include "st_avro.h"
+#include "st_catalog.h"
+#include "st_itest.h"
+#include "st_listen.h"
+#include "st_merge.h"
+#include "st_session.h"
+#include "st_test.h"
+
+#include <sys/stat.h>
+
+#define SZT_SENTINEL_AFTER_MS (30LL * 86400 * 1000)
+#define SZT_SENTINEL_PREFIX   "~end-p"
+
+static inline int szt_run(char *const argv[], const char *logpath)
+{
+    pid_t pid = itest_spawn(argv, logpath);
+    return itest_wait(pid, 600000);
+}
+
+/* `stint gen --users U --days D --seed S --out dir` */
+static inline int szt_gen(const char *dir, int users, int days, int seed, const char *logpath)
+{
+    char bin[512], u[16], d[16], s[16];
+    snprintf(bin, sizeof bin, "%s/stint", itest_bin_dir());
+    snprintf(u, sizeof u, "%d", users);
+    snprintf(d, sizeof d, "%d", days);
+    snprintf(s, sizeof s, "%d", seed);
+    char *argv[] = {bin, "gen", "--users", u, "--days", d, "--seed", s, "--out", (char *)dir, NULL};
+    return szt_run(argv, logpath);
+}
+
+/* `stint sessions --data dir --catalog dir/tracks.jsonl --out tsv --quiet` */
+static inline int szt_offline(const char *dir, const char *tsv, const char *logpath)
+{
+    char bin[512], cat[600];
+    snprintf(bin, sizeof bin, "%s/stint", itest_bin_dir());
+    snprintf(cat, sizeof cat, "%s/tracks.jsonl", dir);
+    char *argv[] = {bin, "sessions", "--data",    (char *)dir, "--catalog",
+                    cat, "--out",    (char *)tsv, "--quiet",   NULL};
+    return szt_run(argv, logpath);
+}
+
+typedef struct {
+    char **v;
+    size_t n, cap;
+} szt_lines_t;
+
+static inline void szt_lines_add(szt_lines_t *l, const char *s)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 1024;
+        l->v = realloc(l->v, l->cap * sizeof *l->v);
+    }
+    l->v[l->n++] = strdup(s);
+}
+
+static inline int szt_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static inline void szt_lines_free(szt_lines_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+/* Reads a TSV file's lines (without '\n'), sorted. */
+static inline int szt_load_lines(const char *path, szt_lines_t *out)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, fp)) > 0) {
+        if (line[n - 1] == '\n')
+            line[n - 1] = '\0';
+        szt_lines_add(out, line);
+    }
+    free(line);
+    fclose(fp);
+    qsort(out->v, out->n, sizeof *out->v, szt_cmp_str);
+    return 0;
+}
+
+/* The offline TSV line of a closed session (the format of tools/stint/cmd_sessions.c). */
+static inline void szt_format(char *buf, size_t size, const char *user, int64_t start_ms,
+                              double length_s, int track_count, double unknown_share)
+{
+    int n;
+    if (start_ms % 1000 == 0)
+        n = snprintf(buf, size, "%s\t%lld", user, (long long)(start_ms / 1000));
+    else
+        n = snprintf(buf, size, "%s\t%.3f", user, (double)start_ms / 1000.0);
+    snprintf(buf + n, size - (size_t)n, "\t%.3f\t%d\t%.4f", length_s, track_count, unknown_share);
+}
+
+typedef struct {
+    uint64_t key;  /* hash of session_id and kind */
+    uint64_t hash; /* hash of the value bytes */
+    char *line;    /* CLOSED only */
+} szt_event_t;
+
+typedef struct {
+    st_avro_codec_t *codec;
+    szt_event_t *v;
+    size_t n, cap;
+    long long undecodable, opened, closed_raw;
+} szt_readback_t;
+
+static inline void szt_on_event(void *arg, int32_t partition, const void *key, size_t klen,
+                                const void *val, size_t vlen)
+{
+    szt_readback_t *rb = arg;
+    (void)partition;
+    (void)key;
+    (void)klen;
+    avro_value_t *v;
+    st_err_t err = {0};
+    const char *sid, *user, *kind;
+    int64_t start_ms = 0;
+    if (st_avro_codec_decode(rb->codec, val, vlen, &v, &err) != 0 ||
+        st_avro_get_string(v, "session_id", &sid, NULL) != 0 ||
+        st_avro_get_string(v, "user_id", &user, NULL) != 0 ||
+        st_avro_get_enum(v, "kind", &kind) != 0 ||
+        st_avro_get_long(v, "start_ms", &start_ms) != 0) {
+        rb->undecodable++;
+        return;
+    }
+    if (strncmp(user, SZT_SENTINEL_PREFIX, strlen(SZT_SENTINEL_PREFIX)) == 0)
+        return;
+    bool closed = strcmp(kind, "CLOSED") == 0;
+    if (rb->n == rb->cap) {
+        rb->cap = rb->cap ? rb->cap * 2 : 4096;
+        rb->v = realloc(rb->v, rb->cap * sizeof *rb->v);
+    }
+    szt_event_t *e = &rb->v[rb->n++];
+    e->key = st_hash64(sid, strlen(sid), closed ? 2 : 1);
+    e->hash = st_hash64(val, vlen, 0);
+    e->line = NULL;
+    if (!closed) {
+        rb->opened++;
+        return;
+    }
+    rb->closed_raw++;
+    double length_s = -1, share = -1;
+    int32_t tc = -1;
+    bool null1 = true, null2 = true;
+    st_avro_get_nullable_double(v, "length_s", &length_s, &null1);
+    st_avro_get_nullable_double(v, "unknown_duration_share", &share, &null2);
+    st_avro_get_int(v, "track_count", &tc);
+    char line[512];
+    szt_format(line, sizeof line, user, start_ms, length_s, tc, share);
+    e->line = strdup(line);
+}
+
+static inline int szt_cmp_event(const void *a, const void *b)
+{
+    const szt_event_t *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return 0;
+}
+
+typedef struct {
+    long long events, duplicates, mismatched, undecodable, opened;
+    szt_lines_t closed; /* one line per distinct CLOSED session, sorted */
+} szt_result_t;
+
+/* Reads the whole sessions topic and de-duplicates it by (session_id, kind): duplicates must be
+ * byte-identical (counted in duplicates; others in mismatched). */
+static inline int szt_read_sessions(st_avro_registry_t *reg, const char *topic, szt_result_t *res)
+{
+    char errstr[256];
+    memset(res, 0, sizeof *res);
+    szt_readback_t rb = {0};
+    rb.codec = st_avro_codec_new(reg, "SessionEvent", NULL, errstr, sizeof errstr);
+    if (!rb.codec)
+        return -1;
+    long long n = itest_read_topic(topic, szt_on_event, &rb);
+    st_avro_codec_destroy(rb.codec);
+    if (n < 0)
+        return -1;
+    res->events = n;
+    res->undecodable = rb.undecodable;
+    qsort(rb.v, rb.n, sizeof *rb.v, szt_cmp_event);
+    for (size_t i = 0; i < rb.n; i++) {
+        if (i > 0 && rb.v[i].key == rb.v[i - 1].key) {
+            res->duplicates++;
+            if (rb.v[i].hash != rb.v[i - 1].hash)
+                res->mismatched++;
+        } else {
+            if (rb.v[i].line)
+                szt_lines_add(&res->closed, rb.v[i].line);
+            else
+                res->opened++;
+        }
+        free(rb.v[i].line);
+    }
+    free(rb.v);
+    qsort(res->closed.v, res->closed.n, sizeof *res->closed.v, szt_cmp_str);
+    return 0;
+}
+
+/* Compares the offline reference with the streamed CLOSED sessions; prints the first
+ * differences. Returns the number of differing lines (0 = equal). */
+static inline long long szt_compare(const szt_lines_t *ref, const szt_lines_t *got)
+{
+    size_t i = 0, j = 0;
+    long long diffs = 0;
+    while (i < ref->n || j < got->n) {
+        int c = i == ref->n ? 1 : j == got->n ? -1 : strcmp(ref->v[i], got->v[j]);
+        if (c == 0) {
+            i++, j++;
+            continue;
+        }
+        if (diffs++ < 5)
+            printf("     %s %s\n",
+                   c < 0 ? "missing:   " : "unexpected:", c < 0 ? ref->v[i] : got->v[j]);
+        if (c < 0)
+            i++;
+        else
+            j++;
+    }
+    return diffs;
+}
+
+/* One record to produce. */
+typedef struct {
+    int64_t sort_key;
+    char *key;
+    size_t key_len;
+    void *value;
+    size_t value_len;
+} szt_rec_t;
+
+static inline int szt_cmp_rec(const void *a, const void *b)
+{
+    const szt_rec_t *x = a, *y = b;
+    return x->sort_key < y->sort_key ? -1 : x->sort_key > y->sort_key;
+}
+
+static inline uint64_t szt_rnd(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Encodes one EnrichedListen. */
+static inline int szt_encode(st_avro_codec_t *codec, const st_listen_t *l, int64_t duration_ms,
+                             st_buf_t *out)
+{
+    avro_value_t *rec = st_avro_codec_record(codec);
+    int rc =
+        st_avro_set_string(rec, "event_id", l->event_id) |
+        st_avro_set_string(rec, "user_id", l->user_id) |
+        st_avro_set_long(rec, "listened_at_ms", l->timestamp_ms) |
+        st_avro_set_string(rec, "artist_name", l->artist_name) |
+        st_avro_set_string(rec, "track_name", l->track_name) |
+        st_avro_set_nullable_string(rec, "artist_mbid",
+                                    l->has_artist_mbid ? l->artist_mbid : NULL) |
+        st_avro_set_nullable_string(rec, "track_mbid", l->has_track_mbid ? l->track_mbid : NULL) |
+        st_avro_set_string(rec, "track_key", l->track_key) |
+        st_avro_set_nullable_long(rec, "duration_ms", duration_ms > 0 ? &duration_ms : NULL) |
+        st_avro_set_enum(rec, "metadata_source", duration_ms > 0 ? "CATALOG" : "UNKNOWN");
+    st_err_t err = {0};
+    if (rc != 0 || st_avro_codec_encode(codec, rec, out, &err) != 0)
+        return -1;
+    return 0;
+}
+
+/* Produces the dataset in dir to topic as EnrichedListen records keyed by user id: in time order
+ * (jitter_ms 0, streamed without buffering) or ordered by time + U[0, jitter_ms) (shuffled
+ * within the grace when jitter_ms <= grace), then one sentinel per partition. Returns the number
+ * of records produced (sentinels included), or -1. */
+static inline long long szt_produce(st_avro_registry_t *reg, const char *dir, const char *topic,
+                                    int partitions, int64_t jitter_ms, uint64_t seed)
+{
+    char errstr[512], path[600];
+    snprintf(path, sizeof path, "%s/tracks.jsonl", dir);
+    st_catalog_t *cat = st_catalog_load(path, NULL, errstr, sizeof errstr);
+    st_avro_codec_t *codec = st_avro_codec_new(reg, "EnrichedListen", topic, errstr, sizeof errstr);
+    st_merge_opts_t mo = {.quiet = true};
+    st_merge_t *m = st_merge_open(dir, &mo, errstr, sizeof errstr);
+    st_kafka_opts_t ko = itest_kafka();
+    st_producer_t *prod = st_producer_new(&ko, errstr, sizeof errstr);
+    st_listen_t *l = malloc(sizeof *l);
+    if (!cat || !codec || !m || !prod || !l) {
+        printf("     produce setup: %s\n", errstr);
+        return -1;
+    }
+    st_buf_t enc = ST_BUF_INIT;
+    szt_rec_t *recs = NULL;
+    size_t n = 0, cap = 0;
+    long long produced = 0;
+    int64_t max_ts = 0, now_ms = st_time_wall_ms();
+    st_lastfm_listen_t rec;
+    while (st_merge_next(m, &rec, NULL) == 1) {
+        if (st_listen_from_record(&rec, now_ms, l, NULL) != ST_LISTEN_OK)
+            continue;
+        int64_t d = 0;
+        if (!st_catalog_lookup_key(cat, l->track_key, strlen(l->track_key), &d) || d < 0)
+            d = 0;
+        if (szt_encode(codec, l, d, &enc) != 0)
+            return -1;
+        if (l->timestamp_ms > max_ts)
+            max_ts = l->timestamp_ms;
+        size_t klen = strlen(l->user_id);
+        if (jitter_ms == 0) {
+            if (st_producer_send(prod, topic, -1, l->user_id, klen, enc.data, enc.len, NULL) != 0)
+                return -1;
+            produced++;
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 4096;
+            recs = realloc(recs, cap * sizeof *recs);
+        }
+        szt_rec_t *r = &recs[n++];
+        r->sort_key = l->timestamp_ms + (int64_t)(szt_rnd(&seed) % (uint64_t)jitter_ms);
+        r->key = strdup(l->user_id);
+        r->key_len = klen;
+        r->value = malloc(enc.len);
+        memcpy(r->value, enc.data, enc.len);
+        r->value_len = enc.len;
+    }
+    qsort(recs, n, sizeof *recs, szt_cmp_rec);
+    for (size_t i = 0; i < n; i++) {
+        if (st_producer_send(prod, topic, -1, recs[i].key, recs[i].key_len, recs[i].value,
+                             recs[i].value_len, NULL) != 0)
+            return -1;
+        produced++;
+        free(recs[i].key);
+        free(recs[i].value);
+    }
+    free(recs);
+    for (int p = 0; p < partitions; p++) {
+        memset(l, 0, sizeof *l);
+        snprintf(l->user_id, sizeof l->user_id, SZT_SENTINEL_PREFIX "%d", p);
+        l->timestamp_ms = max_ts + SZT_SENTINEL_AFTER_MS;
+        strcpy(l->artist_name, "end");
+        strcpy(l->track_name, "end");
+        strcpy(l->track_key, "end\tend");
+        strcpy(l->event_id, "0000000000000000");
+        if (szt_encode(codec, l, 0, &enc) != 0 ||
+            st_producer_send(prod, topic, p, l->user_id, strlen(l->user_id), enc.data, enc.len,
+                             NULL) != 0)
+            return -1;
+        produced++;
+    }
+    int rc = st_producer_wait(prod, 120000, NULL);
+    st_producer_destroy(prod);
+    st_buf_free(&enc);
+    free(l);
+    st_merge_destroy(m);
+    st_avro_codec_destroy(codec);
+    st_catalog_destroy(cat);
+    return rc == 0 ? produced : -1;
+}
+
+typedef struct {
+    char in[128], out[128], late[128], dlq[128], group[128], prefix[128];
+    char bin[512], logpath[512];
+} szt_names_t;
+
+static inline void szt_names(szt_names_t *nm, const char *base)
+{
+    char b[96];
+    snprintf(b, sizeof b, "it.sz.%s.in", base);
+    itest_unique(nm->in, sizeof nm->in, b);
+    snprintf(b, sizeof b, "it.sz.%s.out", base);
+    itest_unique(nm->out, sizeof nm->out, b);
+    snprintf(b, sizeof b, "it.sz.%s.late", base);
+    itest_unique(nm->late, sizeof nm->late, b);
+    snprintf(b, sizeof b, "it.sz.%s.dlq", base);
+    itest_unique(nm->dlq, sizeof nm->dlq, b);
+    snprintf(b, sizeof b, "it-sz-%s", base);
+    itest_unique(nm->group, sizeof nm->group, b);
+    snprintf(b, sizeof b, "it:sz:%s", base);
+    itest_unique(nm->prefix, sizeof nm->prefix, b);
+    snprintf(nm->bin, sizeof nm->bin, "%s/stint-sessionizer", itest_bin_dir());
+    snprintf(nm->logpath, sizeof nm->logpath, "%s/it-sz-%s.log", itest_bin_dir(), base);
+}
+
+static inline int szt_create_topics(const szt_names_t *nm, int partitions)
+{
+    char errstr[512];
+    st_kafka_opts_t ko = itest_kafka();
+    const char *topics[] = {nm->in, nm->out, nm->late, nm->dlq};
+    if (st_kafka_create_topics(&ko, topics, 4, partitions, errstr, sizeof errstr) != 0) {
+        printf("     create topics: %s\n", errstr);
+        return -1;
+    }
+    return 0;
+}
+
+static inline pid_t szt_start(const szt_names_t *nm, const char *batch_max)
+{
+    char *argv[] = {(char *)nm->bin,
+                    "--in.topic",
+                    (char *)nm->in,
+                    "--out.topic",
+                    (char *)nm->out,
+                    "--late.topic",
+                    (char *)nm->late,
+                    "--dlq.topic",
+                    (char *)nm->dlq,
+                    "-G",
+                    (char *)nm->group,
+                    "--redis.prefix",
+                    (char *)nm->prefix,
+                    "--redis.port",
+                    (char *)(getenv("STINT_REDIS_PORT") ? getenv("STINT_REDIS_PORT") : "16379"),
+                    "-b",
+                    (char *)itest_brokers(),
+                    "--batch.max",
+                    (char *)batch_max,
+                    "-X",
+                    "session.timeout.ms=6000",
+                    NULL};
+    return itest_spawn(argv, nm->logpath);
+}
+
+/* Committed offsets of the group on the input topic (sum over partitions), -1 on error. */
+static inline long long szt_committed(const szt_names_t *nm)
+{
+    char errstr[512];
+    st_kafka_opts_t ko = itest_kafka();
+    return st_kafka_group_committed(&ko, nm->group, nm->in, errstr, sizeof errstr);
+}
+
+/* Waits until the group committed everything but the sentinels (each stays buffered: it is its
+ * partition's latest record). Returns 0, or -1 on timeout. */
+static inline int szt_wait_done(const szt_names_t *nm, long long produced, int partitions,
+                                int timeout_ms)
+{
+    int64_t deadline = st_time_mono_ms() + timeout_ms;
+    while (st_time_mono_ms() < deadline) {
+        if (szt_committed(nm) >= produced - partitions)
+            return 0;
+        itest_sleep_ms(300);
+    }
+    return -1;
+}
+
+/* Deletes every Redis key under prefix. */
+static inline void szt_redis_cleanup(const char *prefix)
+{
+    redisContext *c = itest_redis();
+    char cursor[32] = "0", pattern[200];
+    snprintf(pattern, sizeof pattern, "%s:*", prefix);
+    do {
+        redisReply *rep = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+            if (rep)
+                freeReplyObject(rep);
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
+        for (size_t i = 0; i < rep->element[1]->elements; i++) {
+            redisReply *d = redisCommand(c, "UNLINK %b", rep->element[1]->element[i]->str,
+                                         rep->element[1]->element[i]->len);
+            if (d)
+                freeReplyObject(d);
+        }
+        freeReplyObject(rep);
+    } while (strcmp(cursor, "0") != 0);
+    redisFree(c);
+}
+
+static inline st_avro_registry_t *szt_registry(void)
+{
+    char dir[600], errstr[512];
+    const char *src = getenv("STINT_SOURCE_DIR");
+    snprintf(dir, sizeof dir, "%s/schemas", src ? src : ".");
+    st_avro_registry_t *reg = st_avro_registry_new(dir, NULL, errstr, sizeof errstr);
+    if (!reg)
+        printf("registry: %s\n", errstr);
+    return reg;
+}
+
+#endif
