@@ -344,7 +344,8 @@ static inline long long szt_produce(st_avro_registry_t *reg, const char *dir, co
         memcpy(r->value, enc.data, enc.len);
         r->value_len = enc.len;
     }
-    qsort(recs, n, sizeof *recs, szt_cmp_rec);
+    if (n > 0)
+        qsort(recs, n, sizeof *recs, szt_cmp_rec);
     for (size_t i = 0; i < n; i++) {
         if (st_producer_send(prod, topic, -1, recs[i].key, recs[i].key_len, recs[i].value,
                              recs[i].value_len, NULL) != 0)
