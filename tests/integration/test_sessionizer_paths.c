@@ -1,0 +1,292 @@
+/* Integration (real Kafka + Redis): the side paths of stint-sessionizer. A record later than the
+ * grace goes to the late topic with its original bytes; undecodable bytes go to the DLQ as an
+ * Avro DeadLetter; OPENED events carry the profile fields of <prefix>:u:{user}:profile when the
+ * hash exists and nulls otherwise; and in live mode (idle.flush_ms) an idle session is closed by
+ * the wall clock without further input. */
+#include "sz_itest.h"
+
+#define T0_MS 1230768000000LL /* 2009-01-01T00:00:00Z */
+
+static st_avro_registry_t *reg;
+
+static pid_t start_with(const szt_names_t *nm, const char *const *extra, int n_extra)
+{
+    char *argv[64];
+    int n = 0;
+    const char *base[] = {nm->bin,
+                          "--in.topic",
+                          nm->in,
+                          "--out.topic",
+                          nm->out,
+                          "--late.topic",
+                          nm->late,
+                          "--dlq.topic",
+                          nm->dlq,
+                          "-G",
+                          nm->group,
+                          "--redis.prefix",
+                          nm->prefix,
+                          "-b",
+                          itest_brokers(),
+                          "--batch.max",
+                          "100",
+                          "--redis.port",
+                          getenv("STINT_REDIS_PORT") ? getenv("STINT_REDIS_PORT") : "16379"};
+    for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
+        argv[n++] = (char *)base[i];
+    for (int i = 0; i < n_extra; i++)
+        argv[n++] = (char *)extra[i];
+    argv[n] = NULL;
+    return itest_spawn(argv, nm->logpath);
+}
+
+static int produce_listen(st_producer_t *prod, st_avro_codec_t *codec, const char *topic,
+                          const char *user, int64_t t_ms, int64_t duration_ms, const char *track,
+                          st_buf_t *enc)
+{
+    static st_listen_t l;
+    memset(&l, 0, sizeof l);
+    snprintf(l.user_id, sizeof l.user_id, "%s", user);
+    l.timestamp_ms = t_ms;
+    snprintf(l.artist_name, sizeof l.artist_name, "Artist");
+    snprintf(l.track_name, sizeof l.track_name, "%s", track);
+    st_listen_track_key("Artist", 6, track, strlen(track), l.track_key, sizeof l.track_key);
+    st_listen_event_id(l.user_id, t_ms, l.artist_name, l.track_name, l.event_id);
+    if (szt_encode(codec, &l, duration_ms, enc) != 0)
+        return -1;
+    return st_producer_send(prod, topic, 0, user, strlen(user), enc->data, enc->len, NULL);
+}
+
+typedef struct {
+    st_avro_codec_t *codec;
+    int n;
+    char kind[8][8], user[8][32], gender[8][8], country[8][32];
+    int32_t age[8];
+    int64_t registered_ms[8], start_ms[8];
+    double length_s[8];
+    int32_t track_count[8];
+    bool gender_null[8], age_null[8];
+} events_t;
+
+static int find(const events_t *ev, const char *user, const char *kind)
+{
+    for (int i = 0; i < ev->n; i++)
+        if (strcmp(ev->user[i], user) == 0 && strcmp(ev->kind[i], kind) == 0)
+            return i;
+    return -1;
+}
+
+static void on_session(void *arg, int32_t partition, const void *key, size_t klen, const void *val,
+                       size_t vlen)
+{
+    events_t *ev = arg;
+    (void)partition;
+    (void)key;
+    (void)klen;
+    avro_value_t *v;
+    if (ev->n >= 8 || st_avro_codec_decode(ev->codec, val, vlen, &v, NULL) != 0)
+        return;
+    int i = ev->n++;
+    const char *s;
+    bool is_null;
+    st_avro_get_enum(v, "kind", &s);
+    snprintf(ev->kind[i], sizeof ev->kind[i], "%s", s);
+    st_avro_get_string(v, "user_id", &s, NULL);
+    snprintf(ev->user[i], sizeof ev->user[i], "%s", s);
+    st_avro_get_long(v, "start_ms", &ev->start_ms[i]);
+    ev->gender[i][0] = ev->country[i][0] = '\0';
+    if (st_avro_get_nullable_string(v, "gender", &s, NULL, &ev->gender_null[i]) == 0 &&
+        !ev->gender_null[i])
+        snprintf(ev->gender[i], sizeof ev->gender[i], "%s", s);
+    if (st_avro_get_nullable_string(v, "country", &s, NULL, &is_null) == 0 && !is_null)
+        snprintf(ev->country[i], sizeof ev->country[i], "%s", s);
+    ev->age[i] = -1;
+    st_avro_get_nullable_int(v, "age", &ev->age[i], &ev->age_null[i]);
+    ev->registered_ms[i] = -1;
+    st_avro_get_nullable_long(v, "registered_ms", &ev->registered_ms[i], &is_null);
+    ev->length_s[i] = -1;
+    st_avro_get_nullable_double(v, "length_s", &ev->length_s[i], &is_null);
+    st_avro_get_int(v, "track_count", &ev->track_count[i]);
+}
+
+typedef struct {
+    long long n;
+    st_buf_t first;
+} raw_t;
+
+static void on_raw(void *arg, int32_t partition, const void *key, size_t klen, const void *val,
+                   size_t vlen)
+{
+    raw_t *r = arg;
+    (void)partition;
+    (void)key;
+    (void)klen;
+    if (r->n++ == 0)
+        st_buf_append(&r->first, val, vlen);
+}
+
+static void test_late_dlq_profile(void)
+{
+    szt_names_t nm;
+    szt_names(&nm, "paths");
+    ST_REQUIRE(szt_create_topics(&nm, 1) == 0);
+    redisContext *rc = itest_redis();
+    char pkey[200];
+    snprintf(pkey, sizeof pkey, "%s:u:{pu}:profile", nm.prefix);
+    redisReply *rep = redisCommand(rc, "HSET %s gender f age 25 country Norway registered_ms %s",
+                                   pkey, "1100000000000");
+    ST_REQUIRE(rep && rep->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(rep);
+    redisFree(rc);
+
+    char errstr[256];
+    st_kafka_opts_t ko = itest_kafka();
+    st_producer_t *prod = st_producer_new(&ko, errstr, sizeof errstr);
+    st_avro_codec_t *codec = st_avro_codec_new(reg, "EnrichedListen", nm.in, errstr, sizeof errstr);
+    ST_REQUIRE(prod && codec);
+    st_buf_t enc = ST_BUF_INIT, late_value = ST_BUF_INIT;
+    ST_REQUIRE(produce_listen(prod, codec, nm.in, "pu", T0_MS, 100000, "a", &enc) == 0);
+    ST_REQUIRE(produce_listen(prod, codec, nm.in, "pu", T0_MS + 60000, 0, "b", &enc) == 0);
+    ST_REQUIRE(produce_listen(prod, codec, nm.in, "qq", T0_MS + 600000, 0, "c", &enc) == 0);
+    /* Stream time is now T0 + 600 s, the watermark T0 + 540 s: this one is late. */
+    ST_REQUIRE(produce_listen(prod, codec, nm.in, "zz", T0_MS + 100000, 0, "d", &enc) == 0);
+    st_buf_append(&late_value, enc.data, enc.len);
+    ST_REQUIRE(st_producer_send(prod, nm.in, 0, "bad", 3, "not avro", 8, NULL) == 0);
+    ST_REQUIRE(produce_listen(prod, codec, nm.in, SZT_SENTINEL_PREFIX "0",
+                              T0_MS + SZT_SENTINEL_AFTER_MS, 0, "e", &enc) == 0);
+    ST_REQUIRE(st_producer_wait(prod, 30000, NULL) == 0);
+    st_producer_destroy(prod);
+    st_avro_codec_destroy(codec);
+
+    pid_t pid = start_with(&nm, NULL, 0);
+    int done = szt_wait_done(&nm, 6, 1, 60000);
+    kill(pid, SIGTERM);
+    ST_EQ_INT(itest_wait(pid, 60000), 0);
+    ST_EQ_INT(done, 0);
+
+    events_t ev = {0};
+    ev.codec = st_avro_codec_new(reg, "SessionEvent", NULL, errstr, sizeof errstr);
+    ST_REQUIRE(ev.codec != NULL);
+    /* Both users' sessions open and close; the sentinel stays buffered (nothing follows it). The
+     * order across users depends on the batch boundaries. */
+    ST_EQ_INT(itest_read_topic(nm.out, on_session, &ev), 4);
+    int po = find(&ev, "pu", "OPENED"), pc = find(&ev, "pu", "CLOSED");
+    int qo = find(&ev, "qq", "OPENED"), qc = find(&ev, "qq", "CLOSED");
+    ST_REQUIRE(po >= 0 && pc >= 0 && qo >= 0 && qc >= 0);
+    ST_CHECK(po < pc && qo < qc);
+    ST_EQ_STR(ev.gender[po], "f");
+    ST_EQ_INT(ev.age[po], 25);
+    ST_EQ_STR(ev.country[po], "Norway");
+    ST_EQ_INT(ev.registered_ms[po], 1100000000000LL);
+    ST_CHECK(ev.gender_null[qo] && ev.age_null[qo]);
+    ST_EQ_INT(ev.start_ms[pc], T0_MS);
+    ST_CHECK(ev.length_s[pc] == 60.0);
+    ST_EQ_INT(ev.track_count[pc], 2);
+    ST_EQ_INT(ev.track_count[qc], 1);
+    st_avro_codec_destroy(ev.codec);
+
+    raw_t late = {0, ST_BUF_INIT};
+    ST_EQ_INT(itest_read_topic(nm.late, on_raw, &late), 1);
+    ST_CHECK(late.first.len == late_value.len &&
+             memcmp(late.first.data, late_value.data, late_value.len) == 0);
+    raw_t dlq = {0, ST_BUF_INIT};
+    ST_EQ_INT(itest_read_topic(nm.dlq, on_raw, &dlq), 1);
+    st_avro_codec_t *dc = st_avro_codec_new(reg, "DeadLetter", NULL, errstr, sizeof errstr);
+    avro_value_t *v;
+    int64_t off = -1;
+    const char *code = "";
+    const void *orig = NULL;
+    size_t orig_len = 0;
+    ST_REQUIRE(dc && dlq.first.len > 0 &&
+               st_avro_codec_decode(dc, dlq.first.data, dlq.first.len, &v, NULL) == 0);
+    st_avro_get_long(v, "source_offset", &off);
+    st_avro_get_string(v, "error_code", &code, NULL);
+    st_avro_get_bytes(v, "original_value", &orig, &orig_len);
+    ST_EQ_INT(off, 4);
+    ST_EQ_STR(code, "invalid");
+    ST_CHECK(orig_len == 8 && memcmp(orig, "not avro", 8) == 0);
+    st_avro_codec_destroy(dc);
+    st_buf_free(&late.first);
+    st_buf_free(&dlq.first);
+    st_buf_free(&late_value);
+    st_buf_free(&enc);
+    szt_redis_cleanup(nm.prefix);
+}
+
+static bool log_has(const char *path, const char *what)
+{
+    FILE *fp = fopen(path, "r");
+    char line[1024];
+    bool found = false;
+    while (fp && !found && fgets(line, sizeof line, fp))
+        found = strstr(line, what) != NULL;
+    if (fp)
+        fclose(fp);
+    return found;
+}
+
+static void test_idle_flush(void)
+{
+    szt_names_t nm;
+    szt_names(&nm, "live");
+    ST_REQUIRE(szt_create_topics(&nm, 1) == 0);
+    unlink(nm.logpath);
+    /* gap 2 s, grace 1 s: the wall clock passes the deadline 3 s after the last listen. */
+    const char *extra[] = {"--idle.flush_ms",    "200", "--session.gap_s", "2",
+                           "--session.grace_ms", "1000"};
+    pid_t pid = start_with(&nm, extra, 6);
+    int64_t wait_until = st_time_mono_ms() + 30000;
+    while (!log_has(nm.logpath, "partition_resumed") && st_time_mono_ms() < wait_until)
+        itest_sleep_ms(100);
+    ST_CHECK(log_has(nm.logpath, "partition_resumed"));
+
+    char errstr[256];
+    st_kafka_opts_t ko = itest_kafka();
+    st_producer_t *prod = st_producer_new(&ko, errstr, sizeof errstr);
+    st_avro_codec_t *codec = st_avro_codec_new(reg, "EnrichedListen", nm.in, errstr, sizeof errstr);
+    ST_REQUIRE(prod && codec);
+    st_buf_t enc = ST_BUF_INIT;
+    /* Slightly ahead of the wall clock, so that neither is late however slow the delivery. */
+    int64_t now = st_time_wall_ms();
+    ST_REQUIRE(produce_listen(prod, codec, nm.in, "live", now + 2000, 0, "a", &enc) == 0);
+    ST_REQUIRE(produce_listen(prod, codec, nm.in, "live", now + 2500, 0, "b", &enc) == 0);
+    ST_REQUIRE(st_producer_wait(prod, 30000, NULL) == 0);
+    st_producer_destroy(prod);
+    st_avro_codec_destroy(codec);
+
+    events_t ev = {0};
+    ev.codec = st_avro_codec_new(reg, "SessionEvent", NULL, errstr, sizeof errstr);
+    int64_t deadline = st_time_mono_ms() + 40000;
+    bool closed = false;
+    while (!closed && st_time_mono_ms() < deadline) {
+        ev.n = 0;
+        itest_read_topic(nm.out, on_session, &ev);
+        for (int i = 0; i < ev.n; i++)
+            closed |= strcmp(ev.kind[i], "CLOSED") == 0;
+        if (!closed)
+            itest_sleep_ms(500);
+    }
+    kill(pid, SIGTERM);
+    ST_EQ_INT(itest_wait(pid, 60000), 0);
+    ST_CHECK(closed);
+    ST_EQ_INT(ev.n, 2);
+    if (ev.n == 2) {
+        ST_EQ_STR(ev.kind[1], "CLOSED");
+        ST_EQ_INT(ev.track_count[1], 2);
+        ST_CHECK(ev.length_s[1] == 0.5);
+    }
+    st_avro_codec_destroy(ev.codec);
+    st_buf_free(&enc);
+    szt_redis_cleanup(nm.prefix);
+}
+
+int main(void)
+{
+    reg = szt_registry();
+    if (!reg)
+        return 1;
+    ST_RUN(test_late_dlq_profile);
+    ST_RUN(test_idle_flush);
+    st_avro_registry_destroy(reg);
+    return st_test_summary();
+}
