@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "st_time.h"
+#include "st_trackmeta.h"
 
 const char *st_listen_reason_name(st_listen_reason_t reason)
 {
@@ -79,13 +80,6 @@ static bool has_control(const char *s)
     return false;
 }
 
-static void lower_ascii(char *dst, const char *src)
-{
-    for (; *src; src++)
-        *dst++ = (*src >= 'A' && *src <= 'Z') ? (char)(*src + ('a' - 'A')) : *src;
-    *dst = '\0';
-}
-
 void st_listen_event_id(const char *user_id, int64_t timestamp_ms, const char *artist_name,
                         const char *track_name, char out[17])
 {
@@ -151,10 +145,9 @@ static st_listen_reason_t normalise(field_t user, int64_t ts_ms, field_t artist,
     }
     out->timestamp_ms = ts_ms;
     size_t artist_len = copy_trimmed(out->artist_name, artist.ptr, artist.len);
-    copy_trimmed(out->track_name, track.ptr, track.len);
-    lower_ascii(out->track_key, out->artist_name);
-    out->track_key[artist_len] = '\t';
-    lower_ascii(out->track_key + artist_len + 1, out->track_name);
+    size_t track_len = copy_trimmed(out->track_name, track.ptr, track.len);
+    st_trackmeta_key(out->artist_name, artist_len, out->track_name, track_len, out->track_key,
+                     sizeof out->track_key);
     st_listen_event_id(out->user_id, ts_ms, out->artist_name, out->track_name, out->event_id);
     return ST_LISTEN_OK;
 }

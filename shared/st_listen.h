@@ -47,7 +47,7 @@ typedef struct {
     char artist_mbid[ST_LISTEN_FIELD_MAX + 1]; /* trimmed; "" when !has_artist_mbid */
     bool has_track_mbid;
     char track_mbid[ST_LISTEN_FIELD_MAX + 1];
-    /* lower(artist_name) "\t" lower(track_name): ASCII A-Z lower-cased, other bytes unchanged */
+    /* st_trackmeta_key(artist_name, track_name): lower-case artist, a tab, lower-case track */
     char track_key[2 * ST_LISTEN_FIELD_MAX + 2];
     char event_id[17]; /* 16 lower-case hex digits, see st_listen_event_id */
 } st_listen_t;
