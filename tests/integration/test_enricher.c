@@ -596,10 +596,17 @@ static void test_bad_key(void)
     run_t r;
     run_init(&r, "badkey");
     json_decref(server_get("/_reset"));
-    setenv("STINT_LASTFM_API_KEY", BAD_KEY, 1);
+    /* The key comes from a file this time (lastfm.api_key_file). */
+    unsetenv("STINT_LASTFM_API_KEY");
+    char keyfile[600];
+    snprintf(keyfile, sizeof keyfile, "%s/it-enricher-badkey.key", itest_bin_dir());
+    FILE *kf = fopen(keyfile, "w");
+    fprintf(kf, "  %s  \n", BAD_KEY);
+    fclose(kf);
     static const track_t t[] = {{"Radiohead", "Karma Police"}, {"Björk", "Jóga"}};
     produce(r.in, t, 2, 1230000000000LL);
-    run_start(&r, NULL);
+    const char *extra[] = {"--lastfm.api_key_file", keyfile, NULL};
+    run_start(&r, extra);
     ST_EQ_INT(wait_records(r.out, 2, 30000), 2);
     int64_t deadline = st_time_mono_ms() + 15000;
     while (scrape(&r, "stint_enricher_lastfm_key_rejected") != 1 && st_time_mono_ms() < deadline)
@@ -620,9 +627,12 @@ static void test_bad_key(void)
     readback_free(&rb);
     json_t *reqs = server_requests();
     ST_EQ_INT(json_array_size(reqs), 1);
+    if (json_array_size(reqs) == 1)
+        ST_EQ_STR(json_string_value(json_object_get(json_array_get(reqs, 0), "api_key")), BAD_KEY);
     json_decref(reqs);
     ST_EQ_INT(run_stop(&r), 0);
     run_cleanup(&r);
+    unlink(keyfile);
 }
 
 typedef struct {
@@ -730,6 +740,32 @@ static void test_catalog_then_enrich(void)
     unlink(path);
 }
 
+/* lastfm.wait_budget_ms: the batch waits for its fetches, so a first listen is already enriched. */
+static void test_wait_budget(void)
+{
+    run_t r;
+    run_init(&r, "wait");
+    json_decref(server_get("/_reset"));
+    setenv("STINT_LASTFM_API_KEY", API_KEY, 1);
+    static const track_t t[] = {{"Sigur Rós", "Hoppípolla"}, {"Nobody Knows", "This Track"}};
+    produce(r.in, t, 2, 1230000000000LL);
+    const char *extra[] = {"--lastfm.wait_budget_ms", "5000", NULL};
+    run_start(&r, extra);
+    ST_EQ_INT(wait_records(r.out, 2, 30000), 2);
+    readback_t rb = read_out(r.out);
+    ST_EQ_INT(rb.n, 2);
+    if (rb.n == 2) {
+        ST_EQ_STR(rb.recs[0].source, "LASTFM");
+        ST_EQ_INT(rb.recs[0].duration_ms, 268000);
+        ST_EQ_INT(rb.recs[0].ntags, 3);
+        ST_EQ_STR(rb.recs[1].source, "UNKNOWN");
+    }
+    readback_free(&rb);
+    ST_CHECK(scrape(&r, "stint_enricher_wait_budget_waits_total") >= 1);
+    ST_EQ_INT(run_stop(&r), 0);
+    run_cleanup(&r);
+}
+
 int main(void)
 {
     char errstr[512];
@@ -745,6 +781,7 @@ int main(void)
     if (start_server() != 0)
         return 1;
     ST_RUN(test_warmup_negative_rate_retries);
+    ST_RUN(test_wait_budget);
     ST_RUN(test_bad_key);
     ST_RUN(test_catalog_then_enrich);
     ST_RUN(test_slow_api_never_stalls);
