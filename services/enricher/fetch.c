@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "st_lastfm.h"
 #include "st_log.h"
 #include "st_metrics.h"
 #include "st_time.h"
@@ -84,7 +85,7 @@ static void on_result(void *ctx, const char *artist, const char *track,
                       const st_lastfm_api_result_t *res)
 {
     fetch_t *f = ctx;
-    char key[2 * 1024 + 8];
+    char key[2 * ST_LASTFM_FIELD_MAX + 2];
     st_trackmeta_t meta;
     int64_t ttl_ms = 0;
     st_err_t err = {0};
