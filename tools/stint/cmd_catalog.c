@@ -37,7 +37,7 @@ static const st_config_entry_t table[] = {
     {"redis.db", ST_CFG_INT, "0", 0, 15, OFF(redis_db), false, 0, "Redis database number"},
     {"redis.prefix", ST_CFG_STRING, "stint", ST_CFG_NOBOUNDS, OFF(redis_prefix), false, 0,
      "prefix of the cache keys (the enricher's redis.prefix)"},
-    {"round.size", ST_CFG_INT, "1000", 1, 100000, OFF(round_size), false, 0,
+    {"import.round_size", ST_CFG_INT, "1000", 1, 100000, OFF(round_size), false, 0,
      "tracks written per pipelined Redis round"},
     {NULL, 0, NULL, 0, 0, 0, false, 0, NULL},
 };
