@@ -13,6 +13,7 @@ typedef struct {
 
 static const command_t commands[] = {
     {"gen", cmd_gen, "generate a look-alike Last.fm 1K dataset"},
+    {"tail", cmd_tail, "print a topic's records as JSON lines (Avro decoded)"},
     {"version", cmd_version, "print the version"},
 };
 
