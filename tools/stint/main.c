@@ -12,9 +12,9 @@ typedef struct {
 } command_t;
 
 static const command_t commands[] = {
-    {"catalog", cmd_catalog, "import FILE: load a JSONL track catalog into the Redis track cache"},
-    {"gen", cmd_gen, "generate a look-alike Last.fm 1K dataset"},
-    {"version", cmd_version, "print the version"},
+#define STINT_COMMAND(name, summary) {#name, cmd_##name, summary},
+#include "commands.def"
+#undef STINT_COMMAND
 };
 
 static void usage(FILE *out)

@@ -1,0 +1,263 @@
+/* st_sessionizer.h - the streaming sessionizer core: per-partition event-time reorder buffer,
+ * idle-close deadlines, per-user state (open session + history + idempotency position) kept in a
+ * pluggable state store (Redis in the service, in memory for tests and the offline builder).
+ * No Kafka or Redis code here: the caller feeds records and runs the store.
+ *
+ * Per batch (see DESIGN.md "Delivery semantics"):
+ *   for each consumed message: st_sessionizer_push()       (LATE -> produce to sessions.late)
+ *   st_sessionizer_prepare()      releases due records, reads the touched users' states through
+ *                                 store->get_states (one round), applies the rule, builds events
+ *                                 and new states
+ *   produce st_sessionizer_events(), wait for delivery
+ *   st_sessionizer_finish()       writes the states through store->put_states (one CAS per user)
+ *   st_sessionizer_commit_point() per partition -> commit offset (+ stream time as metadata)
+ *
+ * Events are delivered before the states are written: a crash in between replays the batch and
+ * re-emits byte-identical events (deterministic session ids), never loses one. Writing first and
+ * crashing before delivery would lose them, since the replay is skipped by the stored position.
+ *
+ * Order and lateness. A partition's stream time is the largest listened_at_ms of the records it
+ * accepted (raised further only by st_sessionizer_advance_time); its watermark is stream time -
+ * grace. A record is LATE when its time is below the watermark on arrival; every other record is
+ * released once the watermark passes its time, in (listened_at_ms, identity_hash, offset) order.
+ * Hence a partition's released sequence is exactly its non-late records sorted by that key,
+ * whatever the batch boundaries, and exact duplicates (same time and identity) are adjacent.
+ *
+ * Idempotency. A user's state records the position (time, identity, offset, closed flag) of the
+ * last thing applied, increasing along that order; a released record at or below it is a replay
+ * and is skipped; the store writes a state only if its position is above the stored one. After a
+ * crash the input is re-read from the committed offset (the lowest one not yet written) with the
+ * committed stream time restored: the same records are late and the same are released in the same
+ * order, and each user's stored state is the result of a prefix of that user's sequence, so the
+ * replay applies exactly the rest, once. (Without wall-clock advances the replayed records rebuild
+ * the stream time by themselves: the record with the largest time is never released before a
+ * larger one arrives, so it is always replayed. The stored stream time matters after idle
+ * flushes.) Caveat: one record far in the future raises the stream time, so the records after it
+ * are late and the commit point waits for it; reject such timestamps upstream.
+ *
+ * Idle close. An open session closes when the watermark passes st_session_deadline_ms(), i.e.
+ * the stream time passes deadline + grace (or, in live mode, the wall clock via
+ * st_sessionizer_advance_time). Closing by deadline or by the next listen gives the same session;
+ * only the moment differs.
+ *
+ * Offline use (same code path): the in-memory store, push the listens in time order on one
+ * partition with offsets 0, 1, ... and grace 0, prepare + finish every few thousand records, and
+ * prepare(flush_all) + finish at the end; or grace ST_SESSIONIZER_GRACE_MS_MAX and one partition
+ * per user (any order within the user), prepare(flush_all) + finish + revoke after each user. The
+ * CLOSED events are the sessions. */
+#ifndef ST_SESSIONIZER_H
+#define ST_SESSIONIZER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "st_buf.h"
+#include "st_err.h"
+#include "st_session.h"
+
+#define ST_SESSIONIZER_GRACE_MS_DEFAULT 60000
+#define ST_SESSIONIZER_GRACE_MS_MAX     (INT64_C(1) << 40) /* about 35 years */
+#define ST_SESSIONIZER_POS_TEXT_MAX     80
+
+typedef struct {
+    st_session_rule_t rule;
+    int64_t grace_ms;  /* reorder grace in event time, 0..GRACE_MS_MAX (default 60 s) */
+    uint32_t recent_n; /* history lengths kept, 1..ST_SESSION_RECENT_MAX (default 16) */
+} st_sessionizer_config_t;
+
+/* The idempotency position of a user's state: the last record applied, and whether the open
+ * session was closed by its deadline after it. Ordered lexicographically. */
+typedef struct {
+    int64_t listened_at_ms;
+    uint64_t identity_hash;
+    int64_t offset;
+    uint8_t closed;
+} st_sessionizer_pos_t;
+
+/* Everything stored per user. */
+typedef struct {
+    bool has_pos;
+    st_sessionizer_pos_t pos;
+    st_session_open_t open;
+    st_session_history_t history;
+} st_sessionizer_state_t;
+
+/* One consumed listens.enriched record. Strings are borrowed (copied by push). */
+typedef struct {
+    int32_t partition;
+    int64_t offset;
+    const char *user_id;
+    size_t user_id_len; /* 1..ST_SESSION_USER_ID_MAX */
+    int64_t listened_at_ms;
+    int64_t duration_ms;    /* <= 0: unknown */
+    uint64_t identity_hash; /* st_session_identity_hash(artist, track) */
+} st_sessionizer_record_t;
+
+typedef struct {
+    const char *id; /* not NUL-terminated necessarily */
+    size_t len;
+} st_sessionizer_user_t;
+
+/* A new state for one user, to be written with the compare-and-set of st_sessionizer_lua_put.
+ * Pointers are owned by the sessionizer, valid until the next prepare or destroy. */
+typedef struct {
+    st_sessionizer_user_t user;
+    int32_t partition;
+    char pos_text[ST_SESSIONIZER_POS_TEXT_MAX]; /* ARGV[1] of the script */
+    const char *blob;                           /* ARGV[2] */
+    size_t blob_len;
+    bool has_deadline;   /* an open session remains: ZADD; otherwise ZREM */
+    int64_t deadline_ms; /* ARGV[4] when has_deadline */
+} st_sessionizer_write_t;
+
+/* The state store. The service implements it over Redis; st_sessionizer_memstore_new() gives the
+ * in-memory one. Every function returns 0 or -1 with err filled (then the batch is abandoned:
+ * see st_sessionizer_finish). */
+typedef struct st_sessionizer_store {
+    void *ctx;
+    /* Reads the states of n users into out[i] (reset by the caller; left empty when the user has
+     * no state). Redis: one pipelined round of HGET <state key> s. */
+    int (*get_states)(void *ctx, const st_sessionizer_user_t *users, size_t n, st_buf_t *out,
+                      st_err_t *err);
+    /* Writes n states, each only if its position is above the stored one (atomically with the
+     * partition's deadline set). Redis: one pipelined round of EVALSHA st_sessionizer_lua_put. */
+    int (*put_states)(void *ctx, const st_sessionizer_write_t *writes, size_t n, st_err_t *err);
+    /* Calls add(arg, user, len, deadline_ms) for each entry of the partition's deadline set
+     * (an add returning -1 stops with -1). Redis: ZRANGE <deadline key> 0 -1 WITHSCORES. */
+    int (*load_deadlines)(void *ctx, int32_t partition,
+                          int (*add)(void *arg, const char *user_id, size_t user_id_len,
+                                     int64_t deadline_ms),
+                          void *arg, st_err_t *err);
+} st_sessionizer_store_t;
+
+typedef struct {
+    uint64_t pushed;         /* records accepted into the reorder buffer */
+    uint64_t late;           /* records returned as LATE */
+    uint64_t invalid;        /* records rejected by push (bad user id, offset order) */
+    uint64_t released;       /* records handed to the rule */
+    uint64_t applied;        /* released records that changed a state (duplicates included) */
+    uint64_t duplicates;     /* exact duplicates counted once */
+    uint64_t replay_skips;   /* released records at or below the stored position */
+    uint64_t opened;         /* OPENED events */
+    uint64_t closed;         /* CLOSED events */
+    uint64_t idle_closed;    /* of which by deadline */
+    uint64_t corrupt_states; /* undecodable stored states (replaced by an empty state) */
+    uint64_t buffered;       /* records currently in reorder buffers */
+    uint64_t open_sessions;  /* deadlines currently tracked */
+} st_sessionizer_stats_t;
+
+typedef struct st_sessionizer st_sessionizer_t;
+
+typedef enum { ST_SESSIONIZER_BUFFERED = 0, ST_SESSIONIZER_LATE = 1 } st_sessionizer_push_t;
+
+/* The Lua script that writes one user's state (EVALSHA it after SCRIPT LOAD):
+ *   KEYS[1] the user's state hash (st_sessionizer_state_key): fields p (position), s (blob)
+ *   KEYS[2] the partition's deadline sorted set (st_sessionizer_deadline_key)
+ *   ARGV[1] new position (write->pos_text), ARGV[2] state blob, ARGV[3] user id (zset member),
+ *   ARGV[4] deadline in ms (decimal) or "" when no session is open (ZREM)
+ * Returns 1 when written, 0 when the stored position is at or above ARGV[1] (nothing changed).
+ * Both keys of one call must be on one node; on Redis Cluster they are not (the zset holds a
+ * whole partition), so there run ZADD/ZREM as separate commands after the script: deadlines are
+ * always re-checked against the state, so a stale entry only costs a read. */
+extern const char st_sessionizer_lua_put[];
+
+/* Fills config with the defaults (rule defaults, grace 60 s, recent_n 16). */
+void st_sessionizer_config_default(st_sessionizer_config_t *config);
+
+/* Redis keys: "<prefix>u:{<user_id>}:sess" and "<prefix>dl:{p<partition>}". Appended to out
+ * (the caller resets it). Return 0 or -1 (ENOMEM). */
+int st_sessionizer_state_key(const char *prefix, const char *user_id, size_t user_id_len,
+                             st_buf_t *out);
+int st_sessionizer_deadline_key(const char *prefix, int32_t partition, st_buf_t *out);
+
+/* Position order (-1, 0, 1) and its text form "<ms> <hash hi32> <hash lo32> <offset> <closed>"
+ * (decimal fields, exact as Lua numbers). parse returns 0 or -1. */
+int st_sessionizer_pos_cmp(const st_sessionizer_pos_t *a, const st_sessionizer_pos_t *b);
+void st_sessionizer_pos_format(const st_sessionizer_pos_t *pos, char *buf, size_t size);
+int st_sessionizer_pos_parse(const char *s, st_sessionizer_pos_t *out);
+
+/* Serialises a state (versioned, varint-packed) by appending to out. 0 or -1 (ENOMEM). */
+int st_sessionizer_state_encode(const st_sessionizer_state_t *state, st_buf_t *out);
+/* Parses a blob from st_sessionizer_state_encode. 0, or -1 with err (ST_ERR_INVALID) and *out
+ * zeroed. */
+int st_sessionizer_state_decode(const void *data, size_t len, st_sessionizer_state_t *out,
+                                st_err_t *err);
+
+/* Creates a sessionizer. config is copied; store is borrowed and must outlive it.
+ * Returns NULL with errstr filled on a bad config or ENOMEM. */
+st_sessionizer_t *st_sessionizer_new(const st_sessionizer_config_t *config,
+                                     st_sessionizer_store_t *store, char *errstr,
+                                     size_t errstr_size);
+/* Frees everything, dropping buffered records and an unfinished batch. NULL is a no-op. */
+void st_sessionizer_destroy(st_sessionizer_t *sz);
+
+/* Takes a partition: loads its deadline set from the store and sets its stream time to the one
+ * committed with the offset the consumer resumes from (has_stream_time false on a first start or
+ * when none was stored: then late records of the replayed range may be classified differently
+ * than before the crash, still never counted twice). Re-assigning an owned partition resets it.
+ * push() auto-assigns an unknown partition without stream time. 0 or -1 (err). */
+int st_sessionizer_assign(st_sessionizer_t *sz, int32_t partition, bool has_stream_time,
+                          int64_t stream_time_ms, st_err_t *err);
+/* Releases a partition: drops its buffer and deadlines (commit first). No-op if unknown. */
+void st_sessionizer_revoke(st_sessionizer_t *sz, int32_t partition);
+
+/* Adds one record. Returns ST_SESSIONIZER_BUFFERED, ST_SESSIONIZER_LATE (the caller sends the
+ * original message to sessions.late; nothing is kept), or -1 with err: ST_ERR_INVALID for a bad
+ * user id (empty, over ST_SESSION_USER_ID_MAX bytes, holding NUL), a time beyond +-2^50 ms or a
+ * duration over 2^40 ms (the record is not kept and the commit point may pass it: count it and
+ * send it to the DLQ), or for an offset out of range or not above the previous one of the
+ * partition (a seek back: revoke and assign first); ST_ERR_NOMEM. Not allowed between prepare and
+ * finish (ST_ERR_INTERNAL). */
+int st_sessionizer_push(st_sessionizer_t *sz, const st_sessionizer_record_t *rec, st_err_t *err);
+
+/* Advances a partition's stream time to at least now_ms (partition < 0: all owned partitions):
+ * the live-mode idle flush, called with the wall clock. Records older than now - grace that
+ * arrive afterwards are late. */
+void st_sessionizer_advance_time(st_sessionizer_t *sz, int32_t partition, int64_t now_ms);
+
+/* Releases every buffered record below its partition's watermark (all of them when flush_all,
+ * which also closes every open session: end of the offline input), reads the touched users'
+ * states (one store->get_states call), applies the rule and builds the events and new states.
+ * Returns 0, or -1 with err: on a store read error (ST_ERR_REDIS, retriable) nothing was applied
+ * and the records are back in the buffer, so prepare may simply be called again later; on
+ * ST_ERR_NOMEM (fatal) stop and replay from the commit point. A user must live on one partition
+ * (the topic is keyed by user_id and its partition count does not change). */
+int st_sessionizer_prepare(st_sessionizer_t *sz, bool flush_all, st_err_t *err);
+
+/* The events built by the last prepare, in order per user (borrowed until the next prepare). */
+const st_session_event_t *st_sessionizer_events(const st_sessionizer_t *sz, size_t *n);
+/* The state writes of the last prepare (borrowed until the next prepare). */
+const st_sessionizer_write_t *st_sessionizer_writes(const st_sessionizer_t *sz, size_t *n);
+
+/* Writes the states of the last prepare (one store->put_states call) and marks its records done.
+ * Call after the events are delivered. 0, or -1 with err: the batch stays unfinished and may be
+ * retried (the writes are idempotent); without success do not commit. */
+int st_sessionizer_finish(st_sessionizer_t *sz, st_err_t *err);
+
+/* The lowest offset of the partition still held (buffered or in an unfinished batch), or the
+ * next offset after the last pushed one when none is held; -1 if nothing was pushed. */
+int64_t st_sessionizer_lowest_unreleased_offset(const st_sessionizer_t *sz, int32_t partition);
+
+/* The commit point of a partition: the offset to commit (lowest unreleased) and the stream time
+ * the partition had just before that offset was read (*has_stream_time false if none). Store the
+ * stream time with the commit (Kafka commit metadata, decimal) and pass it to assign on resume.
+ * Returns 0, or -1 when nothing was pushed on the partition (nothing to commit). */
+int st_sessionizer_commit_point(const st_sessionizer_t *sz, int32_t partition, int64_t *offset,
+                                int64_t *stream_time_ms, bool *has_stream_time);
+
+void st_sessionizer_stats(const st_sessionizer_t *sz, st_sessionizer_stats_t *out);
+
+/* The in-memory store: same compare-and-set semantics as the Lua script. Owned by the caller;
+ * st_sessionizer_memstore_destroy(NULL) is a no-op. Returns NULL on ENOMEM. */
+st_sessionizer_store_t *st_sessionizer_memstore_new(void);
+void st_sessionizer_memstore_destroy(st_sessionizer_store_t *store);
+/* Fault injection for crash tests: the next put_states applies only its first n writes and then
+ * fails (n < 0: no fault). */
+void st_sessionizer_memstore_fail_after(st_sessionizer_store_t *store, long n);
+/* Number of user states stored; and a read of one (0, or -1 if absent/corrupt). */
+size_t st_sessionizer_memstore_count(const st_sessionizer_store_t *store);
+int st_sessionizer_memstore_read(const st_sessionizer_store_t *store, const char *user_id,
+                                 st_sessionizer_state_t *out);
+
+#endif

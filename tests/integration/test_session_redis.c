@@ -1,0 +1,416 @@
+/* Integration test of the sessionizer's Redis contract against the real local Redis
+ * (STINT_REDIS_HOST/STINT_REDIS_PORT, default 127.0.0.1:16379, unique key prefix per run):
+ * the Lua compare-and-set script, a pipelined Redis state store (a template for the service's),
+ * equality with the in-memory store across restarts, and Redis memory per user state. */
+#include <hiredis/hiredis.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "st_session.h"
+#include "st_sessionizer.h"
+#include "st_test.h"
+#include "st_time.h"
+
+#define S 1000LL
+
+typedef struct {
+    redisContext *c;
+    char prefix[96];
+    char sha[64];
+    st_buf_t key, key2;
+} rstore_t;
+
+static int rstore_get(void *ctx, const st_sessionizer_user_t *users, size_t n, st_buf_t *out,
+                      st_err_t *err)
+{
+    rstore_t *r = ctx;
+    for (size_t i = 0; i < n; i++) {
+        st_buf_reset(&r->key);
+        st_sessionizer_state_key(r->prefix, users[i].id, users[i].len, &r->key);
+        redisAppendCommand(r->c, "HGET %b s", r->key.data, r->key.len);
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *rep = NULL;
+        if (redisGetReply(r->c, (void **)&rep) != REDIS_OK || !rep) {
+            st_err_set(err, ST_ERR_REDIS, true, false, "HGET: %s", r->c->errstr);
+            return -1;
+        }
+        if (rep->type == REDIS_REPLY_STRING)
+            st_buf_append(&out[i], rep->str, rep->len);
+        else if (rep->type != REDIS_REPLY_NIL) {
+            st_err_set(err, ST_ERR_REDIS, true, false, "HGET: reply type %d", rep->type);
+            rc = -1;
+        }
+        freeReplyObject(rep);
+    }
+    return rc;
+}
+
+static long puts_applied, puts_rejected;
+
+static int rstore_put(void *ctx, const st_sessionizer_write_t *w, size_t n, st_err_t *err)
+{
+    rstore_t *r = ctx;
+    for (size_t i = 0; i < n; i++) {
+        st_buf_reset(&r->key);
+        st_buf_reset(&r->key2);
+        st_sessionizer_state_key(r->prefix, w[i].user.id, w[i].user.len, &r->key);
+        st_sessionizer_deadline_key(r->prefix, w[i].partition, &r->key2);
+        char deadline[32] = "";
+        if (w[i].has_deadline)
+            snprintf(deadline, sizeof deadline, "%lld", (long long)w[i].deadline_ms);
+        const char *argv[] = {"EVALSHA",     r->sha,    "2",          r->key.data, r->key2.data,
+                              w[i].pos_text, w[i].blob, w[i].user.id, deadline};
+        size_t lens[] = {7,
+                         strlen(r->sha),
+                         1,
+                         r->key.len,
+                         r->key2.len,
+                         strlen(w[i].pos_text),
+                         w[i].blob_len,
+                         w[i].user.len,
+                         strlen(deadline)};
+        redisAppendCommandArgv(r->c, 9, argv, lens);
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *rep = NULL;
+        if (redisGetReply(r->c, (void **)&rep) != REDIS_OK || !rep) {
+            st_err_set(err, ST_ERR_REDIS, true, false, "EVALSHA: %s", r->c->errstr);
+            return -1;
+        }
+        if (rep->type == REDIS_REPLY_INTEGER)
+            rep->integer ? puts_applied++ : puts_rejected++;
+        else {
+            st_err_set(err, ST_ERR_REDIS, true, false, "EVALSHA: %s",
+                       rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+            rc = -1;
+        }
+        freeReplyObject(rep);
+    }
+    return rc;
+}
+
+static int rstore_load(void *ctx, int32_t partition,
+                       int (*add)(void *arg, const char *user_id, size_t len, int64_t deadline_ms),
+                       void *arg, st_err_t *err)
+{
+    rstore_t *r = ctx;
+    st_buf_reset(&r->key2);
+    st_sessionizer_deadline_key(r->prefix, partition, &r->key2);
+    redisReply *rep = redisCommand(r->c, "ZRANGE %b 0 -1 WITHSCORES", r->key2.data, r->key2.len);
+    if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+        st_err_set(err, ST_ERR_REDIS, true, false, "ZRANGE failed");
+        if (rep)
+            freeReplyObject(rep);
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i + 1 < rep->elements && rc == 0; i += 2)
+        rc = add(arg, rep->element[i]->str, rep->element[i]->len,
+                 strtoll(rep->element[i + 1]->str, NULL, 10));
+    freeReplyObject(rep);
+    return rc;
+}
+
+static st_sessionizer_store_t rstore_iface(rstore_t *r)
+{
+    st_sessionizer_store_t s = {r, rstore_get, rstore_put, rstore_load};
+    return s;
+}
+
+static void delete_prefix(redisContext *c, const char *prefix)
+{
+    char cursor[32] = "0";
+    char pattern[128];
+    snprintf(pattern, sizeof pattern, "%s*", prefix);
+    do {
+        redisReply *rep = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+            if (rep)
+                freeReplyObject(rep);
+            return;
+        }
+        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
+        for (size_t i = 0; i < rep->element[1]->elements; i++) {
+            redisReply *d = redisCommand(c, "DEL %b", rep->element[1]->element[i]->str,
+                                         rep->element[1]->element[i]->len);
+            if (d)
+                freeReplyObject(d);
+        }
+        freeReplyObject(rep);
+    } while (strcmp(cursor, "0") != 0);
+}
+
+static rstore_t R;
+
+static long long eval_put(const char *user, const char *pos, const char *deadline)
+{
+    st_buf_t k = ST_BUF_INIT, z = ST_BUF_INIT;
+    st_sessionizer_state_key(R.prefix, user, strlen(user), &k);
+    st_sessionizer_deadline_key(R.prefix, 0, &z);
+    redisReply *rep = redisCommand(R.c, "EVALSHA %s 2 %s %s %s %s %s %s", R.sha, k.data, z.data,
+                                   pos, "blob", user, deadline);
+    long long v = -99;
+    if (rep && rep->type == REDIS_REPLY_INTEGER)
+        v = rep->integer;
+    else if (rep && rep->type == REDIS_REPLY_ERROR)
+        v = -1;
+    if (rep)
+        freeReplyObject(rep);
+    st_buf_free(&k);
+    st_buf_free(&z);
+    return v;
+}
+
+static void test_lua_contract(void)
+{
+    /* First write, equal, lower (by each field), higher (by each field). */
+    ST_EQ_INT(eval_put("c1", "1000 5 7 10 0", "5000"), 1);
+    ST_EQ_INT(eval_put("c1", "1000 5 7 10 0", "5000"), 0);
+    ST_EQ_INT(eval_put("c1", "999 9 9 99 1", "5000"), 0);
+    ST_EQ_INT(eval_put("c1", "1000 4 9 99 1", "5000"), 0);
+    ST_EQ_INT(eval_put("c1", "1000 5 6 99 1", "5000"), 0);
+    ST_EQ_INT(eval_put("c1", "1000 5 7 9 1", "5000"), 0);
+    ST_EQ_INT(eval_put("c1", "1000 5 7 10 1", ""), 1); /* the closed flag is above */
+    ST_EQ_INT(eval_put("c1", "1000 5 7 11 0", "6000"), 1);
+    ST_EQ_INT(eval_put("c1", "1000 5 8 0 0", "6000"), 1);
+    ST_EQ_INT(eval_put("c1", "1000 6 0 0 0", "6000"), 1);
+    /* Large values stay exact: 2^32-1 halves, times near 2^50, negative times. */
+    ST_EQ_INT(eval_put("c2", "-5 4294967295 4294967295 4503599627370495 0", ""), 1);
+    ST_EQ_INT(eval_put("c2", "-4 0 0 0 0", ""), 1);
+    ST_EQ_INT(eval_put("c2", "1125899906842624 0 0 0 0", "7"), 1);
+    ST_EQ_INT(eval_put("c2", "1125899906842623 4294967295 4294967295 1 1", "7"), 0);
+    ST_EQ_INT(eval_put("c2", "garbage", ""), -1);
+    /* The zset follows the last applied write: c1 at 6000, c2 at 7. */
+    st_buf_t z = ST_BUF_INIT;
+    st_sessionizer_deadline_key(R.prefix, 0, &z);
+    redisReply *rep = redisCommand(R.c, "ZRANGE %s 0 -1 WITHSCORES", z.data);
+    ST_REQUIRE(rep && rep->type == REDIS_REPLY_ARRAY);
+    ST_EQ_INT(rep->elements, 4);
+    if (rep->elements == 4) {
+        ST_EQ_STR(rep->element[0]->str, "c2");
+        ST_EQ_STR(rep->element[1]->str, "7");
+        ST_EQ_STR(rep->element[2]->str, "c1");
+        ST_EQ_STR(rep->element[3]->str, "6000");
+    }
+    freeReplyObject(rep);
+    ST_EQ_INT(eval_put("c1", "2000 0 0 0 1", ""), 1); /* closed: removed from the zset */
+    rep = redisCommand(R.c, "ZCARD %s", z.data);
+    ST_EQ_INT(rep ? rep->integer : -1, 1);
+    if (rep)
+        freeReplyObject(rep);
+    st_buf_free(&z);
+}
+
+static uint64_t rng_state = 12345;
+static uint64_t rnd(void)
+{
+    uint64_t x = (rng_state += 0x9e3779b97f4a7c15ULL);
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+typedef struct {
+    st_sessionizer_record_t rec;
+    char user[16];
+} gen_t;
+
+/* n records on 2 partitions in time order with a jitter within the grace; a fifth of the users
+ * listen in each hour, so sessions open and go idle. */
+static gen_t *generate(size_t n_users, size_t n)
+{
+    gen_t *g = calloc(n, sizeof *g);
+    int64_t offsets[2] = {0, 0};
+    int64_t now = 1200000000000LL;
+    for (size_t i = 0; i < n; i++) {
+        now += (int64_t)(rnd() % 3000);
+        size_t block = n_users / 5;
+        size_t u = rnd() % block + block * (size_t)((now / 3600000) % 5);
+        snprintf(g[i].user, sizeof g[i].user, "ru%05zu", u);
+        int32_t p = (int32_t)(u % 2);
+        uint64_t track = rnd() % 50;
+        g[i].rec = (st_sessionizer_record_t){p,
+                                             offsets[p]++,
+                                             g[i].user,
+                                             strlen(g[i].user),
+                                             now - (int64_t)(rnd() % 50000),
+                                             track % 7 ? (int64_t)(track * 7 + 60) * S : 0,
+                                             track};
+    }
+    return g;
+}
+
+typedef struct {
+    st_session_event_t *v;
+    size_t n;
+} evs_t;
+
+/* Runs records through a sessionizer on store in batches of 200; restarts (a crash: buffer lost)
+ * every restart_every batches after delivering but before finishing. */
+static evs_t run(st_sessionizer_store_t *store, gen_t *g, size_t n, int restart_every)
+{
+    st_sessionizer_config_t cfg;
+    st_sessionizer_config_default(&cfg);
+    evs_t out = {calloc(4 * n + 16, sizeof(st_session_event_t)), 0};
+    char errstr[128];
+    st_sessionizer_t *sz = st_sessionizer_new(&cfg, store, errstr, sizeof errstr);
+    int64_t committed[2] = {0, 0};
+    size_t cursor = 0;
+    int batch_no = 0;
+    while (sz) {
+        bool flush = cursor == n;
+        for (size_t k = 0; k < 200 && cursor < n; k++, cursor++) {
+            st_err_t err = {0};
+            if (g[cursor].rec.offset < committed[g[cursor].rec.partition])
+                continue;
+            if (st_sessionizer_push(sz, &g[cursor].rec, &err) < 0)
+                ST_FAIL_AT("push: %s", err.text);
+        }
+        st_err_t err = {0};
+        if (st_sessionizer_prepare(sz, flush, &err) != 0) {
+            ST_FAIL_AT("prepare: %s", err.text);
+            break;
+        }
+        size_t ne;
+        const st_session_event_t *ev = st_sessionizer_events(sz, &ne);
+        if (ne > 0)
+            memcpy(out.v + out.n, ev, ne * sizeof *ev);
+        out.n += ne;
+        if (restart_every && ++batch_no % restart_every == 0 && !flush) {
+            st_sessionizer_destroy(sz);
+            sz = st_sessionizer_new(&cfg, store, errstr, sizeof errstr);
+            /* resume both partitions from the commit: rewind the cursor to the lowest */
+            size_t back = cursor;
+            for (size_t i = 0; i < cursor; i++)
+                if (g[i].rec.offset >= committed[g[i].rec.partition]) {
+                    back = i;
+                    break;
+                }
+            cursor = back;
+            continue;
+        }
+        if (st_sessionizer_finish(sz, &err) != 0) {
+            ST_FAIL_AT("finish: %s", err.text);
+            break;
+        }
+        for (int p = 0; p < 2; p++) {
+            int64_t off, stt;
+            bool has;
+            if (st_sessionizer_commit_point(sz, p, &off, &stt, &has) == 0)
+                committed[p] = off;
+        }
+        if (flush)
+            break;
+    }
+    st_sessionizer_destroy(sz);
+    return out;
+}
+
+static int cmp_event(const void *a, const void *b)
+{
+    const st_session_event_t *x = a, *y = b;
+    int c = strcmp(x->session_id, y->session_id);
+    return c ? c : (int)x->kind - (int)y->kind;
+}
+
+static size_t dedup(evs_t *e)
+{
+    qsort(e->v, e->n, sizeof *e->v, cmp_event);
+    size_t w = 0;
+    for (size_t i = 0; i < e->n; i++)
+        if (w == 0 || cmp_event(&e->v[w - 1], &e->v[i]) != 0)
+            e->v[w++] = e->v[i];
+    size_t dups = e->n - w;
+    e->n = w;
+    return dups;
+}
+
+static void test_redis_equals_memory(void)
+{
+    size_t n = 20000;
+    gen_t *g = generate(300, n);
+    st_sessionizer_store_t *mem = st_sessionizer_memstore_new();
+    evs_t a = run(mem, g, n, 0);
+    st_sessionizer_memstore_destroy(mem);
+
+    st_sessionizer_store_t rs = rstore_iface(&R);
+    int64_t t0 = st_time_mono_us();
+    evs_t b = run(&rs, g, n, 0);
+    double secs = (double)(st_time_mono_us() - t0) / 1e6;
+    printf("     redis store: %zu records, %zu events in %.2f s (%.0f records/s, one connection, "
+           "batches of 200)\n",
+           n, b.n, secs, n / secs);
+    ST_EQ_INT(b.n, a.n);
+    if (a.n == b.n && memcmp(a.v, b.v, a.n * sizeof *a.v) != 0)
+        ST_FAIL_AT("events through Redis differ from the in-memory store");
+
+    /* Memory per user state. */
+    long total = 0, users = 0;
+    for (int u = 0; u < 300; u += 10) {
+        char user[16];
+        snprintf(user, sizeof user, "ru%05d", u);
+        st_buf_t k = ST_BUF_INIT;
+        st_sessionizer_state_key(R.prefix, user, strlen(user), &k);
+        redisReply *rep = redisCommand(R.c, "MEMORY USAGE %s", k.data);
+        if (rep && rep->type == REDIS_REPLY_INTEGER) {
+            total += rep->integer;
+            users++;
+        }
+        if (rep)
+            freeReplyObject(rep);
+        st_buf_free(&k);
+    }
+    ST_CHECK(users > 0);
+    if (users)
+        printf("     redis memory per user state: %.0f bytes (MEMORY USAGE, mean of %ld)\n",
+               (double)total / users, users);
+
+    /* Again with restarts that lose the buffer and an unfinished batch, on fresh keys. */
+    delete_prefix(R.c, R.prefix);
+    puts_rejected = 0;
+    evs_t c = run(&rs, g, n, 7);
+    size_t dups = dedup(&c);
+    dedup(&a);
+    printf("     with restarts: %zu duplicate events, %ld writes rejected by the script\n", dups,
+           puts_rejected);
+    ST_CHECK(dups > 0);
+    ST_EQ_INT(c.n, a.n);
+    if (a.n == c.n && memcmp(a.v, c.v, a.n * sizeof *a.v) != 0)
+        ST_FAIL_AT("events after restarts differ");
+    free(a.v);
+    free(b.v);
+    free(c.v);
+    free(g);
+}
+
+int main(void)
+{
+    const char *host = getenv("STINT_REDIS_HOST") ? getenv("STINT_REDIS_HOST") : "127.0.0.1";
+    int port = getenv("STINT_REDIS_PORT") ? atoi(getenv("STINT_REDIS_PORT")) : 16379;
+    R.c = redisConnect(host, port);
+    if (!R.c || R.c->err) {
+        fprintf(stderr, "cannot connect to Redis at %s:%d: %s\n", host, port,
+                R.c ? R.c->errstr : "out of memory");
+        return 1;
+    }
+    snprintf(R.prefix, sizeof R.prefix, "test:session:%ld:%lld:", (long)getpid(),
+             (long long)st_time_wall_ms());
+    redisReply *rep = redisCommand(R.c, "SCRIPT LOAD %s", st_sessionizer_lua_put);
+    if (!rep || rep->type != REDIS_REPLY_STRING) {
+        fprintf(stderr, "SCRIPT LOAD failed: %s\n", rep && rep->str ? rep->str : R.c->errstr);
+        return 1;
+    }
+    snprintf(R.sha, sizeof R.sha, "%s", rep->str);
+    freeReplyObject(rep);
+    ST_RUN(test_lua_contract);
+    delete_prefix(R.c, R.prefix);
+    ST_RUN(test_redis_equals_memory);
+    delete_prefix(R.c, R.prefix);
+    st_buf_free(&R.key);
+    st_buf_free(&R.key2);
+    redisFree(R.c);
+    return st_test_summary();
+}

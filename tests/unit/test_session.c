@@ -1,0 +1,318 @@
+/* Unit tests of st_session: the rule at the gap boundary (known/unknown durations, both reference
+ * points), lengths, duplicates, deadlines, history features, and the state serialisation. */
+#include "st_buf.h"
+#include "st_session.h"
+#include "st_sessionizer.h"
+#include "st_test.h"
+
+#define S 1000LL /* ms per second */
+
+static st_session_rule_t rule_of(st_session_ref_t ref)
+{
+    st_session_rule_t r;
+    st_session_rule_default(&r);
+    r.ref = ref;
+    return r;
+}
+
+/* Opens a session with one listen at 0 s of duration d_s (<= 0 unknown), then steps a listen at
+ * at_s and returns what the rule said. */
+static st_session_step_t two_listens(st_session_ref_t ref, int64_t d_s, int64_t at_s,
+                                     st_session_summary_t *closed)
+{
+    st_session_rule_t rule = rule_of(ref);
+    st_session_open_t open = {0};
+    st_session_listen_t a = {0, d_s * S, 1}, b = {at_s * S, 100 * S, 2};
+    if (st_session_step(&rule, &open, &a, NULL) != ST_SESSION_STARTED)
+        return (st_session_step_t)-1;
+    return st_session_step(&rule, &open, &b, closed);
+}
+
+static void test_gap_boundaries(void)
+{
+    static const struct {
+        st_session_ref_t ref;
+        int64_t d_s;  /* duration of the first track, <= 0 unknown */
+        int64_t at_s; /* start of the second */
+        st_session_step_t want;
+    } cases[] = {
+        /* known duration, end reference: gap measured from the end of the track */
+        {ST_SESSION_REF_END, 200, 200 + 1799, ST_SESSION_CONTINUED},
+        {ST_SESSION_REF_END, 200, 200 + 1800, ST_SESSION_CONTINUED},
+        {ST_SESSION_REF_END, 200, 200 + 1801, ST_SESSION_SPLIT},
+        /* gap <= d (a long track) always continues */
+        {ST_SESSION_REF_END, 3000, 2500, ST_SESSION_CONTINUED},
+        {ST_SESSION_REF_END, 3000, 3000 + 1800, ST_SESSION_CONTINUED},
+        {ST_SESSION_REF_END, 3000, 3000 + 1801, ST_SESSION_SPLIT},
+        /* unknown duration (0 or negative): start to start */
+        {ST_SESSION_REF_END, 0, 1799, ST_SESSION_CONTINUED},
+        {ST_SESSION_REF_END, 0, 1800, ST_SESSION_CONTINUED},
+        {ST_SESSION_REF_END, 0, 1801, ST_SESSION_SPLIT},
+        {ST_SESSION_REF_END, -5, 1801, ST_SESSION_SPLIT},
+        /* start reference: the duration is ignored */
+        {ST_SESSION_REF_START, 200, 1799, ST_SESSION_CONTINUED},
+        {ST_SESSION_REF_START, 200, 1800, ST_SESSION_CONTINUED},
+        {ST_SESSION_REF_START, 200, 1801, ST_SESSION_SPLIT},
+        {ST_SESSION_REF_START, 200, 200 + 1799, ST_SESSION_SPLIT},
+        {ST_SESSION_REF_START, 0, 1800, ST_SESSION_CONTINUED},
+        {ST_SESSION_REF_START, 0, 1801, ST_SESSION_SPLIT},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        st_session_summary_t closed;
+        st_session_step_t got = two_listens(cases[i].ref, cases[i].d_s, cases[i].at_s, &closed);
+        if (got != cases[i].want)
+            ST_FAIL_AT("case %zu (ref %s, d %llds, at %llds): step %d, want %d", i,
+                       st_session_ref_name(cases[i].ref), (long long)cases[i].d_s,
+                       (long long)cases[i].at_s, (int)got, (int)cases[i].want);
+        if (got == ST_SESSION_SPLIT) {
+            /* The closed one-track session is as long as its track (0 if unknown). */
+            ST_EQ_INT(closed.track_count, 1);
+            ST_EQ_INT(closed.length_ms, cases[i].d_s > 0 ? cases[i].d_s * S : 0);
+        }
+    }
+}
+
+static void test_configured_gap(void)
+{
+    st_session_rule_t rule = {600 * S, ST_SESSION_REF_END};
+    st_session_open_t open = {0};
+    st_session_listen_t a = {0, 100 * S, 1}, b = {700 * S, 0, 2}, c = {1301 * S, 0, 3};
+    ST_EQ_INT(st_session_step(&rule, &open, &a, NULL), ST_SESSION_STARTED);
+    ST_EQ_INT(st_session_deadline_ms(&rule, &open), 700 * S);
+    ST_EQ_INT(st_session_step(&rule, &open, &b, NULL), ST_SESSION_CONTINUED);
+    ST_EQ_INT(st_session_deadline_ms(&rule, &open), 1300 * S); /* unknown: start + gap */
+    ST_EQ_INT(st_session_step(&rule, &open, &c, NULL), ST_SESSION_SPLIT);
+}
+
+static void test_worked_length(void)
+{
+    /* 10:00:00 (180 s), 10:03:20 (240 s), 10:08:20 (unknown), 10:11:40 (300 s):
+     * length = last start - first start + last duration = 700 + 300 = 1000 s. */
+    st_session_rule_t rule = rule_of(ST_SESSION_REF_END);
+    int64_t t0 = 1241431200000LL; /* 2009-05-04T10:00:00Z */
+    st_session_listen_t ls[] = {{t0, 180 * S, 11},
+                                {t0 + 200 * S, 240 * S, 12},
+                                {t0 + 500 * S, 0, 13},
+                                {t0 + 700 * S, 300 * S, 14}};
+    st_session_open_t open = {0};
+    for (size_t i = 0; i < 4; i++)
+        st_session_step(&rule, &open, &ls[i], NULL);
+    st_session_summary_t s;
+    ST_EQ_INT(st_session_close(&open, &s), 0);
+    ST_EQ_INT(s.start_ms, t0);
+    ST_EQ_INT(s.end_ms, t0 + 1000 * S);
+    ST_EQ_INT(s.length_ms, 1000 * S);
+    ST_NEAR(s.length_s, 1000.0, 1e-9);
+    ST_EQ_INT(s.track_count, 4);
+    ST_EQ_INT(s.unknown_duration_count, 1);
+    ST_NEAR(s.unknown_duration_share, 0.25, 1e-12);
+    ST_CHECK(!open.active);
+    ST_EQ_INT(st_session_close(&open, &s), -1);
+
+    /* Last track unknown: length = last start - first start. */
+    st_session_listen_t u[] = {{t0, 180 * S, 1}, {t0 + 400 * S, -1, 2}};
+    for (size_t i = 0; i < 2; i++)
+        st_session_step(&rule, &open, &u[i], NULL);
+    st_session_close(&open, &s);
+    ST_EQ_INT(s.length_ms, 400 * S);
+    ST_NEAR(s.unknown_duration_share, 0.5, 1e-12);
+}
+
+static void test_duplicates(void)
+{
+    st_session_rule_t rule = rule_of(ST_SESSION_REF_END);
+    st_session_open_t open = {0};
+    st_session_listen_t a = {1000, 200 * S, 7}, same = {1000, 200 * S, 7}, other = {1000, 0, 8};
+    ST_EQ_INT(st_session_step(&rule, &open, &a, NULL), ST_SESSION_STARTED);
+    ST_EQ_INT(st_session_step(&rule, &open, &same, NULL), ST_SESSION_DUPLICATE);
+    ST_EQ_INT(open.track_count, 1);
+    ST_EQ_INT(st_session_step(&rule, &open, &other, NULL), ST_SESSION_CONTINUED);
+    ST_EQ_INT(open.track_count, 2);
+    ST_CHECK(st_session_identity_hash("ab", 2, "c", 1) !=
+             st_session_identity_hash("a", 1, "bc", 2));
+    ST_EQ_U64(st_session_identity_hash("x", 1, "y", 1), st_session_identity_hash("x", 1, "y", 1));
+}
+
+static void test_hour_weekday(void)
+{
+    static const struct {
+        int64_t ms;
+        int hour, weekday;
+    } cases[] = {
+        {0, 0, 3},                         /* 1970-01-01 Thursday */
+        {1241478537000LL, 23, 0},          /* 2009-05-04T23:08:57Z Monday */
+        {1241478537000LL + 3600000, 0, 1}, /* Tuesday 00:08 */
+        {-3600000, 23, 2},                 /* 1969-12-31T23:00Z Wednesday */
+        {1483228800000LL, 0, 6},           /* 2017-01-01 Sunday */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int h, wd;
+        st_session_hour_weekday(cases[i].ms, &h, &wd);
+        ST_EQ_INT(h, cases[i].hour);
+        ST_EQ_INT(wd, cases[i].weekday);
+    }
+}
+
+static st_session_summary_t summary_of(int64_t start_s, int64_t length_s)
+{
+    st_session_summary_t s = {0};
+    s.start_ms = start_s * S;
+    s.last_start_ms = s.start_ms;
+    s.end_ms = (start_s + length_s) * S;
+    s.length_ms = length_s * S;
+    s.track_count = 1;
+    return s;
+}
+
+static void test_features(void)
+{
+    st_session_history_t h = {0};
+    st_session_features_t f;
+    st_session_features(&h, 1241478537000LL, &f);
+    ST_CHECK(!f.has_prev);
+    ST_EQ_INT(f.session_index, 0);
+    ST_EQ_INT(f.hour_utc, 23);
+    ST_EQ_INT(f.n_recent, 0);
+
+    int64_t lengths[] = {100, 400, 200, 1000};
+    for (size_t i = 0; i < 4; i++) {
+        st_session_summary_t s = summary_of(10000 * (int64_t)(i + 1), lengths[i]);
+        st_session_history_add(&h, &s, 3);
+    }
+    st_session_features(&h, 50000 * S, &f);
+    ST_CHECK(f.has_prev);
+    ST_EQ_INT(f.session_index, 4);
+    ST_NEAR(f.prev_session_length_s, 1000, 1e-9);
+    ST_NEAR(f.mean_session_length_s, (100 + 400 + 200 + 1000) / 4.0, 1e-9);
+    ST_EQ_INT(f.n_recent, 3); /* keeps the last 3: 400, 200, 1000 (newest last) */
+    ST_NEAR(f.recent_lengths_s[0], 400, 1e-9);
+    ST_NEAR(f.recent_lengths_s[2], 1000, 1e-9);
+    ST_NEAR(f.median_session_length_s, 400, 1e-9);
+    ST_NEAR(f.gap_since_prev_s, 50000 - (40000 + 1000), 1e-9);
+
+    st_session_history_t e = {0};
+    st_session_summary_t a = summary_of(0, 100), b = summary_of(1000, 300);
+    st_session_history_add(&e, &a, 16);
+    st_session_history_add(&e, &b, 16);
+    st_session_features(&e, 5000 * S, &f);
+    ST_NEAR(f.median_session_length_s, 200, 1e-9); /* even count: mean of the middle two */
+
+    char id[ST_SESSION_ID_MAX];
+    ST_EQ_STR(st_session_id_format("user_000001", 11, 1241478537000LL, id, sizeof id),
+              "user_000001:1241478537000");
+}
+
+/* A small deterministic PRNG (splitmix64). */
+static uint64_t rng_state = 42;
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static int64_t rnd_signed(void)
+{
+    int64_t v = (int64_t)(rnd() % (1ULL << 45));
+    return rnd() % 2 ? -v : v;
+}
+
+static void test_state_round_trip(void)
+{
+    for (int iter = 0; iter < 500; iter++) {
+        st_sessionizer_state_t st;
+        memset(&st, 0, sizeof st);
+        st.has_pos = rnd() % 4 != 0;
+        if (st.has_pos) {
+            st.pos = (st_sessionizer_pos_t){rnd_signed(), rnd(), (int64_t)(rnd() % (1ULL << 50)),
+                                            (uint8_t)(rnd() % 2)};
+        }
+        if (rnd() % 3 != 0) {
+            st.open.active = true;
+            st.open.first_start_ms = rnd_signed();
+            st.open.last_start_ms = st.open.first_start_ms + (int64_t)(rnd() % 100000000);
+            st.open.last_duration_ms = (int64_t)(rnd() % 1000000);
+            st.open.last_identity_hash = rnd();
+            st.open.track_count = 1 + (uint32_t)(rnd() % 5000);
+            st.open.unknown_duration_count = (uint32_t)(rnd() % (st.open.track_count + 1));
+        }
+        st.history.session_count = (uint32_t)(rnd() % 100);
+        st.history.sum_length_ms = rnd_signed();
+        st.history.last_end_ms = rnd_signed();
+        st.history.last_length_ms = rnd_signed();
+        uint32_t n = st.history.session_count < 16 ? st.history.session_count : 16;
+        st.history.n_recent = n;
+        for (uint32_t i = 0; i < n; i++)
+            st.history.recent_length_ms[i] = rnd_signed();
+        st_buf_t b = ST_BUF_INIT;
+        ST_REQUIRE(st_sessionizer_state_encode(&st, &b) == 0);
+        st_sessionizer_state_t back;
+        st_err_t err = {0};
+        ST_REQUIRE(st_sessionizer_state_decode(b.data, b.len, &back, &err) == 0);
+        if (memcmp(&st, &back, sizeof st) != 0)
+            ST_FAIL_AT("iteration %d: state differs after a round trip (%zu bytes)", iter, b.len);
+        /* Every strict prefix and one extra byte are rejected. */
+        for (size_t cut = 0; cut < b.len; cut++)
+            if (st_sessionizer_state_decode(b.data, cut, &back, NULL) == 0)
+                ST_FAIL_AT("iteration %d: a %zu-byte prefix of %zu decoded", iter, cut, b.len);
+        st_buf_append(&b, "x", 1);
+        ST_EQ_INT(st_sessionizer_state_decode(b.data, b.len, &back, &err), -1);
+        st_buf_free(&b);
+    }
+    st_err_t err = {0};
+    st_sessionizer_state_t back;
+    ST_EQ_INT(st_sessionizer_state_decode("\x07\x00", 2, &back, &err), -1);
+    ST_EQ_INT(err.code, ST_ERR_INVALID);
+}
+
+static void test_pos_text(void)
+{
+    st_sessionizer_pos_t a = {1241478537000LL, 0xfedcba9876543210ULL, 123456789, 1}, b;
+    char buf[ST_SESSIONIZER_POS_TEXT_MAX];
+    st_sessionizer_pos_format(&a, buf, sizeof buf);
+    ST_EQ_STR(buf, "1241478537000 4275878552 1985229328 123456789 1");
+    ST_EQ_INT(st_sessionizer_pos_parse(buf, &b), 0);
+    ST_EQ_INT(st_sessionizer_pos_cmp(&a, &b), 0);
+    st_sessionizer_pos_t neg = {-5, 1, 0, 0};
+    st_sessionizer_pos_format(&neg, buf, sizeof buf);
+    ST_EQ_INT(st_sessionizer_pos_parse(buf, &b), 0);
+    ST_EQ_INT(b.listened_at_ms, -5);
+    ST_EQ_INT(st_sessionizer_pos_parse("1 2 3 4", &b), -1);
+    ST_EQ_INT(st_sessionizer_pos_parse("1 2 3 4 2", &b), -1);
+    ST_EQ_INT(st_sessionizer_pos_parse("1 2 3 4 0 ", &b), -1);
+    /* Lexicographic: time, identity, offset, closed. */
+    st_sessionizer_pos_t p0 = {10, 5, 3, 0}, p1 = {10, 5, 3, 1}, p2 = {10, 5, 4, 0},
+                         p3 = {10, 6, 0, 0}, p4 = {11, 0, 0, 0};
+    const st_sessionizer_pos_t *seq[] = {&p0, &p1, &p2, &p3, &p4};
+    for (int i = 0; i + 1 < 5; i++) {
+        ST_EQ_INT(st_sessionizer_pos_cmp(seq[i], seq[i + 1]), -1);
+        ST_EQ_INT(st_sessionizer_pos_cmp(seq[i + 1], seq[i]), 1);
+    }
+}
+
+static void test_keys(void)
+{
+    st_buf_t b = ST_BUF_INIT;
+    ST_EQ_INT(st_sessionizer_state_key("t1:", "user_1", 6, &b), 0);
+    ST_EQ_STR(b.data, "t1:u:{user_1}:sess");
+    st_buf_reset(&b);
+    ST_EQ_INT(st_sessionizer_deadline_key("t1:", 7, &b), 0);
+    ST_EQ_STR(b.data, "t1:dl:{p7}");
+    st_buf_free(&b);
+    ST_CHECK(strstr(st_sessionizer_lua_put, "HSET") != NULL);
+}
+
+int main(void)
+{
+    ST_RUN(test_gap_boundaries);
+    ST_RUN(test_configured_gap);
+    ST_RUN(test_worked_length);
+    ST_RUN(test_duplicates);
+    ST_RUN(test_hour_weekday);
+    ST_RUN(test_features);
+    ST_RUN(test_state_round_trip);
+    ST_RUN(test_pos_text);
+    ST_RUN(test_keys);
+    return st_test_summary();
+}
