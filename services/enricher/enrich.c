@@ -49,7 +49,8 @@ struct enrich {
     st_metric_t *m_hit_lru, *m_hit_redis, *m_miss, *m_negative, *m_unfetchable;
     st_metric_t *m_source[4];
     st_metric_t *m_enqueue[4];
-    st_metric_t *m_lru_entries, *m_waits;
+    st_metric_t *m_lru_entries, *m_waits, *m_read_errors;
+    uint64_t read_errors;
 };
 
 static const char *const out_sources[] = {"CACHE", "CATALOG", "LASTFM", "UNKNOWN"};
@@ -103,6 +104,9 @@ enrich_t *enrich_new(const enrich_config_t *conf, char *errstr, size_t errstr_si
                                              "Fetch requests for missed tracks, by outcome.");
     }
     e->m_lru_entries = st_metrics_gauge("stint_enricher_lru_entries", NULL, "Entries in the LRU.");
+    e->m_read_errors = st_metrics_counter("stint_enricher_cache_read_errors_total", NULL,
+                                          "Cache lookups answered with a permanent error "
+                                          "(the track is reported UNKNOWN).");
     e->m_waits = st_metrics_counter("stint_enricher_wait_budget_waits_total", NULL,
                                     "Batches that waited (lastfm.wait_budget_ms) for fetches.");
     return e;
@@ -291,16 +295,28 @@ static int lookup_misses(enrich_t *e, bool count, st_err_t *err)
         if (m->found)
             continue;
         const redisReply *reply = replies[r++];
-        if (reply->type == REDIS_REPLY_ERROR) {
-            st_err_set(err, ST_ERR_REDIS, true, false, "HMGET: %s", reply->str);
-            return -1;
-        }
-        int rc = st_trackmeta_parse_lookup(reply, e->arena.data + m->key_off, m->key_len, now_ms,
-                                           &m->meta);
+        int rc = reply->type == REDIS_REPLY_ERROR
+                     ? -1
+                     : st_trackmeta_parse_lookup(reply, e->arena.data + m->key_off, m->key_len,
+                                                 now_ms, &m->meta);
         if (rc < 0) {
-            st_err_set(err, ST_ERR_REDIS, false, true, "unexpected HMGET reply type %d",
-                       reply->type);
-            return -1;
+            /* Transient replies (LOADING, BUSY...) already failed the round as retriable; this
+             * one is permanent (e.g. WRONGTYPE: a foreign key under our prefix). Retrying would
+             * stall the stream, so the track stays unknown and is not fetched. */
+            m->found = true;
+            memset(&m->meta, 0, sizeof m->meta);
+            m->meta.duration_ms = -1;
+            st_metric_inc(e->m_read_errors, 1);
+            if (++e->read_errors <= 10 || e->read_errors % 1000 == 0) {
+                char q[300], qr[300];
+                st_log_warn(
+                    "cache_read_error", "track_key=%s reply=%s total=%llu",
+                    st_log_quote(e->arena.data + m->key_off, q, sizeof q),
+                    st_log_quote(reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected shape",
+                                 qr, sizeof qr),
+                    (unsigned long long)e->read_errors);
+            }
+            continue;
         }
         if (rc == 1) {
             m->found = true;

@@ -697,13 +697,21 @@ static void test_catalog_then_enrich(void)
         {"the beba baba", "ZOFU Lá"}, /* case differs from the catalog: same key */
         {"Gifá Segö", "Minö Ti"},      {NULL, "garbage, not Avro"},
         {"Radiohead", "Karma Police"}, {"Unknown Artist", "Unknown Track"},
+        {"Wrong Type", "Foreign Key"}, /* a string where the cache expects a hash */
+        {"Radiohead", "Karma Police"},
     };
-    produce(r.in, t, 5, 1230000000000LL);
+    char tk[128], rkey[ST_TRACKMETA_REDIS_KEY_SIZE];
+    int tklen = st_trackmeta_key("Wrong Type", 10, "Foreign Key", 11, tk, sizeof tk);
+    st_trackmeta_redis_key(r.prefix, tk, (size_t)tklen, rkey, sizeof rkey);
+    redisContext *rc_ = itest_redis();
+    freeReplyObject(redisCommand(rc_, "SET %s not-a-hash", rkey));
+    redisFree(rc_);
+    produce(r.in, t, 7, 1230000000000LL);
     run_start(&r, NULL); /* no API key: fetching disabled */
-    ST_EQ_INT(wait_records(r.out, 4, 30000), 4);
+    ST_EQ_INT(wait_records(r.out, 6, 30000), 6);
     readback_t rb = read_out(r.out);
-    ST_EQ_INT(rb.n, 4);
-    if (rb.n == 4) {
+    ST_EQ_INT(rb.n, 6);
+    if (rb.n == 6) {
         ST_EQ_STR(rb.recs[0].source, "CATALOG");
         ST_EQ_INT(rb.recs[0].duration_ms, 221304);
         ST_EQ_INT(rb.recs[0].ntags, 2);
@@ -714,7 +722,11 @@ static void test_catalog_then_enrich(void)
         ST_EQ_INT(rb.recs[2].duration_ms, 264001);
         ST_EQ_STR(rb.recs[3].source, "UNKNOWN");
         ST_EQ_INT(rb.recs[3].duration_ms, -1);
+        ST_EQ_STR(rb.recs[4].source, "UNKNOWN"); /* WRONGTYPE: reported, not a stall */
+        ST_EQ_STR(rb.recs[5].source, "CATALOG");
     }
+    ST_CHECK(scrape(&r, "stint_enricher_cache_read_errors_total") == 1);
+    ST_CHECK(log_contains(&r, "cache_read_error"));
     readback_free(&rb);
 
     char errstr[512];
