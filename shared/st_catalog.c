@@ -2,13 +2,11 @@
 #include "st_catalog.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "st_buf.h"
-#include "st_listen.h"
 #include "st_log.h"
 
 #define LOG_BAD_MAX 20
@@ -18,7 +16,7 @@ struct st_catalog_reader {
     char *path;
     char *line;
     size_t line_cap;
-    json_t *doc; /* the current entry's object (its strings are what entries point to) */
+    char key[ST_CATALOG_LINE_MAX + 2]; /* the current entry's track key */
     st_catalog_stats_t stats;
 };
 
@@ -44,9 +42,10 @@ static void bad_line(st_catalog_reader_t *r, const char *why)
 {
     r->stats.bad++;
     if (r->stats.bad <= LOG_BAD_MAX) {
-        char q[300];
+        char q[300], w[300];
         st_log_warn("catalog_bad_line", "file=%s line=%llu reason=%s",
-                    st_log_quote(r->path, q, sizeof q), (unsigned long long)r->stats.lines, why);
+                    st_log_quote(r->path, q, sizeof q), (unsigned long long)r->stats.lines,
+                    st_log_quote(why, w, sizeof w));
     }
 }
 
@@ -58,50 +57,8 @@ static bool blank(const char *s, size_t len)
     return true;
 }
 
-/* Fills out from a parsed object; returns NULL or the reason it is bad. */
-static const char *fill_entry(json_t *o, st_catalog_entry_t *out)
-{
-    if (!json_is_object(o))
-        return "not_object";
-    json_t *a = json_object_get(o, "artist"), *t = json_object_get(o, "track");
-    if (!json_is_string(a) || !json_is_string(t))
-        return "missing_name";
-    out->artist = json_string_value(a);
-    out->artist_len = json_string_length(a);
-    out->track = json_string_value(t);
-    out->track_len = json_string_length(t);
-    json_t *d = json_object_get(o, "duration_ms");
-    if (!d || json_is_null(d))
-        out->duration_ms = 0;
-    else if (json_is_integer(d) && json_integer_value(d) >= 0)
-        out->duration_ms = (int64_t)json_integer_value(d);
-    else
-        return "bad_duration";
-    json_t *tags = json_object_get(o, "tags");
-    out->n_tags = 0;
-    if (tags && !json_is_null(tags)) {
-        if (!json_is_array(tags))
-            return "bad_tags";
-        size_t i;
-        json_t *v;
-        json_array_foreach(tags, i, v)
-        {
-            if (!json_is_string(v))
-                return "bad_tags";
-            if (out->n_tags < ST_CATALOG_TAGS_MAX) {
-                out->tags[out->n_tags] = json_string_value(v);
-                out->tag_lens[out->n_tags] = json_string_length(v);
-                out->n_tags++;
-            }
-        }
-    }
-    return NULL;
-}
-
 int st_catalog_reader_next(st_catalog_reader_t *r, st_catalog_entry_t *out, st_err_t *err)
 {
-    json_decref(r->doc);
-    r->doc = NULL;
     for (;;) {
         errno = 0;
         ssize_t n = getline(&r->line, &r->line_cap, r->fp);
@@ -120,23 +77,19 @@ int st_catalog_reader_next(st_catalog_reader_t *r, st_catalog_entry_t *out, st_e
             continue;
         }
         if (len > ST_CATALOG_LINE_MAX) {
-            bad_line(r, "too_long");
+            bad_line(r, "line too long");
             continue;
         }
-        json_error_t jerr;
-        json_t *o = json_loadb(r->line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-        if (!o) {
-            bad_line(r, "not_json");
-            continue;
-        }
+        char why[256];
         memset(out, 0, sizeof *out);
-        const char *why = fill_entry(o, out);
-        if (why) {
-            json_decref(o);
+        int key_len = st_trackmeta_parse_catalog_line(r->line, len, r->key, sizeof r->key,
+                                                      &out->meta, why, sizeof why);
+        if (key_len < 0) {
             bad_line(r, why);
             continue;
         }
-        r->doc = o;
+        out->key = r->key;
+        out->key_len = (size_t)key_len;
         out->line_no = r->stats.lines;
         r->stats.good++;
         return 1;
@@ -152,7 +105,6 @@ void st_catalog_reader_destroy(st_catalog_reader_t *r)
 {
     if (!r)
         return;
-    json_decref(r->doc);
     if (r->fp)
         fclose(r->fp);
     free(r->line);
@@ -250,7 +202,7 @@ bool st_catalog_lookup(const st_catalog_t *c, const char *artist, size_t artist_
     size_t size = artist_len + track_len + 2;
     if (size > sizeof stack && !(key = malloc(size)))
         return false;
-    long n = st_listen_track_key(artist, artist_len, track, track_len, key, size);
+    int n = st_trackmeta_key(artist, artist_len, track, track_len, key, size);
     bool found = n >= 0 && st_catalog_lookup_key(c, key, (size_t)n, duration_ms);
     if (key != stack)
         free(key);
@@ -264,17 +216,12 @@ st_catalog_t *st_catalog_load(const char *path, st_catalog_stats_t *stats, char 
     if (!r)
         return NULL;
     st_catalog_t *c = st_catalog_new();
-    st_buf_t key = ST_BUF_INIT;
     st_catalog_entry_t e;
     st_err_t err = {0};
-    int rc;
+    int rc = 0;
     while (c && (rc = st_catalog_reader_next(r, &e, &err)) == 1) {
-        size_t size = e.artist_len + e.track_len + 2;
-        st_buf_reset(&key);
-        if (st_buf_reserve(&key, size) != 0)
-            goto nomem;
-        long n = st_listen_track_key(e.artist, e.artist_len, e.track, e.track_len, key.data, size);
-        int put = st_catalog_put_key(c, key.data, (size_t)n, e.duration_ms, false);
+        int put = st_catalog_put_key(c, e.key, e.key_len,
+                                     e.meta.duration_ms > 0 ? e.meta.duration_ms : 0, false);
         if (put < 0)
             goto nomem;
         if (put == 0)
@@ -288,13 +235,11 @@ st_catalog_t *st_catalog_load(const char *path, st_catalog_stats_t *stats, char 
     }
     if (stats)
         *stats = *st_catalog_reader_stats(r);
-    st_buf_free(&key);
     st_catalog_reader_destroy(r);
     return c;
 nomem:
     st_errstr(errstr, errstr_size, "catalog: out of memory loading %s", path);
 fail:
-    st_buf_free(&key);
     st_catalog_reader_destroy(r);
     st_catalog_destroy(c);
     return NULL;

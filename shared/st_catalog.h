@@ -1,6 +1,8 @@
 /* st_catalog.h - the track catalog file (tracks.jsonl: one JSON object per line,
- * {"artist","track","duration_ms","tags"}): a line reader that skips and counts bad lines, and an
- * in-memory map from the normalised track key (st_listen_track_key) to the duration. */
+ * {"artist","track","duration_ms","tags"}): a line reader that skips and counts bad lines (each
+ * line parsed by st_trackmeta_parse_catalog_line, the parser of `stint catalog import`), and an
+ * in-memory map from the normalised track key (st_trackmeta_key, the one st_listen uses for
+ * Listen.track_key) to the duration. Used offline (`stint sessions`, `stint train --catalog`). */
 #ifndef ST_CATALOG_H
 #define ST_CATALOG_H
 
@@ -9,31 +11,25 @@
 #include <stdint.h>
 
 #include "st_err.h"
+#include "st_trackmeta.h"
 
-/* Tags kept per entry by the reader; further tags of a line are ignored. */
-#define ST_CATALOG_TAGS_MAX 32
 /* Longest line accepted (longer ones are bad lines). */
 #define ST_CATALOG_LINE_MAX (64 * 1024)
 
-/* One catalog line. Strings are borrowed from the reader (NUL-terminated, but may also contain
- * NUL bytes: use the lengths) and stay valid until its next call. */
+/* One catalog line. key is borrowed from the reader (NUL-terminated) until its next call. */
 typedef struct {
-    const char *artist;
-    size_t artist_len;
-    const char *track;
-    size_t track_len;
-    int64_t duration_ms; /* <= 0: unknown (absent, null or 0 in the file) */
-    const char *tags[ST_CATALOG_TAGS_MAX];
-    size_t tag_lens[ST_CATALOG_TAGS_MAX];
-    size_t n_tags;
-    uint64_t line_no; /* 1-based */
+    const char *key; /* st_trackmeta_key(artist, track) */
+    size_t key_len;
+    st_trackmeta_t meta; /* source CATALOG; duration_ms -1 when unknown (absent, null or 0) */
+    uint64_t line_no;    /* 1-based */
 } st_catalog_entry_t;
 
 typedef struct {
     uint64_t lines; /* every line read (blank lines included) */
     uint64_t good;  /* entries returned */
-    uint64_t bad;   /* lines skipped: not JSON, not an object, artist/track missing or not strings,
-                       duration_ms not an integer (or negative), tags not an array, too long */
+    uint64_t bad;   /* lines skipped: what st_trackmeta_parse_catalog_line rejects (not JSON, not
+                       an object, artist/track not strings, duration_ms not an integer >= 0, tags
+                       not an array of strings), or longer than ST_CATALOG_LINE_MAX */
     uint64_t blank; /* empty or whitespace-only lines (skipped, not bad) */
 } st_catalog_stats_t;
 
@@ -44,7 +40,8 @@ typedef struct st_catalog_reader st_catalog_reader_t;
 st_catalog_reader_t *st_catalog_reader_open(const char *path, char *errstr, size_t errstr_size);
 
 /* Reads the next good entry into *out. Returns 1 (entry), 0 (end of file) or -1 (read error,
- * err filled). Bad lines are counted and the first 20 logged (st_log_warn "catalog_bad_line"). */
+ * err filled). Bad lines are counted and the first 20 logged (st_log_warn "catalog_bad_line"
+ * with the reason). */
 int st_catalog_reader_next(st_catalog_reader_t *r, st_catalog_entry_t *out, st_err_t *err);
 
 /* Counters so far (borrowed; valid until destroy). */
@@ -56,7 +53,7 @@ void st_catalog_reader_destroy(st_catalog_reader_t *r);
 /* The in-memory map (track key -> duration). */
 typedef struct st_catalog st_catalog_t;
 
-/* Reads a whole catalog file into a map keyed by st_listen_track_key(artist, track). When a key
+/* Reads a whole catalog file into a map keyed by st_trackmeta_key(artist, track). When a key
  * appears twice the first line wins (later ones are counted as duplicates). Returns a new map
  * (free with st_catalog_destroy) or NULL with errstr filled (open/read error, out of memory).
  * stats may be NULL. */
@@ -71,7 +68,7 @@ st_catalog_t *st_catalog_new(void);
 int st_catalog_put_key(st_catalog_t *c, const char *key, size_t key_len, int64_t duration_ms,
                        bool replace);
 
-/* Looks up a track by its names (normalised here with st_listen_track_key). Returns true and sets
+/* Looks up a track by its names (normalised here with st_trackmeta_key). Returns true and sets
  * *duration_ms (<= 0: known track with unknown duration) when the track is in the catalog. */
 bool st_catalog_lookup(const st_catalog_t *c, const char *artist, size_t artist_len,
                        const char *track, size_t track_len, int64_t *duration_ms);

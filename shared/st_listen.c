@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "st_time.h"
+#include "st_trackmeta.h"
 
 const char *st_listen_reason_name(st_listen_reason_t reason)
 {
@@ -79,37 +80,6 @@ static bool has_control(const char *s)
     return false;
 }
 
-/* Copies src[0..len) lower-casing ASCII A-Z; other bytes unchanged. */
-static void lower_ascii(char *dst, const char *src, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        dst[i] = (src[i] >= 'A' && src[i] <= 'Z') ? (char)(src[i] + ('a' - 'A')) : src[i];
-}
-
-/* Narrows the view s[0..*len) past leading and trailing space, \t, \r, \n. */
-static const char *trim_view(const char *s, size_t *len)
-{
-    while (*len > 0 && is_space(*s))
-        s++, (*len)--;
-    while (*len > 0 && is_space(s[*len - 1]))
-        (*len)--;
-    return s;
-}
-
-long st_listen_track_key(const char *artist_name, size_t artist_len, const char *track_name,
-                         size_t track_len, char *out, size_t size)
-{
-    artist_name = trim_view(artist_name, &artist_len);
-    track_name = trim_view(track_name, &track_len);
-    if (artist_len + track_len + 2 > size)
-        return -1;
-    lower_ascii(out, artist_name, artist_len);
-    out[artist_len] = '\t';
-    lower_ascii(out + artist_len + 1, track_name, track_len);
-    out[artist_len + 1 + track_len] = '\0';
-    return (long)(artist_len + 1 + track_len);
-}
-
 void st_listen_event_id(const char *user_id, int64_t timestamp_ms, const char *artist_name,
                         const char *track_name, char out[17])
 {
@@ -176,8 +146,8 @@ static st_listen_reason_t normalise(field_t user, int64_t ts_ms, field_t artist,
     out->timestamp_ms = ts_ms;
     size_t artist_len = copy_trimmed(out->artist_name, artist.ptr, artist.len);
     size_t track_len = copy_trimmed(out->track_name, track.ptr, track.len);
-    st_listen_track_key(out->artist_name, artist_len, out->track_name, track_len, out->track_key,
-                        sizeof out->track_key);
+    st_trackmeta_key(out->artist_name, artist_len, out->track_name, track_len, out->track_key,
+                     sizeof out->track_key);
     st_listen_event_id(out->user_id, ts_ms, out->artist_name, out->track_name, out->event_id);
     return ST_LISTEN_OK;
 }

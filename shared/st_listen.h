@@ -47,7 +47,7 @@ typedef struct {
     char artist_mbid[ST_LISTEN_FIELD_MAX + 1]; /* trimmed; "" when !has_artist_mbid */
     bool has_track_mbid;
     char track_mbid[ST_LISTEN_FIELD_MAX + 1];
-    /* lower(artist_name) "\t" lower(track_name): ASCII A-Z lower-cased, other bytes unchanged */
+    /* st_trackmeta_key(artist_name, track_name): lower-case artist, a tab, lower-case track */
     char track_key[2 * ST_LISTEN_FIELD_MAX + 2];
     char event_id[17]; /* 16 lower-case hex digits, see st_listen_event_id */
 } st_listen_t;
@@ -75,14 +75,6 @@ st_listen_reason_t st_listen_from_record(const st_lastfm_listen_t *rec, int64_t 
  * Writes 17 bytes (with NUL) into out. */
 void st_listen_event_id(const char *user_id, int64_t timestamp_ms, const char *artist_name,
                         const char *track_name, char out[17]);
-
-/* The normalised track identity of a listen with these names, exactly as st_listen_parse fills
- * track_key: both names trimmed (space, \t, \r, \n), ASCII A-Z lower-cased, other bytes kept,
- * joined by a tab. Names need not be NUL-terminated. Writes the key and a NUL into out (size
- * bytes; 2 * ST_LISTEN_FIELD_MAX + 2 suffice for fields within the limit) and returns its length,
- * or -1 when it does not fit (out untouched). Catalog lookups use this key. */
-long st_listen_track_key(const char *artist_name, size_t artist_len, const char *track_name,
-                         size_t track_len, char *out, size_t size);
 
 /* Appends to out the listens.raw JSON of a TSV record (one line, no newline):
  * {"user_id":..,"timestamp":"YYYY-MM-DDTHH:MM:SSZ","artist_name":..,"track_name":..

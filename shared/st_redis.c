@@ -84,6 +84,18 @@ bool st_redis_connected(const st_redis_t *r)
     return r->c != NULL;
 }
 
+/* Error replies that mean "not now" rather than "wrong": Redis is loading its AOF after a
+ * restart, a script is busy, a cluster is failing over. */
+static bool transient_error(const char *msg)
+{
+    static const char *prefixes[] = {"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN",
+                                     "READONLY"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (strncmp(msg, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return false;
+}
+
 static int load_script(st_redis_t *r, st_redis_script_t *s, st_err_t *err)
 {
     redisReply *rep = redisCommand(r->c, "SCRIPT LOAD %s", s->source);
@@ -97,7 +109,8 @@ static int load_script(st_redis_t *r, st_redis_script_t *s, st_err_t *err)
         memcpy(s->sha, rep->str, 40);
         s->sha[40] = '\0';
     } else {
-        st_err_set(err, ST_ERR_REDIS, false, true, "SCRIPT LOAD failed: %s",
+        bool transient = rep->type == REDIS_REPLY_ERROR && transient_error(rep->str);
+        st_err_set(err, ST_ERR_REDIS, transient, !transient, "SCRIPT LOAD failed: %s",
                    rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
         rc = -1;
     }
@@ -135,8 +148,10 @@ static int connect_once(st_redis_t *r, st_err_t *err)
     if (r->db > 0) {
         redisReply *rep = redisCommand(c, "SELECT %d", r->db);
         bool ok = rep && rep->type != REDIS_REPLY_ERROR;
-        if (!ok)
-            st_err_set(err, ST_ERR_REDIS, false, true, "redis SELECT %d failed", r->db);
+        if (!ok) {
+            bool transient = !rep || transient_error(rep->str);
+            st_err_set(err, ST_ERR_REDIS, transient, !transient, "redis SELECT %d failed", r->db);
+        }
         if (rep)
             freeReplyObject(rep);
         if (!ok) {
@@ -210,7 +225,7 @@ static redisReply *check_reply(st_redis_t *r, redisReply *rep, st_err_t *err)
         return NULL;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
-        st_err_set(err, ST_ERR_REDIS, false, false, "redis error: %s", rep->str);
+        st_err_set(err, ST_ERR_REDIS, transient_error(rep->str), false, "redis error: %s", rep->str);
         freeReplyObject(rep);
         return NULL;
     }
@@ -332,6 +347,13 @@ static int send_round(st_redis_t *r, st_err_t *err, bool *noscript)
         redisReply *x = rep;
         if (x->type == REDIS_REPLY_ERROR && strncmp(x->str, "NOSCRIPT", 8) == 0)
             *noscript = true;
+    }
+    for (size_t i = 0; i < r->nreplies; i++) {
+        redisReply *x = r->replies[i];
+        if (x->type == REDIS_REPLY_ERROR && transient_error(x->str)) {
+            st_err_set(err, ST_ERR_REDIS, true, false, "redis busy: %s", x->str);
+            return -1;
+        }
     }
     return 0;
 }

@@ -42,10 +42,10 @@ void st_sessions_offline_opts_default(st_sessions_offline_opts_t *opts);
 
 /* Reads the dataset and calls cb per closed session. Each listen is validated and normalised as
  * the ingest service does (st_listen_from_record: trimmed names, timestamps from 2000-01-01 to
- * now + 1 day), its duration is the catalog's for st_listen_track_key, and its identity is
- * st_session_identity_hash of the normalised artist and track names, as the streaming service
- * computes it from EnrichedListen. stats may be NULL. Returns 0, or -1 with errstr (open/read
- * error, out of memory, stopped by the callback). */
+ * now + 1 day), its duration is the catalog's for its track key (st_trackmeta_key), and its
+ * identity is st_session_identity_hash of the normalised artist and track names, as the streaming
+ * service computes it from EnrichedListen. stats may be NULL. Returns 0, or -1 with errstr
+ * (open/read error, out of memory, stopped by the callback). */
 int st_sessions_offline_run(const st_sessions_offline_opts_t *opts, st_sessions_offline_cb cb,
                             void *arg, st_sessions_offline_stats_t *stats, char *errstr,
                             size_t errstr_size);

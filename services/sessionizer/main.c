@@ -83,7 +83,8 @@ typedef struct {
 typedef struct {
     st_service_t *svc;
     st_avro_registry_t *reg;
-    st_avro_codec_t *in_codec, *out_codec, *dlq_codec;
+    st_avro_codec_t *in_codec, *out_codec;
+    st_dlq_t *dlq;
     sz_store_t *store;
     st_sessionizer_t *sz;
     part_t *parts;
@@ -531,9 +532,8 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
         st_avro_codec_new(ctx->reg, "SessionEvent", config.out_topic, errstr, errstr_size);
     if (!ctx->out_codec)
         return -1;
-    ctx->dlq_codec =
-        st_avro_codec_new(ctx->reg, "DeadLetter", config.dlq_topic, errstr, errstr_size);
-    if (!ctx->dlq_codec)
+    ctx->dlq = st_dlq_new(ctx->reg, config.dlq_topic, errstr, errstr_size);
+    if (!ctx->dlq)
         return -1;
     ctx->store = sz_store_new(st_service_redis(svc), base->redis_prefix);
     if (!ctx->store) {
@@ -571,8 +571,8 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     po->topics = topics;
     po->ntopics = 1;
     po->dlq_topic = config.dlq_topic;
-    po->dlq_encode = st_dlq_encode_avro;
-    po->dlq_ctx = ctx->dlq_codec;
+    po->dlq_encode = st_dlq_encode;
+    po->dlq_ctx = ctx->dlq;
     po->tick_ms = (int)config.idle_flush_ms;
     h->ctx = ctx;
     h->process = process;
@@ -595,7 +595,7 @@ static void teardown(void *vctx)
     sz_store_destroy(ctx->store);
     st_avro_codec_destroy(ctx->in_codec);
     st_avro_codec_destroy(ctx->out_codec);
-    st_avro_codec_destroy(ctx->dlq_codec);
+    st_dlq_destroy(ctx->dlq);
     st_avro_registry_destroy(ctx->reg);
     free(ctx->parts);
     free(ctx->items);

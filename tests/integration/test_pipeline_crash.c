@@ -130,7 +130,7 @@ static void test_crash_recovery(void)
     ST_CHECK(n_dlq >= N_BAD);
     free(rb.seen);
     free(rb.key_hash);
-    redisCommand(rc, "DEL %s %s:applied", counter, counter);
+    freeReplyObject(redisCommand(rc, "DEL %s %s:applied", counter, counter));
     redisFree(rc);
 }
 

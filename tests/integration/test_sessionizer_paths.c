@@ -3,6 +3,7 @@
  * Avro DeadLetter; OPENED events carry the profile fields of <prefix>:u:{user}:profile when the
  * hash exists and nulls otherwise; and in live mode (idle.flush_ms) an idle session is closed by
  * the wall clock without further input. */
+#include "st_trackmeta.h"
 #include "sz_itest.h"
 
 #define T0_MS 1230768000000LL /* 2009-01-01T00:00:00Z */
@@ -50,7 +51,7 @@ static int produce_listen(st_producer_t *prod, st_avro_codec_t *codec, const cha
     l.timestamp_ms = t_ms;
     snprintf(l.artist_name, sizeof l.artist_name, "Artist");
     snprintf(l.track_name, sizeof l.track_name, "%s", track);
-    st_listen_track_key("Artist", 6, track, strlen(track), l.track_key, sizeof l.track_key);
+    st_trackmeta_key("Artist", 6, track, strlen(track), l.track_key, sizeof l.track_key);
     st_listen_event_id(l.user_id, t_ms, l.artist_name, l.track_name, l.event_id);
     if (szt_encode(codec, &l, duration_ms, enc) != 0)
         return -1;

@@ -1,10 +1,10 @@
-/* commands.h - the subcommands of the stint command; each lives in tools/stint/cmd_<name>.c
- * and returns the process exit code (0 ok, 1 failure, 2 usage error). */
+/* commands.h - the subcommands of the stint command (listed in commands.def); each returns the
+ * process exit code (0 ok, 1 failure, 2 usage error). argv[0] is the command's name. */
 #ifndef STINT_COMMANDS_H
 #define STINT_COMMANDS_H
 
-int cmd_version(int argc, char **argv);
-int cmd_gen(int argc, char **argv);
-int cmd_sessions(int argc, char **argv);
+#define STINT_COMMAND(name, summary) int cmd_##name(int argc, char **argv);
+#include "commands.def"
+#undef STINT_COMMAND
 
 #endif

@@ -12,9 +12,9 @@ typedef struct {
 } command_t;
 
 static const command_t commands[] = {
-    {"gen", cmd_gen, "generate a look-alike Last.fm 1K dataset"},
-    {"sessions", cmd_sessions, "sessionize a Last.fm-format dataset offline (TSV)"},
-    {"version", cmd_version, "print the version"},
+#define STINT_COMMAND(name, summary) {#name, cmd_##name, summary},
+#include "commands.def"
+#undef STINT_COMMAND
 };
 
 static void usage(FILE *out)

@@ -1,0 +1,466 @@
+/* enrich.c - the enricher's batch: LRU lookups, one Redis round for the misses, fetch requests,
+ * EnrichedListen encoding in input order. */
+#include "enrich.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "st_log.h"
+#include "st_metrics.h"
+#include "st_time.h"
+#include "st_trackmeta.h"
+#include "track_cache.h"
+
+enum { REC_OUT, REC_MISS, REC_REJECTED };
+
+/* One input record of the batch. */
+typedef struct {
+    int kind;
+    size_t key_off, key_len;     /* user_id in the arena */
+    size_t value_off, value_len; /* REC_OUT: the encoded EnrichedListen in the arena */
+    size_t miss;                 /* REC_MISS: index into misses */
+} rec_t;
+
+/* One distinct track of the batch that the LRU did not hold. */
+typedef struct {
+    size_t key_off, key_len;       /* track_key in the arena */
+    size_t artist_off, artist_len; /* lower-cased names for the fetcher */
+    size_t track_off, track_len;
+    uint64_t hash;
+    size_t nrecords; /* records of the batch with this track */
+    bool found;      /* meta holds a cache entry */
+    st_trackmeta_t meta;
+} miss_t;
+
+struct enrich {
+    enrich_config_t conf;
+    char *out_topic, *prefix;
+    st_avro_codec_t *in_codec, *out_codec;
+    track_cache_t *lru;
+    rec_t *recs;
+    size_t recs_cap;
+    miss_t *misses;
+    size_t nmisses, misses_cap;
+    size_t *slots; /* open addressing over misses: index + 1, 0 = empty */
+    size_t slots_mask;
+    st_buf_t arena; /* keys, names and encoded outputs of the batch */
+    st_buf_t enc;
+    st_metric_t *m_hit_lru, *m_hit_redis, *m_miss, *m_negative, *m_unfetchable;
+    st_metric_t *m_source[4];
+    st_metric_t *m_enqueue[4];
+    st_metric_t *m_lru_entries, *m_waits, *m_read_errors;
+    uint64_t read_errors;
+};
+
+static const char *const out_sources[] = {"CACHE", "CATALOG", "LASTFM", "UNKNOWN"};
+enum { OUT_CACHE, OUT_CATALOG, OUT_LASTFM, OUT_UNKNOWN };
+
+enrich_t *enrich_new(const enrich_config_t *conf, char *errstr, size_t errstr_size)
+{
+    enrich_t *e = calloc(1, sizeof *e);
+    if (!e) {
+        st_errstr(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    e->conf = *conf;
+    e->out_topic = strdup(conf->out_topic);
+    e->prefix = strdup(conf->redis_prefix);
+    e->lru = track_cache_new(conf->lru_entries);
+    if (!e->out_topic || !e->prefix || !e->lru) {
+        st_errstr(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+    e->conf.out_topic = e->out_topic;
+    e->conf.redis_prefix = e->prefix;
+    e->in_codec = st_avro_codec_new(conf->registry, "Listen", NULL, errstr, errstr_size);
+    if (!e->in_codec)
+        goto fail;
+    e->out_codec =
+        st_avro_codec_new(conf->registry, "EnrichedListen", conf->out_topic, errstr, errstr_size);
+    if (!e->out_codec)
+        goto fail;
+
+    e->m_hit_lru = st_metrics_counter("stint_enricher_cache_hits_total", "level=\"lru\"",
+                                      "Records whose track the cache answered, by level.");
+    e->m_hit_redis = st_metrics_counter("stint_enricher_cache_hits_total", "level=\"redis\"",
+                                        "Records whose track the cache answered, by level.");
+    e->m_miss = st_metrics_counter("stint_enricher_cache_misses_total", NULL,
+                                   "Records whose track neither the LRU nor Redis knew.");
+    e->m_negative =
+        st_metrics_counter("stint_enricher_cache_negative_hits_total", NULL,
+                           "Records answered by a negative entry (not found, try later).");
+    e->m_unfetchable =
+        st_metrics_counter("stint_enricher_unfetchable_total", NULL,
+                           "Misses not fetched because the artist or track is empty.");
+    for (int i = 0; i < 4; i++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "source=\"%s\"", out_sources[i]);
+        e->m_source[i] = st_metrics_counter("stint_enricher_records_total", labels,
+                                            "EnrichedListens produced, by metadata_source.");
+        snprintf(labels, sizeof labels, "result=\"%s\"",
+                 st_fetcher_enqueue_name((st_fetcher_enqueue_t)i));
+        e->m_enqueue[i] = st_metrics_counter("stint_enricher_fetch_enqueue_total", labels,
+                                             "Fetch requests for missed tracks, by outcome.");
+    }
+    e->m_lru_entries = st_metrics_gauge("stint_enricher_lru_entries", NULL, "Entries in the LRU.");
+    e->m_read_errors = st_metrics_counter("stint_enricher_cache_read_errors_total", NULL,
+                                          "Cache lookups answered with a permanent error "
+                                          "(the track is reported UNKNOWN).");
+    e->m_waits = st_metrics_counter("stint_enricher_wait_budget_waits_total", NULL,
+                                    "Batches that waited (lastfm.wait_budget_ms) for fetches.");
+    return e;
+fail:
+    enrich_destroy(e);
+    return NULL;
+}
+
+void enrich_destroy(enrich_t *e)
+{
+    if (!e)
+        return;
+    st_avro_codec_destroy(e->in_codec);
+    st_avro_codec_destroy(e->out_codec);
+    track_cache_destroy(e->lru);
+    free(e->recs);
+    free(e->misses);
+    free(e->slots);
+    st_buf_free(&e->arena);
+    st_buf_free(&e->enc);
+    free(e->out_topic);
+    free(e->prefix);
+    free(e);
+}
+
+static int reserve(enrich_t *e, size_t n, st_err_t *err)
+{
+    if (n > e->recs_cap) {
+        rec_t *r = realloc(e->recs, n * sizeof *r);
+        if (!r)
+            goto nomem;
+        e->recs = r;
+        e->recs_cap = n;
+    }
+    size_t nslots = 16;
+    while (nslots < 2 * n)
+        nslots *= 2;
+    if (nslots - 1 != e->slots_mask || !e->slots) {
+        free(e->slots);
+        e->slots = malloc(nslots * sizeof *e->slots);
+        if (!e->slots)
+            goto nomem;
+        e->slots_mask = nslots - 1;
+    }
+    memset(e->slots, 0, nslots * sizeof *e->slots);
+    e->nmisses = 0;
+    st_buf_reset(&e->arena);
+    return 0;
+nomem:
+    st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+    return -1;
+}
+
+/* Appends bytes to the arena; returns their offset or (size_t)-1. */
+static size_t arena_add(enrich_t *e, const void *data, size_t len)
+{
+    size_t off = e->arena.len;
+    if (st_buf_append(&e->arena, data, len) != 0)
+        return (size_t)-1;
+    return off;
+}
+
+static size_t arena_add_lower(enrich_t *e, const char *s, size_t len)
+{
+    size_t off = e->arena.len;
+    if (st_buf_reserve(&e->arena, len) != 0)
+        return (size_t)-1;
+    char *d = e->arena.data + off;
+    for (size_t i = 0; i < len; i++)
+        d[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + ('a' - 'A')) : s[i];
+    e->arena.len += len;
+    e->arena.data[e->arena.len] = '\0';
+    return off;
+}
+
+/* The miss entry of a track (created on first sight). Returns its index or (size_t)-1. */
+static size_t miss_for(enrich_t *e, const avro_value_t *listen, const char *key, size_t len,
+                       uint64_t hash)
+{
+    size_t s = (size_t)hash & e->slots_mask;
+    for (; e->slots[s]; s = (s + 1) & e->slots_mask) {
+        miss_t *m = &e->misses[e->slots[s] - 1];
+        if (m->hash == hash && m->key_len == len &&
+            memcmp(e->arena.data + m->key_off, key, len) == 0)
+            return e->slots[s] - 1;
+    }
+    if (e->nmisses == e->misses_cap) {
+        size_t cap = e->misses_cap ? 2 * e->misses_cap : 64;
+        miss_t *p = realloc(e->misses, cap * sizeof *p);
+        if (!p)
+            return (size_t)-1;
+        e->misses = p;
+        e->misses_cap = cap;
+    }
+    const char *artist = "", *track = "";
+    size_t alen = 0, tlen = 0;
+    st_avro_get_string(listen, "artist_name", &artist, &alen);
+    st_avro_get_string(listen, "track_name", &track, &tlen);
+    miss_t *m = &e->misses[e->nmisses];
+    m->hash = hash;
+    m->key_len = len;
+    m->artist_len = alen;
+    m->track_len = tlen;
+    m->nrecords = 0;
+    m->found = false;
+    if ((m->key_off = arena_add(e, key, len)) == (size_t)-1 || arena_add(e, "", 1) == (size_t)-1 ||
+        (m->artist_off = arena_add_lower(e, artist, alen)) == (size_t)-1 ||
+        arena_add(e, "", 1) == (size_t)-1 ||
+        (m->track_off = arena_add_lower(e, track, tlen)) == (size_t)-1 ||
+        arena_add(e, "", 1) == (size_t)-1)
+        return (size_t)-1;
+    e->slots[s] = ++e->nmisses;
+    return e->nmisses - 1;
+}
+
+/* Encodes the EnrichedListen of listen with the metadata (NULL = unknown) into e->enc. */
+static int encode(enrich_t *e, const avro_value_t *listen, st_trackmeta_source_t source,
+                  int64_t duration_ms, int ntags, const char *const *tags, st_err_t *err)
+{
+    int out_source;
+    switch (source) {
+    case ST_TRACKMETA_LASTFM:
+        out_source = OUT_LASTFM;
+        break;
+    case ST_TRACKMETA_CATALOG:
+        out_source = OUT_CATALOG;
+        break;
+    case ST_TRACKMETA_OTHER:
+        out_source = OUT_CACHE;
+        break;
+    default:
+        out_source = OUT_UNKNOWN;
+        break;
+    }
+    if (out_source == OUT_UNKNOWN) {
+        duration_ms = -1;
+        ntags = 0;
+    }
+    avro_value_t *rec = st_avro_codec_record(e->out_codec);
+    if (st_avro_copy_common_fields(rec, listen) < 0 ||
+        st_avro_set_nullable_long(rec, "duration_ms", duration_ms > 0 ? &duration_ms : NULL) != 0 ||
+        st_avro_set_string_array(rec, "tags", tags, (size_t)ntags) != 0 ||
+        st_avro_set_enum(rec, "metadata_source", out_sources[out_source]) != 0) {
+        st_err_set(err, ST_ERR_AVRO, false, true, "cannot build an EnrichedListen");
+        return -1;
+    }
+    if (st_avro_codec_encode(e->out_codec, rec, &e->enc, err) != 0)
+        return -1;
+    st_metric_inc(e->m_source[out_source], 1);
+    return 0;
+}
+
+/* One pipelined round of HMGETs for the misses not found yet; fills found/meta and the LRU. */
+static int lookup_misses(enrich_t *e, bool count, st_err_t *err)
+{
+    char rkey[ST_TRACKMETA_REDIS_KEY_SIZE + 256];
+    redisReply **replies;
+    size_t nreplies, asked = 0;
+    int64_t now_ms = st_time_wall_ms();
+
+    st_redis_pipe_reset(e->conf.redis);
+    for (size_t i = 0; i < e->nmisses; i++) {
+        miss_t *m = &e->misses[i];
+        if (m->found)
+            continue;
+        if (st_trackmeta_redis_key(e->prefix, e->arena.data + m->key_off, m->key_len, rkey,
+                                   sizeof rkey) < 0 ||
+            st_trackmeta_pipe_lookup(e->conf.redis, rkey) != 0) {
+            st_err_set(err, ST_ERR_NOMEM, false, true, "cannot queue a Redis lookup");
+            return -1;
+        }
+        asked++;
+    }
+    if (asked == 0)
+        return 0;
+    if (st_redis_exec(e->conf.redis, &replies, &nreplies, err) != 0)
+        return -1;
+    if (nreplies != asked) {
+        st_err_set(err, ST_ERR_REDIS, true, false, "expected %zu replies, got %zu", asked,
+                   nreplies);
+        return -1;
+    }
+    size_t r = 0;
+    for (size_t i = 0; i < e->nmisses; i++) {
+        miss_t *m = &e->misses[i];
+        if (m->found)
+            continue;
+        const redisReply *reply = replies[r++];
+        int rc = reply->type == REDIS_REPLY_ERROR
+                     ? -1
+                     : st_trackmeta_parse_lookup(reply, e->arena.data + m->key_off, m->key_len,
+                                                 now_ms, &m->meta);
+        if (rc < 0) {
+            /* Transient replies (LOADING, BUSY...) already failed the round as retriable; this
+             * one is permanent (e.g. WRONGTYPE: a foreign key under our prefix). Retrying would
+             * stall the stream, so the track stays unknown and is not fetched. */
+            m->found = true;
+            memset(&m->meta, 0, sizeof m->meta);
+            m->meta.duration_ms = -1;
+            st_metric_inc(e->m_read_errors, 1);
+            if (++e->read_errors <= 10 || e->read_errors % 1000 == 0) {
+                char q[300], qr[300];
+                st_log_warn(
+                    "cache_read_error", "track_key=%s reply=%s total=%llu",
+                    st_log_quote(e->arena.data + m->key_off, q, sizeof q),
+                    st_log_quote(reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected shape",
+                                 qr, sizeof qr),
+                    (unsigned long long)e->read_errors);
+            }
+            continue;
+        }
+        if (rc == 1) {
+            m->found = true;
+            if (track_cache_put(e->lru, e->arena.data + m->key_off, m->key_len, m->hash,
+                                &m->meta) != 0) {
+                st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+                return -1;
+            }
+            st_metric_inc(e->m_hit_redis, m->nrecords);
+            if (st_trackmeta_is_negative(m->meta.source))
+                st_metric_inc(e->m_negative, m->nrecords);
+        } else if (count) {
+            st_metric_inc(e->m_miss, m->nrecords);
+        }
+    }
+    return 0;
+}
+
+/* Asks the fetcher for every miss still unknown; returns how many are pending now. */
+static size_t request_fetches(enrich_t *e)
+{
+    size_t pending = 0;
+    for (size_t i = 0; i < e->nmisses; i++) {
+        miss_t *m = &e->misses[i];
+        if (m->found)
+            continue;
+        if (m->artist_len == 0 || m->track_len == 0) {
+            st_metric_inc(e->m_unfetchable, 1);
+            continue;
+        }
+        if (!e->conf.fetcher)
+            continue;
+        st_fetcher_enqueue_t r = st_fetcher_enqueue(e->conf.fetcher, e->arena.data + m->artist_off,
+                                                    e->arena.data + m->track_off);
+        st_metric_inc(e->m_enqueue[r], 1);
+        if (r == ST_FETCHER_QUEUED || r == ST_FETCHER_DUPLICATE)
+            pending++;
+    }
+    return pending;
+}
+
+int enrich_batch(enrich_t *e, const st_msg_t *msgs, size_t n, enrich_emit_fn emit,
+                 enrich_reject_fn reject, void *out_ctx, st_err_t *err)
+{
+    int64_t now_ms = st_time_wall_ms();
+    avro_value_t *listen;
+    st_err_t derr;
+    track_cache_view_t view;
+
+    if (n == 0)
+        return 0;
+    if (reserve(e, n, err) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        rec_t *rec = &e->recs[i];
+        memset(&derr, 0, sizeof derr);
+        if (st_avro_codec_decode(e->in_codec, msgs[i].value, msgs[i].value_len, &listen, &derr) !=
+            0) {
+            if (derr.retriable) {
+                *err = derr;
+                return -1;
+            }
+            rec->kind = REC_REJECTED;
+            if (reject(out_ctx, &msgs[i], "invalid", derr.text) != 0)
+                goto nomem;
+            continue;
+        }
+        const char *user, *key;
+        size_t ulen, klen;
+        if (st_avro_get_string(listen, "user_id", &user, &ulen) != 0 ||
+            st_avro_get_string(listen, "track_key", &key, &klen) != 0) {
+            rec->kind = REC_REJECTED;
+            if (reject(out_ctx, &msgs[i], "invalid", "Listen without user_id or track_key") != 0)
+                goto nomem;
+            continue;
+        }
+        rec->key_len = ulen;
+        if ((rec->key_off = arena_add(e, user, ulen)) == (size_t)-1)
+            goto nomem;
+        uint64_t hash = track_cache_hash(key, klen);
+        if (track_cache_get(e->lru, key, klen, hash, now_ms, &view)) {
+            st_metric_inc(e->m_hit_lru, 1);
+            if (st_trackmeta_is_negative(view.source))
+                st_metric_inc(e->m_negative, 1);
+            if (encode(e, listen, view.source, view.duration_ms, view.ntags, view.tags, err) != 0)
+                return -1;
+            rec->kind = REC_OUT;
+            rec->value_len = e->enc.len;
+            if ((rec->value_off = arena_add(e, e->enc.data, e->enc.len)) == (size_t)-1)
+                goto nomem;
+        } else {
+            rec->kind = REC_MISS;
+            if ((rec->miss = miss_for(e, listen, key, klen, hash)) == (size_t)-1)
+                goto nomem;
+            e->misses[rec->miss].nrecords++;
+        }
+    }
+
+    if (e->nmisses > 0) {
+        bool wait = e->conf.wait_budget_ms > 0 && e->conf.fetcher;
+        if (lookup_misses(e, !wait, err) != 0)
+            return -1;
+        size_t pending = request_fetches(e);
+        if (wait && pending > 0) {
+            st_metric_inc(e->m_waits, 1);
+            st_fetcher_wait_idle(e->conf.fetcher, e->conf.wait_budget_ms);
+            if (lookup_misses(e, true, err) != 0)
+                return -1;
+        } else if (wait) {
+            for (size_t i = 0; i < e->nmisses; i++)
+                if (!e->misses[i].found)
+                    st_metric_inc(e->m_miss, e->misses[i].nrecords);
+        }
+    }
+
+    for (size_t i = 0; i < n; i++) {
+        rec_t *rec = &e->recs[i];
+        if (rec->kind == REC_REJECTED)
+            continue;
+        if (rec->kind == REC_MISS) {
+            miss_t *m = &e->misses[rec->miss];
+            const char *tags[ST_TRACKMETA_MAX_TAGS];
+            memset(&derr, 0, sizeof derr);
+            if (st_avro_codec_decode(e->in_codec, msgs[i].value, msgs[i].value_len, &listen,
+                                     &derr) != 0) {
+                *err = derr;
+                return -1;
+            }
+            for (int t = 0; t < m->meta.ntags; t++)
+                tags[t] = m->meta.tags[t];
+            if (encode(e, listen, m->found ? m->meta.source : ST_TRACKMETA_NONE,
+                       m->meta.duration_ms, m->found ? m->meta.ntags : 0, tags, err) != 0)
+                return -1;
+            if (emit(out_ctx, &msgs[i], e->arena.data + rec->key_off, rec->key_len, e->enc.data,
+                     e->enc.len) != 0)
+                goto nomem;
+        } else if (emit(out_ctx, &msgs[i], e->arena.data + rec->key_off, rec->key_len,
+                        e->arena.data + rec->value_off, rec->value_len) != 0) {
+            goto nomem;
+        }
+    }
+    st_metric_set(e->m_lru_entries, (double)track_cache_size(e->lru));
+    return 0;
+nomem:
+    st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+    return -1;
+}

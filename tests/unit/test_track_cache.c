@@ -1,0 +1,116 @@
+/* Unit tests of the enricher's LRU (services/enricher/track_cache.c, compiled in here): hits,
+ * replacement, least-recently-used eviction, expiry of negative entries, many keys. */
+#include "../../services/enricher/track_cache.c"
+#include "st_test.h"
+
+static st_trackmeta_t meta(st_trackmeta_source_t source, int64_t duration_ms, int ntags,
+                           int64_t expires_at_ms)
+{
+    st_trackmeta_t m;
+    memset(&m, 0, sizeof m);
+    m.source = source;
+    m.duration_ms = duration_ms;
+    m.ntags = ntags;
+    for (int i = 0; i < ntags; i++)
+        snprintf(m.tags[i], sizeof m.tags[i], "tag%d", i);
+    m.expires_at_ms = expires_at_ms;
+    return m;
+}
+
+static bool get(track_cache_t *c, const char *key, int64_t now_ms, track_cache_view_t *v)
+{
+    return track_cache_get(c, key, strlen(key), track_cache_hash(key, strlen(key)), now_ms, v);
+}
+
+static int put(track_cache_t *c, const char *key, st_trackmeta_t m)
+{
+    return track_cache_put(c, key, strlen(key), track_cache_hash(key, strlen(key)), &m);
+}
+
+static void test_hit_and_replace(void)
+{
+    track_cache_t *c = track_cache_new(4);
+    track_cache_view_t v;
+    ST_CHECK(!get(c, "a\tb", 0, &v));
+    ST_EQ_INT(put(c, "a\tb", meta(ST_TRACKMETA_LASTFM, 1000, 3, 0)), 0);
+    ST_CHECK(get(c, "a\tb", 0, &v));
+    ST_EQ_INT(v.source, ST_TRACKMETA_LASTFM);
+    ST_EQ_INT(v.duration_ms, 1000);
+    ST_EQ_INT(v.ntags, 3);
+    ST_EQ_STR(v.tags[2], "tag2");
+    ST_CHECK(!get(c, "a\tc", 0, &v));
+    ST_EQ_INT(put(c, "a\tb", meta(ST_TRACKMETA_CATALOG, 2000, 0, 0)), 0);
+    ST_EQ_INT(track_cache_size(c), 1);
+    ST_CHECK(get(c, "a\tb", 0, &v));
+    ST_EQ_INT(v.source, ST_TRACKMETA_CATALOG);
+    ST_EQ_INT(v.ntags, 0);
+    ST_EQ_INT(put(c, "x", meta(ST_TRACKMETA_NONE, 1, 0, 0)), 0); /* ignored */
+    ST_EQ_INT(track_cache_size(c), 1);
+    track_cache_destroy(c);
+    track_cache_destroy(NULL);
+    ST_CHECK(track_cache_new(0) == NULL);
+}
+
+static void test_lru_eviction(void)
+{
+    track_cache_t *c = track_cache_new(3);
+    track_cache_view_t v;
+    put(c, "k1", meta(ST_TRACKMETA_LASTFM, 1, 0, 0));
+    put(c, "k2", meta(ST_TRACKMETA_LASTFM, 2, 0, 0));
+    put(c, "k3", meta(ST_TRACKMETA_LASTFM, 3, 0, 0));
+    ST_CHECK(get(c, "k1", 0, &v)); /* k1 now most recent: k2 is the oldest */
+    put(c, "k4", meta(ST_TRACKMETA_LASTFM, 4, 0, 0));
+    ST_EQ_INT(track_cache_size(c), 3);
+    ST_EQ_INT(track_cache_evictions(c), 1);
+    ST_CHECK(!get(c, "k2", 0, &v));
+    ST_CHECK(get(c, "k1", 0, &v));
+    ST_EQ_INT(v.duration_ms, 1);
+    ST_CHECK(get(c, "k3", 0, &v));
+    ST_CHECK(get(c, "k4", 0, &v));
+    track_cache_destroy(c);
+}
+
+static void test_negative_expiry(void)
+{
+    track_cache_t *c = track_cache_new(8);
+    track_cache_view_t v;
+    put(c, "gone", meta(ST_TRACKMETA_NOT_FOUND, -1, 0, 5000));
+    ST_CHECK(get(c, "gone", 4999, &v));
+    ST_EQ_INT(v.source, ST_TRACKMETA_NOT_FOUND);
+    ST_CHECK(!get(c, "gone", 5000, &v));
+    ST_EQ_INT(track_cache_size(c), 0);
+    track_cache_destroy(c);
+}
+
+static void test_many_keys(void)
+{
+    track_cache_t *c = track_cache_new(1000);
+    track_cache_view_t v;
+    char key[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof key, "artist\ttrack %d", i);
+        ST_EQ_INT(put(c, key, meta(ST_TRACKMETA_LASTFM, i + 1, i % 6, 0)), 0);
+    }
+    ST_EQ_INT(track_cache_size(c), 1000);
+    ST_EQ_INT(track_cache_evictions(c), 4000);
+    int found = 0, right = 0;
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof key, "artist\ttrack %d", i);
+        if (get(c, key, 0, &v)) {
+            found++;
+            right += v.duration_ms == i + 1 && v.ntags == (i % 6 > 5 ? 5 : i % 6) && i >= 4000;
+        }
+    }
+    ST_EQ_INT(found, 1000);
+    ST_EQ_INT(right, 1000);
+    track_cache_destroy(c);
+}
+
+int main(void)
+{
+    ST_RUN(test_hit_and_replace);
+    ST_RUN(test_lru_eviction);
+    ST_RUN(test_negative_expiry);
+    ST_RUN(test_many_keys);
+    return st_test_summary();
+}
