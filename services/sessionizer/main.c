@@ -6,10 +6,12 @@
  * profile join for OPENED events (one pipelined HGETALL round) -> events produced and
  * acknowledged by the pipeline -> apply: finish (one pipelined EVALSHA round) -> commit points
  * (offset + stream time per partition) saved in Redis and held as the stored offsets. */
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "st_avro.h"
 #include "st_dlq.h"
@@ -32,6 +34,7 @@ typedef struct {
     int64_t recent_n;
     int64_t idle_flush_ms;
     bool profile_lookup;
+    int64_t fault_kill_before_apply;
 } sz_config_t;
 
 static sz_config_t config;
@@ -59,6 +62,9 @@ static const st_config_entry_t table[] = {
      "sessions without new input (0 = off; keep off when replaying old data: it makes it late)"},
     {"profile.lookup", ST_CFG_BOOL, "true", ST_CFG_NOBOUNDS, OFF(profile_lookup), false, 0,
      "join OPENED events with <redis.prefix>:u:{<user>}:profile (HGETALL)"},
+    {"fault.kill_before_apply", ST_CFG_INT, "0", 0, 1000000, OFF(fault_kill_before_apply), false, 0,
+     "crash tests only: SIGKILL itself at the N-th batch with events, after they are delivered "
+     "and before the states are written (0 = off)"},
     {NULL, 0, NULL, 0, 0, 0, false, 0, NULL},
 };
 
@@ -102,6 +108,7 @@ typedef struct {
     size_t cap_points;
     st_buf_t enc;
     st_sessionizer_stats_t last_stats;
+    int64_t batches_with_events;
     uint64_t last_state_bytes;
     st_metric_t *m_listens, *m_late, *m_invalid, *m_opened, *m_closed, *m_idle, *m_open,
         *m_state_bytes, *m_buffered, *m_dups, *m_skips;
@@ -461,6 +468,14 @@ static void update_metrics(sz_ctx_t *ctx)
 static int apply(void *vctx, st_err_t *err)
 {
     sz_ctx_t *ctx = vctx;
+    size_t ne = 0;
+    st_sessionizer_events(ctx->sz, &ne);
+    if (ctx->prepared && ne > 0 && config.fault_kill_before_apply > 0 &&
+        ++ctx->batches_with_events == config.fault_kill_before_apply) {
+        /* The window a crash test cannot hit reliably: events out, states not written. */
+        st_log_warn("fault_injected", "what=kill_before_apply events=%zu", ne);
+        kill(getpid(), SIGKILL);
+    }
     if (ctx->prepared && st_sessionizer_finish(ctx->sz, err) != 0)
         return -1;
     ctx->prepared = false;

@@ -415,7 +415,8 @@ static inline int szt_create_topics(const szt_names_t *nm, int partitions)
     return 0;
 }
 
-static inline pid_t szt_start(const szt_names_t *nm, const char *batch_max)
+static inline pid_t szt_start_fault(const szt_names_t *nm, const char *batch_max,
+                                    const char *kill_before_apply)
 {
     char *argv[] = {(char *)nm->bin,
                     "--in.topic",
@@ -438,8 +439,15 @@ static inline pid_t szt_start(const szt_names_t *nm, const char *batch_max)
                     (char *)batch_max,
                     "-X",
                     "session.timeout.ms=6000",
+                    "--fault.kill_before_apply",
+                    (char *)kill_before_apply,
                     NULL};
     return itest_spawn(argv, nm->logpath);
+}
+
+static inline pid_t szt_start(const szt_names_t *nm, const char *batch_max)
+{
+    return szt_start_fault(nm, batch_max, "0");
 }
 
 /* Committed offsets of the group on the input topic (sum over partitions), -1 on error. */
@@ -462,6 +470,19 @@ static inline int szt_wait_done(const szt_names_t *nm, long long produced, int p
         itest_sleep_ms(300);
     }
     return -1;
+}
+
+/* Lines of a log file that contain needle. */
+static inline int szt_log_count(const char *path, const char *needle)
+{
+    FILE *fp = fopen(path, "r");
+    char line[2048];
+    int n = 0;
+    while (fp && fgets(line, sizeof line, fp))
+        n += strstr(line, needle) != NULL;
+    if (fp)
+        fclose(fp);
+    return n;
 }
 
 /* Deletes every Redis key under prefix. */
