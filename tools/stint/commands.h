@@ -5,5 +5,6 @@
 
 int cmd_version(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
 
 #endif

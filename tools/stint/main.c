@@ -13,6 +13,7 @@ typedef struct {
 
 static const command_t commands[] = {
     {"gen", cmd_gen, "generate a look-alike Last.fm 1K dataset"},
+    {"replay", cmd_replay, "publish a Last.fm 1K dataset to Kafka in event-time order"},
     {"version", cmd_version, "print the version"},
 };
 
