@@ -87,9 +87,9 @@ typedef struct {
     int64_t from_ms, until_ms; /* INT64_MIN / INT64_MAX when unset */
     bool bar;
     /* progress */
-    uint64_t total;  /* valid listens in the file (the bar's 100 %) */
-    uint64_t read;   /* listens taken from the merger */
-    uint64_t sent;   /* listens queued to the producer */
+    uint64_t total;   /* valid listens in the file (the bar's 100 %) */
+    uint64_t read;    /* listens taken from the merger */
+    uint64_t sent;    /* listens queued to the producer */
     uint64_t skipped; /* before --from */
     uint64_t profiles_sent;
     uint64_t profile_bad;
@@ -122,8 +122,9 @@ static void print_bar(replay_t *r, bool final)
     long eta_s = !final && progress_rate > 0 && goal > progress
                      ? (long)((double)(goal - progress) / progress_rate)
                      : 0;
-    fprintf(stderr, "\r[%s] %5.1f%%  %" PRIu64 " sent  %.0f ev/s  in flight %" PRIu64
-                    "  ETA %ld:%02ld:%02ld ",
+    fprintf(stderr,
+            "\r[%s] %5.1f%%  %" PRIu64 " sent  %.0f ev/s  in flight %" PRIu64
+            "  ETA %ld:%02ld:%02ld ",
             bar, done * 100.0, r->sent, rate, st_producer_in_flight(r->producer), eta_s / 3600,
             eta_s / 60 % 60, eta_s % 60);
     if (final)
@@ -153,9 +154,8 @@ static int send_profiles(replay_t *r, st_avro_registry_t *reg, st_err_t *err)
         st_log_warn("profiles_skipped", "error=\"%s\"", errstr);
         return 0;
     }
-    st_lastfm_reader_set_log_limit(rd, r->cfg.bad_lines_logged < 0
-                                           ? UINT64_MAX
-                                           : (uint64_t)r->cfg.bad_lines_logged);
+    st_lastfm_reader_set_log_limit(
+        rd, r->cfg.bad_lines_logged < 0 ? UINT64_MAX : (uint64_t)r->cfg.bad_lines_logged);
     st_avro_codec_t *codec =
         st_avro_codec_new(reg, "UserProfile", r->cfg.profiles_topic, errstr, sizeof errstr);
     if (!codec) {
@@ -253,7 +253,8 @@ static int parse_time(const char *key, const char *s, int64_t unset, int64_t *ou
         return 0;
     }
     if (st_time_parse_iso8601(s, strlen(s), out) != 0) {
-        fprintf(stderr, "stint replay: --%s: \"%s\" is not an ISO-8601 time (e.g. 2009-01-01T00:00:00Z)\n",
+        fprintf(stderr,
+                "stint replay: --%s: \"%s\" is not an ISO-8601 time (e.g. 2009-01-01T00:00:00Z)\n",
                 key, s);
         return -1;
     }
@@ -265,11 +266,11 @@ static void print_summary(const replay_t *r, const st_merge_t *m, bool ok)
 {
     const st_merge_stats_t *ms = m ? st_merge_stats(m) : NULL;
     double elapsed_s = (double)(st_time_mono_ms() - r->start_mono_ms) / 1000.0;
-    printf("replay: %s listens_sent=%" PRIu64 " profiles_sent=%" PRIu64 " skipped_before_from=%" PRIu64
-           " bad_lines=%" PRIu64 " bad_profile_lines=%" PRIu64 " users=%" PRIu64
-           " elapsed_s=%.1f events_per_s=%.0f topic=%s\n",
-           ok ? "ok" : "FAILED", r->sent, r->profiles_sent, r->skipped,
-           ms ? ms->lines.bad : 0, r->profile_bad, ms ? ms->users : 0, elapsed_s,
+    printf("replay: %s listens_sent=%" PRIu64 " profiles_sent=%" PRIu64
+           " skipped_before_from=%" PRIu64 " bad_lines=%" PRIu64 " bad_profile_lines=%" PRIu64
+           " users=%" PRIu64 " elapsed_s=%.1f events_per_s=%.0f topic=%s\n",
+           ok ? "ok" : "FAILED", r->sent, r->profiles_sent, r->skipped, ms ? ms->lines.bad : 0,
+           r->profile_bad, ms ? ms->users : 0, elapsed_s,
            elapsed_s > 0 ? (double)r->sent / elapsed_s : 0.0, r->cfg.topic);
     if (ms && ms->lines.bad > 0) {
         fprintf(stderr, "stint replay: %" PRIu64 " malformed listen lines skipped:", ms->lines.bad);
@@ -391,21 +392,24 @@ int cmd_replay(int argc, char **argv)
     int rc = 2;
 
     memset(&r, 0, sizeof r);
-    st_config_t *cfg = st_config_new("stint replay",
-                                     "Publishes a Last.fm 1K dataset: listens as JSON in event-time "
-                                     "order, profiles as Avro.");
+    st_config_t *cfg = st_config_new(
+        "stint replay", "Publishes a Last.fm 1K dataset: listens as JSON in event-time "
+                        "order, profiles as Avro.");
     if (st_config_add_table(cfg, replay_table, &r.cfg, errstr, sizeof errstr) != 0) {
         fprintf(stderr, "stint replay: %s\n", errstr);
         st_config_destroy(cfg);
         return 1;
     }
     switch (st_config_load(cfg, argc, argv, NULL, errstr, sizeof errstr)) {
-    case ST_CONFIG_EXIT: rc = 0; goto out;
+    case ST_CONFIG_EXIT:
+        rc = 0;
+        goto out;
     case ST_CONFIG_USAGE:
         fprintf(stderr, "stint replay: %s\n\n", errstr);
         st_config_usage(cfg, stderr);
         goto out;
-    case ST_CONFIG_OK: break;
+    case ST_CONFIG_OK:
+        break;
     }
     if (!r.cfg.data || !*r.cfg.data) {
         fprintf(stderr, "stint replay: --data DIR is required\n\n");

@@ -1,0 +1,392 @@
+/* Integration: `stint gen` makes a small dataset, `stint replay` publishes it to a raw topic while
+ * stint-ingest runs; every distinct valid listen arrives in the output topic exactly once (count
+ * and order-independent checksums of event_ids equal an offline computation over the file with
+ * st_listen_from_record), the dataset's exact duplicate rows and a duplicate re-sent later are
+ * dropped, each invalid JSON message is in the DLQ with its reason and original bytes, and the
+ * profiles are published. Real Kafka + Redis; unique topics, group and Redis prefix. */
+#include <hiredis/hiredis.h>
+
+#include "st_avro.h"
+#include "st_itest.h"
+#include "st_lastfm.h"
+#include "st_listen.h"
+#include "st_test.h"
+
+static char t_raw[128], t_out[128], t_dlq[128], t_prof[128], group[128], prefix[128];
+static const char *bin_dir;
+static char data_dir[1024], logpath[1024], schemas[1024];
+static st_avro_registry_t *reg;
+
+typedef struct {
+    uint64_t *ids;
+    size_t n, cap;
+} idset_t;
+
+static void idset_add(idset_t *s, uint64_t id)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 4096;
+        s->ids = realloc(s->ids, s->cap * sizeof *s->ids);
+        if (!s->ids)
+            abort();
+    }
+    s->ids[s->n++] = id;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sorts and removes repeats; returns how many repeats were removed. */
+static size_t idset_unique(idset_t *s)
+{
+    size_t before = s->n, k = 0;
+    qsort(s->ids, s->n, sizeof *s->ids, cmp_u64);
+    for (size_t i = 0; i < s->n; i++)
+        if (k == 0 || s->ids[k - 1] != s->ids[i])
+            s->ids[k++] = s->ids[i];
+    s->n = k;
+    return before - k;
+}
+
+typedef struct {
+    uint64_t sum, xor;
+} checksum_t;
+
+static checksum_t idset_checksum(const idset_t *s)
+{
+    checksum_t c = {0, 0};
+    for (size_t i = 0; i < s->n; i++) {
+        uint64_t h = st_hash64(&s->ids[i], sizeof s->ids[i], 0);
+        c.sum += h;
+        c.xor ^= h;
+    }
+    return c;
+}
+
+static uint64_t parse_event_id(const char *hex)
+{
+    return strtoull(hex, NULL, 16);
+}
+
+static int run_tool(char *const argv[])
+{
+    pid_t pid = itest_spawn(argv, logpath);
+    return itest_wait(pid, 60000);
+}
+
+/* The offline expectation: event ids of every line the TSV reader accepts and the ingest rules
+ * accept (st_listen_from_record), the first line's JSON (re-sent by the test) and line counts. */
+static void offline(idset_t *expected, st_buf_t *first_json, size_t *valid_lines)
+{
+    char errstr[512];
+    st_lastfm_reader_t *r =
+        st_lastfm_reader_open(data_dir, ST_LASTFM_LISTENS, errstr, sizeof errstr);
+    ST_REQUIRE(r != NULL);
+    st_lastfm_reader_set_log_limit(r, 0);
+    static st_listen_t l;
+    st_lastfm_listen_t rec;
+    int rc;
+    *valid_lines = 0;
+    while ((rc = st_lastfm_reader_next_listen(r, &rec, NULL)) == 1) {
+        if (st_listen_from_record(&rec, st_time_wall_ms(), &l, NULL) != ST_LISTEN_OK)
+            continue;
+        if (first_json->len == 0)
+            st_listen_format_json(&rec, first_json);
+        idset_add(expected, parse_event_id(l.event_id));
+        (*valid_lines)++;
+    }
+    ST_EQ_INT(rc, 0);
+    st_lastfm_reader_destroy(r);
+}
+
+typedef struct {
+    st_avro_codec_t *codec;
+    idset_t ids;
+    long long undecodable;
+    long long key_mismatch;
+} out_read_t;
+
+static void on_out(void *arg, int32_t partition, const void *key, size_t klen, const void *val,
+                   size_t vlen)
+{
+    out_read_t *o = arg;
+    avro_value_t *v;
+    const char *event_id, *user_id;
+    (void)partition;
+    if (st_avro_codec_decode(o->codec, val, vlen, &v, NULL) != 0 ||
+        st_avro_get_string(v, "event_id", &event_id, NULL) != 0 ||
+        st_avro_get_string(v, "user_id", &user_id, NULL) != 0) {
+        o->undecodable++;
+        return;
+    }
+    size_t user_len = strlen(user_id);
+    if (user_len != klen || memcmp(user_id, key, klen) != 0)
+        o->key_mismatch++;
+    idset_add(&o->ids, parse_event_id(event_id));
+}
+
+#define N_BAD 5
+typedef struct {
+    const char *key;
+    const char *reason;
+    st_buf_t value;
+    int found;       /* DLQ records with this key */
+    int reason_ok;   /* ... and the expected error_code */
+    int original_ok; /* ... and the original bytes */
+} bad_case_t;
+
+static bad_case_t bad[N_BAD];
+
+static void make_bad_cases(void)
+{
+    static const char *const keys[N_BAD] = {"bad-missing", "bad-ts", "bad-json", "bad-utf8",
+                                            "bad-long"};
+    static const char *const reasons[N_BAD] = {"missing_field", "bad_timestamp", "not_json",
+                                               "invalid_utf8", "too_long"};
+    for (int i = 0; i < N_BAD; i++) {
+        bad[i].key = keys[i];
+        bad[i].reason = reasons[i];
+        st_buf_t *b = &bad[i].value;
+        switch (i) {
+        case 0:
+            st_buf_append_str(b,
+                              "{\"user_id\":\"bad-missing\",\"timestamp\":\"2009-01-01T00:00:00Z\","
+                              "\"artist_name\":\"A\"}");
+            break;
+        case 1:
+            st_buf_append_str(b, "{\"user_id\":\"bad-ts\",\"timestamp\":\"2009-13-45T00:00:00Z\","
+                                 "\"artist_name\":\"A\",\"track_name\":\"T\"}");
+            break;
+        case 2:
+            st_buf_append_str(b, "{\"user_id\": \"bad-json\", oops");
+            break;
+        case 3:
+            st_buf_append_str(b, "{\"user_id\":\"bad-utf8\",\"timestamp\":\"2009-01-01T00:00:00Z\","
+                                 "\"artist_name\":\"\xc3\x28\",\"track_name\":\"T\"}");
+            break;
+        case 4:
+            st_buf_append_str(b, "{\"user_id\":\"bad-long\",\"timestamp\":\"2009-01-01T00:00:00Z\","
+                                 "\"artist_name\":\"");
+            for (int k = 0; k < 1100; k++)
+                st_buf_append(b, "x", 1);
+            st_buf_append_str(b, "\",\"track_name\":\"T\"}");
+            break;
+        }
+    }
+}
+
+typedef struct {
+    st_avro_codec_t *codec;
+    long long n, undecodable, unknown;
+} dlq_read_t;
+
+static void on_dlq(void *arg, int32_t partition, const void *key, size_t klen, const void *val,
+                   size_t vlen)
+{
+    dlq_read_t *d = arg;
+    avro_value_t *v;
+    const char *code;
+    const void *orig;
+    size_t olen;
+    (void)partition;
+    d->n++;
+    if (st_avro_codec_decode(d->codec, val, vlen, &v, NULL) != 0 ||
+        st_avro_get_string(v, "error_code", &code, NULL) != 0 ||
+        st_avro_get_bytes(v, "original_value", &orig, &olen) != 0) {
+        d->undecodable++;
+        return;
+    }
+    for (int i = 0; i < N_BAD; i++) {
+        if (klen == strlen(bad[i].key) && memcmp(key, bad[i].key, klen) == 0) {
+            bad[i].found++;
+            if (strcmp(code, bad[i].reason) == 0)
+                bad[i].reason_ok++;
+            else
+                printf("DLQ %s: error_code=%s, expected %s\n", bad[i].key, code, bad[i].reason);
+            if (olen == bad[i].value.len && memcmp(orig, bad[i].value.data, olen) == 0)
+                bad[i].original_ok++;
+            return;
+        }
+    }
+    d->unknown++;
+    printf("DLQ record with an unexpected key %.*s: %s\n", (int)klen, (const char *)key, code);
+}
+
+static void count_cb(void *arg, int32_t partition, const void *key, size_t klen, const void *val,
+                     size_t vlen)
+{
+    (void)partition, (void)key, (void)klen, (void)val, (void)vlen;
+    (*(long long *)arg)++;
+}
+
+static void test_replay_through_ingest(void)
+{
+    char errstr[512];
+    st_kafka_opts_t ko = itest_kafka();
+
+    /* 1. A small dataset and the offline expectation. */
+    char gen[1024];
+    snprintf(gen, sizeof gen, "%s/stint", bin_dir);
+    char *gen_argv[] = {gen,      "gen", "--users", "30",     "--days", "30",
+                        "--seed", "11",  "--out",   data_dir, NULL};
+    ST_REQUIRE(run_tool(gen_argv) == 0);
+    idset_t expected = {0};
+    st_buf_t first_json = ST_BUF_INIT;
+    size_t valid_lines = 0;
+    offline(&expected, &first_json, &valid_lines);
+    size_t dup_rows = idset_unique(&expected);
+    checksum_t want = idset_checksum(&expected);
+    printf("offline: valid lines=%zu distinct event_ids=%zu exact duplicate rows=%zu\n",
+           valid_lines, expected.n, dup_rows);
+    ST_CHECK(dup_rows > 0); /* the generator plants exact duplicates: the test must see some */
+
+    /* 2. Topics, then the service. */
+    const char *topics[] = {t_raw, t_out, t_dlq, t_prof};
+    ST_REQUIRE(st_kafka_create_topics(&ko, topics, 4, 3, errstr, sizeof errstr) == 0);
+    char ingest[1024], redis_port[16];
+    snprintf(ingest, sizeof ingest, "%s/stint-ingest", bin_dir);
+    snprintf(redis_port, sizeof redis_port, "%d", itest_redis_port());
+    char *ing_argv[] = {ingest,          "-b",          (char *)itest_brokers(),
+                        "--redis.port",  redis_port,    "--in.topic",
+                        t_raw,           "--out.topic", t_out,
+                        "--dlq.topic",   t_dlq,         "--redis.prefix",
+                        prefix,          "-G",          group,
+                        "--dedup.ttl_s", "600",         "--batch.max",
+                        "1000",          NULL};
+    pid_t pid = itest_spawn(ing_argv, logpath);
+
+    /* 3. Replay, then the invalid messages and a duplicate of the first listen sent later. */
+    char *rep_argv[] = {gen,
+                        "replay",
+                        "--data",
+                        data_dir,
+                        "-b",
+                        (char *)itest_brokers(),
+                        "--topic",
+                        t_raw,
+                        "--profiles-topic",
+                        t_prof,
+                        "--progress",
+                        "never",
+                        "--bad-lines-logged",
+                        "-1",
+                        NULL};
+    ST_EQ_INT(run_tool(rep_argv), 0);
+    make_bad_cases();
+    st_producer_t *prod = st_producer_new(&ko, errstr, sizeof errstr);
+    ST_REQUIRE(prod != NULL);
+    for (int i = 0; i < N_BAD; i++)
+        ST_REQUIRE(st_producer_send(prod, t_raw, -1, bad[i].key, strlen(bad[i].key),
+                                    bad[i].value.data, bad[i].value.len, NULL) == 0);
+    const char *dup_key = "dup-of-first-line";
+    ST_REQUIRE(st_producer_send(prod, t_raw, -1, dup_key, strlen(dup_key), first_json.data,
+                                first_json.len, NULL) == 0);
+    ST_REQUIRE(st_producer_wait(prod, 30000, NULL) == 0);
+    st_producer_destroy(prod);
+
+    /* 4. Wait until the service has committed everything, then stop it cleanly. */
+    int64_t end = st_kafka_topic_end_offsets(&ko, t_raw, errstr, sizeof errstr);
+    ST_EQ_INT(end, (long long)valid_lines + N_BAD + 1);
+    int64_t deadline = st_time_mono_ms() + 45000, committed = -1;
+    while (st_time_mono_ms() < deadline &&
+           (committed = st_kafka_group_committed(&ko, group, t_raw, errstr, sizeof errstr)) < end)
+        itest_sleep_ms(200);
+    ST_EQ_INT(committed, end);
+    kill(pid, SIGTERM);
+    ST_EQ_INT(itest_wait(pid, 30000), 0);
+
+    /* 5. The output: each distinct valid listen exactly once. */
+    out_read_t o = {0};
+    o.codec = st_avro_codec_new(reg, "Listen", NULL, errstr, sizeof errstr);
+    ST_REQUIRE(o.codec != NULL);
+    long long n_out = itest_read_topic(t_out, on_out, &o);
+    size_t repeats = idset_unique(&o.ids);
+    checksum_t got = idset_checksum(&o.ids);
+    printf("output: records=%lld distinct=%zu repeats=%zu undecodable=%lld\n", n_out, o.ids.n,
+           repeats, o.undecodable);
+    ST_EQ_INT(n_out, (long long)expected.n); /* no crash in this run: not even identical copies */
+    ST_EQ_U64((uint64_t)o.ids.n, (uint64_t)expected.n);
+    ST_EQ_U64(got.sum, want.sum);
+    ST_EQ_U64(got.xor, want.xor);
+    ST_EQ_INT(o.undecodable, 0);
+    ST_EQ_INT(o.key_mismatch, 0);
+
+    /* 6. The dead letters: each invalid message once, with its reason and original bytes. */
+    dlq_read_t d = {0};
+    d.codec = st_avro_codec_new(reg, "DeadLetter", NULL, errstr, sizeof errstr);
+    ST_REQUIRE(d.codec != NULL);
+    ST_REQUIRE(itest_read_topic(t_dlq, on_dlq, &d) >= 0);
+    ST_EQ_INT(d.n, N_BAD);
+    ST_EQ_INT(d.undecodable, 0);
+    ST_EQ_INT(d.unknown, 0);
+    for (int i = 0; i < N_BAD; i++) {
+        printf("dlq %-12s found=%d reason_ok=%d original_ok=%d\n", bad[i].key, bad[i].found,
+               bad[i].reason_ok, bad[i].original_ok);
+        ST_EQ_INT(bad[i].found, 1);
+        ST_EQ_INT(bad[i].reason_ok, 1);
+        ST_EQ_INT(bad[i].original_ok, 1);
+    }
+
+    /* 7. The profiles: every valid line of the profiles file. */
+    st_lastfm_reader_t *pr =
+        st_lastfm_reader_open(data_dir, ST_LASTFM_PROFILES, errstr, sizeof errstr);
+    ST_REQUIRE(pr != NULL);
+    st_lastfm_reader_set_log_limit(pr, 0);
+    st_lastfm_profile_t p;
+    while (st_lastfm_reader_next_profile(pr, &p, NULL) == 1) {
+    }
+    long long want_profiles = (long long)st_lastfm_reader_stats(pr)->good, n_prof = 0;
+    st_lastfm_reader_destroy(pr);
+    ST_CHECK(want_profiles > 0);
+    ST_EQ_INT(itest_read_topic(t_prof, count_cb, &n_prof), want_profiles);
+
+    /* 8. The marks carry a TTL (the window). */
+    redisContext *rc = itest_redis();
+    char key[256];
+    snprintf(key, sizeof key, "%s:ingest:seen:%016llx", prefix,
+             (unsigned long long)expected.ids[0]);
+    redisReply *ttl = redisCommand(rc, "TTL %s", key);
+    ST_REQUIRE(ttl != NULL);
+    printf("mark %s ttl=%lld\n", key, ttl->integer);
+    ST_CHECK(ttl->type == REDIS_REPLY_INTEGER && ttl->integer > 0 && ttl->integer <= 600);
+    freeReplyObject(ttl);
+    redisFree(rc);
+
+    st_avro_codec_destroy(o.codec);
+    st_avro_codec_destroy(d.codec);
+    free(o.ids.ids);
+    free(expected.ids);
+    st_buf_free(&first_json);
+    for (int i = 0; i < N_BAD; i++)
+        st_buf_free(&bad[i].value);
+}
+
+int main(void)
+{
+    char errstr[512];
+    itest_unique(t_raw, sizeof t_raw, "it.ingest.raw");
+    itest_unique(t_out, sizeof t_out, "it.ingest.listens");
+    itest_unique(t_dlq, sizeof t_dlq, "it.ingest.dlq");
+    itest_unique(t_prof, sizeof t_prof, "it.ingest.profiles");
+    itest_unique(group, sizeof group, "it-ingest");
+    itest_unique(prefix, sizeof prefix, "it:ingest");
+    bin_dir = itest_bin_dir();
+    snprintf(data_dir, sizeof data_dir, "%s/it-ingest-data-%d", bin_dir, (int)getpid());
+    snprintf(logpath, sizeof logpath, "%s/it-ingest.log", bin_dir);
+    snprintf(schemas, sizeof schemas, "%s/schemas", getenv("STINT_SOURCE_DIR"));
+    reg = st_avro_registry_new(schemas, NULL, errstr, sizeof errstr);
+    if (!reg) {
+        fprintf(stderr, "schemas: %s\n", errstr);
+        return 1;
+    }
+    ST_RUN(test_replay_through_ingest);
+    st_avro_registry_destroy(reg);
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", data_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", data_dir);
+    return st_test_summary();
+}
