@@ -536,7 +536,7 @@ int main(void)
     ST_RUN(test_replay_through_ingest);
     ST_RUN(test_crash_recovery);
     st_avro_registry_destroy(reg);
-    char cmd[1100];
+    char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", data_dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", data_dir);
