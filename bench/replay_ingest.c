@@ -1,8 +1,11 @@
-/* bench/replay_ingest.c - `stint replay` alone (events/s, peak RSS) and replay + stint-ingest end
- * to end (events/s until every raw record is processed and committed) on the local Kafka + Redis.
+/* bench/replay_ingest.c - `stint replay` alone (events/s, peak RSS) and replay + stint-ingest end to
+ * end (events/s until every raw record is processed and committed) on the local Kafka + Redis.
  * Usage: bench-replay_ingest [--users N --days D]    a generated dataset (default 200 x 300)
- *        bench-replay_ingest --rss-data DIR          replay only, over an existing dataset (e.g.
- *                                                    the ~19 M-line one), for its peak RSS
+ *        bench-replay_ingest --rss-data DIR          replay only, over an existing dataset, for its
+ *                                                    peak RSS (the child's ru_maxrss, as
+ *                                                    /usr/bin/time -v reports it)
+ * The ~19 M-line dataset: stint gen --users 1000 --days 1500 --out DIR (~15 s, 2.3 GB), then
+ * bench-replay_ingest --rss-data DIR, or /usr/bin/time -v stint replay --data DIR --max -q.
  * Topics are unique per run and deleted afterwards; the generated dataset too. */
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
