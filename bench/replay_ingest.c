@@ -5,7 +5,8 @@
  *                                                    peak RSS (the child's ru_maxrss, as
  *                                                    /usr/bin/time -v reports it)
  * The ~19 M-line dataset: stint gen --users 1000 --days 1500 --out DIR (~15 s, 2.3 GB), then
- * bench-replay_ingest --rss-data DIR, or /usr/bin/time -v stint replay --data DIR --max -q.
+ * bench-replay_ingest --rss-data DIR, or
+ *   /usr/bin/time -v stint replay --data DIR --topic bench.rss --profiles-topic '' -q
  * Topics are unique per run and deleted afterwards; the generated dataset too. */
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>

@@ -1,6 +1,9 @@
 /* cmd_replay.c - `stint replay`: publishes a Last.fm 1K directory to Kafka, the listens as JSON to
  * listens.raw in global event-time order (st_merge, constant memory), optionally paced by event
- * time, and the profiles as Avro UserProfile to users.profiles. */
+ * time, and the profiles as Avro UserProfile to users.profiles. Exit: 0 when every listen was sent
+ * and acknowledged, 1 on a failure (a delivery failed, a file or the broker cannot be used), 2 on
+ * a usage error, 130 when interrupted (what was sent is acknowledged first). Malformed lines are
+ * skipped, reported with file:line (st_merge / st_lastfm) and counted in the summary. */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -261,17 +264,18 @@ static int parse_time(const char *key, const char *s, int64_t unset, int64_t *ou
     return 0;
 }
 
-/* Prints the one summary line (stdout) and the bad lines by reason (stderr, if any). */
-static void print_summary(const replay_t *r, const st_merge_t *m, bool ok)
+/* Prints the one summary line (stdout; status ok, interrupted or FAILED) and the bad lines by
+ * reason (stderr, if any). */
+static void print_summary(const replay_t *r, const st_merge_t *m, const char *status)
 {
     const st_merge_stats_t *ms = m ? st_merge_stats(m) : NULL;
     double elapsed_s = (double)(st_time_mono_ms() - r->start_mono_ms) / 1000.0;
     printf("replay: %s listens_sent=%" PRIu64 " profiles_sent=%" PRIu64
            " skipped_before_from=%" PRIu64 " bad_lines=%" PRIu64 " bad_profile_lines=%" PRIu64
            " users=%" PRIu64 " elapsed_s=%.1f events_per_s=%.0f topic=%s\n",
-           ok ? "ok" : "FAILED", r->sent, r->profiles_sent, r->skipped, ms ? ms->lines.bad : 0,
-           r->profile_bad, ms ? ms->users : 0, elapsed_s,
-           elapsed_s > 0 ? (double)r->sent / elapsed_s : 0.0, r->cfg.topic);
+           status, r->sent, r->profiles_sent, r->skipped, ms ? ms->lines.bad : 0, r->profile_bad,
+           ms ? ms->users : 0, elapsed_s, elapsed_s > 0 ? (double)r->sent / elapsed_s : 0.0,
+           r->cfg.topic);
     if (ms && ms->lines.bad > 0) {
         fprintf(stderr, "stint replay: %" PRIu64 " malformed listen lines skipped:", ms->lines.bad);
         for (int k = 1; k < ST_LASTFM_REASON_COUNT; k++)
@@ -346,20 +350,24 @@ static int run(replay_t *r, st_config_t *cfg)
     rc = 0;
 done:
     if (r->producer) {
-        /* Wait for every acknowledgement (a stop request ends the wait early). */
+        /* Wait for every acknowledgement; after a stop request, 10 s at most (a second signal
+         * exits at once). */
         st_err_t werr = {0};
+        int64_t stop_deadline_ms = -1;
         for (;;) {
             if (r->bar)
                 print_bar(r, false);
             /* Failures are reported once, by the call that sees them: keep the first. */
             if (st_producer_wait(r->producer, 200, &werr) == 0)
                 break;
-            if (werr.code != ST_ERR_TIMEOUT) {
-                rc = 1;
+            if (werr.code != ST_ERR_TIMEOUT)
                 break;
+            if (st_lifecycle_stopping()) {
+                if (stop_deadline_ms < 0)
+                    stop_deadline_ms = st_time_mono_ms() + 10000;
+                else if (st_time_mono_ms() > stop_deadline_ms)
+                    break;
             }
-            if (st_lifecycle_stopping())
-                break;
             st_err_clear(&werr);
         }
         if (werr.code != ST_ERR_NONE) {
@@ -371,12 +379,14 @@ done:
         print_bar(r, true);
     if (err.code != ST_ERR_NONE)
         fprintf(stderr, "stint replay: %s\n", err.text);
-    if (st_lifecycle_stopping()) {
-        fprintf(stderr, "stint replay: interrupted\n");
-        rc = 1;
+    const char *status = rc != 0 ? "FAILED" : "ok";
+    if (rc == 0 && st_lifecycle_stopping()) {
+        /* Everything sent was acknowledged, but not everything was sent. */
+        status = "interrupted";
+        rc = 130;
     }
     if (m)
-        print_summary(r, m, rc == 0);
+        print_summary(r, m, status);
     st_producer_destroy(r->producer); /* flushes what is left (bounded) */
     st_avro_registry_destroy(reg);
     st_merge_destroy(m);
