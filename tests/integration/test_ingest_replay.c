@@ -529,6 +529,76 @@ static void test_crash_recovery(void)
     free(saved_dir);
 }
 
+/* Replay options: an event-time window and a limit publish exactly the listens they select; a
+ * delivery that fails makes the exit code 1. */
+static void test_replay_window_and_failure(void)
+{
+    char errstr[512], stint[1100], w_topic[160], l_topic[160], f_topic[160];
+    const char *from = "2009-04-10T00:00:00Z", *until = "2009-04-20T00:00:00Z";
+    int64_t from_ms, until_ms;
+    ST_REQUIRE(st_time_parse_iso8601(from, strlen(from), &from_ms) == 0);
+    ST_REQUIRE(st_time_parse_iso8601(until, strlen(until), &until_ms) == 0);
+    snprintf(stint, sizeof stint, "%s/stint", bin_dir);
+    itest_unique(w_topic, sizeof w_topic, "it.replay.window");
+    itest_unique(l_topic, sizeof l_topic, "it.replay.limit");
+    itest_unique(f_topic, sizeof f_topic, "it.replay.fail");
+    char *gen_argv[] = {stint,    "gen", "--users", "30",     "--days", "30",
+                        "--seed", "11",  "--out",   data_dir, NULL};
+    ST_REQUIRE(run_tool(gen_argv) == 0);
+
+    st_lastfm_reader_t *r =
+        st_lastfm_reader_open(data_dir, ST_LASTFM_LISTENS, errstr, sizeof errstr);
+    ST_REQUIRE(r != NULL);
+    st_lastfm_reader_set_log_limit(r, 0);
+    st_lastfm_listen_t rec;
+    long long in_window = 0;
+    while (st_lastfm_reader_next_listen(r, &rec, NULL) == 1)
+        in_window += rec.ts_ms >= from_ms && rec.ts_ms < until_ms;
+    st_lastfm_reader_destroy(r);
+    ST_CHECK(in_window > 100);
+
+    char *win_argv[] = {
+        stint,     "replay",      "--data",           data_dir, "-b",     (char *)itest_brokers(),
+        "--topic", w_topic,       "--profiles-topic", "",       "--from", (char *)from,
+        "--until", (char *)until, "--progress",       "never",  "-q",     NULL};
+    ST_EQ_INT(run_tool(win_argv), 0);
+    ST_EQ_INT(end_offsets(w_topic), in_window);
+    char *lim_argv[] = {stint,        "replay",  "--data",
+                        data_dir,     "-b",      (char *)itest_brokers(),
+                        "--topic",    l_topic,   "--profiles-topic",
+                        "",           "--limit", "1234",
+                        "--progress", "never",   "-q",
+                        NULL};
+    ST_EQ_INT(run_tool(lim_argv), 0);
+    ST_EQ_INT(end_offsets(l_topic), 1234);
+    /* Every delivery times out locally: nothing is acknowledged. */
+    char *fail_argv[] = {stint,
+                         "replay",
+                         "--data",
+                         data_dir,
+                         "-b",
+                         (char *)itest_brokers(),
+                         "--topic",
+                         f_topic,
+                         "--profiles-topic",
+                         "",
+                         "-X",
+                         "linger.ms=1",
+                         "-X",
+                         "message.timeout.ms=2",
+                         "--progress",
+                         "never",
+                         "-q",
+                         NULL};
+    ST_EQ_INT(run_tool(fail_argv), 1);
+    char *usage_argv[] = {stint, "replay", "--data", data_dir, "--from", "yesterday", NULL};
+    ST_EQ_INT(run_tool(usage_argv), 2);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", data_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", data_dir);
+}
+
 int main(void)
 {
     char errstr[512];
@@ -549,6 +619,7 @@ int main(void)
     }
     ST_RUN(test_replay_through_ingest);
     ST_RUN(test_crash_recovery);
+    ST_RUN(test_replay_window_and_failure);
     st_avro_registry_destroy(reg);
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", data_dir);
