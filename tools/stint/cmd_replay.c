@@ -128,14 +128,14 @@ static void print_bar(replay_t *r, bool final)
     fprintf(stderr,
             "\r[%s] %5.1f%%  %" PRIu64 " sent  %.0f ev/s  in flight %" PRIu64
             "  ETA %ld:%02ld:%02ld ",
-            bar, done * 100.0, r->sent, rate, st_producer_in_flight(r->producer), eta_s / 3600,
-            eta_s / 60 % 60, eta_s % 60);
+            bar, done * 100.0, r->sent, rate, r->producer ? st_producer_in_flight(r->producer) : 0,
+            eta_s / 3600, eta_s / 60 % 60, eta_s % 60);
     if (final)
         fputc('\n', stderr);
     fflush(stderr);
 }
 
-/* Waits, serving delivery reports, until the wall clock reaches target_mono_ms. */
+/* Waits, serving delivery reports, until the monotonic clock reaches target_mono_ms. */
 static void pace_until(replay_t *r, int64_t target_mono_ms)
 {
     for (;;) {
