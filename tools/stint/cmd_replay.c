@@ -310,7 +310,7 @@ static int run(replay_t *r, st_config_t *cfg)
 
     r->start_mono_ms = st_time_mono_ms();
     if (r->bar)
-        fprintf(stderr, "indexing %s ...\r", r->cfg.data);
+        fprintf(stderr, "indexing %s ...\n", r->cfg.data);
     st_merge_opts_t mo = {0};
     mo.log_max = r->cfg.bad_lines_logged < 0 ? UINT64_MAX : (uint64_t)r->cfg.bad_lines_logged;
     mo.quiet = r->cfg.bad_lines_logged == 0;
@@ -375,7 +375,7 @@ done:
             rc = 1;
         }
     }
-    if (r->bar)
+    if (r->bar && r->producer)
         print_bar(r, true);
     if (err.code != ST_ERR_NONE)
         fprintf(stderr, "stint replay: %s\n", err.text);
