@@ -21,7 +21,10 @@
  *   retried process() calls.
  * - during apply: SET NX is idempotent; the whole round is retried.
  * A mark is written only after its Listen is acknowledged, so a mark never hides a listen that is
- * not in Kafka. */
+ * not in Kafka. One limit: copies of a listen sent under different Kafka keys may sit on
+ * partitions owned by two instances; both may read "no mark" before either writes one, and both
+ * produce it (identical bytes, same event_id: consumers upsert). Copies keyed by user_id, as the
+ * format asks, share a partition and never race. */
 #ifndef INGEST_H
 #define INGEST_H
 
