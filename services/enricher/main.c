@@ -67,7 +67,7 @@ static const st_config_entry_t table[] = {
 
 typedef struct {
     st_avro_registry_t *registry;
-    st_dlq_t *dlq;
+    st_avro_codec_t *dlq; /* DeadLetter codec for the DLQ topic */
     fetch_t *fetch;
     enrich_t *enrich;
 } enricher_t;
@@ -151,7 +151,7 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
         st_avro_registry_new(base->schemas_dir, base->schema_registry_url, errstr, errstr_size);
     if (!ctx->registry)
         return -1;
-    ctx->dlq = st_dlq_new(ctx->registry, config.dlq_topic, errstr, errstr_size);
+    ctx->dlq = st_avro_codec_new(ctx->registry, "DeadLetter", config.dlq_topic, errstr, errstr_size);
     if (!ctx->dlq)
         return -1;
     if (start_fetching(svc, ctx, errstr, errstr_size) != 0)
@@ -170,7 +170,7 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     po->topics = topics;
     po->ntopics = 1;
     po->dlq_topic = config.dlq_topic;
-    po->dlq_encode = st_dlq_encode;
+    po->dlq_encode = st_dlq_encode_avro;
     po->dlq_ctx = ctx->dlq;
     po->tick_ms = 1000; /* keeps the fetch metrics fresh while idle */
     h->ctx = ctx;
@@ -183,7 +183,7 @@ static void teardown(void *vctx)
     enricher_t *ctx = vctx;
     fetch_destroy(ctx->fetch);
     enrich_destroy(ctx->enrich);
-    st_dlq_destroy(ctx->dlq);
+    st_avro_codec_destroy(ctx->dlq);
     st_avro_registry_destroy(ctx->registry);
     memset(ctx, 0, sizeof *ctx);
 }
