@@ -9,7 +9,6 @@
 
 #include "ingest.h"
 #include "st_avro.h"
-#include "st_dlq.h"
 #include "st_log.h"
 #include "st_metrics.h"
 #include "st_service.h"
@@ -39,9 +38,7 @@ static const st_config_entry_t table[] = {
 
 typedef struct {
     st_redis_t *redis;
-    st_avro_registry_t *registry;
     st_avro_codec_t *listen_codec;
-    st_avro_codec_t *dlq_codec;
     ingest_batch_t *batch;
     const char *prefix;
     /* Redis keys of the batch's valid records, and the marks read for them. */
@@ -219,17 +216,9 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
 
     ctx->redis = st_service_redis(svc);
     ctx->prefix = sc->redis_prefix;
-    ctx->registry =
-        st_avro_registry_new(sc->schemas_dir, sc->schema_registry_url, errstr, errstr_size);
-    if (!ctx->registry)
-        return -1;
     ctx->listen_codec =
-        st_avro_codec_new(ctx->registry, "Listen", config.out_topic, errstr, errstr_size);
+        st_avro_codec_new(st_service_avro(svc), "Listen", config.out_topic, errstr, errstr_size);
     if (!ctx->listen_codec)
-        return -1;
-    ctx->dlq_codec =
-        st_avro_codec_new(ctx->registry, "DeadLetter", config.dlq_topic, errstr, errstr_size);
-    if (!ctx->dlq_codec)
         return -1;
     ctx->batch = ingest_batch_new(ctx->listen_codec);
     if (!ctx->batch)
@@ -252,8 +241,6 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     po->topics = topics;
     po->ntopics = 1;
     po->dlq_topic = config.dlq_topic;
-    po->dlq_encode = st_dlq_encode_avro;
-    po->dlq_ctx = ctx->dlq_codec;
     h->ctx = ctx;
     h->process = process;
     h->apply = apply;
@@ -265,8 +252,6 @@ static void teardown(void *vctx)
     ingest_ctx_t *ctx = vctx;
     ingest_batch_destroy(ctx->batch);
     st_avro_codec_destroy(ctx->listen_codec);
-    st_avro_codec_destroy(ctx->dlq_codec);
-    st_avro_registry_destroy(ctx->registry);
     st_buf_free(&ctx->keys);
     free(ctx->key_offs);
     free(ctx->marks);
