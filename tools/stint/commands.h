@@ -5,5 +5,7 @@
 
 int cmd_version(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_evaluate(int argc, char **argv);
 
 #endif

@@ -13,6 +13,8 @@ typedef struct {
 
 static const command_t commands[] = {
     {"gen", cmd_gen, "generate a look-alike Last.fm 1K dataset"},
+    {"train", cmd_train, "train a model bundle (the predictor's input)"},
+    {"evaluate", cmd_evaluate, "train and score models and baselines on identical test rows"},
     {"version", cmd_version, "print the version"},
 };
 
