@@ -15,6 +15,7 @@
 #include "ml/st_scaler.h"
 #include "ml/st_spectral.h"
 #include "st_err.h"
+#include "st_log.h"
 #include "st_time.h"
 
 #define MAX_NETS     (ST_BUNDLE_MAX_CLUSTERS + 1)
@@ -562,9 +563,14 @@ static int fit_clusters(st_bundle_t *b, const st_dataset_t *ds, char *errstr, si
     }
     free(v);
     b->n_prof = n; /* users are in id order already (dataset order) */
-    if ((int)n < b->spec.k) {
-        st_errstr(errstr, errstr_size, "bundle: %zu users left for %d clusters", n, b->spec.k);
-        return -1;
+    if ((int)n < b->spec.k || (b->spec.cluster == ST_BUNDLE_CLUSTER_SPECTRAL && n < 3)) {
+        /* too few users to cluster: every user falls back to the global network */
+        st_log_warn("bundle_no_clusters", "model=\"%s\" users=%zu k=%d", b->spec.name, n,
+                    b->spec.k);
+        for (size_t i = 0; i < n; i++)
+            free(b->prof_users[i]);
+        b->n_prof = 0;
+        return 0;
     }
     b->profile_scaler = st_scaler_new(b->n_pf, errstr, errstr_size);
     if (!b->profile_scaler)
@@ -1175,7 +1181,7 @@ st_bundle_t *st_bundle_load(const char *dir, char *errstr, size_t errstr_size)
         st_errstr(errstr, errstr_size, "%s: no global network (net_0)", dir);
         goto fail;
     }
-    if (b->spec.cluster != ST_BUNDLE_CLUSTER_NONE) {
+    if (json_integer_value(json_object_get(meta, "k")) > 0) {
         path_in(path, sizeof path, dir, "clusters.stm");
         if (!(b->clusters = st_cluster_load(path, errstr, errstr_size)))
             goto fail;

@@ -61,6 +61,11 @@ static int preset_specs(const char *preset, uint64_t seed, st_bundle_spec_t *s)
         s[n].cell = ST_NN_CELL_GRU;
         set_name(&s[n++], "seq GRU(32) W16 log-L1");
         st_bundle_spec_default(&s[n]);
+        s[n].layers = 2;
+        s[n].units[0] = s[n].units[1] = 64;
+        s[n].dropout = 0.1f;
+        set_name(&s[n++], "seq LSTM(64)x2 W16 dropout 0.1 log-L1");
+        st_bundle_spec_default(&s[n]);
         s[n].cluster = ST_BUNDLE_CLUSTER_KMEANS;
         set_name(&s[n++], "seq LSTM(32) W16 k-means 5");
         st_bundle_spec_seed(&s[n]);
