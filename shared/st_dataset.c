@@ -284,11 +284,14 @@ int st_dataset_load_profiles(st_dataset_t *ds, const char *path, size_t *bad_lin
     return 0;
 }
 
-static const st_dataset_t *g_sort_ds; /* qsort has no context argument in C11 */
+typedef struct {
+    const char *id;
+    int index;
+} user_key_t;
 
 static int cmp_user(const void *a, const void *b)
 {
-    return strcmp(g_sort_ds->user_ids[*(const int *)a], g_sort_ds->user_ids[*(const int *)b]);
+    return strcmp(((const user_key_t *)a)->id, ((const user_key_t *)b)->id);
 }
 
 static int cmp_raw(const void *a, const void *b)
@@ -342,10 +345,22 @@ int st_dataset_finalize(st_dataset_t *ds, char *errstr, size_t errstr_size)
         st_errstr(errstr, errstr_size, "dataset: out of memory");
         return -1;
     }
+    user_key_t *keys = malloc(((size_t)nu + 1) * sizeof *keys);
+    if (!keys) {
+        free(order);
+        free(rank);
+        free(ids);
+        free(profiles);
+        free(sorted);
+        st_errstr(errstr, errstr_size, "dataset: out of memory");
+        return -1;
+    }
     for (int u = 0; u < nu; u++)
-        order[u] = u;
-    g_sort_ds = ds;
-    qsort(order, (size_t)nu, sizeof *order, cmp_user);
+        keys[u] = (user_key_t){ds->user_ids[u], u};
+    qsort(keys, (size_t)nu, sizeof *keys, cmp_user);
+    for (int u = 0; u < nu; u++)
+        order[u] = keys[u].index;
+    free(keys);
     for (int i = 0; i < nu; i++) {
         rank[order[i]] = i;
         ids[i] = ds->user_ids[order[i]];

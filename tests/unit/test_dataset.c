@@ -445,6 +445,48 @@ static void test_save_load_predict(void)
     ST_EQ_INT(system(cmd), 0);
 }
 
+/* Scaling is inverted before a prediction comes out: on near-constant lengths (~1000 s) every
+ * configuration predicts ~1000 s, not z-units or log units (the seed scored z-units as seconds). */
+static void test_scaling_inverted(void)
+{
+    char err[256];
+    make_sessions(41);
+    for (int i = 0; i < USERS * PER; i++)
+        g_sess[i].length_s = 1000 + i % 7;
+    st_dataset_t *ds = build();
+    split(ds);
+    const st_bundle_scale_t scales[] = {ST_BUNDLE_SCALE_ALL, ST_BUNDLE_SCALE_MIXED,
+                                        ST_BUNDLE_SCALE_ALL};
+    const st_bundle_kind_t kinds[] = {ST_BUNDLE_PARITY, ST_BUNDLE_PARITY, ST_BUNDLE_SEQ};
+    for (int c = 0; c < 3; c++) {
+        st_bundle_spec_t spec;
+        small_spec(&spec, c == 1 ? ST_BUNDLE_CLUSTER_KMEANS : ST_BUNDLE_CLUSTER_NONE);
+        spec.kind = kinds[c];
+        spec.log_target = kinds[c] == ST_BUNDLE_SEQ;
+        spec.scaling = scales[c];
+        spec.epochs = 2;
+        st_bundle_t *b = st_bundle_train(ds, &spec, NULL, NULL, err, sizeof err);
+        ST_REQUIRE(b != NULL);
+        double rl[ST_BUNDLE_MAX_WINDOW + 1], ru[ST_BUNDLE_MAX_WINDOW + 1];
+        int64_t rs[ST_BUNDLE_MAX_WINDOW + 1];
+        int rt[ST_BUNDLE_MAX_WINDOW + 1];
+        double lo = INFINITY, hi = -INFINITY;
+        for (size_t i = 0; i < st_dataset_n_rows(ds); i += 13) {
+            st_bundle_input_t in;
+            double p = NAN;
+            st_bundle_input_from_row(b, ds, i, &in, rl, rs, rt, ru);
+            st_bundle_predict(b, &in, &p);
+            lo = p < lo ? p : lo;
+            hi = p > hi ? p : hi;
+        }
+        if (!(lo > 800 && hi < 1200))
+            fprintf(stderr, "  configuration %d: predictions in [%g, %g]\n", c, lo, hi);
+        ST_CHECK(lo > 800 && hi < 1200);
+        st_bundle_destroy(b);
+    }
+    st_dataset_destroy(ds);
+}
+
 static void test_spec_text(void)
 {
     char err[256];
@@ -476,6 +518,7 @@ int main(void)
     ST_RUN(test_sessions_tsv);
     ST_RUN(test_leak_and_determinism);
     ST_RUN(test_save_load_predict);
+    ST_RUN(test_scaling_inverted);
     ST_RUN(test_spec_text);
     return st_test_summary();
 }

@@ -19,7 +19,7 @@ run() {
 }
 run "$tmp/r1"
 run "$tmp/r2"
-for f in index.html predictions.csv pred_actual.svg loss_curves.svg elbow.svg silhouette.svg \
+for f in index.html predictions.csv pred_actual.svg loss_0.svg loss_3.svg elbow.svg silhouette.svg \
     clusters.svg; do
     [ -s "$tmp/r1/$f" ] || fail "missing report file $f"
 done

@@ -197,31 +197,38 @@ static int write_report(const char *dir, const st_dataset_t *ds, model_t *m, int
     snprintf(path, sizeof path, "%s/pred_actual.svg", dir);
     ok &= st_svg_pred_actual(path, m[best].spec.name, actual, m[best].pred, n_test, "s", err,
                              sizeof err) == 0;
-    st_svg_series_t series[2 * MAX_MODELS];
-    double *xs[MAX_MODELS] = {0};
-    int ns = 0;
+    /* one loss chart per configuration: train and validation loss of each of its networks */
+    int loss_svg[MAX_MODELS] = {0};
+    double epochs_x[4096];
+    for (int e = 0; e < 4096; e++)
+        epochs_x[e] = e + 1;
     for (int i = 0; i < n_models; i++) {
-        const st_nn_history_t *h = st_bundle_history(m[i].bundle, 0);
-        if (!h || h->epochs == 0)
+        st_svg_series_t series[2 * (ST_BUNDLE_MAX_CLUSTERS + 1)];
+        char names[2 * (ST_BUNDLE_MAX_CLUSTERS + 1)][32];
+        int ns = 0;
+        for (int net = 0; net <= ST_BUNDLE_MAX_CLUSTERS; net++) {
+            const st_nn_history_t *h = st_bundle_history(m[i].bundle, net);
+            if (!h || h->epochs == 0)
+                continue;
+            size_t ne = (size_t)(h->epochs < 4096 ? h->epochs : 4096);
+            for (int v = 0; v < 2; v++) {
+                if (net == 0)
+                    snprintf(names[ns], sizeof names[ns], "global %s", v ? "val" : "train");
+                else
+                    snprintf(names[ns], sizeof names[ns], "cluster %d %s", net - 1,
+                             v ? "val" : "train");
+                series[ns] = (st_svg_series_t){names[ns], epochs_x, v ? h->val_loss : h->loss, ne};
+                ns++;
+            }
+        }
+        if (ns == 0)
             continue;
-        xs[i] = malloc((size_t)h->epochs * sizeof(double));
-        if (!xs[i])
-            continue;
-        for (int e = 0; e < h->epochs; e++)
-            xs[i][e] = e + 1;
-        static char names[2 * MAX_MODELS][96];
-        snprintf(names[ns], sizeof names[ns], "%.63s (train)", m[i].spec.name);
-        series[ns] = (st_svg_series_t){names[ns], xs[i], h->loss, (size_t)h->epochs};
-        ns++;
-        snprintf(names[ns], sizeof names[ns], "%.63s (val)", m[i].spec.name);
-        series[ns] = (st_svg_series_t){names[ns], xs[i], h->val_loss, (size_t)h->epochs};
-        ns++;
+        snprintf(path, sizeof path, "%s/loss_%d.svg", dir, i);
+        loss_svg[i] =
+            st_svg_line_chart(path, m[i].spec.name, "epoch", "L1 loss (scaled target units)",
+                              series, ns, err, sizeof err) == 0;
+        ok &= loss_svg[i];
     }
-    snprintf(path, sizeof path, "%s/loss_curves.svg", dir);
-    ok &= st_svg_line_chart(path, "Loss of the global networks (scaled target units)", "epoch",
-                            "L1 loss", series, ns, err, sizeof err) == 0;
-    for (int i = 0; i < n_models; i++)
-        free(xs[i]);
     /* clustering figures from the first clustered configuration */
     int have_clusters = 0;
     for (int i = 0; i < n_models && !have_clusters; i++) {
@@ -319,8 +326,11 @@ static int write_report(const char *dir, const st_dataset_t *ds, model_t *m, int
             fputc(*c, fp);
     }
     fputs("</pre>\n<h2>Predicted vs actual (best model)</h2><img src=\"pred_actual.svg\">\n"
-          "<h2>Loss curves</h2><img src=\"loss_curves.svg\">\n",
+          "<h2>Loss curves</h2>\n",
           fp);
+    for (int i = 0; i < n_models; i++)
+        if (loss_svg[i])
+            fprintf(fp, "<img src=\"loss_%d.svg\">\n", i);
     if (have_clusters)
         fputs("<h2>Elbow</h2><img src=\"elbow.svg\">\n<h2>Silhouette</h2><img "
               "src=\"silhouette.svg\">\n<h2>Clusters</h2><img src=\"clusters.svg\">\n",
