@@ -126,6 +126,7 @@ void st_bundle_spec_seed(st_bundle_spec_t *s)
     s->epochs = 30;
     s->cluster = ST_BUNDLE_CLUSTER_KMEANS;
     s->seed_filters = 1;
+    s->min_cluster_users = 31; /* the seed: one model per cluster with > 30 users */
     s->scaling = ST_BUNDLE_SCALE_MIXED;
 }
 

@@ -97,7 +97,8 @@ typedef struct {
  * no filters, min users 10), scaling all, mixed_max_users 200, seed 1. */
 void st_bundle_spec_default(st_bundle_spec_t *spec);
 /* The seed-parity model: parity, LSTM(250), no log target, L1 (MAE), Adam 1e-3, batch 400,
- * k-means 5, seed filters, mixed scaling, min users 10. */
+ * 30 epochs (patience 4), k-means 5, seed filters, mixed scaling, a network for clusters of
+ * > 30 users (as the seed). */
 void st_bundle_spec_seed(st_bundle_spec_t *spec);
 
 /* The spec as compact JSON text (keys sorted; caller frees), NULL on no memory. Keys: name, kind
