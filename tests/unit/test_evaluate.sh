@@ -36,6 +36,23 @@ done
 n_csv=$(($(wc -l <"$tmp/r1/predictions.csv") - 1))
 counts=$(grep -E '^(seq|seed|baseline)' "$tmp/r1.out" | grep ' s$\| -$' | awk -F'|' '{print $6+0}' | sort -u)
 [ "$counts" = "$n_csv" ] || fail "test rows per row: '$counts' vs csv $n_csv"
+# every MAE in the table can be recomputed from predictions.csv
+python3 - "$tmp/r1/predictions.csv" "$tmp/r1.out" <<'PY' || fail "table MAE != MAE recomputed from predictions.csv"
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+head, data = rows[0], rows[1:]
+table = {}
+for line in open(sys.argv[2]):
+    parts = [p.strip() for p in line.split("|")]
+    if len(parts) == 7 and parts[0] in head and parts[0] not in table:
+        table[parts[0]] = float(parts[1])  # the main table comes first
+assert len(table) == len(head) - 3, (sorted(table), head)
+for i, name in enumerate(head[3:], 3):
+    mae = sum(abs(float(r[i]) - float(r[2])) for r in data) / len(data)
+    if abs(mae - table[name]) > 0.051:
+        print("%s: table %.1f, csv %.3f" % (name, table[name], mae), file=sys.stderr)
+        sys.exit(1)
+PY
 # stint train: a bundle with metadata and test metrics
 "$STINT_BIN_DIR/stint" train --sessions "$tmp/sessions.tsv" --profiles "$tmp/data" --epochs 2 \
     --cluster kmeans --k 3 --out "$tmp/bundle" >"$tmp/train.out" 2>/dev/null || fail "train"

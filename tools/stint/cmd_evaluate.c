@@ -154,6 +154,22 @@ static const char *const base_names[N_BASE] = {"baseline: per-user mean",
                                                "baseline: per-user median",
                                                "baseline: last session", "baseline: global median"};
 
+/* Writes s as one CSV field, quoted (quotes doubled) when it needs to be. */
+static void csv_field(FILE *fp, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, fp);
+        return;
+    }
+    fputc('"', fp);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', fp);
+        fputc(*s, fp);
+    }
+    fputc('"', fp);
+}
+
 static int write_report(const char *dir, const st_dataset_t *ds, model_t *m, int n_models,
                         double *const *base, const double *actual, size_t n_test,
                         const char *table_text, const char *cluster_text, int best)
@@ -171,18 +187,22 @@ static int write_report(const char *dir, const st_dataset_t *ds, model_t *m, int
         return -1;
     }
     fprintf(fp, "user,session_start,actual_length_s");
-    for (int i = 0; i < n_models; i++)
-        fprintf(fp, ",\"%s\"", m[i].spec.name);
-    for (int i = 0; i < N_BASE; i++)
-        fprintf(fp, ",\"%s\"", base_names[i]);
+    for (int i = 0; i < n_models; i++) {
+        fputc(',', fp);
+        csv_field(fp, m[i].spec.name);
+    }
+    for (int i = 0; i < N_BASE; i++) {
+        fputc(',', fp);
+        csv_field(fp, base_names[i]);
+    }
     fputc('\n', fp);
     const st_dataset_row_t *rows = st_dataset_rows(ds);
     size_t j = 0;
     for (size_t r = 0; r < st_dataset_n_rows(ds); r++) {
         if (rows[r].role != ST_DATASET_TEST)
             continue;
-        fprintf(fp, "%s,%lld,%.3f", st_dataset_user_id(ds, rows[r].user),
-                (long long)rows[r].start_s, actual[j]);
+        csv_field(fp, st_dataset_user_id(ds, rows[r].user));
+        fprintf(fp, ",%lld,%.3f", (long long)rows[r].start_s, actual[j]);
         for (int i = 0; i < n_models; i++)
             fprintf(fp, ",%.3f", m[i].pred[j]);
         for (int i = 0; i < N_BASE; i++)
