@@ -852,6 +852,14 @@ static const char *loss_name(st_nn_loss_t l)
     return l == ST_NN_LOSS_L2 ? "l2" : l == ST_NN_LOSS_HUBER ? "huber" : "l1";
 }
 
+/* A float as the shortest double that prints like it (0.002f -> 0.002, not 0.00200000009). */
+static double f2d(float v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.7g", (double)v);
+    return strtod(buf, NULL);
+}
+
 char *st_bundle_spec_json(const st_bundle_spec_t *s)
 {
     json_t *o = json_pack(
@@ -859,10 +867,10 @@ char *st_bundle_spec_json(const st_bundle_spec_t *s)
         "s:s, s:b, s:i, s:s, s:i, s:I}",
         "name", s->name, "kind", s->kind == ST_BUNDLE_SEQ ? "seq" : "parity", "window", s->window,
         "cell", cell_name(s->cell), "layers", s->layers, "units", s->units[0], "units2",
-        s->units[1], "dropout", (double)s->dropout, "log_target", s->log_target, "loss",
+        s->units[1], "dropout", f2d(s->dropout), "log_target", s->log_target, "loss",
         loss_name(s->loss), "epochs", s->epochs, "batch", s->batch, "patience", s->patience, "lr",
-        (double)s->lr, "clip_norm", (double)s->clip_norm, "cluster", cluster_name(s->cluster), "k",
-        s->k, "profile_features", s->profile_features, "seed_filters", s->seed_filters,
+        f2d(s->lr), "clip_norm", f2d(s->clip_norm), "cluster", cluster_name(s->cluster), "k", s->k,
+        "profile_features", s->profile_features, "seed_filters", s->seed_filters,
         "min_cluster_users", s->min_cluster_users, "scaling", scale_name(s->scaling),
         "mixed_max_users", s->mixed_max_users, "seed", (json_int_t)s->seed);
     char *text = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(9)) : NULL;

@@ -19,7 +19,8 @@ typedef struct {
     char *preset; /* default | seed: the starting spec */
     /* common knobs; NULL = keep the config's value */
     char *name, *kind, *cell, *window, *layers, *units, *dropout, *epochs, *cluster, *k, *scaling,
-        *profile_features;
+        *profile_features, *seed_filters, *log_target, *loss, *lr, *batch, *patience,
+        *min_cluster_users;
 } train_opts_t;
 
 #define KNOB(key, field, help)                                                                     \
@@ -48,6 +49,13 @@ static const st_config_entry_t train_table[] = {
     KNOB("k", k, "clusters"),
     KNOB("scaling", scaling, "none, all or mixed"),
     KNOB("profile-features", profile_features, "profile features of the clustering"),
+    KNOB("seed-filters", seed_filters, "true: the seed's user filters before clustering"),
+    KNOB("log-target", log_target, "true: train on log1p(length)"),
+    KNOB("loss", loss, "l1, l2 or huber"),
+    KNOB("lr", lr, "Adam learning rate"),
+    KNOB("batch", batch, "minibatch size"),
+    KNOB("patience", patience, "early-stopping patience in epochs (0: none)"),
+    KNOB("min-cluster-users", min_cluster_users, "users a cluster needs for its own network"),
     {NULL, ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, 0, false, 0, NULL},
 };
 
@@ -149,12 +157,25 @@ int cmd_train(int argc, char **argv)
     const struct {
         const char *key;
         const char *value;
-    } knobs[] = {{"name", o.name},       {"kind", o.kind},
-                 {"cell", o.cell},       {"window", o.window},
-                 {"layers", o.layers},   {"units", o.units},
-                 {"dropout", o.dropout}, {"epochs", o.epochs},
-                 {"cluster", o.cluster}, {"k", o.k},
-                 {"scaling", o.scaling}, {"profile_features", o.profile_features}};
+    } knobs[] = {{"name", o.name},
+                 {"kind", o.kind},
+                 {"cell", o.cell},
+                 {"window", o.window},
+                 {"layers", o.layers},
+                 {"units", o.units},
+                 {"dropout", o.dropout},
+                 {"epochs", o.epochs},
+                 {"cluster", o.cluster},
+                 {"k", o.k},
+                 {"scaling", o.scaling},
+                 {"profile_features", o.profile_features},
+                 {"seed_filters", o.seed_filters},
+                 {"log_target", o.log_target},
+                 {"loss", o.loss},
+                 {"lr", o.lr},
+                 {"batch", o.batch},
+                 {"patience", o.patience},
+                 {"min_cluster_users", o.min_cluster_users}};
     for (size_t i = 0; cr == ST_CONFIG_OK && i < sizeof knobs / sizeof knobs[0]; i++)
         if (knobs[i].value &&
             st_bundle_spec_set(&spec, knobs[i].key, knobs[i].value, err, sizeof err) != 0)
