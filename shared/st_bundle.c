@@ -98,8 +98,8 @@ void st_bundle_spec_default(st_bundle_spec_t *s)
     s->log_target = 1;
     s->loss = ST_NN_LOSS_L1;
     s->epochs = 40;
-    s->batch = 128;
-    s->patience = 4;
+    s->batch = 64;
+    s->patience = 8;
     s->lr = 2e-3f;
     s->clip_norm = 1.0f;
     s->cluster = ST_BUNDLE_CLUSTER_NONE;
@@ -121,6 +121,7 @@ void st_bundle_spec_seed(st_bundle_spec_t *s)
     s->units[1] = 250;
     s->log_target = 0;
     s->batch = 400;
+    s->patience = 4;
     s->lr = 1e-3f;
     s->clip_norm = 0;
     s->epochs = 30;
