@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "st_dlq.h"
 #include "st_http.h"
 #include "st_lifecycle.h"
 #include "st_log.h"
@@ -47,6 +48,8 @@ struct st_service_s {
     st_kafka_opts_t kafka;
     st_redis_t *redis;
     st_http_t *http;
+    st_avro_registry_t *avro;
+    st_avro_codec_t *dlq_codec;
     char group[256];
     char client_id[256];
 };
@@ -64,6 +67,11 @@ st_redis_t *st_service_redis(st_service_t *svc)
 st_http_t *st_service_http(st_service_t *svc)
 {
     return svc->http;
+}
+
+st_avro_registry_t *st_service_avro(st_service_t *svc)
+{
+    return svc->avro;
 }
 
 const st_kafka_opts_t *st_service_kafka(const st_service_t *svc)
@@ -122,6 +130,13 @@ static int run(st_service_t *svc, int argc, char **argv)
                 svc->base.kafka_brokers, svc->group, svc->base.redis_host,
                 (long long)svc->base.redis_port, svc->base.http_bind, st_http_port(svc->http));
 
+    svc->avro = st_avro_registry_new(svc->base.schemas_dir, svc->base.schema_registry_url, errstr,
+                                     sizeof errstr);
+    if (!svc->avro) {
+        st_log_error("schemas_failed", "error=\"%s\"", errstr);
+        return 1;
+    }
+
     st_redis_opts_t ro = {svc->base.redis_host, (int)svc->base.redis_port, svc->base.redis_password,
                           (int)svc->base.redis_db, 5000};
     svc->redis = st_redis_new(&ro);
@@ -146,6 +161,15 @@ static int run(st_service_t *svc, int argc, char **argv)
         st_log_error("setup_failed", "error=\"%s\"", errstr);
         return 1;
     }
+    if (po.dlq_topic && !po.dlq_encode) {
+        svc->dlq_codec = st_avro_codec_new(svc->avro, "DeadLetter", po.dlq_topic, errstr, sizeof errstr);
+        if (!svc->dlq_codec) {
+            st_log_error("setup_failed", "error=\"dead-letter codec: %s\"", errstr);
+            return 1;
+        }
+        po.dlq_encode = st_dlq_encode_avro;
+        po.dlq_ctx = svc->dlq_codec;
+    }
     st_pipeline_t *p = st_pipeline_new(&po, &h, errstr, sizeof errstr);
     if (!p) {
         st_log_error("pipeline_failed", "error=\"%s\"", errstr);
@@ -167,6 +191,8 @@ int st_service_main(const st_service_def_t *def, int argc, char **argv)
     int rc = run(svc, argc, argv);
     if (def->teardown)
         def->teardown(def->ctx);
+    st_avro_codec_destroy(svc->dlq_codec);
+    st_avro_registry_destroy(svc->avro);
     st_redis_destroy(svc->redis);
     st_http_stop(svc->http);
     st_config_destroy(svc->cfg);

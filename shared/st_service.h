@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "st_avro.h"
 #include "st_config.h"
 #include "st_pipeline.h"
 #include "st_redis.h"
@@ -39,8 +40,9 @@ typedef struct {
     const st_config_entry_t *table; /* the service's own settings (may be NULL) */
     void *config;                   /* their struct */
     /* Called once everything is connected: fill h (required: process) and the topic fields of
-     * po (topics, ntopics, dlq_topic, tick_ms); the rest of po is preset. Return 0, or -1 with
-     * errstr (the service exits 1). */
+     * po (topics, ntopics, dlq_topic, tick_ms); the rest of po is preset. When po->dlq_topic is
+     * set and po->dlq_encode is not, dead letters are encoded as Avro DeadLetter records with the
+     * service's registry. Return 0, or -1 with errstr (the service exits 1). */
     int (*setup)(st_service_t *svc, void *ctx, st_pipeline_handler_t *h, st_pipeline_opts_t *po,
                  char *errstr, size_t errstr_size);
     /* Called after the pipeline stopped and closed (may be NULL). */
@@ -55,6 +57,9 @@ int st_service_main(const st_service_def_t *def, int argc, char **argv);
 const st_service_config_t *st_service_config(const st_service_t *svc);
 st_redis_t *st_service_redis(st_service_t *svc);
 st_http_t *st_service_http(st_service_t *svc);
+/* The service's Avro registry (schemas.dir, schema.registry.url), loaded before setup. Codecs
+ * made from it must be destroyed in teardown. */
+st_avro_registry_t *st_service_avro(st_service_t *svc);
 const st_kafka_opts_t *st_service_kafka(const st_service_t *svc);
 
 #endif

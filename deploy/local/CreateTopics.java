@@ -1,13 +1,16 @@
 // Creates stint's topics on a broker, idempotently: existing topics are left as they are.
+// With --recreate, the named topics are deleted first (their data is gone) and created empty.
 // Run by deploy/local/stack with the broker's own jars on the classpath:
-//   java -cp 'libs/*' CreateTopics.java BOOTSTRAP PARTITIONS name[:compact] ...
+//   java -cp 'libs/*' CreateTopics.java [--recreate] BOOTSTRAP PARTITIONS name[:compact] ...
 import java.util.*;
 import java.util.concurrent.ExecutionException;
 import org.apache.kafka.clients.admin.*;
 import org.apache.kafka.common.errors.TopicExistsException;
 
 public class CreateTopics {
-    public static void main(String[] args) throws Exception {
+    public static void main(String[] argv) throws Exception {
+        boolean recreate = argv.length > 0 && argv[0].equals("--recreate");
+        String[] args = recreate ? Arrays.copyOfRange(argv, 1, argv.length) : argv;
         if (args.length < 3) {
             System.err.println("usage: CreateTopics BOOTSTRAP PARTITIONS name[:compact] ...");
             System.exit(2);
@@ -26,6 +29,24 @@ public class CreateTopics {
         }
         int failed = 0, created = 0;
         try (Admin admin = Admin.create(props)) {
+            if (recreate) {
+                Set<String> names = new HashSet<>();
+                for (NewTopic t : topics)
+                    names.add(t.name());
+                names.retainAll(admin.listTopics().names().get());
+                if (!names.isEmpty()) {
+                    admin.deleteTopics(names).all().get();
+                    // Deletion finishes asynchronously; wait until the names are free again.
+                    for (int i = 0; i < 300; i++) {
+                        Set<String> left = new HashSet<>(names);
+                        left.retainAll(admin.listTopics().names().get());
+                        if (left.isEmpty())
+                            break;
+                        Thread.sleep(100);
+                    }
+                    System.out.println("topics: " + names.size() + " deleted");
+                }
+            }
             CreateTopicsResult res = admin.createTopics(topics);
             for (Map.Entry<String, ?> e : res.values().entrySet()) {
                 try {

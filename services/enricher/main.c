@@ -9,7 +9,6 @@
 #include "enrich.h"
 #include "fetch.h"
 #include "st_avro.h"
-#include "st_dlq.h"
 #include "st_lastfm_api.h"
 #include "st_log.h"
 #include "st_metrics.h"
@@ -66,8 +65,7 @@ static const st_config_entry_t table[] = {
 };
 
 typedef struct {
-    st_avro_registry_t *registry;
-    st_dlq_t *dlq;
+    st_avro_registry_t *registry; /* the service's (borrowed) */
     fetch_t *fetch;
     enrich_t *enrich;
 } enricher_t;
@@ -147,13 +145,7 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     enricher_t *ctx = vctx;
     const st_service_config_t *base = st_service_config(svc);
 
-    ctx->registry =
-        st_avro_registry_new(base->schemas_dir, base->schema_registry_url, errstr, errstr_size);
-    if (!ctx->registry)
-        return -1;
-    ctx->dlq = st_dlq_new(ctx->registry, config.dlq_topic, errstr, errstr_size);
-    if (!ctx->dlq)
-        return -1;
+    ctx->registry = st_service_avro(svc);
     if (start_fetching(svc, ctx, errstr, errstr_size) != 0)
         return -1;
     enrich_config_t ec = {ctx->registry,
@@ -170,8 +162,6 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     po->topics = topics;
     po->ntopics = 1;
     po->dlq_topic = config.dlq_topic;
-    po->dlq_encode = st_dlq_encode;
-    po->dlq_ctx = ctx->dlq;
     po->tick_ms = 1000; /* keeps the fetch metrics fresh while idle */
     h->ctx = ctx;
     h->process = process;
@@ -183,8 +173,6 @@ static void teardown(void *vctx)
     enricher_t *ctx = vctx;
     fetch_destroy(ctx->fetch);
     enrich_destroy(ctx->enrich);
-    st_dlq_destroy(ctx->dlq);
-    st_avro_registry_destroy(ctx->registry);
     memset(ctx, 0, sizeof *ctx);
 }
 

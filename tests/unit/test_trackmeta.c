@@ -1,7 +1,8 @@
-/* Unit tests of st_trackmeta (the track cache format) and st_dlq (the Avro dead letter): key
- * normalisation identical to Listen.track_key, Redis keys, lookup replies (hits, misses,
- * collisions, expired negatives, bad shapes), catalog lines, DeadLetter round trip. */
-#include "st_dlq.h"
+/* Unit tests of st_trackmeta (the track cache format): key normalisation identical to
+ * Listen.track_key, Redis keys, lookup replies (hits, misses, collisions, expired negatives, bad
+ * shapes), catalog lines. */
+#include <jansson.h>
+
 #include "st_listen.h"
 #include "st_test.h"
 #include "st_time.h"
@@ -190,47 +191,6 @@ static void test_source_names(void)
     ST_CHECK(st_trackmeta_is_negative(ST_TRACKMETA_TRY_LATER));
 }
 
-static void test_dead_letter(void)
-{
-    char errstr[512], dir[1024];
-    snprintf(dir, sizeof dir, "%s/schemas", STINT_SOURCE_DIR);
-    st_avro_registry_t *reg = st_avro_registry_new(dir, NULL, errstr, sizeof errstr);
-    ST_REQUIRE(reg != NULL);
-    st_dlq_t *dlq = st_dlq_new(reg, "listens.enriched.dlq", errstr, sizeof errstr);
-    ST_REQUIRE(dlq != NULL);
-    st_msg_t msg = {"listens", 2, 41, -1, "user_1", 6, "\x01\xff garbage", 10};
-    st_buf_t buf = ST_BUF_INIT;
-    int64_t before = st_time_wall_ms();
-    ST_EQ_INT(st_dlq_encode(dlq, &msg, "invalid", "bad magic byte", &buf), 0);
-    ST_EQ_INT((unsigned char)buf.data[0], 0);
-    ST_EQ_INT((unsigned char)buf.data[4], 8); /* DeadLetter's static id */
-    st_err_t err = {0};
-    json_t *j = st_avro_registry_decode_json(reg, buf.data, buf.len, &err);
-    ST_REQUIRE(j != NULL);
-    ST_EQ_STR(json_string_value(json_object_get(j, "source_topic")), "listens");
-    ST_EQ_INT(json_integer_value(json_object_get(j, "source_partition")), 2);
-    ST_EQ_INT(json_integer_value(json_object_get(j, "source_offset")), 41);
-    ST_EQ_STR(json_string_value(json_object_get(j, "error_code")), "invalid");
-    ST_EQ_STR(json_string_value(json_object_get(j, "error")), "bad magic byte");
-    ST_EQ_STR(json_string_value(json_object_get(j, "original_key")), "user_1");
-    ST_EQ_INT(json_string_length(json_object_get(j, "original_value")),
-              11); /* 10 bytes; 0xff as U+00FF takes 2 */
-    ST_CHECK(json_integer_value(json_object_get(j, "failed_at_ms")) >= before);
-    json_decref(j);
-    /* No key, no value. */
-    st_msg_t empty = {"listens", 0, 0, -1, NULL, 0, NULL, 0};
-    ST_EQ_INT(st_dlq_encode(dlq, &empty, "invalid", "empty", &buf), 0);
-    j = st_avro_registry_decode_json(reg, buf.data, buf.len, &err);
-    ST_REQUIRE(j != NULL);
-    ST_CHECK(json_is_null(json_object_get(j, "original_key")));
-    ST_EQ_STR(json_string_value(json_object_get(j, "original_value")), "");
-    json_decref(j);
-    st_buf_free(&buf);
-    st_dlq_destroy(dlq);
-    st_dlq_destroy(NULL);
-    st_avro_registry_destroy(reg);
-}
-
 int main(void)
 {
     ST_RUN(test_key_matches_listen);
@@ -238,6 +198,5 @@ int main(void)
     ST_RUN(test_parse_lookup);
     ST_RUN(test_catalog_lines);
     ST_RUN(test_source_names);
-    ST_RUN(test_dead_letter);
     return st_test_summary();
 }

@@ -1,0 +1,82 @@
+/* ingest.h - the ingest service's batch logic, free of Kafka and Redis so it can be unit tested:
+ * validate and normalise each listens.raw message, encode the valid ones as Avro Listen, and
+ * decide which are exact duplicates from the marks the service read from Redis.
+ *
+ * Duplicates: an exact duplicate is a second listen with the same event_id (same user, time,
+ * artist and track). The first record that carries an event_id owns it: the service writes the mark
+ * "<prefix>:ingest:seen:<event_id>" = "<partition>:<offset>" of that record (SET NX EX ttl), after
+ * the batch's outputs are acknowledged (st_pipeline's apply step). A record is a duplicate when an
+ * earlier record of the same batch had its event_id, or when the mark exists and names another
+ * record. A record that finds its own mark is not a duplicate: that is a replay of itself after a
+ * crash between apply and the offset store, and it is produced again (a byte-identical copy).
+ *
+ * Crash cases (the pipeline produces outputs, waits for the acks, applies, stores offsets):
+ * - after produce, before apply: no mark of this batch exists, the replayed batch makes the same
+ *   decisions and the same bytes (Listen is a pure function of the input), so `listens` holds
+ *   byte-identical copies that consumers upsert by event_id; nothing is lost.
+ * - after apply, before the offset store: each owner finds its own mark and is produced again
+ *   (identical bytes), each true duplicate finds another owner's mark and is dropped again. The
+ *   decisions are the same as in the first run, so every event_id is produced and none twice
+ *   under different decisions, and the counters (added only in apply) are not inflated by
+ *   retried process() calls.
+ * - during apply: SET NX is idempotent; the whole round is retried.
+ * A mark is written only after its Listen is acknowledged, so a mark never hides a listen that is
+ * not in Kafka. One limit: copies of a listen sent under different Kafka keys may sit on
+ * partitions owned by two instances; both may read "no mark" before either writes one, and both
+ * produce it (identical bytes, same event_id: consumers upsert). Copies keyed by user_id, as the
+ * format asks, share a partition and never race. */
+#ifndef INGEST_H
+#define INGEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "st_avro.h"
+#include "st_buf.h"
+#include "st_err.h"
+#include "st_listen.h"
+#include "st_pipeline.h"
+
+typedef enum {
+    INGEST_INVALID = 0, /* goes to the DLQ with reason/error */
+    INGEST_NEW,         /* produced to listens; its mark is written in apply */
+    INGEST_DUPLICATE    /* dropped */
+} ingest_verdict_t;
+
+/* One input record of the batch. Strings are NUL-terminated and owned by the batch. */
+typedef struct {
+    ingest_verdict_t verdict;
+    st_listen_reason_t reason;   /* INGEST_INVALID: why (st_listen_reason_name) */
+    char error[512];             /* INGEST_INVALID: human text */
+    char event_id[17];           /* valid records */
+    char owner[40];              /* "<partition>:<offset>": the mark value this record writes */
+    size_t key_off, key_len;     /* user_id in ingest_batch_data() */
+    size_t value_off, value_len; /* Avro Listen (wire format) in ingest_batch_data() */
+} ingest_record_t;
+
+typedef struct ingest_batch_s ingest_batch_t;
+
+/* A batch holder; listen_codec (record Listen, with a topic) is borrowed and must outlive it.
+ * Returns NULL when out of memory. */
+ingest_batch_t *ingest_batch_new(st_avro_codec_t *listen_codec);
+void ingest_batch_destroy(ingest_batch_t *b);
+
+/* Replaces the batch with msgs[0..n): each message is parsed (st_listen_parse with now_ms) and a
+ * valid one is encoded; valid records get verdict INGEST_NEW until ingest_batch_decide. Returns 0,
+ * or -1 with err (out of memory, or an Avro encoding error: fatal, not retriable). */
+int ingest_batch_parse(ingest_batch_t *b, const st_msg_t *msgs, size_t n, int64_t now_ms,
+                       st_err_t *err);
+
+size_t ingest_batch_size(const ingest_batch_t *b);
+/* Record i (borrowed, valid until the next parse). */
+const ingest_record_t *ingest_batch_record(const ingest_batch_t *b, size_t i);
+/* Base of the key/value bytes (borrowed, valid until the next parse). */
+const char *ingest_batch_data(const ingest_batch_t *b);
+
+/* Decides duplicates. marks[i] is the mark read for record i (NULL when none, and for invalid
+ * records); marks may be NULL when no mark exists at all (deduplication off: only duplicates
+ * within the batch are dropped). Returns 0, or -1 when out of memory. */
+int ingest_batch_decide(ingest_batch_t *b, const char *const *marks);
+
+#endif

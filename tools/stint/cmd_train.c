@@ -1,0 +1,240 @@
+/* cmd_train.c - `stint train`: trains one model bundle on a seeded split and writes it (see
+ * st_bundle.h for the bundle layout) with its test metrics next to the baselines. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "st_bundle.h"
+#include "st_config.h"
+#include "st_dataset.h"
+#include "st_time.h"
+#include "train_data.h"
+
+typedef struct {
+    char *config; /* JSON spec */
+    char *out;
+    char *preset; /* default | seed: the starting spec */
+    /* common knobs; NULL = keep the config's value */
+    char *name, *kind, *cell, *window, *layers, *units, *dropout, *epochs, *cluster, *k, *scaling,
+        *profile_features, *seed_filters, *log_target, *loss, *lr, *batch, *patience,
+        *min_cluster_users;
+} train_opts_t;
+
+#define KNOB(key, field, help)                                                                     \
+    {                                                                                              \
+        key, ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, offsetof(train_opts_t, field), false, 0, help   \
+    }
+
+static const st_config_entry_t train_table[] = {
+    {"config", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, offsetof(train_opts_t, config), false, 'c',
+     "JSON object of spec keys (see st_bundle.h: kind, window, cell, layers, units, units2, "
+     "dropout, log_target, loss, epochs, batch, patience, lr, clip_norm, cluster, k, "
+     "profile_features, seed_filters, min_cluster_users, scaling, mixed_max_users, name)"},
+    {"out", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, offsetof(train_opts_t, out), false, 'o',
+     "bundle directory to write (required)"},
+    {"preset", ST_CFG_STRING, "default", ST_CFG_NOBOUNDS, offsetof(train_opts_t, preset), false, 0,
+     "starting spec before the config: default (sequence model) or seed (seed parity)"},
+    KNOB("name", name, "configuration name"),
+    KNOB("kind", kind, "seq or parity"),
+    KNOB("cell", cell, "lstm or gru"),
+    KNOB("window", window, "W, earlier sessions in the sequence"),
+    KNOB("layers", layers, "recurrent layers, 1 or 2"),
+    KNOB("units", units, "units of the first recurrent layer"),
+    KNOB("dropout", dropout, "recurrent input dropout"),
+    KNOB("epochs", epochs, "epoch limit"),
+    KNOB("cluster", cluster, "none, kmeans or spectral"),
+    KNOB("k", k, "clusters"),
+    KNOB("scaling", scaling, "none, all or mixed"),
+    KNOB("profile-features", profile_features, "profile features of the clustering"),
+    KNOB("seed-filters", seed_filters, "true: the seed's user filters before clustering"),
+    KNOB("log-target", log_target, "true: train on log1p(length)"),
+    KNOB("loss", loss, "l1, l2 or huber"),
+    KNOB("lr", lr, "Adam learning rate"),
+    KNOB("batch", batch, "minibatch size"),
+    KNOB("patience", patience, "early-stopping patience in epochs (0: none)"),
+    KNOB("min-cluster-users", min_cluster_users, "users a cluster needs for its own network"),
+    {NULL, ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, 0, false, 0, NULL},
+};
+
+static char *read_file(const char *path, char *errstr, size_t errstr_size)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t n = fread(buf + len, 1, cap - len - 1, fp);
+        len += n;
+        if (n == 0)
+            break;
+        if (len + 1 == cap) {
+            char *p = realloc(buf, cap * 2);
+            if (!p) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = p;
+            cap *= 2;
+        }
+    }
+    int bad = ferror(fp);
+    fclose(fp);
+    if (!buf || bad) {
+        free(buf);
+        snprintf(errstr, errstr_size, "%s: read failed", path);
+        return NULL;
+    }
+    buf[len] = 0;
+    return buf;
+}
+
+/* Mean absolute and squared error of pred against the role's rows. */
+static void errors_of(const st_dataset_t *ds, st_dataset_role_t role, const double *pred,
+                      double *mae, double *rmse, double *base_mean, double *base_median)
+{
+    const st_dataset_row_t *rows = st_dataset_rows(ds);
+    size_t j = 0;
+    double a = 0, s = 0, bm = 0, bd = 0;
+    for (size_t r = 0; r < st_dataset_n_rows(ds); r++) {
+        if (rows[r].role != role)
+            continue;
+        st_dataset_baselines_t bl;
+        st_dataset_baselines(ds, r, &bl);
+        double e = pred[j++] - rows[r].length_s;
+        a += fabs(e);
+        s += e * e;
+        bm += fabs(bl.user_mean_s - rows[r].length_s);
+        bd += fabs(bl.user_median_s - rows[r].length_s);
+    }
+    double n = j ? (double)j : 1;
+    *mae = a / n;
+    *rmse = sqrt(s / n);
+    *base_mean = bm / n;
+    *base_median = bd / n;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    train_opts_t o = {0};
+    train_data_opts_t d = {0};
+    char err[512];
+    st_config_t *cfg = st_config_new("stint train", "train one model bundle for the predictor");
+    if (st_config_add_table(cfg, train_data_table, &d, err, sizeof err) != 0 ||
+        st_config_add_table(cfg, train_table, &o, err, sizeof err) != 0) {
+        fprintf(stderr, "stint train: %s\n", err);
+        st_config_destroy(cfg);
+        return 1;
+    }
+    st_config_result_t cr = st_config_load(cfg, argc, argv, NULL, err, sizeof err);
+    if (cr == ST_CONFIG_OK && !o.out) {
+        snprintf(err, sizeof err, "--out DIR is required");
+        cr = ST_CONFIG_USAGE;
+    }
+    st_bundle_spec_t spec;
+    if (cr == ST_CONFIG_OK) {
+        if (strcmp(o.preset, "default") == 0)
+            st_bundle_spec_default(&spec);
+        else if (strcmp(o.preset, "seed") == 0)
+            st_bundle_spec_seed(&spec);
+        else {
+            snprintf(err, sizeof err, "--preset must be default or seed");
+            cr = ST_CONFIG_USAGE;
+        }
+    }
+    if (cr == ST_CONFIG_OK && o.config) {
+        char *text = read_file(o.config, err, sizeof err);
+        if (!text || st_bundle_spec_from_json(&spec, text, err, sizeof err) != 0)
+            cr = ST_CONFIG_USAGE;
+        free(text);
+    }
+    const struct {
+        const char *key;
+        const char *value;
+    } knobs[] = {{"name", o.name},
+                 {"kind", o.kind},
+                 {"cell", o.cell},
+                 {"window", o.window},
+                 {"layers", o.layers},
+                 {"units", o.units},
+                 {"dropout", o.dropout},
+                 {"epochs", o.epochs},
+                 {"cluster", o.cluster},
+                 {"k", o.k},
+                 {"scaling", o.scaling},
+                 {"profile_features", o.profile_features},
+                 {"seed_filters", o.seed_filters},
+                 {"log_target", o.log_target},
+                 {"loss", o.loss},
+                 {"lr", o.lr},
+                 {"batch", o.batch},
+                 {"patience", o.patience},
+                 {"min_cluster_users", o.min_cluster_users}};
+    for (size_t i = 0; cr == ST_CONFIG_OK && i < sizeof knobs / sizeof knobs[0]; i++)
+        if (knobs[i].value &&
+            st_bundle_spec_set(&spec, knobs[i].key, knobs[i].value, err, sizeof err) != 0)
+            cr = ST_CONFIG_USAGE;
+    if (cr != ST_CONFIG_OK) {
+        if (cr == ST_CONFIG_USAGE) {
+            fprintf(stderr, "stint train: %s\n", err);
+            st_config_usage(cfg, stderr);
+        }
+        st_config_destroy(cfg);
+        return cr == ST_CONFIG_EXIT ? 0 : 2;
+    }
+    spec.seed = (uint64_t)d.seed; /* one seed for the split and the model */
+    int rc = 1;
+    double *pred = NULL;
+    st_bundle_t *b = NULL;
+    st_dataset_t *ds = train_data_load(&d, err, sizeof err);
+    if (!ds) {
+        fprintf(stderr, "stint train: %s\n", err);
+        st_config_destroy(cfg);
+        return d.sessions ? 1 : 2;
+    }
+    int64_t t0 = st_time_mono_ms();
+    b = st_bundle_train(ds, &spec, train_progress, spec.name, err, sizeof err);
+    if (!b) {
+        fprintf(stderr, "stint train: %s\n", err);
+        goto done;
+    }
+    double train_s = (double)(st_time_mono_ms() - t0) / 1000.0;
+    size_t n_test = st_dataset_count(ds, ST_DATASET_TEST),
+           n_val = st_dataset_count(ds, ST_DATASET_VAL);
+    pred = malloc((n_test + n_val + 1) * sizeof *pred);
+    if (!pred)
+        goto done;
+    double mae, rmse, bmean, bmed, vmae, vrmse, vbm, vbd;
+    train_predict_rows(b, ds, ST_DATASET_TEST, pred);
+    errors_of(ds, ST_DATASET_TEST, pred, &mae, &rmse, &bmean, &bmed);
+    train_predict_rows(b, ds, ST_DATASET_VAL, pred);
+    errors_of(ds, ST_DATASET_VAL, pred, &vmae, &vrmse, &vbm, &vbd);
+    char metrics[1024];
+    snprintf(metrics, sizeof metrics,
+             "{\"test_rows\":%zu,\"test_mae_s\":%.3f,\"test_rmse_s\":%.3f,"
+             "\"test_baseline_user_mean_mae_s\":%.3f,\"test_baseline_user_median_mae_s\":%.3f,"
+             "\"val_rows\":%zu,\"val_mae_s\":%.3f,\"val_rmse_s\":%.3f,\"train_rows\":%zu,"
+             "\"split\":\"%s\",\"train_time_s\":%.1f}",
+             n_test, mae, rmse, bmean, bmed, n_val, vmae, vrmse,
+             st_dataset_count(ds, ST_DATASET_TRAIN), d.split, train_s);
+    if (st_bundle_save(b, o.out, metrics, err, sizeof err) != 0) {
+        fprintf(stderr, "stint train: %s\n", err);
+        goto done;
+    }
+    printf("train: model=\"%s\" out=%s test_rows=%zu test_mae_s=%.1f (per-user mean %.1f, "
+           "median %.1f) val_mae_s=%.1f train_time_s=%.1f\n",
+           spec.name, o.out, n_test, mae, bmean, bmed, vmae, train_s);
+    rc = 0;
+done:
+    free(pred);
+    st_bundle_destroy(b);
+    st_dataset_destroy(ds);
+    st_config_destroy(cfg);
+    return rc;
+}
