@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "st_avro.h"
-#include "st_dlq.h"
 #include "st_log.h"
 #include "st_metrics.h"
 #include "st_service.h"
@@ -88,9 +87,8 @@ typedef struct {
 
 typedef struct {
     st_service_t *svc;
-    st_avro_registry_t *reg;
+    st_avro_registry_t *reg; /* the service's (borrowed) */
     st_avro_codec_t *in_codec, *out_codec;
-    st_dlq_t *dlq;
     sz_store_t *store;
     st_sessionizer_t *sz;
     part_t *parts;
@@ -536,19 +534,13 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     sc.grace_ms = config.grace_ms;
     sc.recent_n = (uint32_t)config.recent_n;
     ctx->svc = svc;
-    ctx->reg =
-        st_avro_registry_new(base->schemas_dir, base->schema_registry_url, errstr, errstr_size);
-    if (!ctx->reg)
-        return -1;
+    ctx->reg = st_service_avro(svc);
     ctx->in_codec = st_avro_codec_new(ctx->reg, "EnrichedListen", NULL, errstr, errstr_size);
     if (!ctx->in_codec)
         return -1;
     ctx->out_codec =
         st_avro_codec_new(ctx->reg, "SessionEvent", config.out_topic, errstr, errstr_size);
     if (!ctx->out_codec)
-        return -1;
-    ctx->dlq = st_dlq_new(ctx->reg, config.dlq_topic, errstr, errstr_size);
-    if (!ctx->dlq)
         return -1;
     ctx->store = sz_store_new(st_service_redis(svc), base->redis_prefix);
     if (!ctx->store) {
@@ -586,8 +578,6 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     po->topics = topics;
     po->ntopics = 1;
     po->dlq_topic = config.dlq_topic;
-    po->dlq_encode = st_dlq_encode;
-    po->dlq_ctx = ctx->dlq;
     po->tick_ms = (int)config.idle_flush_ms;
     h->ctx = ctx;
     h->process = process;
@@ -610,8 +600,6 @@ static void teardown(void *vctx)
     sz_store_destroy(ctx->store);
     st_avro_codec_destroy(ctx->in_codec);
     st_avro_codec_destroy(ctx->out_codec);
-    st_dlq_destroy(ctx->dlq);
-    st_avro_registry_destroy(ctx->reg);
     free(ctx->parts);
     free(ctx->items);
     free(ctx->prof_users);

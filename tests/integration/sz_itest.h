@@ -105,12 +105,9 @@ static inline int szt_load_lines(const char *path, szt_lines_t *out)
 static inline void szt_format(char *buf, size_t size, const char *user, int64_t start_ms,
                               double length_s, int track_count, double unknown_share)
 {
-    int n;
-    if (start_ms % 1000 == 0)
-        n = snprintf(buf, size, "%s\t%lld", user, (long long)(start_ms / 1000));
-    else
-        n = snprintf(buf, size, "%s\t%.3f", user, (double)start_ms / 1000.0);
-    snprintf(buf + n, size - (size_t)n, "\t%.3f\t%d\t%.4f", length_s, track_count, unknown_share);
+    long long start_s = start_ms >= 0 ? start_ms / 1000 : -((999 - start_ms) / 1000);
+    snprintf(buf, size, "%s\t%lld\t%.3f\t%d\t%.4f", user, start_s, length_s, track_count,
+             unknown_share);
 }
 
 typedef struct {

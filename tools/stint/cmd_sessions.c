@@ -19,7 +19,7 @@ static void usage(FILE *fp)
           "Sessionizes a Last.fm 1K-format dataset exactly as the streaming sessionizer does and\n"
           "writes one closed session per line, sorted by user id (bytewise) then start, as TSV:\n"
           "  user_id  start_ts  length_s  track_count  unknown_duration_share\n"
-          "start_ts: epoch seconds of the first listen (decimals only when not whole);\n"
+          "start_ts: epoch seconds of the first listen (an integer; fractions truncated);\n"
           "length_s: last start - first start + last track's duration (0 if unknown), 3 decimals;\n"
           "unknown_duration_share: share 0..1 of the session's listens without a catalog\n"
           "duration (1 for every session without --catalog), 4 decimals. Readers may ignore\n"
@@ -41,12 +41,10 @@ typedef struct {
 static int write_session(void *arg, const char *user_id, const st_session_summary_t *s)
 {
     writer_t *w = arg;
-    if (s->start_ms % 1000 == 0)
-        fprintf(w->fp, "%s\t%" PRId64, user_id, s->start_ms / 1000);
-    else
-        fprintf(w->fp, "%s\t%.3f", user_id, (double)s->start_ms / 1000.0);
-    fprintf(w->fp, "\t%.3f\t%" PRIu32 "\t%.4f\n", (double)s->length_ms / 1000.0, s->track_count,
-            s->unknown_duration_share);
+    /* Whole seconds (the Last.fm data has no fractions; readers parse an integer). */
+    int64_t start_s = s->start_ms >= 0 ? s->start_ms / 1000 : -((999 - s->start_ms) / 1000);
+    fprintf(w->fp, "%s\t%" PRId64 "\t%.3f\t%" PRIu32 "\t%.4f\n", user_id, start_s,
+            (double)s->length_ms / 1000.0, s->track_count, s->unknown_duration_share);
     return ferror(w->fp) ? -1 : 0;
 }
 
