@@ -53,7 +53,8 @@ int st_out_dead_letter(st_out_t *out, const st_msg_t *msg, const char *code, con
 /* Keeps the stored offset of topic/partition at or below offset (the first record still held in
  * memory, e.g. in a reorder buffer). A hold lasts for the current batch only: a service that
  * keeps records across batches calls it in every batch (ticks included) for every partition that
- * still holds some. */
+ * still holds some. It may be called from process() or, with the out of that batch, from apply():
+ * holds are cleared before each process() attempt and read only when offsets are stored. */
 void st_out_hold(st_out_t *out, const char *topic, int32_t partition, int64_t offset);
 
 /* Encodes a dead letter; the service supplies an Avro encoder, tests may use the JSON default. */
