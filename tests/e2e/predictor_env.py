@@ -80,6 +80,26 @@ class Env:
         assert r.returncode == 0, "producing the session events failed"
         return dict(kv.split("=") for kv in r.stdout.split())
 
+    def create_topics(self, partitions=3):
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient({"bootstrap.servers": BROKERS})
+        fs = admin.create_topics([NewTopic(self.topics[k], partitions, 1)
+                                  for k in ("sessions", "predictions", "outcomes")])
+        for f in fs.values():
+            f.result(30)
+
+    def wait_assigned(self, timeout_s=30):
+        """Waits until the predictor's consumer owns its partitions (its log says so)."""
+        deadline = time.monotonic() + timeout_s
+        path = os.path.join(self.tmp, "predictor.log")
+        while time.monotonic() < deadline:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                if "partitions_assigned" in f.read():
+                    return True
+            time.sleep(0.1)
+        return False
+
     def start_predictor(self, model_dir, *extra):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
