@@ -96,9 +96,13 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
         return -1;
     if (!(ctx->mae = pred_mae_new((size_t)config.mae_window)))
         return st_errstr(errstr, errstr_size, "out of memory");
-    pc_config_t pcfg = {base->redis_prefix,           config.predictions_topic,
-                        config.outcomes_topic,        (int)config.history_max,
-                        (int)config.prediction_ttl_s, config.baseline_default_s};
+    pc_config_t pcfg = {.redis_prefix = base->redis_prefix,
+                        .in_topic = config.in_topic,
+                        .predictions_topic = config.predictions_topic,
+                        .outcomes_topic = config.outcomes_topic,
+                        .history_max = (int)config.history_max,
+                        .prediction_ttl_s = (int)config.prediction_ttl_s,
+                        .baseline_default_s = config.baseline_default_s};
     ctx->core =
         pc_new(&pcfg, st_service_redis(svc), ctx->reg, ctx->model, ctx->mae, errstr, errstr_size);
     if (!ctx->core)

@@ -39,6 +39,7 @@ typedef struct {
     bool cluster_cold;
     char cluster_version[PM_VERSION_MAX];
     int first_reply; /* index of the user's first reply in the read round */
+    int last_opened; /* the user's latest OPENED event of the batch, -1 none */
 } pc_user_t;
 
 typedef struct {
@@ -61,8 +62,9 @@ typedef struct {
     double length_s;
     int track_count;
     double unknown_share;
-    int pred_reply; /* CLOSED: reply index of the stored prediction */
-    bool model;     /* OPENED: the model answered (else the baseline) */
+    int pred_reply;  /* CLOSED: reply index of the stored prediction */
+    bool model;      /* OPENED: the model answered (else the baseline) */
+    int prev_opened; /* OPENED: the user's previous OPENED event of the batch, -1 none */
     /* apply: what the Lua call writes */
     char payload[PC_PAYLOAD_MAX];
     bool has_outcome;
@@ -84,6 +86,7 @@ struct pc {
     int *slots; /* open addressing: user index + 1, 0 empty */
     size_t n_slots;
     bool pending_apply;
+    char applied_name[300]; /* "pred:applied:<in_topic>" */
     char loaded_version[PM_VERSION_MAX];
     st_metric_t *m_pred_model, *m_pred_base, *m_outcomes, *m_unmatched, *m_replayed, *m_swaps,
         *m_model_fail, *m_model_info;
@@ -117,6 +120,7 @@ pc_t *pc_new(const pc_config_t *cfg, st_redis_t *redis, st_avro_registry_t *reg,
     pc->model = model;
     pc->mae = mae;
     pc->script = st_redis_script(redis, apply_lua);
+    snprintf(pc->applied_name, sizeof pc->applied_name, "pred:applied:%s", cfg->in_topic);
     if (!(pc->in_codec = st_avro_codec_new(reg, "SessionEvent", NULL, errstr, errstr_size)) ||
         !(pc->pred_codec =
               st_avro_codec_new(reg, "Prediction", cfg->predictions_topic, errstr, errstr_size)) ||
@@ -224,6 +228,7 @@ static int user_index(pc_t *pc, const char *id, size_t len)
     memcpy(u->id, id, len);
     u->id[len] = 0;
     u->cluster = -1;
+    u->last_opened = -1;
     pc->slots[h] = pc->n_users + 1;
     return pc->n_users++;
 }
@@ -349,7 +354,7 @@ static int read_state(pc_t *pc, redisReply ***replies, st_err_t *err)
     for (int i = 0; i < pc->n_users; i++) {
         pc_user_t *u = &pc->users[i];
         u->first_reply = nreq;
-        key_of(key, sizeof key, pc->cfg.redis_prefix, u->id, "pred:applied");
+        key_of(key, sizeof key, pc->cfg.redis_prefix, u->id, pc->applied_name);
         st_redis_pipe(pc->redis, "HGETALL %s", key);
         key_of(key, sizeof key, pc->cfg.redis_prefix, u->id, "pred:hist");
         st_redis_pipe(pc->redis, "LRANGE %s %d -1", key, -pc->cfg.history_max);
@@ -528,8 +533,7 @@ static bool parse_stored(const char *s, pc_stored_t *p)
                   p->version) == 5;
 }
 
-static int on_closed(pc_t *pc, pc_event_t *e, size_t idx, redisReply **replies, st_out_t *out,
-                     st_err_t *err)
+static int on_closed(pc_t *pc, pc_event_t *e, redisReply **replies, st_out_t *out, st_err_t *err)
 {
     pc_user_t *u = &pc->users[e->user];
     pc_hist_t h = {e->start_ms / 1000, e->length_s, e->track_count, e->unknown_share};
@@ -541,11 +545,9 @@ static int on_closed(pc_t *pc, pc_event_t *e, size_t idx, redisReply **replies, 
     }
     /* The prediction: made earlier in this batch, else stored in Redis. */
     const char *text = NULL;
-    for (size_t j = idx; j-- > 0;) {
-        const pc_event_t *o = &pc->ev[j];
-        if (!o->skip && o->kind == KIND_OPENED && o->user == e->user &&
-            strcmp(o->session_id, e->session_id) == 0) {
-            text = o->payload;
+    for (int j = u->last_opened; j >= 0; j = pc->ev[j].prev_opened) {
+        if (strcmp(pc->ev[j].session_id, e->session_id) == 0) {
+            text = pc->ev[j].payload;
             break;
         }
     }
@@ -641,8 +643,14 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
             st_metric_inc(pc->m_replayed, 1);
             continue;
         }
-        int rc = e->kind == KIND_OPENED ? on_opened(pc, e, out, err)
-                                        : on_closed(pc, e, i, replies, out, err);
+        int rc;
+        if (e->kind == KIND_OPENED) {
+            rc = on_opened(pc, e, out, err);
+            e->prev_opened = pc->users[e->user].last_opened;
+            pc->users[e->user].last_opened = (int)i;
+        } else {
+            rc = on_closed(pc, e, replies, out, err);
+        }
         if (rc != 0)
             return -1;
         pc->pending_apply = true;
@@ -655,7 +663,7 @@ int pc_apply(void *ctx, st_err_t *err)
     pc_t *pc = ctx;
     if (!pc->pending_apply)
         return 0;
-    char applied[512], hist[512], pkey[1024], sub[256], part[16], off[32], hmax[16], ttl[16];
+    char applied[1024], hist[512], pkey[1024], sub[256], part[16], off[32], hmax[16], ttl[16];
     snprintf(hmax, sizeof hmax, "%d", pc->cfg.history_max);
     snprintf(ttl, sizeof ttl, "%d", pc->cfg.prediction_ttl_s);
     st_redis_pipe_reset(pc->redis);
@@ -664,7 +672,7 @@ int pc_apply(void *ctx, st_err_t *err)
         if (e->skip)
             continue;
         const char *user = pc->users[e->user].id;
-        key_of(applied, sizeof applied, pc->cfg.redis_prefix, user, "pred:applied");
+        key_of(applied, sizeof applied, pc->cfg.redis_prefix, user, pc->applied_name);
         key_of(hist, sizeof hist, pc->cfg.redis_prefix, user, "pred:hist");
         snprintf(sub, sizeof sub, "pred:s:%s", e->session_id);
         key_of(pkey, sizeof pkey, pc->cfg.redis_prefix, user, sub);

@@ -2,7 +2,8 @@
  * PredictionOutcome (on CLOSED) out, per-user history and stored predictions in Redis.
  *
  * Redis, per user (one hash tag, so Redis Cluster keeps a user on one shard):
- *   <prefix>:u:{<user>}:pred:applied   hash partition -> last applied input offset
+ *   <prefix>:u:{<user>}:pred:applied:<in_topic>
+ *                                      hash partition -> last applied input offset
  *   <prefix>:u:{<user>}:pred:hist      list of the last history_max CLOSED sessions, oldest first,
  *                                      each "start_s length_s track_count unknown_share"
  *   <prefix>:u:{<user>}:pred:s:<sid>   the prediction of an open session (TTL prediction_ttl_s),
@@ -39,6 +40,7 @@
 
 typedef struct {
     const char *redis_prefix;
+    const char *in_topic; /* names the idempotency markers: offsets are per topic */
     const char *predictions_topic;
     const char *outcomes_topic;
     int history_max;           /* CLOSED sessions kept per user (>= the bundle's W + 1) */
