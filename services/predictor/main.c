@@ -1,6 +1,7 @@
 /* main.c - stint-predictor: SessionEvents in, a Prediction per OPENED session (model bundle, or
  * the baseline until one is loaded) and a PredictionOutcome per CLOSED one, the live MAE on
- * /metrics. Config table and wiring; the logic is in pred_core, pred_model and pred_mae. */
+ * /metrics. Config table and wiring; the logic is in pred_core and pred_mae, the bundle watch in
+ * st_bwatch. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,8 +9,8 @@
 
 #include "pred_core.h"
 #include "pred_mae.h"
-#include "pred_model.h"
 #include "st_avro.h"
+#include "st_bwatch.h"
 #include "st_log.h"
 #include "st_service.h"
 #include "st_time.h"
@@ -57,7 +58,7 @@ static const st_config_entry_t table[] = {
 typedef struct {
     st_avro_registry_t *reg;
     st_avro_codec_t *dlq_codec;
-    pm_holder_t *model;
+    st_bwatch_t *model;
     pred_mae_t *mae;
     pc_t *core;
 } pr_ctx_t;
@@ -92,7 +93,8 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     if (!(ctx->dlq_codec =
               st_avro_codec_new(ctx->reg, "DeadLetter", config.dlq_topic, errstr, errstr_size)))
         return -1;
-    if (!(ctx->model = pm_new(config.model_dir, (int)config.model_poll_ms, errstr, errstr_size)))
+    if (!(ctx->model =
+              st_bwatch_new(config.model_dir, (int)config.model_poll_ms, errstr, errstr_size)))
         return -1;
     if (!(ctx->mae = pred_mae_new((size_t)config.mae_window)))
         return st_errstr(errstr, errstr_size, "out of memory");
@@ -107,7 +109,7 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
         pc_new(&pcfg, st_service_redis(svc), ctx->reg, ctx->model, ctx->mae, errstr, errstr_size);
     if (!ctx->core)
         return -1;
-    int need = pm_history_needed(ctx->model);
+    int need = st_bwatch_history_needed(ctx->model);
     if (need > config.history_max)
         st_log_warn("history_short", "history.max=%lld bundle_needs=%d",
                     (long long)config.history_max, need);
@@ -123,8 +125,8 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     h->process = pc_process;
     h->apply = pc_apply;
     st_log_info("predictor_ready", "model_dir=\"%s\" model_version=%s in=%s out=%s,%s",
-                config.model_dir, pm_version(ctx->model), config.in_topic, config.predictions_topic,
-                config.outcomes_topic);
+                config.model_dir, st_bwatch_version(ctx->model), config.in_topic,
+                config.predictions_topic, config.outcomes_topic);
     return 0;
 }
 
@@ -133,7 +135,7 @@ static void teardown(void *vctx)
     pr_ctx_t *ctx = vctx;
     pc_destroy(ctx->core);
     pred_mae_destroy(ctx->mae);
-    pm_destroy(ctx->model);
+    st_bwatch_destroy(ctx->model);
     st_avro_codec_destroy(ctx->dlq_codec);
     st_avro_registry_destroy(ctx->reg);
 }

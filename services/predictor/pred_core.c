@@ -37,7 +37,7 @@ typedef struct {
     int n_hist, cap_hist;
     int cluster; /* clusterer's assignment, -1 none */
     bool cluster_cold;
-    char cluster_version[PM_VERSION_MAX];
+    char cluster_version[ST_BWATCH_VERSION_MAX];
     int first_reply; /* index of the user's first reply in the read round */
     int last_opened; /* the user's latest OPENED event of the batch, -1 none */
 } pc_user_t;
@@ -75,7 +75,7 @@ struct pc {
     pc_config_t cfg;
     st_redis_t *redis;
     st_redis_script_t *script;
-    pm_holder_t *model;
+    st_bwatch_t *model;
     pred_mae_t *mae;
     st_avro_codec_t *in_codec, *pred_codec, *outcome_codec;
     st_buf_t enc;
@@ -87,7 +87,7 @@ struct pc {
     size_t n_slots;
     bool pending_apply;
     char applied_name[300]; /* "pred:applied:<in_topic>" */
-    char loaded_version[PM_VERSION_MAX];
+    char loaded_version[ST_BWATCH_VERSION_MAX];
     st_metric_t *m_pred_model, *m_pred_base, *m_outcomes, *m_unmatched, *m_replayed, *m_swaps,
         *m_model_fail, *m_model_info;
 };
@@ -107,7 +107,7 @@ static const char apply_lua[] =
     "end\n"
     "return 1\n";
 
-pc_t *pc_new(const pc_config_t *cfg, st_redis_t *redis, st_avro_registry_t *reg, pm_holder_t *model,
+pc_t *pc_new(const pc_config_t *cfg, st_redis_t *redis, st_avro_registry_t *reg, st_bwatch_t *model,
              pred_mae_t *mae, char *errstr, size_t errstr_size)
 {
     pc_t *pc = calloc(1, sizeof *pc);
@@ -146,7 +146,7 @@ pc_t *pc_new(const pc_config_t *cfg, st_redis_t *redis, st_avro_registry_t *reg,
                                      "model bundles swapped in while running");
     pc->m_model_fail = st_metrics_counter("stint_predictor_model_failures_total", NULL,
                                           "predictions where the model gave no finite answer");
-    snprintf(pc->loaded_version, sizeof pc->loaded_version, "%s", pm_version(model));
+    snprintf(pc->loaded_version, sizeof pc->loaded_version, "%s", st_bwatch_version(model));
     char labels[160];
     snprintf(labels, sizeof labels, "model_version=\"%s\"", pc->loaded_version);
     pc->m_model_info =
@@ -173,12 +173,12 @@ void pc_destroy(pc_t *pc)
 
 static void note_swap(pc_t *pc)
 {
-    if (!pm_swap(pc->model))
+    if (!st_bwatch_swap(pc->model))
         return;
     st_metric_inc(pc->m_swaps, 1);
     st_metric_set(pc->m_model_info, 0);
     char labels[160];
-    snprintf(pc->loaded_version, sizeof pc->loaded_version, "%s", pm_version(pc->model));
+    snprintf(pc->loaded_version, sizeof pc->loaded_version, "%s", st_bwatch_version(pc->model));
     snprintf(labels, sizeof labels, "model_version=\"%s\"", pc->loaded_version);
     pc->m_model_info =
         st_metrics_gauge("stint_predictor_model_info", labels, "1 for the model version in use");
@@ -457,16 +457,16 @@ static int on_opened(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
     pc_user_t *u = &pc->users[e->user];
     double baseline_s = e->session_index > 0 && e->has_mean
                             ? e->mean_s
-                            : pm_global_baseline_s(pc->model, pc->cfg.baseline_default_s);
+                            : st_bwatch_global_baseline_s(pc->model, pc->cfg.baseline_default_s);
     double predicted_s = baseline_s;
     bool model = false;
     int cluster = -1;
-    st_bundle_t *b = pm_bundle(pc->model);
+    st_bundle_t *b = st_bwatch_bundle(pc->model);
     if (b) {
         double lengths[PC_RECENT_MAX], unknown[PC_RECENT_MAX];
         int64_t starts[PC_RECENT_MAX];
         int tracks[PC_RECENT_MAX];
-        int need = pm_history_needed(pc->model);
+        int need = st_bwatch_history_needed(pc->model);
         if (need > PC_RECENT_MAX)
             need = PC_RECENT_MAX;
         int want = e->session_index < need ? e->session_index : need;
@@ -523,12 +523,12 @@ typedef struct {
     double predicted_s, baseline_s;
     int cluster;
     char kind;
-    char version[PM_VERSION_MAX];
+    char version[ST_BWATCH_VERSION_MAX];
 } pc_stored_t;
 
 static bool parse_stored(const char *s, pc_stored_t *p)
 {
-    _Static_assert(PM_VERSION_MAX == 80, "the width below is PM_VERSION_MAX - 1");
+    _Static_assert(ST_BWATCH_VERSION_MAX == 80, "the width below is ST_BWATCH_VERSION_MAX - 1");
     return sscanf(s, "%lf %lf %d %c %79s", &p->predicted_s, &p->baseline_s, &p->cluster, &p->kind,
                   p->version) == 5;
 }

@@ -32,8 +32,8 @@
 #include <stddef.h>
 
 #include "pred_mae.h"
-#include "pred_model.h"
 #include "st_avro.h"
+#include "st_bwatch.h"
 #include "st_err.h"
 #include "st_pipeline.h"
 #include "st_redis.h"
@@ -52,7 +52,7 @@ typedef struct pc pc_t;
 
 /* Everything is borrowed and must outlive the core; cfg strings too. Returns NULL with errstr
  * (codecs that cannot be built). */
-pc_t *pc_new(const pc_config_t *cfg, st_redis_t *redis, st_avro_registry_t *reg, pm_holder_t *model,
+pc_t *pc_new(const pc_config_t *cfg, st_redis_t *redis, st_avro_registry_t *reg, st_bwatch_t *model,
              pred_mae_t *mae, char *errstr, size_t errstr_size);
 void pc_destroy(pc_t *pc);
 

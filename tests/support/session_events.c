@@ -6,7 +6,9 @@
  *            topic and the --create ones first);
  *   offline  the MAE of a bundle over every session of the TSV, through st_bundle_input_from_row
  *            (the `stint evaluate` feature path): the number the online MAE must match;
- *   train    trains a default-spec bundle (st_bundle_train) with metrics.global_median_s. */
+ *   profiles produces the dataset's user profiles as UserProfile records;
+ *   train    trains a default-spec bundle (st_bundle_train, optionally with clustering) with
+ *            metrics.global_median_s. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -261,7 +263,7 @@ static int train(int argc, char **argv)
     const char *out = arg_of(argc, argv, "--out", NULL);
     if (!sessions || !out) {
         fprintf(stderr, "usage: session-events train --sessions TSV [--profiles TSV] --out DIR "
-                        "[--epochs N] [--seed S]\n");
+                        "[--epochs N] [--seed S] [--cluster none|kmeans|spectral]\n");
         return 2;
     }
     st_dataset_t *ds = load(sessions, arg_of(argc, argv, "--profiles", NULL));
@@ -273,6 +275,12 @@ static int train(int argc, char **argv)
     st_bundle_spec_t spec;
     st_bundle_spec_default(&spec);
     spec.epochs = atoi(arg_of(argc, argv, "--epochs", "5"));
+    if (st_bundle_spec_set(&spec, "cluster", arg_of(argc, argv, "--cluster", "none"), err,
+                           sizeof err) != 0) {
+        fprintf(stderr, "session-events: %s\n", err);
+        st_dataset_destroy(ds);
+        return 2;
+    }
     spec.seed = sc.seed = strtoull(arg_of(argc, argv, "--seed", "1"), NULL, 10);
     st_bundle_t *b = NULL;
     int rc = 1;
@@ -292,14 +300,80 @@ static int train(int argc, char **argv)
     return rc;
 }
 
+/* Produces every user's profile of the dataset as a UserProfile record (topic created). */
+static int profiles(int argc, char **argv)
+{
+    const char *sessions = arg_of(argc, argv, "--sessions", NULL);
+    const char *prof = arg_of(argc, argv, "--profiles", NULL);
+    const char *topic = arg_of(argc, argv, "--topic", NULL);
+    const char *brokers = arg_of(argc, argv, "--brokers", "127.0.0.1:19092");
+    if (!sessions || !prof || !topic) {
+        fprintf(stderr, "usage: session-events profiles --sessions TSV --profiles TSV --topic T "
+                        "[--brokers B]\n");
+        return 2;
+    }
+    st_dataset_t *ds = load(sessions, prof);
+    if (!ds)
+        return 1;
+    char err[512];
+    st_avro_registry_t *reg =
+        st_avro_registry_new(STINT_SOURCE_DIR "/schemas", NULL, err, sizeof err);
+    st_avro_codec_t *codec =
+        reg ? st_avro_codec_new(reg, "UserProfile", topic, err, sizeof err) : NULL;
+    st_kafka_opts_t ko = {brokers, "stint-session-events", NULL, 0};
+    const char *topics[1] = {topic};
+    st_producer_t *prod = NULL;
+    if (codec && st_kafka_create_topics(&ko, topics, 1, 3, err, sizeof err) == 0)
+        prod = st_producer_new(&ko, err, sizeof err);
+    if (!prod) {
+        fprintf(stderr, "session-events: %s\n", err);
+        return 1;
+    }
+    st_buf_t buf = {0};
+    st_err_t e = {0};
+    int n = 0;
+    for (int u = 0; u < st_dataset_n_users(ds); u++) {
+        const st_dataset_profile_t *p = st_dataset_profile(ds, u);
+        const char *user = st_dataset_user_id(ds, u);
+        avro_value_t *rec = st_avro_codec_record(codec);
+        st_avro_set_string(rec, "user_id", user);
+        char g[2] = {p->gender, 0};
+        st_avro_set_nullable_string(rec, "gender", p->gender ? g : NULL);
+        int32_t age = p->age;
+        st_avro_set_nullable_int(rec, "age", p->age >= 0 ? &age : NULL);
+        st_avro_set_nullable_string(rec, "country", p->country[0] ? p->country : NULL);
+        int64_t reg_ms = p->registered_s * 1000;
+        st_avro_set_nullable_long(rec, "registered_ms", p->registered_s > 0 ? &reg_ms : NULL);
+        if (st_avro_codec_encode(codec, rec, &buf, &e) != 0 ||
+            st_producer_send(prod, topic, -1, user, strlen(user), buf.data, buf.len, &e) != 0) {
+            fprintf(stderr, "session-events: %s\n", e.text);
+            return 1;
+        }
+        n++;
+    }
+    if (st_producer_wait(prod, 60000, &e) != 0) {
+        fprintf(stderr, "session-events: %s\n", e.text);
+        return 1;
+    }
+    printf("profiles=%d\n", n);
+    st_buf_free(&buf);
+    st_producer_destroy(prod);
+    st_avro_codec_destroy(codec);
+    st_avro_registry_destroy(reg);
+    st_dataset_destroy(ds);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "profiles") == 0)
+        return profiles(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "produce") == 0)
         return produce(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "offline") == 0)
         return offline(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "train") == 0)
         return train(argc, argv);
-    fprintf(stderr, "usage: session-events produce|offline|train ...\n");
+    fprintf(stderr, "usage: session-events produce|profiles|offline|train ...\n");
     return 2;
 }

@@ -1,6 +1,5 @@
-/* pred_model.c - loading, versioning and hot-swapping the predictor's model bundle (see
- * pred_model.h). */
-#include "pred_model.h"
+/* st_bwatch.c - loading, versioning and hot-swapping a service's model bundle (see st_bwatch.h). */
+#include "st_bwatch.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -25,32 +24,32 @@ typedef struct {
     ino_t ino;
     off_t size;
     struct timespec mtime;
-} pm_stamp_t;
+} bw_stamp_t;
 
 typedef struct {
     st_bundle_t *bundle;
-    char version[PM_VERSION_MAX];
+    char version[ST_BWATCH_VERSION_MAX];
     double global_median_s;
-} pm_loaded_t;
+} bw_loaded_t;
 
-struct pm_holder {
+struct st_bwatch {
     char *dir;
     int poll_ms;
-    pm_loaded_t cur;
-    pm_stamp_t cur_stamp;
+    bw_loaded_t cur;
+    bw_stamp_t cur_stamp;
     pthread_mutex_t mu; /* guards pending, stop */
     pthread_cond_t cv;
-    pm_loaded_t pending; /* bundle NULL when nothing is waiting */
+    bw_loaded_t pending; /* bundle NULL when nothing is waiting */
     bool stop;
     bool thread_started;
     pthread_t thread;
 };
 
-static pm_stamp_t stamp_of(const char *dir)
+static bw_stamp_t stamp_of(const char *dir)
 {
     char path[4096];
     struct stat st;
-    pm_stamp_t s = {0};
+    bw_stamp_t s = {0};
     snprintf(path, sizeof path, "%s/metadata.json", dir);
     if (stat(path, &st) != 0)
         return s;
@@ -62,7 +61,7 @@ static pm_stamp_t stamp_of(const char *dir)
     return s;
 }
 
-static bool stamp_equal(const pm_stamp_t *a, const pm_stamp_t *b)
+static bool stamp_equal(const bw_stamp_t *a, const bw_stamp_t *b)
 {
     return a->present == b->present && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
            a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
@@ -129,8 +128,8 @@ static int hash_dir(const char *dir, uint64_t *out, char *errstr, size_t errstr_
     return 0;
 }
 
-st_bundle_t *pm_load_dir(const char *dir, char *version, double *global_median_s, char *errstr,
-                         size_t errstr_size)
+st_bundle_t *st_bwatch_load_dir(const char *dir, char *version, double *global_median_s,
+                                char *errstr, size_t errstr_size)
 {
     st_bundle_t *b = st_bundle_load(dir, errstr, errstr_size);
     if (!b)
@@ -142,7 +141,7 @@ st_bundle_t *pm_load_dir(const char *dir, char *version, double *global_median_s
     json_t *gm = json_object_get(json_object_get(meta, "metrics"), "global_median_s");
     *global_median_s = json_is_number(gm) ? json_number_value(gm) : NAN;
     if (mv && *mv) {
-        snprintf(version, PM_VERSION_MAX, "%s", mv);
+        snprintf(version, ST_BWATCH_VERSION_MAX, "%s", mv);
     } else {
         uint64_t h;
         if (hash_dir(dir, &h, errstr, errstr_size) != 0) {
@@ -150,22 +149,22 @@ st_bundle_t *pm_load_dir(const char *dir, char *version, double *global_median_s
             st_bundle_destroy(b);
             return NULL;
         }
-        snprintf(version, PM_VERSION_MAX, "b-%016llx", (unsigned long long)h);
+        snprintf(version, ST_BWATCH_VERSION_MAX, "b-%016llx", (unsigned long long)h);
     }
     json_decref(meta);
     return b;
 }
 
 /* Loads dir if its stamp differs from *seen; a load that raced a writer is retried next time. */
-static bool try_load(const char *dir, pm_stamp_t *seen, pm_loaded_t *out)
+static bool try_load(const char *dir, bw_stamp_t *seen, bw_loaded_t *out)
 {
-    pm_stamp_t before = stamp_of(dir);
+    bw_stamp_t before = stamp_of(dir);
     if (!before.present || stamp_equal(&before, seen))
         return false;
     char errstr[512];
-    pm_loaded_t l = {0};
-    l.bundle = pm_load_dir(dir, l.version, &l.global_median_s, errstr, sizeof errstr);
-    pm_stamp_t after = stamp_of(dir);
+    bw_loaded_t l = {0};
+    l.bundle = st_bwatch_load_dir(dir, l.version, &l.global_median_s, errstr, sizeof errstr);
+    bw_stamp_t after = stamp_of(dir);
     if (!stamp_equal(&before, &after)) {
         st_bundle_destroy(l.bundle);
         return false;
@@ -182,8 +181,8 @@ static bool try_load(const char *dir, pm_stamp_t *seen, pm_loaded_t *out)
 
 static void *watch_main(void *arg)
 {
-    pm_holder_t *pm = arg;
-    pm_stamp_t seen = pm->cur_stamp;
+    st_bwatch_t *pm = arg;
+    bw_stamp_t seen = pm->cur_stamp;
     pthread_mutex_lock(&pm->mu);
     while (!pm->stop) {
         struct timespec until;
@@ -198,7 +197,7 @@ static void *watch_main(void *arg)
         if (pm->stop)
             break;
         pthread_mutex_unlock(&pm->mu);
-        pm_loaded_t l;
+        bw_loaded_t l;
         bool got = try_load(pm->dir, &seen, &l);
         pthread_mutex_lock(&pm->mu);
         if (got) {
@@ -210,9 +209,9 @@ static void *watch_main(void *arg)
     return NULL;
 }
 
-pm_holder_t *pm_new(const char *dir, int poll_ms, char *errstr, size_t errstr_size)
+st_bwatch_t *st_bwatch_new(const char *dir, int poll_ms, char *errstr, size_t errstr_size)
 {
-    pm_holder_t *pm = calloc(1, sizeof *pm);
+    st_bwatch_t *pm = calloc(1, sizeof *pm);
     if (!pm || !(pm->dir = strdup(dir))) {
         free(pm);
         st_errstr(errstr, errstr_size, "out of memory");
@@ -229,7 +228,7 @@ pm_holder_t *pm_new(const char *dir, int poll_ms, char *errstr, size_t errstr_si
         int rc = pthread_create(&pm->thread, NULL, watch_main, pm);
         if (rc != 0) {
             st_errstr(errstr, errstr_size, "model watcher thread: %s", strerror(rc));
-            pm_destroy(pm);
+            st_bwatch_destroy(pm);
             return NULL;
         }
         pm->thread_started = true;
@@ -237,7 +236,7 @@ pm_holder_t *pm_new(const char *dir, int poll_ms, char *errstr, size_t errstr_si
     return pm;
 }
 
-void pm_destroy(pm_holder_t *pm)
+void st_bwatch_destroy(st_bwatch_t *pm)
 {
     if (!pm)
         return;
@@ -256,9 +255,9 @@ void pm_destroy(pm_holder_t *pm)
     free(pm);
 }
 
-bool pm_swap(pm_holder_t *pm)
+bool st_bwatch_swap(st_bwatch_t *pm)
 {
-    pm_loaded_t l = {0};
+    bw_loaded_t l = {0};
     pthread_mutex_lock(&pm->mu);
     if (pm->pending.bundle) {
         l = pm->pending;
@@ -275,22 +274,22 @@ bool pm_swap(pm_holder_t *pm)
     return changed;
 }
 
-st_bundle_t *pm_bundle(pm_holder_t *pm)
+st_bundle_t *st_bwatch_bundle(st_bwatch_t *pm)
 {
     return pm->cur.bundle;
 }
 
-const char *pm_version(const pm_holder_t *pm)
+const char *st_bwatch_version(const st_bwatch_t *pm)
 {
     return pm->cur.version;
 }
 
-double pm_global_baseline_s(const pm_holder_t *pm, double fallback_s)
+double st_bwatch_global_baseline_s(const st_bwatch_t *pm, double fallback_s)
 {
     return isfinite(pm->cur.global_median_s) ? pm->cur.global_median_s : fallback_s;
 }
 
-int pm_history_needed(const pm_holder_t *pm)
+int st_bwatch_history_needed(const st_bwatch_t *pm)
 {
     if (!pm->cur.bundle)
         return 0;
