@@ -9,7 +9,7 @@
  *               predictions per CPU second of the predictor process (/proc/<pid>/stat, all its
  *               threads: the one-core figure, independent of other load on the machine).
  *   bench-predictor [rate=5000] [seconds=10] [backlog_sessions=200000] [users=10000]
- *                   [batch_max=5000] */
+ *                   [batch_max=5000] [predictor_linger_ms=5] */
 #include <libgen.h>
 #include <limits.h>
 #include <math.h>
@@ -109,7 +109,8 @@ static int train_bundle(const char *dir)
     return rc;
 }
 
-static char bin[PATH_MAX + 64], model_dir[256], logpath[256], prefix[128], batch_max[16] = "5000";
+static char bin[PATH_MAX + 64], model_dir[256], logpath[256], prefix[128],
+    batch_max[16] = "5000", linger[32] = "linger.ms=5";
 
 static pid_t start_predictor(const char *in, const char *pred, const char *out, const char *group)
 {
@@ -228,6 +229,8 @@ int main(int argc, char **argv)
     n_users = argc > 4 ? atol(argv[4]) : 10000;
     if (argc > 5)
         snprintf(batch_max, sizeof batch_max, "%s", argv[5]);
+    if (argc > 6)
+        snprintf(linger, sizeof linger, "linger.ms=%d", atoi(argv[6]));
     char exe[PATH_MAX], errstr[512], t_in[128], t_pred[128], t_out[128], t_in2[128], t_pred2[128],
         group[128], group2[128], rgroup[128];
     if (!realpath(argv[0], exe)) {
