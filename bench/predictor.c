@@ -377,6 +377,29 @@ int main(int argc, char **argv)
     rd_kafka_destroy(rk);
     kill(pid, SIGTERM);
     itest_wait(pid, 30000);
+    /* Remove the bench's Redis keys (all under its unique prefix). */
+    redisContext *rc = itest_redis();
+    char cursor[32] = "0", pattern[160];
+    snprintf(pattern, sizeof pattern, "%s:*", prefix);
+    long removed = 0;
+    do {
+        redisReply *r = redisCommand(rc, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            if (r)
+                freeReplyObject(r);
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            redisReply *d = redisCommand(rc, "UNLINK %s", r->element[1]->element[i]->str);
+            if (d)
+                freeReplyObject(d);
+            removed++;
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    redisFree(rc);
+    printf("predictor bench: removed %ld Redis keys under %s\n", removed, prefix);
     st_buf_free(&buf);
     free(warm.sent_us);
     free(run.sent_us);

@@ -86,6 +86,7 @@ struct pc {
     int *slots; /* open addressing: user index + 1, 0 empty */
     size_t n_slots;
     bool pending_apply;
+    int hist_read; /* history entries a batch reads and keeps: what the bundle needs (>= 1) */
     char applied_name[300]; /* "pred:applied:<in_topic>" */
     char loaded_version[ST_BWATCH_VERSION_MAX];
     st_metric_t *m_pred_model, *m_pred_base, *m_outcomes, *m_unmatched, *m_replayed, *m_swaps,
@@ -357,7 +358,7 @@ static int read_state(pc_t *pc, redisReply ***replies, st_err_t *err)
         key_of(key, sizeof key, pc->cfg.redis_prefix, u->id, pc->applied_name);
         st_redis_pipe(pc->redis, "HGETALL %s", key);
         key_of(key, sizeof key, pc->cfg.redis_prefix, u->id, "pred:hist");
-        st_redis_pipe(pc->redis, "LRANGE %s %d -1", key, -pc->cfg.history_max);
+        st_redis_pipe(pc->redis, "LRANGE %s %d -1", key, -pc->hist_read);
         key_of(key, sizeof key, pc->cfg.redis_prefix, u->id, "cluster");
         st_redis_pipe(pc->redis, "HMGET %s cluster cold version", key);
         nreq += 3;
@@ -407,7 +408,7 @@ static int read_state(pc_t *pc, redisReply ***replies, st_err_t *err)
                        &h.unknown_share) != 4)
                 continue;
             h.start_s = st;
-            if (hist_push(u, &h, pc->cfg.history_max) != 0) {
+            if (hist_push(u, &h, pc->hist_read) != 0) {
                 st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
                 return -1;
             }
@@ -539,7 +540,7 @@ static int on_closed(pc_t *pc, pc_event_t *e, redisReply **replies, st_out_t *ou
     pc_hist_t h = {e->start_ms / 1000, e->length_s, e->track_count, e->unknown_share};
     snprintf(e->payload, sizeof e->payload, "%lld %.17g %d %.17g", (long long)h.start_s, h.length_s,
              h.track_count, h.unknown_share);
-    if (hist_push(u, &h, pc->cfg.history_max) != 0) {
+    if (hist_push(u, &h, pc->hist_read) != 0) {
         st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
         return -1;
     }
@@ -588,6 +589,8 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
 {
     pc_t *pc = ctx;
     note_swap(pc);
+    int need = st_bwatch_history_needed(pc->model);
+    pc->hist_read = need < 1 ? 1 : need > pc->cfg.history_max ? pc->cfg.history_max : need;
     pc->n_ev = 0;
     pc->n_users = 0;
     if (pc->slots)

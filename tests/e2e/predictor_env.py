@@ -152,6 +152,12 @@ class Env:
     def cleanup(self):
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
+        # The test's Redis keys (all under its unique prefix).
+        keys = subprocess.run(["redis-cli", "-p", REDIS_PORT, "--scan", "--pattern",
+                               f"{self.tag}:*"], capture_output=True, text=True).stdout.split()
+        for i in range(0, len(keys), 500):
+            subprocess.run(["redis-cli", "-p", REDIS_PORT, "UNLINK", *keys[i:i + 500]],
+                           capture_output=True)
         if not FAILS:
             shutil.rmtree(self.tmp, ignore_errors=True)
         else:

@@ -19,7 +19,7 @@ def main():
         env.train(model, epochs=3, seed=1)
         n = len(env.session_ids)
         env.create_topics()
-        env.start_predictor(model, "--batch.max", "300")
+        env.start_predictor(model, "--batch.max", "300", "-X", "session.timeout.ms=6000")
         check(env.wait_assigned(), "predictor joined its group")
         producer = env.produce(rate=1200, background=True)
         for kill_at in (n // 4, n // 2):
@@ -29,7 +29,7 @@ def main():
                 time.sleep(0.05)
             env.proc.send_signal(signal.SIGKILL)
             env.proc.wait()
-            env.start_predictor(model, "--batch.max", "300")
+            env.start_predictor(model, "--batch.max", "300", "-X", "session.timeout.ms=6000")
         producer.wait(timeout=120)
         check(producer.returncode == 0, "paced producer finished")
         # The last instance saw only part of the stream: wait until the topics are complete.
