@@ -350,6 +350,9 @@ static int64_t applied_of(const pc_user_t *u, int32_t partition)
 static int read_state(pc_t *pc, redisReply ***replies, st_err_t *err)
 {
     char key[1024], pkey[256];
+    /* The clusterer's assignment only matters to a bundle with per-cluster networks. */
+    st_bundle_t *b = st_bwatch_bundle(pc->model);
+    bool want_cluster = b && st_bundle_k(b) > 0;
     st_redis_pipe_reset(pc->redis);
     int nreq = 0;
     for (int i = 0; i < pc->n_users; i++) {
@@ -360,8 +363,11 @@ static int read_state(pc_t *pc, redisReply ***replies, st_err_t *err)
         key_of(key, sizeof key, pc->cfg.redis_prefix, u->id, "pred:hist");
         st_redis_pipe(pc->redis, "LRANGE %s %d -1", key, -pc->hist_read);
         key_of(key, sizeof key, pc->cfg.redis_prefix, u->id, "cluster");
-        st_redis_pipe(pc->redis, "HMGET %s cluster cold version", key);
-        nreq += 3;
+        nreq += 2;
+        if (want_cluster) {
+            st_redis_pipe(pc->redis, "HMGET %s cluster cold version", key);
+            nreq++;
+        }
     }
     for (size_t i = 0; i < pc->n_ev; i++) {
         pc_event_t *e = &pc->ev[i];
@@ -393,7 +399,7 @@ static int read_state(pc_t *pc, redisReply ***replies, st_err_t *err)
     for (int i = 0; i < pc->n_users; i++) {
         pc_user_t *u = &pc->users[i];
         redisReply *ap = r[u->first_reply], *hi = r[u->first_reply + 1],
-                   *cl = r[u->first_reply + 2];
+                   *cl = want_cluster ? r[u->first_reply + 2] : NULL;
         for (size_t j = 0;
              ap->type == REDIS_REPLY_ARRAY && j + 1 < ap->elements && u->nparts < PC_PARTS_MAX;
              j += 2) {
@@ -413,7 +419,7 @@ static int read_state(pc_t *pc, redisReply ***replies, st_err_t *err)
                 return -1;
             }
         }
-        if (cl->type == REDIS_REPLY_ARRAY && cl->elements == 3 &&
+        if (cl && cl->type == REDIS_REPLY_ARRAY && cl->elements == 3 &&
             cl->element[0]->type == REDIS_REPLY_STRING &&
             cl->element[2]->type == REDIS_REPLY_STRING) {
             u->cluster = atoi(cl->element[0]->str);
