@@ -4,7 +4,8 @@ users.clusters and in Redis (the same one): a training user its bundle cluster, 
 cluster of the bundle's model (or cold with little history), all under the bundle's version;
 a scheduled re-fit publishes an informational "+refit-N" version; a second run over the same
 input (new consumer group) is skipped by the idempotency markers: no new assignments and the
-stored profiles unchanged."""
+stored profiles unchanged; the predictor on the same Redis prefix then predicts with the bundle's
+cluster for training users and the clusterer's assignment for the others (none when cold)."""
 import collections
 import json
 import os
@@ -150,6 +151,31 @@ def main():
               f"refits={m1.get('stint_clusterer_refits_total')}")
         procs[1].terminate()
         check(procs[1].wait(30) == 0, "SIGTERM: exit 0 (second run)")
+
+        # The predictor on the same Redis prefix uses these clusters: a training user's bundle
+        # cluster, else the clusterer's (non-cold) assignment, else none.
+        from confluent_kafka.admin import AdminClient, NewTopic
+        admin = AdminClient({"bootstrap.servers": BROKERS})
+        fs = admin.create_topics([NewTopic(env.topics[t], 3, 1)
+                                  for t in ("predictions", "outcomes")])
+        for f in fs.values():
+            f.result(30)
+        env.start_predictor(model)
+        n = sum(n_sessions.values())
+        check(env.wait_outcomes(n), f"predictor published {n} outcomes")
+        preds = env.read("predictions", n)
+        wrong = []
+        for _, _, rec in preds:
+            u = rec["user_id"]
+            want = bundle_cluster.get(u, None if last[u]["cold"] else last[u]["cluster"])
+            if rec["cluster"] != want:
+                wrong.append((u, rec["cluster"], want))
+        warm_new = [u for u in new if not last[u]["cold"]]
+        check(warm_new, f"{len(warm_new)} new users with a clusterer assignment to check")
+        check(len(preds) == n and not wrong,
+              f"predictions use the bundle's / clusterer's cluster ({len(wrong)} of {len(preds)} "
+              f"differ: {wrong[:3]})")
+        check(env.stop_predictor() == 0, "predictor SIGTERM: exit 0")
     finally:
         for p in procs:
             if p.poll() is None:
