@@ -69,11 +69,11 @@ class Env:
                      str(epochs), "--seed", str(seed)])
         assert r.returncode == 0, "training failed"
 
-    def produce(self, rate=0, background=False):
+    def produce(self, rate=0, background=False, registry=None):
         args = [os.path.join(BIN, "stint-session-events"), "produce", "--sessions", self.sessions,
                 "--profiles", self.profiles, "--topic", self.topics["sessions"], "--brokers",
                 BROKERS, "--create", f"{self.topics['predictions']},{self.topics['outcomes']}",
-                "--rate", str(rate)]
+                "--rate", str(rate)] + (["--registry", registry] if registry else [])
         if background:
             return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         r = run(args)
@@ -143,9 +143,9 @@ class Env:
             self.proc.kill()
             return -1
 
-    def read(self, topic_key, want):
+    def read(self, topic_key, want, registry=None):
         schemas = stint_consumer.SchemaSource(os.path.join(SRC, "schemas"),
-                                              os.environ.get("SCHEMA_REGISTRY_URL"))
+                                              registry or os.environ.get("SCHEMA_REGISTRY_URL"))
         return stint_consumer.consume(self.topics[topic_key], BROKERS, schemas, want, 20.0,
                                       group=f"{self.tag}-reader-{topic_key}")
 

@@ -102,14 +102,15 @@ static int produce(int argc, char **argv)
     if (!sessions || !topic) {
         fprintf(stderr, "usage: session-events produce --sessions TSV [--profiles TSV] --topic T "
                         "[--brokers B] [--recent N] [--partitions P] "
-                        "[--create T1,T2] [--rate EVENTS_PER_S]\n");
+                        "[--create T1,T2] [--rate EVENTS_PER_S] [--registry URL]\n");
         return 2;
     }
     st_dataset_t *ds = load(sessions, arg_of(argc, argv, "--profiles", NULL));
     if (!ds)
         return 1;
     char err[512];
-    st_avro_registry_t *reg = st_avro_registry_new(schemas, NULL, err, sizeof err);
+    st_avro_registry_t *reg =
+        st_avro_registry_new(schemas, arg_of(argc, argv, "--registry", NULL), err, sizeof err);
     st_avro_codec_t *codec =
         reg ? st_avro_codec_new(reg, "SessionEvent", topic, err, sizeof err) : NULL;
     st_kafka_opts_t ko = {brokers, "stint-session-events", NULL, 0};
