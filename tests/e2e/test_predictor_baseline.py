@@ -1,12 +1,12 @@
 """e2e: the predictor without a bundle answers with the baseline and says so: every Prediction
 has predictor BASELINE, model_version "none", predicted = baseline = the mean length of the
 user's earlier sessions (--baseline.default_s for a first session); outcomes and the MAE gauges
-agree."""
+agree. An undecodable record goes to the dead-letter topic and processing continues."""
 import collections
 import os
 import sys
 
-from predictor_env import FAILS, Env, check
+from predictor_env import BROKERS, FAILS, Env, check
 
 
 def main():
@@ -14,6 +14,14 @@ def main():
     try:
         n = len(env.session_ids)
         env.produce()
+        from confluent_kafka import Producer
+        from confluent_kafka.admin import AdminClient, NewTopic
+        admin = AdminClient({"bootstrap.servers": BROKERS})
+        for f in admin.create_topics([NewTopic(env.topics["dlq"], 1, 1)]).values():
+            f.result(30)
+        prod = Producer({"bootstrap.servers": BROKERS})
+        prod.produce(env.topics["sessions"], key=b"user_000001", value=b"not avro at all")
+        prod.flush(30)
         env.start_predictor(os.path.join(env.tmp, "no-bundle-here"), "--baseline.default_s", "777")
         check(env.wait_outcomes(n), f"predictor published {n} outcomes")
         preds = env.read("predictions", n)
@@ -39,6 +47,10 @@ def main():
         check(a is not None and a == b, f"MAE gauges: predicted {a} == baseline {b}")
         check(m.get('stint_predictor_predictions_total{predictor="BASELINE"}') == n,
               "BASELINE counter")
+        dead = env.read("dlq", 1)
+        check(len(dead) == 1 and dead[0][2]["error_code"] == "invalid" and
+              dead[0][2]["original_value"] == b"not avro at all",
+              f"the bad record is in the DLQ: {[d[2]['error'] for d in dead]}")
         check(env.stop_predictor() == 0, "SIGTERM: exit 0")
     finally:
         env.cleanup()
