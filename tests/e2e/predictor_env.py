@@ -160,5 +160,17 @@ class Env:
                            capture_output=True)
         if not FAILS:
             shutil.rmtree(self.tmp, ignore_errors=True)
+            # The test's topics too (kept with the directory when something failed).
+            try:
+                from confluent_kafka.admin import AdminClient
+                admin = AdminClient({"bootstrap.servers": BROKERS})
+                for f in admin.delete_topics(list(self.topics.values()),
+                                             operation_timeout=30).values():
+                    try:
+                        f.result()
+                    except Exception:  # a topic the test never created
+                        pass
+            except ImportError:
+                pass
         else:
             print(f"kept {self.tmp} for inspection")
