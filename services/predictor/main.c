@@ -1,0 +1,155 @@
+/* main.c - stint-predictor: SessionEvents in, a Prediction per OPENED session (model bundle, or
+ * the baseline until one is loaded) and a PredictionOutcome per CLOSED one, the live MAE on
+ * /metrics. Config table and wiring; the logic is in pred_core and pred_mae, the bundle watch in
+ * st_bwatch. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pred_core.h"
+#include "pred_mae.h"
+#include "st_avro.h"
+#include "st_bwatch.h"
+#include "st_log.h"
+#include "st_service.h"
+#include "st_time.h"
+
+typedef struct {
+    char *in_topic;
+    char *predictions_topic;
+    char *outcomes_topic;
+    char *dlq_topic;
+    char *model_dir;
+    int64_t model_poll_ms;
+    int64_t history_max;
+    int64_t prediction_ttl_s;
+    double baseline_default_s;
+    int64_t mae_window;
+} pr_config_t;
+
+static pr_config_t config;
+
+#define OFF(f) offsetof(pr_config_t, f)
+static const st_config_entry_t table[] = {
+    {"in.topic", ST_CFG_STRING, "sessions", ST_CFG_NOBOUNDS, OFF(in_topic), false, 0,
+     "input topic of SessionEvents"},
+    {"predictions.topic", ST_CFG_STRING, "predictions", ST_CFG_NOBOUNDS, OFF(predictions_topic),
+     false, 0, "output topic of Predictions"},
+    {"outcomes.topic", ST_CFG_STRING, "predictions.outcomes", ST_CFG_NOBOUNDS, OFF(outcomes_topic),
+     false, 0, "output topic of PredictionOutcomes"},
+    {"dlq.topic", ST_CFG_STRING, "sessions.dlq", ST_CFG_NOBOUNDS, OFF(dlq_topic), false, 0,
+     "dead-letter topic of undecodable SessionEvents"},
+    {"model.dir", ST_CFG_STRING, "model", ST_CFG_NOBOUNDS, OFF(model_dir), false, 0,
+     "model bundle directory from `stint train` (watched; a newer bundle is swapped in)"},
+    {"model.poll_ms", ST_CFG_INT, "2000", 0, 3600000, OFF(model_poll_ms), false, 0,
+     "how often the bundle directory is checked for a new version (0 = never)"},
+    {"history.max", ST_CFG_INT, "64", 1, 256, OFF(history_max), false, 0,
+     "closed sessions kept per user in Redis (>= the bundle's window + 1)"},
+    {"prediction.ttl_s", ST_CFG_INT, "604800", 60, 31536000, OFF(prediction_ttl_s), false, 0,
+     "lifetime of a stored prediction waiting for its CLOSED event"},
+    {"baseline.default_s", ST_CFG_DOUBLE, "1800", 0, 1e9, OFF(baseline_default_s), false, 0,
+     "baseline of a user's first session when the bundle has no metrics.global_median_s"},
+    {"mae.window", ST_CFG_INT, "1000", 1, 10000000, OFF(mae_window), false, 0,
+     "outcomes in the rolling MAE gauges"},
+    {NULL, 0, NULL, 0, 0, 0, false, 0, NULL},
+};
+
+typedef struct {
+    st_avro_registry_t *reg;
+    st_avro_codec_t *dlq_codec;
+    st_bwatch_t *model;
+    pred_mae_t *mae;
+    pc_t *core;
+} pr_ctx_t;
+
+static int encode_dead_letter(void *vctx, const st_msg_t *msg, const char *code, const char *text,
+                              st_buf_t *out)
+{
+    pr_ctx_t *ctx = vctx;
+    avro_value_t *rec = st_avro_codec_record(ctx->dlq_codec);
+    st_err_t err = {0};
+    st_avro_set_string(rec, "source_topic", msg->topic);
+    st_avro_set_int(rec, "source_partition", msg->partition);
+    st_avro_set_long(rec, "source_offset", msg->offset);
+    st_avro_set_string(rec, "error_code", code);
+    st_avro_set_string(rec, "error", text);
+    st_avro_set_nullable_bytes(rec, "original_key", msg->key, msg->key_len);
+    st_avro_set_bytes(rec, "original_value", msg->value ? msg->value : "", msg->value_len);
+    st_avro_set_long(rec, "failed_at_ms", st_time_wall_ms());
+    return st_avro_codec_encode(ctx->dlq_codec, rec, out, &err);
+}
+
+static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pipeline_opts_t *po,
+                 char *errstr, size_t errstr_size)
+{
+    static const char *topics[1];
+    pr_ctx_t *ctx = vctx;
+    const st_service_config_t *base = st_service_config(svc);
+    ctx->reg =
+        st_avro_registry_new(base->schemas_dir, base->schema_registry_url, errstr, errstr_size);
+    if (!ctx->reg)
+        return -1;
+    if (!(ctx->dlq_codec =
+              st_avro_codec_new(ctx->reg, "DeadLetter", config.dlq_topic, errstr, errstr_size)))
+        return -1;
+    if (!(ctx->model =
+              st_bwatch_new(config.model_dir, (int)config.model_poll_ms, errstr, errstr_size)))
+        return -1;
+    if (!(ctx->mae = pred_mae_new((size_t)config.mae_window)))
+        return st_errstr(errstr, errstr_size, "out of memory");
+    pc_config_t pcfg = {.redis_prefix = base->redis_prefix,
+                        .in_topic = config.in_topic,
+                        .predictions_topic = config.predictions_topic,
+                        .outcomes_topic = config.outcomes_topic,
+                        .history_max = (int)config.history_max,
+                        .prediction_ttl_s = (int)config.prediction_ttl_s,
+                        .baseline_default_s = config.baseline_default_s};
+    ctx->core =
+        pc_new(&pcfg, st_service_redis(svc), ctx->reg, ctx->model, ctx->mae, errstr, errstr_size);
+    if (!ctx->core)
+        return -1;
+    int need = st_bwatch_history_needed(ctx->model);
+    if (need > config.history_max)
+        st_log_warn("history_short", "history.max=%lld bundle_needs=%d",
+                    (long long)config.history_max, need);
+    topics[0] = config.in_topic;
+    po->topics = topics;
+    po->ntopics = 1;
+    po->dlq_topic = config.dlq_topic;
+    po->dlq_encode = encode_dead_letter;
+    po->dlq_ctx = ctx;
+    /* Ticks give an idle predictor a chance to swap in a new bundle between batches. */
+    po->tick_ms = 1000;
+    h->ctx = ctx->core;
+    h->process = pc_process;
+    h->apply = pc_apply;
+    st_log_info("predictor_ready", "model_dir=\"%s\" model_version=%s in=%s out=%s,%s",
+                config.model_dir, st_bwatch_version(ctx->model), config.in_topic,
+                config.predictions_topic, config.outcomes_topic);
+    return 0;
+}
+
+static void teardown(void *vctx)
+{
+    pr_ctx_t *ctx = vctx;
+    pc_destroy(ctx->core);
+    pred_mae_destroy(ctx->mae);
+    st_bwatch_destroy(ctx->model);
+    st_avro_codec_destroy(ctx->dlq_codec);
+    st_avro_registry_destroy(ctx->reg);
+}
+
+int main(int argc, char **argv)
+{
+    static pr_ctx_t ctx;
+    st_service_def_t def = {"predictor",
+                            "predicts each session's length when it opens; joins the outcome when "
+                            "it closes",
+                            table,
+                            &config,
+                            setup,
+                            teardown,
+                            &ctx};
+    return st_service_main(&def, argc, argv);
+}

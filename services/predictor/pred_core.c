@@ -1,0 +1,718 @@
+/* pred_core.c - the predictor's batch logic (see pred_core.h). */
+#include "pred_core.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "st_buf.h"
+#include "st_log.h"
+#include "st_metrics.h"
+#include "st_time.h"
+
+#define PC_USER_MAX    128
+#define PC_SID_MAX     200
+#define PC_RECENT_MAX  256
+#define PC_PAYLOAD_MAX 256
+#define PC_PARTS_MAX   8
+
+enum { KIND_OPENED = 0, KIND_CLOSED = 1 };
+
+typedef struct {
+    int64_t start_s;
+    double length_s;
+    int track_count;
+    double unknown_share;
+} pc_hist_t;
+
+typedef struct {
+    char id[PC_USER_MAX + 1];
+    int nparts;
+    int32_t part[PC_PARTS_MAX];
+    int64_t applied[PC_PARTS_MAX];
+    pc_hist_t *hist; /* oldest first */
+    int n_hist, cap_hist;
+    int cluster; /* clusterer's assignment, -1 none */
+    bool cluster_cold;
+    char cluster_version[ST_BWATCH_VERSION_MAX];
+    int first_reply; /* index of the user's first reply in the read round */
+    int last_opened; /* the user's latest OPENED event of the batch, -1 none */
+} pc_user_t;
+
+typedef struct {
+    bool skip;
+    int kind;
+    int user;
+    int32_t partition;
+    int64_t offset;
+    char session_id[PC_SID_MAX + 1];
+    int64_t start_ms;
+    int32_t session_index;
+    bool has_mean, has_median, has_gap;
+    double mean_s, median_s, gap_s;
+    int n_recent;
+    double recent[PC_RECENT_MAX];
+    char gender;
+    int age;
+    char country[64];
+    int64_t registered_ms;
+    double length_s;
+    int track_count;
+    double unknown_share;
+    int pred_reply;  /* CLOSED: reply index of the stored prediction */
+    bool model;      /* OPENED: the model answered (else the baseline) */
+    int prev_opened; /* OPENED: the user's previous OPENED event of the batch, -1 none */
+    /* apply: what the Lua call writes */
+    char payload[PC_PAYLOAD_MAX];
+    bool has_outcome;
+    double abs_error_s, baseline_abs_error_s;
+} pc_event_t;
+
+struct pc {
+    pc_config_t cfg;
+    st_redis_t *redis;
+    st_redis_script_t *script;
+    st_bwatch_t *model;
+    pred_mae_t *mae;
+    st_avro_codec_t *in_codec, *pred_codec, *outcome_codec;
+    st_buf_t enc;
+    pc_event_t *ev;
+    size_t n_ev, cap_ev;
+    pc_user_t *users;
+    int n_users, cap_users;
+    int *slots; /* open addressing: user index + 1, 0 empty */
+    size_t n_slots;
+    bool pending_apply;
+    int hist_read; /* history entries a batch reads and keeps: what the bundle needs (>= 1) */
+    char applied_name[300]; /* "pred:applied:<in_topic>" */
+    char loaded_version[ST_BWATCH_VERSION_MAX];
+    st_metric_t *m_pred_model, *m_pred_base, *m_outcomes, *m_unmatched, *m_replayed, *m_swaps,
+        *m_model_fail, *m_model_info;
+};
+
+/* KEYS[1] applied hash, KEYS[2] history list, KEYS[3] stored prediction; ARGV[1] partition,
+ * ARGV[2] offset, ARGV[3] O|C, ARGV[4] payload, ARGV[5] history_max, ARGV[6] ttl_s. */
+static const char apply_lua[] =
+    "local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')\n"
+    "if tonumber(ARGV[2]) <= last then return 0 end\n"
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+    "if ARGV[3] == 'O' then\n"
+    "  redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[6])\n"
+    "else\n"
+    "  redis.call('RPUSH', KEYS[2], ARGV[4])\n"
+    "  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)\n"
+    "  redis.call('DEL', KEYS[3])\n"
+    "end\n"
+    "return 1\n";
+
+pc_t *pc_new(const pc_config_t *cfg, st_redis_t *redis, st_avro_registry_t *reg, st_bwatch_t *model,
+             pred_mae_t *mae, char *errstr, size_t errstr_size)
+{
+    pc_t *pc = calloc(1, sizeof *pc);
+    if (!pc) {
+        st_errstr(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    pc->cfg = *cfg;
+    pc->redis = redis;
+    pc->model = model;
+    pc->mae = mae;
+    pc->script = st_redis_script(redis, apply_lua);
+    snprintf(pc->applied_name, sizeof pc->applied_name, "pred:applied:%s", cfg->in_topic);
+    if (!(pc->in_codec = st_avro_codec_new(reg, "SessionEvent", NULL, errstr, errstr_size)) ||
+        !(pc->pred_codec =
+              st_avro_codec_new(reg, "Prediction", cfg->predictions_topic, errstr, errstr_size)) ||
+        !(pc->outcome_codec = st_avro_codec_new(reg, "PredictionOutcome", cfg->outcomes_topic,
+                                                errstr, errstr_size))) {
+        pc_destroy(pc);
+        return NULL;
+    }
+    pc->m_pred_model =
+        st_metrics_counter("stint_predictor_predictions_total", "predictor=\"MODEL\"",
+                           "predictions published, by predictor");
+    pc->m_pred_base =
+        st_metrics_counter("stint_predictor_predictions_total", "predictor=\"BASELINE\"",
+                           "predictions published, by predictor");
+    pc->m_outcomes = st_metrics_counter("stint_predictor_outcomes_total", NULL,
+                                        "outcomes published (CLOSED joined with its prediction)");
+    pc->m_unmatched =
+        st_metrics_counter("stint_predictor_closed_unmatched_total", NULL,
+                           "CLOSED sessions without a stored prediction (no outcome)");
+    pc->m_replayed = st_metrics_counter("stint_predictor_replayed_total", NULL,
+                                        "records skipped because they were applied before");
+    pc->m_swaps = st_metrics_counter("stint_predictor_model_swaps_total", NULL,
+                                     "model bundles swapped in while running");
+    pc->m_model_fail = st_metrics_counter("stint_predictor_model_failures_total", NULL,
+                                          "predictions where the model gave no finite answer");
+    snprintf(pc->loaded_version, sizeof pc->loaded_version, "%s", st_bwatch_version(model));
+    char labels[160];
+    snprintf(labels, sizeof labels, "model_version=\"%s\"", pc->loaded_version);
+    pc->m_model_info =
+        st_metrics_gauge("stint_predictor_model_info", labels, "1 for the model version in use");
+    st_metric_set(pc->m_model_info, 1);
+    return pc;
+}
+
+void pc_destroy(pc_t *pc)
+{
+    if (!pc)
+        return;
+    st_avro_codec_destroy(pc->in_codec);
+    st_avro_codec_destroy(pc->pred_codec);
+    st_avro_codec_destroy(pc->outcome_codec);
+    st_buf_free(&pc->enc);
+    for (int i = 0; i < pc->cap_users; i++)
+        free(pc->users[i].hist);
+    free(pc->users);
+    free(pc->ev);
+    free(pc->slots);
+    free(pc);
+}
+
+static void note_swap(pc_t *pc)
+{
+    if (!st_bwatch_swap(pc->model))
+        return;
+    st_metric_inc(pc->m_swaps, 1);
+    st_metric_set(pc->m_model_info, 0);
+    char labels[160];
+    snprintf(pc->loaded_version, sizeof pc->loaded_version, "%s", st_bwatch_version(pc->model));
+    snprintf(labels, sizeof labels, "model_version=\"%s\"", pc->loaded_version);
+    pc->m_model_info =
+        st_metrics_gauge("stint_predictor_model_info", labels, "1 for the model version in use");
+    st_metric_set(pc->m_model_info, 1);
+}
+
+/* The index of user id in the batch's table, added when new; -1 on no memory. */
+static int user_index(pc_t *pc, const char *id, size_t len)
+{
+    if ((size_t)pc->n_users * 2 >= pc->n_slots) {
+        size_t ns = pc->n_slots ? pc->n_slots * 2 : 1024;
+        int *s = calloc(ns, sizeof *s);
+        if (!s)
+            return -1;
+        for (int u = 0; u < pc->n_users; u++) {
+            size_t h = st_hash64(pc->users[u].id, strlen(pc->users[u].id), 0) & (ns - 1);
+            while (s[h])
+                h = (h + 1) & (ns - 1);
+            s[h] = u + 1;
+        }
+        free(pc->slots);
+        pc->slots = s;
+        pc->n_slots = ns;
+    }
+    size_t h = st_hash64(id, len, 0) & (pc->n_slots - 1);
+    while (pc->slots[h]) {
+        pc_user_t *u = &pc->users[pc->slots[h] - 1];
+        if (strlen(u->id) == len && memcmp(u->id, id, len) == 0)
+            return pc->slots[h] - 1;
+        h = (h + 1) & (pc->n_slots - 1);
+    }
+    if (pc->n_users == pc->cap_users) {
+        int nc = pc->cap_users ? pc->cap_users * 2 : 256;
+        pc_user_t *p = realloc(pc->users, (size_t)nc * sizeof *p);
+        if (!p)
+            return -1;
+        memset(p + pc->cap_users, 0, (size_t)(nc - pc->cap_users) * sizeof *p);
+        pc->users = p;
+        pc->cap_users = nc;
+    }
+    pc_user_t *u = &pc->users[pc->n_users];
+    pc_hist_t *keep = u->hist;
+    int keep_cap = u->cap_hist;
+    memset(u, 0, sizeof *u);
+    u->hist = keep;
+    u->cap_hist = keep_cap;
+    memcpy(u->id, id, len);
+    u->id[len] = 0;
+    u->cluster = -1;
+    u->last_opened = -1;
+    pc->slots[h] = pc->n_users + 1;
+    return pc->n_users++;
+}
+
+static int hist_push(pc_user_t *u, const pc_hist_t *h, int keep_max)
+{
+    if (u->n_hist == u->cap_hist) {
+        int nc = u->cap_hist ? u->cap_hist * 2 : 32;
+        pc_hist_t *p = realloc(u->hist, (size_t)nc * sizeof *p);
+        if (!p)
+            return -1;
+        u->hist = p;
+        u->cap_hist = nc;
+    }
+    u->hist[u->n_hist++] = *h;
+    if (u->n_hist > keep_max) {
+        memmove(u->hist, u->hist + 1, (size_t)(u->n_hist - 1) * sizeof *u->hist);
+        u->n_hist--;
+    }
+    return 0;
+}
+
+/* Copies the fields of one decoded SessionEvent into e. Returns 0, or -1 with a reason. */
+static int read_event(pc_t *pc, const avro_value_t *v, pc_event_t *e, const char **user,
+                      size_t *user_len, const char **why)
+{
+    const char *s, *kind;
+    size_t len;
+    bool is_null;
+    int32_t i32;
+    int64_t i64;
+    if (st_avro_get_string(v, "user_id", user, user_len) != 0 || *user_len == 0 ||
+        *user_len > PC_USER_MAX)
+        return *why = "user_id empty or longer than 128 bytes", -1;
+    if (st_avro_get_string(v, "session_id", &s, &len) != 0 || len == 0 || len > PC_SID_MAX)
+        return *why = "session_id empty or longer than 200 bytes", -1;
+    memcpy(e->session_id, s, len);
+    e->session_id[len] = 0;
+    if (st_avro_get_enum(v, "kind", &kind) != 0)
+        return *why = "no kind", -1;
+    e->kind = strcmp(kind, "CLOSED") == 0 ? KIND_CLOSED : KIND_OPENED;
+    if (st_avro_get_long(v, "start_ms", &e->start_ms) != 0 ||
+        st_avro_get_int(v, "session_index", &e->session_index) != 0 || e->session_index < 0)
+        return *why = "bad start_ms or session_index", -1;
+    st_avro_get_nullable_double(v, "mean_session_length_s", &e->mean_s, &is_null);
+    e->has_mean = !is_null && isfinite(e->mean_s);
+    st_avro_get_nullable_double(v, "median_session_length_s", &e->median_s, &is_null);
+    e->has_median = !is_null && isfinite(e->median_s);
+    st_avro_get_nullable_double(v, "gap_since_prev_s", &e->gap_s, &is_null);
+    e->has_gap = !is_null && isfinite(e->gap_s);
+    size_t nr = 0;
+    st_avro_get_array_size(v, "recent_lengths_s", &nr);
+    size_t first = nr > PC_RECENT_MAX ? nr - PC_RECENT_MAX : 0;
+    e->n_recent = 0;
+    for (size_t i = first; i < nr; i++) {
+        double d = 0;
+        st_avro_get_double_item(v, "recent_lengths_s", i, &d);
+        e->recent[e->n_recent++] = isfinite(d) && d > 0 ? d : 0;
+    }
+    e->gender = 0;
+    if (st_avro_get_nullable_string(v, "gender", &s, &len, &is_null) == 0 && !is_null && len == 1 &&
+        (s[0] == 'm' || s[0] == 'f'))
+        e->gender = s[0];
+    e->age = -1;
+    if (st_avro_get_nullable_int(v, "age", &i32, &is_null) == 0 && !is_null && i32 >= 0)
+        e->age = i32;
+    e->country[0] = 0;
+    if (st_avro_get_nullable_string(v, "country", &s, &len, &is_null) == 0 && !is_null) {
+        len = len < sizeof e->country - 1 ? len : sizeof e->country - 1;
+        memcpy(e->country, s, len);
+        e->country[len] = 0;
+    }
+    e->registered_ms = 0;
+    if (st_avro_get_nullable_long(v, "registered_ms", &i64, &is_null) == 0 && !is_null)
+        e->registered_ms = i64;
+    if (e->kind == KIND_CLOSED) {
+        if (st_avro_get_nullable_double(v, "length_s", &e->length_s, &is_null) != 0 || is_null ||
+            !isfinite(e->length_s) || e->length_s < 0)
+            return *why = "CLOSED without a valid length_s", -1;
+        st_avro_get_int(v, "track_count", &i32);
+        e->track_count = i32 > 0 ? i32 : 0;
+        e->unknown_share = 0;
+        double d;
+        if (st_avro_get_nullable_double(v, "unknown_duration_share", &d, &is_null) == 0 &&
+            !is_null && isfinite(d))
+            e->unknown_share = d;
+    }
+    (void)pc;
+    return 0;
+}
+
+static int grow_events(pc_t *pc, size_t n)
+{
+    if (n <= pc->cap_ev)
+        return 0;
+    pc_event_t *p = realloc(pc->ev, n * sizeof *p);
+    if (!p)
+        return -1;
+    pc->ev = p;
+    pc->cap_ev = n;
+    return 0;
+}
+
+static void key_of(char *buf, size_t size, const char *prefix, const char *user, const char *what)
+{
+    snprintf(buf, size, "%s:u:{%s}:%s", prefix, user, what);
+}
+
+static int64_t applied_of(const pc_user_t *u, int32_t partition)
+{
+    for (int i = 0; i < u->nparts; i++)
+        if (u->part[i] == partition)
+            return u->applied[i];
+    return -1;
+}
+
+/* Reads the batch's Redis state in one round. */
+static int read_state(pc_t *pc, redisReply ***replies, st_err_t *err)
+{
+    char key[1024], pkey[256];
+    /* The clusterer's assignment only matters to a bundle with per-cluster networks. */
+    st_bundle_t *b = st_bwatch_bundle(pc->model);
+    bool want_cluster = b && st_bundle_k(b) > 0;
+    st_redis_pipe_reset(pc->redis);
+    int nreq = 0;
+    for (int i = 0; i < pc->n_users; i++) {
+        pc_user_t *u = &pc->users[i];
+        u->first_reply = nreq;
+        key_of(key, sizeof key, pc->cfg.redis_prefix, u->id, pc->applied_name);
+        st_redis_pipe(pc->redis, "HGETALL %s", key);
+        key_of(key, sizeof key, pc->cfg.redis_prefix, u->id, "pred:hist");
+        st_redis_pipe(pc->redis, "LRANGE %s %d -1", key, -pc->hist_read);
+        key_of(key, sizeof key, pc->cfg.redis_prefix, u->id, "cluster");
+        nreq += 2;
+        if (want_cluster) {
+            st_redis_pipe(pc->redis, "HMGET %s cluster cold version", key);
+            nreq++;
+        }
+    }
+    for (size_t i = 0; i < pc->n_ev; i++) {
+        pc_event_t *e = &pc->ev[i];
+        e->pred_reply = -1;
+        if (e->skip || e->kind != KIND_CLOSED)
+            continue;
+        snprintf(pkey, sizeof pkey, "pred:s:%s", e->session_id);
+        key_of(key, sizeof key, pc->cfg.redis_prefix, pc->users[e->user].id, pkey);
+        st_redis_pipe(pc->redis, "GET %s", key);
+        e->pred_reply = nreq++;
+    }
+    if (nreq == 0)
+        return 0;
+    redisReply **r;
+    size_t nr;
+    if (st_redis_exec(pc->redis, &r, &nr, err) != 0)
+        return -1;
+    if (nr != (size_t)nreq) {
+        st_err_set(err, ST_ERR_REDIS, true, false, "read round: %zu replies for %d commands", nr,
+                   nreq);
+        return -1;
+    }
+    for (size_t i = 0; i < nr; i++) {
+        if (r[i]->type == REDIS_REPLY_ERROR) {
+            st_err_set(err, ST_ERR_REDIS, false, true, "read round: %s", r[i]->str);
+            return -1;
+        }
+    }
+    for (int i = 0; i < pc->n_users; i++) {
+        pc_user_t *u = &pc->users[i];
+        redisReply *ap = r[u->first_reply], *hi = r[u->first_reply + 1],
+                   *cl = want_cluster ? r[u->first_reply + 2] : NULL;
+        for (size_t j = 0;
+             ap->type == REDIS_REPLY_ARRAY && j + 1 < ap->elements && u->nparts < PC_PARTS_MAX;
+             j += 2) {
+            u->part[u->nparts] = (int32_t)atoi(ap->element[j]->str);
+            u->applied[u->nparts++] = atoll(ap->element[j + 1]->str);
+        }
+        for (size_t j = 0; hi->type == REDIS_REPLY_ARRAY && j < hi->elements; j++) {
+            pc_hist_t h;
+            long long st;
+            if (hi->element[j]->type != REDIS_REPLY_STRING ||
+                sscanf(hi->element[j]->str, "%lld %lf %d %lf", &st, &h.length_s, &h.track_count,
+                       &h.unknown_share) != 4)
+                continue;
+            h.start_s = st;
+            if (hist_push(u, &h, pc->hist_read) != 0) {
+                st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+                return -1;
+            }
+        }
+        if (cl && cl->type == REDIS_REPLY_ARRAY && cl->elements == 3 &&
+            cl->element[0]->type == REDIS_REPLY_STRING &&
+            cl->element[2]->type == REDIS_REPLY_STRING) {
+            u->cluster = atoi(cl->element[0]->str);
+            u->cluster_cold =
+                cl->element[1]->type == REDIS_REPLY_STRING && atoi(cl->element[1]->str) != 0;
+            snprintf(u->cluster_version, sizeof u->cluster_version, "%s", cl->element[2]->str);
+        }
+    }
+    /* The stored predictions are parsed where they are used: the replies stay valid until the
+     * next round. */
+    *replies = r;
+    return 0;
+}
+
+static int emit_prediction(pc_t *pc, const pc_event_t *e, const char *user, double predicted_s,
+                           double baseline_s, int cluster, bool model, st_out_t *out, st_err_t *err)
+{
+    avro_value_t *rec = st_avro_codec_record(pc->pred_codec);
+    int32_t c = cluster;
+    st_avro_set_string(rec, "session_id", e->session_id);
+    st_avro_set_string(rec, "user_id", user);
+    st_avro_set_long(rec, "session_start_ms", e->start_ms);
+    st_avro_set_double(rec, "predicted_length_s", predicted_s);
+    st_avro_set_double(rec, "baseline_length_s", baseline_s);
+    st_avro_set_nullable_int(rec, "cluster", cluster >= 0 ? &c : NULL);
+    st_avro_set_string(rec, "model_version", pc->loaded_version);
+    st_avro_set_enum(rec, "predictor", model ? "MODEL" : "BASELINE");
+    st_avro_set_long(rec, "made_at_ms", st_time_wall_ms());
+    if (st_avro_codec_encode(pc->pred_codec, rec, &pc->enc, err) != 0)
+        return -1;
+    if (st_out_produce(out, pc->cfg.predictions_topic, user, strlen(user), pc->enc.data,
+                       pc->enc.len) != 0) {
+        st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Predicts an OPENED session; fills e->payload with the stored prediction. */
+static int on_opened(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
+{
+    pc_user_t *u = &pc->users[e->user];
+    double baseline_s = e->session_index > 0 && e->has_mean
+                            ? e->mean_s
+                            : st_bwatch_global_baseline_s(pc->model, pc->cfg.baseline_default_s);
+    double predicted_s = baseline_s;
+    bool model = false;
+    int cluster = -1;
+    st_bundle_t *b = st_bwatch_bundle(pc->model);
+    if (b) {
+        double lengths[PC_RECENT_MAX], unknown[PC_RECENT_MAX];
+        int64_t starts[PC_RECENT_MAX];
+        int tracks[PC_RECENT_MAX];
+        int need = st_bwatch_history_needed(pc->model);
+        if (need > PC_RECENT_MAX)
+            need = PC_RECENT_MAX;
+        int want = e->session_index < need ? e->session_index : need;
+        st_bundle_input_t in;
+        memset(&in, 0, sizeof in);
+        if (u->n_hist >= want) {
+            for (int j = 0; j < want; j++) {
+                const pc_hist_t *h = &u->hist[u->n_hist - want + j];
+                lengths[j] = h->length_s;
+                starts[j] = h->start_s;
+                tracks[j] = h->track_count;
+                unknown[j] = h->unknown_share;
+            }
+            in.starts_s = starts;
+            in.track_counts = tracks;
+            in.unknown_shares = unknown;
+            in.n_recent = want;
+        } else {
+            int n = e->n_recent < want ? e->n_recent : want;
+            memcpy(lengths, e->recent + (e->n_recent - n), (size_t)n * sizeof *lengths);
+            in.n_recent = n;
+        }
+        in.lengths_s = lengths;
+        in.n_sessions = e->session_index;
+        in.mean_length_s = e->session_index > 0 ? (e->has_mean ? e->mean_s : NAN) : 0;
+        in.median_length_s = e->session_index > 0 ? (e->has_median ? e->median_s : NAN) : 0;
+        in.start_s = e->start_ms / 1000;
+        in.gap_s = e->has_gap ? e->gap_s : -1;
+        in.gender = e->gender;
+        in.age = e->age;
+        in.country = e->country;
+        in.registered_s = e->registered_ms / 1000;
+        cluster = st_bundle_user_cluster(b, u->id);
+        if (cluster < 0 && u->cluster >= 0 && !u->cluster_cold &&
+            strcmp(u->cluster_version, pc->loaded_version) == 0 && u->cluster < st_bundle_k(b))
+            cluster = u->cluster;
+        in.cluster = cluster;
+        double p;
+        if (st_bundle_predict(b, &in, &p) == 0 && isfinite(p)) {
+            predicted_s = p;
+            model = true;
+        } else {
+            st_metric_inc(pc->m_model_fail, 1);
+        }
+    }
+    e->model = model;
+    snprintf(e->payload, sizeof e->payload, "%.17g %.17g %d %c %s", predicted_s, baseline_s,
+             cluster, model ? 'M' : 'B', pc->loaded_version);
+    return emit_prediction(pc, e, u->id, predicted_s, baseline_s, cluster, model, out, err);
+}
+
+/* A stored prediction's fields (text from on_opened). */
+typedef struct {
+    double predicted_s, baseline_s;
+    int cluster;
+    char kind;
+    char version[ST_BWATCH_VERSION_MAX];
+} pc_stored_t;
+
+static bool parse_stored(const char *s, pc_stored_t *p)
+{
+    _Static_assert(ST_BWATCH_VERSION_MAX == 80, "the width below is ST_BWATCH_VERSION_MAX - 1");
+    return sscanf(s, "%lf %lf %d %c %79s", &p->predicted_s, &p->baseline_s, &p->cluster, &p->kind,
+                  p->version) == 5;
+}
+
+static int on_closed(pc_t *pc, pc_event_t *e, redisReply **replies, st_out_t *out, st_err_t *err)
+{
+    pc_user_t *u = &pc->users[e->user];
+    pc_hist_t h = {e->start_ms / 1000, e->length_s, e->track_count, e->unknown_share};
+    snprintf(e->payload, sizeof e->payload, "%lld %.17g %d %.17g", (long long)h.start_s, h.length_s,
+             h.track_count, h.unknown_share);
+    if (hist_push(u, &h, pc->hist_read) != 0) {
+        st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+        return -1;
+    }
+    /* The prediction: made earlier in this batch, else stored in Redis. */
+    const char *text = NULL;
+    for (int j = u->last_opened; j >= 0; j = pc->ev[j].prev_opened) {
+        if (strcmp(pc->ev[j].session_id, e->session_id) == 0) {
+            text = pc->ev[j].payload;
+            break;
+        }
+    }
+    if (!text && e->pred_reply >= 0 && replies[e->pred_reply]->type == REDIS_REPLY_STRING)
+        text = replies[e->pred_reply]->str;
+    pc_stored_t p;
+    if (!text || !parse_stored(text, &p)) {
+        st_metric_inc(pc->m_unmatched, 1);
+        return 0;
+    }
+    avro_value_t *rec = st_avro_codec_record(pc->outcome_codec);
+    int32_t c = p.cluster;
+    e->has_outcome = true;
+    e->abs_error_s = fabs(p.predicted_s - e->length_s);
+    e->baseline_abs_error_s = fabs(p.baseline_s - e->length_s);
+    st_avro_set_string(rec, "session_id", e->session_id);
+    st_avro_set_string(rec, "user_id", u->id);
+    st_avro_set_long(rec, "session_start_ms", e->start_ms);
+    st_avro_set_double(rec, "predicted_length_s", p.predicted_s);
+    st_avro_set_double(rec, "baseline_length_s", p.baseline_s);
+    st_avro_set_double(rec, "actual_length_s", e->length_s);
+    st_avro_set_double(rec, "abs_error_s", e->abs_error_s);
+    st_avro_set_double(rec, "baseline_abs_error_s", e->baseline_abs_error_s);
+    st_avro_set_nullable_int(rec, "cluster", p.cluster >= 0 ? &c : NULL);
+    st_avro_set_string(rec, "model_version", p.version);
+    st_avro_set_enum(rec, "predictor", p.kind == 'M' ? "MODEL" : "BASELINE");
+    if (st_avro_codec_encode(pc->outcome_codec, rec, &pc->enc, err) != 0)
+        return -1;
+    if (st_out_produce(out, pc->cfg.outcomes_topic, u->id, strlen(u->id), pc->enc.data,
+                       pc->enc.len) != 0) {
+        st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_t *err)
+{
+    pc_t *pc = ctx;
+    note_swap(pc);
+    int need = st_bwatch_history_needed(pc->model);
+    pc->hist_read = need < 1 ? 1 : need > pc->cfg.history_max ? pc->cfg.history_max : need;
+    pc->n_ev = 0;
+    pc->n_users = 0;
+    if (pc->slots)
+        memset(pc->slots, 0, pc->n_slots * sizeof *pc->slots);
+    pc->pending_apply = false;
+    if (n == 0)
+        return 0;
+    if (grow_events(pc, n) != 0) {
+        st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const st_msg_t *m = &msgs[i];
+        pc_event_t *e = &pc->ev[pc->n_ev];
+        avro_value_t *v;
+        st_err_t derr = {0};
+        const char *why = NULL, *user;
+        size_t user_len;
+        if (st_avro_codec_decode(pc->in_codec, m->value, m->value_len, &v, &derr) != 0) {
+            if (derr.retriable) {
+                *err = derr;
+                return -1;
+            }
+            why = derr.text;
+        } else {
+            read_event(pc, v, e, &user, &user_len, &why);
+        }
+        if (why) {
+            if (st_out_dead_letter(out, m, "invalid", why) != 0) {
+                st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+                return -1;
+            }
+            continue;
+        }
+        e->user = user_index(pc, user, user_len);
+        if (e->user < 0) {
+            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            return -1;
+        }
+        e->partition = m->partition;
+        e->offset = m->offset;
+        e->skip = false;
+        e->has_outcome = false;
+        pc->n_ev++;
+    }
+    redisReply **replies = NULL;
+    if (read_state(pc, &replies, err) != 0)
+        return -1;
+    for (size_t i = 0; i < pc->n_ev; i++) {
+        pc_event_t *e = &pc->ev[i];
+        if (e->offset <= applied_of(&pc->users[e->user], e->partition)) {
+            e->skip = true;
+            st_metric_inc(pc->m_replayed, 1);
+            continue;
+        }
+        int rc;
+        if (e->kind == KIND_OPENED) {
+            rc = on_opened(pc, e, out, err);
+            e->prev_opened = pc->users[e->user].last_opened;
+            pc->users[e->user].last_opened = (int)i;
+        } else {
+            rc = on_closed(pc, e, replies, out, err);
+        }
+        if (rc != 0)
+            return -1;
+        pc->pending_apply = true;
+    }
+    return 0;
+}
+
+int pc_apply(void *ctx, st_err_t *err)
+{
+    pc_t *pc = ctx;
+    if (!pc->pending_apply)
+        return 0;
+    char applied[1024], hist[512], pkey[1024], sub[256], part[16], off[32], hmax[16], ttl[16];
+    snprintf(hmax, sizeof hmax, "%d", pc->cfg.history_max);
+    snprintf(ttl, sizeof ttl, "%d", pc->cfg.prediction_ttl_s);
+    st_redis_pipe_reset(pc->redis);
+    for (size_t i = 0; i < pc->n_ev; i++) {
+        const pc_event_t *e = &pc->ev[i];
+        if (e->skip)
+            continue;
+        const char *user = pc->users[e->user].id;
+        key_of(applied, sizeof applied, pc->cfg.redis_prefix, user, pc->applied_name);
+        key_of(hist, sizeof hist, pc->cfg.redis_prefix, user, "pred:hist");
+        snprintf(sub, sizeof sub, "pred:s:%s", e->session_id);
+        key_of(pkey, sizeof pkey, pc->cfg.redis_prefix, user, sub);
+        snprintf(part, sizeof part, "%d", (int)e->partition);
+        snprintf(off, sizeof off, "%lld", (long long)e->offset);
+        const char *argv[9] = {applied,    hist, pkey,
+                               part,       off,  e->kind == KIND_OPENED ? "O" : "C",
+                               e->payload, hmax, ttl};
+        st_redis_pipe_evalsha(pc->redis, pc->script, 3, 6, argv, NULL);
+    }
+    redisReply **r;
+    size_t nr;
+    if (st_redis_exec(pc->redis, &r, &nr, err) != 0)
+        return -1;
+    for (size_t i = 0; i < nr; i++) {
+        if (r[i]->type == REDIS_REPLY_ERROR) {
+            st_err_set(err, ST_ERR_REDIS, false, true, "apply script: %s", r[i]->str);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < pc->n_ev; i++) {
+        const pc_event_t *e = &pc->ev[i];
+        if (e->skip)
+            continue;
+        if (e->kind == KIND_OPENED)
+            st_metric_inc(e->model ? pc->m_pred_model : pc->m_pred_base, 1);
+        if (e->has_outcome) {
+            pred_mae_add(pc->mae, e->abs_error_s, e->baseline_abs_error_s);
+            st_metric_inc(pc->m_outcomes, 1);
+        }
+    }
+    pc->pending_apply = false;
+    return 0;
+}

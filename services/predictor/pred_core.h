@@ -1,0 +1,64 @@
+/* pred_core.h - the predictor's batch logic: SessionEvents in, Prediction (on OPENED) and
+ * PredictionOutcome (on CLOSED) out, per-user history and stored predictions in Redis.
+ *
+ * Redis, per user (one hash tag, so Redis Cluster keeps a user on one shard):
+ *   <prefix>:u:{<user>}:pred:applied:<in_topic>
+ *                                      hash partition -> last applied input offset
+ *   <prefix>:u:{<user>}:pred:hist      list of the last history_max CLOSED sessions, oldest first,
+ *                                      each "start_s length_s track_count unknown_share"
+ *   <prefix>:u:{<user>}:pred:s:<sid>   the prediction of an open session (TTL prediction_ttl_s),
+ *                                      "predicted_s baseline_s cluster M|B model_version"; deleted
+ *                                      when its CLOSED is applied
+ *   <prefix>:u:{<user>}:cluster        read only: the clusterer's assignment (hash cluster,
+ *                                      cold, version)
+ *
+ * One batch: a single pipelined read round (markers, history, cluster, the stored predictions of
+ * the batch's CLOSED sessions); then the records in order, with the batch's own earlier records
+ * overlaid in memory (a CLOSED extends the history an OPENED later in the batch sees, an OPENED's
+ * prediction is joined by its CLOSED in the same batch). Records at or below a user's applied
+ * marker are skipped without output: their outputs are already in Kafka (st_pipeline.h). apply()
+ * runs one Lua call per record that checks and moves the marker, so replays never double-apply.
+ *
+ * Features. Recent sessions come from the Redis history (start, length, tracks, unknown share);
+ * when it holds fewer than the session's index asks for (the predictor started after the user's
+ * first sessions) the OPENED record's recent_lengths_s are used instead (lengths only). Mean,
+ * median, session index, gap and profile come from the OPENED record. The cluster is the bundle's
+ * training cluster of the user, else the clusterer's assignment when it was made with the
+ * current bundle's clustering (version equal to the model_version, not cold), else none (the
+ * global network). */
+#ifndef PRED_CORE_H
+#define PRED_CORE_H
+
+#include <stddef.h>
+
+#include "pred_mae.h"
+#include "st_avro.h"
+#include "st_bwatch.h"
+#include "st_err.h"
+#include "st_pipeline.h"
+#include "st_redis.h"
+
+typedef struct {
+    const char *redis_prefix;
+    const char *in_topic; /* names the idempotency markers: offsets are per topic */
+    const char *predictions_topic;
+    const char *outcomes_topic;
+    int history_max;           /* CLOSED sessions kept per user (>= the bundle's W + 1) */
+    int prediction_ttl_s;      /* lifetime of a stored prediction waiting for its CLOSED */
+    double baseline_default_s; /* baseline of a first session when the bundle gives none */
+} pc_config_t;
+
+typedef struct pc pc_t;
+
+/* Everything is borrowed and must outlive the core; cfg strings too. Returns NULL with errstr
+ * (codecs that cannot be built). */
+pc_t *pc_new(const pc_config_t *cfg, st_redis_t *redis, st_avro_registry_t *reg, st_bwatch_t *model,
+             pred_mae_t *mae, char *errstr, size_t errstr_size);
+void pc_destroy(pc_t *pc);
+
+/* st_pipeline handler functions (ctx is the pc_t). process() first swaps in a newly loaded
+ * bundle, so a swap happens between batches. */
+int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_t *err);
+int pc_apply(void *ctx, st_err_t *err);
+
+#endif

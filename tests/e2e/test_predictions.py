@@ -1,0 +1,72 @@
+"""e2e: generated dataset -> SessionEvents -> stint-predictor with a trained bundle. Every CLOSED
+session that had an OPENED gets exactly one Prediction and one Outcome (by session_id), read and
+decoded by a Python consumer (confluent-kafka, schema from schemas/ or the registry); the online
+MAE (the predictor's /metrics gauge, and recomputed from the outcomes) equals the offline MAE of
+the same bundle on the same sessions within 1 %; SIGTERM exits 0."""
+import collections
+import os
+import sys
+
+from predictor_env import BIN, FAILS, Env, check, run
+
+
+def main():
+    env = Env("pred", users=30, days=40)
+    try:
+        model = os.path.join(env.tmp, "model")
+        env.train(model, epochs=10, seed=1)
+        r = run([os.path.join(BIN, "stint-session-events"), "offline", "--sessions", env.sessions,
+                 "--profiles", env.profiles, "--model", model])
+        assert r.returncode == 0
+        off = dict(kv.split("=") for kv in r.stdout.split())
+        offline_mae, rows = float(off["offline_mae_s"]), int(off["rows"])
+        n = len(env.session_ids)
+        check(rows == n, f"offline rows {rows} == sessions {n}")
+
+        counts = env.produce()
+        check(int(counts["opened"]) == n and int(counts["closed"]) == n,
+              f"stream has {counts['opened']} OPENED and {counts['closed']} CLOSED for {n} sessions")
+        env.start_predictor(model)
+        check(env.wait_outcomes(n), f"predictor published {n} outcomes")
+        m = env.metrics()
+
+        preds = env.read("predictions", n)
+        outs = env.read("outcomes", n)
+        p_by = collections.Counter(rec["session_id"] for _, _, rec in preds)
+        o_by = collections.Counter(rec["session_id"] for _, _, rec in outs)
+        check(set(p_by) == env.session_ids and max(p_by.values()) == 1,
+              f"one Prediction per session: {len(p_by)} distinct of {n}, "
+              f"max copies {max(p_by.values()) if p_by else 0}, records {len(preds)}")
+        check(set(o_by) == env.session_ids and max(o_by.values()) == 1,
+              f"one Outcome per session: {len(o_by)} distinct of {n}, "
+              f"max copies {max(o_by.values()) if o_by else 0}, records {len(outs)}")
+        check(all(k == rec["user_id"] for k, _, rec in preds), "predictions keyed by user_id")
+        check(all(rec["predictor"] == "MODEL" for _, _, rec in preds), "every prediction by MODEL")
+        versions = {rec["model_version"] for _, _, rec in preds}
+        check(len(versions) == 1 and "none" not in versions, f"one model version: {versions}")
+        p_val = {rec["session_id"]: rec["predicted_length_s"] for _, _, rec in preds}
+        check(all(abs(p_val[rec["session_id"]] - rec["predicted_length_s"]) < 1e-9
+                  for _, _, rec in outs if rec["session_id"] in p_val),
+              "each outcome carries its prediction")
+        check(all(abs(abs(rec["predicted_length_s"] - rec["actual_length_s"]) - rec["abs_error_s"]) < 1e-6
+                  for _, _, rec in outs), "abs_error_s = |predicted - actual|")
+
+        online_gauge = m.get('stint_predictor_mae_seconds{window="all",series="predicted"}', -1)
+        online_topic = sum(rec["abs_error_s"] for _, _, rec in outs) / max(len(outs), 1)
+        rel = abs(online_gauge - offline_mae) / offline_mae
+        check(rel <= 0.01, f"online MAE {online_gauge:.3f} s (gauge) vs offline {offline_mae:.3f} s: "
+                           f"{100 * rel:.3f} % <= 1 %")
+        check(abs(online_topic - online_gauge) <= 1e-6 * online_gauge,
+              f"gauge MAE {online_gauge:.3f} == MAE of the outcomes topic {online_topic:.3f}")
+        base = m.get('stint_predictor_mae_seconds{window="all",series="baseline"}', -1)
+        print(f"figures: sessions={n} online_mae_s={online_gauge:.1f} offline_mae_s={offline_mae:.1f} "
+              f"baseline_mae_s={base:.1f}")
+        check(env.stop_predictor() == 0, "SIGTERM: exit 0")
+    finally:
+        env.cleanup()
+    print(f"{len(FAILS)} failed")
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

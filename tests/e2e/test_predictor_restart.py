@@ -1,0 +1,86 @@
+"""e2e: the predictor SIGKILLed twice mid-stream and restarted in the same consumer group. Every
+session still gets its Prediction and Outcome; replayed copies are identical to the first one
+(every field but made_at_ms); and each user's history in Redis holds exactly its last CLOSED
+sessions, in order, none applied twice."""
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from predictor_env import FAILS, REDIS_PORT, Env, check
+
+
+def main():
+    env = Env("restart", users=40, days=50)
+    try:
+        model = os.path.join(env.tmp, "model")
+        env.train(model, epochs=3, seed=1)
+        n = len(env.session_ids)
+        env.create_topics()
+        env.start_predictor(model, "--batch.max", "300", "-X", "session.timeout.ms=6000")
+        check(env.wait_assigned(), "predictor joined its group")
+        producer = env.produce(rate=1200, background=True)
+        for kill_at in (n // 4, n // 2):
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and \
+                    env.metrics().get("stint_predictor_outcomes_total", 0) < kill_at / 2:
+                time.sleep(0.05)
+            env.proc.send_signal(signal.SIGKILL)
+            env.proc.wait()
+            env.start_predictor(model, "--batch.max", "300", "-X", "session.timeout.ms=6000")
+        producer.wait(timeout=120)
+        check(producer.returncode == 0, "paced producer finished")
+        # The last instance saw only part of the stream: wait until the topics are complete.
+        deadline = time.monotonic() + 90
+        outs = []
+        while time.monotonic() < deadline:
+            outs = env.read("outcomes", None)
+            if {rec["session_id"] for _, _, rec in outs} >= env.session_ids:
+                break
+            time.sleep(1)
+        preds = env.read("predictions", None)
+        p_first, p_bad = {}, 0
+        for _, _, rec in preds:
+            key = {k: v for k, v in rec.items() if k != "made_at_ms"}
+            if p_first.setdefault(rec["session_id"], key) != key:
+                p_bad += 1
+        o_first, o_bad = {}, 0
+        for _, _, rec in outs:
+            if o_first.setdefault(rec["session_id"], rec) != rec:
+                o_bad += 1
+        check(set(p_first) == env.session_ids,
+              f"every session predicted: {len(p_first)} of {n} ({len(preds)} records)")
+        check(set(o_first) == env.session_ids,
+              f"every session has an outcome: {len(o_first)} of {n} ({len(outs)} records)")
+        check(p_bad == 0 and o_bad == 0,
+              f"replayed copies identical: {p_bad} predictions and {o_bad} outcomes differ")
+        replayed = env.metrics().get("stint_predictor_replayed_total", 0)
+        print(f"figures: sessions={n} prediction_records={len(preds)} outcome_records={len(outs)} "
+              f"skipped_as_applied_by_last_instance={replayed:.0f}")
+
+        by_user = collections.defaultdict(list)
+        with open(env.sessions, encoding="utf-8") as f:
+            for line in f:
+                u, start, length = line.split("\t")[:3]
+                by_user[u].append(int(start))
+        wrong = []
+        for u, starts in by_user.items():
+            r = subprocess.run(["redis-cli", "-p", REDIS_PORT, "--raw", "LRANGE",
+                                f"{env.tag}:u:{{{u}}}:pred:hist", "0", "-1"],
+                               capture_output=True, text=True)
+            got = [int(x.split()[0]) for x in r.stdout.split("\n") if x.strip()]
+            if got != sorted(starts)[-64:]:
+                wrong.append(u)
+        check(not wrong, f"Redis history = each user's last CLOSED sessions, none twice "
+                         f"({len(wrong)} users differ)")
+        check(env.stop_predictor() == 0, "SIGTERM: exit 0")
+    finally:
+        env.cleanup()
+    print(f"{len(FAILS)} failed")
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

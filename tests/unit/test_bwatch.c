@@ -1,0 +1,162 @@
+/* Unit: st_bwatch - no bundle means baseline mode; versions are content hashes (or metadata's
+ * model_version); a bundle repointed behind a symlink is loaded by the watcher and swapped in
+ * only by st_bwatch_swap; an unchanged bundle is never swapped. */
+#include <jansson.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "st_bundle.h"
+#include "st_bwatch.h"
+#include "st_dataset.h"
+#include "st_test.h"
+#include "st_time.h"
+
+static char base[256];
+
+static int train_to(const char *dir, uint64_t seed, int window)
+{
+    char err[512];
+    st_dataset_t *ds = st_dataset_new();
+    for (int u = 0; u < 20; u++) {
+        char uid[32];
+        snprintf(uid, sizeof uid, "u%03d", u);
+        for (int r = 0; r < 12; r++)
+            st_dataset_add_session(ds, uid, 1200000000 + r * 86400 + u,
+                                   300.0 + 97.0 * ((u * r) % 13), 4, 0, err, sizeof err);
+    }
+    st_dataset_split_cfg_t sc;
+    st_dataset_split_default(&sc);
+    st_bundle_spec_t spec;
+    st_bundle_spec_default(&spec);
+    spec.epochs = 1;
+    spec.window = window;
+    spec.units[0] = 4;
+    spec.seed = seed;
+    st_bundle_t *b = NULL;
+    int rc = -1;
+    if (st_dataset_finalize(ds, err, sizeof err) == 0 &&
+        st_dataset_split(ds, &sc, err, sizeof err) == 0 &&
+        (b = st_bundle_train(ds, &spec, NULL, NULL, err, sizeof err)) &&
+        st_bundle_save(b, dir, "{\"global_median_s\":1234.5}", err, sizeof err) == 0)
+        rc = 0;
+    if (rc != 0)
+        fprintf(stderr, "train: %s\n", err);
+    st_bundle_destroy(b);
+    st_dataset_destroy(ds);
+    return rc;
+}
+
+static void test_missing(void)
+{
+    char errstr[256], dir[300];
+    snprintf(dir, sizeof dir, "%s/none", base);
+    st_bwatch_t *w = st_bwatch_new(dir, 0, errstr, sizeof errstr);
+    ST_REQUIRE(w != NULL);
+    ST_CHECK(st_bwatch_bundle(w) == NULL);
+    ST_EQ_STR(st_bwatch_version(w), "none");
+    ST_EQ_INT(st_bwatch_history_needed(w), 0);
+    ST_NEAR(st_bwatch_global_baseline_s(w, 99.0), 99.0, 1e-12);
+    ST_CHECK(!st_bwatch_swap(w));
+    st_bwatch_destroy(w);
+}
+
+static void test_versions(void)
+{
+    char a[300], b[300], va[ST_BWATCH_VERSION_MAX], va2[ST_BWATCH_VERSION_MAX],
+        vb[ST_BWATCH_VERSION_MAX], errstr[256];
+    double gm;
+    snprintf(a, sizeof a, "%s/a", base);
+    snprintf(b, sizeof b, "%s/b", base);
+    st_bundle_t *x = st_bwatch_load_dir(a, va, &gm, errstr, sizeof errstr);
+    ST_REQUIRE(x != NULL);
+    ST_NEAR(gm, 1234.5, 1e-9);
+    st_bundle_destroy(x);
+    x = st_bwatch_load_dir(a, va2, &gm, errstr, sizeof errstr);
+    st_bundle_destroy(x);
+    x = st_bwatch_load_dir(b, vb, &gm, errstr, sizeof errstr);
+    st_bundle_destroy(x);
+    ST_CHECK(strncmp(va, "b-", 2) == 0);
+    ST_EQ_STR(va, va2);
+    ST_CHECK(strcmp(va, vb) != 0);
+
+    /* An explicit model_version in metadata.json wins. */
+    char meta[320];
+    snprintf(meta, sizeof meta, "%s/metadata.json", b);
+    json_t *j = json_load_file(meta, 0, NULL);
+    ST_REQUIRE(j != NULL);
+    json_object_set_new(j, "model_version", json_string("v-test-7"));
+    ST_REQUIRE(json_dump_file(j, meta, JSON_INDENT(2)) == 0);
+    json_decref(j);
+    x = st_bwatch_load_dir(b, vb, &gm, errstr, sizeof errstr);
+    ST_REQUIRE(x != NULL);
+    ST_EQ_STR(vb, "v-test-7");
+    st_bundle_destroy(x);
+}
+
+static void test_swap_behind_symlink(void)
+{
+    char a[300], b[300], link[300], tmp[310], errstr[256];
+    snprintf(a, sizeof a, "%s/a", base);
+    snprintf(b, sizeof b, "%s/b", base);
+    snprintf(link, sizeof link, "%s/model", base);
+    snprintf(tmp, sizeof tmp, "%s.new", link);
+    ST_REQUIRE(symlink(a, link) == 0);
+    st_bwatch_t *w = st_bwatch_new(link, 20, errstr, sizeof errstr);
+    ST_REQUIRE(w != NULL);
+    ST_REQUIRE(st_bwatch_bundle(w) != NULL);
+    char v1[ST_BWATCH_VERSION_MAX];
+    snprintf(v1, sizeof v1, "%s", st_bwatch_version(w));
+    ST_EQ_INT(st_bwatch_history_needed(w), 4); /* window 3 + 1 */
+    ST_NEAR(st_bwatch_global_baseline_s(w, 99.0), 1234.5, 1e-9);
+    usleep(100000);
+    ST_CHECK(!st_bwatch_swap(w)); /* nothing changed on disk */
+    ST_EQ_STR(st_bwatch_version(w), v1);
+
+    ST_REQUIRE(symlink(b, tmp) == 0);
+    ST_REQUIRE(rename(tmp, link) == 0);
+    bool swapped = false;
+    int64_t deadline = st_time_mono_ms() + 10000;
+    while (!swapped && st_time_mono_ms() < deadline) {
+        usleep(20000);
+        swapped = st_bwatch_swap(w);
+    }
+    ST_CHECK(swapped);
+    ST_EQ_STR(st_bwatch_version(w), "v-test-7");
+    ST_EQ_INT(st_bwatch_history_needed(w), 6); /* b has window 5 */
+    ST_CHECK(!st_bwatch_swap(w));
+    st_bwatch_destroy(w);
+}
+
+static bool ready;
+
+static void test_setup(void)
+{
+    char a[300], b[300];
+    snprintf(a, sizeof a, "%s/a", base);
+    snprintf(b, sizeof b, "%s/b", base);
+    ST_REQUIRE(mkdir(base, 0777) == 0);
+    ST_REQUIRE(train_to(a, 1, 3) == 0);
+    ST_REQUIRE(train_to(b, 2, 5) == 0);
+    ready = true;
+}
+
+int main(void)
+{
+    snprintf(base, sizeof base, "/tmp/stint-test-bwatch-%d", (int)getpid());
+    ST_RUN(test_setup);
+    if (ready) {
+        ST_RUN(test_missing);
+        ST_RUN(test_versions);
+        ST_RUN(test_swap_behind_symlink);
+    }
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", base);
+    return st_test_summary();
+}
