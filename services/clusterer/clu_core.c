@@ -85,9 +85,11 @@ struct clu {
     st_metric_t *m_changes, *m_cold, *m_refits, *m_refit_inertia, *m_refit_users, *m_replayed;
 };
 
-/* KEYS: applied, prof, len, cluster. ARGV: partition, offset, op (S|P|-), then for S: length_s,
- * tracks, median_window; for P: gender, age, country, registered_s; then assign (0/1), cluster,
- * cold, version. */
+/* KEYS: applied, prof, len, cluster, profile. ARGV: partition, offset, op (S|P|-), then for S:
+ * length_s, tracks, median_window; for P: gender, age, country, registered_s; then assign (0/1),
+ * cluster, cold, version. A profile also replaces <prefix>:u:{user}:profile, the hash the
+ * sessionizer joins into OPENED events: gender (m|f), age, country, registered_ms, known fields
+ * only. */
 static const char apply_lua[] =
     "local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')\n"
     "if tonumber(ARGV[2]) <= last then return 0 end\n"
@@ -106,6 +108,15 @@ static const char apply_lua[] =
     "elseif ARGV[3] == 'P' then\n"
     "  redis.call('HSET', KEYS[2], 'gender', ARGV[4], 'age', ARGV[5], 'country', ARGV[6],\n"
     "             'registered_s', ARGV[7])\n"
+    "  local pf = {}\n"
+    "  if ARGV[4] == 'm' or ARGV[4] == 'f' then pf[#pf + 1] = 'gender'; pf[#pf + 1] = ARGV[4] end\n"
+    "  if tonumber(ARGV[5]) >= 0 then pf[#pf + 1] = 'age'; pf[#pf + 1] = ARGV[5] end\n"
+    "  if ARGV[6] ~= '' then pf[#pf + 1] = 'country'; pf[#pf + 1] = ARGV[6] end\n"
+    "  if tonumber(ARGV[7]) > 0 then\n"
+    "    pf[#pf + 1] = 'registered_ms'; pf[#pf + 1] = tostring(tonumber(ARGV[7]) * 1000)\n"
+    "  end\n"
+    "  redis.call('DEL', KEYS[5])\n"
+    "  if #pf > 0 then redis.call('HSET', KEYS[5], unpack(pf)) end\n"
     "  a = 8\n"
     "end\n"
     "if ARGV[a] == '1' then\n"
@@ -682,7 +693,7 @@ int clu_apply(void *ctx, st_err_t *err)
     clu_t *c = ctx;
     if (!c->pending)
         return 0;
-    char k_app[1024], k_prof[512], k_len[512], k_clu[512], what[300], part[16], off[32], mw[16],
+    char k_app[1024], k_prof[512], k_len[512], k_clu[512], k_pub[512], what[300], part[16], off[32], mw[16],
         cl[16], a1[40], a2[40], a3[40], g[2] = {0, 0};
     snprintf(mw, sizeof mw, "%d", c->cfg.median_window);
     st_redis_pipe_reset(c->redis);
@@ -698,11 +709,12 @@ int clu_apply(void *ctx, st_err_t *err)
         key_of(k_prof, sizeof k_prof, c->cfg.redis_prefix, user, "clu:prof");
         key_of(k_len, sizeof k_len, c->cfg.redis_prefix, user, "clu:len");
         key_of(k_clu, sizeof k_clu, c->cfg.redis_prefix, user, "cluster");
+        key_of(k_pub, sizeof k_pub, c->cfg.redis_prefix, user, "profile");
         snprintf(part, sizeof part, "%d", (int)e->partition);
         snprintf(off, sizeof off, "%lld", (long long)e->offset);
         snprintf(cl, sizeof cl, "%d", e->cluster);
-        const char *argv[20] = {k_app, k_prof, k_len, k_clu, part, off};
-        int argc = 6;
+        const char *argv[24] = {k_app, k_prof, k_len, k_clu, k_pub, part, off};
+        int argc = 7;
         if (e->op == 'S') {
             snprintf(a1, sizeof a1, "%.17g", e->length_s);
             snprintf(a2, sizeof a2, "%d", e->tracks);
@@ -726,7 +738,7 @@ int clu_apply(void *ctx, st_err_t *err)
         argv[argc++] = cl;
         argv[argc++] = e->cold ? "1" : "0";
         argv[argc++] = c->users[e->user].version;
-        st_redis_pipe_evalsha(c->redis, c->script, 4, argc - 4, argv, NULL);
+        st_redis_pipe_evalsha(c->redis, c->script, 5, argc - 5, argv, NULL);
         queued++;
     }
     if (queued == 0)

@@ -37,7 +37,7 @@ static const st_config_entry_t table[] = {
      0, "input topic of UserProfiles"},
     {"clusters.topic", ST_CFG_STRING, "users.clusters", ST_CFG_NOBOUNDS, OFF(clusters_topic), false,
      0, "output topic of ClusterAssignments (on change)"},
-    {"dlq.topic", ST_CFG_STRING, "sessions.clusterer.dlq", ST_CFG_NOBOUNDS, OFF(dlq_topic), false,
+    {"dlq.topic", ST_CFG_STRING, "users.clusters.dlq", ST_CFG_NOBOUNDS, OFF(dlq_topic), false,
      0, "dead-letter topic of undecodable records"},
     {"model.dir", ST_CFG_STRING, "model", ST_CFG_NOBOUNDS, OFF(model_dir), false, 0,
      "model bundle directory (its cluster model assigns users; watched for new versions)"},
@@ -57,28 +57,10 @@ static const st_config_entry_t table[] = {
 };
 
 typedef struct {
-    st_avro_registry_t *reg;
-    st_avro_codec_t *dlq_codec;
+    st_avro_registry_t *reg; /* the service's (borrowed) */
     st_bwatch_t *model;
     clu_t *core;
 } cl_ctx_t;
-
-static int encode_dead_letter(void *vctx, const st_msg_t *msg, const char *code, const char *text,
-                              st_buf_t *out)
-{
-    cl_ctx_t *ctx = vctx;
-    avro_value_t *rec = st_avro_codec_record(ctx->dlq_codec);
-    st_err_t err = {0};
-    st_avro_set_string(rec, "source_topic", msg->topic);
-    st_avro_set_int(rec, "source_partition", msg->partition);
-    st_avro_set_long(rec, "source_offset", msg->offset);
-    st_avro_set_string(rec, "error_code", code);
-    st_avro_set_string(rec, "error", text);
-    st_avro_set_nullable_bytes(rec, "original_key", msg->key, msg->key_len);
-    st_avro_set_bytes(rec, "original_value", msg->value ? msg->value : "", msg->value_len);
-    st_avro_set_long(rec, "failed_at_ms", st_time_wall_ms());
-    return st_avro_codec_encode(ctx->dlq_codec, rec, out, &err);
-}
 
 static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pipeline_opts_t *po,
                  char *errstr, size_t errstr_size)
@@ -86,11 +68,8 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     static const char *topics[2];
     cl_ctx_t *ctx = vctx;
     const st_service_config_t *base = st_service_config(svc);
-    if (!(ctx->reg = st_avro_registry_new(base->schemas_dir, base->schema_registry_url, errstr,
-                                          errstr_size)) ||
-        !(ctx->dlq_codec =
-              st_avro_codec_new(ctx->reg, "DeadLetter", config.dlq_topic, errstr, errstr_size)) ||
-        !(ctx->model =
+    ctx->reg = st_service_avro(svc);
+    if (!(ctx->model =
               st_bwatch_new(config.model_dir, (int)config.model_poll_ms, errstr, errstr_size)))
         return -1;
     clu_config_t cc = {.redis_prefix = base->redis_prefix,
@@ -111,8 +90,6 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     po->topics = topics;
     po->ntopics = 2;
     po->dlq_topic = config.dlq_topic;
-    po->dlq_encode = encode_dead_letter;
-    po->dlq_ctx = ctx;
     po->tick_ms = 1000; /* bundle swaps and scheduled re-fits also when idle */
     h->ctx = ctx->core;
     h->process = clu_process;
@@ -128,8 +105,6 @@ static void teardown(void *vctx)
     cl_ctx_t *ctx = vctx;
     clu_destroy(ctx->core);
     st_bwatch_destroy(ctx->model);
-    st_avro_codec_destroy(ctx->dlq_codec);
-    st_avro_registry_destroy(ctx->reg);
 }
 
 int main(int argc, char **argv)

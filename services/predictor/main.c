@@ -38,7 +38,7 @@ static const st_config_entry_t table[] = {
      false, 0, "output topic of Predictions"},
     {"outcomes.topic", ST_CFG_STRING, "predictions.outcomes", ST_CFG_NOBOUNDS, OFF(outcomes_topic),
      false, 0, "output topic of PredictionOutcomes"},
-    {"dlq.topic", ST_CFG_STRING, "sessions.dlq", ST_CFG_NOBOUNDS, OFF(dlq_topic), false, 0,
+    {"dlq.topic", ST_CFG_STRING, "predictions.dlq", ST_CFG_NOBOUNDS, OFF(dlq_topic), false, 0,
      "dead-letter topic of undecodable SessionEvents"},
     {"model.dir", ST_CFG_STRING, "model", ST_CFG_NOBOUNDS, OFF(model_dir), false, 0,
      "model bundle directory from `stint train` (watched; a newer bundle is swapped in)"},
@@ -56,29 +56,11 @@ static const st_config_entry_t table[] = {
 };
 
 typedef struct {
-    st_avro_registry_t *reg;
-    st_avro_codec_t *dlq_codec;
+    st_avro_registry_t *reg; /* the service's (borrowed) */
     st_bwatch_t *model;
     pred_mae_t *mae;
     pc_t *core;
 } pr_ctx_t;
-
-static int encode_dead_letter(void *vctx, const st_msg_t *msg, const char *code, const char *text,
-                              st_buf_t *out)
-{
-    pr_ctx_t *ctx = vctx;
-    avro_value_t *rec = st_avro_codec_record(ctx->dlq_codec);
-    st_err_t err = {0};
-    st_avro_set_string(rec, "source_topic", msg->topic);
-    st_avro_set_int(rec, "source_partition", msg->partition);
-    st_avro_set_long(rec, "source_offset", msg->offset);
-    st_avro_set_string(rec, "error_code", code);
-    st_avro_set_string(rec, "error", text);
-    st_avro_set_nullable_bytes(rec, "original_key", msg->key, msg->key_len);
-    st_avro_set_bytes(rec, "original_value", msg->value ? msg->value : "", msg->value_len);
-    st_avro_set_long(rec, "failed_at_ms", st_time_wall_ms());
-    return st_avro_codec_encode(ctx->dlq_codec, rec, out, &err);
-}
 
 static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pipeline_opts_t *po,
                  char *errstr, size_t errstr_size)
@@ -86,13 +68,7 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     static const char *topics[1];
     pr_ctx_t *ctx = vctx;
     const st_service_config_t *base = st_service_config(svc);
-    ctx->reg =
-        st_avro_registry_new(base->schemas_dir, base->schema_registry_url, errstr, errstr_size);
-    if (!ctx->reg)
-        return -1;
-    if (!(ctx->dlq_codec =
-              st_avro_codec_new(ctx->reg, "DeadLetter", config.dlq_topic, errstr, errstr_size)))
-        return -1;
+    ctx->reg = st_service_avro(svc);
     if (!(ctx->model =
               st_bwatch_new(config.model_dir, (int)config.model_poll_ms, errstr, errstr_size)))
         return -1;
@@ -117,8 +93,6 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     po->topics = topics;
     po->ntopics = 1;
     po->dlq_topic = config.dlq_topic;
-    po->dlq_encode = encode_dead_letter;
-    po->dlq_ctx = ctx;
     /* Ticks give an idle predictor a chance to swap in a new bundle between batches. */
     po->tick_ms = 1000;
     h->ctx = ctx->core;
@@ -136,8 +110,6 @@ static void teardown(void *vctx)
     pc_destroy(ctx->core);
     pred_mae_destroy(ctx->mae);
     st_bwatch_destroy(ctx->model);
-    st_avro_codec_destroy(ctx->dlq_codec);
-    st_avro_registry_destroy(ctx->reg);
 }
 
 int main(int argc, char **argv)

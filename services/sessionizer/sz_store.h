@@ -7,7 +7,7 @@
  *   <p>:dl:{p<partition>}      zset: user_id -> deadline_ms of the user's open session
  *   <p>:st:{p<partition>}      zset: score = commit offset, member "<offset>:<stream_time_ms>";
  *                              the last SZ_STORE_COMMIT_POINTS_KEPT commit points of a partition
- *   <p>:u:{<user_id>}:profile  hash (written by the profile service, read here): gender (m|f),
+ *   <p>:u:{<user_id>}:profile  hash (written by the clusterer from users.profiles, read here): gender (m|f),
  *                              age (integer), country (text), registered_ms (epoch ms); any field
  *                              may be missing (then null in SessionEvent) */
 #ifndef SZ_STORE_H
