@@ -66,9 +66,12 @@ int64_t st_dataset_start_s_of_ms(int64_t start_ms)
     return start_ms >= 0 ? start_ms / 1000 : -((999 - start_ms) / 1000);
 }
 
-/* v as the TSV carries it: printed with `decimals` decimals and read back. */
+/* v as the TSV carries it: printed with `decimals` decimals and read back. Magnitudes beyond
+ * 1e15 (no decimals left in a double anyway) are kept as they are. */
 static double tsv_precision(double v, int decimals)
 {
+    if (!(fabs(v) < 1e15))
+        return v;
     char text[64];
     snprintf(text, sizeof text, "%.*f", decimals, v);
     return strtod(text, NULL);

@@ -282,12 +282,13 @@ static void test_precision_and_until(void)
     ST_EQ_INT(st_dataset_add_session(ds, "b", 5, 2.0004999, 1, 0.66666, err, sizeof err), 0);
     ST_EQ_INT(st_dataset_add_session(ds, "b", 6, 9, 1, 0, err, sizeof err), 0);
     ST_EQ_INT(st_dataset_add_session(ds, "b", -3, 9, 1, 0, err, sizeof err), 0);
+    ST_EQ_INT(st_dataset_add_session(ds, "c", -4, 1e300, 1, 0, err, sizeof err), 0);
     ST_EQ_INT(st_dataset_n_after_until(ds), 2);
     /* bad values are still errors */
     ST_EQ_INT(st_dataset_add_session_ms(ds, "", 1000, 1, 1, 0, err, sizeof err), -1);
     ST_EQ_INT(st_dataset_add_session_ms(ds, "c", 1000, NAN, 1, 0, err, sizeof err), -1);
     ST_EQ_INT(st_dataset_finalize(ds, err, sizeof err), 0);
-    ST_EQ_INT(st_dataset_n_rows(ds), 3);
+    ST_EQ_INT(st_dataset_n_rows(ds), 4);
     const st_dataset_row_t *r = st_dataset_rows(ds);
     ST_EQ_INT(r[0].start_s, 5);
     ST_NEAR(r[0].length_s, strtod("1.235", NULL), 0);
@@ -296,6 +297,8 @@ static void test_precision_and_until(void)
     ST_EQ_INT(r[2].start_s, 5);
     ST_NEAR(r[2].length_s, strtod("2.000", NULL), 0);
     ST_NEAR(r[2].unknown_share, strtod("0.6667", NULL), 0);
+    ST_EQ_INT(r[3].start_s, -4);
+    ST_CHECK(r[3].length_s == 1e300);
     st_dataset_destroy(ds);
 }
 
