@@ -1,4 +1,5 @@
-/* train_data.c - the session source and split of `stint train` / `stint evaluate`. */
+/* train_data.c - the session source (sessions TSV, a Last.fm directory sessionized in-process, or
+ * the sessions topic) and the split of `stint train` / `stint evaluate`. */
 #include "train_data.h"
 
 #include <stddef.h>
