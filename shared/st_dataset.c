@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,8 @@ struct st_dataset {
     size_t n_rows;
     size_t *user_first, *user_count;
     int finalized;
+    int64_t until_ms;     /* sessions starting at or after are skipped */
+    size_t n_after_until; /* ... and counted */
     /* baselines of the last split */
     double *user_mean_s, *user_median_s;
     double global_mean_s, global_median_s;
@@ -42,7 +45,36 @@ struct st_dataset {
 
 st_dataset_t *st_dataset_new(void)
 {
-    return calloc(1, sizeof(st_dataset_t));
+    st_dataset_t *ds = calloc(1, sizeof(st_dataset_t));
+    if (ds)
+        ds->until_ms = INT64_MAX;
+    return ds;
+}
+
+void st_dataset_set_until_ms(st_dataset_t *ds, int64_t until_ms)
+{
+    ds->until_ms = until_ms;
+}
+
+size_t st_dataset_n_after_until(const st_dataset_t *ds)
+{
+    return ds->n_after_until;
+}
+
+int64_t st_dataset_start_s_of_ms(int64_t start_ms)
+{
+    return start_ms >= 0 ? start_ms / 1000 : -((999 - start_ms) / 1000);
+}
+
+/* v as the TSV carries it: printed with `decimals` decimals and read back. Magnitudes beyond
+ * 1e15 (no decimals left in a double anyway) are kept as they are. */
+static double tsv_precision(double v, int decimals)
+{
+    if (!(fabs(v) < 1e15))
+        return v;
+    char text[64];
+    snprintf(text, sizeof text, "%.*f", decimals, v);
+    return strtod(text, NULL);
 }
 
 void st_dataset_destroy(st_dataset_t *ds)
@@ -117,13 +149,10 @@ static int user_index(st_dataset_t *ds, const char *user_id)
     return u;
 }
 
-int st_dataset_add_session(st_dataset_t *ds, const char *user_id, int64_t start_s, double length_s,
-                           int track_count, double unknown_share, char *errstr, size_t errstr_size)
+/* Adds a session whose start passed the until check. */
+static int add_session(st_dataset_t *ds, const char *user_id, int64_t start_s, double length_s,
+                       int track_count, double unknown_share, char *errstr, size_t errstr_size)
 {
-    if (ds->finalized) {
-        st_errstr(errstr, errstr_size, "dataset: add_session after finalize");
-        return -1;
-    }
     if (!user_id || !*user_id || !isfinite(length_s) || length_s < 0 || track_count < 0) {
         st_errstr(errstr, errstr_size, "dataset: bad session (user \"%s\", length %g, tracks %d)",
                   user_id ? user_id : "", length_s, track_count);
@@ -143,14 +172,50 @@ int st_dataset_add_session(st_dataset_t *ds, const char *user_id, int64_t start_
     raw_session_t *s = &ds->raw[ds->n_raw];
     s->user = u;
     s->start_s = start_s;
-    s->length_s = length_s;
+    s->length_s = tsv_precision(length_s, 3);
     s->track_count = track_count;
-    s->unknown_share = (isfinite(unknown_share) && unknown_share >= 0) ? unknown_share : 0.0;
+    s->unknown_share =
+        (isfinite(unknown_share) && unknown_share >= 0) ? tsv_precision(unknown_share, 4) : 0.0;
     s->seq = ds->n_raw++;
     return 0;
 oom:
     st_errstr(errstr, errstr_size, "dataset: out of memory");
     return -1;
+}
+
+int st_dataset_add_session(st_dataset_t *ds, const char *user_id, int64_t start_s, double length_s,
+                           int track_count, double unknown_share, char *errstr, size_t errstr_size)
+{
+    if (ds->finalized) {
+        st_errstr(errstr, errstr_size, "dataset: add_session after finalize");
+        return -1;
+    }
+    /* start_s * 1000 >= until_ms, without overflow */
+    bool after = ds->until_ms != INT64_MAX &&
+                 (start_s >= INT64_MAX / 1000 ||
+                  (start_s > INT64_MIN / 1000 && start_s * 1000 >= ds->until_ms));
+    if (after) {
+        ds->n_after_until++;
+        return 0;
+    }
+    return add_session(ds, user_id, start_s, length_s, track_count, unknown_share, errstr,
+                       errstr_size);
+}
+
+int st_dataset_add_session_ms(st_dataset_t *ds, const char *user_id, int64_t start_ms,
+                              double length_s, int track_count, double unknown_share, char *errstr,
+                              size_t errstr_size)
+{
+    if (ds->finalized) {
+        st_errstr(errstr, errstr_size, "dataset: add_session after finalize");
+        return -1;
+    }
+    if (start_ms >= ds->until_ms) {
+        ds->n_after_until++;
+        return 0;
+    }
+    return add_session(ds, user_id, st_dataset_start_s_of_ms(start_ms), length_s, track_count,
+                       unknown_share, errstr, errstr_size);
 }
 
 int st_dataset_add_profile(st_dataset_t *ds, const char *user_id, const st_dataset_profile_t *p,

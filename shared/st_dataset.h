@@ -62,9 +62,27 @@ st_dataset_t *st_dataset_new(void);
 void st_dataset_destroy(st_dataset_t *ds);
 
 /* Adds one closed session (user_id copied). unknown_share NAN or < 0 means "not given" (0 is
- * used). Returns 0, or -1 with errstr (after finalize, bad values, no memory). */
+ * used). Values are stored at the precision of the `stint sessions` TSV: length_s rounded to 3
+ * decimals (milliseconds) and unknown_share to 4, exactly as printf("%.3f") / printf("%.4f") and
+ * strtod would, so every session source (TSV, in-process sessionizing, the sessions topic) gives
+ * the identical data set and hash. A session whose start_s * 1000 is at or after the until limit
+ * (st_dataset_set_until_ms) is skipped and counted (returns 0). Returns 0, or -1 with errstr
+ * (after finalize, bad values, no memory). */
 int st_dataset_add_session(st_dataset_t *ds, const char *user_id, int64_t start_s, double length_s,
                            int track_count, double unknown_share, char *errstr, size_t errstr_size);
+/* The same with the start in epoch milliseconds (as sessionizers produce it): stored as whole
+ * seconds (floor, as `stint sessions` writes start_ts); the until limit applies to start_ms
+ * itself. */
+int st_dataset_add_session_ms(st_dataset_t *ds, const char *user_id, int64_t start_ms,
+                              double length_s, int track_count, double unknown_share, char *errstr,
+                              size_t errstr_size);
+/* Keeps only sessions that start before until_ms (epoch ms, exclusive) among those added from
+ * now on; INT64_MAX (the default) keeps all. For training on the history before a replay. */
+void st_dataset_set_until_ms(st_dataset_t *ds, int64_t until_ms);
+/* Sessions skipped by the until limit so far. */
+size_t st_dataset_n_after_until(const st_dataset_t *ds);
+/* Floor division of epoch milliseconds into epoch seconds (what the data set stores). */
+int64_t st_dataset_start_s_of_ms(int64_t start_ms);
 /* Sets a user's profile (copied; a user without a profile is all-unknown). Returns 0 or -1. */
 int st_dataset_add_profile(st_dataset_t *ds, const char *user_id, const st_dataset_profile_t *p,
                            char *errstr, size_t errstr_size);

@@ -264,6 +264,44 @@ static void test_sessions_tsv(void)
     st_dataset_destroy(none);
 }
 
+/* Every source stores the TSV's precision; --until in ms (exclusive) and in whole seconds. */
+static void test_precision_and_until(void)
+{
+    char err[256];
+    st_dataset_t *ds = st_dataset_new();
+    ST_REQUIRE(ds != NULL);
+    ST_EQ_INT(st_dataset_start_s_of_ms(1999), 1);
+    ST_EQ_INT(st_dataset_start_s_of_ms(-1), -1);
+    ST_EQ_INT(st_dataset_start_s_of_ms(-1000), -1);
+    ST_EQ_INT(st_dataset_start_s_of_ms(-1001), -2);
+    st_dataset_set_until_ms(ds, 5500);
+    /* ms: 5499 kept (second 5), 5500 skipped */
+    ST_EQ_INT(st_dataset_add_session_ms(ds, "a", 5499, 1.23456, 3, 1.0 / 3, err, sizeof err), 0);
+    ST_EQ_INT(st_dataset_add_session_ms(ds, "a", 5500, 7, 1, 0, err, sizeof err), 0);
+    /* seconds: start_s * 1000 < 5500 is kept (5), 6 is not */
+    ST_EQ_INT(st_dataset_add_session(ds, "b", 5, 2.0004999, 1, 0.66666, err, sizeof err), 0);
+    ST_EQ_INT(st_dataset_add_session(ds, "b", 6, 9, 1, 0, err, sizeof err), 0);
+    ST_EQ_INT(st_dataset_add_session(ds, "b", -3, 9, 1, 0, err, sizeof err), 0);
+    ST_EQ_INT(st_dataset_add_session(ds, "c", -4, 1e300, 1, 0, err, sizeof err), 0);
+    ST_EQ_INT(st_dataset_n_after_until(ds), 2);
+    /* bad values are still errors */
+    ST_EQ_INT(st_dataset_add_session_ms(ds, "", 1000, 1, 1, 0, err, sizeof err), -1);
+    ST_EQ_INT(st_dataset_add_session_ms(ds, "c", 1000, NAN, 1, 0, err, sizeof err), -1);
+    ST_EQ_INT(st_dataset_finalize(ds, err, sizeof err), 0);
+    ST_EQ_INT(st_dataset_n_rows(ds), 4);
+    const st_dataset_row_t *r = st_dataset_rows(ds);
+    ST_EQ_INT(r[0].start_s, 5);
+    ST_NEAR(r[0].length_s, strtod("1.235", NULL), 0);
+    ST_NEAR(r[0].unknown_share, strtod("0.3333", NULL), 0);
+    ST_EQ_INT(r[1].start_s, -3);
+    ST_EQ_INT(r[2].start_s, 5);
+    ST_NEAR(r[2].length_s, strtod("2.000", NULL), 0);
+    ST_NEAR(r[2].unknown_share, strtod("0.6667", NULL), 0);
+    ST_EQ_INT(r[3].start_s, -4);
+    ST_CHECK(r[3].length_s == 1e300);
+    st_dataset_destroy(ds);
+}
+
 /* Reads a file into a malloc'd buffer. */
 static unsigned char *slurp(const char *path, size_t *n)
 {
@@ -516,6 +554,7 @@ int main(void)
     ST_RUN(test_features_use_only_the_past);
     ST_RUN(test_user_cut_split);
     ST_RUN(test_sessions_tsv);
+    ST_RUN(test_precision_and_until);
     ST_RUN(test_leak_and_determinism);
     ST_RUN(test_save_load_predict);
     ST_RUN(test_scaling_inverted);

@@ -1,32 +1,50 @@
 #!/bin/bash
-# test_evaluate.sh - `stint evaluate` end to end on a small generated dataset (sessions from the
-# test helper sessionize.py): every row present, identical test rows everywhere, the report files,
-# and the same seed giving the same table digit for digit (train times aside) and the same
-# predictions.csv. Also `stint train` writes a bundle with metadata.
+# test_evaluate.sh - `stint evaluate` / `stint train` end to end on a small generated dataset,
+# sessionized in-process (--data DIR --catalog FILE): every row present, identical test rows
+# everywhere, the report files, the same seed giving the same table digit for digit (train times
+# aside) and the same predictions.csv; the --data path and `stint sessions` + --sessions giving the
+# identical data set (hash) and the identical table; --until on both paths; and the leak test on
+# the --data path: changing the test users' test-period listens changes no training artefact.
 set -euo pipefail
 : "${STINT_BIN_DIR:?}" "${STINT_SOURCE_DIR:?}"
 export OPENBLAS_NUM_THREADS=1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+stint() { "$STINT_BIN_DIR/stint" "$@"; }
 
-"$STINT_BIN_DIR/stint" gen --users 50 --days 60 --seed 5 --out "$tmp/data" >/dev/null
-python3 "$STINT_SOURCE_DIR/tests/support/sessionize.py" "$tmp/data" "$tmp/data/tracks.jsonl" \
-    "$tmp/sessions.tsv"
-run() {
-    "$STINT_BIN_DIR/stint" evaluate --sessions "$tmp/sessions.tsv" --profiles "$tmp/data" \
-        --epochs 2 --seed 3 --out "$1" 2>"$1.log" >"$1.out" || { cat "$1.log" >&2; fail "evaluate"; }
+stint gen --users 50 --days 60 --seed 5 --out "$tmp/data" >/dev/null
+data=(--data "$tmp/data" --catalog "$tmp/data/tracks.jsonl")
+run() { # run OUT_DIR SOURCE_ARGS...
+    local out=$1
+    shift
+    stint evaluate "$@" --epochs 2 --seed 3 --out "$out" 2>"$out.log" >"$out.out" ||
+        { cat "$out.log" >&2; fail "evaluate $*"; }
 }
-run "$tmp/r1"
-run "$tmp/r2"
+hash_of() { grep -o 'dataset_loaded .*hash=[0-9a-f]*' "$1" | grep -o 'hash=[0-9a-f]*$'; }
+table() { grep ' | ' "$1" | sed 's/|[^|]*$//'; }
+
+run "$tmp/r1" "${data[@]}"
+run "$tmp/r2" "${data[@]}"
 for f in index.html predictions.csv pred_actual.svg loss_0.svg loss_3.svg elbow.svg silhouette.svg \
     clusters.svg; do
     [ -s "$tmp/r1/$f" ] || fail "missing report file $f"
 done
 grep -q 'epoch=1/2 loss=' "$tmp/r1.log" || fail "no training progress lines"
-table() { grep ' | ' "$1" | sed 's/|[^|]*$//'; }
+grep -q 'dataset_loaded data=.* profiles=[^ ]*/data ' "$tmp/r1.log" ||
+    fail "profiles not read from the data directory: $(grep dataset_loaded "$tmp/r1.log")"
 diff <(table "$tmp/r1.out") <(table "$tmp/r2.out") || fail "tables differ between identical runs"
 cmp "$tmp/r1/predictions.csv" "$tmp/r2/predictions.csv" || fail "predictions differ"
+
+# the same data set and table through `stint sessions` + --sessions
+stint sessions "${data[@]}" --out "$tmp/sessions.tsv" --quiet >/dev/null 2>&1 || fail "stint sessions"
+run "$tmp/r3" --sessions "$tmp/sessions.tsv" --profiles "$tmp/data"
+h1=$(hash_of "$tmp/r1.log")
+h3=$(hash_of "$tmp/r3.log")
+[ -n "$h1" ] && [ "$h1" = "$h3" ] || fail "dataset hash --data '$h1' != --sessions '$h3'"
+diff <(table "$tmp/r1.out") <(table "$tmp/r3.out") || fail "tables differ between --data and --sessions"
+cmp "$tmp/r1/predictions.csv" "$tmp/r3/predictions.csv" || fail "predictions differ (--data/--sessions)"
+
 for row in "seq LSTM(32) W16 log-L1" "seed parity: LSTM(250) k-means 5 mixed" \
     "baseline: per-user mean" "baseline: per-user median" "baseline: last session" \
     "baseline: global median"; do
@@ -53,15 +71,106 @@ for i, name in enumerate(head[3:], 3):
         print("%s: table %.1f, csv %.3f" % (name, table[name], mae), file=sys.stderr)
         sys.exit(1)
 PY
+
+# --until: only sessions that started before the time, the same on both paths
+until_s=$(sort -t$'\t' -k2,2n "$tmp/sessions.tsv" | awk -F'\t' 'NR == 1000 {print $2}')
+until_iso=$(date -u -d "@$until_s" +%Y-%m-%dT%H:%M:%SZ)
+n_before=$(awk -F'\t' -v t="$until_s" '$2 < t' "$tmp/sessions.tsv" | wc -l)
+for src in data sessions; do
+    if [ $src = data ]; then args=("${data[@]}"); else args=(--sessions "$tmp/sessions.tsv" --profiles "$tmp/data"); fi
+    stint train "${args[@]}" --until "$until_iso" --epochs 1 --out "$tmp/until_$src" \
+        >/dev/null 2>"$tmp/until_$src.log" || { cat "$tmp/until_$src.log" >&2; fail "train --until ($src)"; }
+    n=$(grep -o 'dataset_loaded .* sessions=[0-9]* users' "$tmp/until_$src.log" | grep -o 'sessions=[0-9]* users' | grep -o '[0-9]*')
+    [ "$n" = "$n_before" ] || fail "--until $until_iso ($src): $n sessions, expected $n_before"
+done
+hu1=$(hash_of "$tmp/until_data.log")
+hu2=$(hash_of "$tmp/until_sessions.log")
+[ "$hu1" = "$hu2" ] || fail "--until: dataset hash --data '$hu1' != --sessions '$hu2'"
+[ "$hu1" != "$h1" ] || fail "--until did not change the data set"
+
 # stint train: a bundle with metadata and test metrics
-"$STINT_BIN_DIR/stint" train --sessions "$tmp/sessions.tsv" --profiles "$tmp/data" --epochs 2 \
-    --cluster kmeans --k 3 --out "$tmp/bundle" >"$tmp/train.out" 2>/dev/null || fail "train"
+stint train "${data[@]}" --epochs 2 --seed 3 --cluster kmeans --k 3 --out "$tmp/bundle" \
+    >"$tmp/train.out" 2>/dev/null || fail "train"
 grep -q '"test_mae_s"' "$tmp/bundle/metadata.json" || fail "no metrics in metadata.json"
 [ -s "$tmp/bundle/net_0.stm" ] && [ -s "$tmp/bundle/clusters.stm" ] || fail "bundle files"
+
+# leak test on the --data path: the test users' test-period sessions change (a copy of a listen
+# inserted between two listens <= 600 s apart: more tracks, same session boundaries and starts),
+# and no training artefact may move. Test users and their cut come from predictions.csv.
+cp -r "$tmp/data" "$tmp/data2"
+python3 - "$tmp/r1/predictions.csv" "$tmp/data2/userid-timestamp-artid-artname-traid-traname.tsv" <<'PY' || fail "perturbing the test period"
+import csv, sys
+from datetime import datetime, timezone
+cut = {}
+for r in list(csv.DictReader(open(sys.argv[1]))):
+    cut[r["user"]] = min(cut.get(r["user"], 1 << 62), int(r["session_start"]))
+path = sys.argv[2]
+lines = open(path, encoding="utf-8", errors="surrogateescape").read().split("\n")
+def ts_of(line):
+    f = line.split("\t")
+    if len(f) != 6 or f[0] not in cut or not f[3].strip() or not f[5].strip():
+        return None
+    if any(len(x) > 200 or not all(32 <= ord(c) < 127 for c in x) for x in f):
+        return None
+    try:
+        return int(datetime.strptime(f[1], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp())
+    except ValueError:
+        return None
+listens = {}
+for i, line in enumerate(lines):
+    t = ts_of(line)
+    if t is not None and t >= cut[line.split("\t")[0]]:
+        listens.setdefault(line.split("\t")[0], []).append((t, i))
+extra = {}
+for user, ls in listens.items():
+    ls.sort()
+    for (ta, ia), (tb, _) in zip(ls, ls[1:]):
+        if 2 <= tb - ta <= 600:
+            f = lines[ia].split("\t")
+            f[1] = datetime.fromtimestamp(ta + (tb - ta) // 2, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            extra.setdefault(ia, []).append("\t".join(f))
+out = []
+for i, line in enumerate(lines):
+    out.append(line)
+    out.extend(extra.get(i, []))
+open(path, "w", encoding="utf-8", errors="surrogateescape").write("\n".join(out))
+n = sum(len(v) for v in extra.values())
+print("inserted %d listens for %d test users" % (n, len(cut)), file=sys.stderr)
+sys.exit(0 if n > 0 else 1)
+PY
+leak_train() { # leak_train DATA_DIR OUT ARGS...
+    local dir=$1 out=$2
+    shift 2
+    stint train --data "$dir" --catalog "$dir/tracks.jsonl" --epochs 2 --seed 3 "$@" --out "$out" \
+        >/dev/null 2>"$out.log" || { cat "$out.log" >&2; fail "train for the leak test"; }
+}
+for cfg in "kmeans:--cluster kmeans --k 3" "parity:--preset seed"; do
+    name=${cfg%%:*}
+    read -r -a args <<<"${cfg#*:}"
+    leak_train "$tmp/data" "$tmp/leak_a_$name" "${args[@]}"
+    leak_train "$tmp/data2" "$tmp/leak_b_$name" "${args[@]}"
+    ha=$(hash_of "$tmp/leak_a_$name.log")
+    hb=$(hash_of "$tmp/leak_b_$name.log")
+    [ "$ha" != "$hb" ] || fail "leak test ($name): the perturbation did not change the data set"
+    diff <(cd "$tmp/leak_a_$name" && ls) <(cd "$tmp/leak_b_$name" && ls) ||
+        fail "leak test ($name): different bundle files"
+    for f in "$tmp/leak_a_$name"/*; do
+        b=$(basename "$f")
+        [ "$b" = metadata.json ] && continue
+        cmp -s "$f" "$tmp/leak_b_$name/$b" || fail "leak test ($name): $b changed with the test period"
+    done
+done
+
 # usage errors exit 2
 set +e
-"$STINT_BIN_DIR/stint" evaluate --preset nope --sessions "$tmp/sessions.tsv" 2>/dev/null
+stint evaluate --preset nope "${data[@]}" 2>/dev/null
 [ $? -eq 2 ] || fail "bad preset should exit 2"
-"$STINT_BIN_DIR/stint" train --sessions "$tmp/sessions.tsv" 2>/dev/null
+stint train "${data[@]}" 2>/dev/null
 [ $? -eq 2 ] || fail "train without --out should exit 2"
-echo "ok: $n_csv test rows, identical runs"
+stint train "${data[@]}" --sessions "$tmp/sessions.tsv" --out "$tmp/x" 2>/dev/null
+[ $? -eq 2 ] || fail "two sources should exit 2"
+stint evaluate "${data[@]}" --until 2009-13-01 --out "$tmp/x" 2>/dev/null
+[ $? -eq 2 ] || fail "a bad --until should exit 2"
+stint evaluate --data "$tmp/nonexistent" --out "$tmp/x" 2>/dev/null
+[ $? -eq 1 ] || fail "a missing data directory should exit 1"
+echo "ok: $n_csv test rows, identical runs, --data == --sessions ($h1), leak test passed"

@@ -401,6 +401,9 @@ int cmd_evaluate(int argc, char **argv)
         return 1;
     }
     st_config_result_t cr = st_config_load(cfg, argc, argv, NULL, err, sizeof err);
+    if (cr == ST_CONFIG_OK && train_data_check(&d, err, sizeof err) != 0)
+        cr = ST_CONFIG_USAGE;
+    d.kafka_props = st_config_kafka_props(cfg, &d.n_kafka_props);
     if (cr != ST_CONFIG_OK) {
         if (cr == ST_CONFIG_USAGE) {
             fprintf(stderr, "stint evaluate: %s\n", err);
@@ -422,7 +425,7 @@ int cmd_evaluate(int argc, char **argv)
     if (!ds) {
         fprintf(stderr, "stint evaluate: %s\n", err);
         st_config_destroy(cfg);
-        return d.sessions ? 1 : 2;
+        return 1;
     }
     size_t n_test = st_dataset_count(ds, ST_DATASET_TEST);
     int rc = 1;

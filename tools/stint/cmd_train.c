@@ -137,6 +137,9 @@ int cmd_train(int argc, char **argv)
         snprintf(err, sizeof err, "--out DIR is required");
         cr = ST_CONFIG_USAGE;
     }
+    if (cr == ST_CONFIG_OK && train_data_check(&d, err, sizeof err) != 0)
+        cr = ST_CONFIG_USAGE;
+    d.kafka_props = st_config_kafka_props(cfg, &d.n_kafka_props);
     st_bundle_spec_t spec;
     if (cr == ST_CONFIG_OK) {
         if (strcmp(o.preset, "default") == 0)
@@ -196,7 +199,7 @@ int cmd_train(int argc, char **argv)
     if (!ds) {
         fprintf(stderr, "stint train: %s\n", err);
         st_config_destroy(cfg);
-        return d.sessions ? 1 : 2;
+        return 1;
     }
     int64_t t0 = st_time_mono_ms();
     b = st_bundle_train(ds, &spec, train_progress, spec.name, err, sizeof err);

@@ -1,48 +1,176 @@
-/* train_data.c - the session source and split of `stint train` / `stint evaluate`. */
+/* train_data.c - the session source (sessions TSV, a Last.fm directory sessionized in-process, or
+ * the sessions topic) and the split of `stint train` / `stint evaluate`. */
 #include "train_data.h"
 
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "st_catalog.h"
+#include "st_dataset_topic.h"
 #include "st_err.h"
 #include "st_log.h"
+#include "st_sessions_offline.h"
+#include "st_time.h"
 
+#define OFF(f) offsetof(train_data_opts_t, f)
 const st_config_entry_t train_data_table[] = {
-    {"sessions", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, offsetof(train_data_opts_t, sessions), false,
-     0,
-     "sessions TSV from `stint sessions` (user_id, start_ts, length_s, track_count[, "
+    {"sessions", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(sessions), false, 0,
+     "source: sessions TSV from `stint sessions` (user_id, start_ts, length_s, track_count[, "
      "unknown_share])"},
-    {"profiles", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, offsetof(train_data_opts_t, profiles), false,
-     0, "userid-profile.tsv (file or Last.fm directory); optional"},
-    {"split", ST_CFG_STRING, "user", ST_CFG_NOBOUNDS, offsetof(train_data_opts_t, split), false, 0,
+    {"data", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(data), false, 0,
+     "source: Last.fm-format directory, sessionized in-process exactly as `stint sessions` "
+     "(profiles from DIR/userid-profile.tsv unless --profiles)"},
+    {"catalog", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(catalog), false, 0,
+     "with --data: JSONL track catalog (artist, track, duration_ms); without it every duration "
+     "is unknown"},
+    {"from-topic", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(from_topic), false, 0,
+     "source: the CLOSED SessionEvents of this topic (e.g. sessions), from the beginning to the "
+     "end offsets at the start"},
+    {"kafka.brokers", ST_CFG_STRING, "127.0.0.1:19092", ST_CFG_NOBOUNDS, OFF(brokers), false, 'b',
+     "Kafka bootstrap servers (--from-topic)"},
+    {"schemas.dir", ST_CFG_STRING, STINT_SOURCE_DIR "/schemas", ST_CFG_NOBOUNDS, OFF(schemas_dir),
+     false, 0, "directory of the .avsc files and ids.conf (--from-topic)"},
+    {"schema.registry.url", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(registry_url), false, 0,
+     "Confluent-compatible schema registry (--from-topic; unset = static ids)"},
+    {"profiles", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(profiles), false, 0,
+     "userid-profile.tsv (file or Last.fm directory); optional"},
+    {"until", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(until), false, 0,
+     "only sessions that started before this time (ISO-8601 or YYYY-MM-DD, UTC; exclusive)"},
+    {"split", ST_CFG_STRING, "user", ST_CFG_NOBOUNDS, OFF(split), false, 0,
      "user (10% test / 10% validation users cut at U(0.5,1), as the seed) or date (global date "
      "cut)"},
-    {"test-frac", ST_CFG_DOUBLE, "0.1", 0.0, 0.9, offsetof(train_data_opts_t, test_frac), false, 0,
+    {"test-frac", ST_CFG_DOUBLE, "0.1", 0.0, 0.9, OFF(test_frac), false, 0,
      "share of test users (user split) or of rows (date split)"},
-    {"val-frac", ST_CFG_DOUBLE, "0.1", 0.0, 0.9, offsetof(train_data_opts_t, val_frac), false, 0,
+    {"val-frac", ST_CFG_DOUBLE, "0.1", 0.0, 0.9, OFF(val_frac), false, 0,
      "share of validation users / rows"},
-    {"seed", ST_CFG_INT, "1", 0, 9007199254740991.0, offsetof(train_data_opts_t, seed), false, 0,
+    {"seed", ST_CFG_INT, "1", 0, 9007199254740991.0, OFF(seed), false, 0,
      "seed of the split and of every model"},
     {NULL, ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, 0, false, 0, NULL},
 };
 
+/* --until as epoch ms: a full ISO-8601 time, or a date meaning its 00:00 UTC. */
+static int parse_until(const char *s, int64_t *until_ms)
+{
+    char full[32];
+    if (strlen(s) == 10) {
+        snprintf(full, sizeof full, "%sT00:00:00Z", s);
+        s = full;
+    }
+    return st_time_parse_iso8601(s, strlen(s), until_ms);
+}
+
+int train_data_check(const train_data_opts_t *o, char *errstr, size_t errstr_size)
+{
+    int n_sources = (o->sessions != NULL) + (o->data != NULL) + (o->from_topic != NULL);
+    if (n_sources != 1)
+        return st_errstr(errstr, errstr_size,
+                         "give exactly one session source: --sessions FILE, --data DIR "
+                         "[--catalog FILE] or --from-topic TOPIC");
+    if (o->catalog && !o->data)
+        return st_errstr(errstr, errstr_size, "--catalog goes with --data DIR");
+    if (strcmp(o->split, "user") != 0 && strcmp(o->split, "date") != 0)
+        return st_errstr(errstr, errstr_size, "--split must be user or date, not \"%s\"", o->split);
+    int64_t until_ms;
+    if (o->until && parse_until(o->until, &until_ms) != 0)
+        return st_errstr(errstr, errstr_size,
+                         "--until: \"%s\" is not an ISO-8601 time (2009-03-01T00:00:00Z) or date",
+                         o->until);
+    return 0;
+}
+
+static int add_offline_session(void *arg, const char *user_id, const st_session_summary_t *s)
+{
+    char err[256];
+    /* length_ms / 1000 is what `stint sessions` prints; the data set keeps the TSV's precision */
+    if (st_dataset_add_session_ms(arg, user_id, s->start_ms, (double)s->length_ms / 1000.0,
+                                  (int)s->track_count, s->unknown_duration_share, err,
+                                  sizeof err) != 0) {
+        st_log_error("dataset_add_failed", "user=%s error=\"%s\"", user_id, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* --data [--catalog]: st_sessions_offline straight into the data set. */
+static int load_offline(st_dataset_t *ds, const train_data_opts_t *o, char *src, size_t src_size,
+                        char *errstr, size_t errstr_size)
+{
+    st_sessions_offline_opts_t so;
+    st_sessions_offline_opts_default(&so);
+    so.data_path = o->data;
+    so.quiet = true;
+    st_catalog_stats_t cstats = {0};
+    st_catalog_t *catalog = NULL;
+    if (o->catalog) {
+        catalog = st_catalog_load(o->catalog, &cstats, errstr, errstr_size);
+        if (!catalog)
+            return -1;
+        so.catalog = catalog;
+    } else {
+        st_log_warn("dataset_no_catalog",
+                    "data=%s detail=\"every track duration unknown: lengths end at the last "
+                    "track's start\"",
+                    o->data);
+    }
+    st_sessions_offline_stats_t st;
+    int rc = st_sessions_offline_run(&so, add_offline_session, ds, &st, errstr, errstr_size);
+    if (rc == 0)
+        snprintf(src, src_size,
+                 "data=%s listens=%llu duplicates=%llu malformed=%llu rejected=%llu "
+                 "unknown_duration=%llu catalog_tracks=%zu",
+                 o->data, (unsigned long long)st.listens, (unsigned long long)st.duplicates,
+                 (unsigned long long)st.malformed, (unsigned long long)st.rejected,
+                 (unsigned long long)st.unknown_duration, catalog ? st_catalog_size(catalog) : 0);
+    st_catalog_destroy(catalog);
+    return rc;
+}
+
+static int load_topic(st_dataset_t *ds, const train_data_opts_t *o, char *src, size_t src_size,
+                      char *errstr, size_t errstr_size)
+{
+    st_dataset_topic_opts_t to;
+    st_dataset_topic_opts_default(&to);
+    to.brokers = o->brokers;
+    to.topic = o->from_topic;
+    to.schemas_dir = o->schemas_dir;
+    to.registry_url = o->registry_url;
+    to.props = o->kafka_props;
+    to.nprops = o->n_kafka_props;
+    st_dataset_topic_stats_t st;
+    if (st_dataset_topic_load(ds, &to, &st, errstr, errstr_size) != 0)
+        return -1;
+    snprintf(src, src_size,
+             "topic=%s records=%llu closed=%llu duplicates=%llu conflicts=%llu invalid=%llu",
+             o->from_topic, (unsigned long long)st.records, (unsigned long long)st.closed,
+             (unsigned long long)st.duplicates, (unsigned long long)st.conflicts,
+             (unsigned long long)st.invalid);
+    return 0;
+}
+
+/* The profile file: --profiles, else with --data the directory's userid-profile.tsv if present. */
+static const char *profile_path(const train_data_opts_t *o, char *buf, size_t size)
+{
+    if (o->profiles)
+        return o->profiles;
+    struct stat sb;
+    if (o->data && stat(o->data, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        snprintf(buf, size, "%s/userid-profile.tsv", o->data);
+        if (stat(buf, &sb) == 0)
+            return o->data;
+    }
+    st_log_warn("dataset_no_profiles", "detail=\"no profile file: every profile unknown\"");
+    return NULL;
+}
+
 st_dataset_t *train_data_load(const train_data_opts_t *o, char *errstr, size_t errstr_size)
 {
-    if (!o->sessions) {
-        st_errstr(errstr, errstr_size, "--sessions FILE is required");
+    if (train_data_check(o, errstr, errstr_size) != 0)
         return NULL;
-    }
     st_dataset_split_cfg_t sc;
     st_dataset_split_default(&sc);
-    if (strcmp(o->split, "user") == 0)
-        sc.kind = ST_DATASET_SPLIT_USER_CUT;
-    else if (strcmp(o->split, "date") == 0)
-        sc.kind = ST_DATASET_SPLIT_DATE;
-    else {
-        st_errstr(errstr, errstr_size, "--split must be user or date, not \"%s\"", o->split);
-        return NULL;
-    }
+    sc.kind = strcmp(o->split, "date") == 0 ? ST_DATASET_SPLIT_DATE : ST_DATASET_SPLIT_USER_CUT;
     sc.test_frac = o->test_frac;
     sc.val_frac = o->val_frac;
     sc.seed = (uint64_t)o->seed;
@@ -51,19 +179,34 @@ st_dataset_t *train_data_load(const train_data_opts_t *o, char *errstr, size_t e
         st_errstr(errstr, errstr_size, "out of memory");
         return NULL;
     }
+    int64_t until_ms = INT64_MAX;
+    if (o->until)
+        parse_until(o->until, &until_ms);
+    st_dataset_set_until_ms(ds, until_ms);
     size_t bad_sessions = 0, bad_profiles = 0;
-    if (st_dataset_load_sessions(ds, o->sessions, &bad_sessions, errstr, errstr_size) != 0)
+    char src[512] = "", pbuf[4096];
+    int rc;
+    if (o->sessions) {
+        rc = st_dataset_load_sessions(ds, o->sessions, &bad_sessions, errstr, errstr_size);
+        snprintf(src, sizeof src, "sessions=%s bad_session_lines=%zu", o->sessions, bad_sessions);
+    } else if (o->data) {
+        rc = load_offline(ds, o, src, sizeof src, errstr, errstr_size);
+    } else {
+        rc = load_topic(ds, o, src, sizeof src, errstr, errstr_size);
+    }
+    if (rc != 0)
         goto fail;
-    if (o->profiles &&
-        st_dataset_load_profiles(ds, o->profiles, &bad_profiles, errstr, errstr_size) != 0)
+    const char *profiles = profile_path(o, pbuf, sizeof pbuf);
+    if (profiles && st_dataset_load_profiles(ds, profiles, &bad_profiles, errstr, errstr_size) != 0)
         goto fail;
     if (st_dataset_finalize(ds, errstr, errstr_size) != 0 ||
         st_dataset_split(ds, &sc, errstr, errstr_size) != 0)
         goto fail;
     st_log_info("dataset_loaded",
-                "sessions=%zu users=%d bad_session_lines=%zu bad_profile_lines=%zu train=%zu "
-                "val=%zu test=%zu hash=%016llx",
-                st_dataset_n_rows(ds), st_dataset_n_users(ds), bad_sessions, bad_profiles,
+                "%s profiles=%s bad_profile_lines=%zu sessions=%zu users=%d after_until=%zu "
+                "train=%zu val=%zu test=%zu hash=%016llx",
+                src, profiles ? profiles : "-", bad_profiles, st_dataset_n_rows(ds),
+                st_dataset_n_users(ds), st_dataset_n_after_until(ds),
                 st_dataset_count(ds, ST_DATASET_TRAIN), st_dataset_count(ds, ST_DATASET_VAL),
                 st_dataset_count(ds, ST_DATASET_TEST), (unsigned long long)st_dataset_hash(ds));
     return ds;
