@@ -48,9 +48,9 @@ class Env:
         self.port = None
         assert run([os.path.join(BIN, "stint"), "gen", "--out", self.data, "--users", str(users),
                     "--days", str(days)]).returncode == 0
-        assert run([sys.executable, os.path.join(SRC, "tests", "support", "sessionize.py"),
-                    self.data, os.path.join(self.data, "tracks.jsonl"),
-                    self.sessions]).returncode == 0
+        assert run([os.path.join(BIN, "stint"), "sessions", "--data", self.data, "--catalog",
+                    os.path.join(self.data, "tracks.jsonl"), "--out", self.sessions,
+                    "--quiet"]).returncode == 0
         self.session_ids = set()
         with open(self.sessions, encoding="utf-8") as f:
             for line in f:
@@ -58,16 +58,11 @@ class Env:
                 self.session_ids.add(f"{user}:{int(start) * 1000}")
 
     def train(self, out, epochs, seed):
-        """A bundle via `stint train`; the support program's st_bundle_train when this build's
-        `stint train` cannot (it prints why)."""
+        """A bundle via `stint train`."""
         r = run([os.path.join(BIN, "stint"), "train", "--sessions", self.sessions, "--profiles",
                  self.profiles, "--out", out, "--epochs", str(epochs), "--seed", str(seed)])
-        if r.returncode != 0 or not os.path.exists(os.path.join(out, "metadata.json")):
-            print("note: `stint train` unavailable in this build; training with st_bundle_train")
-            r = run([os.path.join(BIN, "stint-session-events"), "train", "--sessions",
-                     self.sessions, "--profiles", self.profiles, "--out", out, "--epochs",
-                     str(epochs), "--seed", str(seed)])
-        assert r.returncode == 0, "training failed"
+        assert r.returncode == 0 and os.path.exists(os.path.join(out, "metadata.json")), \
+            "training failed"
 
     def produce(self, rate=0, background=False, registry=None):
         args = [os.path.join(BIN, "stint-session-events"), "produce", "--sessions", self.sessions,
