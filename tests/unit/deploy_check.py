@@ -95,3 +95,34 @@ def topics_conf():
             if parts:
                 out.append((parts[0], len(parts) > 1 and parts[1] == "compact"))
     return out
+
+
+def dockerfile_stages():
+    """{stage name: [instruction lines, continuations joined]} of deploy/docker/Dockerfile."""
+    stages, cur, pending = {}, None, ""
+    with open(os.path.join(SRC, "deploy", "docker", "Dockerfile"), encoding="utf-8") as f:
+        for raw in f:
+            line = raw.rstrip("\n")
+            if not pending and (not line.strip() or line.lstrip().startswith("#")):
+                continue
+            if line.endswith("\\"):
+                pending += line[:-1] + " "
+                continue
+            line, pending = pending + line, ""
+            m = re.match(r"^FROM\s+\S+(?:\s+AS\s+(\S+))?", line, re.I)
+            if m:
+                cur = m.group(1) or "stage%d" % len(stages)
+                stages[cur] = []
+            elif cur is not None:
+                stages[cur].append(line.strip())
+    return stages
+
+
+def image_env():
+    """The ENV of the Dockerfile's runtime stage: what every container starts with."""
+    env = {}
+    for line in dockerfile_stages().get("runtime", []):
+        if line.upper().startswith("ENV "):
+            for m in re.finditer(r"([A-Za-z_][A-Za-z0-9_]*)=(\"[^\"]*\"|\S+)", line[4:]):
+                env[m.group(1)] = m.group(2).strip('"')
+    return env

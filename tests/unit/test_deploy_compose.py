@@ -16,7 +16,7 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from deploy_check import (BIN, SERVICES, SRC, Checker, consumed, dump_config,  # noqa: E402
-                          program_argv, topics_conf)
+                          image_env, program_argv, topics_conf)
 
 # Settings a container has to set differently from the programs' defaults (which suit the local
 # stack): where Kafka, Redis, the registry, the data and the bundles are, and the HTTP endpoint.
@@ -95,7 +95,7 @@ def main():
             continue  # e.g. `stint gen`, which takes flags only
         try:
             defaults = dump_config(argv)
-            dump = dump_config(argv, env)
+            dump = dump_config(argv, dict(image_env(), **env))
         except RuntimeError as e:
             c.check(False, "%s: %s" % (name, e))
             continue
@@ -111,6 +111,9 @@ def main():
                         "%s: %s changes %s from the default the local stack uses" % (name, var, key),
                         dump[key][0], defaults[key][0])
         if os.path.basename(argv[0]).startswith("stint-"):
+            for var in image_env():
+                c.check(not var.startswith("STINT_") or consumed(dump, var),
+                        "%s: the image's %s is a setting of its program" % (name, var))
             c.check(env.get("STINT_KAFKA_BROKERS") == "kafka:9092", "%s: brokers" % name,
                     env.get("STINT_KAFKA_BROKERS"), "kafka:9092")
             c.check(env.get("STINT_REDIS_HOST") == "redis" and env.get("STINT_REDIS_PORT") == "6379",
