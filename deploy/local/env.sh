@@ -10,3 +10,5 @@ STINT_REDIS_PORT=${STINT_REDIS_PORT:-16379}
 STINT_PARTITIONS=${STINT_PARTITIONS:-6}
 STINT_STACK_TIMEOUT=${STINT_STACK_TIMEOUT:-90}
 STINT_KAFKA_HEAP=${STINT_KAFKA_HEAP:-768m}
+# The Kubernetes manifest validator (deploy/local/k8s-validate.txt), installed by bootstrap.
+K8S_VALIDATE_VENV=$STINT_CACHE/k8s-validate-1.37.0

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""docker-compose.yml against the real programs and the local stack: `docker-compose config`
+accepts it (Debian's docker-compose; skipped only when the binary is missing), every STINT_*
+variable a stint container gets is one its program reads (--dump-config of the real binary says
+so), values differ from the programs' defaults only for the endpoints a container must change,
+the topics are deploy/topics.conf's (the compose topic job mounts that file, as the local stack
+reads it) and exactly those the services use, ports are published on 127.0.0.1 only, Kafka and
+Redis on the local stack's ports (deploy/local/env.sh). No Docker engine is needed."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from deploy_check import (BIN, SERVICES, SRC, Checker, consumed, dump_config,  # noqa: E402
+                          image_env, program_argv, topics_conf)
+
+# Settings a container has to set differently from the programs' defaults (which suit the local
+# stack): where Kafka, Redis, the registry, the data and the bundles are, and the HTTP endpoint.
+CONTAINER_KEYS = {"kafka.brokers", "redis.host", "redis.port", "schema.registry.url", "http.bind",
+                  "http.port", "schemas.dir", "model.dir", "data"}
+c = Checker()
+
+
+def interpolate(value):
+    """Compose's ${VAR:-default} / ${VAR} / $$ with an empty host environment."""
+    if not isinstance(value, str):
+        return value
+    value = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}",
+                   lambda m: m.group(2) or "", value)
+    return value.replace("$$", "$")
+
+
+def env_of(svc):
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+    return {k: str(interpolate(v)) for k, v in env.items()}
+
+
+def local_default(name):
+    with open(os.path.join(SRC, "deploy", "local", "env.sh"), encoding="utf-8") as f:
+        m = re.search(r"^%s=\$\{%s:-([^}]*)\}" % (name, name), f.read(), re.M)
+    return m.group(1) if m else None
+
+
+def check_docker_compose_config():
+    exe = shutil.which("docker-compose")
+    if not exe:
+        print("SKIP docker-compose config: the docker-compose binary is missing "
+              "(deploy/local/bootstrap installs Debian's docker-compose)")
+        return
+    for args in (["config", "-q"], ["--profile", "tools", "config", "-q"]):
+        res = subprocess.run([exe, "-f", os.path.join(SRC, "docker-compose.yml")] + args,
+                             cwd=SRC, capture_output=True, text=True, timeout=60)
+        c.check(res.returncode == 0, "docker-compose %s: %s" % (" ".join(args), res.stderr.strip()))
+    res = subprocess.run([exe, "-f", os.path.join(SRC, "docker-compose.yml"), "--profile", "tools",
+                          "config", "--services"], cwd=SRC, capture_output=True, text=True, timeout=60)
+    names = set(res.stdout.split())
+    want = set(SERVICES) | {"kafka", "redis", "schema-registry", "topics", "gen", "catalog",
+                            "replay", "train"}
+    c.check(names == want, "docker-compose config --services", sorted(names), sorted(want))
+
+
+def main():
+    with open(os.path.join(SRC, "docker-compose.yml"), encoding="utf-8") as f:
+        compose = yaml.safe_load(f)
+    services = compose["services"]
+    check_docker_compose_config()
+
+    # Images and build: one Dockerfile for every stint container.
+    stint_containers = {n: s for n, s in services.items() if program_argv(s.get("command"))}
+    c.check(set(SERVICES) <= set(stint_containers), "the five services run stint programs",
+            sorted(stint_containers), SERVICES)
+    for name, svc in stint_containers.items():
+        build = svc.get("build") or {}
+        c.check(build.get("dockerfile") == "deploy/docker/Dockerfile" and build.get("context") == ".",
+                "%s: built from deploy/docker/Dockerfile" % name, build)
+        c.check(os.path.isfile(os.path.join(SRC, "deploy", "docker", "Dockerfile")), "Dockerfile exists")
+    kafka_image = services["kafka"]["image"]
+    c.check(re.fullmatch(r"apache/kafka:4\.1\.\d+", kafka_image) is not None, "kafka image", kafka_image)
+    c.check(services["topics"]["image"] == kafka_image, "topic job uses the Kafka image",
+            services["topics"]["image"], kafka_image)
+
+    # Every STINT_* variable of a stint container is read by its program; values stay at the
+    # program's defaults except for the container endpoints.
+    topics_used = set()
+    for name, svc in sorted(stint_containers.items()):
+        argv = program_argv(svc["command"])
+        env = env_of(svc)
+        if not any(v.startswith("STINT_") for v in env):
+            continue  # e.g. `stint gen`, which takes flags only
+        try:
+            defaults = dump_config(argv)
+            dump = dump_config(argv, dict(image_env(), **env))
+        except RuntimeError as e:
+            c.check(False, "%s: %s" % (name, e))
+            continue
+        for var, value in sorted(env.items()):
+            if not var.startswith("STINT_"):
+                continue
+            if not c.check(consumed(dump, var), "%s: %s is not a setting of %s" % (name, var, " ".join(
+                    os.path.basename(a) for a in argv))):
+                continue
+            key = next(k for k, (_, src) in dump.items() if src == "env " + var)
+            if key not in CONTAINER_KEYS and key in defaults:
+                c.check(dump[key][0] == defaults[key][0],
+                        "%s: %s changes %s from the default the local stack uses" % (name, var, key),
+                        dump[key][0], defaults[key][0])
+        if os.path.basename(argv[0]).startswith("stint-"):
+            for var in image_env():
+                c.check(not var.startswith("STINT_") or consumed(dump, var),
+                        "%s: the image's %s is a setting of its program" % (name, var))
+            c.check(env.get("STINT_KAFKA_BROKERS") == "kafka:9092", "%s: brokers" % name,
+                    env.get("STINT_KAFKA_BROKERS"), "kafka:9092")
+            c.check(env.get("STINT_REDIS_HOST") == "redis" and env.get("STINT_REDIS_PORT") == "6379",
+                    "%s: redis:6379" % name, (env.get("STINT_REDIS_HOST"), env.get("STINT_REDIS_PORT")))
+            c.check(env.get("STINT_SCHEMA_REGISTRY_URL") == "http://schema-registry:8081",
+                    "%s: schema registry" % name, env.get("STINT_SCHEMA_REGISTRY_URL"))
+            port = env.get("STINT_HTTP_PORT")
+            c.check(svc.get("ports") == ["127.0.0.1:%s:%s" % (port, port)],
+                    "%s: its fixed http.port published on 127.0.0.1" % name, svc.get("ports"), port)
+        for key, (value, _) in dump.items():
+            if (key.endswith("topic") or key.endswith(".topic")) and value:
+                topics_used.add(value)
+
+    # Topics: the services' topics are exactly deploy/topics.conf's, which the topic job mounts
+    # and the local stack reads; compacted topics stay compacted (create-topics reads the conf).
+    conf = topics_conf()
+    names = {n for n, _ in conf}
+    c.check(topics_used == names, "topics the services use == deploy/topics.conf",
+            sorted(topics_used), sorted(names))
+    job = services["topics"]
+    mounts = [v.split(":") for v in job.get("volumes", [])]
+    c.check(any(m[0] == "./deploy/topics.conf" for m in mounts), "topic job mounts deploy/topics.conf",
+            job.get("volumes"))
+    c.check(any(m[0] == "./deploy/docker/create-topics" for m in mounts),
+            "topic job mounts deploy/docker/create-topics", job.get("volumes"))
+    cmd = [str(interpolate(a)) for a in job["command"]]
+    c.check(cmd[-1] in {m[1] for m in mounts} and "kafka:9092" in cmd, "topic job command", cmd)
+    c.check(cmd[-3] == local_default("STINT_PARTITIONS"), "partitions as the local stack's",
+            cmd[-3], local_default("STINT_PARTITIONS"))
+    with open(os.path.join(SRC, "deploy", "local", "stack"), encoding="utf-8") as f:
+        c.check("topics.conf" in f.read(), "the local stack reads deploy/topics.conf")
+    for name, compact in conf:
+        c.check(not compact or name.startswith("users."), "compacted topic %s" % name)
+    for svc_name in SERVICES:
+        for dep in ("topics", "redis"):
+            c.check(dep in (services[svc_name].get("depends_on") or {}),
+                    "%s waits for %s" % (svc_name, dep))
+
+    # Ports: 127.0.0.1 only; Kafka and Redis on the local stack's host ports.
+    for name, svc in services.items():
+        for p in svc.get("ports", []):
+            c.check(str(p).startswith("127.0.0.1:"), "%s publishes %s on 127.0.0.1 only" % (name, p))
+    kport = local_default("STINT_KAFKA_PORT")
+    rport = local_default("STINT_REDIS_PORT")
+    c.check(services["kafka"]["ports"] == ["127.0.0.1:%s:%s" % (kport, kport)], "kafka port",
+            services["kafka"]["ports"], kport)
+    c.check("HOST://127.0.0.1:%s" % kport in services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"],
+            "kafka advertises the host listener")
+    c.check(services["redis"]["ports"] == ["127.0.0.1:%s:6379" % rport], "redis port",
+            services["redis"]["ports"], rport)
+    defaults = dump_config([os.path.join(BIN, "stint-ingest")])
+    c.check(defaults["kafka.brokers"][0] == "127.0.0.1:%s" % kport, "the programs' default brokers",
+            defaults["kafka.brokers"][0], kport)
+    c.check(defaults["redis.port"][0] == rport, "the programs' default redis.port",
+            defaults["redis.port"][0], rport)
+
+    # Redis with AOF, everysec, as the local stack's.
+    cmd = services["redis"]["command"]
+    c.check("--appendonly" in cmd and cmd[cmd.index("--appendonly") + 1] == "yes", "redis AOF", cmd)
+    c.check("--appendfsync" in cmd and cmd[cmd.index("--appendfsync") + 1] == "everysec",
+            "redis appendfsync everysec", cmd)
+
+    # One-shot jobs in the tools profile; bundles shared between train and the model readers.
+    for name in ("gen", "catalog", "replay", "train"):
+        c.check(services[name].get("profiles") == ["tools"], "%s in the tools profile" % name)
+    model_dirs = {}
+    for name in ("clusterer", "predictor"):
+        env = env_of(services[name])
+        vols = [v.split(":") for v in services[name].get("volumes", [])]
+        c.check(any(v[0] == "models" and env.get("STINT_MODEL_DIR", "").startswith(v[1] + "/")
+                    for v in vols), "%s reads the models volume" % name, vols)
+        model_dirs[name] = env.get("STINT_MODEL_DIR")
+    train = services["train"]
+    c.check(train["command"][1] + "/current" == model_dirs["predictor"],
+            "train writes the bundle the predictor reads", train["command"][1], model_dirs["predictor"])
+    c.check(any(v == "models:" + train["command"][1] for v in train.get("volumes", [])),
+            "train mounts the models volume read-write", train.get("volumes"))
+    c.check(set(compose.get("volumes", {})) >= {"models", "data", "kafka-data", "redis-data"},
+            "named volumes", sorted(compose.get("volumes", {})))
+    c.finish()
+
+
+main()
