@@ -260,37 +260,36 @@ int sz_store_load_stream_times(sz_store_t *s, sz_commit_point_t *pts, size_t n, 
         if (commit_key(s, i, pts[i].partition) != 0)
             return nomem(err);
     st_redis_pipe_reset(s->redis);
+    /* Only the point stored at exactly the resume offset is the partition's stream time there.
+     * Without one (nothing committed yet, or the point was trimmed), the stream time is rebuilt
+     * from the replayed records, as in the first run; a later point would make replayed records
+     * late that were not late the first time. */
     for (size_t i = 0; i < n; i++) {
-        char exact[32], above[32];
+        char exact[32];
         snprintf(exact, sizeof exact, "%" PRId64, pts[i].offset);
-        snprintf(above, sizeof above, "(%" PRId64, pts[i].offset);
         const char *eq[] = {"ZRANGEBYSCORE", key_at(s, i), exact, exact};
-        const char *gt[] = {"ZRANGEBYSCORE", key_at(s, i), above, "+inf", "LIMIT", "0", "1"};
-        if (st_redis_pipe_argv(s->redis, 4, eq, NULL) != 0 ||
-            st_redis_pipe_argv(s->redis, 7, gt, NULL) != 0)
+        if (st_redis_pipe_argv(s->redis, 4, eq, NULL) != 0)
             return nomem(err);
     }
     redisReply **rep;
     size_t nrep;
     if (st_redis_exec(s->redis, &rep, &nrep, err) != 0)
         return -1;
-    for (size_t i = 0; i < n && 2 * i + 1 < nrep; i++) {
+    for (size_t i = 0; i < n && i < nrep; i++) {
+        const redisReply *r = rep[i];
         pts[i].has_stream_time = false;
-        for (int which = 0; which < 2 && !pts[i].has_stream_time; which++) {
-            const redisReply *r = rep[2 * i + (size_t)which];
-            if (r->type != REDIS_REPLY_ARRAY) {
-                st_err_set(err, ST_ERR_REDIS, false, false, "ZRANGEBYSCORE %s: %s", key_at(s, i),
-                           r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-                return -1;
-            }
-            for (size_t k = 0; k < r->elements; k++) {
-                int64_t off, t;
-                if (!parse_point(r->element[k], &off, &t))
-                    continue;
-                if (!pts[i].has_stream_time || t > pts[i].stream_time_ms)
-                    pts[i].stream_time_ms = t;
-                pts[i].has_stream_time = true;
-            }
+        if (r->type != REDIS_REPLY_ARRAY) {
+            st_err_set(err, ST_ERR_REDIS, false, false, "ZRANGEBYSCORE %s: %s", key_at(s, i),
+                       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+            return -1;
+        }
+        for (size_t k = 0; k < r->elements; k++) {
+            int64_t off, t;
+            if (!parse_point(r->element[k], &off, &t))
+                continue;
+            if (!pts[i].has_stream_time || t > pts[i].stream_time_ms)
+                pts[i].stream_time_ms = t;
+            pts[i].has_stream_time = true;
         }
     }
     return 0;
