@@ -4,6 +4,7 @@
 #include "st_buf.h"
 #include "st_fetcher.h"
 #include "st_lastfm_api.h"
+#include "fake_lastfm.h"
 #include "st_test.h"
 #include "st_time.h"
 
@@ -19,52 +20,20 @@
 #define BAD_KEY       "badbadbadbadbadbadbadbadbadbad00"
 #define SUSPENDED_KEY "5u5pended5u5pended5u5pended00000"
 
-static pid_t server_pid = -1;
-static int server_stdin = -1;
+static fake_lastfm_t server;
 static char base_url[128];
 
 static int start_server(void)
 {
-    const char *src = getenv("STINT_SOURCE_DIR");
-    char script[1024], line[128];
-    int out[2], in[2];
-    snprintf(script, sizeof script, "%s/tests/fixtures/lastfm/fake_lastfm.py",
-             src ? src : STINT_SOURCE_DIR);
-    if (pipe(out) != 0 || pipe(in) != 0)
+    if (fake_lastfm_start(&server, BAD_KEY, SUSPENDED_KEY) != 0)
         return -1;
-    server_pid = fork();
-    if (server_pid < 0)
-        return -1;
-    if (server_pid == 0) {
-        dup2(out[1], STDOUT_FILENO);
-        dup2(in[0], STDIN_FILENO);
-        close(out[0]), close(out[1]), close(in[0]), close(in[1]);
-        execlp("python3", "python3", script, "--port", "0", "--exit-on-stdin-eof", "--bad-key",
-               BAD_KEY, "--suspended-key", SUSPENDED_KEY, (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    close(in[0]);
-    server_stdin = in[1];
-    FILE *f = fdopen(out[0], "r");
-    int port = 0;
-    if (!f || !fgets(line, sizeof line, f) || sscanf(line, "PORT %d", &port) != 1) {
-        fprintf(stderr, "fake Last.fm server did not start (%s)\n", script);
-        return -1;
-    }
-    fclose(f);
-    snprintf(base_url, sizeof base_url, "http://127.0.0.1:%d/2.0/", port);
+    snprintf(base_url, sizeof base_url, "%s", server.base_url);
     return 0;
 }
 
 static void stop_server(void)
 {
-    if (server_pid <= 0)
-        return;
-    close(server_stdin);
-    kill(server_pid, SIGTERM);
-    waitpid(server_pid, NULL, 0);
-    server_pid = -1;
+    fake_lastfm_stop(&server);
 }
 
 static size_t collect(char *data, size_t size, size_t nmemb, void *userdata)
