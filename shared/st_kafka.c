@@ -92,6 +92,8 @@ struct st_producer_s {
     _Atomic uint64_t failed;
     uint64_t failed_seen; /* failures already reported by st_producer_wait */
     char first_error[256];
+    rd_kafka_topic_t **topics; /* prepared topics, kept for the producer's life */
+    size_t ntopics;
 };
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -151,6 +153,9 @@ void st_producer_destroy(st_producer_t *p)
     int left = rd_kafka_outq_len(p->rk);
     if (left > 0)
         st_log_error("producer_unflushed", "client=%s records_left=%d", rd_kafka_name(p->rk), left);
+    for (size_t i = 0; i < p->ntopics; i++)
+        rd_kafka_topic_destroy(p->topics[i]);
+    free(p->topics);
     rd_kafka_destroy(p->rk);
     free(p);
 }
@@ -181,6 +186,34 @@ int st_producer_send(st_producer_t *p, const char *topic, int32_t partition, con
         /* Local queue full: serve delivery reports until there is room. */
         rd_kafka_poll(p->rk, 100);
     }
+}
+
+int st_producer_prepare_topic(st_producer_t *p, const char *topic, int timeout_ms, char *errstr,
+                              size_t errstr_size)
+{
+    rd_kafka_topic_t *rkt = NULL;
+    for (size_t i = 0; i < p->ntopics && !rkt; i++)
+        if (strcmp(rd_kafka_topic_name(p->topics[i]), topic) == 0)
+            rkt = p->topics[i];
+    if (!rkt) {
+        rd_kafka_topic_t **t = realloc(p->topics, (p->ntopics + 1) * sizeof *t);
+        if (!t)
+            return st_errstr(errstr, errstr_size, "out of memory");
+        p->topics = t;
+        if (!(rkt = rd_kafka_topic_new(p->rk, topic, NULL)))
+            return st_errstr(errstr, errstr_size, "topic %s: %s", topic,
+                             rd_kafka_err2str(rd_kafka_last_error()));
+        p->topics[p->ntopics++] = rkt;
+    }
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(p->rk, 0, rkt, &md, timeout_ms);
+    if (e)
+        return st_errstr(errstr, errstr_size, "metadata for %s: %s", topic, rd_kafka_err2str(e));
+    e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    rd_kafka_metadata_destroy(md);
+    if (e)
+        return st_errstr(errstr, errstr_size, "topic %s: %s", topic, rd_kafka_err2str(e));
+    return 0;
 }
 
 uint64_t st_producer_in_flight(const st_producer_t *p)

@@ -51,6 +51,12 @@ int st_producer_send(st_producer_t *p, const char *topic, int32_t partition, con
 int st_producer_wait(st_producer_t *p, int timeout_ms, st_err_t *err);
 /* Records sent and not yet acknowledged. */
 uint64_t st_producer_in_flight(const st_producer_t *p);
+/* Looks up topic's metadata now and keeps a handle to it for the producer's life, so that the
+ * first record to it is sent at once: librdkafka (2.0) otherwise holds a topic's first record
+ * about 1 s for a metadata round of its own. Returns 0, or -1 with errstr (the topic does not
+ * exist, or no broker answered within timeout_ms); the producer is usable either way. */
+int st_producer_prepare_topic(st_producer_t *p, const char *topic, int timeout_ms, char *errstr,
+                              size_t errstr_size);
 
 /* Creates topics (idempotent: existing ones are fine) with the given partition count.
  * Returns 0 or -1 with errstr. */

@@ -212,6 +212,24 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_assign(rk, NULL);
 }
 
+/* Looks up the output topics before the first batch: their first records are then not held
+ * for a metadata round, and a missing topic is reported now rather than as delivery timeouts.
+ * Not fatal: the brokers may be down at start (the batches retry) or create topics on use. */
+static void prepare_outputs(st_pipeline_t *p, const st_pipeline_opts_t *opts)
+{
+    int64_t deadline = st_time_mono_ms() + 10000;
+    for (size_t i = 0; i <= opts->nout_topics; i++) {
+        const char *topic = i < opts->nout_topics ? opts->out_topics[i] : opts->dlq_topic;
+        char err[512], q[600];
+        int64_t left = deadline - st_time_mono_ms();
+        if (!topic || !*topic)
+            continue;
+        if (st_producer_prepare_topic(p->producer, topic, left > 1000 ? (int)left : 1000, err,
+                                      sizeof err) != 0)
+            st_log_error("output_topic", "topic=%s error=%s", topic, st_log_quote(err, q, sizeof q));
+    }
+}
+
 st_pipeline_t *st_pipeline_new(const st_pipeline_opts_t *opts, const st_pipeline_handler_t *h,
                                char *errstr, size_t errstr_size)
 {
@@ -274,6 +292,7 @@ st_pipeline_t *st_pipeline_new(const st_pipeline_opts_t *opts, const st_pipeline
     p->producer = st_producer_new(&opts->kafka, errstr, errstr_size);
     if (!p->producer)
         goto fail;
+    prepare_outputs(p, opts);
 
     p->m_in = st_metrics_counter("stint_records_in_total", NULL, "Records consumed.");
     p->m_out = st_metrics_counter("stint_records_out_total", NULL, "Records produced (acknowledged).");

@@ -79,6 +79,8 @@ typedef struct {
     const char *group_id;
     const char *const *topics; /* input topics */
     size_t ntopics;
+    const char *const *out_topics; /* the topics process() produces to, looked up at start */
+    size_t nout_topics;
     const char *dlq_topic;     /* NULL = dead letters are logged and counted only */
     st_dlq_encode_fn dlq_encode; /* NULL = JSON */
     void *dlq_ctx;

@@ -117,6 +117,19 @@ static inline int itest_wait(pid_t pid, int timeout_ms)
     }
 }
 
+/* Whether any line of the file at path contains what. */
+static inline bool itest_log_has(const char *path, const char *what)
+{
+    FILE *fp = fopen(path, "r");
+    char line[4096];
+    bool found = false;
+    while (fp && !found && fgets(line, sizeof line, fp))
+        found = strstr(line, what) != NULL;
+    if (fp)
+        fclose(fp);
+    return found;
+}
+
 static inline void itest_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

@@ -65,7 +65,7 @@ typedef struct {
 static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pipeline_opts_t *po,
                  char *errstr, size_t errstr_size)
 {
-    static const char *topics[2];
+    static const char *topics[2], *outs[1];
     cl_ctx_t *ctx = vctx;
     const st_service_config_t *base = st_service_config(svc);
     ctx->reg = st_service_avro(svc);
@@ -89,6 +89,9 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     topics[1] = config.profiles_topic;
     po->topics = topics;
     po->ntopics = 2;
+    outs[0] = config.clusters_topic;
+    po->out_topics = outs;
+    po->nout_topics = 1;
     po->dlq_topic = config.dlq_topic;
     po->tick_ms = 1000; /* bundle swaps and scheduled re-fits also when idle */
     h->ctx = ctx->core;

@@ -141,7 +141,7 @@ static int start_fetching(st_service_t *svc, enricher_t *ctx, char *errstr, size
 static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pipeline_opts_t *po,
                  char *errstr, size_t errstr_size)
 {
-    static const char *topics[1];
+    static const char *topics[1], *outs[1];
     enricher_t *ctx = vctx;
     const st_service_config_t *base = st_service_config(svc);
 
@@ -161,6 +161,9 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     topics[0] = config.in_topic;
     po->topics = topics;
     po->ntopics = 1;
+    outs[0] = config.out_topic;
+    po->out_topics = outs;
+    po->nout_topics = 1;
     po->dlq_topic = config.dlq_topic;
     po->tick_ms = 1000; /* keeps the fetch metrics fresh while idle */
     h->ctx = ctx;

@@ -65,7 +65,7 @@ typedef struct {
 static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pipeline_opts_t *po,
                  char *errstr, size_t errstr_size)
 {
-    static const char *topics[1];
+    static const char *topics[1], *outs[2];
     pr_ctx_t *ctx = vctx;
     const st_service_config_t *base = st_service_config(svc);
     ctx->reg = st_service_avro(svc);
@@ -92,6 +92,10 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     topics[0] = config.in_topic;
     po->topics = topics;
     po->ntopics = 1;
+    outs[0] = config.predictions_topic;
+    outs[1] = config.outcomes_topic;
+    po->out_topics = outs;
+    po->nout_topics = 2;
     po->dlq_topic = config.dlq_topic;
     /* Ticks give an idle predictor a chance to swap in a new bundle between batches. */
     po->tick_ms = 1000;

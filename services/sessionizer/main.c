@@ -521,7 +521,7 @@ static int apply(void *vctx, st_err_t *err)
 static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pipeline_opts_t *po,
                  char *errstr, size_t errstr_size)
 {
-    static const char *topics[1];
+    static const char *topics[1], *outs[2];
     sz_ctx_t *ctx = vctx;
     const st_service_config_t *base = st_service_config(svc);
     st_sessionizer_config_t sc;
@@ -577,6 +577,10 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     topics[0] = config.in_topic;
     po->topics = topics;
     po->ntopics = 1;
+    outs[0] = config.out_topic;
+    outs[1] = config.late_topic;
+    po->out_topics = outs;
+    po->nout_topics = 2;
     po->dlq_topic = config.dlq_topic;
     po->tick_ms = (int)config.idle_flush_ms;
     h->ctx = ctx;

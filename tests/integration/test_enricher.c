@@ -378,18 +378,6 @@ static bool cached(const run_t *r, const char *artist, const char *track)
     return yes;
 }
 
-static bool log_contains(const run_t *r, const char *needle)
-{
-    FILE *f = fopen(r->log, "r");
-    char line[4096];
-    bool found = false;
-    while (f && !found && fgets(line, sizeof line, f))
-        found = strstr(line, needle) != NULL;
-    if (f)
-        fclose(f);
-    return found;
-}
-
 /* ---- tests ---- */
 
 static const track_t warm_tracks[] = {
@@ -508,7 +496,7 @@ static void test_warmup_negative_rate_retries(void)
     ST_CHECK(scrape(&r, "stint_enricher_lastfm_errors_total{code=\"http_5xx\"}") == 2);
     ST_CHECK(scrape(&r, "stint_enricher_fetch_enabled") == 1);
     ST_EQ_INT(run_stop(&r), 0);
-    ST_CHECK(!log_contains(&r, API_KEY)); /* the key is never logged */
+    ST_CHECK(!itest_log_has(r.log, API_KEY)); /* the key is never logged */
     run_cleanup(&r);
 }
 
@@ -580,8 +568,8 @@ static void test_bad_key(void)
         itest_sleep_ms(100);
     ST_CHECK(scrape(&r, "stint_enricher_lastfm_key_rejected") == 1);
     ST_CHECK(scrape(&r, "stint_enricher_fetch_enabled") == 0);
-    ST_CHECK(log_contains(&r, "lastfm_api_key_rejected"));
-    ST_CHECK(!log_contains(&r, BAD_KEY));
+    ST_CHECK(itest_log_has(r.log, "lastfm_api_key_rejected"));
+    ST_CHECK(!itest_log_has(r.log, BAD_KEY));
     /* The stream goes on, with unknown durations, and no more requests are sent. */
     produce(r.in, t, 2, 1230000000000LL + 3600000);
     ST_EQ_INT(wait_records(r.out, 4, 30000), 4);
@@ -693,7 +681,7 @@ static void test_catalog_then_enrich(void)
         ST_EQ_STR(rb.recs[5].source, "CATALOG");
     }
     ST_CHECK(scrape(&r, "stint_enricher_cache_read_errors_total") == 1);
-    ST_CHECK(log_contains(&r, "cache_read_error"));
+    ST_CHECK(itest_log_has(r.log, "cache_read_error"));
     readback_free(&rb);
 
     char errstr[512];
@@ -710,7 +698,7 @@ static void test_catalog_then_enrich(void)
     st_avro_codec_destroy(d.codec);
 
     ST_CHECK(scrape(&r, "stint_enricher_fetch_enabled") == 0);
-    ST_CHECK(log_contains(&r, "lastfm_disabled"));
+    ST_CHECK(itest_log_has(r.log, "lastfm_disabled"));
     json_t *reqs = server_requests();
     ST_EQ_INT(json_array_size(reqs), 0);
     json_decref(reqs);

@@ -214,18 +214,6 @@ static void test_late_dlq_profile(void)
     szt_redis_cleanup(nm.prefix);
 }
 
-static bool log_has(const char *path, const char *what)
-{
-    FILE *fp = fopen(path, "r");
-    char line[1024];
-    bool found = false;
-    while (fp && !found && fgets(line, sizeof line, fp))
-        found = strstr(line, what) != NULL;
-    if (fp)
-        fclose(fp);
-    return found;
-}
-
 static void test_idle_flush(void)
 {
     szt_names_t nm;
@@ -237,9 +225,9 @@ static void test_idle_flush(void)
                            "--session.grace_ms", "1000"};
     pid_t pid = start_with(&nm, extra, 6);
     int64_t wait_until = st_time_mono_ms() + 30000;
-    while (!log_has(nm.logpath, "partition_resumed") && st_time_mono_ms() < wait_until)
+    while (!itest_log_has(nm.logpath, "partition_resumed") && st_time_mono_ms() < wait_until)
         itest_sleep_ms(100);
-    ST_CHECK(log_has(nm.logpath, "partition_resumed"));
+    ST_CHECK(itest_log_has(nm.logpath, "partition_resumed"));
 
     char errstr[256];
     st_kafka_opts_t ko = itest_kafka();

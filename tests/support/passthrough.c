@@ -112,7 +112,7 @@ static int apply(void *vctx, st_err_t *err)
 static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pipeline_opts_t *po,
                  char *errstr, size_t errstr_size)
 {
-    static const char *topics[1];
+    static const char *topics[1], *outs[1];
     pt_ctx_t *ctx = vctx;
     (void)errstr;
     (void)errstr_size;
@@ -122,6 +122,9 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     topics[0] = config.in_topic;
     po->topics = topics;
     po->ntopics = 1;
+    outs[0] = config.out_topic;
+    po->out_topics = outs;
+    po->nout_topics = 1;
     po->dlq_topic = config.dlq_topic;
     h->ctx = ctx;
     h->process = process;
