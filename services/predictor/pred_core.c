@@ -32,14 +32,20 @@ typedef struct {
     char id[PC_USER_MAX + 1];
     int nparts;
     int32_t part[PC_PARTS_MAX];
-    int64_t applied[PC_PARTS_MAX];
+    int64_t applied[PC_PARTS_MAX]; /* the marker read from Redis, -1 none */
+    int64_t last[PC_PARTS_MAX];    /* the batch's highest applied offset, -1 none */
     pc_hist_t *hist; /* oldest first */
     int n_hist, cap_hist;
     int cluster; /* clusterer's assignment, -1 none */
     bool cluster_cold;
     char cluster_version[ST_BWATCH_VERSION_MAX];
     int first_reply; /* index of the user's first reply in the read round */
-    int last_opened; /* the user's latest OPENED event of the batch, -1 none */
+    /* The open session's stored prediction, as read and then as the batch's records leave it. */
+    bool has_open, open_changed;
+    int64_t open_made_s;
+    char open_sid[PC_SID_MAX + 1];
+    char open_text[PC_PAYLOAD_MAX];
+    int first_ev, last_ev; /* the user's records to apply, in order (pc_event_t.next_ev) */
 } pc_user_t;
 
 typedef struct {
@@ -62,10 +68,9 @@ typedef struct {
     double length_s;
     int track_count;
     double unknown_share;
-    int pred_reply;  /* CLOSED: reply index of the stored prediction */
-    bool model;      /* OPENED: the model answered (else the baseline) */
-    int prev_opened; /* OPENED: the user's previous OPENED event of the batch, -1 none */
-    /* apply: what the Lua call writes */
+    bool model;   /* OPENED: the model answered (else the baseline) */
+    int next_ev;  /* the user's next record to apply, -1 none */
+    /* apply: OPENED the stored prediction, CLOSED the history entry */
     char payload[PC_PAYLOAD_MAX];
     bool has_outcome;
     double abs_error_s, baseline_abs_error_s;
@@ -87,24 +92,35 @@ struct pc {
     size_t n_slots;
     bool pending_apply;
     int hist_read; /* history entries a batch reads and keeps: what the bundle needs (>= 1) */
-    char applied_name[300]; /* "pred:applied:<in_topic>" */
+    char mark_prefix[300]; /* "a:<in_topic>:", the marker fields of the user's hash */
+    size_t mark_prefix_len;
     char loaded_version[ST_BWATCH_VERSION_MAX];
     st_metric_t *m_pred_model, *m_pred_base, *m_outcomes, *m_unmatched, *m_replayed, *m_swaps,
         *m_model_fail, *m_model_info;
 };
 
-/* KEYS[1] applied hash, KEYS[2] history list, KEYS[3] stored prediction; ARGV[1] partition,
- * ARGV[2] offset, ARGV[3] O|C, ARGV[4] payload, ARGV[5] history_max, ARGV[6] ttl_s. */
+/* One user's records of a batch. KEYS[1] the user's hash, KEYS[2] its history list.
+ * ARGV[1] n markers, then n (field, offset) pairs; then the open prediction: 'S' value | 'D' |
+ * '-' (unchanged); then history_max; then the history entries to append, oldest first. Applies
+ * nothing when any marker is already at or past its offset (the records were applied before). */
 static const char apply_lua[] =
-    "local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')\n"
-    "if tonumber(ARGV[2]) <= last then return 0 end\n"
-    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
-    "if ARGV[3] == 'O' then\n"
-    "  redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[6])\n"
+    "local n = tonumber(ARGV[1])\n"
+    "for i = 0, n - 1 do\n"
+    "  local last = tonumber(redis.call('HGET', KEYS[1], ARGV[2 + 2 * i]) or '-1')\n"
+    "  if tonumber(ARGV[3 + 2 * i]) <= last then return 0 end\n"
+    "end\n"
+    "for i = 0, n - 1 do redis.call('HSET', KEYS[1], ARGV[2 + 2 * i], ARGV[3 + 2 * i]) end\n"
+    "local j = 2 + 2 * n\n"
+    "if ARGV[j] == 'S' then\n"
+    "  redis.call('HSET', KEYS[1], 'o', ARGV[j + 1])\n"
+    "  j = j + 2\n"
     "else\n"
-    "  redis.call('RPUSH', KEYS[2], ARGV[4])\n"
-    "  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)\n"
-    "  redis.call('DEL', KEYS[3])\n"
+    "  if ARGV[j] == 'D' then redis.call('HDEL', KEYS[1], 'o') end\n"
+    "  j = j + 1\n"
+    "end\n"
+    "if #ARGV > j then\n"
+    "  redis.call('RPUSH', KEYS[2], unpack(ARGV, j + 1))\n"
+    "  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[j]), -1)\n"
     "end\n"
     "return 1\n";
 
@@ -121,7 +137,8 @@ pc_t *pc_new(const pc_config_t *cfg, st_redis_t *redis, st_avro_registry_t *reg,
     pc->model = model;
     pc->mae = mae;
     pc->script = st_redis_script(redis, apply_lua);
-    snprintf(pc->applied_name, sizeof pc->applied_name, "pred:applied:%s", cfg->in_topic);
+    pc->mark_prefix_len = (size_t)snprintf(pc->mark_prefix, sizeof pc->mark_prefix, "a:%s:",
+                                           cfg->in_topic);
     if (!(pc->in_codec = st_avro_codec_new(reg, "SessionEvent", NULL, errstr, errstr_size)) ||
         !(pc->pred_codec =
               st_avro_codec_new(reg, "Prediction", cfg->predictions_topic, errstr, errstr_size)) ||
@@ -229,7 +246,7 @@ static int user_index(pc_t *pc, const char *id, size_t len)
     memcpy(u->id, id, len);
     u->id[len] = 0;
     u->cluster = -1;
-    u->last_opened = -1;
+    u->first_ev = u->last_ev = -1;
     pc->slots[h] = pc->n_users + 1;
     return pc->n_users++;
 }
@@ -338,56 +355,89 @@ static void key_of(char *buf, size_t size, const char *prefix, const char *user,
     snprintf(buf, size, "%s:u:{%s}:%s", prefix, user, what);
 }
 
-static int64_t applied_of(const pc_user_t *u, int32_t partition)
+/* The slot of partition in u's markers (the partitions of the user's records in the batch), -1
+ * when absent; added when new and add is set (-1 when all slots are taken). */
+static int part_slot(pc_user_t *u, int32_t partition, bool add)
 {
     for (int i = 0; i < u->nparts; i++)
         if (u->part[i] == partition)
-            return u->applied[i];
-    return -1;
+            return i;
+    if (!add || u->nparts == PC_PARTS_MAX)
+        return -1;
+    u->part[u->nparts] = partition;
+    u->applied[u->nparts] = u->last[u->nparts] = -1;
+    return u->nparts++;
 }
 
-/* Reads the batch's Redis state in one round. */
-static int read_state(pc_t *pc, redisReply ***replies, st_err_t *err)
+/* The stored open prediction: "<made_at_s> <sid_len>:<sid><payload>". */
+static void parse_open(pc_user_t *u, const char *s, size_t len)
 {
-    char key[1024], pkey[256];
+    long long made;
+    int sid_len, at = 0;
+    u->has_open = false;
+    if (sscanf(s, "%lld %d:%n", &made, &sid_len, &at) != 2 || at == 0 || sid_len <= 0 ||
+        sid_len > PC_SID_MAX || (size_t)at + (size_t)sid_len > len ||
+        len - (size_t)at - (size_t)sid_len >= PC_PAYLOAD_MAX)
+        return;
+    memcpy(u->open_sid, s + at, (size_t)sid_len);
+    u->open_sid[sid_len] = 0;
+    memcpy(u->open_text, s + at + sid_len, len - (size_t)at - (size_t)sid_len);
+    u->open_text[len - (size_t)at - (size_t)sid_len] = 0;
+    u->open_made_s = made;
+    u->has_open = true;
+}
+
+/* One history entry "start_s length_s track_count unknown_share". */
+static bool parse_hist(const char *s, pc_hist_t *h)
+{
+    char *end;
+    h->start_s = strtoll(s, &end, 10);
+    if (end == s)
+        return false;
+    s = end;
+    h->length_s = strtod(s, &end);
+    if (end == s)
+        return false;
+    s = end;
+    h->track_count = (int)strtol(s, &end, 10);
+    if (end == s)
+        return false;
+    s = end;
+    h->unknown_share = strtod(s, &end);
+    return end != s;
+}
+
+/* Reads the batch's Redis state in one round: per user its hash (markers, open prediction), its
+ * history and, when the bundle has clusters, the clusterer's assignment. */
+static int read_state(pc_t *pc, st_err_t *err)
+{
+    char key[1024];
     /* The clusterer's assignment only matters to a bundle with per-cluster networks. */
     st_bundle_t *b = st_bwatch_bundle(pc->model);
     bool want_cluster = b && st_bundle_k(b) > 0;
+    int per_user = want_cluster ? 3 : 2;
     st_redis_pipe_reset(pc->redis);
-    int nreq = 0;
     for (int i = 0; i < pc->n_users; i++) {
         pc_user_t *u = &pc->users[i];
-        u->first_reply = nreq;
-        key_of(key, sizeof key, pc->cfg.redis_prefix, u->id, pc->applied_name);
+        u->first_reply = i * per_user;
+        key_of(key, sizeof key, pc->cfg.redis_prefix, u->id, "pred");
         st_redis_pipe(pc->redis, "HGETALL %s", key);
         key_of(key, sizeof key, pc->cfg.redis_prefix, u->id, "pred:hist");
         st_redis_pipe(pc->redis, "LRANGE %s %d -1", key, -pc->hist_read);
-        key_of(key, sizeof key, pc->cfg.redis_prefix, u->id, "cluster");
-        nreq += 2;
         if (want_cluster) {
+            key_of(key, sizeof key, pc->cfg.redis_prefix, u->id, "cluster");
             st_redis_pipe(pc->redis, "HMGET %s cluster cold version", key);
-            nreq++;
         }
     }
-    for (size_t i = 0; i < pc->n_ev; i++) {
-        pc_event_t *e = &pc->ev[i];
-        e->pred_reply = -1;
-        if (e->skip || e->kind != KIND_CLOSED)
-            continue;
-        snprintf(pkey, sizeof pkey, "pred:s:%s", e->session_id);
-        key_of(key, sizeof key, pc->cfg.redis_prefix, pc->users[e->user].id, pkey);
-        st_redis_pipe(pc->redis, "GET %s", key);
-        e->pred_reply = nreq++;
-    }
-    if (nreq == 0)
+    if (pc->n_users == 0)
         return 0;
     redisReply **r;
     size_t nr;
     if (st_redis_exec(pc->redis, &r, &nr, err) != 0)
         return -1;
-    if (nr != (size_t)nreq) {
+    if (nr != (size_t)(pc->n_users * per_user)) {
         st_err_set(err, ST_ERR_REDIS, true, false, "read round: %zu replies for %d commands", nr,
-                   nreq);
+                   pc->n_users * per_user);
         return -1;
     }
     for (size_t i = 0; i < nr; i++) {
@@ -398,22 +448,25 @@ static int read_state(pc_t *pc, redisReply ***replies, st_err_t *err)
     }
     for (int i = 0; i < pc->n_users; i++) {
         pc_user_t *u = &pc->users[i];
-        redisReply *ap = r[u->first_reply], *hi = r[u->first_reply + 1],
+        redisReply *hs = r[u->first_reply], *hi = r[u->first_reply + 1],
                    *cl = want_cluster ? r[u->first_reply + 2] : NULL;
-        for (size_t j = 0;
-             ap->type == REDIS_REPLY_ARRAY && j + 1 < ap->elements && u->nparts < PC_PARTS_MAX;
-             j += 2) {
-            u->part[u->nparts] = (int32_t)atoi(ap->element[j]->str);
-            u->applied[u->nparts++] = atoll(ap->element[j + 1]->str);
+        for (size_t j = 0; hs->type == REDIS_REPLY_ARRAY && j + 1 < hs->elements; j += 2) {
+            const redisReply *f = hs->element[j], *v = hs->element[j + 1];
+            if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+                continue;
+            if (f->len == 1 && f->str[0] == 'o') {
+                parse_open(u, v->str, v->len);
+            } else if (f->len > pc->mark_prefix_len &&
+                       memcmp(f->str, pc->mark_prefix, pc->mark_prefix_len) == 0) {
+                int slot = part_slot(u, (int32_t)atoi(f->str + pc->mark_prefix_len), false);
+                if (slot >= 0)
+                    u->applied[slot] = atoll(v->str);
+            }
         }
         for (size_t j = 0; hi->type == REDIS_REPLY_ARRAY && j < hi->elements; j++) {
             pc_hist_t h;
-            long long st;
-            if (hi->element[j]->type != REDIS_REPLY_STRING ||
-                sscanf(hi->element[j]->str, "%lld %lf %d %lf", &st, &h.length_s, &h.track_count,
-                       &h.unknown_share) != 4)
+            if (hi->element[j]->type != REDIS_REPLY_STRING || !parse_hist(hi->element[j]->str, &h))
                 continue;
-            h.start_s = st;
             if (hist_push(u, &h, pc->hist_read) != 0) {
                 st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
                 return -1;
@@ -428,9 +481,6 @@ static int read_state(pc_t *pc, redisReply ***replies, st_err_t *err)
             snprintf(u->cluster_version, sizeof u->cluster_version, "%s", cl->element[2]->str);
         }
     }
-    /* The stored predictions are parsed where they are used: the replies stay valid until the
-     * next round. */
-    *replies = r;
     return 0;
 }
 
@@ -522,6 +572,11 @@ static int on_opened(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
     e->model = model;
     snprintf(e->payload, sizeof e->payload, "%.17g %.17g %d %c %s", predicted_s, baseline_s,
              cluster, model ? 'M' : 'B', pc->loaded_version);
+    /* The user's open session is this one now (the sessionizer closes one before the next). */
+    u->has_open = u->open_changed = true;
+    u->open_made_s = st_time_wall_ms() / 1000;
+    snprintf(u->open_sid, sizeof u->open_sid, "%s", e->session_id);
+    snprintf(u->open_text, sizeof u->open_text, "%s", e->payload);
     return emit_prediction(pc, e, u->id, predicted_s, baseline_s, cluster, model, out, err);
 }
 
@@ -540,7 +595,7 @@ static bool parse_stored(const char *s, pc_stored_t *p)
                   p->version) == 5;
 }
 
-static int on_closed(pc_t *pc, pc_event_t *e, redisReply **replies, st_out_t *out, st_err_t *err)
+static int on_closed(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
 {
     pc_user_t *u = &pc->users[e->user];
     pc_hist_t h = {e->start_ms / 1000, e->length_s, e->track_count, e->unknown_share};
@@ -550,16 +605,15 @@ static int on_closed(pc_t *pc, pc_event_t *e, redisReply **replies, st_out_t *ou
         st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
         return -1;
     }
-    /* The prediction: made earlier in this batch, else stored in Redis. */
+    /* The prediction: the user's open one (made earlier in this batch, or stored in Redis) when
+     * it is this session's and not older than the TTL. */
     const char *text = NULL;
-    for (int j = u->last_opened; j >= 0; j = pc->ev[j].prev_opened) {
-        if (strcmp(pc->ev[j].session_id, e->session_id) == 0) {
-            text = pc->ev[j].payload;
-            break;
-        }
+    if (u->has_open && strcmp(u->open_sid, e->session_id) == 0) {
+        if (st_time_wall_ms() / 1000 - u->open_made_s <= pc->cfg.prediction_ttl_s)
+            text = u->open_text;
+        u->has_open = false;
+        u->open_changed = true;
     }
-    if (!text && e->pred_reply >= 0 && replies[e->pred_reply]->type == REDIS_REPLY_STRING)
-        text = replies[e->pred_reply]->str;
     pc_stored_t p;
     if (!text || !parse_stored(text, &p)) {
         st_metric_inc(pc->m_unmatched, 1);
@@ -636,18 +690,30 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
             st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
             return -1;
         }
+        _Static_assert(PC_PARTS_MAX == 8, "the dead letter's text below says 8");
+        if (part_slot(&pc->users[e->user], m->partition, true) < 0) {
+            /* A user's records come from one partition (keyed by user); only a repartitioning
+             * spreads them, and never over this many in one batch. */
+            if (st_out_dead_letter(out, m, "invalid",
+                                   "the user's records span more than 8 partitions in one batch") != 0) {
+                st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+                return -1;
+            }
+            continue;
+        }
         e->partition = m->partition;
         e->offset = m->offset;
         e->skip = false;
         e->has_outcome = false;
         pc->n_ev++;
     }
-    redisReply **replies = NULL;
-    if (read_state(pc, &replies, err) != 0)
+    if (read_state(pc, err) != 0)
         return -1;
     for (size_t i = 0; i < pc->n_ev; i++) {
         pc_event_t *e = &pc->ev[i];
-        if (e->offset <= applied_of(&pc->users[e->user], e->partition)) {
+        pc_user_t *u = &pc->users[e->user];
+        int slot = part_slot(u, e->partition, false);
+        if (e->offset <= u->applied[slot]) {
             e->skip = true;
             st_metric_inc(pc->m_replayed, 1);
             continue;
@@ -655,13 +721,18 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
         int rc;
         if (e->kind == KIND_OPENED) {
             rc = on_opened(pc, e, out, err);
-            e->prev_opened = pc->users[e->user].last_opened;
-            pc->users[e->user].last_opened = (int)i;
         } else {
-            rc = on_closed(pc, e, replies, out, err);
+            rc = on_closed(pc, e, out, err);
         }
         if (rc != 0)
             return -1;
+        u->last[slot] = e->offset;
+        e->next_ev = -1;
+        if (u->last_ev >= 0)
+            pc->ev[u->last_ev].next_ev = (int)i;
+        else
+            u->first_ev = (int)i;
+        u->last_ev = (int)i;
         pc->pending_apply = true;
     }
     return 0;
@@ -672,26 +743,70 @@ int pc_apply(void *ctx, st_err_t *err)
     pc_t *pc = ctx;
     if (!pc->pending_apply)
         return 0;
-    char applied[1024], hist[512], pkey[1024], sub[256], part[16], off[32], hmax[16], ttl[16];
+    /* Per user: 2 keys, the marker count, up to PC_PARTS_MAX (field, offset) pairs, the open
+     * prediction (2), history_max, then the history entries. */
+    enum { FIXED = 2 + 1 + 2 * PC_PARTS_MAX + 2 + 1 };
+    char hkey[1024], lkey[1024], marks[PC_PARTS_MAX][320], offs[PC_PARTS_MAX][24], hmax[16],
+        open_val[PC_SID_MAX + PC_PAYLOAD_MAX + 48], nmarks[16];
+    const char **argv = NULL;
+    size_t argv_cap = 0;
     snprintf(hmax, sizeof hmax, "%d", pc->cfg.history_max);
-    snprintf(ttl, sizeof ttl, "%d", pc->cfg.prediction_ttl_s);
     st_redis_pipe_reset(pc->redis);
-    for (size_t i = 0; i < pc->n_ev; i++) {
-        const pc_event_t *e = &pc->ev[i];
-        if (e->skip)
+    for (int ui = 0; ui < pc->n_users; ui++) {
+        pc_user_t *u = &pc->users[ui];
+        if (u->first_ev < 0)
             continue;
-        const char *user = pc->users[e->user].id;
-        key_of(applied, sizeof applied, pc->cfg.redis_prefix, user, pc->applied_name);
-        key_of(hist, sizeof hist, pc->cfg.redis_prefix, user, "pred:hist");
-        snprintf(sub, sizeof sub, "pred:s:%s", e->session_id);
-        key_of(pkey, sizeof pkey, pc->cfg.redis_prefix, user, sub);
-        snprintf(part, sizeof part, "%d", (int)e->partition);
-        snprintf(off, sizeof off, "%lld", (long long)e->offset);
-        const char *argv[9] = {applied,    hist, pkey,
-                               part,       off,  e->kind == KIND_OPENED ? "O" : "C",
-                               e->payload, hmax, ttl};
-        st_redis_pipe_evalsha(pc->redis, pc->script, 3, 6, argv, NULL);
+        size_t n_closed = 0;
+        for (int i = u->first_ev; i >= 0; i = pc->ev[i].next_ev)
+            n_closed += pc->ev[i].kind == KIND_CLOSED;
+        if (FIXED + n_closed > argv_cap) {
+            argv_cap = FIXED + n_closed + 64;
+            const char **a = realloc(argv, argv_cap * sizeof *a);
+            if (!a) {
+                free(argv);
+                st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+                return -1;
+            }
+            argv = a;
+        }
+        key_of(hkey, sizeof hkey, pc->cfg.redis_prefix, u->id, "pred");
+        key_of(lkey, sizeof lkey, pc->cfg.redis_prefix, u->id, "pred:hist");
+        int na = 0, nm = 0;
+        argv[na++] = hkey;
+        argv[na++] = lkey;
+        na++; /* the marker count, below */
+        for (int k = 0; k < u->nparts; k++) {
+            if (u->last[k] < 0)
+                continue;
+            snprintf(marks[nm], sizeof marks[nm], "%s%d", pc->mark_prefix, (int)u->part[k]);
+            snprintf(offs[nm], sizeof offs[nm], "%lld", (long long)u->last[k]);
+            argv[na++] = marks[nm];
+            argv[na++] = offs[nm];
+            nm++;
+        }
+        snprintf(nmarks, sizeof nmarks, "%d", nm);
+        argv[2] = nmarks;
+        if (!u->open_changed) {
+            argv[na++] = "-";
+        } else if (!u->has_open) {
+            argv[na++] = "D";
+        } else {
+            snprintf(open_val, sizeof open_val, "%lld %zu:%s%s", (long long)u->open_made_s,
+                     strlen(u->open_sid), u->open_sid, u->open_text);
+            argv[na++] = "S";
+            argv[na++] = open_val;
+        }
+        argv[na++] = hmax;
+        for (int i = u->first_ev; i >= 0; i = pc->ev[i].next_ev)
+            if (pc->ev[i].kind == KIND_CLOSED)
+                argv[na++] = pc->ev[i].payload;
+        if (st_redis_pipe_evalsha(pc->redis, pc->script, 2, na - 2, argv, NULL) != 0) {
+            free(argv);
+            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            return -1;
+        }
     }
+    free(argv);
     redisReply **r;
     size_t nr;
     if (st_redis_exec(pc->redis, &r, &nr, err) != 0)

@@ -2,22 +2,23 @@
  * PredictionOutcome (on CLOSED) out, per-user history and stored predictions in Redis.
  *
  * Redis, per user (one hash tag, so Redis Cluster keeps a user on one shard):
- *   <prefix>:u:{<user>}:pred:applied:<in_topic>
- *                                      hash partition -> last applied input offset
+ *   <prefix>:u:{<user>}:pred           hash: "a:<in_topic>:<partition>" -> last applied input
+ *                                      offset; "o" -> the open session's prediction,
+ *                                      "<made_at_s> <sid_len>:<sid><predicted_s> <baseline_s>
+ *                                      <cluster> M|B <model_version>" (one at a time: the
+ *                                      sessionizer closes a session before it opens the next)
  *   <prefix>:u:{<user>}:pred:hist      list of the last history_max CLOSED sessions, oldest first,
  *                                      each "start_s length_s track_count unknown_share"
- *   <prefix>:u:{<user>}:pred:s:<sid>   the prediction of an open session (TTL prediction_ttl_s),
- *                                      "predicted_s baseline_s cluster M|B model_version"; deleted
- *                                      when its CLOSED is applied
  *   <prefix>:u:{<user>}:cluster        read only: the clusterer's assignment (hash cluster,
  *                                      cold, version)
  *
- * One batch: a single pipelined read round (markers, history, cluster, the stored predictions of
- * the batch's CLOSED sessions); then the records in order, with the batch's own earlier records
- * overlaid in memory (a CLOSED extends the history an OPENED later in the batch sees, an OPENED's
- * prediction is joined by its CLOSED in the same batch). Records at or below a user's applied
- * marker are skipped without output: their outputs are already in Kafka (st_pipeline.h). apply()
- * runs one Lua call per record that checks and moves the marker, so replays never double-apply.
+ * One batch: a single pipelined read round (per user: the hash, the history, the cluster); then
+ * the records in order, with the batch's own earlier records overlaid in memory (a CLOSED extends
+ * the history an OPENED later in the batch sees and joins the prediction of an OPENED earlier in
+ * it). A CLOSED joins the open prediction when the session ids match and it is not older than
+ * prediction_ttl_s. Records at or below a user's applied marker are skipped without output: their
+ * outputs are already in Kafka (st_pipeline.h). apply() runs one Lua call per user that checks
+ * and moves the user's markers and writes the batch's changes, so replays never double-apply.
  *
  * Features. Recent sessions come from the Redis history (start, length, tracks, unknown share);
  * when it holds fewer than the session's index asks for (the predictor started after the user's
