@@ -92,6 +92,10 @@ hu2=$(hash_of "$tmp/until_sessions.log")
 stint train "${data[@]}" --epochs 2 --seed 3 --cluster kmeans --k 3 --out "$tmp/bundle" \
     >"$tmp/train.out" 2>/dev/null || fail "train"
 grep -q '"test_mae_s"' "$tmp/bundle/metadata.json" || fail "no metrics in metadata.json"
+# the predictor's first-session baseline: the median TRAIN session length, a positive number
+python3 -c 'import json, sys; g = json.load(open(sys.argv[1]))["metrics"].get("global_median_s")
+sys.exit(0 if isinstance(g, (int, float)) and g > 0 else 1)' "$tmp/bundle/metadata.json" ||
+    fail "metadata.json has no positive metrics.global_median_s"
 [ -s "$tmp/bundle/net_0.stm" ] && [ -s "$tmp/bundle/clusters.stm" ] || fail "bundle files"
 
 # leak test on the --data path: the test users' test-period sessions change (a copy of a listen

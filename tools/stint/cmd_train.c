@@ -218,13 +218,18 @@ int cmd_train(int argc, char **argv)
     errors_of(ds, ST_DATASET_TEST, pred, &mae, &rmse, &bmean, &bmed);
     train_predict_rows(b, ds, ST_DATASET_VAL, pred);
     errors_of(ds, ST_DATASET_VAL, pred, &vmae, &vrmse, &vbm, &vbd);
+    /* The predictor's baseline for a user's first session (st_bwatch_global_baseline_s), as
+     * the evaluation's: the median length of the TRAIN sessions. */
+    st_dataset_baselines_t bl;
+    st_dataset_baselines(ds, 0, &bl);
     char metrics[1024];
     snprintf(metrics, sizeof metrics,
-             "{\"test_rows\":%zu,\"test_mae_s\":%.3f,\"test_rmse_s\":%.3f,"
+             "{\"global_median_s\":%.3f,"
+             "\"test_rows\":%zu,\"test_mae_s\":%.3f,\"test_rmse_s\":%.3f,"
              "\"test_baseline_user_mean_mae_s\":%.3f,\"test_baseline_user_median_mae_s\":%.3f,"
              "\"val_rows\":%zu,\"val_mae_s\":%.3f,\"val_rmse_s\":%.3f,\"train_rows\":%zu,"
              "\"split\":\"%s\",\"train_time_s\":%.1f}",
-             n_test, mae, rmse, bmean, bmed, n_val, vmae, vrmse,
+             bl.global_median_s, n_test, mae, rmse, bmean, bmed, n_val, vmae, vrmse,
              st_dataset_count(ds, ST_DATASET_TRAIN), d.split, train_s);
     if (st_bundle_save(b, o.out, metrics, err, sizeof err) != 0) {
         fprintf(stderr, "stint train: %s\n", err);
