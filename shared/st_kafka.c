@@ -308,6 +308,55 @@ done:
     return rc;
 }
 
+int st_kafka_delete_topics(const st_kafka_opts_t *opts, const char *const *topics, size_t ntopics,
+                           char *errstr, size_t errstr_size)
+{
+    char buf[512];
+    if (ntopics == 0)
+        return 0;
+    rd_kafka_t *rk = admin_client(opts, errstr, errstr_size);
+    if (!rk)
+        return -1;
+    int rc = 0;
+    rd_kafka_DeleteTopic_t **dt = calloc(ntopics, sizeof *dt);
+    if (!dt) {
+        rd_kafka_destroy(rk);
+        return st_errstr(errstr, errstr_size, "out of memory");
+    }
+    for (size_t i = 0; i < ntopics; i++)
+        dt[i] = rd_kafka_DeleteTopic_new(topics[i]);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DELETETOPICS);
+    rd_kafka_AdminOptions_set_operation_timeout(ao, 15000, buf, sizeof buf);
+    rd_kafka_DeleteTopics(rk, dt, ntopics, ao, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    if (!ev) {
+        rc = st_errstr(errstr, errstr_size, "delete topics: no answer from the broker in 30 s");
+    } else if (rd_kafka_event_error(ev)) {
+        rc = st_errstr(errstr, errstr_size, "delete topics: %s", rd_kafka_event_error_string(ev));
+    } else {
+        size_t n;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
+        for (size_t i = 0; i < n && rc >= 0; i++) {
+            rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
+            if (!e)
+                rc++;
+            else if (e != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+                rc = st_errstr(errstr, errstr_size, "topic %s: %s", rd_kafka_topic_result_name(res[i]),
+                               rd_kafka_topic_result_error_string(res[i]));
+        }
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(ao);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_DeleteTopic_destroy_array(dt, ntopics);
+    free(dt);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
 static int partition_count(rd_kafka_t *rk, const char *topic, char *errstr, size_t errstr_size)
 {
     const struct rd_kafka_metadata *md = NULL;

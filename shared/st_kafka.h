@@ -58,6 +58,10 @@ uint64_t st_producer_in_flight(const st_producer_t *p);
 int st_producer_prepare_topic(st_producer_t *p, const char *topic, int timeout_ms, char *errstr,
                               size_t errstr_size);
 
+/* Deletes topics; names that do not exist are skipped. Returns the number deleted, or -1 with
+ * errstr. */
+int st_kafka_delete_topics(const st_kafka_opts_t *opts, const char *const *topics, size_t ntopics,
+                           char *errstr, size_t errstr_size);
 /* Creates topics (idempotent: existing ones are fine) with the given partition count.
  * Returns 0 or -1 with errstr. */
 int st_kafka_create_topics(const st_kafka_opts_t *opts, const char *const *topics, size_t ntopics,

@@ -52,10 +52,37 @@ static inline st_kafka_opts_t itest_kafka(void)
     return o;
 }
 
+/* Every name itest_unique gave, so the topics among them are deleted when the program exits
+ * (set STINT_KEEP_TEST_TOPICS=1 to keep them for a look). Only the process that made the names
+ * deletes: a forked child exiting never removes its parent's topics. */
+#define ITEST_NAMES_MAX 64
+static char itest_names[ITEST_NAMES_MAX][160];
+static size_t itest_nnames;
+static pid_t itest_names_pid;
+
+static void itest_delete_topics(void)
+{
+    if (getpid() != itest_names_pid || getenv("STINT_KEEP_TEST_TOPICS"))
+        return;
+    const char *names[ITEST_NAMES_MAX];
+    char errstr[512];
+    for (size_t i = 0; i < itest_nnames; i++)
+        names[i] = itest_names[i];
+    st_kafka_opts_t ko = itest_kafka();
+    if (st_kafka_delete_topics(&ko, names, itest_nnames, errstr, sizeof errstr) < 0)
+        fprintf(stderr, "itest: deleting the test's topics: %s\n", errstr);
+}
+
 /* "<base>-<pid>-<time>" so reruns never collide. */
 static inline void itest_unique(char *buf, size_t size, const char *base)
 {
     snprintf(buf, size, "%s-%d-%lld", base, (int)getpid(), (long long)st_time_wall_ms() % 100000000);
+    if (itest_nnames == 0) {
+        itest_names_pid = getpid();
+        atexit(itest_delete_topics);
+    }
+    if (itest_nnames < ITEST_NAMES_MAX && strlen(buf) < sizeof itest_names[0])
+        snprintf(itest_names[itest_nnames++], sizeof itest_names[0], "%s", buf);
 }
 
 static inline redisContext *itest_redis(void)
