@@ -518,4 +518,27 @@ static inline st_avro_registry_t *szt_registry(void)
     return reg;
 }
 
+/* A test program's setup: a fresh temporary directory /tmp/stint-it-<name>-<pid> and the schema
+ * registry. Returns 0, or -1 after printing why. */
+static inline int szt_setup(const char *name, char *tmp_dir, size_t size, st_avro_registry_t **reg)
+{
+    snprintf(tmp_dir, size, "/tmp/stint-it-%s-%d", name, (int)getpid());
+    if (mkdir(tmp_dir, 0777) != 0) {
+        perror(tmp_dir);
+        return -1;
+    }
+    *reg = szt_registry();
+    return *reg ? 0 : -1;
+}
+
+/* Undoes szt_setup. */
+static inline void szt_teardown(const char *tmp_dir, st_avro_registry_t *reg)
+{
+    char cmd[300];
+    st_avro_registry_destroy(reg);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp_dir);
+    if (system(cmd) != 0)
+        printf("could not remove %s\n", tmp_dir);
+}
+
 #endif

@@ -143,19 +143,9 @@ static void test_crash_replay(void)
 
 int main(void)
 {
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/stint-it-szcrash-%d", (int)getpid());
-    if (mkdir(tmp_dir, 0777) != 0) {
-        perror(tmp_dir);
-        return 1;
-    }
-    reg = szt_registry();
-    if (!reg)
+    if (szt_setup("szcrash", tmp_dir, sizeof tmp_dir, &reg) != 0)
         return 1;
     ST_RUN(test_crash_replay);
-    st_avro_registry_destroy(reg);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp_dir);
-    if (system(cmd) != 0)
-        printf("could not remove %s\n", tmp_dir);
+    szt_teardown(tmp_dir, reg);
     return st_test_summary();
 }
