@@ -188,6 +188,26 @@ int st_producer_send(st_producer_t *p, const char *topic, int32_t partition, con
     }
 }
 
+/* The partition count of rkt's topic from a metadata request, or -1 with errstr (no answer in
+ * timeout_ms, or the topic does not exist). */
+static int topic_partitions(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int timeout_ms, char *errstr,
+                            size_t errstr_size)
+{
+    const char *topic = rd_kafka_topic_name(rkt);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    if (e)
+        return st_errstr(errstr, errstr_size, "metadata for %s: %s", topic, rd_kafka_err2str(e));
+    int n = -1;
+    if (md->topic_cnt == 1 && !md->topics[0].err)
+        n = md->topics[0].partition_cnt;
+    else
+        st_errstr(errstr, errstr_size, "topic %s: %s", topic,
+                  md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "not found");
+    rd_kafka_metadata_destroy(md);
+    return n;
+}
+
 int st_producer_prepare_topic(st_producer_t *p, const char *topic, int timeout_ms, char *errstr,
                               size_t errstr_size)
 {
@@ -205,15 +225,7 @@ int st_producer_prepare_topic(st_producer_t *p, const char *topic, int timeout_m
                              rd_kafka_err2str(rd_kafka_last_error()));
         p->topics[p->ntopics++] = rkt;
     }
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(p->rk, 0, rkt, &md, timeout_ms);
-    if (e)
-        return st_errstr(errstr, errstr_size, "metadata for %s: %s", topic, rd_kafka_err2str(e));
-    e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
-    rd_kafka_metadata_destroy(md);
-    if (e)
-        return st_errstr(errstr, errstr_size, "topic %s: %s", topic, rd_kafka_err2str(e));
-    return 0;
+    return topic_partitions(p->rk, rkt, timeout_ms, errstr, errstr_size) < 0 ? -1 : 0;
 }
 
 uint64_t st_producer_in_flight(const st_producer_t *p)
@@ -359,19 +371,12 @@ int st_kafka_delete_topics(const st_kafka_opts_t *opts, const char *const *topic
 
 static int partition_count(rd_kafka_t *rk, const char *topic, char *errstr, size_t errstr_size)
 {
-    const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+    if (!rkt)
+        return st_errstr(errstr, errstr_size, "topic %s: %s", topic,
+                         rd_kafka_err2str(rd_kafka_last_error()));
+    int n = topic_partitions(rk, rkt, 10000, errstr, errstr_size);
     rd_kafka_topic_destroy(rkt);
-    if (e)
-        return st_errstr(errstr, errstr_size, "metadata for %s: %s", topic, rd_kafka_err2str(e));
-    int n = -1;
-    if (md->topic_cnt == 1 && !md->topics[0].err)
-        n = md->topics[0].partition_cnt;
-    else
-        st_errstr(errstr, errstr_size, "topic %s: %s", topic,
-                  md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "not found");
-    rd_kafka_metadata_destroy(md);
     return n;
 }
 
