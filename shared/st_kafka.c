@@ -369,6 +369,88 @@ int st_kafka_delete_topics(const st_kafka_opts_t *opts, const char *const *topic
     return rc;
 }
 
+/* Runs ListConsumerGroupOffsets (alter false) or AlterConsumerGroupOffsets (alter true) for one
+ * group; returns the group's per-partition result (offsets and errors) or NULL with errstr. */
+static rd_kafka_topic_partition_list_t *group_offsets_op(rd_kafka_t *rk, const char *group,
+                                                         const rd_kafka_topic_partition_list_t *parts,
+                                                         bool alter, char *errstr, size_t errstr_size)
+{
+    char buf[512];
+    rd_kafka_topic_partition_list_t *out = NULL;
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(
+        rk, alter ? RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS : RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
+    rd_kafka_AdminOptions_set_request_timeout(ao, 10000, buf, sizeof buf);
+    if (alter) {
+        rd_kafka_AlterConsumerGroupOffsets_t *req = rd_kafka_AlterConsumerGroupOffsets_new(group, parts);
+        rd_kafka_AlterConsumerGroupOffsets(rk, &req, 1, ao, q);
+        rd_kafka_AlterConsumerGroupOffsets_destroy(req);
+    } else {
+        rd_kafka_ListConsumerGroupOffsets_t *req = rd_kafka_ListConsumerGroupOffsets_new(group, parts);
+        rd_kafka_ListConsumerGroupOffsets(rk, &req, 1, ao, q);
+        rd_kafka_ListConsumerGroupOffsets_destroy(req);
+    }
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
+    if (!ev) {
+        st_errstr(errstr, errstr_size, "no answer from the broker in 15 s");
+    } else if (rd_kafka_event_error(ev)) {
+        st_errstr(errstr, errstr_size, "%s", rd_kafka_event_error_string(ev));
+    } else {
+        size_t n = 0;
+        const rd_kafka_group_result_t **res =
+            alter ? rd_kafka_AlterConsumerGroupOffsets_result_groups(
+                        rd_kafka_event_AlterConsumerGroupOffsets_result(ev), &n)
+                  : rd_kafka_ListConsumerGroupOffsets_result_groups(
+                        rd_kafka_event_ListConsumerGroupOffsets_result(ev), &n);
+        const rd_kafka_error_t *ge = n == 1 ? rd_kafka_group_result_error(res[0]) : NULL;
+        const rd_kafka_topic_partition_list_t *pl = n == 1 ? rd_kafka_group_result_partitions(res[0]) : NULL;
+        if (ge)
+            st_errstr(errstr, errstr_size, "%s", rd_kafka_error_string(ge));
+        else if (!pl)
+            st_errstr(errstr, errstr_size, "no result for group %s", group);
+        else
+            out = rd_kafka_topic_partition_list_copy(pl);
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(ao);
+    rd_kafka_queue_destroy(q);
+    return out;
+}
+
+int st_kafka_commit_outside_group(rd_kafka_t *rk, const char *group,
+                                  const rd_kafka_topic_partition_list_t *offsets, char *errstr,
+                                  size_t errstr_size)
+{
+    int rc = 0;
+    rd_kafka_topic_partition_list_t *now = group_offsets_op(rk, group, offsets, false, errstr, errstr_size);
+    if (!now)
+        return -1;
+    /* Only partitions the group has not already committed at or past the given offset. */
+    rd_kafka_topic_partition_list_t *ahead = rd_kafka_topic_partition_list_new(offsets->cnt);
+    for (int i = 0; i < offsets->cnt; i++) {
+        const rd_kafka_topic_partition_t *o = &offsets->elems[i];
+        const rd_kafka_topic_partition_t *c =
+            rd_kafka_topic_partition_list_find(now, o->topic, o->partition);
+        if (!c || c->err || c->offset < o->offset)
+            rd_kafka_topic_partition_list_add(ahead, o->topic, o->partition)->offset = o->offset;
+    }
+    if (ahead->cnt > 0) {
+        rd_kafka_topic_partition_list_t *res = group_offsets_op(rk, group, ahead, true, errstr, errstr_size);
+        if (!res)
+            rc = -1;
+        for (int i = 0; res && i < res->cnt && rc == 0; i++)
+            if (res->elems[i].err)
+                rc = st_errstr(errstr, errstr_size, "%s[%d]: %s", res->elems[i].topic,
+                               (int)res->elems[i].partition, rd_kafka_err2str(res->elems[i].err));
+        if (res)
+            rd_kafka_topic_partition_list_destroy(res);
+    }
+    rd_kafka_topic_partition_list_destroy(ahead);
+    rd_kafka_topic_partition_list_destroy(now);
+    return rc;
+}
+
 static int partition_count(rd_kafka_t *rk, const char *topic, char *errstr, size_t errstr_size)
 {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);

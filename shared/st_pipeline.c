@@ -36,6 +36,11 @@ struct st_pipeline_s {
     st_pipeline_handler_t h;
     rd_kafka_t *consumer;
     st_producer_t *producer;
+    char *group_id;
+    /* Offsets stored for partitions taken away before they could be committed (the group session
+     * expired, say during a broker outage): where to resume if they come back, and committed from
+     * outside the group at close if they do not. */
+    rd_kafka_topic_partition_list_t *unsent;
     char *dlq_topic;
     st_dlq_encode_fn dlq_encode;
     void *dlq_ctx;
@@ -178,15 +183,83 @@ static bool in_list(const rd_kafka_topic_partition_list_t *parts, const char *to
     return false;
 }
 
+/* Remembers the stored offsets of revoked partitions whose commit failed. */
+static void keep_unsent(st_pipeline_t *p, const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        part_t *pt = find_part(p, parts->elems[i].topic, parts->elems[i].partition, false);
+        if (!pt || pt->stored < 0)
+            continue;
+        rd_kafka_topic_partition_t *u =
+            rd_kafka_topic_partition_list_find(p->unsent, pt->topic, pt->partition);
+        if (!u)
+            u = rd_kafka_topic_partition_list_add(p->unsent, pt->topic, pt->partition);
+        u->offset = pt->stored;
+    }
+}
+
+/* Partitions coming back after an uncommitted loss start from where this consumer had got to,
+ * unless the group's commit is already further (another member went on). Both are safe starts:
+ * everything before either has been applied and acknowledged. Sets the start offsets in parts
+ * and returns the partitions to store again (NULL if none); they leave the unsent list once
+ * stored. */
+static rd_kafka_topic_partition_list_t *resume_from_unsent(st_pipeline_t *p, rd_kafka_t *rk,
+                                                           rd_kafka_topic_partition_list_t *parts)
+{
+    if (st_lifecycle_stopping()) /* assigned while closing: nothing more is consumed */
+        return NULL;
+    rd_kafka_topic_partition_list_t *back = rd_kafka_topic_partition_list_new(parts->cnt);
+    rd_kafka_topic_partition_list_t *resumed = NULL;
+    for (int i = 0; i < parts->cnt; i++)
+        if (rd_kafka_topic_partition_list_find(p->unsent, parts->elems[i].topic, parts->elems[i].partition))
+            rd_kafka_topic_partition_list_add(back, parts->elems[i].topic, parts->elems[i].partition);
+    if (back->cnt == 0) {
+        rd_kafka_topic_partition_list_destroy(back);
+        return NULL;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_committed(rk, back, 5000);
+    for (int i = 0; i < back->cnt; i++) {
+        rd_kafka_topic_partition_t *b = &back->elems[i];
+        rd_kafka_topic_partition_t *u = rd_kafka_topic_partition_list_find(p->unsent, b->topic, b->partition);
+        int64_t committed = e || b->err ? -1 : b->offset;
+        if (u->offset > committed) {
+            rd_kafka_topic_partition_list_find(parts, b->topic, b->partition)->offset = u->offset;
+            if (!resumed)
+                resumed = rd_kafka_topic_partition_list_new(back->cnt);
+            rd_kafka_topic_partition_list_add(resumed, b->topic, b->partition)->offset = u->offset;
+            st_log_info("partition_resumed", "topic=%s partition=%d offset=%lld committed=%lld",
+                        b->topic, (int)b->partition, (long long)u->offset, (long long)committed);
+        } else {
+            rd_kafka_topic_partition_list_del(p->unsent, b->topic, b->partition);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(back);
+    return resumed;
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     st_pipeline_t *p = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         st_log_info("partitions_assigned", "count=%d", parts->cnt);
+        rd_kafka_topic_partition_list_t *resumed = resume_from_unsent(p, rk, parts);
         rd_kafka_assign(rk, parts);
         for (int i = 0; i < parts->cnt; i++)
             find_part(p, parts->elems[i].topic, parts->elems[i].partition, true);
+        if (resumed) {
+            /* Stored again so that the group's commit catches up with where we resume. */
+            for (int i = 0; i < resumed->cnt; i++)
+                find_part(p, resumed->elems[i].topic, resumed->elems[i].partition, true)->stored =
+                    resumed->elems[i].offset;
+            rd_kafka_resp_err_t e = rd_kafka_offsets_store(rk, resumed);
+            if (e) /* closing already: they stay unsent, for the commit at close */
+                st_log_warn("offset_store", "error=%s (resumed partitions)", rd_kafka_err2name(e));
+            for (int i = 0; !e && i < resumed->cnt; i++)
+                rd_kafka_topic_partition_list_del(p->unsent, resumed->elems[i].topic,
+                                                  resumed->elems[i].partition);
+            rd_kafka_topic_partition_list_destroy(resumed);
+        }
         if (p->h.on_assign)
             p->h.on_assign(p->h.ctx, parts);
         return;
@@ -203,9 +276,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             p->msgs[kept++] = m;
     }
     p->nmsgs = kept;
-    rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
+    /* A lost assignment (session expired) cannot be committed: the group has moved on. */
+    bool lost = rd_kafka_assignment_lost(rk);
+    rd_kafka_resp_err_t cerr = lost ? RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST : rd_kafka_commit(rk, NULL, 0);
     st_log_info("partitions_revoked", "count=%d commit=%s", parts->cnt,
                 cerr == RD_KAFKA_RESP_ERR__NO_OFFSET ? "nothing-new" : rd_kafka_err2name(cerr));
+    if (cerr != RD_KAFKA_RESP_ERR_NO_ERROR && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        keep_unsent(p, parts);
     if (p->h.on_revoke)
         p->h.on_revoke(p->h.ctx, parts);
     drop_parts(p, parts);
@@ -241,6 +318,8 @@ st_pipeline_t *st_pipeline_new(const st_pipeline_opts_t *opts, const st_pipeline
     }
     p->h = *h;
     p->out.p = p;
+    p->group_id = opts->group_id ? strdup(opts->group_id) : NULL;
+    p->unsent = rd_kafka_topic_partition_list_new(8);
     p->dlq_topic = opts->dlq_topic ? strdup(opts->dlq_topic) : NULL;
     p->dlq_encode = opts->dlq_encode;
     p->dlq_ctx = opts->dlq_ctx;
@@ -553,6 +632,20 @@ int st_pipeline_run(st_pipeline_t *p)
     return 0;
 }
 
+/* At close, offsets of partitions lost and never regained are committed from outside the group;
+ * the broker refuses while another member consumes them (that member resumes from the group's
+ * commit and replays, which the idempotent applies absorb). */
+static void commit_unsent(st_pipeline_t *p)
+{
+    char err[512], q[600];
+    if (st_kafka_commit_outside_group(st_producer_handle(p->producer), p->group_id, p->unsent, err,
+                                      sizeof err) == 0)
+        st_log_info("offsets_committed", "count=%d how=outside-group", p->unsent->cnt);
+    else
+        st_log_warn("offsets_not_committed", "count=%d error=%s (the next owner replays them)",
+                    p->unsent->cnt, st_log_quote(err, q, sizeof q));
+}
+
 void st_pipeline_destroy(st_pipeline_t *p)
 {
     if (!p)
@@ -565,6 +658,11 @@ void st_pipeline_destroy(st_pipeline_t *p)
             st_log_warn("consumer_close", "error=%s", rd_kafka_err2name(e));
         rd_kafka_destroy(p->consumer);
     }
+    if (p->unsent && p->unsent->cnt > 0 && p->producer && p->group_id)
+        commit_unsent(p);
+    if (p->unsent)
+        rd_kafka_topic_partition_list_destroy(p->unsent);
+    free(p->group_id);
     st_producer_destroy(p->producer);
     for (size_t i = 0; i < p->nparts; i++)
         free(p->parts[i].topic);

@@ -4,7 +4,9 @@
  * into output records (reading Redis as it needs) -> the outputs are produced and the loop waits
  * until the broker acknowledged all of them -> handler.apply() makes the batch's Redis mutations
  * (idempotent per input record) -> the input offsets are stored (committed by librdkafka's
- * auto-commit, synchronously on partition revoke and on close).
+ * auto-commit, synchronously on partition revoke and on close). Partitions lost with stored but
+ * uncommitted offsets (the group session expired) resume from those offsets if they come back,
+ * and are committed from outside the group at close if they do not.
  *
  * Why outputs before mutations: if the process dies after producing but before applying, the
  * replay recomputes the same outputs from the same Redis state (byte-identical duplicates that

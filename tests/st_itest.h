@@ -163,6 +163,26 @@ static inline void itest_sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* Produces records from..to-1 to topic: key "user-<i % nkeys>", value "rec-<i, 7 digits>-<tag>",
+ * and waits for every acknowledgement. Returns 0, or -1 on any failure. */
+static inline int itest_produce_numbered(const char *topic, int from, int to, int nkeys, const char *tag)
+{
+    char errstr[256];
+    st_kafka_opts_t ko = itest_kafka();
+    st_producer_t *prod = st_producer_new(&ko, errstr, sizeof errstr);
+    int rc = prod ? 0 : -1;
+    for (int i = from; i < to && rc == 0; i++) {
+        char key[32], val[96];
+        int klen = snprintf(key, sizeof key, "user-%04d", i % nkeys);
+        int vlen = snprintf(val, sizeof val, "rec-%07d-%s", i, tag);
+        rc = st_producer_send(prod, topic, -1, key, (size_t)klen, val, (size_t)vlen, NULL);
+    }
+    if (prod && st_producer_wait(prod, 60000, NULL) != 0)
+        rc = -1;
+    st_producer_destroy(prod);
+    return rc;
+}
+
 /* Calls cb for every record of topic (all partitions, from the beginning to the end offsets
  * seen at the start). Returns the number of records read, or -1. */
 typedef void (*itest_record_cb)(void *arg, int32_t partition, const void *key, size_t klen,

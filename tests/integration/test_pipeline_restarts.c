@@ -29,29 +29,13 @@ static int restart(const char *server)
     return system(cmd);
 }
 
-static void produce(int from, int to)
-{
-    char errstr[256];
-    st_kafka_opts_t ko = itest_kafka();
-    st_producer_t *prod = st_producer_new(&ko, errstr, sizeof errstr);
-    ST_REQUIRE(prod != NULL);
-    for (int i = from; i < to; i++) {
-        char key[32], val[64];
-        int klen = snprintf(key, sizeof key, "user-%04d", i % 500);
-        int vlen = snprintf(val, sizeof val, "rec-%07d-restart-test", i);
-        ST_REQUIRE(st_producer_send(prod, topic_in, -1, key, (size_t)klen, val, (size_t)vlen, NULL) == 0);
-    }
-    ST_REQUIRE(st_producer_wait(prod, 60000, NULL) == 0);
-    st_producer_destroy(prod);
-}
-
 static void test_restarts_and_sigterm(void)
 {
     char errstr[512];
     st_kafka_opts_t ko = itest_kafka();
     const char *topics[] = {topic_in, topic_out, topic_dlq};
     ST_REQUIRE(st_kafka_create_topics(&ko, topics, 3, 3, errstr, sizeof errstr) == 0);
-    produce(0, N_RECORDS / 2);
+    ST_REQUIRE(itest_produce_numbered(topic_in, 0, N_RECORDS / 2, 500, "restart-test") == 0);
 
     char *argv[] = {bin, "--in.topic", topic_in, "--out.topic", topic_out, "--dlq.topic", topic_dlq,
                     "--counter.key", counter, "-G", group, "--batch.max", "500", NULL};
@@ -66,7 +50,7 @@ static void test_restarts_and_sigterm(void)
 
     /* More input while Kafka goes down and comes back. */
     ST_EQ_INT(restart("kafka"), 0);
-    produce(N_RECORDS / 2, N_RECORDS);
+    ST_REQUIRE(itest_produce_numbered(topic_in, N_RECORDS / 2, N_RECORDS, 500, "restart-test") == 0);
 
     deadline = st_time_mono_ms() + 180000;
     while (itest_redis_get_int(&rc, counter) < N_RECORDS && st_time_mono_ms() < deadline)
