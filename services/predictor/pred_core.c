@@ -43,13 +43,15 @@ typedef struct {
     /* The open session's stored prediction, as read and then as the batch's records leave it. */
     bool has_open, open_changed;
     int64_t open_made_s;
+    int64_t last_closed_ms; /* start of the last CLOSED applied (hash field lc), -1 none */
     char open_sid[PC_SID_MAX + 1];
     char open_text[PC_PAYLOAD_MAX];
     int first_ev, last_ev; /* the user's records to apply, in order (pc_event_t.next_ev) */
 } pc_user_t;
 
 typedef struct {
-    bool skip;
+    bool skip; /* applied before (at or below the partition's marker): nothing to do */
+    bool dup;  /* a copy, at a new offset, of an event already applied: only the marker moves */
     int kind;
     int user;
     int32_t partition;
@@ -72,6 +74,7 @@ typedef struct {
     int next_ev;  /* the user's next record to apply, -1 none */
     /* apply: OPENED the stored prediction, CLOSED the history entry */
     char payload[PC_PAYLOAD_MAX];
+    char start_text[24]; /* CLOSED: start_ms, the history entry's order key */
     bool has_outcome;
     double abs_error_s, baseline_abs_error_s;
 } pc_event_t;
@@ -95,14 +98,17 @@ struct pc {
     char mark_prefix[300]; /* "a:<in_topic>:", the marker fields of the user's hash */
     size_t mark_prefix_len;
     char loaded_version[ST_BWATCH_VERSION_MAX];
-    st_metric_t *m_pred_model, *m_pred_base, *m_outcomes, *m_unmatched, *m_replayed, *m_swaps,
+    st_metric_t *m_pred_model, *m_pred_base, *m_outcomes, *m_unmatched, *m_replayed, *m_copies, *m_swaps,
         *m_model_fail, *m_model_info;
 };
 
 /* One user's records of a batch. KEYS[1] the user's hash, KEYS[2] its history list.
  * ARGV[1] n markers, then n (field, offset) pairs; then the open prediction: 'S' value | 'D' |
- * '-' (unchanged); then history_max; then the history entries to append, oldest first. Applies
- * nothing when any marker is already at or past its offset (the records were applied before). */
+ * '-' (unchanged); then history_max; then the CLOSED sessions to append, oldest first, as
+ * (start_ms, history entry) pairs. Applies nothing when any marker is already at or past its
+ * offset (the records were applied before). A session at or before the hash's lc (the start of
+ * the last one appended) is not appended again: the sessionizer re-emits its events at new
+ * offsets after a crash, and a second owner of a partition may apply the same records. */
 static const char apply_lua[] =
     "local n = tonumber(ARGV[1])\n"
     "for i = 0, n - 1 do\n"
@@ -118,9 +124,16 @@ static const char apply_lua[] =
     "  if ARGV[j] == 'D' then redis.call('HDEL', KEYS[1], 'o') end\n"
     "  j = j + 1\n"
     "end\n"
-    "if #ARGV > j then\n"
-    "  redis.call('RPUSH', KEYS[2], unpack(ARGV, j + 1))\n"
+    "local lc = tonumber(redis.call('HGET', KEYS[1], 'lc') or '-1')\n"
+    "local add = {}\n"
+    "for k = j + 1, #ARGV - 1, 2 do\n"
+    "  local s = tonumber(ARGV[k])\n"
+    "  if s > lc then add[#add + 1] = ARGV[k + 1]; lc = s end\n"
+    "end\n"
+    "if #add > 0 then\n"
+    "  redis.call('RPUSH', KEYS[2], unpack(add))\n"
     "  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[j]), -1)\n"
+    "  redis.call('HSET', KEYS[1], 'lc', lc)\n"
     "end\n"
     "return 1\n";
 
@@ -160,6 +173,8 @@ pc_t *pc_new(const pc_config_t *cfg, st_redis_t *redis, st_avro_registry_t *reg,
                            "CLOSED sessions without a stored prediction (no outcome)");
     pc->m_replayed = st_metrics_counter("stint_predictor_replayed_total", NULL,
                                         "records skipped because they were applied before");
+    pc->m_copies = st_metrics_counter("stint_predictor_copies_total", NULL,
+                                      "re-emitted copies of events already applied (skipped)");
     pc->m_swaps = st_metrics_counter("stint_predictor_model_swaps_total", NULL,
                                      "model bundles swapped in while running");
     pc->m_model_fail = st_metrics_counter("stint_predictor_model_failures_total", NULL,
@@ -246,6 +261,7 @@ static int user_index(pc_t *pc, const char *id, size_t len)
     memcpy(u->id, id, len);
     u->id[len] = 0;
     u->cluster = -1;
+    u->last_closed_ms = -1;
     u->first_ev = u->last_ev = -1;
     pc->slots[h] = pc->n_users + 1;
     return pc->n_users++;
@@ -456,6 +472,8 @@ static int read_state(pc_t *pc, st_err_t *err)
                 continue;
             if (f->len == 1 && f->str[0] == 'o') {
                 parse_open(u, v->str, v->len);
+            } else if (f->len == 2 && memcmp(f->str, "lc", 2) == 0) {
+                u->last_closed_ms = atoll(v->str);
             } else if (f->len > pc->mark_prefix_len &&
                        memcmp(f->str, pc->mark_prefix, pc->mark_prefix_len) == 0) {
                 int slot = part_slot(u, (int32_t)atoi(f->str + pc->mark_prefix_len), false);
@@ -599,6 +617,8 @@ static int on_closed(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
 {
     pc_user_t *u = &pc->users[e->user];
     pc_hist_t h = {e->start_ms / 1000, e->length_s, e->track_count, e->unknown_share};
+    u->last_closed_ms = e->start_ms;
+    snprintf(e->start_text, sizeof e->start_text, "%lld", (long long)e->start_ms);
     snprintf(e->payload, sizeof e->payload, "%lld %.17g %d %.17g", (long long)h.start_s, h.length_s,
              h.track_count, h.unknown_share);
     if (hist_push(u, &h, pc->hist_read) != 0) {
@@ -643,6 +663,16 @@ static int on_closed(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
         return -1;
     }
     return 0;
+}
+
+/* Whether e repeats an event already applied (a re-emitted copy at a new offset): a session
+ * already closed, or the OPENED of the session already open. A user's sessions reach the
+ * predictor in start order (keyed by user; late listens never reopen a closed session). */
+static bool is_copy(const pc_user_t *u, const pc_event_t *e)
+{
+    if (e->start_ms <= u->last_closed_ms)
+        return true;
+    return e->kind == KIND_OPENED && u->has_open && strcmp(u->open_sid, e->session_id) == 0;
 }
 
 int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_t *err)
@@ -703,7 +733,7 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
         }
         e->partition = m->partition;
         e->offset = m->offset;
-        e->skip = false;
+        e->skip = e->dup = false;
         e->has_outcome = false;
         pc->n_ev++;
     }
@@ -718,12 +748,14 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
             st_metric_inc(pc->m_replayed, 1);
             continue;
         }
-        int rc;
-        if (e->kind == KIND_OPENED) {
+        int rc = 0;
+        e->dup = is_copy(u, e);
+        if (e->dup)
+            st_metric_inc(pc->m_copies, 1);
+        else if (e->kind == KIND_OPENED)
             rc = on_opened(pc, e, out, err);
-        } else {
+        else
             rc = on_closed(pc, e, out, err);
-        }
         if (rc != 0)
             return -1;
         u->last[slot] = e->offset;
@@ -758,9 +790,9 @@ int pc_apply(void *ctx, st_err_t *err)
             continue;
         size_t n_closed = 0;
         for (int i = u->first_ev; i >= 0; i = pc->ev[i].next_ev)
-            n_closed += pc->ev[i].kind == KIND_CLOSED;
-        if (FIXED + n_closed > argv_cap) {
-            argv_cap = FIXED + n_closed + 64;
+            n_closed += pc->ev[i].kind == KIND_CLOSED && !pc->ev[i].dup;
+        if (FIXED + 2 * n_closed > argv_cap) {
+            argv_cap = FIXED + 2 * n_closed + 64;
             const char **a = realloc(argv, argv_cap * sizeof *a);
             if (!a) {
                 free(argv);
@@ -797,9 +829,12 @@ int pc_apply(void *ctx, st_err_t *err)
             argv[na++] = open_val;
         }
         argv[na++] = hmax;
-        for (int i = u->first_ev; i >= 0; i = pc->ev[i].next_ev)
-            if (pc->ev[i].kind == KIND_CLOSED)
+        for (int i = u->first_ev; i >= 0; i = pc->ev[i].next_ev) {
+            if (pc->ev[i].kind == KIND_CLOSED && !pc->ev[i].dup) {
+                argv[na++] = pc->ev[i].start_text;
                 argv[na++] = pc->ev[i].payload;
+            }
+        }
         if (st_redis_pipe_evalsha(pc->redis, pc->script, 2, na - 2, argv, NULL) != 0) {
             free(argv);
             st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
@@ -819,7 +854,7 @@ int pc_apply(void *ctx, st_err_t *err)
     }
     for (size_t i = 0; i < pc->n_ev; i++) {
         const pc_event_t *e = &pc->ev[i];
-        if (e->skip)
+        if (e->skip || e->dup)
             continue;
         if (e->kind == KIND_OPENED)
             st_metric_inc(e->model ? pc->m_pred_model : pc->m_pred_base, 1);

@@ -6,7 +6,8 @@
  *                                      offset; "o" -> the open session's prediction,
  *                                      "<made_at_s> <sid_len>:<sid><predicted_s> <baseline_s>
  *                                      <cluster> M|B <model_version>" (one at a time: the
- *                                      sessionizer closes a session before it opens the next)
+ *                                      sessionizer closes a session before it opens the next);
+ *                                      "lc" -> start_ms of the last CLOSED appended to the history
  *   <prefix>:u:{<user>}:pred:hist      list of the last history_max CLOSED sessions, oldest first,
  *                                      each "start_s length_s track_count unknown_share"
  *   <prefix>:u:{<user>}:cluster        read only: the clusterer's assignment (hash cluster,
@@ -19,6 +20,9 @@
  * prediction_ttl_s. Records at or below a user's applied marker are skipped without output: their
  * outputs are already in Kafka (st_pipeline.h). apply() runs one Lua call per user that checks
  * and moves the user's markers and writes the batch's changes, so replays never double-apply.
+ * Copies: after a crash the sessionizer re-emits events, byte-identical, at new offsets. An event
+ * for a session at or before lc, or the OPENED of the session already open, is such a copy: no
+ * output, no state, only the marker moves (and the Lua appends no session at or before lc).
  *
  * Features. Recent sessions come from the Redis history (start, length, tracks, unknown share);
  * when it holds fewer than the session's index asks for (the predictor started after the user's

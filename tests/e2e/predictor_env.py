@@ -64,11 +64,12 @@ class Env:
         assert r.returncode == 0 and os.path.exists(os.path.join(out, "metadata.json")), \
             "training failed"
 
-    def produce(self, rate=0, background=False, registry=None):
+    def produce(self, rate=0, background=False, registry=None, copies=0):
         args = [os.path.join(BIN, "stint-session-events"), "produce", "--sessions", self.sessions,
                 "--profiles", self.profiles, "--topic", self.topics["sessions"], "--brokers",
                 BROKERS, "--create", f"{self.topics['predictions']},{self.topics['outcomes']}",
-                "--rate", str(rate)] + (["--registry", registry] if registry else [])
+                "--rate", str(rate), "--copies", str(copies)] + \
+            (["--registry", registry] if registry else [])
         if background:
             return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         r = run(args)

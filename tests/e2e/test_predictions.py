@@ -1,5 +1,7 @@
-"""e2e: generated dataset -> SessionEvents -> stint-predictor with a trained bundle. Every CLOSED
-session that had an OPENED gets exactly one Prediction and one Outcome (by session_id), read and
+"""e2e: generated dataset -> SessionEvents -> stint-predictor with a trained bundle. The stream
+also carries byte-identical copies of events at new offsets, as the sessionizer re-emits them after
+a crash. Every CLOSED session that had an OPENED gets exactly one Prediction and one Outcome (by
+session_id), read and
 decoded by a Python consumer (confluent-kafka, schema from schemas/ or the registry); the online
 MAE (the predictor's /metrics gauge, and recomputed from the outcomes) equals the offline MAE of
 the same bundle on the same sessions within 1 %; SIGTERM exits 0."""
@@ -23,12 +25,16 @@ def main():
         n = len(env.session_ids)
         check(rows == n, f"offline rows {rows} == sessions {n}")
 
-        counts = env.produce()
+        counts = env.produce(copies=7)
         check(int(counts["opened"]) == n and int(counts["closed"]) == n,
               f"stream has {counts['opened']} OPENED and {counts['closed']} CLOSED for {n} sessions")
         env.start_predictor(model)
         check(env.wait_outcomes(n), f"predictor published {n} outcomes")
         m = env.metrics()
+        copies = int(counts["copies"])
+        check(copies > 0 and m.get("stint_predictor_copies_total", -1) == copies,
+              f"{copies} re-emitted copies in the stream, all recognised "
+              f"({m.get('stint_predictor_copies_total', -1):.0f})")
 
         preds = env.read("predictions", n)
         outs = env.read("outcomes", n)

@@ -102,7 +102,7 @@ static int produce(int argc, char **argv)
     if (!sessions || !topic) {
         fprintf(stderr, "usage: session-events produce --sessions TSV [--profiles TSV] --topic T "
                         "[--brokers B] [--recent N] [--partitions P] "
-                        "[--create T1,T2] [--rate EVENTS_PER_S] [--registry URL]\n");
+                        "[--create T1,T2] [--rate EVENTS_PER_S] [--registry URL] [--copies N]\n");
         return 2;
     }
     st_dataset_t *ds = load(sessions, arg_of(argc, argv, "--profiles", NULL));
@@ -150,6 +150,11 @@ static int produce(int argc, char **argv)
     st_err_t e = {0};
     size_t opened = 0, closed = 0;
     double rate = atof(arg_of(argc, argv, "--rate", "0"));
+    /* --copies N: after every N-th event, the user's previous event and this one are sent again,
+     * byte-identical, as the sessionizer re-emits its last events after a crash. */
+    long copy_every = atol(arg_of(argc, argv, "--copies", "0"));
+    st_buf_t *prev = copy_every > 0 ? calloc((size_t)n_users, sizeof *prev) : NULL;
+    size_t copies = 0;
     int64_t t0_us = st_time_mono_us();
     for (size_t k = 0; k < n_ev; k++) {
         if (rate > 0) {
@@ -201,12 +206,32 @@ static int produce(int argc, char **argv)
             fprintf(stderr, "session-events: %s\n", e.text);
             return 1;
         }
+        if (!prev)
+            continue;
+        st_buf_t *pb = &prev[r->user];
+        if ((long)(k % (size_t)copy_every) == copy_every - 1) {
+            if ((pb->len > 0 && st_producer_send(prod, topic, -1, user, strlen(user), pb->data,
+                                                 pb->len, &e) != 0) ||
+                st_producer_send(prod, topic, -1, user, strlen(user), buf.data, buf.len, &e) != 0) {
+                fprintf(stderr, "session-events: %s\n", e.text);
+                return 1;
+            }
+            copies += 1 + (pb->len > 0);
+        }
+        st_buf_reset(pb);
+        if (st_buf_append(pb, buf.data, buf.len) != 0) {
+            fprintf(stderr, "session-events: out of memory\n");
+            return 1;
+        }
     }
     if (st_producer_wait(prod, 60000, &e) != 0) {
         fprintf(stderr, "session-events: %s\n", e.text);
         return 1;
     }
-    printf("opened=%zu closed=%zu\n", opened, closed);
+    printf("opened=%zu closed=%zu copies=%zu\n", opened, closed, copies);
+    for (int u = 0; prev && u < n_users; u++)
+        st_buf_free(&prev[u]);
+    free(prev);
     st_buf_free(&buf);
     free(hist);
     free(evs);
