@@ -22,6 +22,7 @@
 
 typedef struct {
     double n, sum_s, max_s, tracks;
+    int64_t last_start_ms; /* start of the last CLOSED counted (field ls), -1 none */
     char gender;
     int age;
     char country[64];
@@ -54,6 +55,7 @@ typedef struct {
     int age;
     char country[64];
     int64_t registered_s;
+    int64_t start_ms;
     int cluster;
     bool cold;
 } clu_event_t;
@@ -82,12 +84,14 @@ struct clu {
     size_t n_recent;
     int64_t next_refit_ms;
     int refits;
-    st_metric_t *m_changes, *m_cold, *m_refits, *m_refit_inertia, *m_refit_users, *m_replayed;
+    st_metric_t *m_changes, *m_cold, *m_refits, *m_refit_inertia, *m_refit_users, *m_replayed, *m_copies;
 };
 
 /* KEYS: applied, prof, len, cluster, profile. ARGV: partition, offset, op (S|P|-), then for S:
- * length_s, tracks, median_window; for P: gender, age, country, registered_s; then assign (0/1),
- * cluster, cold, version. A profile also replaces <prefix>:u:{user}:profile, the hash the
+ * length_s, tracks, median_window, start_ms; for P: gender, age, country, registered_s; then
+ * assign (0/1), cluster, cold, version. A session at or before the profile's ls (the start of
+ * the last one counted) is not counted again: the sessionizer re-emits its events at new offsets
+ * after a crash. A profile also replaces <prefix>:u:{user}:profile, the hash the
  * sessionizer joins into OPENED events: gender (m|f), age, country, registered_ms, known fields
  * only. */
 static const char apply_lua[] =
@@ -97,14 +101,18 @@ static const char apply_lua[] =
     "local a = 4\n"
     "if ARGV[3] == 'S' then\n"
     "  local len = tonumber(ARGV[4])\n"
-    "  redis.call('HINCRBY', KEYS[2], 'n', 1)\n"
-    "  redis.call('HINCRBYFLOAT', KEYS[2], 'sum_s', ARGV[4])\n"
-    "  redis.call('HINCRBY', KEYS[2], 'tracks', ARGV[5])\n"
-    "  local mx = tonumber(redis.call('HGET', KEYS[2], 'max_s') or '0')\n"
-    "  if len > mx then redis.call('HSET', KEYS[2], 'max_s', ARGV[4]) end\n"
-    "  redis.call('RPUSH', KEYS[3], ARGV[4])\n"
-    "  redis.call('LTRIM', KEYS[3], -tonumber(ARGV[6]), -1)\n"
-    "  a = 7\n"
+    "  local ls = tonumber(redis.call('HGET', KEYS[2], 'ls') or '-1')\n"
+    "  if tonumber(ARGV[7]) > ls then\n"
+    "    redis.call('HINCRBY', KEYS[2], 'n', 1)\n"
+    "    redis.call('HINCRBYFLOAT', KEYS[2], 'sum_s', ARGV[4])\n"
+    "    redis.call('HINCRBY', KEYS[2], 'tracks', ARGV[5])\n"
+    "    local mx = tonumber(redis.call('HGET', KEYS[2], 'max_s') or '0')\n"
+    "    if len > mx then redis.call('HSET', KEYS[2], 'max_s', ARGV[4]) end\n"
+    "    redis.call('HSET', KEYS[2], 'ls', ARGV[7])\n"
+    "    redis.call('RPUSH', KEYS[3], ARGV[4])\n"
+    "    redis.call('LTRIM', KEYS[3], -tonumber(ARGV[6]), -1)\n"
+    "  end\n"
+    "  a = 8\n"
     "elseif ARGV[3] == 'P' then\n"
     "  redis.call('HSET', KEYS[2], 'gender', ARGV[4], 'age', ARGV[5], 'country', ARGV[6],\n"
     "             'registered_s', ARGV[7])\n"
@@ -183,6 +191,8 @@ clu_t *clu_new(const clu_config_t *cfg, st_redis_t *redis, st_avro_registry_t *r
                                    "assignments to the cold cluster");
     c->m_replayed = st_metrics_counter("stint_clusterer_replayed_total", NULL,
                                        "records skipped because they were applied before");
+    c->m_copies = st_metrics_counter("stint_clusterer_copies_total", NULL,
+                                     "re-emitted copies of sessions already counted (skipped)");
     c->m_refits = st_metrics_counter("stint_clusterer_refits_total", NULL,
                                      "k-means re-fits published (informational versions)");
     c->m_refit_inertia =
@@ -237,6 +247,7 @@ static int user_index(clu_t *c, const char *id, size_t len)
         return -1;
     memcpy(u->id, id, len);
     u->prof.age = -1;
+    u->prof.last_start_ms = -1;
     u->cluster = -2;
     return c->n_users++;
 }
@@ -367,8 +378,8 @@ static int read_state(clu_t *c, st_err_t *err)
         key_of(key, sizeof key, c->cfg.redis_prefix, u->id, what);
         st_redis_pipe(c->redis, "HGETALL %s", key);
         key_of(key, sizeof key, c->cfg.redis_prefix, u->id, "clu:prof");
-        st_redis_pipe(c->redis, "HMGET %s n sum_s max_s tracks gender age country registered_s",
-                      key);
+        st_redis_pipe(c->redis,
+                      "HMGET %s n sum_s max_s tracks gender age country registered_s ls", key);
         key_of(key, sizeof key, c->cfg.redis_prefix, u->id, "clu:len");
         st_redis_pipe(c->redis, "LRANGE %s %d -1", key, -c->cfg.median_window);
         key_of(key, sizeof key, c->cfg.redis_prefix, u->id, "cluster");
@@ -402,9 +413,9 @@ static int read_state(clu_t *c, st_err_t *err)
             }
         }
         redisReply *pr = ur[2];
-        if (pr->type == REDIS_REPLY_ARRAY && pr->elements == 8) {
-            const char *v[8];
-            for (int f = 0; f < 8; f++)
+        if (pr->type == REDIS_REPLY_ARRAY && pr->elements == 9) {
+            const char *v[9];
+            for (int f = 0; f < 9; f++)
                 v[f] = pr->element[f]->type == REDIS_REPLY_STRING ? pr->element[f]->str : NULL;
             u->prof.n = v[0] ? atof(v[0]) : 0;
             u->prof.sum_s = v[1] ? atof(v[1]) : 0;
@@ -414,6 +425,7 @@ static int read_state(clu_t *c, st_err_t *err)
             u->prof.age = v[5] ? atoi(v[5]) : -1;
             snprintf(u->prof.country, sizeof u->prof.country, "%s", v[6] ? v[6] : "");
             u->prof.registered_s = v[7] ? atoll(v[7]) : 0;
+            u->prof.last_start_ms = v[8] ? atoll(v[8]) : -1;
         }
         redisReply *lr = ur[3];
         for (size_t j = 0; lr->type == REDIS_REPLY_ARRAY && j < lr->elements &&
@@ -540,6 +552,7 @@ int clu_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err
     /* Decoded values are borrowed until the next decode: keep what is needed per record. */
     typedef struct {
         double length_s;
+        int64_t start_ms;
         int tracks;
         bool closed;
         char gender;
@@ -588,8 +601,9 @@ int clu_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err
             if (st_avro_get_nullable_long(v, "registered_ms", &reg, &is_null) == 0 && !is_null)
                 rc->registered_s = reg / 1000;
         } else {
-            const char *kind;
+            const char *kind = NULL;
             st_avro_get_enum(v, "kind", &kind);
+            st_avro_get_long(v, "start_ms", &rc->start_ms);
             rc->closed = kind && strcmp(kind, "CLOSED") == 0;
             int32_t tracks = 0;
             st_avro_get_int(v, "track_count", &tracks);
@@ -644,7 +658,14 @@ int clu_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err
             e->age = u->prof.age;
             snprintf(e->country, sizeof e->country, "%s", u->prof.country);
             e->registered_s = u->prof.registered_s;
+        } else if (rc->closed && rc->start_ms <= u->prof.last_start_ms) {
+            /* A re-emitted copy of a session already counted: only the marker moves. */
+            e->op = '-';
+            st_metric_inc(c->m_copies, 1);
+            c->pending = true;
+            continue;
         } else if (rc->closed) {
+            u->prof.last_start_ms = rc->start_ms;
             u->prof.n += 1;
             u->prof.sum_s += rc->length_s;
             u->prof.tracks += rc->tracks;
@@ -658,6 +679,7 @@ int clu_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err
             u->prof.lens[u->prof.n_lens++] = rc->length_s;
             e->op = 'S';
             e->length_s = rc->length_s;
+            e->start_ms = rc->start_ms;
             e->tracks = rc->tracks;
         } else {
             /* OPENED: nothing to learn; the marker still moves. */
@@ -718,10 +740,12 @@ int clu_apply(void *ctx, st_err_t *err)
         if (e->op == 'S') {
             snprintf(a1, sizeof a1, "%.17g", e->length_s);
             snprintf(a2, sizeof a2, "%d", e->tracks);
+            snprintf(a3, sizeof a3, "%lld", (long long)e->start_ms);
             argv[argc++] = "S";
             argv[argc++] = a1;
             argv[argc++] = a2;
             argv[argc++] = mw;
+            argv[argc++] = a3;
         } else if (e->op == 'P') {
             g[0] = e->gender;
             snprintf(a1, sizeof a1, "%d", e->age);

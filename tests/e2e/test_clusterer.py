@@ -2,7 +2,9 @@
 users; all users' profiles and SessionEvents are streamed. Every user gets an assignment on
 users.clusters and in Redis (the same one): a training user its bundle cluster, a new user a
 cluster of the bundle's model (or cold with little history), all under the bundle's version;
-a scheduled re-fit publishes an informational "+refit-N" version; a second run over the same
+a scheduled re-fit publishes an informational "+refit-N" version; byte-identical copies of
+events at new offsets (the sessionizer re-emits them after a crash) are not counted again, so
+every stored profile counts each session once; a second run over the same
 input (new consumer group) is skipped by the idempotency markers: no new assignments and the
 stored profiles unchanged; the predictor on the same Redis prefix then predicts with the bundle's
 cluster for training users and the clusterer's assignment for the others (none when cold)."""
@@ -90,11 +92,13 @@ def main():
                            text=True)
         check(r.returncode == 0, "profiles produced")
         n_prof = int(r.stdout.split("=")[1])
-        subprocess.run([os.path.join(BIN, "stint-session-events"), "produce", "--sessions",
-                        env.sessions, "--profiles", env.profiles, "--topic",
-                        env.topics["sessions"], "--brokers", BROKERS, "--create",
-                        env.topics["clusters"]], capture_output=True, text=True, check=True)
-        total = 2 * sum(n_sessions.values()) + n_prof
+        r = subprocess.run([os.path.join(BIN, "stint-session-events"), "produce", "--sessions",
+                            env.sessions, "--profiles", env.profiles, "--topic",
+                            env.topics["sessions"], "--brokers", BROKERS, "--create",
+                            env.topics["clusters"], "--copies", "7"], capture_output=True,
+                           text=True, check=True)
+        copies = int(dict(kv.split("=") for kv in r.stdout.split())["copies"])
+        total = 2 * sum(n_sessions.values()) + n_prof + copies
 
         log = open(os.path.join(env.tmp, "clusterer.log"), "a")
         port1, port2 = 18000 + os.getpid() % 1000, 19000 + os.getpid() % 1000
@@ -131,6 +135,13 @@ def main():
         check(doc.get("version", "").startswith(next(iter(versions)) + "+refit-") and
               doc.get("k") == k and doc.get("users") == len(users),
               f"re-fit published: {doc.get('version')} k={doc.get('k')} users={doc.get('users')}")
+        check(copies > 0 and m1.get("stint_clusterer_copies_total", 0) > 0,
+              f"copies of CLOSED sessions recognised: "
+              f"{m1.get('stint_clusterer_copies_total', 0):.0f} (of {copies} copied events)")
+        miscounted = [u for u in users
+                      if redis("HGET", f"{env.tag}:u:{{{u}}}:clu:prof", "n") != [str(n_sessions[u])]]
+        check(not miscounted, f"each session counted once despite {copies} copies in the stream "
+                              f"({len(miscounted)} users miscounted)")
         prof_before = {u: redis("HGETALL", f"{env.tag}:u:{{{u}}}:clu:prof") for u in users}
         procs[0].terminate()
         check(procs[0].wait(30) == 0, "SIGTERM: exit 0")
