@@ -128,11 +128,20 @@ int st_out_dead_letter(st_out_t *out, const st_msg_t *msg, const char *code, con
                     st_log_quote(text, q, sizeof q), (unsigned long long)p->dead_letters);
     if (!p->dlq_topic)
         return 0;
+    st_msg_t kept = *msg;
+    char why[1024];
+    if (msg->value_len > ST_DLQ_VALUE_MAX || msg->key_len > ST_DLQ_KEY_MAX) {
+        kept.value_len = msg->value_len > ST_DLQ_VALUE_MAX ? ST_DLQ_VALUE_MAX : msg->value_len;
+        kept.key_len = msg->key_len > ST_DLQ_KEY_MAX ? ST_DLQ_KEY_MAX : msg->key_len;
+        snprintf(why, sizeof why, "%s (original key %zu bytes, value %zu bytes: the first %zu and %zu kept)",
+                 text, msg->key_len, msg->value_len, kept.key_len, kept.value_len);
+        text = why;
+    }
     st_buf_reset(&p->dlq_buf);
     st_dlq_encode_fn enc = p->dlq_encode ? p->dlq_encode : dlq_json;
-    if (enc(p->dlq_ctx, msg, code, text, &p->dlq_buf) != 0)
+    if (enc(p->dlq_ctx, &kept, code, text, &p->dlq_buf) != 0)
         return -1;
-    return st_out_produce(out, p->dlq_topic, msg->key, msg->key_len, p->dlq_buf.data,
+    return st_out_produce(out, p->dlq_topic, kept.key, kept.key_len, p->dlq_buf.data,
                           p->dlq_buf.len);
 }
 

@@ -49,6 +49,12 @@ typedef struct st_out_s st_out_t;
 /* Queues an output record (copied). Returns 0 or -1 (out of memory). */
 int st_out_produce(st_out_t *out, const char *topic, const void *key, size_t key_len,
                    const void *value, size_t value_len);
+/* A dead letter keeps at most this much of the original key and value (the text then says how
+ * long they were): a record near the broker's size limit would otherwise give a dead letter over
+ * it, which the broker refuses. */
+#define ST_DLQ_VALUE_MAX (256 * 1024)
+#define ST_DLQ_KEY_MAX   (16 * 1024)
+
 /* Sends msg to the dead-letter topic with a machine reason code and a text, counts it, logs it
  * (rate-limited). Returns 0 or -1. */
 int st_out_dead_letter(st_out_t *out, const st_msg_t *msg, const char *code, const char *text);
