@@ -37,6 +37,7 @@ struct st_bwatch {
     int poll_ms;
     bw_loaded_t cur;
     bw_stamp_t cur_stamp;
+    bw_stamp_t failed; /* the last state that failed to load (warned once; retried every poll) */
     pthread_mutex_t mu; /* guards pending, stop */
     pthread_cond_t cv;
     bw_loaded_t pending; /* bundle NULL when nothing is waiting */
@@ -155,9 +156,11 @@ st_bundle_t *st_bwatch_load_dir(const char *dir, char *version, double *global_m
     return b;
 }
 
-/* Loads dir if its stamp differs from *seen; a load that raced a writer is retried next time. */
-static bool try_load(const char *dir, bw_stamp_t *seen, bw_loaded_t *out)
+/* Loads dir if its stamp differs from *seen. A load that raced a writer, or failed (a file not
+ * there yet, a transient error), is retried at the next poll; a failure is logged once per state. */
+static bool try_load(st_bwatch_t *pm, bw_stamp_t *seen, bw_loaded_t *out)
 {
+    const char *dir = pm->dir;
     bw_stamp_t before = stamp_of(dir);
     if (!before.present || stamp_equal(&before, seen))
         return false;
@@ -169,11 +172,14 @@ static bool try_load(const char *dir, bw_stamp_t *seen, bw_loaded_t *out)
         st_bundle_destroy(l.bundle);
         return false;
     }
-    *seen = before;
     if (!l.bundle) {
-        st_log_warn("model_load_failed", "dir=\"%s\" error=\"%s\"", dir, errstr);
+        if (!stamp_equal(&before, &pm->failed))
+            st_log_warn("model_load_failed", "dir=\"%s\" error=\"%s\" (retried every poll)", dir,
+                        errstr);
+        pm->failed = before;
         return false;
     }
+    *seen = before;
     st_log_info("model_loaded", "dir=\"%s\" model_version=%s", dir, l.version);
     *out = l;
     return true;
@@ -198,7 +204,7 @@ static void *watch_main(void *arg)
             break;
         pthread_mutex_unlock(&pm->mu);
         bw_loaded_t l;
-        bool got = try_load(pm->dir, &seen, &l);
+        bool got = try_load(pm, &seen, &l);
         pthread_mutex_lock(&pm->mu);
         if (got) {
             st_bundle_destroy(pm->pending.bundle); /* a newer one replaces an untaken one */
@@ -222,7 +228,7 @@ st_bwatch_t *st_bwatch_new(const char *dir, int poll_ms, char *errstr, size_t er
     pm->cur.global_median_s = NAN;
     pthread_mutex_init(&pm->mu, NULL);
     pthread_cond_init(&pm->cv, NULL);
-    if (!try_load(pm->dir, &pm->cur_stamp, &pm->cur))
+    if (!try_load(pm, &pm->cur_stamp, &pm->cur))
         st_log_warn("model_missing", "dir=\"%s\" predictor=BASELINE until a bundle appears", dir);
     if (poll_ms > 0) {
         int rc = pthread_create(&pm->thread, NULL, watch_main, pm);

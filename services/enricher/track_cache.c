@@ -171,8 +171,10 @@ int track_cache_put(track_cache_t *c, const char *key, size_t len, uint64_t hash
         entry_t *victim = c->tail;
         remove_at(c, find_slot(c, victim->data, victim->key_len, victim->hash));
         c->evictions++;
-        pp = find_slot(c, key, len, hash); /* the chain may have changed */
     }
+    /* The end of the key's chain, looked up again: a removal above may have changed the chain
+     * (the replaced entry's link now holds its successor, which must stay reachable). */
+    pp = find_slot(c, key, len, hash);
     e->chain = NULL;
     *pp = e;
     list_push_front(c, e);

@@ -1,6 +1,7 @@
 /* Unit: st_bwatch - no bundle means baseline mode; versions are content hashes (or metadata's
  * model_version); a bundle repointed behind a symlink is loaded by the watcher and swapped in
- * only by st_bwatch_swap; an unchanged bundle is never swapped. */
+ * only by st_bwatch_swap; an unchanged bundle is never swapped; a bundle that failed to load
+ * (copied metadata.json first) is loaded once its files are complete. */
 #include <jansson.h>
 #include <math.h>
 #include <stdbool.h>
@@ -132,6 +133,33 @@ static void test_swap_behind_symlink(void)
     st_bwatch_destroy(w);
 }
 
+/* A bundle copied file by file with metadata.json first: the first load fails, and the watcher
+ * must try again (it did not, until metadata.json changed) once the other files are there. */
+static void test_incomplete_copy_is_retried(void)
+{
+    char a[300], c[300], cmd[1000], errstr[256];
+    snprintf(a, sizeof a, "%s/a", base);
+    snprintf(c, sizeof c, "%s/c", base);
+    snprintf(cmd, sizeof cmd, "mkdir '%s' && cp -p '%s/metadata.json' '%s/'", c, a, c);
+    ST_REQUIRE(system(cmd) == 0);
+    st_bwatch_t *w = st_bwatch_new(c, 20, errstr, sizeof errstr);
+    ST_REQUIRE(w != NULL);
+    ST_CHECK(st_bwatch_bundle(w) == NULL);
+    usleep(100000);
+    ST_CHECK(!st_bwatch_swap(w));
+    snprintf(cmd, sizeof cmd, "cp -n '%s'/* '%s/'", a, c);
+    ST_REQUIRE(system(cmd) == 0);
+    bool swapped = false;
+    int64_t deadline = st_time_mono_ms() + 10000;
+    while (!swapped && st_time_mono_ms() < deadline) {
+        usleep(20000);
+        swapped = st_bwatch_swap(w);
+    }
+    ST_CHECK(swapped);
+    ST_CHECK(st_bwatch_bundle(w) != NULL);
+    st_bwatch_destroy(w);
+}
+
 static bool ready;
 
 static void test_setup(void)
@@ -153,6 +181,7 @@ int main(void)
         ST_RUN(test_missing);
         ST_RUN(test_versions);
         ST_RUN(test_swap_behind_symlink);
+        ST_RUN(test_incomplete_copy_is_retried);
     }
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);

@@ -1,5 +1,5 @@
 /* Unit tests of the enricher's LRU (services/enricher/track_cache.c, compiled in here): hits,
- * replacement, least-recently-used eviction, expiry of negative entries, many keys. */
+ * replacement (also inside a hash chain), least-recently-used eviction, expiry of negative entries, many keys. */
 #include "../../services/enricher/track_cache.c"
 #include "st_test.h"
 
@@ -49,6 +49,33 @@ static void test_hit_and_replace(void)
     track_cache_destroy(c);
     track_cache_destroy(NULL);
     ST_CHECK(track_cache_new(0) == NULL);
+}
+
+/* Keys in one hash chain (the same hash on purpose): replacing the first must keep the others
+ * reachable, and evicting them later must not crash. */
+static void test_replace_in_chain(void)
+{
+    track_cache_t *c = track_cache_new(4);
+    track_cache_view_t v;
+    const char *keys[] = {"k1", "k2", "k3"};
+    for (int i = 0; i < 3; i++)
+        ST_EQ_INT(track_cache_put(c, keys[i], 2, 7, &(st_trackmeta_t){.source = ST_TRACKMETA_LASTFM,
+                                                                     .duration_ms = i + 1}), 0);
+    ST_EQ_INT(track_cache_put(c, "k1", 2, 7, &(st_trackmeta_t){.source = ST_TRACKMETA_CATALOG,
+                                                               .duration_ms = 10}), 0);
+    for (int i = 0; i < 3; i++) {
+        ST_CHECK(track_cache_get(c, keys[i], 2, 7, 0, &v));
+        ST_EQ_INT(v.duration_ms, i == 0 ? 10 : i + 1);
+    }
+    ST_EQ_INT(track_cache_size(c), 3);
+    for (int i = 0; i < 6; i++) { /* evicts k2, k3 and k1 through the chain */
+        char k[8];
+        snprintf(k, sizeof k, "n%d", i);
+        ST_EQ_INT(put(c, k, meta(ST_TRACKMETA_LASTFM, 1, 0, 0)), 0);
+    }
+    ST_EQ_INT(track_cache_size(c), 4);
+    ST_CHECK(!track_cache_get(c, "k2", 2, 7, 0, &v));
+    track_cache_destroy(c);
 }
 
 static void test_lru_eviction(void)
@@ -109,6 +136,7 @@ static void test_many_keys(void)
 int main(void)
 {
     ST_RUN(test_hit_and_replace);
+    ST_RUN(test_replace_in_chain);
     ST_RUN(test_lru_eviction);
     ST_RUN(test_negative_expiry);
     ST_RUN(test_many_keys);
