@@ -52,6 +52,18 @@ static int train_to(const char *dir, uint64_t seed, int window)
     return rc;
 }
 
+/* Polls st_bwatch_swap for up to 10 s; whether a bundle was swapped in. */
+static bool wait_swap(st_bwatch_t *w)
+{
+    int64_t deadline = st_time_mono_ms() + 10000;
+    while (st_time_mono_ms() < deadline) {
+        usleep(20000);
+        if (st_bwatch_swap(w))
+            return true;
+    }
+    return false;
+}
+
 static void test_missing(void)
 {
     char errstr[256], dir[300];
@@ -120,13 +132,7 @@ static void test_swap_behind_symlink(void)
 
     ST_REQUIRE(symlink(b, tmp) == 0);
     ST_REQUIRE(rename(tmp, link) == 0);
-    bool swapped = false;
-    int64_t deadline = st_time_mono_ms() + 10000;
-    while (!swapped && st_time_mono_ms() < deadline) {
-        usleep(20000);
-        swapped = st_bwatch_swap(w);
-    }
-    ST_CHECK(swapped);
+    ST_CHECK(wait_swap(w));
     ST_EQ_STR(st_bwatch_version(w), "v-test-7");
     ST_EQ_INT(st_bwatch_history_needed(w), 6); /* b has window 5 */
     ST_CHECK(!st_bwatch_swap(w));
@@ -149,13 +155,7 @@ static void test_incomplete_copy_is_retried(void)
     ST_CHECK(!st_bwatch_swap(w));
     snprintf(cmd, sizeof cmd, "cp -n '%s'/* '%s/'", a, c);
     ST_REQUIRE(system(cmd) == 0);
-    bool swapped = false;
-    int64_t deadline = st_time_mono_ms() + 10000;
-    while (!swapped && st_time_mono_ms() < deadline) {
-        usleep(20000);
-        swapped = st_bwatch_swap(w);
-    }
-    ST_CHECK(swapped);
+    ST_CHECK(wait_swap(w));
     ST_CHECK(st_bwatch_bundle(w) != NULL);
     st_bwatch_destroy(w);
 }
