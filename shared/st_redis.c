@@ -85,11 +85,13 @@ bool st_redis_connected(const st_redis_t *r)
 }
 
 /* Error replies that mean "not now" rather than "wrong": Redis is loading its AOF after a
- * restart, a script is busy, a cluster is failing over. */
+ * restart, a script is busy, a cluster is failing over, memory is at maxmemory (with a
+ * noeviction policy: retried until an operator frees some, rather than exiting and re-emitting
+ * the batch on every restart). A script is refused OOM before its first write, never half-way. */
 static bool transient_error(const char *msg)
 {
     static const char *prefixes[] = {"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN",
-                                     "READONLY"};
+                                     "READONLY", "OOM"};
     for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
         if (strncmp(msg, prefixes[i], strlen(prefixes[i])) == 0)
             return true;
@@ -351,7 +353,7 @@ static int send_round(st_redis_t *r, st_err_t *err, bool *noscript)
     for (size_t i = 0; i < r->nreplies; i++) {
         redisReply *x = r->replies[i];
         if (x->type == REDIS_REPLY_ERROR && transient_error(x->str)) {
-            st_err_set(err, ST_ERR_REDIS, true, false, "redis busy: %s", x->str);
+            st_err_set(err, ST_ERR_REDIS, true, false, "redis refuses for now: %s", x->str);
             return -1;
         }
     }
