@@ -1560,14 +1560,18 @@ static json_t *decode_json(cursor_t *c, const node_t *n, int depth)
             if (count == 0)
                 return j;
             for (int64_t i = 0; i < count; i++) {
-                const char *key = NULL;
+                char *key = NULL; /* copied: decoding the item reuses the scratch buffer */
                 if (n->kind == K_MAP) {
-                    if (rd_len_bytes(c, &b, &len) != 0 || !(key = scratch_cstr(c->scratch, b, len)))
+                    if (rd_len_bytes(c, &b, &len) != 0 || !(key = strndup((const char *)b, len)))
                         goto fail;
                 }
-                if (!(item = decode_json(c, n->items, depth + 1)))
+                if (!(item = decode_json(c, n->items, depth + 1))) {
+                    free(key);
                     goto fail;
-                if ((key ? json_object_set_new(j, key, item) : json_array_append_new(j, item)) != 0)
+                }
+                int rc = key ? json_object_set_new(j, key, item) : json_array_append_new(j, item);
+                free(key);
+                if (rc != 0)
                     goto fail;
             }
         }

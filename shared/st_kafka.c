@@ -183,7 +183,13 @@ int st_producer_send(st_producer_t *p, const char *topic, int32_t partition, con
                        rd_kafka_err2str(e));
             return -1;
         }
-        /* Local queue full: serve delivery reports until there is room. */
+        /* Local queue full: serve delivery reports until there is room (or a stop: the batch
+         * then ends unacknowledged and its offsets unstored). */
+        if (st_lifecycle_stopping()) {
+            st_err_set(err, ST_ERR_KAFKA, true, false, "produce to %s: local queue full while stopping",
+                       topic);
+            return -1;
+        }
         rd_kafka_poll(p->rk, 100);
     }
 }

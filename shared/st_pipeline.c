@@ -230,12 +230,17 @@ static rd_kafka_topic_partition_list_t *resume_from_unsent(st_pipeline_t *p, rd_
     for (int i = 0; i < back->cnt; i++) {
         rd_kafka_topic_partition_t *b = &back->elems[i];
         rd_kafka_topic_partition_t *u = rd_kafka_topic_partition_list_find(p->unsent, b->topic, b->partition);
-        int64_t committed = e || b->err ? -1 : b->offset;
+        bool known = !e && !b->err;
+        int64_t committed = known ? b->offset : -1;
         if (u->offset > committed) {
             rd_kafka_topic_partition_list_find(parts, b->topic, b->partition)->offset = u->offset;
-            if (!resumed)
-                resumed = rd_kafka_topic_partition_list_new(back->cnt);
-            rd_kafka_topic_partition_list_add(resumed, b->topic, b->partition)->offset = u->offset;
+            /* Stored (to be committed) only over a commit known to be older: an unknown one may
+             * be another member's, further on, and must not be moved back. */
+            if (known) {
+                if (!resumed)
+                    resumed = rd_kafka_topic_partition_list_new(back->cnt);
+                rd_kafka_topic_partition_list_add(resumed, b->topic, b->partition)->offset = u->offset;
+            }
             st_log_info("partition_resumed", "topic=%s partition=%d offset=%lld committed=%lld",
                         b->topic, (int)b->partition, (long long)u->offset, (long long)committed);
         } else {

@@ -137,8 +137,12 @@ static int connect_once(st_redis_t *r, st_err_t *err)
     if (r->password) {
         redisReply *rep = redisCommand(c, "AUTH %s", r->password);
         bool ok = rep && rep->type != REDIS_REPLY_ERROR;
+        /* Only a refused password is fatal; no answer, or "max number of clients", is retried. */
+        bool refused = rep && rep->type == REDIS_REPLY_ERROR &&
+                       (strncmp(rep->str, "WRONGPASS", 9) == 0 || strstr(rep->str, "password") ||
+                        strncmp(rep->str, "NOAUTH", 6) == 0);
         if (!ok)
-            st_err_set(err, ST_ERR_REDIS, false, true, "redis AUTH failed: %s",
+            st_err_set(err, ST_ERR_REDIS, !refused, refused, "redis AUTH failed: %s",
                        rep ? rep->str : c->errstr);
         if (rep)
             freeReplyObject(rep);

@@ -148,6 +148,16 @@ static void pace_until(replay_t *r, int64_t target_mono_ms)
     }
 }
 
+/* After a failed send: a stop request while the local queue was full is an interruption
+ * (0, err cleared: the caller reports "interrupted"), anything else a failure (-1). */
+static int stopped_while_full(st_err_t *err)
+{
+    if (!st_lifecycle_stopping())
+        return -1;
+    st_err_clear(err);
+    return 0;
+}
+
 static int send_profiles(replay_t *r, st_avro_registry_t *reg, st_err_t *err)
 {
     char errstr[512];
@@ -188,7 +198,7 @@ static int send_profiles(replay_t *r, st_avro_registry_t *reg, st_err_t *err)
         if (st_avro_codec_encode(codec, rec, &buf, err) != 0 ||
             st_producer_send(r->producer, r->cfg.profiles_topic, -1, p.user_id.ptr, p.user_id.len,
                              buf.data, buf.len, err) != 0) {
-            rc = -1;
+            rc = stopped_while_full(err);
             break;
         }
         r->profiles_sent++;
@@ -231,7 +241,7 @@ static int send_listens(replay_t *r, st_merge_t *m, st_err_t *err)
         }
         if (st_producer_send(r->producer, r->cfg.topic, -1, rec.user_id.ptr, rec.user_id.len,
                              json.data, json.len, err) != 0) {
-            rc = -1;
+            rc = stopped_while_full(err);
             break;
         }
         r->sent++;
