@@ -140,8 +140,8 @@ static st_listen_reason_t normalise(field_t user, int64_t ts_ms, field_t artist,
     if (ts_ms < ST_LISTEN_MIN_TS_MS || ts_ms > now_ms + ST_LISTEN_FUTURE_MS) {
         char iso[40];
         st_time_format_iso8601(ts_ms, iso, sizeof iso);
-        return fail(err, ST_LISTEN_BAD_TIMESTAMP, "timestamp %s is outside 2000-01-01..now+1d",
-                    iso);
+        return fail(err, ST_LISTEN_BAD_TIMESTAMP,
+                    "timestamp %s is outside 2000-01-01..(record time + 10 min)", iso);
     }
     out->timestamp_ms = ts_ms;
     size_t artist_len = copy_trimmed(out->artist_name, artist.ptr, artist.len);

@@ -16,9 +16,13 @@
  * message at most ST_LISTEN_MESSAGE_MAX bytes. */
 #define ST_LISTEN_FIELD_MAX   ST_LASTFM_FIELD_MAX
 #define ST_LISTEN_MESSAGE_MAX (64 * 1024)
-/* Valid timestamps: ST_LISTEN_MIN_TS_MS <= ts <= now_ms + ST_LISTEN_FUTURE_MS. */
+/* Valid timestamps: ST_LISTEN_MIN_TS_MS <= ts <= now_ms + ST_LISTEN_FUTURE_MS. now_ms is the
+ * Kafka timestamp of the record that carries the listen (so a replay decides as the first pass
+ * did); 10 minutes absorb clock skew. A listen further ahead is a client clock error, and one
+ * such record would move a sessionizer partition's stream time hours ahead (closing every open
+ * session early and making everyone else's listens late). */
 #define ST_LISTEN_MIN_TS_MS ST_LASTFM_MIN_TS_MS
-#define ST_LISTEN_FUTURE_MS (86400LL * 1000)
+#define ST_LISTEN_FUTURE_MS (10LL * 60 * 1000)
 
 /* Why a message was rejected; st_listen_reason_name gives the stable machine code. */
 typedef enum {

@@ -33,7 +33,8 @@
  * the stream time by themselves: the record with the largest time is never released before a
  * larger one arrives, so it is always replayed. The stored stream time matters after idle
  * flushes.) Caveat: one record far in the future raises the stream time, so the records after it
- * are late and the commit point waits for it; reject such timestamps upstream.
+ * are late and the commit point waits for it; such timestamps are rejected upstream (ingest, and
+ * the service's decode step: more than ST_LISTEN_FUTURE_MS after the record's Kafka time).
  *
  * Idle close. An open session closes when the watermark passes st_session_deadline_ms(), i.e.
  * the stream time passes deadline + grace (or, in live mode, the wall clock via

@@ -156,10 +156,11 @@ int st_time_parse_profile_date(const char *s, size_t len, int64_t *out_s)
 
 char *st_time_format_iso8601(int64_t ms, char *buf, size_t size)
 {
-    int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
-    int64_t rem_ms = ms - secs * 1000;
-    int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
-    int64_t sod = secs - days * 86400;
+    /* Floor divisions that cannot overflow (negating INT64_MIN would). */
+    int64_t secs = ms / 1000 - (ms % 1000 < 0);
+    int64_t rem_ms = ms % 1000 + (ms % 1000 < 0 ? 1000 : 0);
+    int64_t days = secs / 86400 - (secs % 86400 < 0);
+    int64_t sod = secs % 86400 + (secs % 86400 < 0 ? 86400 : 0);
     int64_t y;
     unsigned m, d;
 

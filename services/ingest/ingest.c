@@ -89,7 +89,8 @@ int ingest_batch_parse(ingest_batch_t *b, const st_msg_t *msgs, size_t n, int64_
         memset(r, 0, sizeof *r);
         snprintf(r->owner, sizeof r->owner, "%d:%lld", (int)msgs[i].partition,
                  (long long)msgs[i].offset);
-        r->reason = st_listen_parse(msgs[i].value ? msgs[i].value : "", msgs[i].value_len, now_ms,
+        int64_t rec_now = msgs[i].timestamp_ms > 0 ? msgs[i].timestamp_ms : now_ms;
+        r->reason = st_listen_parse(msgs[i].value ? msgs[i].value : "", msgs[i].value_len, rec_now,
                                     &b->listen, &perr);
         if (r->reason != ST_LISTEN_OK) {
             r->verdict = INGEST_INVALID;

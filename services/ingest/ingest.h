@@ -62,7 +62,8 @@ typedef struct ingest_batch_s ingest_batch_t;
 ingest_batch_t *ingest_batch_new(st_avro_codec_t *listen_codec);
 void ingest_batch_destroy(ingest_batch_t *b);
 
-/* Replaces the batch with msgs[0..n): each message is parsed (st_listen_parse with now_ms) and a
+/* Replaces the batch with msgs[0..n): each message is parsed (st_listen_parse; "now" is the
+ * record's Kafka timestamp, so a replay decides alike, or now_ms for a record without one) and a
  * valid one is encoded; valid records get verdict INGEST_NEW until ingest_batch_decide. Returns 0,
  * or -1 with err (out of memory, or an Avro encoding error: fatal, not retriable). */
 int ingest_batch_parse(ingest_batch_t *b, const st_msg_t *msgs, size_t n, int64_t now_ms,

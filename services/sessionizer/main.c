@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "st_avro.h"
+#include "st_listen.h"
 #include "st_log.h"
 #include "st_metrics.h"
 #include "st_service.h"
@@ -259,6 +260,19 @@ static int decode_all(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err_t *e
             it->text_off = ctx->arena.len;
             if (st_buf_append_str(&ctx->arena, "EnrichedListen lacks a required field") != 0 ||
                 st_buf_append(&ctx->arena, "", 1) != 0)
+                goto nomem;
+            continue;
+        }
+        if (msgs[i].timestamp_ms > 0 && t_ms > msgs[i].timestamp_ms + ST_LISTEN_FUTURE_MS) {
+            /* Ingest rejects these; this guards the stream time against other producers. */
+            char why[160];
+            snprintf(why, sizeof why,
+                     "listened_at_ms %lld is more than 10 min after the record's time %lld",
+                     (long long)t_ms, (long long)msgs[i].timestamp_ms);
+            it->disp = DISP_DLQ;
+            it->code = "future_timestamp";
+            it->text_off = ctx->arena.len;
+            if (st_buf_append(&ctx->arena, why, strlen(why) + 1) != 0)
                 goto nomem;
             continue;
         }

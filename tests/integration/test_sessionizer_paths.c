@@ -214,6 +214,68 @@ static void test_late_dlq_profile(void)
     szt_redis_cleanup(nm.prefix);
 }
 
+/* A listen dated hours after its record's Kafka time (a client clock error) goes to the DLQ as
+ * future_timestamp. Accepted, it would move the partition's stream time hours ahead: the open
+ * session closed at once, the later listens (and the sentinel) all late. */
+static void test_future_listen(void)
+{
+    szt_names_t nm;
+    szt_names(&nm, "future");
+    ST_REQUIRE(szt_create_topics(&nm, 1) == 0);
+    char errstr[256];
+    st_kafka_opts_t ko = itest_kafka();
+    st_producer_t *prod = st_producer_new(&ko, errstr, sizeof errstr);
+    st_avro_codec_t *codec = st_avro_codec_new(reg, "EnrichedListen", nm.in, errstr, sizeof errstr);
+    ST_REQUIRE(prod && codec);
+    st_buf_t enc = ST_BUF_INIT;
+    int64_t t0 = st_time_wall_ms() - 3600 * 1000;
+    ST_REQUIRE(produce_listen(prod, codec, nm.in, "fu", t0, 0, "a", &enc) == 0);
+    ST_REQUIRE(produce_listen(prod, codec, nm.in, "fx", st_time_wall_ms() + 2 * 3600 * 1000, 0,
+                              "x", &enc) == 0);
+    ST_REQUIRE(produce_listen(prod, codec, nm.in, "fu", t0 + 60000, 0, "b", &enc) == 0);
+    ST_REQUIRE(produce_listen(prod, codec, nm.in, "fv", t0 + 120000, 0, "c", &enc) == 0);
+    ST_REQUIRE(st_producer_wait(prod, 30000, NULL) == 0);
+    st_producer_destroy(prod);
+    st_avro_codec_destroy(codec);
+
+    pid_t pid = start_with(&nm, NULL, 0);
+    int64_t deadline = st_time_mono_ms() + 30000;
+    while (szt_committed(&nm) < 1 && st_time_mono_ms() < deadline)
+        itest_sleep_ms(100);
+    itest_sleep_ms(500);
+    kill(pid, SIGTERM);
+    ST_EQ_INT(itest_wait(pid, 60000), 0);
+
+    raw_t dlq = {0, ST_BUF_INIT};
+    ST_EQ_INT(itest_read_topic(nm.dlq, on_raw, &dlq), 1);
+    st_avro_codec_t *dc = st_avro_codec_new(reg, "DeadLetter", NULL, errstr, sizeof errstr);
+    avro_value_t *v;
+    const char *code = "";
+    int64_t off = -1;
+    ST_REQUIRE(dc && dlq.first.len > 0 &&
+               st_avro_codec_decode(dc, dlq.first.data, dlq.first.len, &v, NULL) == 0);
+    st_avro_get_string(v, "error_code", &code, NULL);
+    st_avro_get_long(v, "source_offset", &off);
+    ST_EQ_STR(code, "future_timestamp");
+    ST_EQ_INT(off, 1);
+    st_avro_codec_destroy(dc);
+    /* The stream time stayed at fv's listen: nothing was late, fu's session (idle 60 s, under
+     * the gap) is open and not closed, fv's listen is still in the reorder buffer (grace). */
+    raw_t late = {0, ST_BUF_INIT};
+    ST_EQ_INT(itest_read_topic(nm.late, on_raw, &late), 0);
+    events_t ev = {0};
+    ev.codec = st_avro_codec_new(reg, "SessionEvent", NULL, errstr, sizeof errstr);
+    ST_REQUIRE(ev.codec != NULL);
+    ST_EQ_INT(itest_read_topic(nm.out, on_session, &ev), 1);
+    ST_CHECK(find(&ev, "fu", "OPENED") >= 0 && find(&ev, "fu", "CLOSED") < 0);
+    ST_CHECK(find(&ev, "fx", "OPENED") < 0);
+    st_avro_codec_destroy(ev.codec);
+    st_buf_free(&dlq.first);
+    st_buf_free(&late.first);
+    st_buf_free(&enc);
+    szt_redis_cleanup(nm.prefix);
+}
+
 static void test_idle_flush(void)
 {
     szt_names_t nm;
@@ -275,6 +337,7 @@ int main(void)
     if (!reg)
         return 1;
     ST_RUN(test_late_dlq_profile);
+    ST_RUN(test_future_listen);
     ST_RUN(test_idle_flush);
     st_avro_registry_destroy(reg);
     return st_test_summary();

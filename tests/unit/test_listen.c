@@ -142,13 +142,16 @@ static void test_bad_timestamp(void)
     EXPECT("{\"user_id\":\"u\",\"timestamp\":\"1999-12-31T23:59:59Z\",\"artist_name\":\"A\","
            "\"track_name\":\"T\"}",
            ST_LISTEN_BAD_TIMESTAMP);
-    /* now + 1 day is the limit: now + 1 day + 1 ms is out. */
-    EXPECT("{\"user_id\":\"u\",\"timestamp\":1798848000001,\"artist_name\":\"A\",\"track_name\":"
+    /* now + 10 min is the limit: now + 10 min + 1 ms is out. */
+    EXPECT("{\"user_id\":\"u\",\"timestamp\":1798762200001,\"artist_name\":\"A\",\"track_name\":"
            "\"T\"}",
            ST_LISTEN_BAD_TIMESTAMP);
-    ST_EQ_INT(parse("{\"user_id\":\"u\",\"timestamp\":1798848000000,\"artist_name\":\"A\","
+    ST_EQ_INT(parse("{\"user_id\":\"u\",\"timestamp\":1798762200000,\"artist_name\":\"A\","
                     "\"track_name\":\"T\"}"),
               ST_LISTEN_OK);
+    EXPECT("{\"user_id\":\"u\",\"timestamp\":-9223372036854775808,\"artist_name\":\"A\","
+           "\"track_name\":\"T\"}",
+           ST_LISTEN_BAD_TIMESTAMP);
     EXPECT("{\"user_id\":\"u\",\"timestamp\":1241478537000.5,\"artist_name\":\"A\","
            "\"track_name\":\"T\"}",
            ST_LISTEN_BAD_TIMESTAMP);

@@ -80,6 +80,10 @@ static void test_format_roundtrip(void)
     }
     char buf[40];
     ST_EQ_STR(st_time_format_iso8601(1241478537000, buf, sizeof buf), "2009-05-04T23:08:57Z");
+    ST_EQ_STR(st_time_format_iso8601(-1, buf, sizeof buf), "1969-12-31T23:59:59.999Z");
+    /* The extremes format without overflow (a listen's timestamp can be any int64). */
+    ST_CHECK(strlen(st_time_format_iso8601(INT64_MIN, buf, sizeof buf)) > 0);
+    ST_CHECK(strlen(st_time_format_iso8601(INT64_MAX, buf, sizeof buf)) > 0);
 }
 
 static void test_profile_date(void)
