@@ -40,7 +40,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
         st_log_fatal("kafka_fatal", "client=%s error=%s reason=%s", rd_kafka_name(rk),
                      rd_kafka_err2name(orig), st_log_quote(fatal, q, sizeof q));
-        st_lifecycle_request_stop();
+        st_lifecycle_request_failed_stop();
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 static atomic_int stop_requests;
+static atomic_bool failed;
 
 static void on_signal(int sig)
 {
@@ -41,6 +42,17 @@ void st_lifecycle_request_stop(void)
     /* Counted like a first signal: a later real signal still exits at once. */
     int expected = 0;
     atomic_compare_exchange_strong(&stop_requests, &expected, 1);
+}
+
+void st_lifecycle_request_failed_stop(void)
+{
+    atomic_store(&failed, true);
+    st_lifecycle_request_stop();
+}
+
+bool st_lifecycle_failed(void)
+{
+    return atomic_load(&failed);
 }
 
 bool st_lifecycle_sleep_ms(int ms)

@@ -176,6 +176,8 @@ static int run(st_service_t *svc, int argc, char **argv)
         return 1;
     }
     int rc = st_pipeline_run(p);
+    if (rc == 0 && st_lifecycle_failed())
+        rc = -1; /* stopped by a fatal error in a librdkafka thread, not by a signal */
     st_log_info("stopping", "reason=%s", rc == 0 ? "signal" : "fatal-error");
     st_pipeline_destroy(p);
     st_log_info("stopped", "exit=%d", rc == 0 ? 0 : 1);
