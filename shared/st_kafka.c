@@ -91,17 +91,32 @@ struct st_producer_s {
     _Atomic uint64_t acked;
     _Atomic uint64_t failed;
     uint64_t failed_seen; /* failures already reported by st_producer_wait */
+    _Atomic bool permanent; /* a failure no retry can fix, since the last st_producer_wait */
     char first_error[256];
     rd_kafka_topic_t **topics; /* prepared topics, kept for the producer's life */
     size_t ntopics;
 };
+
+/* Delivery errors that the same record meets again on every retry: the broker refuses it (too
+ * large for the topic, malformed) or the client may not write the topic. */
+static bool permanent_error(rd_kafka_resp_err_t e)
+{
+    return e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+           e == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE || e == RD_KAFKA_RESP_ERR_INVALID_RECORD ||
+           e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+           e == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED ||
+           e == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+}
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     st_producer_t *p = opaque;
     (void)rk;
     if (m->err) {
-        if (atomic_fetch_add(&p->failed, 1) == p->failed_seen)
+        bool first = atomic_fetch_add(&p->failed, 1) == p->failed_seen;
+        bool first_permanent = permanent_error(m->err) && !atomic_exchange(&p->permanent, true);
+        /* The error reported: the first permanent one, else the first one. */
+        if (first_permanent || (first && !atomic_load(&p->permanent)))
             snprintf(p->first_error, sizeof p->first_error, "delivery to %s [%d] failed: %s",
                      rd_kafka_topic_name(m->rkt), (int)m->partition, rd_kafka_err2str(m->err));
     } else {
@@ -253,8 +268,12 @@ int st_producer_wait(st_producer_t *p, int timeout_ms, st_err_t *err)
     }
     uint64_t failed = atomic_load(&p->failed);
     if (failed != p->failed_seen) {
-        st_err_set(err, ST_ERR_KAFKA, true, false, "%llu deliveries failed; first: %s",
-                   (unsigned long long)(failed - p->failed_seen), p->first_error);
+        /* A permanent failure is fatal: retrying would re-send the batch's other records again
+         * and again and never get this one through. */
+        bool perm = atomic_exchange(&p->permanent, false);
+        st_err_set(err, ST_ERR_KAFKA, !perm, perm, "%llu deliveries failed; %s: %s",
+                   (unsigned long long)(failed - p->failed_seen),
+                   perm ? "permanently" : "first", p->first_error);
         p->failed_seen = failed;
         return -1;
     }
