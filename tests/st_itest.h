@@ -85,6 +85,15 @@ static inline void itest_unique(char *buf, size_t size, const char *base)
         snprintf(itest_names[itest_nnames++], sizeof itest_names[0], "%s", buf);
 }
 
+/* itest_unique of before + tag + after ("it.", "crash", ".in" -> "it.crash.in-<pid>-<time>"). */
+static inline void itest_unique_tag(char *buf, size_t size, const char *before, const char *tag,
+                                    const char *after)
+{
+    char base[80];
+    snprintf(base, sizeof base, "%s%s%s", before, tag, after);
+    itest_unique(buf, size, base);
+}
+
 static inline redisContext *itest_redis(void)
 {
     struct timeval tv = {5, 0};
@@ -161,6 +170,45 @@ static inline void itest_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+/* A pass-through pipeline test (tests/support/passthrough.c): its topics <tag>.in/.out/.dlq, group
+ * and Redis counter, all unique per run, and where the binary and the log are. */
+typedef struct {
+    char in[128], out[128], dlq[128], group[128], counter[128], bin[512], log[512];
+} itest_pt_t;
+
+static inline void itest_pt_init(itest_pt_t *t, const char *tag)
+{
+    itest_unique_tag(t->in, sizeof t->in, "it.", tag, ".in");
+    itest_unique_tag(t->out, sizeof t->out, "it.", tag, ".out");
+    itest_unique_tag(t->dlq, sizeof t->dlq, "it.", tag, ".dlq");
+    itest_unique_tag(t->group, sizeof t->group, "it-", tag, "");
+    itest_unique_tag(t->counter, sizeof t->counter, "it:", tag, ":count");
+    snprintf(t->bin, sizeof t->bin, "%s/stint-passthrough", itest_bin_dir());
+    snprintf(t->log, sizeof t->log, "%s/it-%s.log", itest_bin_dir(), tag);
+    remove(t->log); /* a fresh log: tests look for lines in it */
+}
+
+/* Starts stint-passthrough on t's names with up to 16 extra arguments (NULL-terminated). */
+static inline pid_t itest_pt_spawn(itest_pt_t *t, char *const *extra)
+{
+    char *argv[32] = {t->bin, "--in.topic", t->in, "--out.topic", t->out, "--dlq.topic", t->dlq,
+                      "--counter.key", t->counter, "-G", t->group};
+    int n = 11;
+    for (int i = 0; extra && extra[i] && i < 16; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    return itest_spawn(argv, t->log);
+}
+
+/* Deletes t's counter and its idempotency markers. */
+static inline void itest_pt_redis_cleanup(const itest_pt_t *t)
+{
+    redisContext *rc = itest_redis();
+    if (rc)
+        freeReplyObject(redisCommand(rc, "DEL %s %s:applied", t->counter, t->counter));
+    redisFree(rc);
 }
 
 /* Produces records from..to-1 to topic: key "user-<i % nkeys>", value "rec-<i, 7 digits>-<tag>",

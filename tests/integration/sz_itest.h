@@ -383,19 +383,12 @@ typedef struct {
 
 static inline void szt_names(szt_names_t *nm, const char *base)
 {
-    char b[96];
-    snprintf(b, sizeof b, "it.sz.%s.in", base);
-    itest_unique(nm->in, sizeof nm->in, b);
-    snprintf(b, sizeof b, "it.sz.%s.out", base);
-    itest_unique(nm->out, sizeof nm->out, b);
-    snprintf(b, sizeof b, "it.sz.%s.late", base);
-    itest_unique(nm->late, sizeof nm->late, b);
-    snprintf(b, sizeof b, "it.sz.%s.dlq", base);
-    itest_unique(nm->dlq, sizeof nm->dlq, b);
-    snprintf(b, sizeof b, "it-sz-%s", base);
-    itest_unique(nm->group, sizeof nm->group, b);
-    snprintf(b, sizeof b, "it:sz:%s", base);
-    itest_unique(nm->prefix, sizeof nm->prefix, b);
+    itest_unique_tag(nm->in, sizeof nm->in, "it.sz.", base, ".in");
+    itest_unique_tag(nm->out, sizeof nm->out, "it.sz.", base, ".out");
+    itest_unique_tag(nm->late, sizeof nm->late, "it.sz.", base, ".late");
+    itest_unique_tag(nm->dlq, sizeof nm->dlq, "it.sz.", base, ".dlq");
+    itest_unique_tag(nm->group, sizeof nm->group, "it-sz-", base, "");
+    itest_unique_tag(nm->prefix, sizeof nm->prefix, "it:sz:", base, "");
     snprintf(nm->bin, sizeof nm->bin, "%s/stint-sessionizer", itest_bin_dir());
     snprintf(nm->logpath, sizeof nm->logpath, "%s/it-sz-%s.log", itest_bin_dir(), base);
 }

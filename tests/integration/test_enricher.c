@@ -121,17 +121,11 @@ static int free_port(void)
 
 static void run_init(run_t *r, const char *name)
 {
-    char base[64];
-    snprintf(base, sizeof base, "it.enr.%s.in", name);
-    itest_unique(r->in, sizeof r->in, base);
-    snprintf(base, sizeof base, "it.enr.%s.out", name);
-    itest_unique(r->out, sizeof r->out, base);
-    snprintf(base, sizeof base, "it.enr.%s.dlq", name);
-    itest_unique(r->dlq, sizeof r->dlq, base);
-    snprintf(base, sizeof base, "it-enr-%s", name);
-    itest_unique(r->group, sizeof r->group, base);
-    snprintf(base, sizeof base, "it:enr:%s", name);
-    itest_unique(r->prefix, sizeof r->prefix, base);
+    itest_unique_tag(r->in, sizeof r->in, "it.enr.", name, ".in");
+    itest_unique_tag(r->out, sizeof r->out, "it.enr.", name, ".out");
+    itest_unique_tag(r->dlq, sizeof r->dlq, "it.enr.", name, ".dlq");
+    itest_unique_tag(r->group, sizeof r->group, "it-enr-", name, "");
+    itest_unique_tag(r->prefix, sizeof r->prefix, "it:enr:", name, "");
     snprintf(r->log, sizeof r->log, "%s/it-enricher-%s.log", itest_bin_dir(), name);
     unlink(r->log);
     r->http_port = free_port();

@@ -8,8 +8,7 @@
 #define N_RECORDS 100000
 #define N_BAD 10
 
-static char topic_in[128], topic_out[128], topic_dlq[128], group[128], counter[128];
-static char bin[512], logpath[512];
+static itest_pt_t pt;
 
 static void make_value(int i, char *buf, size_t size, int *len)
 {
@@ -21,10 +20,8 @@ static void make_value(int i, char *buf, size_t size, int *len)
 
 static pid_t start(void)
 {
-    char *argv[] = {bin, "--in.topic", topic_in, "--out.topic", topic_out, "--dlq.topic", topic_dlq,
-                    "--counter.key", counter, "-G", group, "-X", "session.timeout.ms=6000",
-                    "--batch.max", "2000", NULL};
-    return itest_spawn(argv, logpath);
+    char *extra[] = {"-X", "session.timeout.ms=6000", "--batch.max", "2000", NULL};
+    return itest_pt_spawn(&pt, extra);
 }
 
 typedef struct {
@@ -68,7 +65,7 @@ static void test_crash_recovery(void)
 {
     char errstr[512];
     st_kafka_opts_t ko = itest_kafka();
-    const char *topics[] = {topic_in, topic_out, topic_dlq};
+    const char *topics[] = {pt.in, pt.out, pt.dlq};
     ST_REQUIRE(st_kafka_create_topics(&ko, topics, 3, 3, errstr, sizeof errstr) == 0);
 
     st_producer_t *prod = st_producer_new(&ko, errstr, sizeof errstr);
@@ -77,7 +74,7 @@ static void test_crash_recovery(void)
         char key[32], val[160];
         int klen = snprintf(key, sizeof key, "user-%04d", i % 1000), vlen;
         make_value(i, val, sizeof val, &vlen);
-        ST_REQUIRE(st_producer_send(prod, topic_in, -1, key, (size_t)klen, val, (size_t)vlen, NULL) == 0);
+        ST_REQUIRE(st_producer_send(prod, pt.in, -1, key, (size_t)klen, val, (size_t)vlen, NULL) == 0);
     }
     ST_REQUIRE(st_producer_wait(prod, 60000, NULL) == 0);
     st_producer_destroy(prod);
@@ -89,11 +86,11 @@ static void test_crash_recovery(void)
         pid_t pid = start();
         int64_t deadline = st_time_mono_ms() + 120000;
         long long c = 0;
-        while ((c = itest_redis_get_int(&rc, counter)) < kill_at[k] && st_time_mono_ms() < deadline)
+        while ((c = itest_redis_get_int(&rc, pt.counter)) < kill_at[k] && st_time_mono_ms() < deadline)
             itest_sleep_ms(2);
         kill(pid, SIGKILL);
         itest_wait(pid, 10000);
-        c = itest_redis_get_int(&rc, counter);
+        c = itest_redis_get_int(&rc, pt.counter);
         printf("kill %d at counter=%lld\n", k + 1, c);
         if (c < N_RECORDS)
             kills++;
@@ -102,17 +99,17 @@ static void test_crash_recovery(void)
 
     pid_t pid = start();
     int64_t deadline = st_time_mono_ms() + 180000;
-    while (itest_redis_get_int(&rc, counter) < N_RECORDS && st_time_mono_ms() < deadline)
+    while (itest_redis_get_int(&rc, pt.counter) < N_RECORDS && st_time_mono_ms() < deadline)
         itest_sleep_ms(50);
     itest_sleep_ms(1500); /* let any (wrong) extra increments show */
-    ST_EQ_INT(itest_redis_get_int(&rc, counter), N_RECORDS);
+    ST_EQ_INT(itest_redis_get_int(&rc, pt.counter), N_RECORDS);
 
     kill(pid, SIGTERM);
     ST_EQ_INT(itest_wait(pid, 60000), 0);
-    ST_EQ_INT(st_kafka_group_committed(&ko, group, topic_in, errstr, sizeof errstr), N_RECORDS);
+    ST_EQ_INT(st_kafka_group_committed(&ko, pt.group, pt.in, errstr, sizeof errstr), N_RECORDS);
 
     readback_t rb = {calloc(N_RECORDS, 1), calloc(N_RECORDS, sizeof(uint64_t)), 0, 0, 0};
-    long long n_out = itest_read_topic(topic_out, on_out, &rb);
+    long long n_out = itest_read_topic(pt.out, on_out, &rb);
     long long missing = 0;
     for (int i = 0; i < N_RECORDS; i++) {
         bool bad = i % (N_RECORDS / N_BAD) == 5;
@@ -126,23 +123,17 @@ static void test_crash_recovery(void)
     ST_EQ_INT(rb.mismatched, 0);
     ST_EQ_INT(rb.unknown, 0);
     long long n_dlq = 0;
-    ST_CHECK(itest_read_topic(topic_dlq, on_dlq, &n_dlq) >= N_BAD);
+    ST_CHECK(itest_read_topic(pt.dlq, on_dlq, &n_dlq) >= N_BAD);
     ST_CHECK(n_dlq >= N_BAD);
     free(rb.seen);
     free(rb.key_hash);
-    freeReplyObject(redisCommand(rc, "DEL %s %s:applied", counter, counter));
+    itest_pt_redis_cleanup(&pt);
     redisFree(rc);
 }
 
 int main(void)
 {
-    itest_unique(topic_in, sizeof topic_in, "it.crash.in");
-    itest_unique(topic_out, sizeof topic_out, "it.crash.out");
-    itest_unique(topic_dlq, sizeof topic_dlq, "it.crash.dlq");
-    itest_unique(group, sizeof group, "it-crash");
-    itest_unique(counter, sizeof counter, "it:crash:count");
-    snprintf(bin, sizeof bin, "%s/stint-passthrough", itest_bin_dir());
-    snprintf(logpath, sizeof logpath, "%s/it-crash.log", itest_bin_dir());
+    itest_pt_init(&pt, "crash");
     ST_RUN(test_crash_recovery);
     return st_test_summary();
 }

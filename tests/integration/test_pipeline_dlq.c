@@ -11,8 +11,7 @@
 #define N_GOOD 200
 #define BIG 1040000
 
-static char topic_in[128], topic_out[128], topic_dlq[128], group[128], counter[128];
-static char bin[512], logpath[512];
+static itest_pt_t pt;
 
 typedef struct {
     long long n;
@@ -38,9 +37,9 @@ static void test_big_bad_record(void)
 {
     char errstr[512];
     st_kafka_opts_t ko = itest_kafka();
-    const char *topics[] = {topic_in, topic_out, topic_dlq};
+    const char *topics[] = {pt.in, pt.out, pt.dlq};
     ST_REQUIRE(st_kafka_create_topics(&ko, topics, 3, 1, errstr, sizeof errstr) == 0);
-    ST_REQUIRE(itest_produce_numbered(topic_in, 0, N_GOOD / 2, 10, "dlq-test") == 0);
+    ST_REQUIRE(itest_produce_numbered(pt.in, 0, N_GOOD / 2, 10, "dlq-test") == 0);
     st_config_prop_t max = {"message.max.bytes", "1048576"};
     st_kafka_opts_t big_ko = ko;
     big_ko.props = &max;
@@ -50,46 +49,38 @@ static void test_big_bad_record(void)
     char *big = malloc(BIG);
     memset(big, 'x', BIG);
     memcpy(big, "BAD", 3);
-    ST_REQUIRE(st_producer_send(prod, topic_in, 0, "k", 1, big, BIG, NULL) == 0);
+    ST_REQUIRE(st_producer_send(prod, pt.in, 0, "k", 1, big, BIG, NULL) == 0);
     ST_REQUIRE(st_producer_wait(prod, 30000, NULL) == 0);
     st_producer_destroy(prod);
     free(big);
-    ST_REQUIRE(itest_produce_numbered(topic_in, N_GOOD / 2, N_GOOD, 10, "dlq-test") == 0);
+    ST_REQUIRE(itest_produce_numbered(pt.in, N_GOOD / 2, N_GOOD, 10, "dlq-test") == 0);
 
-    char *argv[] = {bin, "--in.topic", topic_in, "--out.topic", topic_out, "--dlq.topic", topic_dlq,
-                    "--counter.key", counter, "-G", group, NULL};
-    pid_t pid = itest_spawn(argv, logpath);
+    pid_t pid = itest_pt_spawn(&pt, NULL);
     redisContext *rc = itest_redis();
     int64_t deadline = st_time_mono_ms() + 60000;
-    while (itest_redis_get_int(&rc, counter) < N_GOOD + 1 && st_time_mono_ms() < deadline &&
+    while (itest_redis_get_int(&rc, pt.counter) < N_GOOD + 1 && st_time_mono_ms() < deadline &&
            waitpid(pid, NULL, WNOHANG) == 0)
         itest_sleep_ms(20);
-    ST_EQ_INT(itest_redis_get_int(&rc, counter), N_GOOD + 1);
+    ST_EQ_INT(itest_redis_get_int(&rc, pt.counter), N_GOOD + 1);
     ST_CHECK(waitpid(pid, NULL, WNOHANG) == 0); /* still running */
     kill(pid, SIGTERM);
     ST_EQ_INT(itest_wait(pid, 30000), 0);
-    ST_EQ_INT(st_kafka_group_committed(&ko, group, topic_in, errstr, sizeof errstr), N_GOOD + 1);
+    ST_EQ_INT(st_kafka_group_committed(&ko, pt.group, pt.in, errstr, sizeof errstr), N_GOOD + 1);
 
     dlq_seen_t d = {0};
-    ST_EQ_INT(itest_read_topic(topic_dlq, on_dlq, &d), 1);
+    ST_EQ_INT(itest_read_topic(pt.dlq, on_dlq, &d), 1);
     printf("dead letter: %zu bytes\n", d.vlen);
     ST_CHECK(d.says_cut);
     /* The value kept, plus the other fields (Avro; the JSON encoder would double it as hex). */
     ST_CHECK(d.vlen > ST_DLQ_VALUE_MAX && d.vlen < ST_DLQ_VALUE_MAX + 4096);
-    ST_EQ_INT(st_kafka_topic_end_offsets(&ko, topic_out, errstr, sizeof errstr), N_GOOD);
-    freeReplyObject(redisCommand(rc, "DEL %s %s:applied", counter, counter));
+    ST_EQ_INT(st_kafka_topic_end_offsets(&ko, pt.out, errstr, sizeof errstr), N_GOOD);
+    itest_pt_redis_cleanup(&pt);
     redisFree(rc);
 }
 
 int main(void)
 {
-    itest_unique(topic_in, sizeof topic_in, "it.dlq.in");
-    itest_unique(topic_out, sizeof topic_out, "it.dlq.out");
-    itest_unique(topic_dlq, sizeof topic_dlq, "it.dlq.dlq");
-    itest_unique(group, sizeof group, "it-dlq");
-    itest_unique(counter, sizeof counter, "it:dlq:count");
-    snprintf(bin, sizeof bin, "%s/stint-passthrough", itest_bin_dir());
-    snprintf(logpath, sizeof logpath, "%s/it-dlq.log", itest_bin_dir());
+    itest_pt_init(&pt, "dlq");
     ST_RUN(test_big_bad_record);
     return st_test_summary();
 }

@@ -10,25 +10,6 @@
 #define N_FIRST 3000
 #define N_MORE 1000
 
-typedef struct {
-    char in[128], out[128], group[128], counter[128];
-} names_t;
-
-static char bin[512], logpath[512];
-
-static void names(names_t *n, const char *tag)
-{
-    char base[64];
-    snprintf(base, sizeof base, "it.lost.%s.in", tag);
-    itest_unique(n->in, sizeof n->in, base);
-    snprintf(base, sizeof base, "it.lost.%s.out", tag);
-    itest_unique(n->out, sizeof n->out, base);
-    snprintf(base, sizeof base, "it-lost-%s", tag);
-    itest_unique(n->group, sizeof n->group, base);
-    snprintf(base, sizeof base, "it:lost:%s", tag);
-    itest_unique(n->counter, sizeof n->counter, base);
-}
-
 static bool wait_counter(redisContext **rc, const char *key, long long want, int timeout_ms)
 {
     int64_t deadline = st_time_mono_ms() + timeout_ms;
@@ -39,35 +20,27 @@ static bool wait_counter(redisContext **rc, const char *key, long long want, int
 
 /* Starts the pass-through on n, feeds it N_FIRST records, waits until all are counted, then
  * pauses it for longer than its session timeout so the broker expels it. */
-static void start_and_expel(const names_t *n, redisContext **rc, pid_t *pid)
+static void start_and_expel(itest_pt_t *n, redisContext **rc, pid_t *pid)
 {
     char errstr[512];
     st_kafka_opts_t ko = itest_kafka();
-    const char *topics[] = {n->in, n->out};
-    ST_REQUIRE(st_kafka_create_topics(&ko, topics, 2, 3, errstr, sizeof errstr) == 0);
+    const char *topics[] = {n->in, n->out, n->dlq};
+    ST_REQUIRE(st_kafka_create_topics(&ko, topics, 3, 3, errstr, sizeof errstr) == 0);
     ST_REQUIRE(itest_produce_numbered(n->in, 0, N_FIRST, 300, "lost-test") == 0);
-    char *argv[] = {bin, "--in.topic", (char *)n->in, "--out.topic", (char *)n->out,
-                    "--counter.key", (char *)n->counter, "-G", (char *)n->group, "--batch.max", "200",
-                    "-X", "session.timeout.ms=6000", "-X", "auto.commit.interval.ms=600000", NULL};
-    *pid = itest_spawn(argv, logpath);
+    char *extra[] = {"--batch.max", "200", "-X", "session.timeout.ms=6000",
+                     "-X", "auto.commit.interval.ms=600000", NULL};
+    *pid = itest_pt_spawn(n, extra);
     ST_REQUIRE(wait_counter(rc, n->counter, N_FIRST, 60000));
     ST_EQ_INT(kill(*pid, SIGSTOP), 0);
     itest_sleep_ms(9000);
     ST_EQ_INT(kill(*pid, SIGCONT), 0);
 }
 
-static void cleanup(const names_t *n)
-{
-    redisContext *rc = itest_redis();
-    freeReplyObject(redisCommand(rc, "DEL %s %s:applied", n->counter, n->counter));
-    redisFree(rc);
-}
-
 static void test_regained_partitions_resume_where_they_were(void)
 {
     char errstr[512];
-    names_t n;
-    names(&n, "back");
+    itest_pt_t n;
+    itest_pt_init(&n, "lost.back");
     redisContext *rc = itest_redis();
     st_kafka_opts_t ko = itest_kafka();
     pid_t pid;
@@ -80,21 +53,21 @@ static void test_regained_partitions_resume_where_they_were(void)
 
     /* Every input record produced exactly once: nothing replayed from the stale commit. */
     ST_EQ_INT(st_kafka_topic_end_offsets(&ko, n.out, errstr, sizeof errstr), N_FIRST + N_MORE);
-    ST_CHECK(itest_log_has(logpath, "partition_resumed"));
+    ST_CHECK(itest_log_has(n.log, "partition_resumed"));
 
     kill(pid, SIGTERM);
     ST_EQ_INT(itest_wait(pid, 60000), 0);
     ST_EQ_INT(st_kafka_group_committed(&ko, n.group, n.in, errstr, sizeof errstr), N_FIRST + N_MORE);
     ST_EQ_INT(itest_redis_get_int(&rc, n.counter), N_FIRST + N_MORE);
     redisFree(rc);
-    cleanup(&n);
+    itest_pt_redis_cleanup(&n);
 }
 
 static void test_stopped_while_expelled_still_commits(void)
 {
     char errstr[512];
-    names_t n;
-    names(&n, "stop");
+    itest_pt_t n;
+    itest_pt_init(&n, "lost.stop");
     redisContext *rc = itest_redis();
     st_kafka_opts_t ko = itest_kafka();
     pid_t pid;
@@ -105,14 +78,11 @@ static void test_stopped_while_expelled_still_commits(void)
     ST_EQ_INT(st_kafka_group_committed(&ko, n.group, n.in, errstr, sizeof errstr), N_FIRST);
     ST_EQ_INT(itest_redis_get_int(&rc, n.counter), N_FIRST);
     redisFree(rc);
-    cleanup(&n);
+    itest_pt_redis_cleanup(&n);
 }
 
 int main(void)
 {
-    snprintf(bin, sizeof bin, "%s/stint-passthrough", itest_bin_dir());
-    snprintf(logpath, sizeof logpath, "%s/it-lost.log", itest_bin_dir());
-    remove(logpath);
     ST_RUN(test_regained_partitions_resume_where_they_were);
     ST_RUN(test_stopped_while_expelled_still_commits);
     return st_test_summary();

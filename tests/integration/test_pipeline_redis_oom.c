@@ -8,8 +8,7 @@
 
 #define N_RECORDS 500
 
-static char topic_in[128], topic_out[128], topic_dlq[128], group[128], counter[128];
-static char bin[512], logpath[512];
+static itest_pt_t pt;
 static char old_max[64] = "", old_policy[64] = "";
 
 static void config_get(redisContext *rc, const char *name, char *out, size_t size)
@@ -35,9 +34,9 @@ static void test_oom_is_retried(void)
 {
     char errstr[512];
     st_kafka_opts_t ko = itest_kafka();
-    const char *topics[] = {topic_in, topic_out, topic_dlq};
+    const char *topics[] = {pt.in, pt.out, pt.dlq};
     ST_REQUIRE(st_kafka_create_topics(&ko, topics, 3, 1, errstr, sizeof errstr) == 0);
-    ST_REQUIRE(itest_produce_numbered(topic_in, 0, N_RECORDS, 50, "oom-test") == 0);
+    ST_REQUIRE(itest_produce_numbered(pt.in, 0, N_RECORDS, 50, "oom-test") == 0);
 
     redisContext *rc = itest_redis();
     config_get(rc, "maxmemory", old_max, sizeof old_max);
@@ -46,45 +45,36 @@ static void test_oom_is_retried(void)
     atexit(restore_redis);
     freeReplyObject(redisCommand(rc, "CONFIG SET maxmemory-policy noeviction"));
     freeReplyObject(redisCommand(rc, "CONFIG SET maxmemory 1")); /* below what is used: full */
-    redisReply *r = redisCommand(rc, "SET %s:probe x", counter);
+    redisReply *r = redisCommand(rc, "SET %s:probe x", pt.counter);
     ST_REQUIRE(r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "OOM", 3) == 0);
     freeReplyObject(r);
 
-    char *argv[] = {bin, "--in.topic", topic_in, "--out.topic", topic_out, "--dlq.topic", topic_dlq,
-                    "--counter.key", counter, "-G", group, NULL};
-    pid_t pid = itest_spawn(argv, logpath);
+    pid_t pid = itest_pt_spawn(&pt, NULL);
     int64_t deadline = st_time_mono_ms() + 30000;
-    while (!itest_log_has(logpath, "OOM command not allowed") && st_time_mono_ms() < deadline &&
+    while (!itest_log_has(pt.log, "OOM command not allowed") && st_time_mono_ms() < deadline &&
            waitpid(pid, NULL, WNOHANG) == 0)
         itest_sleep_ms(50);
-    ST_CHECK(itest_log_has(logpath, "OOM command not allowed"));
+    ST_CHECK(itest_log_has(pt.log, "OOM command not allowed"));
     itest_sleep_ms(1000);
     ST_CHECK(waitpid(pid, NULL, WNOHANG) == 0); /* still running, retrying */
-    ST_EQ_INT(itest_redis_get_int(&rc, counter), -1);
+    ST_EQ_INT(itest_redis_get_int(&rc, pt.counter), -1);
 
     restore_redis();
     deadline = st_time_mono_ms() + 60000;
-    while (itest_redis_get_int(&rc, counter) < N_RECORDS && st_time_mono_ms() < deadline)
+    while (itest_redis_get_int(&rc, pt.counter) < N_RECORDS && st_time_mono_ms() < deadline)
         itest_sleep_ms(50);
     itest_sleep_ms(500);
-    ST_EQ_INT(itest_redis_get_int(&rc, counter), N_RECORDS);
+    ST_EQ_INT(itest_redis_get_int(&rc, pt.counter), N_RECORDS);
     kill(pid, SIGTERM);
     ST_EQ_INT(itest_wait(pid, 30000), 0);
-    ST_EQ_INT(st_kafka_group_committed(&ko, group, topic_in, errstr, sizeof errstr), N_RECORDS);
-    freeReplyObject(redisCommand(rc, "DEL %s %s:applied", counter, counter));
+    ST_EQ_INT(st_kafka_group_committed(&ko, pt.group, pt.in, errstr, sizeof errstr), N_RECORDS);
+    itest_pt_redis_cleanup(&pt);
     redisFree(rc);
 }
 
 int main(void)
 {
-    itest_unique(topic_in, sizeof topic_in, "it.oom.in");
-    itest_unique(topic_out, sizeof topic_out, "it.oom.out");
-    itest_unique(topic_dlq, sizeof topic_dlq, "it.oom.dlq");
-    itest_unique(group, sizeof group, "it-oom");
-    itest_unique(counter, sizeof counter, "it:oom:count");
-    snprintf(bin, sizeof bin, "%s/stint-passthrough", itest_bin_dir());
-    snprintf(logpath, sizeof logpath, "%s/it-oom.log", itest_bin_dir());
-    remove(logpath);
+    itest_pt_init(&pt, "oom");
     ST_RUN(test_oom_is_retried);
     restore_redis();
     return st_test_summary();

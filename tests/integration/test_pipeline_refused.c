@@ -5,8 +5,7 @@
 #include "st_itest.h"
 #include "st_test.h"
 
-static char topic_in[128], topic_out[128], topic_dlq[128], group[128], counter[128];
-static char bin[512], logpath[512];
+static itest_pt_t pt;
 
 /* The output topic, 1 partition, with max.message.bytes 2000. */
 static int create_small_topic(const char *topic)
@@ -38,44 +37,35 @@ static void test_refused_output_is_fatal(void)
 {
     char errstr[512];
     st_kafka_opts_t ko = itest_kafka();
-    const char *topics[] = {topic_in, topic_dlq};
+    const char *topics[] = {pt.in, pt.dlq};
     ST_REQUIRE(st_kafka_create_topics(&ko, topics, 2, 1, errstr, sizeof errstr) == 0);
-    ST_REQUIRE(create_small_topic(topic_out) == 0);
-    ST_REQUIRE(itest_produce_numbered(topic_in, 0, 20, 5, "refused-test") == 0);
+    ST_REQUIRE(create_small_topic(pt.out) == 0);
+    ST_REQUIRE(itest_produce_numbered(pt.in, 0, 20, 5, "refused-test") == 0);
     st_producer_t *prod = st_producer_new(&ko, errstr, sizeof errstr);
     ST_REQUIRE(prod != NULL);
     char big[5000];
     memset(big, 'y', sizeof big);
     memcpy(big, "rec-0000020-", 12);
-    ST_REQUIRE(st_producer_send(prod, topic_in, 0, "k", 1, big, sizeof big, NULL) == 0);
+    ST_REQUIRE(st_producer_send(prod, pt.in, 0, "k", 1, big, sizeof big, NULL) == 0);
     ST_REQUIRE(st_producer_wait(prod, 30000, NULL) == 0);
     st_producer_destroy(prod);
 
-    char *argv[] = {bin, "--in.topic", topic_in, "--out.topic", topic_out, "--dlq.topic", topic_dlq,
-                    "--counter.key", counter, "-G", group, NULL};
-    pid_t pid = itest_spawn(argv, logpath);
+    pid_t pid = itest_pt_spawn(&pt, NULL);
     ST_EQ_INT(itest_wait(pid, 60000), 1);
-    ST_CHECK(itest_log_has(logpath, "permanently"));
-    ST_CHECK(itest_log_has(logpath, "reason=fatal-error"));
+    ST_CHECK(itest_log_has(pt.log, "permanently"));
+    ST_CHECK(itest_log_has(pt.log, "reason=fatal-error"));
     /* Nothing applied or committed past the refused batch; its outputs went out once. */
     redisContext *rc = itest_redis();
-    ST_CHECK(itest_redis_get_int(&rc, counter) <= 0);
-    ST_CHECK(st_kafka_group_committed(&ko, group, topic_in, errstr, sizeof errstr) <= 0);
-    ST_CHECK(st_kafka_topic_end_offsets(&ko, topic_out, errstr, sizeof errstr) <= 20);
-    freeReplyObject(redisCommand(rc, "DEL %s %s:applied", counter, counter));
+    ST_CHECK(itest_redis_get_int(&rc, pt.counter) <= 0);
+    ST_CHECK(st_kafka_group_committed(&ko, pt.group, pt.in, errstr, sizeof errstr) <= 0);
+    ST_CHECK(st_kafka_topic_end_offsets(&ko, pt.out, errstr, sizeof errstr) <= 20);
+    itest_pt_redis_cleanup(&pt);
     redisFree(rc);
 }
 
 int main(void)
 {
-    itest_unique(topic_in, sizeof topic_in, "it.refused.in");
-    itest_unique(topic_out, sizeof topic_out, "it.refused.out");
-    itest_unique(topic_dlq, sizeof topic_dlq, "it.refused.dlq");
-    itest_unique(group, sizeof group, "it-refused");
-    itest_unique(counter, sizeof counter, "it:refused:count");
-    snprintf(bin, sizeof bin, "%s/stint-passthrough", itest_bin_dir());
-    snprintf(logpath, sizeof logpath, "%s/it-refused.log", itest_bin_dir());
-    remove(logpath);
+    itest_pt_init(&pt, "refused");
     ST_RUN(test_refused_output_is_fatal);
     return st_test_summary();
 }
