@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "st_time.h"
+
 #define MAX_SCHEMA_DEPTH    32
 #define MAX_ZERO_SIZE_ITEMS (1 << 20) /* items of a block whose type takes no bytes (null, {}) */
 #define MAX_RESPONSE_BYTES  (16u << 20)
@@ -92,6 +94,7 @@ typedef struct {
     sch_t *sch; /* NULL: known not to exist (reason in why) */
     bool owned; /* sch belongs to this entry (else to a local) */
     char *why;
+    int64_t retry_at_ms; /* sch NULL: ask the registry again from then on (0 = never) */
 } ident_t;
 
 typedef struct {
@@ -110,6 +113,7 @@ struct st_avro_registry {
     size_t n_locals;
     ident_t *ids;
     size_t n_ids, cap_ids, n_negative;
+    int not_found_retry_ms;
     subject_t *subjects;
     size_t n_subjects, cap_subjects;
 };
@@ -1675,9 +1679,11 @@ static ident_t *ident_add(st_avro_registry_t *reg, int32_t id, sch_t *sch, bool 
     return e;
 }
 
-/* Fetches writer schema id from the registry and caches it. Call with reg->lock held. */
-static ident_t *registry_fetch(st_avro_registry_t *reg, int32_t id, st_err_t *err)
+/* Fetches writer schema id from the registry and caches it (in the negative entry e when it is
+ * being asked again, else in a new one). Call with reg->lock held. */
+static ident_t *registry_fetch(st_avro_registry_t *reg, int32_t id, ident_t *again, st_err_t *err)
 {
+    bool not_found = false;
     char path[64], why[512], msg[320];
     st_buf_t body = ST_BUF_INIT;
     long status = 0;
@@ -1688,6 +1694,7 @@ static ident_t *registry_fetch(st_avro_registry_t *reg, int32_t id, st_err_t *er
     if (status == 404) {
         registry_message(&body, msg, sizeof msg);
         snprintf(why, sizeof why, "not found in the schema registry (%s)", msg);
+        not_found = true;
     } else if (status != 200) {
         registry_message(&body, msg, sizeof msg);
         st_err_set(err, ST_ERR_HTTP, true, false, "schema registry GET %s: HTTP %ld: %s", path,
@@ -1704,6 +1711,16 @@ static ident_t *registry_fetch(st_avro_registry_t *reg, int32_t id, st_err_t *er
         } else {
             char perr[400];
             sch_t *s = sch_parse(text, strlen(text), perr, sizeof perr);
+            if (s && again) {
+                free(again->why);
+                again->why = NULL;
+                again->sch = s;
+                again->owned = true;
+                again->retry_at_ms = 0;
+                e = again;
+                json_decref(j);
+                goto out;
+            }
             if (s) {
                 e = ident_add(reg, id, s, true, NULL);
                 if (!e) {
@@ -1717,11 +1734,23 @@ static ident_t *registry_fetch(st_avro_registry_t *reg, int32_t id, st_err_t *er
         }
         json_decref(j);
     }
-    /* Ids never change meaning, so a missing or unusable id is remembered (up to a bound). */
-    if (reg->n_negative < MAX_NEGATIVE_IDS && (e = ident_add(reg, id, NULL, false, why)))
+    /* Ids never change meaning, so an unusable id is remembered for good and a missing one for
+     * not_found_retry_ms (up to a bound): with several registry instances behind a load
+     * balancer, one may answer before it has caught up with a schema just registered. */
+    if (again) {
+        char *w = strdup(why);
+        if (w) {
+            free(again->why);
+            again->why = w;
+        }
+        e = again;
+    } else if (reg->n_negative < MAX_NEGATIVE_IDS && (e = ident_add(reg, id, NULL, false, why))) {
         reg->n_negative++;
-    else
+    } else {
         st_err_set(err, ST_ERR_INVALID, false, false, "unknown schema id %ld: %s", (long)id, why);
+        goto out;
+    }
+    e->retry_at_ms = not_found ? st_time_mono_ms() + reg->not_found_retry_ms : 0;
 out:
     st_buf_free(&body);
     return e;
@@ -1734,7 +1763,9 @@ static const sch_t *registry_writer(st_avro_registry_t *reg, int32_t id, st_err_
     pthread_mutex_lock(&reg->lock);
     ident_t *e = ident_find(reg, id);
     if (!e && reg->url)
-        e = registry_fetch(reg, id, err);
+        e = registry_fetch(reg, id, NULL, err);
+    else if (e && !e->sch && e->retry_at_ms > 0 && st_time_mono_ms() >= e->retry_at_ms && reg->url)
+        e = registry_fetch(reg, id, e, err);
     if (e && e->sch)
         s = e->sch;
     else if (e)
@@ -2065,6 +2096,7 @@ st_avro_registry_t *st_avro_registry_new(const char *schemas_dir, const char *re
         return NULL;
     }
     st_avro_registry_t *reg = xcalloc(1, sizeof *reg);
+    reg->not_found_retry_ms = 30000;
     if (!reg) {
         st_errstr(errstr, errstr_size, "out of memory");
         return NULL;
@@ -2151,6 +2183,13 @@ long st_avro_registry_http_requests(const st_avro_registry_t *reg)
     n = reg->http_requests;
     pthread_mutex_unlock((pthread_mutex_t *)&reg->lock);
     return n;
+}
+
+void st_avro_registry_set_not_found_retry_ms(st_avro_registry_t *reg, int ms)
+{
+    pthread_mutex_lock(&reg->lock);
+    reg->not_found_retry_ms = ms > 0 ? ms : 1;
+    pthread_mutex_unlock(&reg->lock);
 }
 
 const char *st_avro_registry_schema_text(const st_avro_registry_t *reg, const char *record_name)

@@ -58,6 +58,9 @@ bool st_avro_registry_is_static(const st_avro_registry_t *reg);
 
 /* Number of HTTP requests made so far (to check that caches work). */
 long st_avro_registry_http_requests(const st_avro_registry_t *reg);
+/* How long a schema id the registry did not find is remembered as unknown before it is asked
+ * again (default 30 s: a registry instance behind a load balancer may lag a registration). */
+void st_avro_registry_set_not_found_retry_ms(st_avro_registry_t *reg, int ms);
 
 /* The original .avsc text of a loaded record schema, by name ("Listen" or "io.stint.Listen").
  * Borrowed, valid for the registry's lifetime; NULL when no such schema was loaded. */

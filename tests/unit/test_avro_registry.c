@@ -221,7 +221,8 @@ static void test_register_fetch_cache_and_resolve(void)
     ST_EQ_STR(s, "indie");
     ST_EQ_INT(st_avro_registry_http_requests(new_reg), 2);
 
-    /* Unknown ids: one GET, then remembered. */
+    /* Unknown ids: one GET, then remembered (for the retry interval, 2 s here). */
+    st_avro_registry_set_not_found_retry_ms(new_reg, 2000);
     st_err_clear(&e);
     ST_EQ_INT(st_avro_codec_decode(r, "\0\0\0\x03\xe7\x02", 6, &out, &e), -1);
     ST_EQ_INT(e.code, ST_ERR_INVALID);
@@ -231,6 +232,12 @@ static void test_register_fetch_cache_and_resolve(void)
     ST_EQ_INT(st_avro_codec_decode(r2, "\0\0\0\x03\xe7\x02", 6, &out, &e), -1);
     ST_EQ_INT(e.code, ST_ERR_INVALID);
     ST_EQ_INT(st_avro_registry_http_requests(new_reg), 3);
+    /* ... and asked again once the interval has passed. */
+    usleep(2100000);
+    st_err_clear(&e);
+    ST_EQ_INT(st_avro_codec_decode(r2, "\0\0\0\x03\xe7\x02", 6, &out, &e), -1);
+    ST_EQ_INT(st_avro_registry_http_requests(new_reg), 4);
+    ST_CHECK(strstr(e.text, "unknown schema id 999") != NULL);
 
     /* The server saw exactly the requests the clients counted. */
     ST_EQ_INT(server_requests(),
