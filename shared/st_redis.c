@@ -9,6 +9,7 @@
 #include "st_buf.h"
 #include "st_lifecycle.h"
 #include "st_log.h"
+#include "st_sha1.h"
 #include "st_time.h"
 
 struct st_redis_script_s {
@@ -108,8 +109,11 @@ static int load_script(st_redis_t *r, st_redis_script_t *s, st_err_t *err)
     }
     int rc = 0;
     if (rep->type == REDIS_REPLY_STRING && rep->len == 40) {
-        memcpy(s->sha, rep->str, 40);
-        s->sha[40] = '\0';
+        if (memcmp(s->sha, rep->str, 40) != 0) {
+            st_log_warn("redis_script_sha", "local=%s server=%.40s (using the server's)", s->sha,
+                        rep->str);
+            memcpy(s->sha, rep->str, 40);
+        }
     } else {
         bool transient = rep->type == REDIS_REPLY_ERROR && transient_error(rep->str);
         st_err_set(err, ST_ERR_REDIS, transient, !transient, "SCRIPT LOAD failed: %s",
@@ -210,6 +214,9 @@ st_redis_script_t *st_redis_script(st_redis_t *r, const char *lua_source)
     if (!s)
         abort();
     s->source = strdup(lua_source);
+    /* Redis names a script by the SHA-1 of its source: known now, so EVALSHA can be queued
+     * before the script was ever loaded (NOSCRIPT then loads it). */
+    st_sha1_hex(lua_source, strlen(lua_source), s->sha);
     s->next = r->scripts;
     r->scripts = s;
     if (r->c && load_script(r, s, NULL) != 0)

@@ -1,6 +1,7 @@
 /* sz_store.c - the sessionizer's Redis state store, commit points and profile join. */
 #include "sz_store.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -347,8 +348,9 @@ int sz_store_get_profiles(sz_store_t *s, const st_sessionizer_user_t *users, siz
                     p->age = (int32_t)age;
                 }
             } else if (strcmp(f->str, "registered_ms") == 0) {
+                errno = 0;
                 long long ms = strtoll(num, &end, 10);
-                if (*end == '\0') {
+                if (*end == '\0' && end != num && errno == 0) {
                     p->has_registered = true;
                     p->registered_ms = ms;
                 }

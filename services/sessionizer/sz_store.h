@@ -67,9 +67,9 @@ int sz_store_save_commit_points(sz_store_t *s, const sz_commit_point_t *pts, siz
 
 /* The stream time of each point's partition at its offset (pts[i].partition, pts[i].offset in;
  * has_stream_time/stream_time_ms out): the one recorded at exactly that offset (the largest if
- * several), else the one of the next recorded offset above it (the stream time never decreases
- * along a partition, so this errs towards classifying a replayed record late, never towards
- * applying one that was late before), else none. One pipelined round. 0 or -1 (err). */
+ * several), else none (the replayed records then rebuild it, as docs/sessionizer.md says; a point
+ * recorded further on would make records late that were not late the first time). One
+ * pipelined round. 0 or -1 (err). */
 int sz_store_load_stream_times(sz_store_t *s, sz_commit_point_t *pts, size_t n, st_err_t *err);
 
 /* Reads the profiles of n users (one pipelined round of HGETALL). 0 or -1 (err). */
