@@ -80,8 +80,10 @@ struct clu {
     clu_event_t *ev;
     size_t n_ev, cap_ev;
     bool pending;
-    clu_recent_t *recent;
-    size_t n_recent;
+    clu_recent_t *recent; /* up to refit_max_users; when full, the oldest entry is replaced */
+    size_t n_recent, recent_hand;
+    size_t *recent_slots; /* open addressing: index in recent + 1, 0 empty */
+    size_t n_recent_slots;
     int64_t next_refit_ms;
     int refits;
     st_metric_t *m_changes, *m_cold, *m_refits, *m_refit_inertia, *m_refit_users, *m_replayed, *m_copies;
@@ -162,6 +164,15 @@ static void load_countries(clu_t *c)
     fclose(fp);
 }
 
+/* Index size for n recent users: a power of two at least 2n. */
+static size_t recent_slot_count(int n)
+{
+    size_t m = 16;
+    while (m < 2 * (size_t)(n > 0 ? n : 1))
+        m *= 2;
+    return m;
+}
+
 clu_t *clu_new(const clu_config_t *cfg, st_redis_t *redis, st_avro_registry_t *reg,
                st_bwatch_t *model, char *errstr, size_t errstr_size)
 {
@@ -179,7 +190,9 @@ clu_t *clu_new(const clu_config_t *cfg, st_redis_t *redis, st_avro_registry_t *r
         !(c->out_codec = st_avro_codec_new(reg, "ClusterAssignment", cfg->clusters_topic, errstr,
                                            errstr_size)) ||
         !(c->recent = calloc((size_t)(cfg->refit_max_users > 0 ? cfg->refit_max_users : 1),
-                             sizeof *c->recent))) {
+                             sizeof *c->recent)) ||
+        !(c->recent_slots = calloc(c->n_recent_slots = recent_slot_count(cfg->refit_max_users),
+                                   sizeof *c->recent_slots))) {
         clu_destroy(c);
         return NULL;
     }
@@ -220,6 +233,7 @@ void clu_destroy(clu_t *c)
     for (size_t i = 0; c->recent && i < c->n_recent; i++)
         free(c->recent[i].id);
     free(c->recent);
+    free(c->recent_slots);
     free(c);
 }
 
@@ -303,18 +317,69 @@ static int profile_vector(const clu_t *c, st_bundle_t *b, const clu_prof_t *p, d
     return nf < CLU_PF_MAX ? nf : CLU_PF_MAX;
 }
 
+/* The slot of id in the recent-users index: where it is, or the empty slot where it would go. */
+static size_t *recent_slot(clu_t *c, const char *id)
+{
+    size_t mask = c->n_recent_slots - 1, h = (size_t)st_hash64(id, strlen(id), 0) & mask;
+    while (c->recent_slots[h] && strcmp(c->recent[c->recent_slots[h] - 1].id, id) != 0)
+        h = (h + 1) & mask;
+    return &c->recent_slots[h];
+}
+
+/* Removes the index entry at slot (linear probing: later entries of the run move back). */
+static void recent_unslot(clu_t *c, size_t *slot)
+{
+    size_t mask = c->n_recent_slots - 1, i = (size_t)(slot - c->recent_slots), j = i;
+    c->recent_slots[i] = 0;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!c->recent_slots[j])
+            return;
+        const char *id = c->recent[c->recent_slots[j] - 1].id;
+        size_t home = (size_t)st_hash64(id, strlen(id), 0) & mask;
+        /* Move back unless home lies cyclically in (i, j]. */
+        if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+            c->recent_slots[i] = c->recent_slots[j];
+            c->recent_slots[j] = 0;
+            i = j;
+        }
+    }
+}
+
+/* Keeps u's latest profile vector for the re-fits: the last refit_max_users distinct users seen
+ * (when full, the one inserted longest ago makes room). O(1) per call. */
 static void remember(clu_t *c, const char *id, const double *x)
 {
+    size_t *slot = recent_slot(c, id);
+    if (*slot) {
+        memcpy(c->recent[*slot - 1].x, x, sizeof c->recent[0].x);
+        return;
+    }
+    char *copy = strdup(id);
+    if (!copy)
+        return;
+    size_t at;
+    if (c->n_recent < (size_t)c->cfg.refit_max_users) {
+        at = c->n_recent++;
+    } else {
+        at = c->recent_hand;
+        c->recent_hand = (c->recent_hand + 1) % c->n_recent;
+        recent_unslot(c, recent_slot(c, c->recent[at].id));
+        free(c->recent[at].id);
+        slot = recent_slot(c, id); /* the run may have moved */
+    }
+    c->recent[at].id = copy;
+    memcpy(c->recent[at].x, x, sizeof c->recent[0].x);
+    *slot = at + 1;
+}
+
+/* Forgets the recent users (a new bundle orders and scales profile features its own way). */
+static void forget_recent(clu_t *c)
+{
     for (size_t i = 0; i < c->n_recent; i++)
-        if (strcmp(c->recent[i].id, id) == 0) {
-            memcpy(c->recent[i].x, x, sizeof c->recent[i].x);
-            return;
-        }
-    if (c->n_recent >= (size_t)c->cfg.refit_max_users)
-        return;
-    if (!(c->recent[c->n_recent].id = strdup(id)))
-        return;
-    memcpy(c->recent[c->n_recent++].x, x, sizeof c->recent[0].x);
+        free(c->recent[i].id);
+    c->n_recent = c->recent_hand = 0;
+    memset(c->recent_slots, 0, c->n_recent_slots * sizeof *c->recent_slots);
 }
 
 /* Assigns u under the current bundle; true when there is an assignment to make. */
@@ -534,8 +599,10 @@ static void refit(clu_t *c)
 int clu_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_t *err)
 {
     clu_t *c = ctx;
-    if (st_bwatch_swap(c->model))
+    if (st_bwatch_swap(c->model)) {
         load_countries(c);
+        forget_recent(c);
+    }
     if (c->cfg.refit_interval_s > 0 && st_time_mono_ms() >= c->next_refit_ms) {
         refit(c);
         c->next_refit_ms = st_time_mono_ms() + (int64_t)c->cfg.refit_interval_s * 1000;
