@@ -599,7 +599,9 @@ static void refit(clu_t *c)
 int clu_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_t *err)
 {
     clu_t *c = ctx;
-    if (st_bwatch_swap(c->model)) {
+    /* A new bundle only between batches: a batch processed again (its produce failed) keeps
+     * the version it started with, so its outputs are the same. */
+    if (!c->pending && st_bwatch_swap(c->model)) {
         load_countries(c);
         forget_recent(c);
     }

@@ -678,7 +678,10 @@ static bool is_copy(const pc_user_t *u, const pc_event_t *e)
 int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_t *err)
 {
     pc_t *pc = ctx;
-    note_swap(pc);
+    /* A new bundle only between batches: a batch processed again (its produce failed) must
+     * give the outputs it gave the first time, so it keeps the version it started with. */
+    if (!pc->pending_apply)
+        note_swap(pc);
     int need = st_bwatch_history_needed(pc->model);
     pc->hist_read = need < 1 ? 1 : need > pc->cfg.history_max ? pc->cfg.history_max : need;
     pc->n_ev = 0;
