@@ -61,10 +61,14 @@ static void trim(const char **s, size_t *len)
         (*len)--;
 }
 
+/* Lower-cases A-Z; a tab, CR or LF inside a name becomes a space, so that the tab joining the
+ * two names is the only one ("A\tB" + "C" and "A" + "B\tC" stay two keys). */
 static void lower_copy(char *dst, const char *src, size_t len)
 {
     for (size_t i = 0; i < len; i++)
-        dst[i] = (src[i] >= 'A' && src[i] <= 'Z') ? (char)(src[i] + ('a' - 'A')) : src[i];
+        dst[i] = (src[i] >= 'A' && src[i] <= 'Z') ? (char)(src[i] + ('a' - 'A'))
+                 : is_space(src[i])              ? ' '
+                                                 : src[i];
 }
 
 int st_trackmeta_key(const char *artist, size_t artist_len, const char *track, size_t track_len,

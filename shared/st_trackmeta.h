@@ -50,7 +50,8 @@ const char *st_trackmeta_source_name(st_trackmeta_source_t source);
 st_trackmeta_source_t st_trackmeta_source_parse(const char *s, size_t len);
 
 /* Writes the normalised track key of (artist, track) into out: each name trimmed of spaces, tabs,
- * CR and LF, ASCII A-Z lower-cased (other bytes unchanged), joined by one tab. This is the one
+ * CR and LF, its inner tabs, CR and LF made spaces, ASCII A-Z lower-cased (other bytes
+ * unchanged), joined by one tab (the only one in the key). This is the one
  * definition of Listen.track_key. Returns the key length, or -1 when it does not fit in out_size
  * (NUL included); out is then empty. */
 int st_trackmeta_key(const char *artist, size_t artist_len, const char *track, size_t track_len,

@@ -18,6 +18,9 @@ static void test_key_matches_listen(void)
         {"AC/DC", "Rock & Roll", "ac/dc\trock & roll"},
         {"", "", "\t"},
         {"ÄBC", "x", "Äbc\tx"}, /* only ASCII is lower-cased */
+        /* Tabs inside a name become spaces: these two tracks keep two keys. */
+        {"A\tB", "C", "a b\tc"},
+        {"A", "B\tC", "a\tb c"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char key[256], json[512];
