@@ -19,6 +19,7 @@ struct st_out_s {
     st_buf_t data;
     out_rec_t *recs;
     size_t n, cap;
+    size_t dead_letters; /* of this attempt at the batch (counted once the batch is done) */
     struct st_pipeline_s *p;
     const st_msg_t *batch;
     size_t batch_n;
@@ -120,12 +121,11 @@ int st_out_dead_letter(st_out_t *out, const st_msg_t *msg, const char *code, con
 {
     struct st_pipeline_s *p = out->p;
     char q[600];
-    p->dead_letters++;
-    st_metric_inc(p->m_dlq, 1);
-    if (p->dead_letters <= 20 || p->dead_letters % 1000 == 0)
+    uint64_t nth = p->dead_letters + ++out->dead_letters;
+    if (nth <= 20 || nth % 1000 == 0)
         st_log_warn("dead_letter", "topic=%s partition=%d offset=%lld code=%s error=%s total=%llu",
                     msg->topic, (int)msg->partition, (long long)msg->offset, code,
-                    st_log_quote(text, q, sizeof q), (unsigned long long)p->dead_letters);
+                    st_log_quote(text, q, sizeof q), (unsigned long long)nth);
     if (!p->dlq_topic)
         return 0;
     st_msg_t kept = *msg;
@@ -415,6 +415,7 @@ static void out_reset(st_out_t *out)
 {
     st_buf_reset(&out->data);
     out->n = 0;
+    out->dead_letters = 0;
 }
 
 static void destroy_msgs(st_pipeline_t *p)
@@ -602,6 +603,9 @@ static int run_batch(st_pipeline_t *p)
             pt->consumed_next = p->views[i].offset + 1;
     }
     store_offsets(p);
+    /* Counted once per batch, whatever the attempts it took. */
+    p->dead_letters += p->out.dead_letters;
+    st_metric_inc(p->m_dlq, p->out.dead_letters);
     st_metric_inc(p->m_batches, 1);
     st_metric_observe(p->m_batch_ms, (double)(st_time_mono_ms() - t0));
     return 0;
