@@ -53,8 +53,9 @@ static const st_config_entry_t table[] = {
      false, 0, "pause of all requests after error 29 / HTTP 429"},
     {"lastfm.queue_max", ST_CFG_INT, "10000", 1, 10000000, OFF(queue_max), false, 0,
      "tracks waiting to be fetched at most (more are dropped and fetched on a later miss)"},
-    {"lastfm.wait_budget_ms", ST_CFG_INT, "0", 0, 600000, OFF(wait_budget_ms), false, 0,
-     "per batch, wait up to this for the batch's fetches (demos, evaluation); 0 = never wait"},
+    {"lastfm.wait_budget_ms", ST_CFG_INT, "0", 0, 120000, OFF(wait_budget_ms), false, 0,
+     "per batch, wait up to this for the batch's fetches (demos, evaluation); 0 = never wait; at "
+     "most 2 min, well under the consumer's max.poll.interval.ms (5 min)"},
     {"cache.lru_entries", ST_CFG_INT, "100000", 1, 100000000, OFF(lru_entries), false, 0,
      "tracks held in the in-process LRU"},
     {"cache.not_found_ttl_s", ST_CFG_INT, "604800", 1, 31536000, OFF(not_found_ttl_s), false, 0,
