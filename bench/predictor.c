@@ -389,8 +389,10 @@ int main(int argc, char **argv)
     st_producer_t *prod = st_producer_new(&ko, errstr, sizeof errstr);
     st_avro_codec_t *scodec2 = st_avro_codec_new(reg, "SessionEvent", t_in2, errstr, sizeof errstr);
     st_buf_t buf = {0};
+    /* The sessions after the warm-up's and the latency run's (same users, same Redis state):
+     * new sessions, not copies of ones the predictor has seen (it would skip those). */
     for (long i = 0; i < backlog; i++)
-        if (send_session(prod, scodec2, t_in2, i, &buf) != 0)
+        if (send_session(prod, scodec2, t_in2, n_users + count + i, &buf) != 0)
             return 1;
     st_err_t err = {0};
     st_producer_wait(prod, 60000, &err);
