@@ -192,7 +192,7 @@ static int parse_profile_features(st_bundle_t *b, char *errstr, size_t errstr_si
     return 0;
 }
 
-static int country_id(const st_bundle_t *b, const char *country)
+int st_bundle_country_id(const st_bundle_t *b, const char *country)
 {
     if (!country || !*country)
         return 0;
@@ -269,7 +269,7 @@ static void fill_x(const st_bundle_t *b, const st_bundle_input_t *in, float *x, 
     memset(x, 0, (size_t)b->steps * (size_t)F * sizeof *x);
     double mean, median;
     history_stats(in, &mean, &median);
-    int cid = country_id(b, in->country);
+    int cid = st_bundle_country_id(b, in->country);
     if (b->spec.kind == ST_BUNDLE_PARITY) {
         x[0] = (float)gender_value(in->gender);
         x[1] = (float)age_at(in);
@@ -545,7 +545,7 @@ static int fit_clusters(st_bundle_t *b, const st_dataset_t *ds, char *errstr, si
                 val = p->age > 0 ? p->age : 0;
                 break;
             case PF_COUNTRY:
-                val = country_id(b, p->country);
+                val = st_bundle_country_id(b, p->country);
                 break;
             case PF_REGISTERED:
                 val = (double)p->registered_s;

@@ -165,6 +165,9 @@ int st_bundle_predict(st_bundle_t *b, const st_bundle_input_t *in, double *lengt
 
 /* The cluster of a training user by id (from user_clusters.tsv), -1 if not clustered. */
 int st_bundle_user_cluster(const st_bundle_t *b, const char *user_id);
+/* The id of country in the bundle's vocabulary (countries.txt: 1 = most frequent in training),
+ * or 0 for an unknown, empty or NULL country. */
+int st_bundle_country_id(const st_bundle_t *b, const char *country);
 /* The cluster of a user from its profile features (the order of the bundle's profile feature
  * list, raw values), -1 without clustering or on non-finite values. */
 int st_bundle_assign_cluster(const st_bundle_t *b, const double *profile);

@@ -73,8 +73,6 @@ struct clu {
     st_bwatch_t *model;
     st_avro_codec_t *sess_codec, *prof_codec, *out_codec;
     st_buf_t enc;
-    char **countries;
-    int n_countries;
     clu_user_t *users;
     int n_users, cap_users;
     clu_event_t *ev;
@@ -135,35 +133,6 @@ static const char apply_lua[] =
     "end\n"
     "return 1\n";
 
-static void load_countries(clu_t *c)
-{
-    for (int i = 0; i < c->n_countries; i++)
-        free(c->countries[i]);
-    free(c->countries);
-    c->countries = NULL;
-    c->n_countries = 0;
-    char path[4096], line[256];
-    snprintf(path, sizeof path, "%s/countries.txt", c->cfg.model_dir);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return;
-    int cap = 0;
-    while (fgets(line, sizeof line, fp)) {
-        line[strcspn(line, "\r\n")] = 0;
-        if (c->n_countries == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **p = realloc(c->countries, (size_t)cap * sizeof *p);
-            if (!p)
-                break;
-            c->countries = p;
-        }
-        if (!(c->countries[c->n_countries] = strdup(line)))
-            break;
-        c->n_countries++;
-    }
-    fclose(fp);
-}
-
 /* Index size for n recent users: a power of two at least 2n. */
 static size_t recent_slot_count(int n)
 {
@@ -196,7 +165,6 @@ clu_t *clu_new(const clu_config_t *cfg, st_redis_t *redis, st_avro_registry_t *r
         clu_destroy(c);
         return NULL;
     }
-    load_countries(c);
     c->next_refit_ms = st_time_mono_ms() + (int64_t)cfg->refit_interval_s * 1000;
     c->m_changes = st_metrics_counter("stint_clusterer_assignments_changed_total", NULL,
                                       "assignments published to users.clusters");
@@ -223,9 +191,6 @@ void clu_destroy(clu_t *c)
     st_avro_codec_destroy(c->prof_codec);
     st_avro_codec_destroy(c->out_codec);
     st_buf_free(&c->enc);
-    for (int i = 0; i < c->n_countries; i++)
-        free(c->countries[i]);
-    free(c->countries);
     for (int i = 0; i < c->cap_users; i++)
         free(c->users[i].prof.lens);
     free(c->users);
@@ -278,7 +243,7 @@ static int cmp_dbl(const void *a, const void *b)
 }
 
 /* The raw profile vector in the bundle's feature order; returns its length. */
-static int profile_vector(const clu_t *c, st_bundle_t *b, const clu_prof_t *p, double *x)
+static int profile_vector(st_bundle_t *b, const clu_prof_t *p, double *x)
 {
     int nf = 0;
     const char *const *names = st_bundle_profile_feature_names(b, &nf);
@@ -306,11 +271,9 @@ static int profile_vector(const clu_t *c, st_bundle_t *b, const clu_prof_t *p, d
             val = p->gender == 'm' ? 1 : p->gender == 'f' ? 0 : -1;
         else if (strcmp(n, "age") == 0)
             val = p->age > 0 ? p->age : 0;
-        else if (strcmp(n, "country") == 0) {
-            for (int i = 0; p->country[0] && i < c->n_countries; i++)
-                if (strcmp(c->countries[i], p->country) == 0)
-                    val = i + 1;
-        } else if (strcmp(n, "registered") == 0)
+        else if (strcmp(n, "country") == 0)
+            val = st_bundle_country_id(b, p->country);
+        else if (strcmp(n, "registered") == 0)
             val = (double)p->registered_s;
         x[f] = val;
     }
@@ -390,7 +353,7 @@ static bool assign(clu_t *c, clu_user_t *u, int *cluster, bool *cold)
         return false;
     int k = st_bundle_k(b);
     double x[CLU_PF_MAX] = {0};
-    profile_vector(c, b, &u->prof, x);
+    profile_vector(b, &u->prof, x);
     if (c->cfg.refit_interval_s > 0)
         remember(c, u->id, x);
     *cold = false;
@@ -601,10 +564,8 @@ int clu_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err
     clu_t *c = ctx;
     /* A new bundle only between batches: a batch processed again (its produce failed) keeps
      * the version it started with, so its outputs are the same. */
-    if (!c->pending && st_bwatch_swap(c->model)) {
-        load_countries(c);
+    if (!c->pending && st_bwatch_swap(c->model))
         forget_recent(c);
-    }
     if (c->cfg.refit_interval_s > 0 && st_time_mono_ms() >= c->next_refit_ms) {
         refit(c);
         c->next_refit_ms = st_time_mono_ms() + (int64_t)c->cfg.refit_interval_s * 1000;
