@@ -2636,6 +2636,34 @@ int st_avro_set_double_array(avro_value_t *rec, const char *field, const double 
     return 0;
 }
 
+int st_avro_set_long_array(avro_value_t *rec, const char *field, const int64_t *items, size_t n)
+{
+    avro_value_t leaf, child;
+    if ((!items && n) || array_leaf(rec, field, AVRO_INT64, &leaf) != 0)
+        return -1;
+    avro_value_reset(&leaf);
+    for (size_t i = 0; i < n; i++) {
+        if (avro_value_append(&leaf, &child, NULL) != 0 ||
+            avro_value_set_long(&child, items[i]) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int st_avro_set_int_array(avro_value_t *rec, const char *field, const int32_t *items, size_t n)
+{
+    avro_value_t leaf, child;
+    if ((!items && n) || array_leaf(rec, field, AVRO_INT32, &leaf) != 0)
+        return -1;
+    avro_value_reset(&leaf);
+    for (size_t i = 0; i < n; i++) {
+        if (avro_value_append(&leaf, &child, NULL) != 0 ||
+            avro_value_set_int(&child, items[i]) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int st_avro_get_nullable_string(const avro_value_t *rec, const char *field, const char **s,
                                 size_t *len, bool *is_null)
 {
@@ -2820,6 +2848,22 @@ int st_avro_get_double_item(const avro_value_t *rec, const char *field, size_t i
     if (array_item(rec, field, i, AVRO_DOUBLE, &item) != 0)
         return -1;
     return avro_value_get_double(&item, out) == 0 ? 0 : -1;
+}
+
+int st_avro_get_long_item(const avro_value_t *rec, const char *field, size_t i, int64_t *out)
+{
+    avro_value_t item;
+    if (array_item(rec, field, i, AVRO_INT64, &item) != 0)
+        return -1;
+    return avro_value_get_long(&item, out) == 0 ? 0 : -1;
+}
+
+int st_avro_get_int_item(const avro_value_t *rec, const char *field, size_t i, int32_t *out)
+{
+    avro_value_t item;
+    if (array_item(rec, field, i, AVRO_INT32, &item) != 0)
+        return -1;
+    return avro_value_get_int(&item, out) == 0 ? 0 : -1;
 }
 
 int st_avro_copy_common_fields(avro_value_t *dst, const avro_value_t *src)

@@ -150,6 +150,8 @@ int st_avro_set_enum(avro_value_t *rec, const char *field, const char *symbol);
 int st_avro_set_string_array(avro_value_t *rec, const char *field, const char *const *items,
                              size_t n);
 int st_avro_set_double_array(avro_value_t *rec, const char *field, const double *items, size_t n);
+int st_avro_set_long_array(avro_value_t *rec, const char *field, const int64_t *items, size_t n);
+int st_avro_set_int_array(avro_value_t *rec, const char *field, const int32_t *items, size_t n);
 
 /* Getters: return 0 and fill the outputs, or -1 when the record has no such field or its type does
  * not fit. A getter of T also reads a nullable ["null", T] field, and fails (-1) when it is null;
@@ -179,6 +181,8 @@ int st_avro_get_array_size(const avro_value_t *rec, const char *field, size_t *n
 int st_avro_get_string_item(const avro_value_t *rec, const char *field, size_t i, const char **s,
                             size_t *len);
 int st_avro_get_double_item(const avro_value_t *rec, const char *field, size_t i, double *out);
+int st_avro_get_long_item(const avro_value_t *rec, const char *field, size_t i, int64_t *out);
+int st_avro_get_int_item(const avro_value_t *rec, const char *field, size_t i, int32_t *out);
 
 /* Copies into dst every field of dst that src has under the same name with the same type (e.g. a
  * Listen into an EnrichedListen). Returns the number of fields copied, or -1 on an avro-c error. */

@@ -125,11 +125,23 @@ void st_session_history_add(st_session_history_t *h, const st_session_summary_t 
     h->last_end_ms = s->end_ms;
     h->last_length_ms = s->length_ms;
     while (h->n_recent >= recent_n) {
-        memmove(h->recent_length_ms, h->recent_length_ms + 1,
-                (h->n_recent - 1) * sizeof h->recent_length_ms[0]);
+        size_t keep = h->n_recent - 1;
+        memmove(h->recent_length_ms, h->recent_length_ms + 1, keep * sizeof h->recent_length_ms[0]);
+        memmove(h->recent_start_ms, h->recent_start_ms + 1, keep * sizeof h->recent_start_ms[0]);
+        memmove(h->recent_track_count, h->recent_track_count + 1,
+                keep * sizeof h->recent_track_count[0]);
+        memmove(h->recent_unknown_count, h->recent_unknown_count + 1,
+                keep * sizeof h->recent_unknown_count[0]);
         h->n_recent--;
+        if (h->n_detail > h->n_recent)
+            h->n_detail = h->n_recent;
     }
-    h->recent_length_ms[h->n_recent++] = s->length_ms;
+    h->recent_length_ms[h->n_recent] = s->length_ms;
+    h->recent_start_ms[h->n_recent] = s->start_ms;
+    h->recent_track_count[h->n_recent] = s->track_count;
+    h->recent_unknown_count[h->n_recent] = s->unknown_duration_count;
+    h->n_recent++;
+    h->n_detail++;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -173,6 +185,17 @@ void st_session_features(const st_session_history_t *h, int64_t start_ms,
     for (uint32_t i = 0; i < n; i++) {
         out->recent_lengths_s[i] = (double)h->recent_length_ms[i] / 1000.0;
         sorted[i] = h->recent_length_ms[i];
+    }
+    if (h->n_detail >= n) {
+        out->n_recent_detail = n;
+        for (uint32_t i = 0; i < n; i++) {
+            out->recent_start_ms[i] = h->recent_start_ms[i];
+            out->recent_track_count[i] = h->recent_track_count[i];
+            out->recent_unknown_share[i] =
+                h->recent_track_count[i]
+                    ? (double)h->recent_unknown_count[i] / h->recent_track_count[i]
+                    : 0.0;
+        }
     }
     if (n > 0) {
         qsort(sorted, n, sizeof sorted[0], cmp_i64);

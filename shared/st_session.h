@@ -70,6 +70,12 @@ typedef struct {
     int64_t last_length_ms;
     uint32_t n_recent;                               /* <= ST_SESSION_RECENT_MAX */
     int64_t recent_length_ms[ST_SESSION_RECENT_MAX]; /* oldest first, newest last */
+    /* Details of the same sessions, known for the newest n_detail of them (states written before
+     * details were kept have fewer): start, listens, listens of unknown duration. */
+    uint32_t n_detail; /* <= n_recent */
+    int64_t recent_start_ms[ST_SESSION_RECENT_MAX];
+    uint32_t recent_track_count[ST_SESSION_RECENT_MAX];
+    uint32_t recent_unknown_count[ST_SESSION_RECENT_MAX];
 } st_session_history_t;
 
 /* What is known at a session's first listen. Lengths in seconds; when has_prev is false the
@@ -86,13 +92,24 @@ typedef struct {
     double gap_since_prev_s;        /* start - previous session's end; may be < 0 with REF_START */
     uint32_t n_recent;
     double recent_lengths_s[ST_SESSION_RECENT_MAX]; /* oldest first, newest last */
+    /* The same sessions' start, listen count and unknown-duration share: n_recent entries when
+     * the history knows them all, else 0 (the consumer then has lengths only). */
+    uint32_t n_recent_detail;
+    int64_t recent_start_ms[ST_SESSION_RECENT_MAX];
+    uint32_t recent_track_count[ST_SESSION_RECENT_MAX];
+    double recent_unknown_share[ST_SESSION_RECENT_MAX];
 } st_session_features_t;
 
 typedef enum { ST_SESSION_EVENT_OPENED = 0, ST_SESSION_EVENT_CLOSED = 1 } st_session_event_kind_t;
 
+#define ST_SESSION_RETRACT_MAX 8 /* retracted session ids one event can carry */
+
 /* One output event. OPENED carries features, CLOSED carries summary (the other is zeroed).
- * Every field is a function of the input alone (not of batch boundaries or of what caused a
- * close), so a replayed event is identical to the first one. */
+ * CLOSED events are a function of the input alone (not of batch boundaries or of what caused a
+ * close), so a replayed CLOSED is identical to the first one. An OPENED may be announced before
+ * the reorder grace has passed (st_sessionizer.h, "Early OPENED"): revision counts the
+ * corrections of one session's OPENED, and retracted_start_ms names sessions announced earlier
+ * that turned out not to start a session (their listens belong to this event's session). */
 typedef struct {
     st_session_event_kind_t kind;
     char user_id[ST_SESSION_USER_ID_MAX + 1];
@@ -100,6 +117,9 @@ typedef struct {
     int64_t start_ms;
     uint32_t session_index;
     int32_t partition; /* input partition of the user */
+    uint32_t revision;
+    uint32_t n_retracted;
+    int64_t retracted_start_ms[ST_SESSION_RETRACT_MAX];
     st_session_features_t features;
     st_session_summary_t summary;
 } st_session_event_t;

@@ -13,16 +13,18 @@
 #define TIME_ABS_MAX     (INT64_C(1) << 50)
 #define DURATION_MAX_MS  (INT64_C(1) << 40)
 #define OFFSET_MAX       (INT64_C(1) << 52)
-#define STATE_VERSION    1
+#define STATE_VERSION    2 /* 2: + seen, history details, announcements; 1 is still read */
 #define FLAG_HAS_POS     1
 #define FLAG_POS_CLOSED  2
 #define FLAG_OPEN_ACTIVE 4
 
 const char st_sessionizer_lua_put[] =
     "local function pos(s)\n"
-    "  local t, hh, hl, o, c = string.match(s, '^(%-?%d+) (%d+) (%d+) (%-?%d+) (%d)$')\n"
+    "  local t, hh, hl, o, c, v = string.match(s, '^(%-?%d+) (%d+) (%d+) (%-?%d+) (%d) "
+    "?(%-?%d*)$')\n"
     "  if not t then return nil end\n"
-    "  return {tonumber(t), tonumber(hh), tonumber(hl), tonumber(o), tonumber(c)}\n"
+    "  return {tonumber(t), tonumber(hh), tonumber(hl), tonumber(o), tonumber(c), tonumber(v) or "
+    "-1}\n"
     "end\n"
     "local new = pos(ARGV[1])\n"
     "if not new then return redis.error_reply('st_sessionizer: bad position') end\n"
@@ -31,7 +33,7 @@ const char st_sessionizer_lua_put[] =
     "  local old = pos(cur)\n"
     "  if old then\n"
     "    local above = false\n"
-    "    for i = 1, 5 do\n"
+    "    for i = 1, 6 do\n"
     "      if new[i] > old[i] then above = true break end\n"
     "      if new[i] < old[i] then return 0 end\n"
     "    end\n"
@@ -78,25 +80,32 @@ int st_sessionizer_pos_cmp(const st_sessionizer_pos_t *a, const st_sessionizer_p
         return a->offset < b->offset ? -1 : 1;
     if (a->closed != b->closed)
         return a->closed < b->closed ? -1 : 1;
+    if (a->seen != b->seen)
+        return a->seen < b->seen ? -1 : 1;
     return 0;
 }
 
 void st_sessionizer_pos_format(const st_sessionizer_pos_t *pos, char *buf, size_t size)
 {
-    snprintf(buf, size, "%" PRId64 " %" PRIu32 " %" PRIu32 " %" PRId64 " %u", pos->listened_at_ms,
-             (uint32_t)(pos->identity_hash >> 32), (uint32_t)(pos->identity_hash & 0xffffffffu),
-             pos->offset, (unsigned)pos->closed);
+    snprintf(buf, size, "%" PRId64 " %" PRIu32 " %" PRIu32 " %" PRId64 " %u %" PRId64,
+             pos->listened_at_ms, (uint32_t)(pos->identity_hash >> 32),
+             (uint32_t)(pos->identity_hash & 0xffffffffu), pos->offset, (unsigned)pos->closed,
+             pos->seen);
 }
 
 int st_sessionizer_pos_parse(const char *s, st_sessionizer_pos_t *out)
 {
-    long long t, off;
+    long long t, off, seen = -1;
     unsigned long hi, lo;
     unsigned closed;
-    int used = -1;
+    int used = -1, used6 = -1;
     if (sscanf(s, "%lld %lu %lu %lld %u%n", &t, &hi, &lo, &off, &closed, &used) != 5 || used < 0 ||
-        s[used] != '\0' || hi > 0xffffffffUL || lo > 0xffffffffUL || closed > 1)
+        hi > 0xffffffffUL || lo > 0xffffffffUL || closed > 1)
         return -1;
+    if (s[used] != '\0' &&
+        (sscanf(s + used, " %lld%n", &seen, &used6) != 1 || used6 < 0 || s[used + used6] != '\0'))
+        return -1;
+    out->seen = seen;
     out->listened_at_ms = t;
     out->identity_hash = ((uint64_t)hi << 32) | lo;
     out->offset = off;
@@ -211,6 +220,24 @@ int st_sessionizer_state_encode(const st_sessionizer_state_t *st, st_buf_t *out)
     rc |= put_uv(out, n);
     for (uint32_t i = 0; i < n; i++)
         rc |= put_zz(out, h->recent_length_ms[i]);
+    /* Version 2 additions. */
+    if (st->has_pos)
+        rc |= put_zz(out, st->pos.seen);
+    uint32_t nd = h->n_detail < n ? h->n_detail : n;
+    rc |= put_uv(out, nd);
+    for (uint32_t i = n - nd; i < n; i++) {
+        rc |= put_zz(out, h->recent_start_ms[i]);
+        rc |= put_uv(out, h->recent_track_count[i]);
+        rc |= put_uv(out, h->recent_unknown_count[i]);
+    }
+    uint32_t na = st->n_ann < ST_SESSIONIZER_ANN_MAX ? st->n_ann : ST_SESSIONIZER_ANN_MAX;
+    rc |= put_uv(out, na);
+    for (uint32_t i = 0; i < na; i++) {
+        rc |= put_zz(out, st->ann[i].start_ms);
+        rc |= put_u64(out, st->ann[i].features_hash);
+        rc |= put_uv(out, st->ann[i].revision);
+        rc |= put_zz(out, st->ann[i].offset);
+    }
     return rc ? -1 : 0;
 }
 
@@ -219,13 +246,13 @@ int st_sessionizer_state_decode(const void *data, size_t len, st_sessionizer_sta
 {
     memset(out, 0, sizeof *out);
     reader_t r = {data, (const uint8_t *)data + len, false};
-    if (len < 2 || r.p[0] != STATE_VERSION || (r.p[1] & ~7) != 0) {
+    if (len < 2 || r.p[0] < 1 || r.p[0] > STATE_VERSION || (r.p[1] & ~7) != 0) {
         st_err_set(err, ST_ERR_INVALID, false, false,
                    "session state: bad header (%zu bytes, version %d)", len,
                    len ? (int)r.p[0] : -1);
         return -1;
     }
-    uint8_t flags = r.p[1];
+    uint8_t version = r.p[0], flags = r.p[1];
     r.p += 2;
     st_sessionizer_state_t st;
     memset(&st, 0, sizeof st);
@@ -235,6 +262,7 @@ int st_sessionizer_state_decode(const void *data, size_t len, st_sessionizer_sta
         st.pos.identity_hash = get_u64(&r);
         st.pos.offset = get_zz(&r);
         st.pos.closed = (flags & FLAG_POS_CLOSED) ? 1 : 0;
+        st.pos.seen = -1;
     }
     if (flags & FLAG_OPEN_ACTIVE) {
         st_session_open_t *o = &st.open;
@@ -263,6 +291,35 @@ int st_sessionizer_state_decode(const void *data, size_t len, st_sessionizer_sta
     for (uint64_t i = 0; !r.bad && i < n; i++)
         h->recent_length_ms[i] = get_zz(&r);
     h->n_recent = r.bad ? 0 : (uint32_t)n;
+    if (version >= 2 && !r.bad) {
+        if (st.has_pos)
+            st.pos.seen = get_zz(&r);
+        uint64_t nd = get_uv(&r);
+        if (nd > h->n_recent)
+            r.bad = true;
+        for (uint64_t i = h->n_recent - (r.bad ? 0 : nd); !r.bad && i < h->n_recent; i++) {
+            h->recent_start_ms[i] = get_zz(&r);
+            uint64_t tc = get_uv(&r), uc = get_uv(&r);
+            if (tc > UINT32_MAX || uc > tc)
+                r.bad = true;
+            h->recent_track_count[i] = (uint32_t)tc;
+            h->recent_unknown_count[i] = (uint32_t)uc;
+        }
+        h->n_detail = r.bad ? 0 : (uint32_t)nd;
+        uint64_t na = get_uv(&r);
+        if (na > ST_SESSIONIZER_ANN_MAX)
+            r.bad = true;
+        for (uint64_t i = 0; !r.bad && i < na; i++) {
+            st.ann[i].start_ms = get_zz(&r);
+            st.ann[i].features_hash = get_u64(&r);
+            uint64_t rev = get_uv(&r);
+            if (rev > UINT32_MAX)
+                r.bad = true;
+            st.ann[i].revision = (uint32_t)rev;
+            st.ann[i].offset = get_zz(&r);
+        }
+        st.n_ann = r.bad ? 0 : (uint32_t)na;
+    }
     if (r.bad || r.p != r.end) {
         st_err_set(err, ST_ERR_INVALID, false, false, "session state: %s (%zu bytes)",
                    r.bad ? "truncated or out of range" : "trailing bytes", len);
@@ -523,6 +580,22 @@ typedef struct {
     uint8_t state;
 } oq_t;
 
+/* A user's buffered records in (t, identity, offset) order, for the speculative view of early
+ * OPENED (config.announce only). */
+typedef struct {
+    int64_t t_ms;
+    uint64_t identity_hash;
+    int64_t offset;
+    int64_t duration_ms;
+} prec_t;
+
+typedef struct {
+    skey_t key;
+    prec_t *v;
+    uint32_t n, cap;
+    bool dirty; /* in the partition's dirty list: records pushed since the last prepare */
+} pend_t;
+
 typedef struct {
     int32_t id;
     uint64_t generation;
@@ -536,6 +609,9 @@ typedef struct {
     size_t oq_head, oq_len, oq_cap;
     uint64_t oq_base_seq; /* seq of oq[0] */
     dlindex_t deadlines;
+    smap_t pend; /* user -> pend_t */
+    pend_t **dirty;
+    size_t n_dirty, cap_dirty;
 } part_t;
 
 /* A user touched by the current batch. */
@@ -545,8 +621,20 @@ typedef struct {
     bool has_wm;
     int64_t wm_ms; /* watermark of the partition at prepare */
     bool flush;
+    int64_t view_seen;          /* highest offset pushed on the partition at prepare, -1 if none */
     size_t first_rec, last_rec; /* chain through batch rec_next; SIZE_MAX when none */
 } work_t;
+
+/* A session of a user's speculative view (early OPENED). */
+typedef struct {
+    int64_t start_ms, last_start_ms, offset;
+    st_session_features_t features;
+    uint64_t hash;
+    int ann; /* index into the new announcement list, -1 when not announced */
+    bool emit;
+    uint32_t n_retract;
+    int64_t retract[ST_SESSION_RETRACT_MAX];
+} view_t;
 
 struct st_sessionizer {
     st_sessionizer_config_t config;
@@ -573,6 +661,7 @@ struct st_sessionizer {
     size_t n_due, cap_due;
     st_session_event_t *events;
     size_t n_events, cap_events;
+    view_t views[ST_SESSIONIZER_ANN_MAX];
 };
 
 static int brec_less(const brec_t *a, const brec_t *b)
@@ -617,6 +706,28 @@ static brec_t rheap_pop(part_t *p)
     return top;
 }
 
+static int grow_pend(pend_t *e)
+{
+    uint32_t cap = e->cap ? e->cap * 2 : 4;
+    prec_t *v = realloc(e->v, cap * sizeof *v);
+    if (!v)
+        return -1;
+    e->v = v;
+    e->cap = cap;
+    return 0;
+}
+
+static int grow_dirty(part_t *p)
+{
+    size_t cap = p->cap_dirty ? p->cap_dirty * 2 : 64;
+    pend_t **d = realloc(p->dirty, cap * sizeof *d);
+    if (!d)
+        return -1;
+    p->dirty = d;
+    p->cap_dirty = cap;
+    return 0;
+}
+
 static void part_free(part_t *p)
 {
     for (size_t i = 0; i < p->heap_n; i++)
@@ -624,7 +735,109 @@ static void part_free(part_t *p)
     free(p->heap);
     free(p->oq);
     dl_free(&p->deadlines);
+    for (size_t i = 0; i < p->pend.cap; i++) {
+        pend_t *e = (pend_t *)p->pend.slots[i];
+        if (e) {
+            free(e->key.s);
+            free(e->v);
+            free(e);
+        }
+    }
+    smap_free(&p->pend);
+    free(p->dirty);
     memset(p, 0, sizeof *p);
+}
+
+static int prec_cmp(const prec_t *a, const brec_t *b)
+{
+    if (a->t_ms != b->t_ms)
+        return a->t_ms < b->t_ms ? -1 : 1;
+    if (a->identity_hash != b->identity_hash)
+        return a->identity_hash < b->identity_hash ? -1 : 1;
+    if (a->offset != b->offset)
+        return a->offset < b->offset ? -1 : 1;
+    return 0;
+}
+
+/* Adds a buffered record to its user's pending list and marks the user dirty. 0 or -1 (ENOMEM,
+ * nothing changed). */
+static int pend_add(part_t *p, const brec_t *r)
+{
+    uint64_t h = key_hash(r->user, r->user_len);
+    pend_t *e = (pend_t *)smap_get(&p->pend, r->user, r->user_len, h);
+    if (!e) {
+        e = calloc(1, sizeof *e);
+        if (!e || !(e->key.s = dup_bytes(r->user, r->user_len))) {
+            free(e);
+            return -1;
+        }
+        e->key.len = r->user_len;
+        e->key.hash = h;
+        if (smap_put(&p->pend, &e->key) != 0) {
+            free(e->key.s);
+            free(e);
+            return -1;
+        }
+    }
+    if ((e->n == e->cap && grow_pend(e) != 0) ||
+        (!e->dirty && p->n_dirty == p->cap_dirty && grow_dirty(p) != 0)) {
+        if (e->n == 0 && !e->dirty) {
+            smap_del(&p->pend, &e->key);
+            free(e->key.s);
+            free(e->v);
+            free(e);
+        }
+        return -1;
+    }
+    /* Usually an append: records of one user mostly arrive in time order. */
+    uint32_t i = e->n;
+    while (i > 0 && prec_cmp(&e->v[i - 1], r) > 0)
+        i--;
+    memmove(e->v + i + 1, e->v + i, (e->n - i) * sizeof *e->v);
+    e->v[i] = (prec_t){r->t_ms, r->identity_hash, r->offset, r->duration_ms};
+    e->n++;
+    if (!e->dirty) {
+        e->dirty = true;
+        p->dirty[p->n_dirty++] = e;
+    }
+    return 0;
+}
+
+static void pend_drop_if_empty(part_t *p, pend_t *e)
+{
+    if (e->n > 0 || e->dirty)
+        return;
+    smap_del(&p->pend, &e->key);
+    free(e->key.s);
+    free(e->v);
+    free(e);
+}
+
+/* Removes a released record from its user's pending list (a user's records are released in
+ * their order, so it is the first one). */
+static void pend_remove(part_t *p, const brec_t *r)
+{
+    pend_t *e = (pend_t *)smap_get(&p->pend, r->user, r->user_len, key_hash(r->user, r->user_len));
+    if (!e)
+        return;
+    for (uint32_t i = 0; i < e->n; i++) {
+        if (prec_cmp(&e->v[i], r) == 0) {
+            memmove(e->v + i, e->v + i + 1, (e->n - i - 1) * sizeof *e->v);
+            e->n--;
+            break;
+        }
+    }
+    pend_drop_if_empty(p, e);
+}
+
+/* Ends a prepare's use of the dirty lists. */
+static void pend_clear_dirty(part_t *p)
+{
+    for (size_t i = 0; i < p->n_dirty; i++) {
+        p->dirty[i]->dirty = false;
+        pend_drop_if_empty(p, p->dirty[i]);
+    }
+    p->n_dirty = 0;
 }
 
 static part_t *part_find(const st_sessionizer_t *sz, int32_t id)
@@ -861,6 +1074,10 @@ int st_sessionizer_push(st_sessionizer_t *sz, const st_sessionizer_record_t *rec
                 dup_bytes(rec->user_id, rec->user_id_len)};
     if (!r.user)
         goto nomem;
+    if (sz->config.announce && pend_add(p, &r) != 0) {
+        free(r.user);
+        goto nomem;
+    }
     p->oq[p->oq_len++] = (oq_t){rec->offset, p->stream_time_ms, p->has_time, OQ_BUFFERED};
     rheap_push(p, &r);
     if (!p->has_time || rec->listened_at_ms > p->stream_time_ms)
@@ -921,6 +1138,7 @@ static work_t *work_get(st_sessionizer_t *sz, const char *user, size_t len, cons
     w->partition = p->id;
     w->flush = flush;
     w->has_wm = part_watermark(sz, p, &w->wm_ms);
+    w->view_seen = p->has_next ? p->next_offset - 1 : -1;
     w->first_rec = w->last_rec = SIZE_MAX;
     if (smap_put(&sz->work_map, &w->key) != 0) {
         free(w->key.s);
@@ -946,17 +1164,79 @@ static st_session_event_t *event_add(st_sessionizer_t *sz, st_session_event_kind
     return e;
 }
 
-static int emit_opened(st_sessionizer_t *sz, const work_t *w, const st_sessionizer_state_t *st)
+static uint64_t features_hash(const st_session_features_t *f)
 {
-    st_session_event_t *e = event_add(sz, ST_SESSION_EVENT_OPENED, w, st->open.first_start_ms,
-                                      st->history.session_count);
-    if (!e)
-        return -1;
-    st_session_features(&st->history, st->open.first_start_ms, &e->features);
-    sz->stats.opened++;
-    return 0;
+    /* st_session_features zeroes the struct first, so padding and unused slots are zero. */
+    return st_hash64(f, sizeof *f, 0x0bed);
 }
 
+static st_sessionizer_ann_t *ann_find(st_sessionizer_state_t *st, int64_t start_ms)
+{
+    for (uint32_t i = 0; i < st->n_ann; i++)
+        if (st->ann[i].start_ms == start_ms)
+            return &st->ann[i];
+    return NULL;
+}
+
+/* Adds an announcement in start order; when full, the oldest one is forgotten (at worst an
+ * OPENED is sent again unchanged, or a retraction is missed: consumers void an announcement that
+ * a CLOSED covers). */
+static void ann_insert(st_sessionizer_state_t *st, const st_sessionizer_ann_t *a)
+{
+    if (st->n_ann == ST_SESSIONIZER_ANN_MAX) {
+        memmove(st->ann, st->ann + 1, (st->n_ann - 1) * sizeof st->ann[0]);
+        st->n_ann--;
+    }
+    uint32_t i = st->n_ann;
+    while (i > 0 && st->ann[i - 1].start_ms > a->start_ms)
+        i--;
+    memmove(st->ann + i + 1, st->ann + i, (st->n_ann - i) * sizeof st->ann[0]);
+    st->ann[i] = *a;
+    st->n_ann++;
+}
+
+static st_session_event_t *emit_opened(st_sessionizer_t *sz, const work_t *w,
+                                       const st_session_features_t *f, uint32_t revision)
+{
+    st_session_event_t *e =
+        event_add(sz, ST_SESSION_EVENT_OPENED, w, f->start_ms, f->session_index);
+    if (!e)
+        return NULL;
+    e->features = *f;
+    e->revision = revision;
+    sz->stats.opened++;
+    if (revision > 0)
+        sz->stats.corrections++;
+    return e;
+}
+
+/* The authoritative OPENED of the state's open session: not sent again when it was announced
+ * with these features, re-sent with the next revision when the features differ. */
+static int auth_opened(st_sessionizer_t *sz, const work_t *w, st_sessionizer_state_t *st,
+                       int64_t offset)
+{
+    st_session_features_t f;
+    st_session_features(&st->history, st->open.first_start_ms, &f);
+    uint32_t revision = 0;
+    if (sz->config.announce) {
+        uint64_t h = features_hash(&f);
+        st_sessionizer_ann_t *a = ann_find(st, f.start_ms);
+        if (a && a->features_hash == h)
+            return 0;
+        if (a) {
+            revision = ++a->revision;
+            a->features_hash = h;
+        } else {
+            ann_insert(st, &(st_sessionizer_ann_t){f.start_ms, h, 0, offset});
+        }
+    }
+    return emit_opened(sz, w, &f, revision) ? 0 : -1;
+}
+
+/* CLOSED of s; announcements at or before its last listen end here: its own is done, any other
+ * is void, which the CLOSED itself says (consumers void every announcement of the user that
+ * starts within [start_ms, last_start_ms] of a CLOSED). Nothing of them goes into the event: it
+ * must stay a function of the input alone, and the announcements are not. */
 static int emit_closed(st_sessionizer_t *sz, const work_t *w, st_sessionizer_state_t *st,
                        const st_session_summary_t *s)
 {
@@ -965,9 +1245,24 @@ static int emit_closed(st_sessionizer_t *sz, const work_t *w, st_sessionizer_sta
     if (!e)
         return -1;
     e->summary = *s;
+    uint32_t keep = 0;
+    for (uint32_t i = 0; i < st->n_ann; i++) {
+        const st_sessionizer_ann_t *a = &st->ann[i];
+        if (a->start_ms > s->last_start_ms)
+            st->ann[keep++] = *a;
+        else if (a->start_ms != s->start_ms)
+            sz->stats.retractions++;
+    }
+    st->n_ann = keep;
     st_session_history_add(&st->history, s, sz->config.recent_n);
     sz->stats.closed++;
     return 0;
+}
+
+/* The position of a record, below any state position with the same record (closed, seen). */
+static st_sessionizer_pos_t rec_pos(int64_t t_ms, uint64_t identity_hash, int64_t offset)
+{
+    return (st_sessionizer_pos_t){t_ms, identity_hash, offset, 0, INT64_MIN};
 }
 
 /* Applies one user's released records and a due deadline to its state. Sets *changed. */
@@ -978,7 +1273,7 @@ static int apply_work(st_sessionizer_t *sz, const work_t *w, st_sessionizer_stat
     *changed = false;
     for (size_t i = w->first_rec; i != SIZE_MAX; i = sz->rec_next[i]) {
         const brec_t *r = &sz->recs[i];
-        st_sessionizer_pos_t pos = {r->t_ms, r->identity_hash, r->offset, 0};
+        st_sessionizer_pos_t pos = rec_pos(r->t_ms, r->identity_hash, r->offset);
         sz->stats.released++;
         if (st->has_pos && st_sessionizer_pos_cmp(&pos, &st->pos) <= 0) {
             sz->stats.replay_skips++;
@@ -988,11 +1283,11 @@ static int apply_work(st_sessionizer_t *sz, const work_t *w, st_sessionizer_stat
         st_session_summary_t closed;
         switch (st_session_step(rule, &st->open, &l, &closed)) {
         case ST_SESSION_STARTED:
-            if (emit_opened(sz, w, st) != 0)
+            if (auth_opened(sz, w, st, r->offset) != 0)
                 return -1;
             break;
         case ST_SESSION_SPLIT:
-            if (emit_closed(sz, w, st, &closed) != 0 || emit_opened(sz, w, st) != 0)
+            if (emit_closed(sz, w, st, &closed) != 0 || auth_opened(sz, w, st, r->offset) != 0)
                 return -1;
             break;
         case ST_SESSION_DUPLICATE:
@@ -1001,6 +1296,7 @@ static int apply_work(st_sessionizer_t *sz, const work_t *w, st_sessionizer_stat
         case ST_SESSION_CONTINUED:
             break;
         }
+        pos.seen = st->has_pos ? st->pos.seen : -1;
         st->has_pos = true;
         st->pos = pos;
         sz->stats.applied++;
@@ -1015,6 +1311,126 @@ static int apply_work(st_sessionizer_t *sz, const work_t *w, st_sessionizer_stat
         st->pos.closed = 1;
         sz->stats.idle_closed++;
         *changed = true;
+    }
+    return 0;
+}
+
+/* Index of the view holding start_ms (start <= t <= last start), else of the last view starting
+ * at or before it, else 0. n > 0. */
+static uint32_t view_for(const view_t *v, uint32_t n, int64_t t_ms)
+{
+    uint32_t best = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (v[i].start_ms <= t_ms)
+            best = i;
+    return best;
+}
+
+/* Early OPENED: the user's speculative view (state + buffered records) against the stored
+ * announcements; emits what differs and updates the announcements. Sets *changed when the state
+ * must be written. */
+static int apply_view(st_sessionizer_t *sz, const work_t *w, const pend_t *pend,
+                      st_sessionizer_state_t *st, bool *changed)
+{
+    *changed = false;
+    if (!sz->config.announce || (st->has_pos && w->view_seen <= st->pos.seen))
+        return 0; /* an older view than the stored one (a replay) decides nothing */
+    view_t *v = sz->views;
+    uint32_t nv = 0;
+    st_session_open_t open = st->open;
+    st_session_history_t hist = st->history;
+    if (open.active) {
+        v[0].start_ms = open.first_start_ms;
+        v[0].last_start_ms = open.last_start_ms;
+        v[0].offset = w->view_seen;
+        st_session_features(&hist, open.first_start_ms, &v[0].features);
+        nv = 1;
+    }
+    for (uint32_t i = 0; pend && i < pend->n; i++) {
+        const prec_t *b = &pend->v[i];
+        st_sessionizer_pos_t pos = rec_pos(b->t_ms, b->identity_hash, b->offset);
+        if (st->has_pos && st_sessionizer_pos_cmp(&pos, &st->pos) <= 0)
+            continue;
+        st_session_listen_t l = {b->t_ms, b->duration_ms, b->identity_hash};
+        st_session_summary_t closed;
+        st_session_step_t step = st_session_step(&sz->config.rule, &open, &l, &closed);
+        if (step == ST_SESSION_CONTINUED) {
+            v[nv - 1].last_start_ms = b->t_ms;
+            continue;
+        }
+        if (step == ST_SESSION_DUPLICATE)
+            continue;
+        if (step == ST_SESSION_SPLIT)
+            st_session_history_add(&hist, &closed, sz->config.recent_n);
+        if (nv == ST_SESSIONIZER_ANN_MAX)
+            break; /* announced once the earlier ones close */
+        v[nv].start_ms = v[nv].last_start_ms = b->t_ms;
+        v[nv].offset = b->offset;
+        st_session_features(&hist, b->t_ms, &v[nv].features);
+        nv++;
+    }
+    for (uint32_t i = 0; i < nv; i++) {
+        v[i].hash = features_hash(&v[i].features);
+        v[i].ann = -1;
+        v[i].emit = false;
+        v[i].n_retract = 0;
+    }
+    /* Match the stored announcements with the view. */
+    st_sessionizer_ann_t kept[ST_SESSIONIZER_ANN_MAX];
+    uint32_t nk = 0;
+    for (uint32_t k = 0; k < st->n_ann; k++) {
+        const st_sessionizer_ann_t *a = &st->ann[k];
+        uint32_t i = nv ? view_for(v, nv, a->start_ms) : 0;
+        if (a->offset > w->view_seen || (nv > 0 && v[i].start_ms == a->start_ms && v[i].ann < 0)) {
+            if (nv > 0 && a->offset <= w->view_seen) {
+                v[i].ann = (int)nk;
+                v[i].emit = a->features_hash != v[i].hash;
+            }
+            kept[nk++] = *a;
+            continue;
+        }
+        *changed = true;
+        sz->stats.retractions++;
+        if (nv == 0) {
+            char q[ST_SESSION_USER_ID_MAX + 8];
+            st_log_warn("session_retraction_lost", "user=%s start_ms=%" PRId64,
+                        st_log_quote(w->key.s, q, sizeof q), a->start_ms);
+            continue;
+        }
+        if (v[i].n_retract < ST_SESSION_RETRACT_MAX)
+            v[i].retract[v[i].n_retract++] = a->start_ms;
+        v[i].emit = true;
+    }
+    /* Emit new and changed sessions in start order; the announcements follow the view. */
+    st->n_ann = 0;
+    for (uint32_t k = 0; k < nk; k++)
+        ann_insert(st, &kept[k]);
+    for (uint32_t i = 0; i < nv; i++) {
+        uint32_t revision = 0;
+        if (v[i].ann >= 0) {
+            if (!v[i].emit)
+                continue;
+            st_sessionizer_ann_t *a = ann_find(st, v[i].start_ms);
+            revision = a ? ++a->revision : 1;
+            if (a)
+                a->features_hash = v[i].hash;
+        } else {
+            ann_insert(st, &(st_sessionizer_ann_t){v[i].start_ms, v[i].hash, 0, v[i].offset});
+            sz->stats.announced++;
+        }
+        st_session_event_t *e = emit_opened(sz, w, &v[i].features, revision);
+        if (!e)
+            return -1;
+        e->n_retracted = v[i].n_retract;
+        memcpy(e->retracted_start_ms, v[i].retract, v[i].n_retract * sizeof v[i].retract[0]);
+        *changed = true;
+    }
+    if (*changed) {
+        if (!st->has_pos) {
+            st->has_pos = true;
+            st->pos = rec_pos(ST_SESSIONIZER_POS_NONE_MS, 0, -1);
+        }
+        st->pos.seen = w->view_seen;
     }
     return 0;
 }
@@ -1039,6 +1455,8 @@ int st_sessionizer_prepare(st_sessionizer_t *sz, bool flush_all, st_err_t *err)
                 goto nomem;
             brec_t r = rheap_pop(p);
             p->oq[r.seq - p->oq_base_seq].state = OQ_INFLIGHT;
+            if (sz->config.announce)
+                pend_remove(p, &r);
             sz->recs[sz->n_recs++] = r;
         }
         size_t before = sz->n_due;
@@ -1061,8 +1479,12 @@ int st_sessionizer_prepare(st_sessionizer_t *sz, bool flush_all, st_err_t *err)
             goto nomem;
         sz->rec_next = next;
     }
+    size_t n_dirty = 0;
+    for (size_t pi = 0; pi < sz->n_parts; pi++)
+        n_dirty += sz->parts[pi].n_dirty;
     /* Reserve first: work_t addresses must stay stable while the map points at them. */
-    if (grow((void **)&sz->works, &sz->cap_works, sz->n_recs + sz->n_due, sizeof *sz->works) != 0)
+    if (grow((void **)&sz->works, &sz->cap_works, sz->n_recs + sz->n_due + n_dirty,
+             sizeof *sz->works) != 0)
         goto nomem;
     for (size_t i = 0; i < sz->n_recs; i++) {
         brec_t *r = &sz->recs[i];
@@ -1081,6 +1503,13 @@ int st_sessionizer_prepare(st_sessionizer_t *sz, bool flush_all, st_err_t *err)
         const dl_t *d = sz->due[k];
         if (!work_get(sz, d->key.s, d->key.len, &sz->parts[sz->due_part[k]], flush_all))
             goto nomem;
+    }
+    /* Users with new records: their speculative view changed (early OPENED). */
+    for (size_t pi = 0; pi < sz->n_parts; pi++) {
+        part_t *p = &sz->parts[pi];
+        for (size_t k = 0; k < p->n_dirty; k++)
+            if (!work_get(sz, p->dirty[k]->key.s, p->dirty[k]->key.len, p, flush_all))
+                goto nomem;
     }
     /* Read the states of every touched user in one store call. */
     if (sz->n_works > sz->cap_per_work) {
@@ -1126,10 +1555,13 @@ int st_sessionizer_prepare(st_sessionizer_t *sz, bool flush_all, st_err_t *err)
                              st_log_quote(w->key.s, q, sizeof q), derr.text);
             }
         }
-        bool changed;
-        if (apply_work(sz, w, &st, &changed) != 0)
-            goto nomem;
+        bool changed, ann_changed;
         part_t *p = part_find(sz, w->partition);
+        if (apply_work(sz, w, &st, &changed) != 0 ||
+            apply_view(sz, w, (const pend_t *)smap_get(&p->pend, w->key.s, w->key.len, w->key.hash),
+                       &st, &ann_changed) != 0)
+            goto nomem;
+        changed |= ann_changed;
         int rc = st.open.active ? dl_set(&p->deadlines, w->key.s, w->key.len,
                                          st_session_deadline_ms(&sz->config.rule, &st.open))
                                 : (dl_remove(&p->deadlines, w->key.s, w->key.len), 0);
@@ -1151,6 +1583,8 @@ int st_sessionizer_prepare(st_sessionizer_t *sz, bool flush_all, st_err_t *err)
         wr->has_deadline = st.open.active;
         wr->deadline_ms = st.open.active ? st_session_deadline_ms(&sz->config.rule, &st.open) : 0;
     }
+    for (size_t pi = 0; pi < sz->n_parts; pi++)
+        pend_clear_dirty(&sz->parts[pi]);
     return 0;
 nomem:
     st_err_set(err, ST_ERR_NOMEM, false, true, "sessionizer: out of memory");
@@ -1160,6 +1594,9 @@ abandon:
         part_t *p = part_find(sz, sz->recs[i].partition);
         if (p && p->generation == sz->recs[i].generation && p->heap_n < p->heap_cap) {
             p->oq[sz->recs[i].seq - p->oq_base_seq].state = OQ_BUFFERED;
+            /* Without memory for it the user's view lacks the record until it is released. */
+            if (sz->config.announce)
+                (void)pend_add(p, &sz->recs[i]);
             rheap_push(p, &sz->recs[i]);
             sz->recs[i].user = NULL;
         }

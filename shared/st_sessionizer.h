@@ -36,6 +36,32 @@
  * are late and the commit point waits for it; such timestamps are rejected upstream (ingest, and
  * the service's decode step: more than ST_LISTEN_FUTURE_MS after the record's Kafka time).
  *
+ * Early OPENED (config.announce). A session is announced when its first listen is pushed, not
+ * when the grace has passed: at every prepare, each user whose records arrived since the last one
+ * gets a speculative view - the stored state, then the user's still-buffered records in order
+ * through the same rule - and every session start of that view not announced yet is emitted as
+ * OPENED (features from the view's history, in which the sessions before it are closed as the
+ * buffered records say). The announced sessions (start, features hash, revision, offset of the
+ * record that announced them) are kept in the user's state. When the authoritative pass (records
+ * released after the grace) or a later view disagrees with an announcement, the difference is
+ * emitted: a session start that no longer is one is retracted (its start goes in
+ * retracted_start_ms of the OPENED of the view's session that holds its listens, sent anew with
+ * revision + 1; when the authoritative pass closes a session, the CLOSED voids every announcement
+ * within [start, last start] by itself - consumers apply that rule - so CLOSED events carry no
+ * retractions and stay a function of the input alone);
+ * an announced session whose features changed (a late listen changed the previous session's
+ * length) is re-sent with revision + 1; an authoritative OPENED equal to its announcement is not
+ * sent again. CLOSED events come only from the authoritative pass, as before: they are final,
+ * and equal the offline sessions exactly.
+ * Replays: a view is applied only when it covers more of the partition than the one stored (the
+ * position's `seen` = the highest offset of the partition pushed when it was computed); an older
+ * view (a replay after a crash) announces nothing and retracts nothing. A replay with other batch
+ * boundaries may announce a session another batching would not have (and retract it later), so
+ * early OPENED events, unlike CLOSED ones, are not guaranteed byte-identical across a crash; each
+ * announcement is retracted or confirmed by the time its session closes, except when a crash
+ * falls between delivering an announcement and writing the state that records it and the replay
+ * never computes that view again: the CLOSED covering it voids it then.
+ *
  * Idle close. An open session closes when the watermark passes st_session_deadline_ms(), i.e.
  * the stream time passes deadline + grace (or, in live mode, the wall clock via
  * st_sessionizer_advance_time). Closing by deadline or by the next listen gives the same session;
@@ -65,16 +91,33 @@ typedef struct {
     st_session_rule_t rule;
     int64_t grace_ms;  /* reorder grace in event time, 0..GRACE_MS_MAX (default 60 s) */
     uint32_t recent_n; /* history lengths kept, 1..ST_SESSION_RECENT_MAX (default 16) */
+    bool announce;     /* early OPENED (see above); default false: the offline builder and the
+                          ordering tests want the authoritative events only */
 } st_sessionizer_config_t;
 
-/* The idempotency position of a user's state: the last record applied, and whether the open
- * session was closed by its deadline after it. Ordered lexicographically. */
+#define ST_SESSIONIZER_ANN_MAX 8 /* announced, not yet closed sessions kept per user */
+
+/* A session announced by an OPENED and not closed yet. */
+typedef struct {
+    int64_t start_ms;
+    uint64_t features_hash;
+    uint32_t revision;
+    int64_t offset; /* of the record whose view announced it */
+} st_sessionizer_ann_t;
+
+/* The idempotency position of a user's state: the last record applied, whether the open session
+ * was closed by its deadline after it, and the highest offset of the partition the stored
+ * announcements were computed with (-1: none). Ordered lexicographically. A user with
+ * announcements but nothing applied yet has listened_at_ms ST_SESSIONIZER_POS_NONE_MS. */
 typedef struct {
     int64_t listened_at_ms;
     uint64_t identity_hash;
     int64_t offset;
     uint8_t closed;
+    int64_t seen;
 } st_sessionizer_pos_t;
+
+#define ST_SESSIONIZER_POS_NONE_MS (-(INT64_C(1) << 51))
 
 /* Everything stored per user. */
 typedef struct {
@@ -82,6 +125,8 @@ typedef struct {
     st_sessionizer_pos_t pos;
     st_session_open_t open;
     st_session_history_t history;
+    uint32_t n_ann; /* sorted by start_ms */
+    st_sessionizer_ann_t ann[ST_SESSIONIZER_ANN_MAX];
 } st_sessionizer_state_t;
 
 /* One consumed listens.enriched record. Strings are borrowed (copied by push). */
@@ -140,7 +185,10 @@ typedef struct {
     uint64_t applied;        /* released records that changed a state (duplicates included) */
     uint64_t duplicates;     /* exact duplicates counted once */
     uint64_t replay_skips;   /* released records at or below the stored position */
-    uint64_t opened;         /* OPENED events */
+    uint64_t opened;         /* OPENED events (early ones and corrections included) */
+    uint64_t announced;      /* of which early (from a speculative view) */
+    uint64_t corrections;    /* of which re-sent with a higher revision */
+    uint64_t retractions;    /* announced sessions retracted */
     uint64_t closed;         /* CLOSED events */
     uint64_t idle_closed;    /* of which by deadline */
     uint64_t corrupt_states; /* undecodable stored states (replaced by an empty state) */
@@ -172,8 +220,9 @@ int st_sessionizer_state_key(const char *prefix, const char *user_id, size_t use
                              st_buf_t *out);
 int st_sessionizer_deadline_key(const char *prefix, int32_t partition, st_buf_t *out);
 
-/* Position order (-1, 0, 1) and its text form "<ms> <hash hi32> <hash lo32> <offset> <closed>"
- * (decimal fields, exact as Lua numbers). parse returns 0 or -1. */
+/* Position order (-1, 0, 1) and its text form
+ * "<ms> <hash hi32> <hash lo32> <offset> <closed> <seen>" (decimal fields, exact as Lua numbers;
+ * parse also takes the five-field form of older states, as seen = -1). parse returns 0 or -1. */
 int st_sessionizer_pos_cmp(const st_sessionizer_pos_t *a, const st_sessionizer_pos_t *b);
 void st_sessionizer_pos_format(const st_sessionizer_pos_t *pos, char *buf, size_t size);
 int st_sessionizer_pos_parse(const char *s, st_sessionizer_pos_t *out);

@@ -354,6 +354,21 @@ static int encode_event(sz_ctx_t *ctx, const st_session_event_t *e, const sz_pro
                                      f->median_session_length_s) |
               set_nullable_double_if(rec, "gap_since_prev_s", f->has_prev, f->gap_since_prev_s) |
               st_avro_set_double_array(rec, "recent_lengths_s", f->recent_lengths_s, f->n_recent);
+        int32_t tracks[ST_SESSION_RECENT_MAX];
+        for (uint32_t i = 0; i < f->n_recent_detail; i++)
+            tracks[i] = (int32_t)f->recent_track_count[i];
+        rc |= st_avro_set_long_array(rec, "recent_starts_ms", f->recent_start_ms,
+                                     f->n_recent_detail) |
+              st_avro_set_int_array(rec, "recent_track_counts", tracks, f->n_recent_detail) |
+              st_avro_set_double_array(rec, "recent_unknown_shares", f->recent_unknown_share,
+                                       f->n_recent_detail) |
+              st_avro_set_int(rec, "revision", (int32_t)e->revision);
+        char ids[ST_SESSION_RETRACT_MAX][ST_SESSION_ID_MAX];
+        const char *idp[ST_SESSION_RETRACT_MAX];
+        for (uint32_t i = 0; i < e->n_retracted; i++)
+            idp[i] = st_session_id_format(e->user_id, strlen(e->user_id), e->retracted_start_ms[i],
+                                          ids[i], sizeof ids[i]);
+        rc |= st_avro_set_string_array(rec, "retracted_session_ids", idp, e->n_retracted);
         if (prof && prof->found) {
             rc |=
                 st_avro_set_nullable_string(rec, "gender", prof->gender[0] ? prof->gender : NULL) |
@@ -367,6 +382,7 @@ static int encode_event(sz_ctx_t *ctx, const st_session_event_t *e, const sz_pro
         const st_session_summary_t *s = &e->summary;
         rc |=
             st_avro_set_nullable_long(rec, "end_ms", &s->end_ms) |
+            st_avro_set_nullable_long(rec, "last_start_ms", &s->last_start_ms) |
             st_avro_set_nullable_double(rec, "length_s", &s->length_s) |
             st_avro_set_int(rec, "track_count", (int32_t)s->track_count) |
             st_avro_set_nullable_double(rec, "unknown_duration_share", &s->unknown_duration_share);

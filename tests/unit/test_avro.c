@@ -106,6 +106,10 @@ static int fill_record(avro_value_t *rec, bool nulls, int salt)
                     avro_value_set_string(&item, k == 1 ? "" : text);
                 else if (avro_value_get_type(&item) == AVRO_DOUBLE)
                     avro_value_set_double(&item, k * 1.5);
+                else if (avro_value_get_type(&item) == AVRO_INT64)
+                    avro_value_set_long(&item, salt * 1000 + k);
+                else if (avro_value_get_type(&item) == AVRO_INT32)
+                    avro_value_set_int(&item, salt + k);
                 else
                     return -1;
             }

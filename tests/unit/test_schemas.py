@@ -59,6 +59,8 @@ def check_schema(path):
             check(t[0] == "null" and len(t) == 2, where + ' is ["null", T]')
             check("default" in fld and fld["default"] is None, where + " defaults to null")
         base = t[1] if isinstance(t, list) else t
+        if isinstance(base, dict) and base.get("type") == "array":
+            base = base["items"]  # an array of timestamps: its items are
         if fld["name"].endswith("_ms") and fld["name"] != "duration_ms":
             check(is_timestamp(base), where + " is a timestamp-millis long")
     return s

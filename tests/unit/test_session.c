@@ -226,7 +226,7 @@ static void test_state_round_trip(void)
         st.has_pos = rnd() % 4 != 0;
         if (st.has_pos) {
             st.pos = (st_sessionizer_pos_t){rnd_signed(), rnd(), (int64_t)(rnd() % (1ULL << 50)),
-                                            (uint8_t)(rnd() % 2)};
+                                            (uint8_t)(rnd() % 2), rnd_signed()};
         }
         if (rnd() % 3 != 0) {
             st.open.active = true;
@@ -245,6 +245,18 @@ static void test_state_round_trip(void)
         st.history.n_recent = n;
         for (uint32_t i = 0; i < n; i++)
             st.history.recent_length_ms[i] = rnd_signed();
+        /* Details for the newest n_detail sessions (older states have fewer). */
+        st.history.n_detail = n ? (uint32_t)(rnd() % (n + 1)) : 0;
+        for (uint32_t i = n - st.history.n_detail; i < n; i++) {
+            st.history.recent_start_ms[i] = rnd_signed();
+            st.history.recent_track_count[i] = 1 + (uint32_t)(rnd() % 500);
+            st.history.recent_unknown_count[i] =
+                (uint32_t)(rnd() % (st.history.recent_track_count[i] + 1));
+        }
+        st.n_ann = (uint32_t)(rnd() % (ST_SESSIONIZER_ANN_MAX + 1));
+        for (uint32_t i = 0; i < st.n_ann; i++)
+            st.ann[i] = (st_sessionizer_ann_t){rnd_signed(), rnd(), (uint32_t)(rnd() % 9),
+                                               (int64_t)(rnd() % (1ULL << 50))};
         st_buf_t b = ST_BUF_INIT;
         ST_REQUIRE(st_sessionizer_state_encode(&st, &b) == 0);
         st_sessionizer_state_t back;
@@ -264,28 +276,44 @@ static void test_state_round_trip(void)
     st_sessionizer_state_t back;
     ST_EQ_INT(st_sessionizer_state_decode("\x07\x00", 2, &back, &err), -1);
     ST_EQ_INT(err.code, ST_ERR_INVALID);
+    /* A version 1 state (written before announcements): position 5 "1 0 2 0", no open session,
+     * one session of 7 ms in the history; read with seen -1 and no details. */
+    static const uint8_t v1[] = {1, 1, 10, 0, 0, 0, 0, 0, 0, 0, 0, 4, 1, 14, 40, 14, 1, 14};
+    ST_EQ_INT(st_sessionizer_state_decode(v1, sizeof v1, &back, &err), 0);
+    ST_CHECK(back.has_pos);
+    ST_EQ_INT(back.pos.listened_at_ms, 5);
+    ST_EQ_INT(back.pos.offset, 2);
+    ST_EQ_INT(back.pos.seen, -1);
+    ST_EQ_INT(back.history.session_count, 1);
+    ST_EQ_INT(back.history.recent_length_ms[0], 7);
+    ST_EQ_INT(back.history.n_detail, 0);
+    ST_EQ_INT(back.n_ann, 0);
 }
 
 static void test_pos_text(void)
 {
-    st_sessionizer_pos_t a = {1241478537000LL, 0xfedcba9876543210ULL, 123456789, 1}, b;
+    st_sessionizer_pos_t a = {1241478537000LL, 0xfedcba9876543210ULL, 123456789, 1, 77}, b;
     char buf[ST_SESSIONIZER_POS_TEXT_MAX];
     st_sessionizer_pos_format(&a, buf, sizeof buf);
-    ST_EQ_STR(buf, "1241478537000 4275878552 1985229328 123456789 1");
+    ST_EQ_STR(buf, "1241478537000 4275878552 1985229328 123456789 1 77");
     ST_EQ_INT(st_sessionizer_pos_parse(buf, &b), 0);
     ST_EQ_INT(st_sessionizer_pos_cmp(&a, &b), 0);
-    st_sessionizer_pos_t neg = {-5, 1, 0, 0};
+    /* The five-field form of version 1 states: seen -1. */
+    ST_EQ_INT(st_sessionizer_pos_parse("1 2 3 4 0", &b), 0);
+    ST_EQ_INT(b.seen, -1);
+    ST_EQ_INT(st_sessionizer_pos_parse("1 2 3 4 0 x", &b), -1);
+    st_sessionizer_pos_t neg = {-5, 1, 0, 0, -1};
     st_sessionizer_pos_format(&neg, buf, sizeof buf);
     ST_EQ_INT(st_sessionizer_pos_parse(buf, &b), 0);
     ST_EQ_INT(b.listened_at_ms, -5);
     ST_EQ_INT(st_sessionizer_pos_parse("1 2 3 4", &b), -1);
     ST_EQ_INT(st_sessionizer_pos_parse("1 2 3 4 2", &b), -1);
     ST_EQ_INT(st_sessionizer_pos_parse("1 2 3 4 0 ", &b), -1);
-    /* Lexicographic: time, identity, offset, closed. */
-    st_sessionizer_pos_t p0 = {10, 5, 3, 0}, p1 = {10, 5, 3, 1}, p2 = {10, 5, 4, 0},
-                         p3 = {10, 6, 0, 0}, p4 = {11, 0, 0, 0};
-    const st_sessionizer_pos_t *seq[] = {&p0, &p1, &p2, &p3, &p4};
-    for (int i = 0; i + 1 < 5; i++) {
+    /* Lexicographic: time, identity, offset, closed, seen. */
+    st_sessionizer_pos_t p0 = {10, 5, 3, 0, 9}, p1 = {10, 5, 3, 1, 0}, p1s = {10, 5, 3, 1, 4},
+                         p2 = {10, 5, 4, 0, -1}, p3 = {10, 6, 0, 0, -1}, p4 = {11, 0, 0, 0, -1};
+    const st_sessionizer_pos_t *seq[] = {&p0, &p1, &p1s, &p2, &p3, &p4};
+    for (int i = 0; i + 1 < 6; i++) {
         ST_EQ_INT(st_sessionizer_pos_cmp(seq[i], seq[i + 1]), -1);
         ST_EQ_INT(st_sessionizer_pos_cmp(seq[i + 1], seq[i]), 1);
     }
