@@ -2,6 +2,7 @@
 BUILD ?= build
 CMAKE_FLAGS ?=
 STACK := deploy/local/stack
+SERVICES := deploy/local/services
 WITH_STACK := deploy/local/with-stack
 
 .PHONY: all build bootstrap test test-unit demo bench up down status format clean distclean
@@ -28,20 +29,24 @@ test-unit: build
 
 demo: bootstrap
 	@$(MAKE) --no-print-directory build
-	@deploy/local/demo
+	@STINT_BIN_DIR=$(abspath $(BUILD))/bin deploy/local/demo
 
 bench: bootstrap
 	@$(MAKE) --no-print-directory build
 	@$(WITH_STACK) bench/run
 
+# The stack (Kafka + Redis) and the five services in the background; see deploy/local/services.
 up: bootstrap
+	@$(MAKE) --no-print-directory build
 	@$(STACK) up
+	@STINT_BIN_DIR=$(abspath $(BUILD))/bin $(SERVICES) up
 
+# The services (SIGTERM, each commits and exits 0), then the stack.
 down:
 	@$(STACK) down
 
 status:
-	@$(STACK) status
+	@rc=0; $(STACK) status || rc=1; $(SERVICES) status || rc=1; exit $$rc
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
