@@ -745,6 +745,215 @@ static void test_offline_modes(void)
     }
 }
 
+/* A consumer of the sessions topic following the documented rules: the latest OPENED revision per
+ * session id, retracted ids dropped, a CLOSED voids the user's announcements within [start, last
+ * start] and is final (later copies ignored). */
+typedef struct {
+    char user[16];
+    int64_t start_ms;
+    uint32_t revision;
+    bool closed;
+    st_session_features_t features; /* of the latest OPENED seen while open */
+    bool announced;
+} cons_t;
+
+typedef struct {
+    cons_t *v;
+    size_t n, cap;
+    size_t retracted, voided_by_closed, copies, closed_unannounced;
+} consumer_t;
+
+static cons_t *cons_find(consumer_t *c, const char *user, int64_t start_ms)
+{
+    for (size_t i = c->n; i-- > 0;)
+        if (c->v[i].start_ms == start_ms && strcmp(c->v[i].user, user) == 0)
+            return &c->v[i];
+    return NULL;
+}
+
+static cons_t *cons_add(consumer_t *c, const char *user, int64_t start_ms)
+{
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 256;
+        c->v = realloc(c->v, c->cap * sizeof *c->v);
+    }
+    cons_t *x = &c->v[c->n++];
+    memset(x, 0, sizeof *x);
+    snprintf(x->user, sizeof x->user, "%s", user);
+    x->start_ms = start_ms;
+    return x;
+}
+
+static void cons_drop(consumer_t *c, cons_t *x)
+{
+    *x = c->v[--c->n];
+}
+
+static void consume(consumer_t *c, const evlog_t *log)
+{
+    for (size_t i = 0; i < log->n; i++) {
+        const st_session_event_t *e = &log->v[i];
+        cons_t *x = cons_find(c, e->user_id, e->start_ms);
+        if (e->kind == ST_SESSION_EVENT_OPENED) {
+            for (uint32_t k = 0; k < e->n_retracted; k++) {
+                cons_t *r = cons_find(c, e->user_id, e->retracted_start_ms[k]);
+                if (r && !r->closed) {
+                    cons_drop(c, r);
+                    c->retracted++;
+                }
+            }
+            x = cons_find(c, e->user_id, e->start_ms);
+            if (x && (x->closed || (x->announced && e->revision <= x->revision))) {
+                c->copies++;
+                continue;
+            }
+            if (!x)
+                x = cons_add(c, e->user_id, e->start_ms);
+            x->announced = true;
+            x->revision = e->revision;
+            x->features = e->features;
+            continue;
+        }
+        if (x && x->closed) {
+            c->copies++;
+            continue;
+        }
+        if (!x || !x->announced) {
+            c->closed_unannounced++;
+            if (!x)
+                x = cons_add(c, e->user_id, e->start_ms);
+        }
+        x->closed = true;
+        for (size_t k = 0; k < c->n;) {
+            cons_t *o = &c->v[k];
+            if (!o->closed && strcmp(o->user, e->user_id) == 0 && o->start_ms >= e->start_ms &&
+                o->start_ms <= e->summary.last_start_ms) {
+                cons_drop(c, o);
+                c->voided_by_closed++;
+                continue;
+            }
+            k++;
+        }
+    }
+}
+
+static int cmp_cons(const void *a, const void *b)
+{
+    const cons_t *x = a, *y = b;
+    int c = strcmp(x->user, y->user);
+    if (c)
+        return c;
+    return x->start_ms < y->start_ms ? -1 : x->start_ms > y->start_ms;
+}
+
+/* Early OPENED on generated data with out-of-order arrival within the grace, with and without
+ * crashes: the CLOSED events equal the reference exactly (as before), and a consumer applying the
+ * rules ends with exactly the reference sessions, each announced before its CLOSED with the
+ * reference features, and nothing announced left open. */
+static void early_run(uint64_t seed, st_session_ref_t ref, int crash_pct, uint64_t *retractions,
+                      uint64_t *corrections, uint64_t *announced)
+{
+    rng_state = seed;
+    st_sessionizer_config_t cfg;
+    st_sessionizer_config_default(&cfg);
+    cfg.rule.ref = ref;
+    cfg.recent_n = 4;
+    cfg.announce = true;
+    lisvec_t lv = {0};
+    generate(&lv, 24, 150, &cfg.rule);
+    ref_session_t *ref_s;
+    size_t n_ref = reference(&lv, &cfg.rule, &ref_s);
+    topic_t tp;
+    build_topic(&lv, ST_SESSIONIZER_GRACE_MS_DEFAULT, &tp);
+    st_sessionizer_store_t *store = st_sessionizer_memstore_new();
+    evlog_t log = {0};
+    run_info_t info = {0};
+    run_stream(&cfg, &tp, crash_pct, store, &log, &info);
+    free(info.late_keys);
+    ST_EQ_INT(info.late, 0);
+    consumer_t c = {0};
+    consume(&c, &log);
+    /* CLOSED events alone: byte-identical copies, equal to the reference. */
+    evlog_t closed = {0};
+    for (size_t i = 0; i < log.n; i++) {
+        if (log.v[i].kind != ST_SESSION_EVENT_CLOSED)
+            continue;
+        if (closed.n == closed.cap) {
+            closed.cap = closed.cap ? closed.cap * 2 : 1024;
+            closed.v = realloc(closed.v, closed.cap * sizeof *closed.v);
+        }
+        closed.v[closed.n++] = log.v[i];
+    }
+    dedup_log(&closed);
+    ST_EQ_INT(closed.n, n_ref);
+    ST_EQ_INT(c.closed_unannounced, 0);
+    ST_EQ_INT(c.n, n_ref); /* every open announcement was retracted, voided or closed */
+    qsort(c.v, c.n, sizeof *c.v, cmp_cons);
+    int bad = 0;
+    for (size_t i = 0; i < n_ref && i < c.n && i < closed.n && bad < 5; i++) {
+        const ref_session_t *r = &ref_s[i];
+        const cons_t *x = &c.v[i];
+        const st_session_event_t *ce = &closed.v[i];
+        const st_session_features_t *f = &x->features;
+        if (strcmp(x->user, r->user) != 0 || x->start_ms != r->start_ms || !x->closed ||
+            ce->start_ms != r->start_ms || ce->summary.length_ms != r->length_ms ||
+            ce->summary.track_count != r->track_count || f->session_index != r->index ||
+            fabs(f->prev_session_length_s - r->prev_s) > 1e-6 ||
+            fabs(f->mean_session_length_s - r->mean_s) > 1e-6 ||
+            fabs(f->gap_since_prev_s - r->gap_s) > 1e-6) {
+            ST_FAIL_AT("seed %llu crash %d%%: session %zu %s:%lld (closed %d, length %lld, index "
+                       "%u, prev %.3f, gap %.3f), want %s:%lld (length %lld, index %u, prev %.3f, "
+                       "gap %.3f)",
+                       (unsigned long long)seed, crash_pct, i, x->user, (long long)x->start_ms,
+                       (int)x->closed, (long long)ce->summary.length_ms, f->session_index,
+                       f->prev_session_length_s, f->gap_since_prev_s, r->user,
+                       (long long)r->start_ms, (long long)r->length_ms, r->index, r->prev_s,
+                       r->gap_s);
+            bad++;
+        }
+        /* The recent details describe the previous sessions (checked on the newest one). */
+        if (r->index > 0 && f->n_recent_detail > 0 &&
+            (f->recent_start_ms[f->n_recent_detail - 1] != ref_s[i - 1].start_ms ||
+             f->recent_track_count[f->n_recent_detail - 1] != ref_s[i - 1].track_count)) {
+            ST_FAIL_AT("session %s:%lld: newest recent detail start %lld tracks %u, want %lld %u",
+                       x->user, (long long)x->start_ms,
+                       (long long)f->recent_start_ms[f->n_recent_detail - 1],
+                       f->recent_track_count[f->n_recent_detail - 1],
+                       (long long)ref_s[i - 1].start_ms, ref_s[i - 1].track_count);
+            bad++;
+        }
+    }
+    /* Voided by a CLOSED rather than retracted: a listen pushed and released in one batch. */
+    *retractions += c.retracted + c.voided_by_closed;
+    for (size_t i = 0; i < log.n; i++) {
+        *corrections += log.v[i].kind == ST_SESSION_EVENT_OPENED && log.v[i].revision > 0;
+        *announced += log.v[i].kind == ST_SESSION_EVENT_OPENED;
+    }
+    free(c.v);
+    free(closed.v);
+    st_sessionizer_memstore_destroy(store);
+    free(log.v);
+    free(ref_s);
+    free(lv.v);
+}
+
+static void test_early_opened_property(void)
+{
+    uint64_t retractions = 0, corrections = 0, announced = 0;
+    for (uint64_t seed = 1; seed <= 6; seed++)
+        early_run(seed * 31, seed % 2 ? ST_SESSION_REF_END : ST_SESSION_REF_START, 0, &retractions,
+                  &corrections, &announced);
+    /* The jitter makes listens arrive out of order within the grace: corrections happened. */
+    ST_CHECK(retractions > 0);
+    ST_CHECK(corrections > 0);
+    printf("     early OPENED: %llu OPENED events, %llu corrections, %llu retracted or voided\n",
+           (unsigned long long)announced, (unsigned long long)corrections,
+           (unsigned long long)retractions);
+    for (uint64_t seed = 1; seed <= 6; seed++)
+        early_run(seed * 7907, seed % 2 ? ST_SESSION_REF_START : ST_SESSION_REF_END, 8,
+                  &retractions, &corrections, &announced);
+}
+
 /* Helpers for the hand-written scenarios below: one partition, one store. */
 typedef struct {
     st_sessionizer_store_t *store;
@@ -786,6 +995,118 @@ static void fx_free(fx_t *fx)
     st_sessionizer_destroy(fx->sz);
     st_sessionizer_memstore_destroy(fx->store);
     free(fx->log.v);
+}
+
+static void expect_event(const evlog_t *log, size_t i, st_session_event_kind_t kind,
+                         int64_t start_ms, uint32_t revision, int64_t retracted_ms)
+{
+    if (i >= log->n) {
+        ST_FAIL_AT("event %zu missing (%zu events)", i, log->n);
+        return;
+    }
+    const st_session_event_t *e = &log->v[i];
+    if (e->kind != kind || e->start_ms != start_ms || e->revision != revision ||
+        e->n_retracted != (retracted_ms >= 0) ||
+        (retracted_ms >= 0 && e->retracted_start_ms[0] != retracted_ms))
+        ST_FAIL_AT("event %zu: kind %d start %lld revision %u retracted %u (%lld), want kind %d "
+                   "start %lld revision %u retracted %lld",
+                   i, (int)e->kind, (long long)e->start_ms, e->revision, e->n_retracted,
+                   (long long)(e->n_retracted ? e->retracted_start_ms[0] : -1), (int)kind,
+                   (long long)start_ms, revision, (long long)retracted_ms);
+}
+
+/* Hand-written early OPENED cases: announced at the first listen, a session that starts earlier,
+ * a session absorbed by the one before it, and changed features. */
+static void test_early_opened(void)
+{
+    const int64_t T = 1241478537000LL, MIN = 60 * S;
+    const st_session_event_kind_t O = ST_SESSION_EVENT_OPENED, C = ST_SESSION_EVENT_CLOSED;
+    st_sessionizer_config_t cfg;
+    st_sessionizer_config_default(&cfg);
+    cfg.announce = true;
+    fx_t fx;
+
+    /* Starts earlier: B opens a session; L (within the grace, before B) starts it instead. */
+    fx_init(&fx, &cfg);
+    fx_push(&fx, "u", T, 0, 1);
+    fx_batch(&fx, false);
+    ST_EQ_INT(fx.log.n, 1); /* at once, not after the grace */
+    expect_event(&fx.log, 0, O, T, 0, -1);
+    fx_push(&fx, "u", T + 30 * MIN + 30 * S, 0, 2); /* B */
+    fx_batch(&fx, false);
+    expect_event(&fx.log, 1, O, T + 30 * MIN + 30 * S, 0, -1);
+    ST_EQ_INT(fx.log.v[1].features.session_index, 1);
+    fx_push(&fx, "u", T + 30 * MIN + 10 * S, 0, 3); /* L */
+    fx_batch(&fx, false);
+    expect_event(&fx.log, 2, O, T + 30 * MIN + 10 * S, 0, T + 30 * MIN + 30 * S);
+    fx_batch(&fx, true);
+    ST_EQ_INT(fx.log.n, 5); /* the authoritative OPENED events equal the announced ones */
+    expect_event(&fx.log, 3, C, T, 0, -1);
+    expect_event(&fx.log, 4, C, T + 30 * MIN + 10 * S, 0, -1);
+    ST_EQ_INT(fx.log.v[4].summary.last_start_ms, T + 30 * MIN + 30 * S);
+    st_sessionizer_stats_t stats;
+    st_sessionizer_stats(fx.sz, &stats);
+    ST_EQ_INT(stats.announced, 3);
+    ST_EQ_INT(stats.retractions, 1);
+    fx_free(&fx);
+
+    /* Absorbed: with a 20 min grace, L fills the gap between A and B: A is re-sent retracting B. */
+    cfg.grace_ms = 20 * MIN;
+    fx_init(&fx, &cfg);
+    fx_push(&fx, "u", T, 0, 1);
+    fx_push(&fx, "u", T + 30 * MIN + 30 * S, 0, 2);
+    fx_batch(&fx, false);
+    expect_event(&fx.log, 0, O, T, 0, -1);
+    expect_event(&fx.log, 1, O, T + 30 * MIN + 30 * S, 0, -1);
+    fx_push(&fx, "u", T + 15 * MIN, 0, 3);
+    fx_batch(&fx, false);
+    ST_EQ_INT(fx.log.n, 3);
+    expect_event(&fx.log, 2, O, T, 1, T + 30 * MIN + 30 * S);
+    fx_batch(&fx, true);
+    ST_EQ_INT(fx.log.n, 4);
+    expect_event(&fx.log, 3, C, T, 0, -1);
+    ST_EQ_INT(fx.log.v[3].summary.track_count, 3);
+    fx_free(&fx);
+
+    /* Features: gap 5 min, grace 10 min. B opens with the previous session 0 s long; L extends
+     * that session to 4 min, so B is re-sent with revision 1 and the new previous length. */
+    cfg.rule.gap_ms = 5 * MIN;
+    cfg.grace_ms = 10 * MIN;
+    fx_init(&fx, &cfg);
+    fx_push(&fx, "u", T, 0, 1);
+    fx_push(&fx, "u", T + 10 * MIN, 0, 2);
+    fx_batch(&fx, false);
+    expect_event(&fx.log, 1, O, T + 10 * MIN, 0, -1);
+    ST_NEAR(fx.log.v[1].features.prev_session_length_s, 0, 1e-9);
+    fx_push(&fx, "u", T + 4 * MIN, 0, 3);
+    fx_batch(&fx, false);
+    ST_EQ_INT(fx.log.n, 3);
+    expect_event(&fx.log, 2, O, T + 10 * MIN, 1, -1);
+    ST_NEAR(fx.log.v[2].features.prev_session_length_s, 240, 1e-9);
+    ST_EQ_INT(fx.log.v[2].features.n_recent_detail, 1);
+    ST_EQ_INT(fx.log.v[2].features.recent_start_ms[0], T);
+    ST_EQ_INT(fx.log.v[2].features.recent_track_count[0], 2);
+    /* A crash replay of an older view changes nothing: a second sessionizer on the same store
+     * that sees only the first two records announces nothing. */
+    char errstr[256];
+    st_sessionizer_t *again = st_sessionizer_new(&cfg, fx.store, errstr, sizeof errstr);
+    ST_REQUIRE(again != NULL);
+    st_err_t err = {0};
+    for (int64_t off = 0; off < 2; off++) {
+        st_sessionizer_record_t r = {0, off, "u", 1, off ? T + 10 * MIN : T, 0, (uint64_t)off + 1};
+        ST_EQ_INT(st_sessionizer_push(again, &r, &err), ST_SESSIONIZER_BUFFERED);
+    }
+    ST_EQ_INT(st_sessionizer_prepare(again, false, &err), 0);
+    size_t n;
+    st_sessionizer_events(again, &n);
+    ST_EQ_INT(n, 0);
+    ST_EQ_INT(st_sessionizer_finish(again, &err), 0);
+    st_sessionizer_destroy(again);
+    fx_batch(&fx, true);
+    expect_event(&fx.log, 3, C, T, 0, -1);
+    expect_event(&fx.log, 4, C, T + 10 * MIN, 0, -1);
+    ST_EQ_INT(fx.log.n, 5);
+    fx_free(&fx);
 }
 
 static void test_release_order_and_late(void)
@@ -1006,5 +1327,7 @@ int main(void)
     ST_RUN(test_late_records_across_crashes);
     ST_RUN(test_two_instances_one_stops);
     ST_RUN(test_offline_modes);
+    ST_RUN(test_early_opened);
+    ST_RUN(test_early_opened_property);
     return st_test_summary();
 }
