@@ -3,11 +3,13 @@
 # (run by the compose topic job and the Kubernetes Job) against a stand-in kafka-topics.sh that
 # records its arguments, and deploy/docker/train-bundle against a stand-in `stint` that writes
 # a bundle directory: a new bundle becomes current through the symlink, old ones are pruned, a
-# failed training leaves the current bundle alone.
+# failed training leaves the current bundle alone. And deploy/local/services (make up / make down)
+# against stand-in services that answer /readyz and log "stopped exit=N" as the real ones do.
 set -euo pipefail
 : "${STINT_SOURCE_DIR:?}"
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+sv=$STINT_SOURCE_DIR/deploy/local/services
+trap 'STINT_HOME=$tmp/home STINT_BIN_DIR=$tmp/svcbin "$sv" down >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
 passed=0 failed=0
 check() { # check DESCRIPTION GOT WANT
     if [ "$2" = "$3" ]; then
@@ -97,6 +99,96 @@ check "a failed training leaves no partial bundle" "$(find "$models" -name '*.pa
 rc=0
 bash "$tb" --keep 0 "$models" >/dev/null 2>&1 || rc=$?
 check "--keep 0 is refused" "$rc" 2
+
+# ---- deploy/local/services ----
+mkdir -p "$tmp/svcbin" "$tmp/home/services"
+cat >"$tmp/svcbin/fake" <<'SH'
+#!/bin/bash
+# Stand-in service: logs its arguments, serves /readyz and /healthz on --http.port, and on SIGTERM
+# logs "stopped exit=N" and exits N (1 for the service named in FAKE_FAIL_EXIT); the one named in
+# FAKE_DIE exits at once.
+name=${0##*/stint-}
+echo "args: $*"
+[ "$name" != "${FAKE_DIE:-}" ] || { echo "fake start-up failure"; exit 1; }
+www=$(mktemp -d)
+: >"$www/readyz"
+: >"$www/healthz"
+python3 -m http.server --bind 127.0.0.1 --directory "$www" "$2" >/dev/null 2>&1 &
+child=$!
+code=0
+[ "$name" != "${FAKE_FAIL_EXIT:-}" ] || code=1
+trap 'kill $child; wait $child 2>/dev/null; rm -rf "$www"; echo "stopped exit=$code"; exit $code' TERM
+wait $child
+SH
+for n in ingest enricher sessionizer clusterer predictor; do
+    cp "$tmp/svcbin/fake" "$tmp/svcbin/stint-$n"
+    chmod +x "$tmp/svcbin/stint-$n"
+done
+base=$(python3 -c '
+import random, socket
+while True:
+    b = random.randrange(30000, 60000)
+    try:
+        socks = [socket.socket() for _ in range(5)]
+        for i, s in enumerate(socks):
+            s.bind(("127.0.0.1", b + i))
+        print(b)
+        break
+    except OSError:
+        pass
+    finally:
+        for s in socks:
+            s.close()')
+export STINT_HOME=$tmp/home STINT_BIN_DIR=$tmp/svcbin STINT_SERVICES_HTTP_BASE=$base
+h=$tmp/home/services
+echo 'kafka.group=g' >"$h/enricher.conf"
+rc=0
+out=$("$sv" up) || rc=$?
+check "services up: exit 0" "$rc" 0
+check "services up: five started" "$(grep -c ' up (pid ' <<<"$out")" 5
+check "pid files" "$(ls "$h"/*.pid | wc -l | tr -d ' ')" 5
+check "predictor on base + 4" "$(grep -c "predictor up (pid [0-9]*) on http://127.0.0.1:$((base + 4))/metrics" <<<"$out")" 1
+check "predictor gets --model.dir (default: the demo's bundle)" \
+    "$(grep -c -- "--model.dir $tmp/home/demo/bundle" "$h/predictor.log")" 1
+check "clusterer gets --model.dir" "$(grep -c -- "--model.dir" "$h/clusterer.log")" 1
+check "ingest gets no --model.dir" "$(grep -c -- "--model.dir" "$h/ingest.log" || true)" 0
+check "a service's .conf is passed with -F" "$(grep -c -- "-F $h/enricher.conf" "$h/enricher.log")" 1
+pid_before=$(cat "$h/ingest.pid")
+out=$("$sv" up)
+check "up again: every service already running" "$(grep -c 'already running' <<<"$out")" 5
+check "up again: same pid" "$(cat "$h/ingest.pid")" "$pid_before"
+rc=0
+out=$("$sv" status) || rc=$?
+check "status: exit 0 when all are ready" "$rc" 0
+check "status: five ready" "$(grep -c ', ready) on http' <<<"$out" || true)" 5
+rc=0
+out=$("$sv" down) || rc=$?
+check "down: exit 0" "$rc" 0
+check "down: each stopped with exit 0" "$(grep -c 'stopped (exit 0)' <<<"$out")" 5
+check "down: no pid file left" "$(find "$h" -name '*.pid' | wc -l | tr -d ' ')" 0
+check "down: the service is gone" "$(kill -0 "$pid_before" 2>/dev/null && echo running || echo gone)" gone
+out=$("$sv" down)
+check "down again: nothing to do" "$out" "services: no service running"
+rc=0
+"$sv" status >/dev/null || rc=$?
+check "status: exit 1 when down" "$rc" 1
+
+FAKE_FAIL_EXIT=predictor "$sv" up >/dev/null
+check "the previous log is kept" "$(grep -c 'stopped exit=0' "$h/predictor.log.1")" 1
+rc=0
+"$sv" down >/dev/null 2>"$tmp/err" || rc=$?
+check "down: fails when a service did not exit 0" "$rc" 1
+check "down: names it" "$(grep -c 'predictor stopped with exit 1' "$tmp/err")" 1
+rc=0
+FAKE_DIE=sessionizer STINT_SERVICES_TIMEOUT=10 "$sv" up >/dev/null 2>"$tmp/err" || rc=$?
+check "up: fails when a service exits during start-up" "$rc" 1
+check "up: names it and shows its log" \
+    "$(grep -c -e 'sessionizer exited during start-up' -e 'fake start-up failure' "$tmp/err")" 2
+"$sv" down >/dev/null
+rc=0
+"$sv" bogus >/dev/null 2>&1 || rc=$?
+check "services: usage error" "$rc" 2
+unset STINT_HOME STINT_BIN_DIR STINT_SERVICES_HTTP_BASE
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
