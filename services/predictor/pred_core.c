@@ -8,18 +8,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pred_open.h"
 #include "st_buf.h"
 #include "st_log.h"
 #include "st_metrics.h"
 #include "st_time.h"
 
 #define PC_USER_MAX    128
-#define PC_SID_MAX     200
+#define PC_SID_MAX     PRED_OPEN_SID_MAX
 #define PC_RECENT_MAX  256
-#define PC_PAYLOAD_MAX 256
+#define PC_PAYLOAD_MAX PRED_OPEN_PAYLOAD_MAX
 #define PC_PARTS_MAX   8
 
 enum { KIND_OPENED = 0, KIND_CLOSED = 1 };
+enum { RECENT_NONE = -1, RECENT_EVENT = 0, RECENT_HISTORY = 1, RECENT_LENGTHS = 2 };
 
 typedef struct {
     int64_t start_s;
@@ -28,25 +30,34 @@ typedef struct {
     double unknown_share;
 } pc_hist_t;
 
+/* One of the recent sessions an OPENED carries (recent_lengths_s and the details aligned with
+ * it); the batch keeps them in one pool. */
+typedef struct {
+    double length_s;
+    int64_t start_ms;
+    int track_count;
+    double unknown_share;
+} pc_recent_t;
+
 typedef struct {
     char id[PC_USER_MAX + 1];
     int nparts;
     int32_t part[PC_PARTS_MAX];
     int64_t applied[PC_PARTS_MAX]; /* the marker read from Redis, -1 none */
     int64_t last[PC_PARTS_MAX];    /* the batch's highest applied offset, -1 none */
-    pc_hist_t *hist; /* oldest first */
+    pc_hist_t *hist;               /* oldest first */
     int n_hist, cap_hist;
     int cluster; /* clusterer's assignment, -1 none */
     bool cluster_cold;
     char cluster_version[ST_BWATCH_VERSION_MAX];
     int first_reply; /* index of the user's first reply in the read round */
-    /* The open session's stored prediction, as read and then as the batch's records leave it. */
-    bool has_open, open_changed;
-    int64_t open_made_s;
+    /* The open predictions and retracted ids, as read and then as the batch's records leave
+     * them (kept allocated across batches, like hist). */
+    pred_open_t *open;
+    bool open_changed;
+    size_t open_text_off;   /* apply: the text of open in pc->open_text */
     int64_t last_closed_ms; /* start of the last CLOSED applied (hash field lc), -1 none */
-    char open_sid[PC_SID_MAX + 1];
-    char open_text[PC_PAYLOAD_MAX];
-    int first_ev, last_ev; /* the user's records to apply, in order (pc_event_t.next_ev) */
+    int first_ev, last_ev;  /* the user's records to apply, in order (pc_event_t.next_ev) */
 } pc_user_t;
 
 typedef struct {
@@ -59,10 +70,15 @@ typedef struct {
     char session_id[PC_SID_MAX + 1];
     int64_t start_ms;
     int32_t session_index;
+    int32_t revision;      /* OPENED: n-th correction of the session's announcement */
+    int64_t last_start_ms; /* CLOSED: start of its last listen (start_ms when not given) */
     bool has_mean, has_median, has_gap;
     double mean_s, median_s, gap_s;
-    int n_recent;
-    double recent[PC_RECENT_MAX];
+    int n_recent; /* recent sessions in pc->recent from recent_off, oldest first */
+    size_t recent_off;
+    bool detail;     /* their start, tracks and unknown share are known (else lengths only) */
+    int n_retracted; /* OPENED: retracted_session_ids, NUL-separated in pc->ids from ids_off */
+    size_t ids_off;
     char gender;
     int age;
     char country[64];
@@ -70,12 +86,16 @@ typedef struct {
     double length_s;
     int track_count;
     double unknown_share;
-    bool model;   /* OPENED: the model answered (else the baseline) */
-    int next_ev;  /* the user's next record to apply, -1 none */
-    /* apply: OPENED the stored prediction, CLOSED the history entry */
+    bool model;     /* OPENED: the model answered (else the baseline) */
+    int recent_src; /* OPENED: where the model's recent sessions came from (RECENT_*) */
+    int next_ev;    /* the user's next record to apply, -1 none */
+    /* apply: CLOSED the history entry */
     char payload[PC_PAYLOAD_MAX];
     char start_text[24]; /* CLOSED: start_ms, the history entry's order key */
-    bool has_outcome;
+    /* What the record published, counted once the batch is applied. */
+    int retractions_out; /* retracted Predictions */
+    int dropped;         /* open predictions dropped beyond PRED_OPEN_MAX */
+    bool has_outcome, outcome_model;
     double abs_error_s, baseline_abs_error_s;
 } pc_event_t;
 
@@ -89,6 +109,10 @@ struct pc {
     st_buf_t enc;
     pc_event_t *ev;
     size_t n_ev, cap_ev;
+    pc_recent_t *recent; /* the batch's OPENED recent sessions */
+    size_t n_recent, cap_recent;
+    st_buf_t ids;       /* the batch's retracted session ids */
+    st_buf_t open_text; /* apply: the users' open-prediction texts, NUL-terminated */
     pc_user_t *users;
     int n_users, cap_users;
     int *slots; /* open addressing: user index + 1, 0 empty */
@@ -98,13 +122,15 @@ struct pc {
     char mark_prefix[300]; /* "a:<in_topic>:", the marker fields of the user's hash */
     size_t mark_prefix_len;
     char loaded_version[ST_BWATCH_VERSION_MAX];
-    st_metric_t *m_pred_model, *m_pred_base, *m_outcomes, *m_unmatched, *m_replayed, *m_copies, *m_swaps,
-        *m_model_fail, *m_model_info;
+    st_metric_t *m_pred_model, *m_pred_base, *m_outcomes, *m_unmatched, *m_replayed, *m_copies,
+        *m_swaps, *m_model_fail, *m_model_info, *m_corrections, *m_retractions, *m_dropped,
+        *m_recent_event, *m_recent_hist, *m_recent_lengths;
 };
 
 /* One user's records of a batch. KEYS[1] the user's hash, KEYS[2] its history list.
- * ARGV[1] n markers, then n (field, offset) pairs; then the open prediction: 'S' value | 'D' |
- * '-' (unchanged); then history_max; then the CLOSED sessions to append, oldest first, as
+ * ARGV[1] n markers, then n (field, offset) pairs; then the open predictions: 'S' text (field
+ * os; the single prediction of the previous layout, field o, goes) | '-' (unchanged); then
+ * history_max; then the CLOSED sessions to append, oldest first, as
  * (start_ms, history entry) pairs. Applies nothing when any marker is already at or past its
  * offset (the records were applied before). A session at or before the hash's lc (the start of
  * the last one appended) is not appended again: the sessionizer re-emits its events at new
@@ -118,10 +144,10 @@ static const char apply_lua[] =
     "for i = 0, n - 1 do redis.call('HSET', KEYS[1], ARGV[2 + 2 * i], ARGV[3 + 2 * i]) end\n"
     "local j = 2 + 2 * n\n"
     "if ARGV[j] == 'S' then\n"
-    "  redis.call('HSET', KEYS[1], 'o', ARGV[j + 1])\n"
+    "  redis.call('HSET', KEYS[1], 'os', ARGV[j + 1])\n"
+    "  redis.call('HDEL', KEYS[1], 'o')\n"
     "  j = j + 2\n"
     "else\n"
-    "  if ARGV[j] == 'D' then redis.call('HDEL', KEYS[1], 'o') end\n"
     "  j = j + 1\n"
     "end\n"
     "local lc = tonumber(redis.call('HGET', KEYS[1], 'lc') or '-1')\n"
@@ -150,8 +176,8 @@ pc_t *pc_new(const pc_config_t *cfg, st_redis_t *redis, st_avro_registry_t *reg,
     pc->model = model;
     pc->mae = mae;
     pc->script = st_redis_script(redis, apply_lua);
-    pc->mark_prefix_len = (size_t)snprintf(pc->mark_prefix, sizeof pc->mark_prefix, "a:%s:",
-                                           cfg->in_topic);
+    pc->mark_prefix_len =
+        (size_t)snprintf(pc->mark_prefix, sizeof pc->mark_prefix, "a:%s:", cfg->in_topic);
     if (!(pc->in_codec = st_avro_codec_new(reg, "SessionEvent", NULL, errstr, errstr_size)) ||
         !(pc->pred_codec =
               st_avro_codec_new(reg, "Prediction", cfg->predictions_topic, errstr, errstr_size)) ||
@@ -179,6 +205,25 @@ pc_t *pc_new(const pc_config_t *cfg, st_redis_t *redis, st_avro_registry_t *reg,
                                      "model bundles swapped in while running");
     pc->m_model_fail = st_metrics_counter("stint_predictor_model_failures_total", NULL,
                                           "predictions where the model gave no finite answer");
+    pc->m_corrections =
+        st_metrics_counter("stint_predictor_corrections_total", NULL,
+                           "corrected predictions published (revision > 0: the OPENED was "
+                           "re-sent with other features)");
+    pc->m_retractions =
+        st_metrics_counter("stint_predictor_retractions_total", NULL,
+                           "retracted predictions published (the session was not one)");
+    pc->m_dropped = st_metrics_counter(
+        "stint_predictor_open_dropped_total", NULL,
+        "open predictions dropped because the user had more than 8 open sessions");
+    static const char recent_help[] =
+        "predictions by the source of the recent sessions' features: the OPENED's details "
+        "(event), the predictor's history of CLOSED sessions (history), lengths only (lengths)";
+    pc->m_recent_event =
+        st_metrics_counter("stint_predictor_recent_source_total", "source=\"event\"", recent_help);
+    pc->m_recent_hist = st_metrics_counter("stint_predictor_recent_source_total",
+                                           "source=\"history\"", recent_help);
+    pc->m_recent_lengths = st_metrics_counter("stint_predictor_recent_source_total",
+                                              "source=\"lengths\"", recent_help);
     snprintf(pc->loaded_version, sizeof pc->loaded_version, "%s", st_bwatch_version(model));
     char labels[160];
     snprintf(labels, sizeof labels, "model_version=\"%s\"", pc->loaded_version);
@@ -196,8 +241,13 @@ void pc_destroy(pc_t *pc)
     st_avro_codec_destroy(pc->pred_codec);
     st_avro_codec_destroy(pc->outcome_codec);
     st_buf_free(&pc->enc);
-    for (int i = 0; i < pc->cap_users; i++)
+    st_buf_free(&pc->ids);
+    st_buf_free(&pc->open_text);
+    free(pc->recent);
+    for (int i = 0; i < pc->cap_users; i++) {
         free(pc->users[i].hist);
+        free(pc->users[i].open);
+    }
     free(pc->users);
     free(pc->ev);
     free(pc->slots);
@@ -255,9 +305,14 @@ static int user_index(pc_t *pc, const char *id, size_t len)
     pc_user_t *u = &pc->users[pc->n_users];
     pc_hist_t *keep = u->hist;
     int keep_cap = u->cap_hist;
+    pred_open_t *keep_open = u->open;
     memset(u, 0, sizeof *u);
     u->hist = keep;
     u->cap_hist = keep_cap;
+    if (!keep_open && !(keep_open = malloc(sizeof *keep_open)))
+        return -1;
+    u->open = keep_open;
+    pred_open_reset(u->open);
     memcpy(u->id, id, len);
     u->id[len] = 0;
     u->cluster = -1;
@@ -285,7 +340,23 @@ static int hist_push(pc_user_t *u, const pc_hist_t *h, int keep_max)
     return 0;
 }
 
-/* Copies the fields of one decoded SessionEvent into e. Returns 0, or -1 with a reason. */
+static int grow_recent(pc_t *pc, size_t extra)
+{
+    if (pc->n_recent + extra <= pc->cap_recent)
+        return 0;
+    size_t nc = pc->cap_recent ? pc->cap_recent : 4096;
+    while (nc < pc->n_recent + extra)
+        nc *= 2;
+    pc_recent_t *p = realloc(pc->recent, nc * sizeof *p);
+    if (!p)
+        return -1;
+    pc->recent = p;
+    pc->cap_recent = nc;
+    return 0;
+}
+
+/* Copies the fields of one decoded SessionEvent into e (its recent sessions and retracted ids
+ * into the batch's pools). Returns 0, -1 with a reason (bad record), or -2 (no memory). */
 static int read_event(pc_t *pc, const avro_value_t *v, pc_event_t *e, const char **user,
                       size_t *user_len, const char **why)
 {
@@ -313,14 +384,59 @@ static int read_event(pc_t *pc, const avro_value_t *v, pc_event_t *e, const char
     e->has_median = !is_null && isfinite(e->median_s);
     st_avro_get_nullable_double(v, "gap_since_prev_s", &e->gap_s, &is_null);
     e->has_gap = !is_null && isfinite(e->gap_s);
+    e->revision = 0;
+    if (st_avro_get_int(v, "revision", &i32) == 0 && i32 > 0)
+        e->revision = i32;
     size_t nr = 0;
     st_avro_get_array_size(v, "recent_lengths_s", &nr);
     size_t first = nr > PC_RECENT_MAX ? nr - PC_RECENT_MAX : 0;
+    /* The details count only when each array is aligned with recent_lengths_s. */
+    size_t n_starts = 0, n_tracks = 0, n_unknown = 0;
+    st_avro_get_array_size(v, "recent_starts_ms", &n_starts);
+    st_avro_get_array_size(v, "recent_track_counts", &n_tracks);
+    st_avro_get_array_size(v, "recent_unknown_shares", &n_unknown);
+    e->detail = nr > 0 && n_starts == nr && n_tracks == nr && n_unknown == nr;
+    if (grow_recent(pc, nr - first) != 0)
+        return -2;
+    e->recent_off = pc->n_recent;
     e->n_recent = 0;
     for (size_t i = first; i < nr; i++) {
+        pc_recent_t *r = &pc->recent[pc->n_recent + (size_t)e->n_recent++];
         double d = 0;
         st_avro_get_double_item(v, "recent_lengths_s", i, &d);
-        e->recent[e->n_recent++] = isfinite(d) && d > 0 ? d : 0;
+        r->length_s = isfinite(d) && d > 0 ? d : 0;
+        r->start_ms = 0;
+        r->track_count = 0;
+        r->unknown_share = 0;
+        if (e->detail) {
+            int64_t st = 0;
+            int32_t tc = 0;
+            double us = 0;
+            if (st_avro_get_long_item(v, "recent_starts_ms", i, &st) != 0 ||
+                st_avro_get_int_item(v, "recent_track_counts", i, &tc) != 0 ||
+                st_avro_get_double_item(v, "recent_unknown_shares", i, &us) != 0 || !isfinite(us))
+                e->detail = false;
+            r->start_ms = st;
+            r->track_count = tc > 0 ? tc : 0;
+            r->unknown_share = isfinite(us) ? us : 0;
+        }
+    }
+    for (int i = 1; e->detail && i < e->n_recent; i++)
+        if (pc->recent[pc->n_recent + (size_t)i].start_ms <=
+            pc->recent[pc->n_recent + (size_t)i - 1].start_ms)
+            e->detail = false; /* not a sequence of sessions: lengths only */
+    pc->n_recent += (size_t)e->n_recent;
+    size_t n_ids = 0;
+    st_avro_get_array_size(v, "retracted_session_ids", &n_ids);
+    e->ids_off = pc->ids.len;
+    e->n_retracted = 0;
+    for (size_t i = 0; i < n_ids; i++) {
+        if (st_avro_get_string_item(v, "retracted_session_ids", i, &s, &len) != 0 || len == 0 ||
+            len > PC_SID_MAX || memchr(s, 0, len))
+            continue; /* not an id this predictor can have stored */
+        if (st_buf_append(&pc->ids, s, len) != 0 || st_buf_append(&pc->ids, "", 1) != 0)
+            return -2;
+        e->n_retracted++;
     }
     e->gender = 0;
     if (st_avro_get_nullable_string(v, "gender", &s, &len, &is_null) == 0 && !is_null && len == 1 &&
@@ -349,8 +465,11 @@ static int read_event(pc_t *pc, const avro_value_t *v, pc_event_t *e, const char
         if (st_avro_get_nullable_double(v, "unknown_duration_share", &d, &is_null) == 0 &&
             !is_null && isfinite(d))
             e->unknown_share = d;
+        e->last_start_ms = e->start_ms;
+        if (st_avro_get_nullable_long(v, "last_start_ms", &i64, &is_null) == 0 && !is_null &&
+            i64 > e->start_ms)
+            e->last_start_ms = i64;
     }
-    (void)pc;
     return 0;
 }
 
@@ -385,24 +504,6 @@ static int part_slot(pc_user_t *u, int32_t partition, bool add)
     return u->nparts++;
 }
 
-/* The stored open prediction: "<made_at_s> <sid_len>:<sid><payload>". */
-static void parse_open(pc_user_t *u, const char *s, size_t len)
-{
-    long long made;
-    int sid_len, at = 0;
-    u->has_open = false;
-    if (sscanf(s, "%lld %d:%n", &made, &sid_len, &at) != 2 || at == 0 || sid_len <= 0 ||
-        sid_len > PC_SID_MAX || (size_t)at + (size_t)sid_len > len ||
-        len - (size_t)at - (size_t)sid_len >= PC_PAYLOAD_MAX)
-        return;
-    memcpy(u->open_sid, s + at, (size_t)sid_len);
-    u->open_sid[sid_len] = 0;
-    memcpy(u->open_text, s + at + sid_len, len - (size_t)at - (size_t)sid_len);
-    u->open_text[len - (size_t)at - (size_t)sid_len] = 0;
-    u->open_made_s = made;
-    u->has_open = true;
-}
-
 /* One history entry "start_s length_s track_count unknown_share". */
 static bool parse_hist(const char *s, pc_hist_t *h)
 {
@@ -423,8 +524,8 @@ static bool parse_hist(const char *s, pc_hist_t *h)
     return end != s;
 }
 
-/* Reads the batch's Redis state in one round: per user its hash (markers, open prediction), its
- * history and, when the bundle has clusters, the clusterer's assignment. */
+/* Reads the batch's Redis state in one round: per user its hash (markers, open predictions),
+ * its history and, when the bundle has clusters, the clusterer's assignment. */
 static int read_state(pc_t *pc, st_err_t *err)
 {
     char key[1024];
@@ -466,12 +567,15 @@ static int read_state(pc_t *pc, st_err_t *err)
         pc_user_t *u = &pc->users[i];
         redisReply *hs = r[u->first_reply], *hi = r[u->first_reply + 1],
                    *cl = want_cluster ? r[u->first_reply + 2] : NULL;
+        const redisReply *os = NULL, *legacy = NULL;
         for (size_t j = 0; hs->type == REDIS_REPLY_ARRAY && j + 1 < hs->elements; j += 2) {
             const redisReply *f = hs->element[j], *v = hs->element[j + 1];
             if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
                 continue;
-            if (f->len == 1 && f->str[0] == 'o') {
-                parse_open(u, v->str, v->len);
+            if (f->len == 2 && memcmp(f->str, "os", 2) == 0) {
+                os = v;
+            } else if (f->len == 1 && f->str[0] == 'o') {
+                legacy = v;
             } else if (f->len == 2 && memcmp(f->str, "lc", 2) == 0) {
                 u->last_closed_ms = atoll(v->str);
             } else if (f->len > pc->mark_prefix_len &&
@@ -480,6 +584,15 @@ static int read_state(pc_t *pc, st_err_t *err)
                 if (slot >= 0)
                     u->applied[slot] = atoll(v->str);
             }
+        }
+        if (os) {
+            if (pred_open_parse(u->open, os->str, os->len) != 0)
+                st_log_warn("open_state_malformed", "user=%s", u->id);
+        } else {
+            /* The previous layout: one open prediction, and lc as the end of the closed past. */
+            u->open->closed_last_ms = u->last_closed_ms;
+            if (legacy && pred_open_parse_legacy(u->open, legacy->str, legacy->len) != 0)
+                st_log_warn("open_state_malformed", "user=%s", u->id);
         }
         for (size_t j = 0; hi->type == REDIS_REPLY_ARRAY && j < hi->elements; j++) {
             pc_hist_t h;
@@ -502,103 +615,7 @@ static int read_state(pc_t *pc, st_err_t *err)
     return 0;
 }
 
-static int emit_prediction(pc_t *pc, const pc_event_t *e, const char *user, double predicted_s,
-                           double baseline_s, int cluster, bool model, st_out_t *out, st_err_t *err)
-{
-    avro_value_t *rec = st_avro_codec_record(pc->pred_codec);
-    int32_t c = cluster;
-    st_avro_set_string(rec, "session_id", e->session_id);
-    st_avro_set_string(rec, "user_id", user);
-    st_avro_set_long(rec, "session_start_ms", e->start_ms);
-    st_avro_set_double(rec, "predicted_length_s", predicted_s);
-    st_avro_set_double(rec, "baseline_length_s", baseline_s);
-    st_avro_set_nullable_int(rec, "cluster", cluster >= 0 ? &c : NULL);
-    st_avro_set_string(rec, "model_version", pc->loaded_version);
-    st_avro_set_enum(rec, "predictor", model ? "MODEL" : "BASELINE");
-    st_avro_set_long(rec, "made_at_ms", st_time_wall_ms());
-    if (st_avro_codec_encode(pc->pred_codec, rec, &pc->enc, err) != 0)
-        return -1;
-    if (st_out_produce(out, pc->cfg.predictions_topic, user, strlen(user), pc->enc.data,
-                       pc->enc.len) != 0) {
-        st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
-        return -1;
-    }
-    return 0;
-}
-
-/* Predicts an OPENED session; fills e->payload with the stored prediction. */
-static int on_opened(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
-{
-    pc_user_t *u = &pc->users[e->user];
-    double baseline_s = e->session_index > 0 && e->has_mean
-                            ? e->mean_s
-                            : st_bwatch_global_baseline_s(pc->model, pc->cfg.baseline_default_s);
-    double predicted_s = baseline_s;
-    bool model = false;
-    int cluster = -1;
-    st_bundle_t *b = st_bwatch_bundle(pc->model);
-    if (b) {
-        double lengths[PC_RECENT_MAX], unknown[PC_RECENT_MAX];
-        int64_t starts[PC_RECENT_MAX];
-        int tracks[PC_RECENT_MAX];
-        int need = st_bwatch_history_needed(pc->model);
-        if (need > PC_RECENT_MAX)
-            need = PC_RECENT_MAX;
-        int want = e->session_index < need ? e->session_index : need;
-        st_bundle_input_t in;
-        memset(&in, 0, sizeof in);
-        if (u->n_hist >= want) {
-            for (int j = 0; j < want; j++) {
-                const pc_hist_t *h = &u->hist[u->n_hist - want + j];
-                lengths[j] = h->length_s;
-                starts[j] = h->start_s;
-                tracks[j] = h->track_count;
-                unknown[j] = h->unknown_share;
-            }
-            in.starts_s = starts;
-            in.track_counts = tracks;
-            in.unknown_shares = unknown;
-            in.n_recent = want;
-        } else {
-            int n = e->n_recent < want ? e->n_recent : want;
-            memcpy(lengths, e->recent + (e->n_recent - n), (size_t)n * sizeof *lengths);
-            in.n_recent = n;
-        }
-        in.lengths_s = lengths;
-        in.n_sessions = e->session_index;
-        in.mean_length_s = e->session_index > 0 ? (e->has_mean ? e->mean_s : NAN) : 0;
-        in.median_length_s = e->session_index > 0 ? (e->has_median ? e->median_s : NAN) : 0;
-        in.start_s = e->start_ms / 1000;
-        in.gap_s = e->has_gap ? e->gap_s : -1;
-        in.gender = e->gender;
-        in.age = e->age;
-        in.country = e->country;
-        in.registered_s = e->registered_ms / 1000;
-        cluster = st_bundle_user_cluster(b, u->id);
-        if (cluster < 0 && u->cluster >= 0 && !u->cluster_cold &&
-            strcmp(u->cluster_version, pc->loaded_version) == 0 && u->cluster < st_bundle_k(b))
-            cluster = u->cluster;
-        in.cluster = cluster;
-        double p;
-        if (st_bundle_predict(b, &in, &p) == 0 && isfinite(p)) {
-            predicted_s = p;
-            model = true;
-        } else {
-            st_metric_inc(pc->m_model_fail, 1);
-        }
-    }
-    e->model = model;
-    snprintf(e->payload, sizeof e->payload, "%.17g %.17g %d %c %s", predicted_s, baseline_s,
-             cluster, model ? 'M' : 'B', pc->loaded_version);
-    /* The user's open session is this one now (the sessionizer closes one before the next). */
-    u->has_open = u->open_changed = true;
-    u->open_made_s = st_time_wall_ms() / 1000;
-    snprintf(u->open_sid, sizeof u->open_sid, "%s", e->session_id);
-    snprintf(u->open_text, sizeof u->open_text, "%s", e->payload);
-    return emit_prediction(pc, e, u->id, predicted_s, baseline_s, cluster, model, out, err);
-}
-
-/* A stored prediction's fields (text from on_opened). */
+/* A stored prediction's fields (the payload text on_opened writes). */
 typedef struct {
     double predicted_s, baseline_s;
     int cluster;
@@ -613,9 +630,210 @@ static bool parse_stored(const char *s, pc_stored_t *p)
                   p->version) == 5;
 }
 
+/* Publishes one Prediction (key user). */
+static int emit_prediction(pc_t *pc, const char *user, const char *sid, int64_t start_ms,
+                           const pc_stored_t *p, int32_t revision, bool retracted, st_out_t *out,
+                           st_err_t *err)
+{
+    avro_value_t *rec = st_avro_codec_record(pc->pred_codec);
+    int32_t c = p->cluster;
+    st_avro_set_string(rec, "session_id", sid);
+    st_avro_set_string(rec, "user_id", user);
+    st_avro_set_long(rec, "session_start_ms", start_ms);
+    st_avro_set_double(rec, "predicted_length_s", p->predicted_s);
+    st_avro_set_double(rec, "baseline_length_s", p->baseline_s);
+    st_avro_set_nullable_int(rec, "cluster", p->cluster >= 0 ? &c : NULL);
+    st_avro_set_string(rec, "model_version", p->version);
+    st_avro_set_enum(rec, "predictor", p->kind == 'M' ? "MODEL" : "BASELINE");
+    st_avro_set_int(rec, "revision", revision);
+    st_avro_set_boolean(rec, "retracted", retracted);
+    st_avro_set_long(rec, "made_at_ms", st_time_wall_ms());
+    if (st_avro_codec_encode(pc->pred_codec, rec, &pc->enc, err) != 0)
+        return -1;
+    if (st_out_produce(out, pc->cfg.predictions_topic, user, strlen(user), pc->enc.data,
+                       pc->enc.len) != 0) {
+        st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Publishes the retraction of open prediction x: its fields again, revision one above it,
+ * retracted. */
+static int emit_retraction(pc_t *pc, pc_event_t *e, const pred_open_entry_t *x, st_out_t *out,
+                           st_err_t *err)
+{
+    pc_stored_t p;
+    if (!parse_stored(x->payload, &p)) {
+        memset(&p, 0, sizeof p);
+        p.cluster = -1;
+        p.kind = 'B';
+        snprintf(p.version, sizeof p.version, "none");
+    }
+    e->retractions_out++;
+    return emit_prediction(pc, pc->users[e->user].id, x->sid, x->start_ms, &p, x->revision + 1,
+                           true, out, err);
+}
+
+/* The recent sessions of the model's input: the OPENED's details (preceded by older sessions
+ * of the history when the model wants more than the event carries), else the history when its
+ * newest sessions are the event's, else the event's lengths only. Fills the arrays (PC_RECENT_MAX
+ * entries) and in's recent fields; returns the source (RECENT_*). */
+static int recent_input(const pc_t *pc, const pc_user_t *u, const pc_event_t *e, int want,
+                        double *lengths, int64_t *starts, int *tracks, double *unknown,
+                        st_bundle_input_t *in)
+{
+    const pc_recent_t *r = pc->recent + e->recent_off;
+    int nr = e->n_recent;
+    if (e->detail) {
+        /* With an early OPENED the previous session may not be CLOSED yet: the event knows it,
+         * the history not. The history adds only sessions older than the event's oldest. */
+        int before = 0;
+        while (before < u->n_hist && u->hist[before].start_s * 1000 < r[0].start_ms)
+            before++;
+        if (before + nr >= want) {
+            for (int j = 0; j < want; j++) {
+                int k = before + nr - want + j; /* index into history[0..before) ++ event */
+                if (k < before) {
+                    const pc_hist_t *h = &u->hist[k];
+                    lengths[j] = h->length_s;
+                    starts[j] = h->start_s;
+                    tracks[j] = h->track_count;
+                    unknown[j] = h->unknown_share;
+                } else {
+                    const pc_recent_t *x = &r[k - before];
+                    lengths[j] = x->length_s;
+                    starts[j] = x->start_ms / 1000;
+                    tracks[j] = x->track_count;
+                    unknown[j] = x->unknown_share;
+                }
+            }
+            in->starts_s = starts;
+            in->track_counts = tracks;
+            in->unknown_shares = unknown;
+            in->n_recent = want;
+            return RECENT_EVENT;
+        }
+    }
+    /* The history, when its newest sessions are those the event lists last (a missing,
+     * not yet CLOSED predecessor would shift the whole sequence). */
+    bool aligned = u->n_hist >= want;
+    for (int j = 0; aligned && j < nr && j < want; j++)
+        aligned = fabs(u->hist[u->n_hist - 1 - j].length_s - r[nr - 1 - j].length_s) <= 1e-3;
+    if (aligned) {
+        for (int j = 0; j < want; j++) {
+            const pc_hist_t *h = &u->hist[u->n_hist - want + j];
+            lengths[j] = h->length_s;
+            starts[j] = h->start_s;
+            tracks[j] = h->track_count;
+            unknown[j] = h->unknown_share;
+        }
+        in->starts_s = starts;
+        in->track_counts = tracks;
+        in->unknown_shares = unknown;
+        in->n_recent = want;
+        return RECENT_HISTORY;
+    }
+    int n = nr < want ? nr : want;
+    for (int j = 0; j < n; j++)
+        lengths[j] = r[nr - n + j].length_s;
+    in->n_recent = n;
+    return RECENT_LENGTHS;
+}
+
+/* An OPENED (a new session, or a correction of one already predicted): first the sessions it
+ * retracts, then its prediction, stored as the session's open prediction. */
+static int on_opened(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
+{
+    pc_user_t *u = &pc->users[e->user];
+    pred_open_t *o = u->open;
+    const char *rid = pc->ids.data ? (const char *)pc->ids.data + e->ids_off : NULL;
+    for (int k = 0; k < e->n_retracted; k++, rid += strlen(rid) + 1) {
+        if (strcmp(rid, e->session_id) == 0)
+            continue;
+        int i = pred_open_find(o, rid);
+        int64_t start_ms = pred_open_sid_start_ms(rid);
+        if (i >= 0) {
+            pred_open_entry_t x;
+            pred_open_remove(o, i, &x);
+            start_ms = x.start_ms;
+            if (emit_retraction(pc, e, &x, out, err) != 0)
+                return -1;
+        }
+        /* Remembered even when never predicted here: a copy of its OPENED may still come. */
+        pred_open_retract(o, rid, start_ms);
+        u->open_changed = true;
+    }
+    pc_stored_t p;
+    p.baseline_s = e->session_index > 0 && e->has_mean
+                       ? e->mean_s
+                       : st_bwatch_global_baseline_s(pc->model, pc->cfg.baseline_default_s);
+    p.predicted_s = p.baseline_s;
+    p.cluster = -1;
+    bool model = false;
+    e->recent_src = RECENT_NONE;
+    st_bundle_t *b = st_bwatch_bundle(pc->model);
+    if (b) {
+        double lengths[PC_RECENT_MAX], unknown[PC_RECENT_MAX];
+        int64_t starts[PC_RECENT_MAX];
+        int tracks[PC_RECENT_MAX];
+        int need = st_bwatch_history_needed(pc->model);
+        if (need > PC_RECENT_MAX)
+            need = PC_RECENT_MAX;
+        int want = e->session_index < need ? e->session_index : need;
+        st_bundle_input_t in;
+        memset(&in, 0, sizeof in);
+        int src = recent_input(pc, u, e, want, lengths, starts, tracks, unknown, &in);
+        e->recent_src = want > 0 ? src : RECENT_NONE;
+        in.lengths_s = lengths;
+        in.n_sessions = e->session_index;
+        in.mean_length_s = e->session_index > 0 ? (e->has_mean ? e->mean_s : NAN) : 0;
+        in.median_length_s = e->session_index > 0 ? (e->has_median ? e->median_s : NAN) : 0;
+        in.start_s = e->start_ms / 1000;
+        in.gap_s = e->has_gap ? e->gap_s : -1;
+        in.gender = e->gender;
+        in.age = e->age;
+        in.country = e->country;
+        in.registered_s = e->registered_ms / 1000;
+        int cluster = st_bundle_user_cluster(b, u->id);
+        if (cluster < 0 && u->cluster >= 0 && !u->cluster_cold &&
+            strcmp(u->cluster_version, pc->loaded_version) == 0 && u->cluster < st_bundle_k(b))
+            cluster = u->cluster;
+        in.cluster = cluster;
+        p.cluster = cluster;
+        double v;
+        if (st_bundle_predict(b, &in, &v) == 0 && isfinite(v)) {
+            p.predicted_s = v;
+            model = true;
+        } else {
+            st_metric_inc(pc->m_model_fail, 1);
+        }
+    }
+    e->model = model;
+    p.kind = model ? 'M' : 'B';
+    snprintf(p.version, sizeof p.version, "%s", pc->loaded_version);
+    pred_open_entry_t x, dropped;
+    snprintf(x.sid, sizeof x.sid, "%s", e->session_id);
+    x.start_ms = e->start_ms;
+    x.revision = e->revision;
+    x.made_s = st_time_wall_ms() / 1000;
+    snprintf(x.payload, sizeof x.payload, "%.17g %.17g %d %c %s", p.predicted_s, p.baseline_s,
+             p.cluster, p.kind, p.version);
+    if (pred_open_put(o, &x, &dropped) == 1) {
+        e->dropped++;
+        st_log_warn("open_dropped", "user=%s session_id=%s", u->id, dropped.sid);
+    }
+    u->open_changed = true;
+    return emit_prediction(pc, u->id, e->session_id, e->start_ms, &p, e->revision, false, out, err);
+}
+
+/* A CLOSED: joins the session's open prediction (its latest revision) into an outcome, and
+ * retracts every other open prediction that starts within the session (its listens belong to
+ * this session). */
 static int on_closed(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
 {
     pc_user_t *u = &pc->users[e->user];
+    pred_open_t *o = u->open;
     pc_hist_t h = {e->start_ms / 1000, e->length_s, e->track_count, e->unknown_share};
     u->last_closed_ms = e->start_ms;
     snprintf(e->start_text, sizeof e->start_text, "%lld", (long long)e->start_ms);
@@ -625,23 +843,36 @@ static int on_closed(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
         st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
         return -1;
     }
-    /* The prediction: the user's open one (made earlier in this batch, or stored in Redis) when
-     * it is this session's and not older than the TTL. */
-    const char *text = NULL;
-    if (u->has_open && strcmp(u->open_sid, e->session_id) == 0) {
-        if (st_time_wall_ms() / 1000 - u->open_made_s <= pc->cfg.prediction_ttl_s)
-            text = u->open_text;
-        u->has_open = false;
-        u->open_changed = true;
+    /* The prediction: this session's open one when it is not older than the TTL. */
+    pred_open_entry_t joined;
+    bool found = false;
+    int i = pred_open_find(o, e->session_id);
+    if (i >= 0) {
+        pred_open_remove(o, i, &joined);
+        found = st_time_wall_ms() / 1000 - joined.made_s <= pc->cfg.prediction_ttl_s;
     }
+    for (i = 0; i < o->n;) {
+        if (o->e[i].start_ms >= e->start_ms && o->e[i].start_ms <= e->last_start_ms) {
+            pred_open_entry_t x;
+            pred_open_remove(o, i, &x);
+            if (emit_retraction(pc, e, &x, out, err) != 0)
+                return -1;
+        } else {
+            i++;
+        }
+    }
+    if (e->last_start_ms > o->closed_last_ms)
+        o->closed_last_ms = e->last_start_ms;
+    u->open_changed = true;
     pc_stored_t p;
-    if (!text || !parse_stored(text, &p)) {
+    if (!found || !parse_stored(joined.payload, &p)) {
         st_metric_inc(pc->m_unmatched, 1);
         return 0;
     }
     avro_value_t *rec = st_avro_codec_record(pc->outcome_codec);
     int32_t c = p.cluster;
     e->has_outcome = true;
+    e->outcome_model = p.kind == 'M';
     e->abs_error_s = fabs(p.predicted_s - e->length_s);
     e->baseline_abs_error_s = fabs(p.baseline_s - e->length_s);
     st_avro_set_string(rec, "session_id", e->session_id);
@@ -665,14 +896,21 @@ static int on_closed(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
     return 0;
 }
 
-/* Whether e repeats an event already applied (a re-emitted copy at a new offset): a session
- * already closed, or the OPENED of the session already open. A user's sessions reach the
- * predictor in start order (keyed by user; late listens never reopen a closed session). */
+/* Whether e repeats an event already applied (a re-emitted copy at a new offset). A user's
+ * sessions close in start order, and no session starts at or before the last listen of a
+ * closed one: an event for such a start is a copy. An OPENED is a copy when its session was
+ * retracted, or when the revision stored for it is at least its own. */
 static bool is_copy(const pc_user_t *u, const pc_event_t *e)
 {
-    if (e->start_ms <= u->last_closed_ms)
+    const pred_open_t *o = u->open;
+    if (e->start_ms <= u->last_closed_ms || e->start_ms <= o->closed_last_ms)
         return true;
-    return e->kind == KIND_OPENED && u->has_open && strcmp(u->open_sid, e->session_id) == 0;
+    if (e->kind != KIND_OPENED)
+        return false;
+    if (pred_open_is_retracted(o, e->session_id))
+        return true;
+    int i = pred_open_find(o, e->session_id);
+    return i >= 0 && o->e[i].revision >= e->revision;
 }
 
 int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_t *err)
@@ -686,6 +924,8 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
     pc->hist_read = need < 1 ? 1 : need > pc->cfg.history_max ? pc->cfg.history_max : need;
     pc->n_ev = 0;
     pc->n_users = 0;
+    pc->n_recent = 0;
+    st_buf_reset(&pc->ids);
     if (pc->slots)
         memset(pc->slots, 0, pc->n_slots * sizeof *pc->slots);
     pc->pending_apply = false;
@@ -709,7 +949,10 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
             }
             why = derr.text;
         } else {
-            read_event(pc, v, e, &user, &user_len, &why);
+            if (read_event(pc, v, e, &user, &user_len, &why) == -2) {
+                st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+                return -1;
+            }
         }
         if (why) {
             if (st_out_dead_letter(out, m, "invalid", why) != 0) {
@@ -728,7 +971,8 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
             /* A user's records come from one partition (keyed by user); only a repartitioning
              * spreads them, and never over this many in one batch. */
             if (st_out_dead_letter(out, m, "invalid",
-                                   "the user's records span more than 8 partitions in one batch") != 0) {
+                                   "the user's records span more than 8 partitions in one batch") !=
+                0) {
                 st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
                 return -1;
             }
@@ -737,7 +981,8 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
         e->partition = m->partition;
         e->offset = m->offset;
         e->skip = e->dup = false;
-        e->has_outcome = false;
+        e->has_outcome = e->outcome_model = false;
+        e->retractions_out = e->dropped = 0;
         pc->n_ev++;
     }
     if (read_state(pc, err) != 0)
@@ -778,11 +1023,24 @@ int pc_apply(void *ctx, st_err_t *err)
     pc_t *pc = ctx;
     if (!pc->pending_apply)
         return 0;
+    /* The users' open-prediction texts first: the buffer moves while it grows. */
+    st_buf_reset(&pc->open_text);
+    for (int ui = 0; ui < pc->n_users; ui++) {
+        pc_user_t *u = &pc->users[ui];
+        if (u->first_ev < 0 || !u->open_changed)
+            continue;
+        u->open_text_off = pc->open_text.len;
+        if (pred_open_format(u->open, &pc->open_text) != 0 ||
+            st_buf_append(&pc->open_text, "", 1) != 0) {
+            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            return -1;
+        }
+    }
     /* Per user: 2 keys, the marker count, up to PC_PARTS_MAX (field, offset) pairs, the open
-     * prediction (2), history_max, then the history entries. */
+     * predictions (2), history_max, then the history entries. */
     enum { FIXED = 2 + 1 + 2 * PC_PARTS_MAX + 2 + 1 };
     char hkey[1024], lkey[1024], marks[PC_PARTS_MAX][320], offs[PC_PARTS_MAX][24], hmax[16],
-        open_val[PC_SID_MAX + PC_PAYLOAD_MAX + 48], nmarks[16];
+        nmarks[16];
     const char **argv = NULL;
     size_t argv_cap = 0;
     snprintf(hmax, sizeof hmax, "%d", pc->cfg.history_max);
@@ -823,13 +1081,9 @@ int pc_apply(void *ctx, st_err_t *err)
         argv[2] = nmarks;
         if (!u->open_changed) {
             argv[na++] = "-";
-        } else if (!u->has_open) {
-            argv[na++] = "D";
         } else {
-            snprintf(open_val, sizeof open_val, "%lld %zu:%s%s", (long long)u->open_made_s,
-                     strlen(u->open_sid), u->open_sid, u->open_text);
             argv[na++] = "S";
-            argv[na++] = open_val;
+            argv[na++] = (const char *)pc->open_text.data + u->open_text_off;
         }
         argv[na++] = hmax;
         for (int i = u->first_ev; i >= 0; i = pc->ev[i].next_ev) {
@@ -859,10 +1113,23 @@ int pc_apply(void *ctx, st_err_t *err)
         const pc_event_t *e = &pc->ev[i];
         if (e->skip || e->dup)
             continue;
-        if (e->kind == KIND_OPENED)
+        if (e->kind == KIND_OPENED) {
             st_metric_inc(e->model ? pc->m_pred_model : pc->m_pred_base, 1);
+            if (e->revision > 0)
+                st_metric_inc(pc->m_corrections, 1);
+            if (e->recent_src == RECENT_EVENT)
+                st_metric_inc(pc->m_recent_event, 1);
+            else if (e->recent_src == RECENT_HISTORY)
+                st_metric_inc(pc->m_recent_hist, 1);
+            else if (e->recent_src == RECENT_LENGTHS)
+                st_metric_inc(pc->m_recent_lengths, 1);
+        }
+        if (e->retractions_out)
+            st_metric_inc(pc->m_retractions, e->retractions_out);
+        if (e->dropped)
+            st_metric_inc(pc->m_dropped, e->dropped);
         if (e->has_outcome) {
-            pred_mae_add(pc->mae, e->abs_error_s, e->baseline_abs_error_s);
+            pred_mae_add(pc->mae, e->outcome_model, e->abs_error_s, e->baseline_abs_error_s);
             st_metric_inc(pc->m_outcomes, 1);
         }
     }

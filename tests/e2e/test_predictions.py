@@ -57,14 +57,14 @@ def main():
         check(all(abs(abs(rec["predicted_length_s"] - rec["actual_length_s"]) - rec["abs_error_s"]) < 1e-6
                   for _, _, rec in outs), "abs_error_s = |predicted - actual|")
 
-        online_gauge = m.get('stint_predictor_mae_seconds{window="all",series="predicted"}', -1)
+        online_gauge = m.get('stint_predictor_mae_seconds{predictor="MODEL",window="all",series="predicted"}', -1)
         online_topic = sum(rec["abs_error_s"] for _, _, rec in outs) / max(len(outs), 1)
         rel = abs(online_gauge - offline_mae) / offline_mae
         check(rel <= 0.01, f"online MAE {online_gauge:.3f} s (gauge) vs offline {offline_mae:.3f} s: "
                            f"{100 * rel:.3f} % <= 1 %")
         check(abs(online_topic - online_gauge) <= 1e-6 * online_gauge,
               f"gauge MAE {online_gauge:.3f} == MAE of the outcomes topic {online_topic:.3f}")
-        base = m.get('stint_predictor_mae_seconds{window="all",series="baseline"}', -1)
+        base = m.get('stint_predictor_mae_seconds{predictor="MODEL",window="all",series="baseline"}', -1)
         print(f"figures: sessions={n} online_mae_s={online_gauge:.1f} offline_mae_s={offline_mae:.1f} "
               f"baseline_mae_s={base:.1f}")
         check(env.stop_predictor() == 0, "SIGTERM: exit 0")

@@ -42,9 +42,13 @@ def main():
               f"{len(preds)} of {n} predictions are the labelled baseline ({len(wrong)} wrong; "
               f"first: {wrong[:1]})")
         m = env.metrics()
-        a = m.get('stint_predictor_mae_seconds{window="all",series="predicted"}')
-        b = m.get('stint_predictor_mae_seconds{window="all",series="baseline"}')
+        a = m.get('stint_predictor_mae_seconds{predictor="BASELINE",window="all",series="predicted"}')
+        b = m.get('stint_predictor_mae_seconds{predictor="BASELINE",window="all",series="baseline"}')
         check(a is not None and a == b, f"MAE gauges: predicted {a} == baseline {b}")
+        nb = m.get('stint_predictor_mae_outcomes{predictor="BASELINE",window="all"}')
+        nm = m.get('stint_predictor_mae_outcomes{predictor="MODEL",window="all"}')
+        check(nb == n and nm == 0,
+              f"outcomes counted under predictor BASELINE only: BASELINE {nb}, MODEL {nm} of {n}")
         check(m.get('stint_predictor_predictions_total{predictor="BASELINE"}') == n,
               "BASELINE counter")
         dead = env.read("dlq", 1)
