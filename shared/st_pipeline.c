@@ -21,8 +21,6 @@ struct st_out_s {
     size_t n, cap;
     size_t dead_letters; /* of this attempt at the batch (counted once the batch is done) */
     struct st_pipeline_s *p;
-    const st_msg_t *batch;
-    size_t batch_n;
 };
 
 typedef struct {
@@ -100,11 +98,11 @@ static int dlq_json(void *ctx, const st_msg_t *msg, const char *code, const char
         st_buf_append(&h, &hex[c >> 4], 1);
         st_buf_append(&h, &hex[c & 15], 1);
     }
-    json_t *o = json_pack("{s:s, s:i, s:I, s:s, s:s, s:s, s:I}", "source_topic", msg->topic,
-                          "source_partition", (int)msg->partition, "source_offset",
-                          (json_int_t)msg->offset, "error_code", code, "error", text,
-                          "original_value_hex", h.data ? h.data : "", "failed_at_ms",
-                          (json_int_t)st_time_wall_ms());
+    json_t *o =
+        json_pack("{s:s, s:i, s:I, s:s, s:s, s:s, s:I}", "source_topic", msg->topic,
+                  "source_partition", (int)msg->partition, "source_offset", (json_int_t)msg->offset,
+                  "error_code", code, "error", text, "original_value_hex", h.data ? h.data : "",
+                  "failed_at_ms", (json_int_t)st_time_wall_ms());
     st_buf_free(&h);
     if (!o)
         return -1;
@@ -133,8 +131,9 @@ int st_out_dead_letter(st_out_t *out, const st_msg_t *msg, const char *code, con
     if (msg->value_len > ST_DLQ_VALUE_MAX || msg->key_len > ST_DLQ_KEY_MAX) {
         kept.value_len = msg->value_len > ST_DLQ_VALUE_MAX ? ST_DLQ_VALUE_MAX : msg->value_len;
         kept.key_len = msg->key_len > ST_DLQ_KEY_MAX ? ST_DLQ_KEY_MAX : msg->key_len;
-        snprintf(why, sizeof why, "%s (original key %zu bytes, value %zu bytes: the first %zu and %zu kept)",
-                 text, msg->key_len, msg->value_len, kept.key_len, kept.value_len);
+        snprintf(why, sizeof why,
+                 "%s (original key %zu bytes, value %zu bytes: the first %zu and %zu kept)", text,
+                 msg->key_len, msg->value_len, kept.key_len, kept.value_len);
         text = why;
     }
     st_buf_reset(&p->dlq_buf);
@@ -168,6 +167,26 @@ void st_out_hold(st_out_t *out, const char *topic, int32_t partition, int64_t of
     part_t *pt = find_part(out->p, topic, partition, false);
     if (pt && (pt->hold < 0 || offset < pt->hold))
         pt->hold = offset;
+}
+
+int st_out_lag(st_out_t *out, const char *topic, int32_t partition, int64_t *lag)
+{
+    st_pipeline_t *p = out->p;
+    part_t *pt = find_part(p, topic, partition, false);
+    int64_t next = pt ? pt->consumed_next : -1;
+    for (size_t i = 0; i < p->nmsgs; i++)
+        if (p->views[i].partition == partition && p->views[i].offset + 1 > next &&
+            strcmp(p->views[i].topic, topic) == 0)
+            next = p->views[i].offset + 1;
+    int64_t lo, hi;
+    /* The watermarks of the last fetch response: no broker round trip. */
+    if (next < 0 ||
+        rd_kafka_get_watermark_offsets(p->consumer, topic, partition, &lo, &hi) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        hi < 0)
+        return -1;
+    *lag = hi > next ? hi - next : 0;
+    return 0;
 }
 
 static void drop_parts(st_pipeline_t *p, const rd_kafka_topic_partition_list_t *parts)
@@ -220,8 +239,10 @@ static rd_kafka_topic_partition_list_t *resume_from_unsent(st_pipeline_t *p, rd_
     rd_kafka_topic_partition_list_t *back = rd_kafka_topic_partition_list_new(parts->cnt);
     rd_kafka_topic_partition_list_t *resumed = NULL;
     for (int i = 0; i < parts->cnt; i++)
-        if (rd_kafka_topic_partition_list_find(p->unsent, parts->elems[i].topic, parts->elems[i].partition))
-            rd_kafka_topic_partition_list_add(back, parts->elems[i].topic, parts->elems[i].partition);
+        if (rd_kafka_topic_partition_list_find(p->unsent, parts->elems[i].topic,
+                                               parts->elems[i].partition))
+            rd_kafka_topic_partition_list_add(back, parts->elems[i].topic,
+                                              parts->elems[i].partition);
     if (back->cnt == 0) {
         rd_kafka_topic_partition_list_destroy(back);
         return NULL;
@@ -229,7 +250,8 @@ static rd_kafka_topic_partition_list_t *resume_from_unsent(st_pipeline_t *p, rd_
     rd_kafka_resp_err_t e = rd_kafka_committed(rk, back, 5000);
     for (int i = 0; i < back->cnt; i++) {
         rd_kafka_topic_partition_t *b = &back->elems[i];
-        rd_kafka_topic_partition_t *u = rd_kafka_topic_partition_list_find(p->unsent, b->topic, b->partition);
+        rd_kafka_topic_partition_t *u =
+            rd_kafka_topic_partition_list_find(p->unsent, b->topic, b->partition);
         bool known = !e && !b->err;
         int64_t committed = known ? b->offset : -1;
         if (u->offset > committed) {
@@ -239,7 +261,8 @@ static rd_kafka_topic_partition_list_t *resume_from_unsent(st_pipeline_t *p, rd_
             if (known) {
                 if (!resumed)
                     resumed = rd_kafka_topic_partition_list_new(back->cnt);
-                rd_kafka_topic_partition_list_add(resumed, b->topic, b->partition)->offset = u->offset;
+                rd_kafka_topic_partition_list_add(resumed, b->topic, b->partition)->offset =
+                    u->offset;
             }
             st_log_info("partition_resumed", "topic=%s partition=%d offset=%lld committed=%lld",
                         b->topic, (int)b->partition, (long long)u->offset, (long long)committed);
@@ -292,7 +315,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     p->nmsgs = kept;
     /* A lost assignment (session expired) cannot be committed: the group has moved on. */
     bool lost = rd_kafka_assignment_lost(rk);
-    rd_kafka_resp_err_t cerr = lost ? RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST : rd_kafka_commit(rk, NULL, 0);
+    rd_kafka_resp_err_t cerr =
+        lost ? RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST : rd_kafka_commit(rk, NULL, 0);
     st_log_info("partitions_revoked", "count=%d commit=%s", parts->cnt,
                 cerr == RD_KAFKA_RESP_ERR__NO_OFFSET ? "nothing-new" : rd_kafka_err2name(cerr));
     if (cerr != RD_KAFKA_RESP_ERR_NO_ERROR && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
@@ -317,7 +341,8 @@ static void prepare_outputs(st_pipeline_t *p, const st_pipeline_opts_t *opts)
             continue;
         if (st_producer_prepare_topic(p->producer, topic, left > 1000 ? (int)left : 1000, err,
                                       sizeof err) != 0)
-            st_log_error("output_topic", "topic=%s error=%s", topic, st_log_quote(err, q, sizeof q));
+            st_log_error("output_topic", "topic=%s error=%s", topic,
+                         st_log_quote(err, q, sizeof q));
     }
 }
 
@@ -358,8 +383,8 @@ st_pipeline_t *st_pipeline_new(const st_pipeline_opts_t *opts, const st_pipeline
         {"auto.offset.reset", opts->from_beginning ? "earliest" : "latest"},
         {"group.id", opts->group_id},
     };
-    rd_kafka_conf_t *conf = st_kafka_conf_new(&opts->kafka, defaults,
-                                              sizeof defaults / sizeof defaults[0], errstr, errstr_size);
+    rd_kafka_conf_t *conf = st_kafka_conf_new(
+        &opts->kafka, defaults, sizeof defaults / sizeof defaults[0], errstr, errstr_size);
     if (!conf)
         goto fail;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
@@ -388,13 +413,16 @@ st_pipeline_t *st_pipeline_new(const st_pipeline_opts_t *opts, const st_pipeline
     prepare_outputs(p, opts);
 
     p->m_in = st_metrics_counter("stint_records_in_total", NULL, "Records consumed.");
-    p->m_out = st_metrics_counter("stint_records_out_total", NULL, "Records produced (acknowledged).");
-    p->m_dlq = st_metrics_counter("stint_dead_letters_total", NULL, "Records sent to the dead-letter topic.");
+    p->m_out =
+        st_metrics_counter("stint_records_out_total", NULL, "Records produced (acknowledged).");
+    p->m_dlq = st_metrics_counter("stint_dead_letters_total", NULL,
+                                  "Records sent to the dead-letter topic.");
     p->m_batches = st_metrics_counter("stint_batches_total", NULL, "Batches completed.");
-    p->m_retries = st_metrics_counter("stint_batch_retries_total", NULL, "Batch steps retried after a retriable error.");
-    p->m_batch_ms = st_metrics_histogram("stint_batch_duration_ms", NULL,
-                                         "Time from the end of polling to the offsets stored.",
-                                         st_metrics_latency_ms_buckets, st_metrics_latency_ms_nbuckets);
+    p->m_retries = st_metrics_counter("stint_batch_retries_total", NULL,
+                                      "Batch steps retried after a retriable error.");
+    p->m_batch_ms = st_metrics_histogram(
+        "stint_batch_duration_ms", NULL, "Time from the end of polling to the offsets stored.",
+        st_metrics_latency_ms_buckets, st_metrics_latency_ms_nbuckets);
     return p;
 fail:
     st_pipeline_destroy(p);
@@ -425,7 +453,10 @@ static void destroy_msgs(st_pipeline_t *p)
     p->nmsgs = 0;
 }
 
-/* Polls up to batch_max records or batch_timeout_ms. */
+/* Polls up to batch_max records: waits up to batch_timeout_ms for the first one, then takes what
+ * the client has already fetched and returns. A batch never waits for more records to arrive:
+ * under load the fetched queue fills whole batches anyway, and a live trickle goes through at
+ * once instead of after the timeout at every hop. */
 static void collect(st_pipeline_t *p)
 {
     int64_t deadline = st_time_mono_ms() + p->batch_timeout_ms;
@@ -433,9 +464,10 @@ static void collect(st_pipeline_t *p)
         int64_t left = deadline - st_time_mono_ms();
         if (left < 0)
             break;
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(p->consumer, (int)(left > 100 ? 100 : left));
+        int wait_ms = p->nmsgs > 0 ? 0 : (int)(left > 100 ? 100 : left);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(p->consumer, wait_ms);
         if (!m) {
-            if (p->nmsgs > 0 && left <= 0)
+            if (p->nmsgs > 0)
                 break;
             continue;
         }
@@ -523,7 +555,8 @@ static void store_offsets(st_pipeline_t *p)
     if (l->cnt > 0) {
         rd_kafka_resp_err_t e = rd_kafka_offsets_store(p->consumer, l);
         if (e)
-            st_log_warn("offset_store", "error=%s (partitions may have been revoked)", rd_kafka_err2name(e));
+            st_log_warn("offset_store", "error=%s (partitions may have been revoked)",
+                        rd_kafka_err2name(e));
     }
     rd_kafka_topic_partition_list_destroy(l);
 }
@@ -625,7 +658,8 @@ int st_pipeline_run(st_pipeline_t *p)
             if (now - p->last_probe_ms > 5000) {
                 const struct rd_kafka_metadata *md;
                 p->last_probe_ms = now;
-                bool ok = rd_kafka_metadata(p->consumer, 0, NULL, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+                bool ok = rd_kafka_metadata(p->consumer, 0, NULL, &md, 2000) ==
+                          RD_KAFKA_RESP_ERR_NO_ERROR;
                 if (ok) {
                     rd_kafka_metadata_destroy(md);
                     st_kafka_mark_reachable();

@@ -65,6 +65,11 @@ int st_out_dead_letter(st_out_t *out, const st_msg_t *msg, const char *code, con
  * holds are cleared before each process() attempt and read only when offsets are stored. */
 void st_out_hold(st_out_t *out, const char *topic, int32_t partition, int64_t offset);
 
+/* The records of topic/partition after the last one handed to process() (this batch's
+ * included), from the high watermark of the consumer's last fetch: 0 means caught up. Returns 0,
+ * or -1 when either is not known yet (nothing consumed, no fetch answered). */
+int st_out_lag(st_out_t *out, const char *topic, int32_t partition, int64_t *lag);
+
 /* Encodes a dead letter; the service supplies an Avro encoder, tests may use the JSON default. */
 typedef int (*st_dlq_encode_fn)(void *ctx, const st_msg_t *msg, const char *code,
                                 const char *text, st_buf_t *out);

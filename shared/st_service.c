@@ -14,11 +14,12 @@
 #define OFF(f) offsetof(st_service_config_t, f)
 
 static const st_config_entry_t base_table[] = {
-    {"kafka.brokers", ST_CFG_STRING, "127.0.0.1:19092", ST_CFG_NOBOUNDS, OFF(kafka_brokers), false, 'b',
-     "Kafka bootstrap servers (host:port,...)"},
+    {"kafka.brokers", ST_CFG_STRING, "127.0.0.1:19092", ST_CFG_NOBOUNDS, OFF(kafka_brokers), false,
+     'b', "Kafka bootstrap servers (host:port,...)"},
     {"kafka.group", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(kafka_group), false, 'G',
      "consumer group id (default stint-<service>)"},
-    {"redis.host", ST_CFG_STRING, "127.0.0.1", ST_CFG_NOBOUNDS, OFF(redis_host), false, 0, "Redis host"},
+    {"redis.host", ST_CFG_STRING, "127.0.0.1", ST_CFG_NOBOUNDS, OFF(redis_host), false, 0,
+     "Redis host"},
     {"redis.port", ST_CFG_INT, "16379", 1, 65535, OFF(redis_port), false, 0, "Redis port"},
     {"redis.password", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(redis_password), true, 0,
      "Redis AUTH password"},
@@ -31,13 +32,16 @@ static const st_config_entry_t base_table[] = {
      "port of that endpoint (0 = any free port, logged at start)"},
     {"batch.max", ST_CFG_INT, "5000", 1, 1000000, OFF(batch_max), false, 0, "records per batch"},
     {"batch.timeout_ms", ST_CFG_INT, "100", 1, 60000, OFF(batch_timeout_ms), false, 0,
-     "longest wait to fill a batch"},
-    {"schemas.dir", ST_CFG_STRING, STINT_SOURCE_DIR "/schemas", ST_CFG_NOBOUNDS, OFF(schemas_dir), false, 0,
-     "directory of the .avsc files and ids.conf"},
-    {"schema.registry.url", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(schema_registry_url), false, 0,
-     "Confluent-compatible schema registry (unset = static ids from schemas/ids.conf)"},
-    {"log.level", ST_CFG_STRING, "info", ST_CFG_NOBOUNDS, OFF(log_level), false, 0, "debug, info, warn or error"},
-    {"log.format", ST_CFG_STRING, "text", ST_CFG_NOBOUNDS, OFF(log_format), false, 0, "text (key=value) or json"},
+     "longest wait for the first record of a batch (a batch takes what has arrived, never waits to "
+     "fill)"},
+    {"schemas.dir", ST_CFG_STRING, STINT_SOURCE_DIR "/schemas", ST_CFG_NOBOUNDS, OFF(schemas_dir),
+     false, 0, "directory of the .avsc files and ids.conf"},
+    {"schema.registry.url", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(schema_registry_url), false,
+     0, "Confluent-compatible schema registry (unset = static ids from schemas/ids.conf)"},
+    {"log.level", ST_CFG_STRING, "info", ST_CFG_NOBOUNDS, OFF(log_level), false, 0,
+     "debug, info, warn or error"},
+    {"log.format", ST_CFG_STRING, "text", ST_CFG_NOBOUNDS, OFF(log_format), false, 0,
+     "text (key=value) or json"},
     {NULL, 0, NULL, 0, 0, 0, false, 0, NULL},
 };
 
@@ -88,17 +92,20 @@ static int run(st_service_t *svc, int argc, char **argv)
     snprintf(program, sizeof program, "stint-%s", def->name);
     svc->cfg = st_config_new(program, def->summary);
     if (st_config_add_table(svc->cfg, base_table, &svc->base, errstr, sizeof errstr) != 0 ||
-        (def->table && st_config_add_table(svc->cfg, def->table, def->config, errstr, sizeof errstr) != 0)) {
+        (def->table &&
+         st_config_add_table(svc->cfg, def->table, def->config, errstr, sizeof errstr) != 0)) {
         fprintf(stderr, "%s: %s\n", program, errstr);
         return 1;
     }
     switch (st_config_load(svc->cfg, argc, argv, NULL, errstr, sizeof errstr)) {
-    case ST_CONFIG_EXIT: return 0;
+    case ST_CONFIG_EXIT:
+        return 0;
     case ST_CONFIG_USAGE:
         fprintf(stderr, "%s: %s\n\n", program, errstr);
         st_config_usage(svc->cfg, stderr);
         return 2;
-    case ST_CONFIG_OK: break;
+    case ST_CONFIG_OK:
+        break;
     }
     if (st_log_parse_level(svc->base.log_level, &level) != 0) {
         fprintf(stderr, "%s: log.level: \"%s\" is not one of debug, info, warn, error\n", program,
@@ -106,7 +113,8 @@ static int run(st_service_t *svc, int argc, char **argv)
         return 2;
     }
     if (strcmp(svc->base.log_format, "text") != 0 && strcmp(svc->base.log_format, "json") != 0) {
-        fprintf(stderr, "%s: log.format: \"%s\" is not text or json\n", program, svc->base.log_format);
+        fprintf(stderr, "%s: log.format: \"%s\" is not text or json\n", program,
+                svc->base.log_format);
         return 2;
     }
     st_log_init(program);
@@ -126,8 +134,8 @@ static int run(st_service_t *svc, int argc, char **argv)
         st_log_error("http_failed", "error=\"%s\"", errstr);
         return 1;
     }
-    st_log_info("starting", "version=%s brokers=%s group=%s redis=%s:%lld http=%s:%d", STINT_VERSION,
-                svc->base.kafka_brokers, svc->group, svc->base.redis_host,
+    st_log_info("starting", "version=%s brokers=%s group=%s redis=%s:%lld http=%s:%d",
+                STINT_VERSION, svc->base.kafka_brokers, svc->group, svc->base.redis_host,
                 (long long)svc->base.redis_port, svc->base.http_bind, st_http_port(svc->http));
 
     svc->avro = st_avro_registry_new(svc->base.schemas_dir, svc->base.schema_registry_url, errstr,
@@ -162,7 +170,8 @@ static int run(st_service_t *svc, int argc, char **argv)
         return 1;
     }
     if (po.dlq_topic && !po.dlq_encode) {
-        svc->dlq_codec = st_avro_codec_new(svc->avro, "DeadLetter", po.dlq_topic, errstr, sizeof errstr);
+        svc->dlq_codec =
+            st_avro_codec_new(svc->avro, "DeadLetter", po.dlq_topic, errstr, sizeof errstr);
         if (!svc->dlq_codec) {
             st_log_error("setup_failed", "error=\"dead-letter codec: %s\"", errstr);
             return 1;

@@ -1106,6 +1106,15 @@ void st_sessionizer_advance_time(st_sessionizer_t *sz, int32_t partition, int64_
     }
 }
 
+int st_sessionizer_stream_time(const st_sessionizer_t *sz, int32_t partition, int64_t *out)
+{
+    const part_t *p = part_find(sz, partition);
+    if (!p || !p->has_time)
+        return -1;
+    *out = p->stream_time_ms;
+    return 0;
+}
+
 static int grow(void **arr, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)

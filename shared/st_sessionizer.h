@@ -266,6 +266,9 @@ int st_sessionizer_push(st_sessionizer_t *sz, const st_sessionizer_record_t *rec
  * arrive afterwards are late. */
 void st_sessionizer_advance_time(st_sessionizer_t *sz, int32_t partition, int64_t now_ms);
 
+/* A partition's stream time: 0, or -1 when the partition is unknown or has none yet. */
+int st_sessionizer_stream_time(const st_sessionizer_t *sz, int32_t partition, int64_t *out);
+
 /* Releases every buffered record below its partition's watermark (all of them when flush_all,
  * which also closes every open session: end of the offline input), reads the touched users'
  * states (one store->get_states call), applies the rule and builds the events and new states.

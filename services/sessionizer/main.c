@@ -33,6 +33,7 @@ typedef struct {
     int64_t grace_ms;
     int64_t recent_n;
     int64_t idle_flush_ms;
+    bool early_open;
     bool profile_lookup;
     int64_t fault_kill_before_apply;
 } sz_config_t;
@@ -57,9 +58,13 @@ static const st_config_entry_t table[] = {
      "reorder grace in event time; records older than stream time - grace are late"},
     {"session.recent_n", ST_CFG_INT, "16", 1, ST_SESSION_RECENT_MAX, OFF(recent_n), false, 0,
      "past session lengths carried in OPENED events"},
-    {"idle.flush_ms", ST_CFG_INT, "0", 0, 3600000, OFF(idle_flush_ms), false, 0,
-     "live mode: every this many ms advance the stream time to the wall clock, closing idle "
-     "sessions without new input (0 = off; keep off when replaying old data: it makes it late)"},
+    {"idle.flush_ms", ST_CFG_INT, "1000", 0, 3600000, OFF(idle_flush_ms), false, 0,
+     "live mode: every this many ms, the stream time of each caught-up partition advances by the "
+     "time elapsed (monotonic clock) since its last record, so idle sessions close without new "
+     "input; a partition with a backlog is not advanced, so replays are safe (0 = off)"},
+    {"session.early_open", ST_CFG_BOOL, "true", ST_CFG_NOBOUNDS, OFF(early_open), false, 0,
+     "emit OPENED at a session's first listen, with corrections if a listen within the grace "
+     "changes it (false: OPENED once the grace has passed)"},
     {"profile.lookup", ST_CFG_BOOL, "true", ST_CFG_NOBOUNDS, OFF(profile_lookup), false, 0,
      "join OPENED events with <redis.prefix>:u:{<user>}:profile (HGETALL)"},
     {"fault.kill_before_apply", ST_CFG_INT, "0", 0, 1000000, OFF(fault_kill_before_apply), false, 0,
@@ -84,6 +89,12 @@ typedef struct {
     bool need_init; /* assigned, stream time not restored yet */
     bool saved;     /* last commit point written to Redis */
     sz_commit_point_t last;
+    /* Live mode: the stream time after the partition's last record, and when (monotonic). */
+    bool has_base;
+    int64_t base_stream_ms, base_mono_ms;
+    /* Late records since the last log line about them (one line per partition per 10 s). */
+    uint64_t late_unlogged;
+    int64_t late_logged_mono_ms;
 } part_t;
 
 typedef struct {
@@ -213,6 +224,9 @@ static int init_partitions(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err
         if (st_sessionizer_assign(ctx->sz, p->id, has, t, err) != 0)
             return -1;
         p->need_init = false;
+        p->has_base = has;
+        p->base_stream_ms = t;
+        p->base_mono_ms = st_time_mono_ms();
         st_log_info("partition_resumed", "partition=%d offset=%lld stream_time_ms=%s%lld",
                     (int)p->id, pt ? (long long)pt->offset : -1LL,
                     has ? "" : "none:", (long long)t);
@@ -288,6 +302,43 @@ static int decode_all(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err_t *e
 nomem:
     st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
     return -1;
+}
+
+/* Live mode. The clock of each partition is its stream time (event time); while the partition is
+ * caught up (no records left behind the last fetch), the stream time also moves on with the time
+ * elapsed since its last record, measured on the monotonic clock, so idle sessions close in wall
+ * time. A partition with a backlog is never advanced: a restart or a replay of old data keeps its
+ * event time, and no record of it turns late because of the wall clock. A wall clock stepped by
+ * NTP moves nothing (monotonic); a slow producer of old data (slower than real time) would. */
+static void live_advance(sz_ctx_t *ctx, st_out_t *out)
+{
+    int64_t now = st_time_mono_ms();
+    for (size_t i = 0; i < ctx->n_parts; i++) {
+        part_t *p = &ctx->parts[i];
+        int64_t lag;
+        if (p->need_init || !p->has_base || st_out_lag(out, config.in_topic, p->id, &lag) != 0 ||
+            lag > 0)
+            continue;
+        st_sessionizer_advance_time(ctx->sz, p->id, p->base_stream_ms + (now - p->base_mono_ms));
+    }
+}
+
+/* After a push: the new base of live mode for the partitions that had records. */
+static void live_rebase(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n)
+{
+    int64_t now = st_time_mono_ms();
+    for (size_t i = 0; i < ctx->n_parts; i++) {
+        part_t *p = &ctx->parts[i];
+        bool had = false;
+        for (size_t k = 0; k < n && !had; k++)
+            had = msgs[k].partition == p->id;
+        int64_t t;
+        if (had && st_sessionizer_stream_time(ctx->sz, p->id, &t) == 0) {
+            p->has_base = true;
+            p->base_stream_ms = t;
+            p->base_mono_ms = now;
+        }
+    }
 }
 
 static int push_all(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err_t *err)
@@ -394,15 +445,41 @@ static int encode_event(sz_ctx_t *ctx, const st_session_event_t *e, const sz_pro
     return st_avro_codec_encode(ctx->out_codec, rec, &ctx->enc, err);
 }
 
+/* One log line per partition per 10 s about late records, with how many and why. */
+static void log_late(sz_ctx_t *ctx, const st_msg_t *msg, const item_t *it)
+{
+    part_t *p = part_get(ctx, msg->partition, false);
+    if (!p)
+        return;
+    p->late_unlogged++;
+    int64_t now = st_time_mono_ms();
+    if (p->late_logged_mono_ms != 0 && now - p->late_logged_mono_ms < 10000)
+        return;
+    int64_t st = 0;
+    st_sessionizer_stream_time(ctx->sz, msg->partition, &st);
+    char ts[40], sts[40];
+    st_time_format_iso8601(it->rec.listened_at_ms, ts, sizeof ts);
+    st_time_format_iso8601(st, sts, sizeof sts);
+    st_log_warn("late_listens",
+                "partition=%d count=%llu offset=%lld listened_at=%s stream_time=%s grace_ms=%lld "
+                "topic=%s hint=\"older than the partition's stream time minus session.grace_ms: "
+                "replay history in time order before live traffic (stint replay)\"",
+                (int)msg->partition, (unsigned long long)p->late_unlogged, (long long)msg->offset,
+                ts, sts, (long long)config.grace_ms, config.late_topic);
+    p->late_unlogged = 0;
+    p->late_logged_mono_ms = now;
+}
+
 static int emit_outputs(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_t *err)
 {
     for (size_t i = 0; i < n; i++) {
         const item_t *it = &ctx->items[i];
         int rc = 0;
-        if (it->disp == DISP_LATE)
+        if (it->disp == DISP_LATE) {
             rc = st_out_produce(out, config.late_topic, msgs[i].key, msgs[i].key_len, msgs[i].value,
                                 msgs[i].value_len);
-        else if (it->disp == DISP_DLQ)
+            log_late(ctx, &msgs[i], it);
+        } else if (it->disp == DISP_DLQ)
             rc = st_out_dead_letter(out, &msgs[i], it->code, ctx->arena.data + it->text_off);
         if (rc != 0) {
             st_err_set(err, ST_ERR_NOMEM, false, true, "queueing an output failed");
@@ -458,10 +535,11 @@ static int process(void *vctx, const st_msg_t *msgs, size_t n, st_out_t *out, st
         if (decode_all(ctx, msgs, n, err) != 0 || init_partitions(ctx, msgs, n, err) != 0)
             return -1;
         if (config.idle_flush_ms > 0)
-            st_sessionizer_advance_time(ctx->sz, -1, st_time_wall_ms());
+            live_advance(ctx, out);
         ctx->in_batch = true;
         if (push_all(ctx, msgs, n, err) != 0)
             return -1;
+        live_rebase(ctx, msgs, n);
     }
     if (!ctx->prepared) {
         if (st_sessionizer_prepare(ctx->sz, false, err) != 0)
@@ -563,6 +641,7 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     sc.rule.gap_ms = config.gap_s * 1000;
     sc.grace_ms = config.grace_ms;
     sc.recent_n = (uint32_t)config.recent_n;
+    sc.announce = config.early_open;
     ctx->svc = svc;
     ctx->reg = st_service_avro(svc);
     ctx->in_codec = st_avro_codec_new(ctx->reg, "EnrichedListen", NULL, errstr, errstr_size);
@@ -620,10 +699,11 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     h->on_revoke = on_revoke;
     st_log_info("sessionizer_config",
                 "in=%s out=%s late=%s gap_s=%lld ref=%s grace_ms=%lld recent_n=%lld "
-                "idle_flush_ms=%lld profile_lookup=%d",
+                "idle_flush_ms=%lld early_open=%d profile_lookup=%d",
                 config.in_topic, config.out_topic, config.late_topic, (long long)config.gap_s,
                 config.ref, (long long)config.grace_ms, (long long)config.recent_n,
-                (long long)config.idle_flush_ms, (int)config.profile_lookup);
+                (long long)config.idle_flush_ms, (int)config.early_open,
+                (int)config.profile_lookup);
     return 0;
 }
 

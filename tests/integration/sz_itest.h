@@ -111,15 +111,19 @@ static inline void szt_format(char *buf, size_t size, const char *user, int64_t 
 }
 
 typedef struct {
-    uint64_t key;  /* hash of session_id and kind */
-    uint64_t hash; /* hash of the value bytes */
-    char *line;    /* CLOSED only */
+    uint64_t key;                    /* hash of session_id and kind */
+    uint64_t hash;                   /* hash of the value bytes */
+    char *line;                      /* CLOSED only */
+    uint64_t sid, user;              /* hashes of session_id and user_id */
+    int64_t start_ms, last_start_ms; /* last_start_ms: CLOSED only */
 } szt_event_t;
 
 typedef struct {
     st_avro_codec_t *codec;
     szt_event_t *v;
     size_t n, cap;
+    uint64_t *retracted; /* session_id hashes named in retracted_session_ids */
+    size_t n_retracted, cap_retracted;
     long long undecodable, opened, closed_raw;
 } szt_readback_t;
 
@@ -145,6 +149,19 @@ static inline void szt_on_event(void *arg, int32_t partition, const void *key, s
     if (strncmp(user, SZT_SENTINEL_PREFIX, strlen(SZT_SENTINEL_PREFIX)) == 0)
         return;
     bool closed = strcmp(kind, "CLOSED") == 0;
+    size_t nr = 0;
+    st_avro_get_array_size(v, "retracted_session_ids", &nr);
+    for (size_t i = 0; i < nr; i++) {
+        const char *r;
+        size_t rl;
+        if (st_avro_get_string_item(v, "retracted_session_ids", i, &r, &rl) != 0)
+            continue;
+        if (rb->n_retracted == rb->cap_retracted) {
+            rb->cap_retracted = rb->cap_retracted ? rb->cap_retracted * 2 : 256;
+            rb->retracted = realloc(rb->retracted, rb->cap_retracted * sizeof *rb->retracted);
+        }
+        rb->retracted[rb->n_retracted++] = st_hash64(r, rl, 0);
+    }
     if (rb->n == rb->cap) {
         rb->cap = rb->cap ? rb->cap * 2 : 4096;
         rb->v = realloc(rb->v, rb->cap * sizeof *rb->v);
@@ -153,6 +170,13 @@ static inline void szt_on_event(void *arg, int32_t partition, const void *key, s
     e->key = st_hash64(sid, strlen(sid), closed ? 2 : 1);
     e->hash = st_hash64(val, vlen, 0);
     e->line = NULL;
+    e->sid = st_hash64(sid, strlen(sid), 0);
+    e->user = st_hash64(user, strlen(user), 0);
+    e->start_ms = start_ms;
+    bool null_last = true;
+    e->last_start_ms = start_ms;
+    if (closed)
+        st_avro_get_nullable_long(v, "last_start_ms", &e->last_start_ms, &null_last);
     if (!closed) {
         rb->opened++;
         return;
@@ -178,12 +202,32 @@ static inline int szt_cmp_event(const void *a, const void *b)
 }
 
 typedef struct {
-    long long events, duplicates, mismatched, undecodable, opened;
-    szt_lines_t closed; /* one line per distinct CLOSED session, sorted */
+    long long events, duplicates, mismatched, undecodable;
+    long long opened;     /* distinct OPENED session ids that were CLOSED too */
+    long long revised;    /* OPENED copies that differ: corrections, or early OPENED replayed */
+    long long voided;     /* OPENED session ids retracted, or covered by a CLOSED of the user */
+    long long unresolved; /* OPENED session ids neither closed, retracted nor covered */
+    szt_lines_t closed;   /* one line per distinct CLOSED session, sorted */
 } szt_result_t;
 
-/* Reads the whole sessions topic and de-duplicates it by (session_id, kind): duplicates must be
- * byte-identical (counted in duplicates; others in mismatched). */
+static inline int szt_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static inline int szt_cmp_user_start(const void *a, const void *b)
+{
+    const szt_event_t *x = *(const szt_event_t *const *)a, *y = *(const szt_event_t *const *)b;
+    if (x->user != y->user)
+        return x->user < y->user ? -1 : 1;
+    return x->start_ms < y->start_ms ? -1 : x->start_ms > y->start_ms;
+}
+
+/* Reads the whole sessions topic and de-duplicates it by (session_id, kind): CLOSED duplicates
+ * must be byte-identical (counted in duplicates; others in mismatched); OPENED ones may be
+ * corrections (revised). Every announced session must end CLOSED, retracted, or covered by a
+ * CLOSED of its user ([start_ms, last_start_ms]), as a consumer applies the rules. */
 static inline int szt_read_sessions(st_avro_registry_t *reg, const char *topic, szt_result_t *res)
 {
     char errstr[256];
@@ -199,19 +243,54 @@ static inline int szt_read_sessions(st_avro_registry_t *reg, const char *topic, 
     res->events = n;
     res->undecodable = rb.undecodable;
     qsort(rb.v, rb.n, sizeof *rb.v, szt_cmp_event);
+    /* The distinct CLOSED sessions by (user, start), for the coverage look-up. */
+    const szt_event_t **cl = malloc((rb.n + 1) * sizeof *cl);
+    size_t ncl = 0;
+    for (size_t i = 0; i < rb.n; i++)
+        if (rb.v[i].line && (i == 0 || rb.v[i].key != rb.v[i - 1].key))
+            cl[ncl++] = &rb.v[i];
+    qsort(cl, ncl, sizeof *cl, szt_cmp_user_start);
+    qsort(rb.retracted, rb.n_retracted, sizeof *rb.retracted, szt_cmp_u64);
     for (size_t i = 0; i < rb.n; i++) {
-        if (i > 0 && rb.v[i].key == rb.v[i - 1].key) {
+        const szt_event_t *e = &rb.v[i];
+        if (i > 0 && e->key == rb.v[i - 1].key) {
             res->duplicates++;
-            if (rb.v[i].hash != rb.v[i - 1].hash)
-                res->mismatched++;
-        } else {
-            if (rb.v[i].line)
-                szt_lines_add(&res->closed, rb.v[i].line);
-            else
-                res->opened++;
+            if (e->hash != rb.v[i - 1].hash) {
+                if (e->line)
+                    res->mismatched++;
+                else
+                    res->revised++;
+            }
+            continue;
         }
-        free(rb.v[i].line);
+        if (e->line) {
+            szt_lines_add(&res->closed, e->line);
+            continue;
+        }
+        /* The last CLOSED of the user starting at or before it: its own, or one covering it. */
+        size_t lo = 0, hi = ncl;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            const szt_event_t *c = cl[mid];
+            if (c->user < e->user || (c->user == e->user && c->start_ms <= e->start_ms))
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        const szt_event_t *c = lo > 0 && cl[lo - 1]->user == e->user ? cl[lo - 1] : NULL;
+        if (c && c->start_ms == e->start_ms)
+            res->opened++;
+        else if (bsearch(&e->sid, rb.retracted, rb.n_retracted, sizeof *rb.retracted,
+                         szt_cmp_u64) ||
+                 (c && e->start_ms <= c->last_start_ms))
+            res->voided++;
+        else
+            res->unresolved++;
     }
+    for (size_t i = 0; i < rb.n; i++)
+        free(rb.v[i].line);
+    free(cl);
+    free(rb.retracted);
     free(rb.v);
     qsort(res->closed.v, res->closed.n, sizeof *res->closed.v, szt_cmp_str);
     return 0;

@@ -123,13 +123,15 @@ static void test_crash_replay(void)
     long long users = 0, bad_counts = check_counts(&nm, &ref, &users);
     printf("     %zu sessions offline, %zu CLOSED streamed (distinct), %lld events read, "
            "%lld byte-identical duplicates, %lld differing duplicates, %lld differences; "
-           "%lld of %lld users with a wrong count in Redis\n",
+           "%lld of %lld users with a wrong count in Redis; early OPENED: %lld revised, %lld "
+           "voided\n",
            ref.n, res.closed.n, res.events, res.duplicates - res.mismatched, res.mismatched, diffs,
-           bad_counts, users);
+           bad_counts, users, res.revised, res.voided);
     ST_EQ_INT(diffs, 0);
     ST_EQ_INT(res.closed.n, ref.n);
     ST_EQ_INT(res.opened, (long long)ref.n);
     ST_EQ_INT(res.mismatched, 0);
+    ST_EQ_INT(res.unresolved, 0); /* every early OPENED closed, retracted or covered */
     ST_CHECK(res.duplicates > 0); /* the injected crashes replayed delivered events */
     ST_EQ_INT(res.undecodable, 0);
     ST_EQ_INT(bad_counts, 0);

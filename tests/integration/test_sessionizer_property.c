@@ -29,13 +29,14 @@ static void run_variant(const char *dataset, const szt_lines_t *ref, int seed, i
     ST_REQUIRE(szt_read_sessions(reg, nm.out, &res) == 0);
     long long diffs = szt_compare(ref, &res.closed);
     printf("     seed %d %s: %lld listens, %zu sessions offline, %zu CLOSED streamed, %lld OPENED, "
-           "%lld differences, %lld duplicates\n",
+           "%lld differences, %lld duplicates, %lld revised and %lld voided announcements\n",
            seed, jitter_ms ? "shuffled within the grace" : "in time order", produced - PARTITIONS,
-           ref->n, res.closed.n, res.opened, diffs, res.duplicates);
+           ref->n, res.closed.n, res.opened, diffs, res.duplicates, res.revised, res.voided);
     ST_EQ_INT(diffs, 0);
     ST_EQ_INT(res.closed.n, ref->n);
-    ST_EQ_INT(res.opened, (long long)ref->n); /* every session opened once, closed once */
+    ST_EQ_INT(res.opened, (long long)ref->n); /* every session announced and closed */
     ST_EQ_INT(res.mismatched, 0);
+    ST_EQ_INT(res.unresolved, 0); /* every early OPENED closed, retracted or covered */
     ST_EQ_INT(res.undecodable, 0);
     char errstr[256];
     st_kafka_opts_t ko = itest_kafka();
