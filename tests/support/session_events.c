@@ -11,6 +11,7 @@
  *            metrics.global_median_s. */
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,10 +26,25 @@
 
 #define GAP_MS 1800000LL
 
+/* Event kinds, in their order at equal times (a CLOSED first, as the sessionizer closes a
+ * session before the listen that opens the next is applied). */
+enum {
+    EV_CLOSED = 0,
+    EV_OPENED,            /* a session's OPENED, revision 0 */
+    EV_OPENED_PERTURBED,  /* --scenario: revision 0 with the previous session 600 s too short */
+    EV_OPENED_CORRECTED,  /* ... then revision 1 with the true features */
+    EV_SPURIOUS_X,        /* --scenario: an announcement inside a session, later retracted by id */
+    EV_OPENED_RETRACTING, /* ... by the session's OPENED, revision 1, retracted_session_ids [X] */
+    EV_SPURIOUS_Y         /* --scenario: an announcement inside a session, voided by its CLOSED */
+};
+
+/* The --scenario role of a row. */
+enum { ROLE_NONE = -1, ROLE_CORRECTED = 0, ROLE_RETRACTED = 1, ROLE_VOIDED = 2 };
+
 typedef struct {
     int64_t at_ms;
     int user;
-    int kind; /* 0 CLOSED, 1 OPENED: CLOSED first at equal times */
+    int kind;
     size_t row;
 } ev_t;
 
@@ -64,25 +80,30 @@ static st_dataset_t *load(const char *sessions, const char *profiles)
     return ds;
 }
 
+/* Fills an OPENED from features f (details only when details is set). */
 static void set_opened(avro_value_t *rec, const st_dataset_t *ds, const st_dataset_row_t *r,
-                       const st_session_history_t *h)
+                       const st_session_features_t *f, bool details)
 {
     const st_dataset_profile_t *p = st_dataset_profile(ds, r->user);
-    st_session_features_t f;
-    int64_t start_ms = r->start_s * 1000;
-    st_session_features(h, start_ms, &f);
-    st_avro_set_long(rec, "start_ms", start_ms);
-    st_avro_set_int(rec, "session_index", (int32_t)f.session_index);
-    st_avro_set_int(rec, "start_hour_utc", f.hour_utc);
-    st_avro_set_int(rec, "start_weekday", f.weekday);
+    st_avro_set_long(rec, "start_ms", f->start_ms);
+    st_avro_set_int(rec, "session_index", (int32_t)f->session_index);
+    st_avro_set_int(rec, "start_hour_utc", f->hour_utc);
+    st_avro_set_int(rec, "start_weekday", f->weekday);
     st_avro_set_nullable_double(rec, "prev_session_length_s",
-                                f.has_prev ? &f.prev_session_length_s : NULL);
+                                f->has_prev ? &f->prev_session_length_s : NULL);
     st_avro_set_nullable_double(rec, "mean_session_length_s",
-                                f.has_prev ? &f.mean_session_length_s : NULL);
+                                f->has_prev ? &f->mean_session_length_s : NULL);
     st_avro_set_nullable_double(rec, "median_session_length_s",
-                                f.has_prev ? &f.median_session_length_s : NULL);
-    st_avro_set_nullable_double(rec, "gap_since_prev_s", f.has_prev ? &f.gap_since_prev_s : NULL);
-    st_avro_set_double_array(rec, "recent_lengths_s", f.recent_lengths_s, f.n_recent);
+                                f->has_prev ? &f->median_session_length_s : NULL);
+    st_avro_set_nullable_double(rec, "gap_since_prev_s", f->has_prev ? &f->gap_since_prev_s : NULL);
+    st_avro_set_double_array(rec, "recent_lengths_s", f->recent_lengths_s, f->n_recent);
+    uint32_t nd = details ? f->n_recent_detail : 0;
+    int32_t tracks[ST_SESSION_RECENT_MAX];
+    for (uint32_t i = 0; i < nd; i++)
+        tracks[i] = (int32_t)f->recent_track_count[i];
+    st_avro_set_long_array(rec, "recent_starts_ms", f->recent_start_ms, nd);
+    st_avro_set_int_array(rec, "recent_track_counts", tracks, nd);
+    st_avro_set_double_array(rec, "recent_unknown_shares", f->recent_unknown_share, nd);
     char g[2] = {p->gender, 0};
     st_avro_set_nullable_string(rec, "gender", p->gender ? g : NULL);
     int32_t age = p->age;
@@ -90,6 +111,25 @@ static void set_opened(avro_value_t *rec, const st_dataset_t *ds, const st_datas
     st_avro_set_nullable_string(rec, "country", p->country[0] ? p->country : NULL);
     int64_t reg_ms = p->registered_s * 1000;
     st_avro_set_nullable_long(rec, "registered_ms", p->registered_s > 0 ? &reg_ms : NULL);
+}
+
+static int row_role(size_t i, const st_dataset_row_t *r, long scenario)
+{
+    if (scenario <= 0)
+        return ROLE_NONE;
+    int role = (int)(i % (size_t)scenario);
+    if (role == ROLE_CORRECTED)
+        return r->index >= 1 ? role : ROLE_NONE;
+    if (role == ROLE_RETRACTED || role == ROLE_VOIDED)
+        return r->length_s >= 10 ? role : ROLE_NONE;
+    return ROLE_NONE;
+}
+
+/* Start of the spurious announcement inside row r's session (whole seconds, after its start). */
+static int64_t spurious_ms(const st_dataset_row_t *r, int role)
+{
+    int64_t len_ms = (int64_t)llround(r->length_s * 1000);
+    return r->start_s * 1000 + (len_ms / (role == ROLE_RETRACTED ? 2 : 3)) / 1000 * 1000;
 }
 
 static int produce(int argc, char **argv)
@@ -102,7 +142,9 @@ static int produce(int argc, char **argv)
     if (!sessions || !topic) {
         fprintf(stderr, "usage: session-events produce --sessions TSV [--profiles TSV] --topic T "
                         "[--brokers B] [--recent N] [--partitions P] "
-                        "[--create T1,T2] [--rate EVENTS_PER_S] [--registry URL] [--copies N]\n");
+                        "[--create T1,T2] [--rate EVENTS_PER_S] [--registry URL] [--copies N] "
+                        "[--details 0|1] [--grace-ms MS] [--scenario K] [--manifest FILE] "
+                        "[--repeat 0|1]\n");
         return 2;
     }
     st_dataset_t *ds = load(sessions, arg_of(argc, argv, "--profiles", NULL));
@@ -130,9 +172,30 @@ static int produce(int argc, char **argv)
         fprintf(stderr, "session-events: %s\n", err);
         return 1;
     }
+    /* --details 0: OPENED without recent_starts_ms & co (as sessionizers before them).
+     * --grace-ms G: a CLOSED is sent G ms (event time) after its session closed, as the
+     * sessionizer's authoritative pass does, while the next session's OPENED is announced at
+     * its first listen: with G > 0 an OPENED often comes before its predecessor's CLOSED.
+     * --scenario K: row i of the data set, by i % K: 0 its OPENED is sent first with wrong
+     * features (revision 0) and then corrected (revision 1); 1 a spurious session is announced
+     * inside it and retracted by its OPENED, revision 1 (retracted_session_ids); 2 a spurious
+     * session is announced inside it and voided by its CLOSED ([start_ms, last_start_ms]).
+     * --manifest FILE: one line per announced session id, "<session_id>\t<role>", role one of
+     * session, corrected, retract_host, retracted, void_host, voided.
+     * --repeat 1: after the stream, every event again, byte-identical, at new offsets. */
+    bool details = atoi(arg_of(argc, argv, "--details", "1")) != 0;
+    int64_t grace_ms = atoll(arg_of(argc, argv, "--grace-ms", "0"));
+    long scenario = atol(arg_of(argc, argv, "--scenario", "0"));
+    bool repeat = atoi(arg_of(argc, argv, "--repeat", "0")) != 0;
+    const char *manifest = arg_of(argc, argv, "--manifest", NULL);
+    FILE *mf = manifest ? fopen(manifest, "w") : NULL;
+    if (manifest && !mf) {
+        fprintf(stderr, "session-events: cannot write %s\n", manifest);
+        return 1;
+    }
     size_t n_rows = st_dataset_n_rows(ds);
     const st_dataset_row_t *rows = st_dataset_rows(ds);
-    ev_t *evs = malloc(2 * n_rows * sizeof *evs);
+    ev_t *evs = malloc(4 * n_rows * sizeof *evs);
     size_t n_ev = 0;
     for (size_t i = 0; i < n_rows; i++) {
         const st_dataset_row_t *r = &rows[i];
@@ -140,15 +203,43 @@ static int produce(int argc, char **argv)
         int64_t close_ms = start_ms + (int64_t)llround(r->length_s * 1000) + GAP_MS;
         if (i + 1 < n_rows && rows[i + 1].user == r->user && rows[i + 1].start_s * 1000 < close_ms)
             close_ms = rows[i + 1].start_s * 1000;
-        evs[n_ev++] = (ev_t){start_ms, r->user, 1, i};
-        evs[n_ev++] = (ev_t){close_ms, r->user, 0, i};
+        int role = row_role(i, r, scenario);
+        if (role == ROLE_CORRECTED) {
+            evs[n_ev++] = (ev_t){start_ms, r->user, EV_OPENED_PERTURBED, i};
+            evs[n_ev++] = (ev_t){start_ms + 1, r->user, EV_OPENED_CORRECTED, i};
+        } else {
+            evs[n_ev++] = (ev_t){start_ms, r->user, EV_OPENED, i};
+        }
+        if (role == ROLE_RETRACTED) {
+            int64_t x_ms = spurious_ms(r, role);
+            evs[n_ev++] = (ev_t){x_ms, r->user, EV_SPURIOUS_X, i};
+            evs[n_ev++] = (ev_t){x_ms + 1, r->user, EV_OPENED_RETRACTING, i};
+        } else if (role == ROLE_VOIDED) {
+            evs[n_ev++] = (ev_t){spurious_ms(r, role), r->user, EV_SPURIOUS_Y, i};
+        }
+        evs[n_ev++] = (ev_t){close_ms + grace_ms, r->user, EV_CLOSED, i};
+        if (mf) {
+            const char *user = st_dataset_user_id(ds, r->user);
+            static const char *const names[] = {"corrected", "retract_host", "void_host"};
+            fprintf(mf, "%s:%" PRId64 "\t%s\n", user, start_ms,
+                    role >= 0 ? names[role] : "session");
+            if (role == ROLE_RETRACTED || role == ROLE_VOIDED)
+                fprintf(mf, "%s:%" PRId64 "\t%s\n", user, spurious_ms(r, role),
+                        role == ROLE_RETRACTED ? "retracted" : "voided");
+        }
     }
+    if (mf)
+        fclose(mf);
     qsort(evs, n_ev, sizeof *evs, cmp_ev);
     int n_users = st_dataset_n_users(ds);
+    /* The history an OPENED of row i sees: the user's rows before i, all closed (as the
+     * sessionizer's view has them), whether or not their CLOSED was sent yet. */
     st_session_history_t *hist = calloc((size_t)n_users, sizeof *hist);
+    size_t *hist_rows = calloc((size_t)n_users, sizeof *hist_rows); /* rows added + 1, 0 none */
     st_buf_t buf = {0};
+    st_buf_t sent = {0}; /* --repeat: every event, "<len:8 bytes><user\0><value>" */
     st_err_t e = {0};
-    size_t opened = 0, closed = 0;
+    size_t opened = 0, closed = 0, corrections = 0, retracted = 0, voided = 0;
     double rate = atof(arg_of(argc, argv, "--rate", "0"));
     /* --copies N: after every N-th event, the user's previous event and this one are sent again,
      * byte-identical, as the sessionizer re-emits its last events after a crash. */
@@ -167,44 +258,92 @@ static int produce(int argc, char **argv)
         }
         const st_dataset_row_t *r = &rows[evs[k].row];
         const char *user = st_dataset_user_id(ds, r->user);
+        int kind = evs[k].kind;
+        int role = row_role(evs[k].row, r, scenario);
         char sid[ST_SESSION_ID_MAX];
         int64_t start_ms = r->start_s * 1000;
-        st_session_id_format(user, strlen(user), start_ms, sid, sizeof sid);
+        int64_t at_ms =
+            kind == EV_SPURIOUS_X || kind == EV_SPURIOUS_Y ? spurious_ms(r, role) : start_ms;
+        st_session_id_format(user, strlen(user), at_ms, sid, sizeof sid);
         avro_value_t *rec = st_avro_codec_record(codec);
         st_avro_set_string(rec, "session_id", sid);
         st_avro_set_string(rec, "user_id", user);
-        if (evs[k].kind == 1) {
-            st_avro_set_enum(rec, "kind", "OPENED");
-            set_opened(rec, ds, r, &hist[r->user]);
-            opened++;
-        } else {
+        if (kind != EV_CLOSED) {
+            st_session_history_t *h = &hist[r->user];
+            size_t first = evs[k].row - (size_t)r->index;
+            if (hist_rows[r->user] == 0)
+                hist_rows[r->user] = first + 1;
+            for (size_t j = hist_rows[r->user] - 1; j < evs[k].row; j++) {
+                const st_dataset_row_t *q = &rows[j];
+                st_session_summary_t sm = {0};
+                sm.start_ms = q->start_s * 1000;
+                sm.length_ms = (int64_t)llround(q->length_s * 1000);
+                sm.end_ms = sm.start_ms + sm.length_ms;
+                sm.last_start_ms = sm.end_ms;
+                sm.length_s = q->length_s;
+                sm.track_count = (uint32_t)q->track_count;
+                sm.unknown_duration_share = q->unknown_share;
+                sm.unknown_duration_count = (uint32_t)llround(q->unknown_share * q->track_count);
+                st_session_history_add(h, &sm, (uint32_t)recent_n);
+            }
+            if (hist_rows[r->user] < evs[k].row + 1)
+                hist_rows[r->user] = evs[k].row + 1;
             st_session_features_t f;
-            st_session_features(&hist[r->user], start_ms, &f);
-            st_session_summary_t s = {0};
-            s.start_ms = start_ms;
-            s.length_ms = (int64_t)llround(r->length_s * 1000);
-            s.end_ms = start_ms + s.length_ms;
-            s.last_start_ms = s.end_ms;
-            s.length_s = r->length_s;
-            s.track_count = (uint32_t)r->track_count;
-            s.unknown_duration_share = r->unknown_share;
-            s.unknown_duration_count = (uint32_t)llround(r->unknown_share * r->track_count);
+            st_session_features(h, at_ms, &f);
+            if (kind == EV_OPENED_PERTURBED && f.has_prev) {
+                /* As if the last listens of the previous session had not arrived yet. */
+                f.prev_session_length_s = fmax(0, f.prev_session_length_s - 600);
+                f.recent_lengths_s[f.n_recent - 1] = f.prev_session_length_s;
+                f.gap_since_prev_s += 600;
+                f.mean_session_length_s -= 600.0 / f.session_index;
+            }
+            st_avro_set_enum(rec, "kind", "OPENED");
+            set_opened(rec, ds, r, &f, details);
+            if (kind == EV_OPENED_CORRECTED || kind == EV_OPENED_RETRACTING) {
+                st_avro_set_int(rec, "revision", 1);
+                corrections++;
+            }
+            if (kind == EV_OPENED_RETRACTING) {
+                char xid[ST_SESSION_ID_MAX];
+                const char *ids[1] = {st_session_id_format(user, strlen(user), spurious_ms(r, role),
+                                                           xid, sizeof xid)};
+                st_avro_set_string_array(rec, "retracted_session_ids", ids, 1);
+                retracted++;
+            }
+            voided += kind == EV_SPURIOUS_Y;
+            opened += kind == EV_OPENED || kind == EV_OPENED_PERTURBED;
+        } else {
+            int hour, weekday;
+            st_session_hour_weekday(start_ms, &hour, &weekday);
+            int64_t len_ms = (int64_t)llround(r->length_s * 1000);
+            int64_t end_ms = start_ms + len_ms;
+            double length_s = r->length_s, share = r->unknown_share;
             st_avro_set_enum(rec, "kind", "CLOSED");
             st_avro_set_long(rec, "start_ms", start_ms);
-            st_avro_set_int(rec, "session_index", (int32_t)f.session_index);
-            st_avro_set_int(rec, "start_hour_utc", f.hour_utc);
-            st_avro_set_int(rec, "start_weekday", f.weekday);
-            st_avro_set_nullable_long(rec, "end_ms", &s.end_ms);
-            st_avro_set_nullable_double(rec, "length_s", &s.length_s);
-            st_avro_set_int(rec, "track_count", (int32_t)s.track_count);
-            st_avro_set_nullable_double(rec, "unknown_duration_share", &s.unknown_duration_share);
-            st_session_history_add(&hist[r->user], &s, (uint32_t)recent_n);
+            st_avro_set_int(rec, "session_index", r->index);
+            st_avro_set_int(rec, "start_hour_utc", hour);
+            st_avro_set_int(rec, "start_weekday", weekday);
+            st_avro_set_nullable_long(rec, "end_ms", &end_ms);
+            /* The start of the last listen is not in the data set: the end stands for it. */
+            st_avro_set_nullable_long(rec, "last_start_ms", &end_ms);
+            st_avro_set_nullable_double(rec, "length_s", &length_s);
+            st_avro_set_int(rec, "track_count", r->track_count);
+            st_avro_set_nullable_double(rec, "unknown_duration_share", &share);
             closed++;
         }
         if (st_avro_codec_encode(codec, rec, &buf, &e) != 0 ||
             st_producer_send(prod, topic, -1, user, strlen(user), buf.data, buf.len, &e) != 0) {
             fprintf(stderr, "session-events: %s\n", e.text);
             return 1;
+        }
+        if (repeat) {
+            uint64_t len = buf.len;
+            if (st_buf_append(&sent, &len, sizeof len) != 0 ||
+                st_buf_append(&sent, user, strlen(user) + 1) != 0 ||
+                st_buf_append(&sent, buf.data, buf.len) != 0) {
+                fprintf(stderr, "session-events: out of memory\n");
+                return 1;
+            }
         }
         if (!prev)
             continue;
@@ -224,16 +363,30 @@ static int produce(int argc, char **argv)
             return 1;
         }
     }
+    for (size_t at = 0; at < sent.len; copies++) {
+        uint64_t len;
+        memcpy(&len, sent.data + at, sizeof len);
+        const char *user = (const char *)sent.data + at + sizeof len;
+        const char *value = user + strlen(user) + 1;
+        if (st_producer_send(prod, topic, -1, user, strlen(user), value, (size_t)len, &e) != 0) {
+            fprintf(stderr, "session-events: %s\n", e.text);
+            return 1;
+        }
+        at = (size_t)(value - sent.data) + (size_t)len;
+    }
     if (st_producer_wait(prod, 60000, &e) != 0) {
         fprintf(stderr, "session-events: %s\n", e.text);
         return 1;
     }
-    printf("opened=%zu closed=%zu copies=%zu\n", opened, closed, copies);
+    printf("opened=%zu closed=%zu copies=%zu corrections=%zu retracted=%zu voided=%zu\n", opened,
+           closed, copies, corrections, retracted, voided);
     for (int u = 0; prev && u < n_users; u++)
         st_buf_free(&prev[u]);
     free(prev);
     st_buf_free(&buf);
+    st_buf_free(&sent);
     free(hist);
+    free(hist_rows);
     free(evs);
     st_producer_destroy(prod);
     st_avro_codec_destroy(codec);
@@ -242,13 +395,19 @@ static int produce(int argc, char **argv)
     return 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
 static int offline(int argc, char **argv)
 {
     const char *sessions = arg_of(argc, argv, "--sessions", NULL);
     const char *model = arg_of(argc, argv, "--model", NULL);
     if (!sessions || !model) {
-        fprintf(stderr,
-                "usage: session-events offline --sessions TSV [--profiles TSV] --model DIR\n");
+        fprintf(stderr, "usage: session-events offline --sessions TSV [--profiles TSV] --model DIR "
+                        "[--out FILE]\n");
         return 2;
     }
     st_dataset_t *ds = load(sessions, arg_of(argc, argv, "--profiles", NULL));
@@ -266,17 +425,39 @@ static int offline(int argc, char **argv)
     int rt[ST_BUNDLE_MAX_WINDOW + 1];
     double sum = 0;
     size_t n = 0, bad = 0;
+    /* --out FILE: each session's prediction, "<session_id>\t<predicted_s>" (%.17g).
+     * --median-recent N: the median of the earlier sessions over the last N only, as the
+     * sessionizer's OPENED gives it (its recent_n), instead of over all of them. */
+    int median_recent = atoi(arg_of(argc, argv, "--median-recent", "0"));
+    if (median_recent > ST_SESSION_RECENT_MAX)
+        median_recent = ST_SESSION_RECENT_MAX;
+    const char *out_path = arg_of(argc, argv, "--out", NULL);
+    FILE *out = out_path ? fopen(out_path, "w") : NULL;
     for (size_t i = 0; i < st_dataset_n_rows(ds); i++) {
         st_bundle_input_t in;
         double p;
         st_bundle_input_from_row(b, ds, i, &in, rl, rs, rt, ru);
+        if (median_recent > 0 && rows[i].index > median_recent) {
+            /* The median the sessionizer's OPENED carries: over its last recent_n sessions. */
+            double v[ST_SESSION_RECENT_MAX];
+            int m = median_recent;
+            for (int j = 0; j < m; j++)
+                v[j] = rows[i - (size_t)m + (size_t)j].length_s;
+            qsort(v, (size_t)m, sizeof *v, cmp_double);
+            in.median_length_s = m % 2 ? v[m / 2] : 0.5 * (v[m / 2 - 1] + v[m / 2]);
+        }
         if (st_bundle_predict(b, &in, &p) != 0) {
             bad++;
             continue;
         }
+        if (out)
+            fprintf(out, "%s:%" PRId64 "\t%.17g\n", st_dataset_user_id(ds, rows[i].user),
+                    rows[i].start_s * 1000, p);
         sum += fabs(p - rows[i].length_s);
         n++;
     }
+    if (out)
+        fclose(out);
     printf("offline_mae_s=%.6f rows=%zu nonfinite=%zu\n", n ? sum / (double)n : 0.0, n, bad);
     st_bundle_destroy(b);
     st_dataset_destroy(ds);
