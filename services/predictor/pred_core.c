@@ -688,10 +688,14 @@ static int recent_input(const pc_t *pc, const pc_user_t *u, const pc_event_t *e,
     if (e->detail) {
         /* With an early OPENED the previous session may not be CLOSED yet: the event knows it,
          * the history not. The history adds only sessions older than the event's oldest. */
+        int64_t first_s = r[0].start_ms / 1000;
         int before = 0;
-        while (before < u->n_hist && u->hist[before].start_s * 1000 < r[0].start_ms)
+        while (before < u->n_hist && u->hist[before].start_s < first_s)
             before++;
-        if (before + nr >= want) {
+        /* The history must reach the event's oldest session, or sessions could be missing in
+         * between (a history from before a gap in what this predictor consumed). */
+        bool joins = before == 0 || (before < u->n_hist && u->hist[before].start_s == first_s);
+        if (joins && before + nr >= want) {
             for (int j = 0; j < want; j++) {
                 int k = before + nr - want + j; /* index into history[0..before) ++ event */
                 if (k < before) {
