@@ -121,7 +121,8 @@ typedef struct {
     int64_t batches_with_events;
     uint64_t last_state_bytes;
     st_metric_t *m_listens, *m_late, *m_invalid, *m_opened, *m_closed, *m_idle, *m_open,
-        *m_state_bytes, *m_buffered, *m_dups, *m_skips;
+        *m_state_bytes, *m_buffered, *m_dups, *m_skips, *m_announced, *m_corrections,
+        *m_retractions;
 } sz_ctx_t;
 
 static int grow(void **arr, size_t *cap, size_t need, size_t elem)
@@ -562,6 +563,9 @@ static void update_metrics(sz_ctx_t *ctx)
     st_metric_inc(ctx->m_idle, s.idle_closed - l->idle_closed);
     st_metric_inc(ctx->m_dups, s.duplicates - l->duplicates);
     st_metric_inc(ctx->m_skips, s.replay_skips - l->replay_skips);
+    st_metric_inc(ctx->m_announced, s.announced - l->announced);
+    st_metric_inc(ctx->m_corrections, s.corrections - l->corrections);
+    st_metric_inc(ctx->m_retractions, s.retractions - l->retractions);
     st_metric_set(ctx->m_open, (double)s.open_sessions);
     st_metric_set(ctx->m_buffered, (double)s.buffered);
     sz_store_stats_t ss;
@@ -683,6 +687,17 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
                                      "Exact duplicate listens counted once.");
     ctx->m_skips = st_metrics_counter("stint_sessionizer_replay_skips_total", NULL,
                                       "Replayed listens skipped by the stored position.");
+    ctx->m_announced =
+        st_metrics_counter("stint_sessionizer_early_opened_total", NULL,
+                           "OPENED events announced before the grace passed (early OPENED).");
+    ctx->m_corrections =
+        st_metrics_counter("stint_sessionizer_corrections_total", NULL,
+                           "OPENED events re-sent with a higher revision (a late listen within "
+                           "the grace changed the session).");
+    ctx->m_retractions =
+        st_metrics_counter("stint_sessionizer_retractions_total", NULL,
+                           "Announced sessions that turned out not to be sessions (retracted, or "
+                           "voided by the CLOSED that covers them).");
     topics[0] = config.in_topic;
     po->topics = topics;
     po->ntopics = 1;
