@@ -1,36 +1,55 @@
-/* pred_core.h - the predictor's batch logic: SessionEvents in, Prediction (on OPENED) and
- * PredictionOutcome (on CLOSED) out, per-user history and stored predictions in Redis.
+/* pred_core.h - the predictor's batch logic: SessionEvents in, Predictions (on OPENED, and
+ * retractions) and PredictionOutcomes (on CLOSED) out, per-user history and open predictions in
+ * Redis.
  *
  * Redis, per user (one hash tag, so Redis Cluster keeps a user on one shard):
  *   <prefix>:u:{<user>}:pred           hash: "a:<in_topic>:<partition>" -> last applied input
- *                                      offset; "o" -> the open session's prediction,
- *                                      "<made_at_s> <sid_len>:<sid><predicted_s> <baseline_s>
- *                                      <cluster> M|B <model_version>" (one at a time: the
- *                                      sessionizer closes a session before it opens the next);
- *                                      "lc" -> start_ms of the last CLOSED appended to the history
+ *                                      offset; "lc" -> start_ms of the last CLOSED appended to
+ *                                      the history; "os" -> the open predictions (pred_open.h):
+ *                                      "<closed_last_ms>\n" then per announced, not yet closed
+ *                                      session "L <made_s> <start_ms> <revision> <sid_len>:<sid>
+ *                                      <predicted_s> <baseline_s> <cluster> M|B <model_version>"
+ *                                      (at most PRED_OPEN_MAX = 8, the oldest start dropped with
+ *                                      stint_predictor_open_dropped_total), and per retracted
+ *                                      session id "R <start_ms> <sid_len>:<sid>" (at most 8);
+ *                                      closed_last_ms is the last listen (CLOSED last_start_ms)
+ *                                      of the closed past. The previous layout's single "o"
+ *                                      ("<made_s> <sid_len>:<sid><payload>") is still read, and
+ *                                      removed at the user's next write.
  *   <prefix>:u:{<user>}:pred:hist      list of the last history_max CLOSED sessions, oldest first,
  *                                      each "start_s length_s track_count unknown_share"
  *   <prefix>:u:{<user>}:cluster        read only: the clusterer's assignment (hash cluster,
  *                                      cold, version)
  *
+ * Several sessions of a user may be open at once: the sessionizer announces a session (OPENED)
+ * at its first listen, before the previous one is CLOSED after the reorder grace. Per record:
+ *   OPENED  first every open prediction named in retracted_session_ids is published again with
+ *           retracted = true and revision + 1, and dropped (the id is remembered as retracted);
+ *           then the session is predicted and published with the event's revision (0 first,
+ *           n for the n-th correction), replacing the session's open prediction.
+ *   CLOSED  joins the session's open prediction (its latest revision; not older than
+ *           prediction_ttl_s) into an outcome, and retracts every other open prediction whose
+ *           start lies in [start_ms, last_start_ms]: those listens belong to this session.
  * One batch: a single pipelined read round (per user: the hash, the history, the cluster); then
  * the records in order, with the batch's own earlier records overlaid in memory (a CLOSED extends
- * the history an OPENED later in the batch sees and joins the prediction of an OPENED earlier in
- * it). A CLOSED joins the open prediction when the session ids match and it is not older than
- * prediction_ttl_s. Records at or below a user's applied marker are skipped without output: their
+ * the history an OPENED later in the batch sees, and changes the open predictions the next
+ * record sees). Records at or below a user's applied marker are skipped without output: their
  * outputs are already in Kafka (st_pipeline.h). apply() runs one Lua call per user that checks
  * and moves the user's markers and writes the batch's changes, so replays never double-apply.
  * Copies: after a crash the sessionizer re-emits events, byte-identical, at new offsets. An event
- * for a session at or before lc, or the OPENED of the session already open, is such a copy: no
+ * for a session starting at or before lc or closed_last_ms, the OPENED of a retracted session,
+ * or an OPENED whose revision is at most the one applied for its session is such a copy: no
  * output, no state, only the marker moves (and the Lua appends no session at or before lc).
  *
- * Features. Recent sessions come from the Redis history (start, length, tracks, unknown share);
- * when it holds fewer than the session's index asks for (the predictor started after the user's
- * first sessions) the OPENED record's recent_lengths_s are used instead (lengths only). Mean,
- * median, session index, gap and profile come from the OPENED record. The cluster is the bundle's
- * training cluster of the user, else the clusterer's assignment when it was made with the
- * current bundle's clustering (version equal to the model_version, not cold), else none (the
- * global network). */
+ * Features. Recent sessions (start, length, tracks, unknown share) come from the OPENED's
+ * recent_* details when they are complete, preceded by older sessions of the Redis history when
+ * the model wants more than the event carries and the history reaches the event's oldest one;
+ * else from the Redis history when its newest sessions are the event's (with an early OPENED the
+ * previous session may not be in it yet); else the event's recent_lengths_s only
+ * (stint_predictor_recent_source_total says which). Mean, median, session index, gap and
+ * profile come from the OPENED record. The cluster is the bundle's training cluster of the user,
+ * else the clusterer's assignment when it was made with the current bundle's clustering (version
+ * equal to the model_version, not cold), else none (the global network). */
 #ifndef PRED_CORE_H
 #define PRED_CORE_H
 
