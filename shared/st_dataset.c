@@ -14,6 +14,7 @@
 #include "st_err.h"
 #include "st_lastfm.h"
 #include "st_log.h"
+#include "st_session.h"
 
 typedef struct {
     int user;
@@ -399,14 +400,11 @@ int st_dataset_finalize(st_dataset_t *ds, char *errstr, size_t errstr_size)
     ds->rows = malloc(ds->n_raw * sizeof *ds->rows);
     ds->user_first = calloc((size_t)nu, sizeof *ds->user_first);
     ds->user_count = calloc((size_t)nu, sizeof *ds->user_count);
-    double *sorted = malloc(ds->n_raw * sizeof *sorted);
-    if (!order || !rank || !ids || !profiles || !ds->rows || !ds->user_first || !ds->user_count ||
-        !sorted) {
+    if (!order || !rank || !ids || !profiles || !ds->rows || !ds->user_first || !ds->user_count) {
         free(order);
         free(rank);
         free(ids);
         free(profiles);
-        free(sorted);
         st_errstr(errstr, errstr_size, "dataset: out of memory");
         return -1;
     }
@@ -416,7 +414,6 @@ int st_dataset_finalize(st_dataset_t *ds, char *errstr, size_t errstr_size)
         free(rank);
         free(ids);
         free(profiles);
-        free(sorted);
         st_errstr(errstr, errstr_size, "dataset: out of memory");
         return -1;
     }
@@ -442,7 +439,7 @@ int st_dataset_finalize(st_dataset_t *ds, char *errstr, size_t errstr_size)
     free(rank);
     qsort(ds->raw, ds->n_raw, sizeof *ds->raw, cmp_raw);
 
-    size_t n = 0, n_sorted = 0;
+    size_t n = 0, n_earlier = 0;
     double sum = 0;
     for (size_t i = 0; i < ds->n_raw; i++) {
         const raw_session_t *s = &ds->raw[i];
@@ -458,7 +455,7 @@ int st_dataset_finalize(st_dataset_t *ds, char *errstr, size_t errstr_size)
         r->unknown_share = s->unknown_share;
         if (first) {
             ds->user_first[s->user] = n;
-            n_sorted = 0;
+            n_earlier = 0;
             sum = 0;
             r->gap_s = -1;
         } else {
@@ -468,24 +465,27 @@ int st_dataset_finalize(st_dataset_t *ds, char *errstr, size_t errstr_size)
             r->prev_track_count = p->track_count;
             r->prev_unknown_share = p->unknown_share;
             r->gap_s = (double)(r->start_s - p->start_s) - p->length_s;
-            /* insert the previous length into the sorted history */
-            size_t k = n_sorted;
-            while (k > 0 && sorted[k - 1] > p->length_s) {
-                sorted[k] = sorted[k - 1];
-                k--;
-            }
-            sorted[k] = p->length_s;
-            n_sorted++;
+            n_earlier++;
             sum += p->length_s;
-            r->avg_length_s = sum / (double)n_sorted;
-            r->median_length_s = n_sorted % 2
-                                     ? sorted[n_sorted / 2]
-                                     : 0.5 * (sorted[n_sorted / 2 - 1] + sorted[n_sorted / 2]);
+            r->avg_length_s = sum / (double)n_earlier;
+            /* The median of the last ST_SESSION_MEDIAN_WINDOW earlier sessions, the user's rows
+             * just before this one (what the sessionizer's OPENED carries). */
+            double window[ST_SESSION_MEDIAN_WINDOW];
+            size_t m = n_earlier < ST_SESSION_MEDIAN_WINDOW ? n_earlier : ST_SESSION_MEDIAN_WINDOW;
+            for (size_t k = 0; k < m; k++) {
+                double v = ds->rows[n - m + k].length_s;
+                size_t j = k;
+                while (j > 0 && window[j - 1] > v) {
+                    window[j] = window[j - 1];
+                    j--;
+                }
+                window[j] = v;
+            }
+            r->median_length_s = m % 2 ? window[m / 2] : 0.5 * (window[m / 2 - 1] + window[m / 2]);
         }
         ds->user_count[s->user]++;
         n++;
     }
-    free(sorted);
     ds->n_rows = n;
     free(ds->raw);
     ds->raw = NULL;

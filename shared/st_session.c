@@ -197,11 +197,13 @@ void st_session_features(const st_session_history_t *h, int64_t start_ms,
                     : 0.0;
         }
     }
-    if (n > 0) {
-        qsort(sorted, n, sizeof sorted[0], cmp_i64);
+    uint32_t m = n < ST_SESSION_MEDIAN_WINDOW ? n : ST_SESSION_MEDIAN_WINDOW;
+    if (m > 0) {
+        int64_t *last = sorted + (n - m);
+        qsort(last, m, sizeof last[0], cmp_i64);
         out->median_session_length_s =
-            n % 2 ? (double)sorted[n / 2] / 1000.0
-                  : ((double)sorted[n / 2 - 1] + (double)sorted[n / 2]) / 2000.0;
+            m % 2 ? (double)last[m / 2] / 1000.0
+                  : ((double)last[m / 2 - 1] + (double)last[m / 2]) / 2000.0;
     }
 }
 

@@ -11,8 +11,12 @@
 #define ST_SESSION_GAP_MS_DEFAULT 1800000
 #define ST_SESSION_RECENT_MAX     64 /* upper bound of the configurable "last N lengths" */
 #define ST_SESSION_RECENT_DEFAULT 16
-#define ST_SESSION_USER_ID_MAX    128                           /* bytes, without the NUL */
-#define ST_SESSION_ID_MAX         (ST_SESSION_USER_ID_MAX + 24) /* "<user_id>:<start_ms>" + NUL */
+/* The median feature is over the last this many earlier sessions (all of them when fewer), in
+ * streaming (st_session_features) and in training (st_dataset) alike: a median over all earlier
+ * sessions would need the whole history in the sessionizer's state. */
+#define ST_SESSION_MEDIAN_WINDOW 16
+#define ST_SESSION_USER_ID_MAX   128                           /* bytes, without the NUL */
+#define ST_SESSION_ID_MAX        (ST_SESSION_USER_ID_MAX + 24) /* "<user_id>:<start_ms>" + NUL */
 
 /* Where the idle gap is measured from: the end of the previous track (start + duration, falling
  * back to its start when the duration is unknown) or always its start. */
@@ -88,7 +92,8 @@ typedef struct {
     bool has_prev;
     double prev_session_length_s;
     double mean_session_length_s;   /* over all earlier sessions */
-    double median_session_length_s; /* over the last n_recent (mean of the middle two if even) */
+    double median_session_length_s; /* over the last min(n_recent, ST_SESSION_MEDIAN_WINDOW) (mean
+                                       of the middle two if even) */
     double gap_since_prev_s;        /* start - previous session's end; may be < 0 with REF_START */
     uint32_t n_recent;
     double recent_lengths_s[ST_SESSION_RECENT_MAX]; /* oldest first, newest last */

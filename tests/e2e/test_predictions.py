@@ -4,7 +4,8 @@ a crash. Every CLOSED session that had an OPENED gets exactly one Prediction and
 session_id), read and
 decoded by a Python consumer (confluent-kafka, schema from schemas/ or the registry); the online
 MAE (the predictor's /metrics gauge, and recomputed from the outcomes) equals the offline MAE of
-the same bundle on the same sessions within 1 %; SIGTERM exits 0."""
+the same bundle on the same sessions (within 1e-6: serving computes the features training used);
+SIGTERM exits 0."""
 import collections
 import os
 import sys
@@ -60,8 +61,12 @@ def main():
         online_gauge = m.get('stint_predictor_mae_seconds{predictor="MODEL",window="all",series="predicted"}', -1)
         online_topic = sum(rec["abs_error_s"] for _, _, rec in outs) / max(len(outs), 1)
         rel = abs(online_gauge - offline_mae) / offline_mae
-        check(rel <= 0.01, f"online MAE {online_gauge:.3f} s (gauge) vs offline {offline_mae:.3f} s: "
-                           f"{100 * rel:.3f} % <= 1 %")
+        # Serving computes exactly the features training used (the median over the same last
+        # sessions included; each prediction is checked above), so the two agree but for the
+        # rounding of the actual lengths (CLOSED carries them in ms): within 1e-6. A feature
+        # computed differently (the median over all earlier sessions did) shows as 0.1 %.
+        check(rel <= 1e-6, f"online MAE {online_gauge:.6f} s (gauge) vs offline {offline_mae:.6f} s: "
+                           f"relative difference {rel:.2e} <= 1e-6")
         check(abs(online_topic - online_gauge) <= 1e-6 * online_gauge,
               f"gauge MAE {online_gauge:.3f} == MAE of the outcomes topic {online_topic:.3f}")
         base = m.get('stint_predictor_mae_seconds{predictor="MODEL",window="all",series="baseline"}', -1)

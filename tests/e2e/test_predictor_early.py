@@ -33,8 +33,7 @@ def main():
         env.train(model, epochs=5, seed=3)
         off_path = os.path.join(env.tmp, "offline.tsv")
         r = run([os.path.join(BIN, "stint-session-events"), "offline", "--sessions", env.sessions,
-                 "--profiles", env.profiles, "--model", model, "--out", off_path,
-                 "--median-recent", "16"])
+                 "--profiles", env.profiles, "--model", model, "--out", off_path])
         assert r.returncode == 0
         offline_mae = float(dict(kv.split("=") for kv in r.stdout.split())["offline_mae_s"])
         offline = {}

@@ -395,12 +395,6 @@ static int produce(int argc, char **argv)
     return 0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static int offline(int argc, char **argv)
 {
     const char *sessions = arg_of(argc, argv, "--sessions", NULL);
@@ -425,27 +419,13 @@ static int offline(int argc, char **argv)
     int rt[ST_BUNDLE_MAX_WINDOW + 1];
     double sum = 0;
     size_t n = 0, bad = 0;
-    /* --out FILE: each session's prediction, "<session_id>\t<predicted_s>" (%.17g).
-     * --median-recent N: the median of the earlier sessions over the last N only, as the
-     * sessionizer's OPENED gives it (its recent_n), instead of over all of them. */
-    int median_recent = atoi(arg_of(argc, argv, "--median-recent", "0"));
-    if (median_recent > ST_SESSION_RECENT_MAX)
-        median_recent = ST_SESSION_RECENT_MAX;
+    /* --out FILE: each session's prediction, "<session_id>\t<predicted_s>" (%.17g). */
     const char *out_path = arg_of(argc, argv, "--out", NULL);
     FILE *out = out_path ? fopen(out_path, "w") : NULL;
     for (size_t i = 0; i < st_dataset_n_rows(ds); i++) {
         st_bundle_input_t in;
         double p;
         st_bundle_input_from_row(b, ds, i, &in, rl, rs, rt, ru);
-        if (median_recent > 0 && rows[i].index > median_recent) {
-            /* The median the sessionizer's OPENED carries: over its last recent_n sessions. */
-            double v[ST_SESSION_RECENT_MAX];
-            int m = median_recent;
-            for (int j = 0; j < m; j++)
-                v[j] = rows[i - (size_t)m + (size_t)j].length_s;
-            qsort(v, (size_t)m, sizeof *v, cmp_double);
-            in.median_length_s = m % 2 ? v[m / 2] : 0.5 * (v[m / 2 - 1] + v[m / 2]);
-        }
         if (st_bundle_predict(b, &in, &p) != 0) {
             bad++;
             continue;

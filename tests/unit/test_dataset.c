@@ -11,6 +11,7 @@
 #include "ml/st_rng.h"
 #include "st_bundle.h"
 #include "st_dataset.h"
+#include "st_session.h"
 #include "st_test.h"
 
 #define USERS 40
@@ -126,6 +127,12 @@ static void test_rows_ordered_and_past(void)
     ST_EQ_INT(r[i].prev_track_count, s[4].tracks);
     ST_NEAR(r[i].gap_s, (double)(s[5].start_s - s[4].start_s) - s[4].length_s, 1e-9);
     ST_NEAR(r[st_dataset_user_first(ds, 3)].gap_s, -1, 0);
+    /* session 40: the median is over the last ST_SESSION_MEDIAN_WINDOW earlier ones (24..39), as
+     * the sessionizer computes it, not over all 40 */
+    double w[ST_SESSION_MEDIAN_WINDOW];
+    for (int k = 0; k < ST_SESSION_MEDIAN_WINDOW; k++)
+        w[k] = s[40 - ST_SESSION_MEDIAN_WINDOW + k].length_s;
+    ST_NEAR(r[i + 35].median_length_s, st_dataset_median(w, ST_SESSION_MEDIAN_WINDOW), 1e-9);
     st_dataset_destroy(ds);
 }
 

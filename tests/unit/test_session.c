@@ -197,6 +197,17 @@ static void test_features(void)
     st_session_features(&e, 5000 * S, &f);
     ST_NEAR(f.median_session_length_s, 200, 1e-9); /* even count: mean of the middle two */
 
+    /* The median covers the last ST_SESSION_MEDIAN_WINDOW sessions even when more are kept: of 21
+     * sessions of 1000, 2000, ... 21000 s, the last 16 are 6000..21000 s. */
+    st_session_history_t w = {0};
+    for (int i = 1; i <= 21; i++) {
+        st_session_summary_t x = summary_of(100000 * (int64_t)i, 1000 * (int64_t)i);
+        st_session_history_add(&w, &x, 64);
+    }
+    st_session_features(&w, 5000000 * S, &f);
+    ST_EQ_INT(f.n_recent, 21);
+    ST_NEAR(f.median_session_length_s, (13000 + 14000) / 2.0, 1e-9);
+
     char id[ST_SESSION_ID_MAX];
     ST_EQ_STR(st_session_id_format("user_000001", 11, 1241478537000LL, id, sizeof id),
               "user_000001:1241478537000");
