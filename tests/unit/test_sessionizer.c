@@ -442,42 +442,63 @@ static int compare_with_reference(const evlog_t *log, const ref_session_t *ref, 
     return bad;
 }
 
-static void property_run(uint64_t seed, st_session_ref_t ref, int64_t jitter_ms, int crash_pct,
-                         size_t *total_dups, int *total_crashes)
+/* One seeded run over generated data: the reference sessions and what the stream delivered. */
+typedef struct {
+    lisvec_t lv;
+    ref_session_t *ref_s;
+    size_t n_ref;
+    st_sessionizer_store_t *store;
+    evlog_t log;
+    run_info_t info;
+} genrun_t;
+
+static void genrun(genrun_t *g, uint64_t seed, st_session_ref_t ref, int64_t jitter_ms,
+                   int crash_pct, bool announce)
 {
+    memset(g, 0, sizeof *g);
     rng_state = seed;
     st_sessionizer_config_t cfg;
     st_sessionizer_config_default(&cfg);
     cfg.rule.ref = ref;
     cfg.recent_n = 4;
-    lisvec_t lv = {0};
-    generate(&lv, 24, 150, &cfg.rule);
-    ref_session_t *ref_s;
-    size_t n_ref = reference(&lv, &cfg.rule, &ref_s);
+    cfg.announce = announce;
+    generate(&g->lv, 24, 150, &cfg.rule);
+    g->n_ref = reference(&g->lv, &cfg.rule, &g->ref_s);
     topic_t tp;
-    build_topic(&lv, jitter_ms, &tp);
-    st_sessionizer_store_t *store = st_sessionizer_memstore_new();
-    evlog_t log = {0};
-    run_info_t info = {0};
-    run_stream(&cfg, &tp, crash_pct, store, &log, &info);
-    free(info.late_keys);
-    size_t dups = dedup_log(&log);
-    if (compare_with_reference(&log, ref_s, n_ref))
+    build_topic(&g->lv, jitter_ms, &tp);
+    g->store = st_sessionizer_memstore_new();
+    run_stream(&cfg, &tp, crash_pct, g->store, &g->log, &g->info);
+    free(g->info.late_keys);
+    g->info.late_keys = NULL;
+}
+
+static void genrun_free(genrun_t *g)
+{
+    st_sessionizer_memstore_destroy(g->store);
+    free(g->log.v);
+    free(g->ref_s);
+    free(g->lv.v);
+}
+
+static void property_run(uint64_t seed, st_session_ref_t ref, int64_t jitter_ms, int crash_pct,
+                         size_t *total_dups, int *total_crashes)
+{
+    genrun_t g;
+    genrun(&g, seed, ref, jitter_ms, crash_pct, false);
+    size_t dups = dedup_log(&g.log);
+    if (compare_with_reference(&g.log, g.ref_s, g.n_ref))
         ST_FAIL_AT("seed %llu ref %s jitter %lld crash %d%%: differs from the reference",
                    (unsigned long long)seed, st_session_ref_name(ref), (long long)jitter_ms,
                    crash_pct);
-    ST_EQ_INT(info.late, 0);
+    ST_EQ_INT(g.info.late, 0);
     if (crash_pct == 0) {
         ST_EQ_INT(dups, 0);
-        ST_EQ_INT(info.replay_skips, 0);
+        ST_EQ_INT(g.info.replay_skips, 0);
     }
-    ST_CHECK(info.duplicates > 0); /* the generator made some; each counted once */
+    ST_CHECK(g.info.duplicates > 0); /* the generator made some; each counted once */
     *total_dups += dups;
-    *total_crashes += info.crashes;
-    st_sessionizer_memstore_destroy(store);
-    free(log.v);
-    free(ref_s);
-    free(lv.v);
+    *total_crashes += g.info.crashes;
+    genrun_free(&g);
 }
 
 static void test_stream_equals_reference(void)
@@ -853,24 +874,12 @@ static int cmp_cons(const void *a, const void *b)
 static void early_run(uint64_t seed, st_session_ref_t ref, int crash_pct, uint64_t *retractions,
                       uint64_t *corrections, uint64_t *announced)
 {
-    rng_state = seed;
-    st_sessionizer_config_t cfg;
-    st_sessionizer_config_default(&cfg);
-    cfg.rule.ref = ref;
-    cfg.recent_n = 4;
-    cfg.announce = true;
-    lisvec_t lv = {0};
-    generate(&lv, 24, 150, &cfg.rule);
-    ref_session_t *ref_s;
-    size_t n_ref = reference(&lv, &cfg.rule, &ref_s);
-    topic_t tp;
-    build_topic(&lv, ST_SESSIONIZER_GRACE_MS_DEFAULT, &tp);
-    st_sessionizer_store_t *store = st_sessionizer_memstore_new();
-    evlog_t log = {0};
-    run_info_t info = {0};
-    run_stream(&cfg, &tp, crash_pct, store, &log, &info);
-    free(info.late_keys);
-    ST_EQ_INT(info.late, 0);
+    genrun_t g;
+    genrun(&g, seed, ref, ST_SESSIONIZER_GRACE_MS_DEFAULT, crash_pct, true);
+    const evlog_t log = g.log;
+    const ref_session_t *ref_s = g.ref_s;
+    size_t n_ref = g.n_ref;
+    ST_EQ_INT(g.info.late, 0);
     consumer_t c = {0};
     consume(&c, &log);
     /* CLOSED events alone: byte-identical copies, equal to the reference. */
@@ -931,10 +940,7 @@ static void early_run(uint64_t seed, st_session_ref_t ref, int crash_pct, uint64
     }
     free(c.v);
     free(closed.v);
-    st_sessionizer_memstore_destroy(store);
-    free(log.v);
-    free(ref_s);
-    free(lv.v);
+    genrun_free(&g);
 }
 
 static void test_early_opened_property(void)
