@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "st_lifecycle.h"
 #include "st_log.h"
@@ -684,18 +685,36 @@ int st_pipeline_run(st_pipeline_t *p)
     return 0;
 }
 
-/* At close, offsets of partitions lost and never regained are committed from outside the group;
- * the broker refuses while another member consumes them (that member resumes from the group's
- * commit and replays, which the idempotent applies absorb). */
+/* At close, offsets of partitions lost and never regained are committed from outside the group.
+ * The broker accepts that only once the group is empty: right after a broker restart this
+ * process's old member stays registered until its session times out, so the commit is retried
+ * for up to UNSENT_WAIT_MS. While another member consumes the partitions it is refused throughout
+ * (that member resumes from the group's commit and replays, which the idempotent applies
+ * absorb). */
+#define UNSENT_WAIT_MS 20000
+
 static void commit_unsent(st_pipeline_t *p)
 {
     char err[512], q[600];
-    if (st_kafka_commit_outside_group(st_producer_handle(p->producer), p->group_id, p->unsent, err,
-                                      sizeof err) == 0)
-        st_log_info("offsets_committed", "count=%d how=outside-group", p->unsent->cnt);
-    else
-        st_log_warn("offsets_not_committed", "count=%d error=%s (the next owner replays them)",
-                    p->unsent->cnt, st_log_quote(err, q, sizeof q));
+    int64_t deadline = st_time_mono_ms() + UNSENT_WAIT_MS;
+    int tries = 0;
+    for (;;) {
+        tries++;
+        if (st_kafka_commit_outside_group(st_producer_handle(p->producer), p->group_id, p->unsent,
+                                          err, sizeof err) == 0) {
+            st_log_info("offsets_committed", "count=%d how=outside-group tries=%d", p->unsent->cnt,
+                        tries);
+            return;
+        }
+        if (st_time_mono_ms() >= deadline)
+            break;
+        if (tries == 1)
+            st_log_info("offsets_commit_waiting", "count=%d error=%s wait_ms=%d", p->unsent->cnt,
+                        st_log_quote(err, q, sizeof q), UNSENT_WAIT_MS);
+        usleep(500 * 1000);
+    }
+    st_log_warn("offsets_not_committed", "count=%d tries=%d error=%s (the next owner replays them)",
+                p->unsent->cnt, tries, st_log_quote(err, q, sizeof q));
 }
 
 void st_pipeline_destroy(st_pipeline_t *p)
