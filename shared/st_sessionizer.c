@@ -1179,6 +1179,19 @@ static uint64_t features_hash(const st_session_features_t *f)
     return st_hash64(f, sizeof *f, 0x0bed);
 }
 
+/* A revision is a function of the input (how far past the session's first record the partition
+ * had been read), not only a counter kept in the state: a crash between delivering an OPENED and
+ * writing the state that counts it must not let the replay reuse its number with other features. */
+static uint32_t rev_next(const st_sessionizer_ann_t *a, int64_t seen, int64_t start_offset)
+{
+    int64_t r = seen - start_offset;
+    if (r > INT32_MAX - 1)
+        r = INT32_MAX - 1;
+    if (a && r <= (int64_t)a->revision)
+        r = a->revision < INT32_MAX ? (int64_t)a->revision + 1 : INT32_MAX;
+    return r < 0 ? 0 : (uint32_t)r;
+}
+
 static st_sessionizer_ann_t *ann_find(st_sessionizer_state_t *st, int64_t start_ms)
 {
     for (uint32_t i = 0; i < st->n_ann; i++)
@@ -1187,9 +1200,9 @@ static st_sessionizer_ann_t *ann_find(st_sessionizer_state_t *st, int64_t start_
     return NULL;
 }
 
-/* Adds an announcement in start order; when full, the oldest one is forgotten (at worst an
- * OPENED is sent again unchanged, or a retraction is missed: consumers void an announcement that
- * a CLOSED covers). */
+/* Adds an announcement in start order; when full, the oldest one is forgotten (at worst the
+ * session is announced again, with a higher revision, or a retraction is missed: the CLOSED that
+ * covers it voids it). */
 static void ann_insert(st_sessionizer_state_t *st, const st_sessionizer_ann_t *a)
 {
     if (st->n_ann == ST_SESSIONIZER_ANN_MAX) {
@@ -1204,8 +1217,10 @@ static void ann_insert(st_sessionizer_state_t *st, const st_sessionizer_ann_t *a
     st->n_ann++;
 }
 
+/* resend: the session was announced before (a correction). */
 static st_session_event_t *emit_opened(st_sessionizer_t *sz, const work_t *w,
-                                       const st_session_features_t *f, uint32_t revision)
+                                       const st_session_features_t *f, uint32_t revision,
+                                       bool resend)
 {
     st_session_event_t *e =
         event_add(sz, ST_SESSION_EVENT_OPENED, w, f->start_ms, f->session_index);
@@ -1214,7 +1229,7 @@ static st_session_event_t *emit_opened(st_sessionizer_t *sz, const work_t *w,
     e->features = *f;
     e->revision = revision;
     sz->stats.opened++;
-    if (revision > 0)
+    if (resend)
         sz->stats.corrections++;
     return e;
 }
@@ -1227,19 +1242,22 @@ static int auth_opened(st_sessionizer_t *sz, const work_t *w, st_sessionizer_sta
     st_session_features_t f;
     st_session_features(&st->history, st->open.first_start_ms, &f);
     uint32_t revision = 0;
+    bool resend = false;
     if (sz->config.announce) {
         uint64_t h = features_hash(&f);
         st_sessionizer_ann_t *a = ann_find(st, f.start_ms);
         if (a && a->features_hash == h)
             return 0;
+        revision = rev_next(a, w->view_seen, a ? a->offset : offset);
         if (a) {
-            revision = ++a->revision;
+            a->revision = revision;
             a->features_hash = h;
+            resend = true;
         } else {
-            ann_insert(st, &(st_sessionizer_ann_t){f.start_ms, h, 0, offset});
+            ann_insert(st, &(st_sessionizer_ann_t){f.start_ms, h, revision, offset});
         }
     }
-    return emit_opened(sz, w, &f, revision) ? 0 : -1;
+    return emit_opened(sz, w, &f, revision, resend) ? 0 : -1;
 }
 
 /* CLOSED of s; announcements at or before its last listen end here: its own is done, any other
@@ -1348,6 +1366,7 @@ static int apply_view(st_sessionizer_t *sz, const work_t *w, const pend_t *pend,
     uint32_t nv = 0;
     st_session_open_t open = st->open;
     st_session_history_t hist = st->history;
+    bool truncated = false;
     if (open.active) {
         v[0].start_ms = open.first_start_ms;
         v[0].last_start_ms = open.last_start_ms;
@@ -1371,8 +1390,10 @@ static int apply_view(st_sessionizer_t *sz, const work_t *w, const pend_t *pend,
             continue;
         if (step == ST_SESSION_SPLIT)
             st_session_history_add(&hist, &closed, sz->config.recent_n);
-        if (nv == ST_SESSIONIZER_ANN_MAX)
-            break; /* announced once the earlier ones close */
+        if (nv == ST_SESSIONIZER_ANN_MAX) {
+            truncated = true; /* announced once the earlier ones close */
+            break;
+        }
         v[nv].start_ms = v[nv].last_start_ms = b->t_ms;
         v[nv].offset = b->offset;
         st_session_features(&hist, b->t_ms, &v[nv].features);
@@ -1390,8 +1411,11 @@ static int apply_view(st_sessionizer_t *sz, const work_t *w, const pend_t *pend,
     for (uint32_t k = 0; k < st->n_ann; k++) {
         const st_sessionizer_ann_t *a = &st->ann[k];
         uint32_t i = nv ? view_for(v, nv, a->start_ms) : 0;
-        if (a->offset > w->view_seen || (nv > 0 && v[i].start_ms == a->start_ms && v[i].ann < 0)) {
-            if (nv > 0 && a->offset <= w->view_seen) {
+        /* Beyond a truncated view nothing is known about it: neither confirmed nor retracted. */
+        bool beyond = truncated && a->start_ms > v[nv - 1].start_ms;
+        if (a->offset > w->view_seen || beyond ||
+            (nv > 0 && v[i].start_ms == a->start_ms && v[i].ann < 0)) {
+            if (nv > 0 && a->offset <= w->view_seen && !beyond) {
                 v[i].ann = (int)nk;
                 v[i].emit = a->features_hash != v[i].hash;
             }
@@ -1420,14 +1444,18 @@ static int apply_view(st_sessionizer_t *sz, const work_t *w, const pend_t *pend,
             if (!v[i].emit)
                 continue;
             st_sessionizer_ann_t *a = ann_find(st, v[i].start_ms);
-            revision = a ? ++a->revision : 1;
-            if (a)
+            revision = rev_next(a, w->view_seen, a ? a->offset : v[i].offset);
+            if (a) {
+                a->revision = revision;
                 a->features_hash = v[i].hash;
+            }
         } else {
-            ann_insert(st, &(st_sessionizer_ann_t){v[i].start_ms, v[i].hash, 0, v[i].offset});
+            revision = rev_next(NULL, w->view_seen, v[i].offset);
+            ann_insert(st,
+                       &(st_sessionizer_ann_t){v[i].start_ms, v[i].hash, revision, v[i].offset});
             sz->stats.announced++;
         }
-        st_session_event_t *e = emit_opened(sz, w, &v[i].features, revision);
+        st_session_event_t *e = emit_opened(sz, w, &v[i].features, revision, v[i].ann >= 0);
         if (!e)
             return -1;
         e->n_retracted = v[i].n_retract;

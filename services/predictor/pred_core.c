@@ -70,7 +70,8 @@ typedef struct {
     char session_id[PC_SID_MAX + 1];
     int64_t start_ms;
     int32_t session_index;
-    int32_t revision;      /* OPENED: n-th correction of the session's announcement */
+    int32_t revision;      /* OPENED: orders the session's announcements (higher wins) */
+    bool corrected;        /* OPENED: replaced an open prediction of the same session */
     int64_t last_start_ms; /* CLOSED: start of its last listen (start_ms when not given) */
     bool has_mean, has_median, has_gap;
     double mean_s, median_s, gap_s;
@@ -207,8 +208,8 @@ pc_t *pc_new(const pc_config_t *cfg, st_redis_t *redis, st_avro_registry_t *reg,
                                           "predictions where the model gave no finite answer");
     pc->m_corrections =
         st_metrics_counter("stint_predictor_corrections_total", NULL,
-                           "corrected predictions published (revision > 0: the OPENED was "
-                           "re-sent with other features)");
+                           "sessions predicted again: their OPENED was re-sent with a higher "
+                           "revision (other features, or sessions it absorbed)");
     pc->m_retractions =
         st_metrics_counter("stint_predictor_retractions_total", NULL,
                            "retracted predictions published (the session was not one)");
@@ -817,6 +818,7 @@ static int on_opened(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
     p.kind = model ? 'M' : 'B';
     snprintf(p.version, sizeof p.version, "%s", pc->loaded_version);
     pred_open_entry_t x, dropped;
+    e->corrected = pred_open_find(o, e->session_id) >= 0;
     snprintf(x.sid, sizeof x.sid, "%s", e->session_id);
     x.start_ms = e->start_ms;
     x.revision = e->revision;
@@ -984,7 +986,7 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
         }
         e->partition = m->partition;
         e->offset = m->offset;
-        e->skip = e->dup = false;
+        e->skip = e->dup = e->corrected = false;
         e->has_outcome = e->outcome_model = false;
         e->retractions_out = e->dropped = 0;
         pc->n_ev++;
@@ -1119,7 +1121,7 @@ int pc_apply(void *ctx, st_err_t *err)
             continue;
         if (e->kind == KIND_OPENED) {
             st_metric_inc(e->model ? pc->m_pred_model : pc->m_pred_base, 1);
-            if (e->revision > 0)
+            if (e->corrected)
                 st_metric_inc(pc->m_corrections, 1);
             if (e->recent_src == RECENT_EVENT)
                 st_metric_inc(pc->m_recent_event, 1);

@@ -25,8 +25,8 @@
  * at its first listen, before the previous one is CLOSED after the reorder grace. Per record:
  *   OPENED  first every open prediction named in retracted_session_ids is published again with
  *           retracted = true and revision + 1, and dropped (the id is remembered as retracted);
- *           then the session is predicted and published with the event's revision (0 first,
- *           n for the n-th correction), replacing the session's open prediction.
+ *           then the session is predicted and published with the event's revision (a higher
+ *           one replaces a lower one), replacing the session's open prediction.
  *   CLOSED  joins the session's open prediction (its latest revision; not older than
  *           prediction_ttl_s) into an outcome, and retracts every other open prediction whose
  *           start lies in [start_ms, last_start_ms]: those listens belong to this session.
