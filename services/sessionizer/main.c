@@ -33,6 +33,7 @@ typedef struct {
     int64_t grace_ms;
     int64_t recent_n;
     int64_t idle_flush_ms;
+    int64_t idle_lag_ms;
     bool early_open;
     bool profile_lookup;
     int64_t fault_kill_before_apply;
@@ -62,6 +63,10 @@ static const st_config_entry_t table[] = {
      "live mode: every this many ms, the stream time of each caught-up partition advances by the "
      "time elapsed (monotonic clock) since its last record, so idle sessions close without new "
      "input; a partition with a backlog is not advanced, so replays are safe (0 = off)"},
+    {"idle.lag_ms", ST_CFG_INT, "300000", 0, 86400000, OFF(idle_lag_ms), false, 0,
+     "live mode: the wall clock moves an idle partition's stream time only after this long, so "
+     "an upstream stall (ingest, enricher) shorter than this plus the grace makes no listen late; "
+     "idle sessions close this much later"},
     {"session.early_open", ST_CFG_BOOL, "true", ST_CFG_NOBOUNDS, OFF(early_open), false, 0,
      "emit OPENED at a session's first listen, with corrections if a listen within the grace "
      "changes it (false: OPENED once the grace has passed)"},
@@ -307,10 +312,13 @@ nomem:
 
 /* Live mode. The clock of each partition is its stream time (event time); while the partition is
  * caught up (no records left behind the last fetch), the stream time also moves on with the time
- * elapsed since its last record, measured on the monotonic clock, so idle sessions close in wall
- * time. A partition with a backlog is never advanced: a restart or a replay of old data keeps its
- * event time, and no record of it turns late because of the wall clock. A wall clock stepped by
- * NTP moves nothing (monotonic); a slow producer of old data (slower than real time) would. */
+ * elapsed since its last record, less idle.lag_ms, measured on the monotonic clock, so idle
+ * sessions close in wall time. A partition with a backlog is never advanced: a restart or a
+ * replay of old data keeps its event time, and no record of it turns late because of the wall
+ * clock. The lag covers what the sessionizer cannot see: an upstream service that stalls makes
+ * the partition look idle and caught up; its listens, delayed by the stall, are not late as long
+ * as the stall is shorter than the lag plus the grace. A wall clock stepped by NTP moves nothing
+ * (monotonic); a producer of old data slower than real time for longer than the lag would. */
 static void live_advance(sz_ctx_t *ctx, st_out_t *out)
 {
     int64_t now = st_time_mono_ms();
@@ -320,7 +328,9 @@ static void live_advance(sz_ctx_t *ctx, st_out_t *out)
         if (p->need_init || !p->has_base || st_out_lag(out, config.in_topic, p->id, &lag) != 0 ||
             lag > 0)
             continue;
-        st_sessionizer_advance_time(ctx->sz, p->id, p->base_stream_ms + (now - p->base_mono_ms));
+        int64_t idle = now - p->base_mono_ms - config.idle_lag_ms;
+        if (idle > 0)
+            st_sessionizer_advance_time(ctx->sz, p->id, p->base_stream_ms + idle);
     }
 }
 
@@ -714,11 +724,11 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     h->on_revoke = on_revoke;
     st_log_info("sessionizer_config",
                 "in=%s out=%s late=%s gap_s=%lld ref=%s grace_ms=%lld recent_n=%lld "
-                "idle_flush_ms=%lld early_open=%d profile_lookup=%d",
+                "idle_flush_ms=%lld idle_lag_ms=%lld early_open=%d profile_lookup=%d",
                 config.in_topic, config.out_topic, config.late_topic, (long long)config.gap_s,
                 config.ref, (long long)config.grace_ms, (long long)config.recent_n,
-                (long long)config.idle_flush_ms, (int)config.early_open,
-                (int)config.profile_lookup);
+                (long long)config.idle_flush_ms, (long long)config.idle_lag_ms,
+                (int)config.early_open, (int)config.profile_lookup);
     return 0;
 }
 

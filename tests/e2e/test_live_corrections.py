@@ -1,6 +1,7 @@
 """e2e: corrections on the live path (issue 15). The five services run as `make up` starts them
 (tests/e2e/live_env.py: private STINT_HOME, ports, groups, Redis prefix and topics), the
-sessionizer with session.gap_s=20 and session.grace_ms=30000. Listens stamped relative to now,
+sessionizer with session.gap_s=20, session.grace_ms=30000 and idle.lag_ms=0 (sessions close in
+wall time at once). Listens stamped relative to now,
 T, go to listens.raw as the README's kcat command sends them; a listen published after a later
 one, inside the grace, changes sessions already announced:
 
@@ -153,7 +154,8 @@ def brief(ev):
 
 def main():
     live = LiveServices("livecorr", extra={"sessionizer": [f"session.gap_s={GAP_S}",
-                                                           f"session.grace_ms={GRACE_MS}"]})
+                                                           f"session.grace_ms={GRACE_MS}",
+                                                           "idle.lag_ms=0"]})
     u1, u2 = f"u1_{live.tag}", f"u2_{live.tag}"
     readers = []
     workdir = tempfile.mkdtemp(prefix="stint-livecorr-")

@@ -286,10 +286,11 @@ static void test_idle_flush(void)
     szt_names(&nm, "live");
     ST_REQUIRE(szt_create_topics(&nm, 1) == 0);
     unlink(nm.logpath);
-    /* gap 2 s, grace 1 s: the wall clock passes the deadline 3 s after the last listen. */
-    const char *extra[] = {"--idle.flush_ms",    "200", "--session.gap_s", "2",
-                           "--session.grace_ms", "1000"};
-    pid_t pid = start_with(&nm, extra, 6);
+    /* gap 2 s, grace 1 s, no lag: the wall clock passes the deadline 3 s after the last
+     * listen. */
+    const char *extra[] = {"--idle.flush_ms",    "200",  "--session.gap_s", "2",
+                           "--session.grace_ms", "1000", "--idle.lag_ms",   "0"};
+    pid_t pid = start_with(&nm, extra, 8);
     int64_t wait_until = st_time_mono_ms() + 30000;
     while (!itest_log_has(nm.logpath, "partition_resumed") && st_time_mono_ms() < wait_until)
         itest_sleep_ms(100);
@@ -335,6 +336,72 @@ static void test_idle_flush(void)
     szt_redis_cleanup(nm.prefix);
 }
 
+/* An upstream stall: the partition looks idle and caught up for 3 s, then a listen delayed by
+ * the stall arrives, 3 s behind the wall clock with a grace of 1 s. idle.lag_ms (4 s) keeps the
+ * wall clock from having moved the stream time yet, so it is not late; the session still closes
+ * in wall time (gap + grace + lag after its last listen). With idle.lag_ms=0 it is late (checked
+ * by hand: the late topic gets it and the session has one listen). */
+static void test_upstream_stall(void)
+{
+    szt_names_t nm;
+    szt_names(&nm, "stall");
+    ST_REQUIRE(szt_create_topics(&nm, 1) == 0);
+    unlink(nm.logpath);
+    const char *extra[] = {"--idle.flush_ms",    "200",  "--session.gap_s", "2",
+                           "--session.grace_ms", "1000", "--idle.lag_ms",   "4000"};
+    pid_t pid = start_with(&nm, extra, 8);
+    int64_t wait_until = st_time_mono_ms() + 30000;
+    while (!itest_log_has(nm.logpath, "partition_resumed") && st_time_mono_ms() < wait_until)
+        itest_sleep_ms(100);
+    ST_CHECK(itest_log_has(nm.logpath, "partition_resumed"));
+
+    char errstr[256];
+    st_kafka_opts_t ko = itest_kafka();
+    st_producer_t *prod = st_producer_new(&ko, errstr, sizeof errstr);
+    st_avro_codec_t *codec = st_avro_codec_new(reg, "EnrichedListen", nm.in, errstr, sizeof errstr);
+    ST_REQUIRE(prod && codec);
+    st_buf_t enc = ST_BUF_INIT;
+    int64_t t0 = st_time_wall_ms();
+    ST_REQUIRE(produce_listen(prod, codec, nm.in, "stall", t0, 0, "a", &enc) == 0);
+    ST_REQUIRE(st_producer_wait(prod, 30000, NULL) == 0);
+    events_t ev = {0};
+    ev.codec = st_avro_codec_new(reg, "SessionEvent", NULL, errstr, sizeof errstr);
+    wait_until = st_time_mono_ms() + 30000;
+    while (ev.n == 0 && st_time_mono_ms() < wait_until) { /* a's early OPENED: a is in */
+        itest_read_topic(nm.out, on_session, &ev);
+        if (ev.n == 0)
+            itest_sleep_ms(50);
+    }
+    itest_sleep_ms(3000); /* the stall */
+    ST_REQUIRE(produce_listen(prod, codec, nm.in, "stall", t0 + 500, 0, "b", &enc) == 0);
+    ST_REQUIRE(st_producer_wait(prod, 30000, NULL) == 0);
+    st_producer_destroy(prod);
+    st_avro_codec_destroy(codec);
+
+    int64_t deadline = st_time_mono_ms() + 40000;
+    bool closed = false;
+    while (!closed && st_time_mono_ms() < deadline) {
+        ev.n = 0;
+        itest_read_topic(nm.out, on_session, &ev);
+        for (int i = 0; i < ev.n; i++)
+            closed |= strcmp(ev.kind[i], "CLOSED") == 0;
+        if (!closed)
+            itest_sleep_ms(500);
+    }
+    kill(pid, SIGTERM);
+    ST_EQ_INT(itest_wait(pid, 60000), 0);
+    raw_t late = {0, ST_BUF_INIT};
+    ST_EQ_INT(itest_read_topic(nm.late, on_raw, &late), 0);
+    ST_CHECK(closed);
+    int c = find(&ev, "stall", "CLOSED");
+    ST_REQUIRE(c >= 0);
+    ST_EQ_INT(ev.track_count[c], 2);
+    st_avro_codec_destroy(ev.codec);
+    st_buf_free(&late.first);
+    st_buf_free(&enc);
+    szt_redis_cleanup(nm.prefix);
+}
+
 int main(void)
 {
     reg = szt_registry();
@@ -343,6 +410,7 @@ int main(void)
     ST_RUN(test_late_dlq_profile);
     ST_RUN(test_future_listen);
     ST_RUN(test_idle_flush);
+    ST_RUN(test_upstream_stall);
     st_avro_registry_destroy(reg);
     return st_test_summary();
 }
