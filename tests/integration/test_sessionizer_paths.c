@@ -280,6 +280,33 @@ static void test_future_listen(void)
     szt_redis_cleanup(nm.prefix);
 }
 
+/* Starts the sessionizer and waits until it has its partition. */
+static pid_t start_live(const szt_names_t *nm, const char *const *extra, int n_extra)
+{
+    pid_t pid = start_with(nm, extra, n_extra);
+    int64_t wait_until = st_time_mono_ms() + 30000;
+    while (!itest_log_has(nm->logpath, "partition_resumed") && st_time_mono_ms() < wait_until)
+        itest_sleep_ms(100);
+    ST_CHECK(itest_log_has(nm->logpath, "partition_resumed"));
+    return pid;
+}
+
+/* Reads the sessions topic into ev until it holds a CLOSED (true) or 40 s have passed. */
+static bool wait_closed(const szt_names_t *nm, events_t *ev)
+{
+    int64_t deadline = st_time_mono_ms() + 40000;
+    for (;;) {
+        ev->n = 0;
+        itest_read_topic(nm->out, on_session, ev);
+        for (int i = 0; i < ev->n; i++)
+            if (strcmp(ev->kind[i], "CLOSED") == 0)
+                return true;
+        if (st_time_mono_ms() >= deadline)
+            return false;
+        itest_sleep_ms(500);
+    }
+}
+
 static void test_idle_flush(void)
 {
     szt_names_t nm;
@@ -290,11 +317,7 @@ static void test_idle_flush(void)
      * listen. */
     const char *extra[] = {"--idle.flush_ms",    "200",  "--session.gap_s", "2",
                            "--session.grace_ms", "1000", "--idle.lag_ms",   "0"};
-    pid_t pid = start_with(&nm, extra, 8);
-    int64_t wait_until = st_time_mono_ms() + 30000;
-    while (!itest_log_has(nm.logpath, "partition_resumed") && st_time_mono_ms() < wait_until)
-        itest_sleep_ms(100);
-    ST_CHECK(itest_log_has(nm.logpath, "partition_resumed"));
+    pid_t pid = start_live(&nm, extra, 8);
 
     char errstr[256];
     st_kafka_opts_t ko = itest_kafka();
@@ -312,16 +335,7 @@ static void test_idle_flush(void)
 
     events_t ev = {0};
     ev.codec = st_avro_codec_new(reg, "SessionEvent", NULL, errstr, sizeof errstr);
-    int64_t deadline = st_time_mono_ms() + 40000;
-    bool closed = false;
-    while (!closed && st_time_mono_ms() < deadline) {
-        ev.n = 0;
-        itest_read_topic(nm.out, on_session, &ev);
-        for (int i = 0; i < ev.n; i++)
-            closed |= strcmp(ev.kind[i], "CLOSED") == 0;
-        if (!closed)
-            itest_sleep_ms(500);
-    }
+    bool closed = wait_closed(&nm, &ev);
     kill(pid, SIGTERM);
     ST_EQ_INT(itest_wait(pid, 60000), 0);
     ST_CHECK(closed);
@@ -349,11 +363,7 @@ static void test_upstream_stall(void)
     unlink(nm.logpath);
     const char *extra[] = {"--idle.flush_ms",    "200",  "--session.gap_s", "2",
                            "--session.grace_ms", "1000", "--idle.lag_ms",   "4000"};
-    pid_t pid = start_with(&nm, extra, 8);
-    int64_t wait_until = st_time_mono_ms() + 30000;
-    while (!itest_log_has(nm.logpath, "partition_resumed") && st_time_mono_ms() < wait_until)
-        itest_sleep_ms(100);
-    ST_CHECK(itest_log_has(nm.logpath, "partition_resumed"));
+    pid_t pid = start_live(&nm, extra, 8);
 
     char errstr[256];
     st_kafka_opts_t ko = itest_kafka();
@@ -366,7 +376,7 @@ static void test_upstream_stall(void)
     ST_REQUIRE(st_producer_wait(prod, 30000, NULL) == 0);
     events_t ev = {0};
     ev.codec = st_avro_codec_new(reg, "SessionEvent", NULL, errstr, sizeof errstr);
-    wait_until = st_time_mono_ms() + 30000;
+    int64_t wait_until = st_time_mono_ms() + 30000;
     while (ev.n == 0 && st_time_mono_ms() < wait_until) { /* a's early OPENED: a is in */
         itest_read_topic(nm.out, on_session, &ev);
         if (ev.n == 0)
@@ -378,16 +388,7 @@ static void test_upstream_stall(void)
     st_producer_destroy(prod);
     st_avro_codec_destroy(codec);
 
-    int64_t deadline = st_time_mono_ms() + 40000;
-    bool closed = false;
-    while (!closed && st_time_mono_ms() < deadline) {
-        ev.n = 0;
-        itest_read_topic(nm.out, on_session, &ev);
-        for (int i = 0; i < ev.n; i++)
-            closed |= strcmp(ev.kind[i], "CLOSED") == 0;
-        if (!closed)
-            itest_sleep_ms(500);
-    }
+    bool closed = wait_closed(&nm, &ev);
     kill(pid, SIGTERM);
     ST_EQ_INT(itest_wait(pid, 60000), 0);
     raw_t late = {0, ST_BUF_INIT};
