@@ -422,33 +422,6 @@ static void print_pcts(int64_t *v, long n)
     }
 }
 
-/* Unlinks every Redis key under prefix. Returns the number removed. */
-static long redis_unlink_prefix(const char *prefix)
-{
-    redisContext *rc = itest_redis();
-    char cursor[32] = "0", pattern[160];
-    snprintf(pattern, sizeof pattern, "%s:*", prefix);
-    long removed = 0;
-    do {
-        redisReply *rep = redisCommand(rc, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
-        if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
-            if (rep)
-                freeReplyObject(rep);
-            break;
-        }
-        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
-        for (size_t i = 0; i < rep->element[1]->elements; i++) {
-            redisReply *d = redisCommand(rc, "UNLINK %s", rep->element[1]->element[i]->str);
-            if (d)
-                freeReplyObject(d);
-            removed++;
-        }
-        freeReplyObject(rep);
-    } while (strcmp(cursor, "0") != 0);
-    redisFree(rc);
-    return removed;
-}
-
 /* Stops the services that are still running; returns -1 when any had exited by itself or exits
  * non-zero now. */
 static int stop_services(run_t *r)
@@ -724,7 +697,7 @@ out:
     }
     if (stop_services(r) != 0)
         rc = -1;
-    long removed = redis_unlink_prefix(r->prefix);
+    long removed = itest_redis_unlink_prefix(r->prefix);
     printf("e2e %.0f/s: %s; removed %ld Redis keys under %s; logs /tmp/bench-e2e-%s-*.log (topics "
            "go at exit)\n",
            rate, rc == 0 ? "done" : "FAILED", removed, r->prefix, r->suffix);

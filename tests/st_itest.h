@@ -76,7 +76,8 @@ static void itest_delete_topics(void)
 /* "<base>-<pid>-<time>" so reruns never collide. */
 static inline void itest_unique(char *buf, size_t size, const char *base)
 {
-    snprintf(buf, size, "%s-%d-%lld", base, (int)getpid(), (long long)st_time_wall_ms() % 100000000);
+    snprintf(buf, size, "%s-%d-%lld", base, (int)getpid(),
+             (long long)st_time_wall_ms() % 100000000);
     if (itest_nnames == 0) {
         itest_names_pid = getpid();
         atexit(itest_delete_topics);
@@ -193,8 +194,8 @@ static inline void itest_pt_init(itest_pt_t *t, const char *tag)
 /* Starts stint-passthrough on t's names with up to 16 extra arguments (NULL-terminated). */
 static inline pid_t itest_pt_spawn(itest_pt_t *t, char *const *extra)
 {
-    char *argv[32] = {t->bin, "--in.topic", t->in, "--out.topic", t->out, "--dlq.topic", t->dlq,
-                      "--counter.key", t->counter, "-G", t->group};
+    char *argv[32] = {t->bin, "--in.topic",    t->in,      "--out.topic", t->out,  "--dlq.topic",
+                      t->dlq, "--counter.key", t->counter, "-G",          t->group};
     int n = 11;
     for (int i = 0; extra && extra[i] && i < 16; i++)
         argv[n++] = extra[i];
@@ -211,9 +212,41 @@ static inline void itest_pt_redis_cleanup(const itest_pt_t *t)
     redisFree(rc);
 }
 
+/* Unlinks every Redis key under "<prefix>:" (SCAN, so a big keyspace is not blocked). Returns
+ * the number removed. */
+static inline long itest_redis_unlink_prefix(const char *prefix)
+{
+    redisContext *rc = itest_redis();
+    char cursor[32] = "0", pattern[200];
+    snprintf(pattern, sizeof pattern, "%s:*", prefix);
+    long removed = 0;
+    do {
+        redisReply *rep =
+            rc ? redisCommand(rc, "SCAN %s MATCH %s COUNT 1000", cursor, pattern) : NULL;
+        if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+            if (rep)
+                freeReplyObject(rep);
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
+        for (size_t i = 0; i < rep->element[1]->elements; i++) {
+            redisReply *d = redisCommand(rc, "UNLINK %b", rep->element[1]->element[i]->str,
+                                         rep->element[1]->element[i]->len);
+            if (d)
+                freeReplyObject(d);
+            removed++;
+        }
+        freeReplyObject(rep);
+    } while (strcmp(cursor, "0") != 0);
+    if (rc)
+        redisFree(rc);
+    return removed;
+}
+
 /* Produces records from..to-1 to topic: key "user-<i % nkeys>", value "rec-<i, 7 digits>-<tag>",
  * and waits for every acknowledgement. Returns 0, or -1 on any failure. */
-static inline int itest_produce_numbered(const char *topic, int from, int to, int nkeys, const char *tag)
+static inline int itest_produce_numbered(const char *topic, int from, int to, int nkeys,
+                                         const char *tag)
 {
     char errstr[256];
     st_kafka_opts_t ko = itest_kafka();

@@ -557,26 +557,7 @@ static inline int szt_log_count(const char *path, const char *needle)
 /* Deletes every Redis key under prefix. */
 static inline void szt_redis_cleanup(const char *prefix)
 {
-    redisContext *c = itest_redis();
-    char cursor[32] = "0", pattern[200];
-    snprintf(pattern, sizeof pattern, "%s:*", prefix);
-    do {
-        redisReply *rep = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
-        if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
-            if (rep)
-                freeReplyObject(rep);
-            break;
-        }
-        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
-        for (size_t i = 0; i < rep->element[1]->elements; i++) {
-            redisReply *d = redisCommand(c, "UNLINK %b", rep->element[1]->element[i]->str,
-                                         rep->element[1]->element[i]->len);
-            if (d)
-                freeReplyObject(d);
-        }
-        freeReplyObject(rep);
-    } while (strcmp(cursor, "0") != 0);
-    redisFree(c);
+    itest_redis_unlink_prefix(prefix);
 }
 
 static inline st_avro_registry_t *szt_registry(void)
