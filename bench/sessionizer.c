@@ -21,6 +21,7 @@
 
 #include "st_avro.h"
 #include "st_buf.h"
+#include "st_itest.h"
 #include "st_kafka.h"
 #include "st_time.h"
 
@@ -92,28 +93,6 @@ static long long used_memory(redisContext *c)
     if (r)
         freeReplyObject(r);
     return v;
-}
-
-static void cleanup(redisContext *c, const char *prefix)
-{
-    char cursor[32] = "0", pattern[200];
-    snprintf(pattern, sizeof pattern, "%s:*", prefix);
-    do {
-        redisReply *rep = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
-        if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
-            if (rep)
-                freeReplyObject(rep);
-            return;
-        }
-        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
-        for (size_t i = 0; i < rep->element[1]->elements; i++) {
-            redisReply *d = redisCommand(c, "UNLINK %b", rep->element[1]->element[i]->str,
-                                         rep->element[1]->element[i]->len);
-            if (d)
-                freeReplyObject(d);
-        }
-        freeReplyObject(rep);
-    } while (strcmp(cursor, "0") != 0);
 }
 
 int main(int argc, char **argv)
@@ -264,7 +243,7 @@ int main(int argc, char **argv)
     waitpid(pid, &status, 0);
     if (t_last == 0 || t_last <= t_first) {
         printf("bench-sessionizer: did not finish (%.0f of %lld records)\n", count, n);
-        cleanup(rc, prefix);
+        itest_redis_unlink_prefix(prefix);
         return 1;
     }
     double secs = (double)(t_last - t_first) / 1000.0;
@@ -314,7 +293,7 @@ int main(int argc, char **argv)
                    (dl_entries ? (double)dl / (double)dl_entries : 0.0) + (double)st / n_users,
                (double)(mem_after - mem_before) / n_users, (double)blob / (double)sampled,
                state_bytes);
-    cleanup(rc, prefix);
+    itest_redis_unlink_prefix(prefix);
     redisFree(rc);
     st_buf_free(&enc);
     st_avro_codec_destroy(codec);
