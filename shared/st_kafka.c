@@ -394,63 +394,45 @@ int st_kafka_delete_topics(const st_kafka_opts_t *opts, const char *const *topic
     return rc;
 }
 
-/* Runs ListConsumerGroupOffsets (alter false) or AlterConsumerGroupOffsets (alter true) for one
- * group; returns the group's per-partition result (offsets and errors) or NULL with errstr. */
-static rd_kafka_topic_partition_list_t *group_offsets_op(rd_kafka_t *rk, const char *group,
-                                                         const rd_kafka_topic_partition_list_t *parts,
-                                                         bool alter, char *errstr, size_t errstr_size)
+/* A consumer of group that never joins it (no subscribe), for reading and committing the group's
+ * offsets from outside; free with rd_kafka_destroy. NULL with errstr. */
+static rd_kafka_t *group_client(const st_kafka_opts_t *opts, const char *group, char *errstr,
+                                size_t errstr_size)
 {
     char buf[512];
-    rd_kafka_topic_partition_list_t *out = NULL;
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(
-        rk, alter ? RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS : RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
-    rd_kafka_AdminOptions_set_request_timeout(ao, 10000, buf, sizeof buf);
-    if (alter) {
-        rd_kafka_AlterConsumerGroupOffsets_t *req = rd_kafka_AlterConsumerGroupOffsets_new(group, parts);
-        rd_kafka_AlterConsumerGroupOffsets(rk, &req, 1, ao, q);
-        rd_kafka_AlterConsumerGroupOffsets_destroy(req);
-    } else {
-        rd_kafka_ListConsumerGroupOffsets_t *req = rd_kafka_ListConsumerGroupOffsets_new(group, parts);
-        rd_kafka_ListConsumerGroupOffsets(rk, &req, 1, ao, q);
-        rd_kafka_ListConsumerGroupOffsets_destroy(req);
+    const char *const defaults[][2] = {{"group.id", group}, {"enable.auto.commit", "false"}};
+    rd_kafka_conf_t *conf = st_kafka_conf_new(opts, defaults, 2, errstr, errstr_size);
+    if (!conf)
+        return NULL;
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, buf, sizeof buf);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        st_errstr(errstr, errstr_size, "consumer: %s", buf);
     }
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
-    if (!ev) {
-        st_errstr(errstr, errstr_size, "no answer from the broker in 15 s");
-    } else if (rd_kafka_event_error(ev)) {
-        st_errstr(errstr, errstr_size, "%s", rd_kafka_event_error_string(ev));
-    } else {
-        size_t n = 0;
-        const rd_kafka_group_result_t **res =
-            alter ? rd_kafka_AlterConsumerGroupOffsets_result_groups(
-                        rd_kafka_event_AlterConsumerGroupOffsets_result(ev), &n)
-                  : rd_kafka_ListConsumerGroupOffsets_result_groups(
-                        rd_kafka_event_ListConsumerGroupOffsets_result(ev), &n);
-        const rd_kafka_error_t *ge = n == 1 ? rd_kafka_group_result_error(res[0]) : NULL;
-        const rd_kafka_topic_partition_list_t *pl = n == 1 ? rd_kafka_group_result_partitions(res[0]) : NULL;
-        if (ge)
-            st_errstr(errstr, errstr_size, "%s", rd_kafka_error_string(ge));
-        else if (!pl)
-            st_errstr(errstr, errstr_size, "no result for group %s", group);
-        else
-            out = rd_kafka_topic_partition_list_copy(pl);
-    }
-    if (ev)
-        rd_kafka_event_destroy(ev);
-    rd_kafka_AdminOptions_destroy(ao);
-    rd_kafka_queue_destroy(q);
-    return out;
+    return rk;
 }
 
-int st_kafka_commit_outside_group(rd_kafka_t *rk, const char *group,
+/* Through a consumer that never joins the group rather than the Admin API's
+ * List/AlterConsumerGroupOffsets: on a client without a consumer group of its own, librdkafka
+ * (2.0.2 here, and later ones) crashes when the coordinator answers NOT_COORDINATOR, as it does
+ * right after a broker restart (a consumer-group op on a NULL group; seen as a SIGSEGV at close in
+ * test_pipeline_restarts). Such a consumer's commit carries no member id and no generation, which
+ * the broker accepts only while the group has no members: the guarantee wanted here. */
+int st_kafka_commit_outside_group(const st_kafka_opts_t *opts, const char *group,
                                   const rd_kafka_topic_partition_list_t *offsets, char *errstr,
                                   size_t errstr_size)
 {
-    int rc = 0;
-    rd_kafka_topic_partition_list_t *now = group_offsets_op(rk, group, offsets, false, errstr, errstr_size);
-    if (!now)
+    rd_kafka_t *rk = group_client(opts, group, errstr, errstr_size);
+    if (!rk)
         return -1;
+    int rc = 0;
+    rd_kafka_topic_partition_list_t *now = rd_kafka_topic_partition_list_copy(offsets);
+    rd_kafka_resp_err_t e = rd_kafka_committed(rk, now, 10000);
+    if (e) {
+        rc = st_errstr(errstr, errstr_size, "committed offsets of %s: %s", group,
+                       rd_kafka_err2str(e));
+        goto out;
+    }
     /* Only partitions the group has not already committed at or past the given offset. */
     rd_kafka_topic_partition_list_t *ahead = rd_kafka_topic_partition_list_new(offsets->cnt);
     for (int i = 0; i < offsets->cnt; i++) {
@@ -461,18 +443,16 @@ int st_kafka_commit_outside_group(rd_kafka_t *rk, const char *group,
             rd_kafka_topic_partition_list_add(ahead, o->topic, o->partition)->offset = o->offset;
     }
     if (ahead->cnt > 0) {
-        rd_kafka_topic_partition_list_t *res = group_offsets_op(rk, group, ahead, true, errstr, errstr_size);
-        if (!res)
-            rc = -1;
-        for (int i = 0; res && i < res->cnt && rc == 0; i++)
-            if (res->elems[i].err)
-                rc = st_errstr(errstr, errstr_size, "%s[%d]: %s", res->elems[i].topic,
-                               (int)res->elems[i].partition, rd_kafka_err2str(res->elems[i].err));
-        if (res)
-            rd_kafka_topic_partition_list_destroy(res);
+        e = rd_kafka_commit(rk, ahead, 0);
+        for (int i = 0; !e && i < ahead->cnt; i++)
+            e = ahead->elems[i].err;
+        if (e)
+            rc = st_errstr(errstr, errstr_size, "commit for %s: %s", group, rd_kafka_err2str(e));
     }
     rd_kafka_topic_partition_list_destroy(ahead);
+out:
     rd_kafka_topic_partition_list_destroy(now);
+    rd_kafka_destroy(rk);
     return rc;
 }
 
@@ -511,19 +491,9 @@ int64_t st_kafka_topic_end_offsets(const st_kafka_opts_t *opts, const char *topi
 int64_t st_kafka_group_committed(const st_kafka_opts_t *opts, const char *group, const char *topic,
                                  char *errstr, size_t errstr_size)
 {
-    char buf[512];
-    rd_kafka_conf_t *conf = st_kafka_conf_new(opts, NULL, 0, errstr, errstr_size);
-    if (!conf)
+    rd_kafka_t *rk = group_client(opts, group, errstr, errstr_size);
+    if (!rk)
         return -1;
-    if (rd_kafka_conf_set(conf, "group.id", group, buf, sizeof buf) != RD_KAFKA_CONF_OK) {
-        rd_kafka_conf_destroy(conf);
-        return st_errstr(errstr, errstr_size, "group.id: %s", buf);
-    }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, buf, sizeof buf);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        return st_errstr(errstr, errstr_size, "consumer: %s", buf);
-    }
     int64_t total = -1;
     int n = partition_count(rk, topic, errstr, errstr_size);
     if (n >= 0) {

@@ -62,11 +62,10 @@ int st_producer_prepare_topic(st_producer_t *p, const char *topic, int timeout_m
  * errstr. */
 int st_kafka_delete_topics(const st_kafka_opts_t *opts, const char *const *topics, size_t ntopics,
                            char *errstr, size_t errstr_size);
-/* Commits offsets for group from outside it (AlterConsumerGroupOffsets) through the client rk.
+/* Commits offsets for group from outside it (a consumer of the group that does not join it).
  * Partitions the group has already committed at or past the given offset are left alone; the
- * broker accepts the rest only while no member of the group consumes them. Returns 0 or -1 with
- * errstr. */
-int st_kafka_commit_outside_group(rd_kafka_t *rk, const char *group,
+ * broker accepts the rest only while the group has no members. Returns 0 or -1 with errstr. */
+int st_kafka_commit_outside_group(const st_kafka_opts_t *opts, const char *group,
                                   const rd_kafka_topic_partition_list_t *offsets, char *errstr,
                                   size_t errstr_size);
 /* Creates topics (idempotent: existing ones are fine) with the given partition count.

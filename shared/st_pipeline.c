@@ -36,6 +36,7 @@ struct st_pipeline_s {
     st_pipeline_handler_t h;
     rd_kafka_t *consumer;
     st_producer_t *producer;
+    st_kafka_opts_t kafka; /* the caller's, valid until destroy: for the commit at close */
     char *group_id;
     /* Offsets stored for partitions taken away before they could be committed (the group session
      * expired, say during a broker outage): where to resume if they come back, and committed from
@@ -408,6 +409,7 @@ st_pipeline_t *st_pipeline_new(const st_pipeline_opts_t *opts, const st_pipeline
         st_errstr(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(e));
         goto fail;
     }
+    p->kafka = opts->kafka;
     p->producer = st_producer_new(&opts->kafka, errstr, errstr_size);
     if (!p->producer)
         goto fail;
@@ -700,7 +702,7 @@ static void commit_unsent(st_pipeline_t *p)
     int tries = 0;
     for (;;) {
         tries++;
-        if (st_kafka_commit_outside_group(st_producer_handle(p->producer), p->group_id, p->unsent,
+        if (st_kafka_commit_outside_group(&p->kafka, p->group_id, p->unsent,
                                           err, sizeof err) == 0) {
             st_log_info("offsets_committed", "count=%d how=outside-group tries=%d", p->unsent->cnt,
                         tries);
@@ -729,7 +731,7 @@ void st_pipeline_destroy(st_pipeline_t *p)
             st_log_warn("consumer_close", "error=%s", rd_kafka_err2name(e));
         rd_kafka_destroy(p->consumer);
     }
-    if (p->unsent && p->unsent->cnt > 0 && p->producer && p->group_id)
+    if (p->unsent && p->unsent->cnt > 0 && p->group_id)
         commit_unsent(p);
     if (p->unsent)
         rd_kafka_topic_partition_list_destroy(p->unsent);

@@ -88,7 +88,7 @@ typedef struct {
 } st_pipeline_handler_t;
 
 typedef struct {
-    st_kafka_opts_t kafka;
+    st_kafka_opts_t kafka; /* its strings stay valid until st_pipeline_destroy (commit at close) */
     const char *group_id;
     const char *const *topics; /* input topics */
     size_t ntopics;
