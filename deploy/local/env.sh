@@ -10,5 +10,16 @@ STINT_REDIS_PORT=${STINT_REDIS_PORT:-16379}
 STINT_PARTITIONS=${STINT_PARTITIONS:-6}
 STINT_STACK_TIMEOUT=${STINT_STACK_TIMEOUT:-90}
 STINT_KAFKA_HEAP=${STINT_KAFKA_HEAP:-768m}
+# The schema registry: Apicurio Registry built from Maven Central by bootstrap (deploy/local/registry),
+# serving the Confluent-compatible API under /apis/ccompat/v7.
+REGISTRY_VERSION=2.4.2.Final
+REGISTRY_APP=$STINT_CACHE/apicurio-registry-$REGISTRY_VERSION/quarkus-app
+STINT_REGISTRY_PORT=${STINT_REGISTRY_PORT:-18081}
+STINT_REGISTRY_HEAP=${STINT_REGISTRY_HEAP:-256m}
+# What the services and the stint commands of the local stack use (their built-in default is this
+# URL on the default port). Set empty for the static ids of schemas/ids.conf.
+STINT_SCHEMA_REGISTRY_URL=${STINT_SCHEMA_REGISTRY_URL-http://127.0.0.1:$STINT_REGISTRY_PORT/apis/ccompat/v7}
+# Ids 1..this are taken by placeholders in a new registry, so registry ids never equal static ones.
+STINT_REGISTRY_RESERVED_IDS=${STINT_REGISTRY_RESERVED_IDS:-100}
 # The Kubernetes manifest validator (deploy/local/k8s-validate.txt), installed by bootstrap.
 K8S_VALIDATE_VENV=$STINT_CACHE/k8s-validate-1.37.0
