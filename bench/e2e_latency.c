@@ -609,8 +609,8 @@ static int run_at(double rate, const char *bin_dir)
         fprintf(stderr, "bench-e2e_latency: %s (is the stack up? deploy/local/stack up)\n", errstr);
         goto out;
     }
-    reg = st_avro_registry_new(STINT_SOURCE_DIR "/schemas", getenv("STINT_SCHEMA_REGISTRY_URL"),
-                               errstr, sizeof errstr);
+    reg = st_avro_registry_new(STINT_SOURCE_DIR "/schemas", itest_registry_url(), errstr,
+                               sizeof errstr);
     if (!reg || !(c.listen = st_avro_codec_new(reg, "Listen", NULL, errstr, sizeof errstr)) ||
         !(c.enriched = st_avro_codec_new(reg, "EnrichedListen", NULL, errstr, sizeof errstr)) ||
         !(c.session = st_avro_codec_new(reg, "SessionEvent", NULL, errstr, sizeof errstr)) ||

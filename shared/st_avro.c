@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "st_log.h"
 #include "st_time.h"
 
 #define MAX_SCHEMA_DEPTH    32
@@ -22,6 +24,9 @@
 #define MAX_NEGATIVE_IDS    1024
 #define SR_CONTENT_TYPE     "application/vnd.schemaregistry.v1+json"
 #define DEFAULT_CONNECT_MS  2000L
+/* How a registration is tried again (see registry_register). */
+#define REGISTER_TRIES_409  4
+#define DEFAULT_REGISTER_RETRY_MS 30000
 #define DEFAULT_REQUEST_MS  5000L
 
 /* Our own view of a schema, parsed from its JSON text: avro-c keeps no field defaults. */
@@ -106,6 +111,7 @@ typedef struct {
 struct st_avro_registry {
     char *url; /* NULL in static mode */
     long connect_ms, request_ms;
+    long register_retry_ms; /* how long a failing registration is tried again */
     long http_requests;
     CURL *curl;
     pthread_mutex_t lock;
@@ -1814,8 +1820,38 @@ static int registry_register(st_avro_registry_t *reg, local_t *l, const char *to
         goto out;
     }
     snprintf(path, sizeof path, "/subjects/%s/versions", esc);
-    if (http_call(reg, path, req_text, &status, &body, err) != 0)
-        goto out;
+    /* Registration happens when a service starts, often together with the others and with the
+     * registry, so a failure that may pass is tried again:
+     * - a transport error or a 5xx, for up to register_retry_ms: the registry is starting, or
+     *   its store failed under concurrent writes (Apicurio on H2 answers 500 "Concurrent update
+     *   in table SEQUENCES" or stalls on a lock when several subjects are created at once);
+     * - a 409, REGISTER_TRIES_409 times: Apicurio answers 409 "artifact already exists" to one of
+     *   two processes creating the same subject at the same moment; asked again it finds it. An
+     *   incompatible schema stays 409 and is reported after the last try. */
+    int64_t give_up = st_time_mono_ms() + reg->register_retry_ms;
+    long pause_ms = 100;
+    for (int tries_409 = 1;; tries_409++) {
+        st_err_t call_err = {0};
+        int rc_call = http_call(reg, path, req_text, &status, &body, &call_err);
+        bool again = rc_call != 0 || status >= 500
+                         ? st_time_mono_ms() + pause_ms < give_up
+                         : status == 409 && tries_409 < REGISTER_TRIES_409;
+        if (!again) {
+            if (rc_call != 0) {
+                st_err_set(err, call_err.code, call_err.retriable, call_err.fatal, "%s",
+                           call_err.text);
+                goto out;
+            }
+            break;
+        }
+        if (rc_call == 0)
+            registry_message(&body, msg, sizeof msg);
+        st_log_warn("schema_registry_retry", "subject=%s status=%ld error=\"%s\" pause_ms=%ld",
+                    subject, status, rc_call != 0 ? call_err.text : msg, pause_ms);
+        struct timespec pause = {pause_ms / 1000, (pause_ms % 1000) * 1000000L};
+        nanosleep(&pause, NULL);
+        pause_ms = pause_ms * 2 > 2000 ? 2000 : pause_ms * 2;
+    }
     if (status != 200) {
         registry_message(&body, msg, sizeof msg);
         bool server = status >= 500 || status == 0;
@@ -2104,6 +2140,7 @@ st_avro_registry_t *st_avro_registry_new(const char *schemas_dir, const char *re
     pthread_mutex_init(&reg->lock, NULL);
     reg->connect_ms = DEFAULT_CONNECT_MS;
     reg->request_ms = DEFAULT_REQUEST_MS;
+    reg->register_retry_ms = DEFAULT_REGISTER_RETRY_MS;
     if (registry_url && *registry_url) {
         if (strncmp(registry_url, "http://", 7) != 0 && strncmp(registry_url, "https://", 8) != 0) {
             st_errstr(errstr, errstr_size,
@@ -2168,6 +2205,13 @@ void st_avro_registry_set_timeouts(st_avro_registry_t *reg, long connect_timeout
     pthread_mutex_lock(&reg->lock);
     reg->connect_ms = connect_timeout_ms;
     reg->request_ms = request_timeout_ms;
+    pthread_mutex_unlock(&reg->lock);
+}
+
+void st_avro_registry_set_register_retry_ms(st_avro_registry_t *reg, long ms)
+{
+    pthread_mutex_lock(&reg->lock);
+    reg->register_retry_ms = ms;
     pthread_mutex_unlock(&reg->lock);
 }
 

@@ -31,6 +31,13 @@
 /* Bytes before the Avro body in the wire format: the magic byte 0 and the 4-byte schema id. */
 #define ST_AVRO_HEADER_SIZE 5
 
+/* The default of every schema.registry.url setting: the registry of the local stack
+ * (deploy/local/stack: Apicurio's Confluent-compatible API). An empty setting selects the static
+ * ids of schemas/ids.conf instead (development fallback). */
+#define ST_SCHEMA_REGISTRY_URL_DEFAULT "http://127.0.0.1:18081/apis/ccompat/v7"
+#define ST_SCHEMA_REGISTRY_URL_HELP \
+    "Confluent-compatible schema registry, with its API path (empty = static ids of schemas/ids.conf)"
+
 typedef struct st_avro_registry st_avro_registry_t;
 typedef struct st_avro_codec st_avro_codec_t;
 
@@ -52,6 +59,12 @@ void st_avro_registry_destroy(st_avro_registry_t *reg);
 /* HTTP timeouts of the registry client (defaults: connect 2000 ms, whole request 5000 ms). */
 void st_avro_registry_set_timeouts(st_avro_registry_t *reg, long connect_timeout_ms,
                                    long request_timeout_ms);
+
+/* How long a registration (st_avro_codec_new with a topic, st_avro_registry_id_for) that fails
+ * with a transport error or an HTTP 5xx is tried again, with pauses from 100 ms doubling to 2 s
+ * (default 30000 ms; 0 = once). A 409 is tried 4 times in all, about 0.6 s: Apicurio answers 409
+ * to one of two processes creating the same subject at once; an incompatible schema stays 409. */
+void st_avro_registry_set_register_retry_ms(st_avro_registry_t *reg, long ms);
 
 /* True in development mode (static ids from ids.conf). */
 bool st_avro_registry_is_static(const st_avro_registry_t *reg);

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "st_avro.h"
 #include "st_buf.h"
 #include "st_kafka.h"
 #include "st_time.h"
@@ -44,6 +45,14 @@ static inline int itest_redis_port(void)
 {
     const char *p = getenv("STINT_REDIS_PORT");
     return p && *p ? atoi(p) : 16379;
+}
+
+/* The schema registry the tests use, as the services they start do: STINT_SCHEMA_REGISTRY_URL
+ * when set (empty = the static ids of schemas/ids.conf), else the local stack's registry. */
+static inline const char *itest_registry_url(void)
+{
+    const char *u = getenv("STINT_SCHEMA_REGISTRY_URL");
+    return u ? u : ST_SCHEMA_REGISTRY_URL_DEFAULT;
 }
 
 static inline st_kafka_opts_t itest_kafka(void)

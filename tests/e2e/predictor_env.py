@@ -141,7 +141,7 @@ class Env:
 
     def read(self, topic_key, want, registry=None):
         schemas = stint_consumer.SchemaSource(os.path.join(SRC, "schemas"),
-                                              registry or os.environ.get("SCHEMA_REGISTRY_URL"))
+                                              registry or stint_consumer.registry_url_from_env())
         return stint_consumer.consume(self.topics[topic_key], BROKERS, schemas, want, 20.0,
                                       group=f"{self.tag}-reader-{topic_key}")
 

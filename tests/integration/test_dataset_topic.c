@@ -118,6 +118,7 @@ static st_dataset_t *topic_dataset(const char *topic, int64_t until_ms,
     o.brokers = itest_brokers();
     o.topic = topic;
     o.schemas_dir = STINT_SOURCE_DIR "/schemas";
+    o.registry_url = itest_registry_url();
     st_dataset_t *ds = st_dataset_new();
     st_dataset_set_until_ms(ds, until_ms);
     if (st_dataset_topic_load(ds, &o, st, err, sizeof err) != 0 ||
@@ -179,7 +180,7 @@ static void test_topic_equals_offline(void)
     const char *topics[] = {topic};
     ST_REQUIRE(st_kafka_create_topics(&ko, topics, 1, PARTITIONS, err, sizeof err) == 0);
     st_avro_registry_t *reg =
-        st_avro_registry_new(STINT_SOURCE_DIR "/schemas", NULL, err, sizeof err);
+        st_avro_registry_new(STINT_SOURCE_DIR "/schemas", itest_registry_url(), err, sizeof err);
     ST_REQUIRE(reg != NULL);
     st_avro_codec_t *codec = st_avro_codec_new(reg, "SessionEvent", topic, err, sizeof err);
     st_producer_t *p = st_producer_new(&ko, err, sizeof err);

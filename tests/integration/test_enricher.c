@@ -732,7 +732,7 @@ int main(void)
     char errstr[512];
     const char *src = getenv("STINT_SOURCE_DIR");
     snprintf(schemas_dir, sizeof schemas_dir, "%s/schemas", src ? src : STINT_SOURCE_DIR);
-    registry = st_avro_registry_new(schemas_dir, NULL, errstr, sizeof errstr);
+    registry = st_avro_registry_new(schemas_dir, itest_registry_url(), errstr, sizeof errstr);
     if (!registry) {
         fprintf(stderr, "schemas: %s\n", errstr);
         return 1;

@@ -612,7 +612,7 @@ int main(void)
     snprintf(data_dir, sizeof data_dir, "%s/it-ingest-data-%d", bin_dir, (int)getpid());
     snprintf(logpath, sizeof logpath, "%s/it-ingest.log", bin_dir);
     snprintf(schemas, sizeof schemas, "%s/schemas", getenv("STINT_SOURCE_DIR"));
-    reg = st_avro_registry_new(schemas, NULL, errstr, sizeof errstr);
+    reg = st_avro_registry_new(schemas, itest_registry_url(), errstr, sizeof errstr);
     if (!reg) {
         fprintf(stderr, "schemas: %s\n", errstr);
         return 1;

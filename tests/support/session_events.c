@@ -20,6 +20,7 @@
 #include "st_avro.h"
 #include "st_bundle.h"
 #include "st_dataset.h"
+#include "st_itest.h"
 #include "st_kafka.h"
 #include "st_session.h"
 #include "st_time.h"
@@ -152,7 +153,8 @@ static int produce(int argc, char **argv)
         return 1;
     char err[512];
     st_avro_registry_t *reg =
-        st_avro_registry_new(schemas, arg_of(argc, argv, "--registry", NULL), err, sizeof err);
+        st_avro_registry_new(schemas, arg_of(argc, argv, "--registry", itest_registry_url()), err,
+                             sizeof err);
     st_avro_codec_t *codec =
         reg ? st_avro_codec_new(reg, "SessionEvent", topic, err, sizeof err) : NULL;
     st_kafka_opts_t ko = {brokers, "stint-session-events", NULL, 0};
@@ -504,7 +506,7 @@ static int profiles(int argc, char **argv)
         return 1;
     char err[512];
     st_avro_registry_t *reg =
-        st_avro_registry_new(STINT_SOURCE_DIR "/schemas", NULL, err, sizeof err);
+        st_avro_registry_new(STINT_SOURCE_DIR "/schemas", itest_registry_url(), err, sizeof err);
     st_avro_codec_t *codec =
         reg ? st_avro_codec_new(reg, "UserProfile", topic, err, sizeof err) : NULL;
     st_kafka_opts_t ko = {brokers, "stint-session-events", NULL, 0};

@@ -262,9 +262,13 @@ static void test_unreachable_registry(void)
     st_avro_registry_t *reg = st_avro_registry_new(schemas, "http://127.0.0.1:9", err, sizeof err);
     ST_REQUIRE(reg != NULL);
     st_avro_registry_set_timeouts(reg, 500, 1000);
+    /* A registration is tried again for register_retry_ms (100 ms, 200, 400, ... apart), then
+     * fails with the transport error. */
+    st_avro_registry_set_register_retry_ms(reg, 1000);
     ST_CHECK(st_avro_codec_new(reg, "Listen", "listens", err, sizeof err) == NULL);
     if (!strstr(err, "127.0.0.1:9"))
         ST_FAIL_AT("error \"%s\" does not name the registry", err);
+    ST_CHECK(st_avro_registry_http_requests(reg) >= 3);
     st_avro_codec_t *r = st_avro_codec_new(reg, "Listen", NULL, err, sizeof err);
     ST_REQUIRE(r != NULL);
     avro_value_t *out = NULL;

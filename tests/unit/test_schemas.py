@@ -82,6 +82,9 @@ def main():
                 continue
             sid, file = line.split()
             check(int(sid) not in ids, "ids.conf: id %s once" % sid)
+            # deploy/local/stack reserves registry ids 1..STINT_REGISTRY_RESERVED_IDS (100) so that
+            # no registry id is a static one; a static id above that range would break this.
+            check(1 <= int(sid) <= 100, "ids.conf: id %s within 1..100" % sid)
             ids[int(sid)] = file
             check(os.path.exists(os.path.join(SCHEMAS, file)), "ids.conf: %s exists" % file)
     for file in names:

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """stint_consumer.py - read a stint topic as a user's own consumer would: a real Kafka client
 (confluent-kafka), the Confluent wire format (byte 0 = 0, 4-byte big-endian schema id, Avro
-binary), and the writer schema looked up by id: from the schema registry when SCHEMA_REGISTRY_URL
-is set (GET /schemas/ids/<id>), else from schemas/ids.conf (stint's development mode).
+binary), and the writer schema looked up by id: from the schema registry (GET /schemas/ids/<id>)
+named by STINT_SCHEMA_REGISTRY_URL (default: the local stack's, as for the services), or from
+schemas/ids.conf when that variable is set empty (stint's static-id fallback).
 
 The Avro binary decoder is the few dozen lines below (records, enums, arrays, maps, unions,
 fixed and every primitive), so nothing beyond confluent-kafka is needed.
@@ -16,6 +17,18 @@ import os
 import struct
 import sys
 import urllib.request
+
+
+LOCAL_REGISTRY_URL = "http://127.0.0.1:18081/apis/ccompat/v7"
+
+
+def registry_url_from_env():
+    """The registry the services use: STINT_SCHEMA_REGISTRY_URL (SCHEMA_REGISTRY_URL as an older
+    name), the local stack's when neither is set; None (static ids) when it is set empty."""
+    url = os.environ.get("STINT_SCHEMA_REGISTRY_URL", os.environ.get("SCHEMA_REGISTRY_URL"))
+    if url is None:
+        url = LOCAL_REGISTRY_URL
+    return url or None
 
 
 class SchemaSource:
@@ -182,7 +195,7 @@ def main():
     ap.add_argument("--max", type=int, default=None)
     ap.add_argument("--timeout", type=float, default=10.0)
     a = ap.parse_args()
-    schemas = SchemaSource(a.schemas, os.environ.get("SCHEMA_REGISTRY_URL"))
+    schemas = SchemaSource(a.schemas, registry_url_from_env())
     for _, _, rec in consume(a.topic, a.brokers, schemas, a.max, a.timeout):
         print(json.dumps(rec, default=lambda b: b.decode("latin-1")))
     return 0

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "st_avro.h"
 #include "st_catalog.h"
 #include "st_dataset_topic.h"
 #include "st_err.h"
@@ -32,8 +33,8 @@ const st_config_entry_t train_data_table[] = {
      "Kafka bootstrap servers (--from-topic)"},
     {"schemas.dir", ST_CFG_STRING, STINT_SOURCE_DIR "/schemas", ST_CFG_NOBOUNDS, OFF(schemas_dir),
      false, 0, "directory of the .avsc files and ids.conf (--from-topic)"},
-    {"schema.registry.url", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(registry_url), false, 0,
-     "Confluent-compatible schema registry (--from-topic; unset = static ids)"},
+    {"schema.registry.url", ST_CFG_STRING, ST_SCHEMA_REGISTRY_URL_DEFAULT, ST_CFG_NOBOUNDS,
+     OFF(registry_url), false, 0, "(--from-topic) " ST_SCHEMA_REGISTRY_URL_HELP},
     {"profiles", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(profiles), false, 0,
      "userid-profile.tsv (file or Last.fm directory); optional"},
     {"until", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(until), false, 0,
