@@ -4,8 +4,10 @@ accepts it (Debian's docker-compose; skipped only when the binary is missing), e
 variable a stint container gets is one its program reads (--dump-config of the real binary says
 so), values differ from the programs' defaults only for the endpoints a container must change,
 the topics are deploy/topics.conf's (the compose topic job mounts that file, as the local stack
-reads it) and exactly those the services use, ports are published on 127.0.0.1 only, Kafka and
-Redis on the local stack's ports (deploy/local/env.sh). No Docker engine is needed."""
+reads it) and exactly those the services use, ports are published on 127.0.0.1 only, Kafka, Redis
+and the registry on the local stack's ports (deploy/local/env.sh) unless moved by variables. The
+images default to the upstream ones, and deploy/compose/podman.env (the podman path's local images)
+changes nothing but image names. No Docker engine is needed."""
 import os
 import re
 import shutil
@@ -47,12 +49,51 @@ def local_default(name):
     return m.group(1) if m else None
 
 
+def compose_config(exe, extra):
+    """`docker-compose config` of the file, as YAML, with an empty environment for the
+    variables (extra: more options, e.g. --env-file)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STINT_")}
+    res = subprocess.run([exe, "-f", os.path.join(SRC, "docker-compose.yml")] + extra +
+                         ["--profile", "tools", "config"], cwd=SRC, capture_output=True, text=True,
+                         timeout=60, env=env)
+    c.check(res.returncode == 0, "docker-compose %s config: %s" % (" ".join(extra), res.stderr.strip()))
+    return yaml.safe_load(res.stdout) if res.returncode == 0 else {}
+
+
+def check_podman_env(exe):
+    """deploy/compose/podman.env selects local images and changes nothing else: the same services,
+    commands, environment, ports, volumes and dependencies."""
+    path = os.path.join(SRC, "deploy", "compose", "podman.env")
+    names = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                k, _, v = line.partition("=")
+                names[k] = v
+    c.check(all(k.endswith("_IMAGE") for k in names), "podman.env sets image names only", sorted(names))
+    upstream = compose_config(exe, [])
+    local = compose_config(exe, ["--env-file", path])
+    images = {}
+    for cfg in (upstream, local):
+        for svc in cfg.get("services", {}).values():
+            images.setdefault(id(cfg), set()).add(svc.pop("image", None))
+    c.check(upstream == local, "with podman.env only the image names differ")
+    c.check(not images[id(upstream)] & {names.get("STINT_KAFKA_IMAGE"), names.get("STINT_REDIS_IMAGE"),
+                                        names.get("STINT_REGISTRY_IMAGE")}, "upstream images by default",
+            sorted(images[id(upstream)]))
+    c.check({names.get("STINT_KAFKA_IMAGE"), names.get("STINT_REDIS_IMAGE"),
+             names.get("STINT_REGISTRY_IMAGE")} <= images[id(local)], "podman.env's images are used",
+            sorted(images[id(local)]))
+
+
 def check_docker_compose_config():
     exe = shutil.which("docker-compose")
     if not exe:
         print("SKIP docker-compose config: the docker-compose binary is missing "
               "(deploy/local/bootstrap installs Debian's docker-compose)")
         return
+    check_podman_env(exe)
     for args in (["config", "-q"], ["--profile", "tools", "config", "-q"]):
         res = subprocess.run([exe, "-f", os.path.join(SRC, "docker-compose.yml")] + args,
                              cwd=SRC, capture_output=True, text=True, timeout=60)
@@ -81,7 +122,11 @@ def main():
                 "%s: built from deploy/docker/Dockerfile" % name, build)
         c.check(os.path.isfile(os.path.join(SRC, "deploy", "docker", "Dockerfile")), "Dockerfile exists")
     kafka_image = services["kafka"]["image"]
-    c.check(re.fullmatch(r"apache/kafka:4\.1\.\d+", kafka_image) is not None, "kafka image", kafka_image)
+    c.check(re.fullmatch(r"apache/kafka:4\.1\.\d+", interpolate(kafka_image)) is not None, "kafka image",
+            kafka_image)
+    registry_image = interpolate(services["schema-registry"]["image"])
+    c.check(registry_image == "apicurio/apicurio-registry-mem:2.4.2.Final", "registry image",
+            registry_image)
     c.check(services["topics"]["image"] == kafka_image, "topic job uses the Kafka image",
             services["topics"]["image"], kafka_image)
 
@@ -118,10 +163,10 @@ def main():
                     env.get("STINT_KAFKA_BROKERS"), "kafka:9092")
             c.check(env.get("STINT_REDIS_HOST") == "redis" and env.get("STINT_REDIS_PORT") == "6379",
                     "%s: redis:6379" % name, (env.get("STINT_REDIS_HOST"), env.get("STINT_REDIS_PORT")))
-            c.check(env.get("STINT_SCHEMA_REGISTRY_URL") == "http://schema-registry:8081",
-                    "%s: schema registry" % name, env.get("STINT_SCHEMA_REGISTRY_URL"))
+            c.check(env.get("STINT_SCHEMA_REGISTRY_URL") == "http://schema-registry:8081/apis/ccompat/v7",
+                    "%s: schema registry (its ccompat API)" % name, env.get("STINT_SCHEMA_REGISTRY_URL"))
             port = env.get("STINT_HTTP_PORT")
-            c.check(svc.get("ports") == ["127.0.0.1:%s:%s" % (port, port)],
+            c.check([interpolate(p) for p in svc.get("ports", [])] == ["127.0.0.1:%s:%s" % (port, port)],
                     "%s: its fixed http.port published on 127.0.0.1" % name, svc.get("ports"), port)
         for key, (value, _) in dump.items():
             if (key.endswith("topic") or key.endswith(".topic")) and value:
@@ -158,12 +203,24 @@ def main():
             c.check(str(p).startswith("127.0.0.1:"), "%s publishes %s on 127.0.0.1 only" % (name, p))
     kport = local_default("STINT_KAFKA_PORT")
     rport = local_default("STINT_REDIS_PORT")
-    c.check(services["kafka"]["ports"] == ["127.0.0.1:%s:%s" % (kport, kport)], "kafka port",
-            services["kafka"]["ports"], kport)
-    c.check("HOST://127.0.0.1:%s" % kport in services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"],
-            "kafka advertises the host listener")
-    c.check(services["redis"]["ports"] == ["127.0.0.1:%s:6379" % rport], "redis port",
-            services["redis"]["ports"], rport)
+    gport = local_default("STINT_REGISTRY_PORT")
+    # Published ports move with the local stack's variables (the compose test uses its own).
+    c.check(services["kafka"]["ports"] == ["127.0.0.1:${STINT_KAFKA_PORT:-%s}:19092" % kport],
+            "kafka port", services["kafka"]["ports"], kport)
+    c.check("HOST://127.0.0.1:${STINT_KAFKA_PORT:-%s}" % kport in
+            services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"],
+            "kafka advertises the host listener on the published port")
+    c.check(services["redis"]["ports"] == ["127.0.0.1:${STINT_REDIS_PORT:-%s}:6379" % rport],
+            "redis port", services["redis"]["ports"], rport)
+    c.check(services["schema-registry"]["ports"] == ["127.0.0.1:${STINT_REGISTRY_PORT:-%s}:8081" % gport],
+            "registry port", services["schema-registry"]["ports"], gport)
+    reg_env = env_of(services["schema-registry"])
+    c.check(reg_env.get("QUARKUS_HTTP_PORT") == "8081" and
+            reg_env.get("REGISTRY_RULES_GLOBAL_COMPATIBILITY") == "BACKWARD" and
+            reg_env.get("REGISTRY_DATASOURCE_URL", "").startswith("jdbc:h2:file:/var/lib/registry/"),
+            "registry: port 8081, BACKWARD, H2 file under /var/lib/registry", reg_env)
+    c.check("registry-data:/var/lib/registry" in services["schema-registry"].get("volumes", []),
+            "registry keeps its H2 file on the registry-data volume")
     defaults = dump_config([os.path.join(BIN, "stint-ingest")])
     c.check(defaults["kafka.brokers"][0] == "127.0.0.1:%s" % kport, "the programs' default brokers",
             defaults["kafka.brokers"][0], kport)
@@ -191,7 +248,8 @@ def main():
             "train writes the bundle the predictor reads", train["command"][1], model_dirs["predictor"])
     c.check(any(v == "models:" + train["command"][1] for v in train.get("volumes", [])),
             "train mounts the models volume read-write", train.get("volumes"))
-    c.check(set(compose.get("volumes", {})) >= {"models", "data", "kafka-data", "redis-data"},
+    c.check(set(compose.get("volumes", {})) >= {"models", "data", "kafka-data", "redis-data",
+                                                 "registry-data"},
             "named volumes", sorted(compose.get("volumes", {})))
     c.finish()
 
