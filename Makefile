@@ -5,7 +5,8 @@ STACK := deploy/local/stack
 SERVICES := deploy/local/services
 WITH_STACK := deploy/local/with-stack
 
-.PHONY: all build bootstrap test test-unit demo bench up down status format clean distclean
+.PHONY: all build bootstrap test test-unit demo bench up down status format clean distclean \
+	compose-test
 
 all: build
 
@@ -47,6 +48,12 @@ down:
 
 status:
 	@rc=0; $(STACK) status || rc=1; $(SERVICES) status || rc=1; exit $$rc
+
+# docker-compose.yml run for real without Docker or an image registry: podman, images built from a
+# debootstrapped Debian, the stack up, tools, a stream with a service restarted, then down -v.
+# Needs root (rootful podman). See docs/deployment.md, "Running with podman".
+compose-test:
+	@deploy/compose/test
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
