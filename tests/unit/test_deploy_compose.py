@@ -193,7 +193,9 @@ def main():
     for name, compact in conf:
         c.check(not compact or name.startswith("users."), "compacted topic %s" % name)
     for svc_name in SERVICES:
-        for dep in ("topics", "redis"):
+        # kafka: docker-compose stops a service before what it depends on, and a service must
+        # commit before Kafka stops.
+        for dep in ("topics", "redis", "kafka", "schema-registry"):
             c.check(dep in (services[svc_name].get("depends_on") or {}),
                     "%s waits for %s" % (svc_name, dep))
 
