@@ -1621,6 +1621,10 @@ static int http_call(st_avro_registry_t *reg, const char *path, const char *post
     snprintf(url, sizeof url, "%.*s%s", (int)ulen, reg->url, path);
     CURL *h = reg->curl;
     curl_easy_reset(h);
+    /* No cached DNS answer: a restarted registry container comes back on another address, and
+     * libcurl's 60 s cache kept a service on the old one (connect timeouts for ~40 s, seen in
+     * make compose-test). A lookup per call is cheap next to the calls, which are rare. */
+    curl_easy_setopt(h, CURLOPT_DNS_CACHE_TIMEOUT, 0L);
     headers = curl_slist_append(headers, "Accept: " SR_CONTENT_TYPE
                                          ", application/vnd.schemaregistry+json, application/json");
     if (post_body)
