@@ -5,7 +5,7 @@ STACK := deploy/local/stack
 SERVICES := deploy/local/services
 WITH_STACK := deploy/local/with-stack
 
-.PHONY: all build bootstrap test test-unit demo bench up down status format clean distclean \
+.PHONY: all build bootstrap test test-unit test-sanitize demo bench up down status format clean distclean \
 	compose-test
 
 all: build
@@ -27,6 +27,14 @@ test: bootstrap
 
 test-unit: build
 	@ctest --test-dir $(BUILD) --output-on-failure -L unit $(CTEST_FLAGS)
+
+# The unit tests built with AddressSanitizer and UndefinedBehaviorSanitizer (a build of its own in
+# $(BUILD_SANITIZE)); any report fails the test (-fno-sanitize-recover=all).
+BUILD_SANITIZE ?= build-sanitize
+test-sanitize: bootstrap
+	@cmake -S . -B $(BUILD_SANITIZE) -G Ninja -DSANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build $(BUILD_SANITIZE)
+	@ctest --test-dir $(BUILD_SANITIZE) --output-on-failure -L unit $(CTEST_FLAGS)
 
 demo: bootstrap
 	@$(MAKE) --no-print-directory build
@@ -59,7 +67,7 @@ format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	@rm -rf $(BUILD)
+	@rm -rf $(BUILD) $(BUILD_SANITIZE)
 
 distclean: clean
 	@$(STACK) clean

@@ -195,7 +195,8 @@ static void test_design_rule_with_catalog(void)
             int64_t d_ms = json_integer_value(json_object_get(durations, key));
             unknown += d_ms == 0;
             listens++;
-            int64_t gap_ms = l.ts_ms - prev_ms;
+            /* The gap only after a first listen (INT64_MIN - x overflows: UBSan). */
+            int64_t gap_ms = prev_ms != INT64_MIN ? l.ts_ms - prev_ms : 0;
             bool same = prev_ms != INT64_MIN &&
                         (prev_d_ms > 0 ? gap_ms <= prev_d_ms || gap_ms - prev_d_ms <= 1800000
                                        : gap_ms <= 1800000);
