@@ -50,8 +50,9 @@ int main(int argc, char **argv)
     st_producer_destroy(prod);
     free(val);
 
-    char *args[] = {bin, "--in.topic", topic_in, "--out.topic", topic_out, "--dlq.topic", topic_dlq,
-                    "--counter.key", counter, "-G", group, "--log.level", "warn", NULL};
+    char *args[] = {bin,           "--in.topic",  topic_in,        "--out.topic", topic_out,
+                    "--dlq.topic", topic_dlq,     "--counter.key", counter,       "-G",
+                    group,         "--log.level", "warn",          NULL};
     redisContext *rc = itest_redis();
     pid_t pid = itest_spawn(args, logpath);
     /* Time from the first applied record to the last: start-up and group join excluded. */
@@ -66,14 +67,17 @@ int main(int argc, char **argv)
     kill(pid, SIGTERM);
     int status = itest_wait(pid, 30000);
     if (c < n) {
-        fprintf(stderr, "bench-pipeline: only %lld of %ld records processed (log %s)\n", c, n, logpath);
+        fprintf(stderr, "bench-pipeline: only %lld of %ld records processed (log %s)\n", c, n,
+                logpath);
         return 1;
     }
     double secs = (double)(end - start) / 1000.0;
-    printf("pipeline: %ld records of %d bytes, 6 partitions, batch.max=5000, one EVALSHA per record\n",
-           n, value_bytes);
+    printf(
+        "pipeline: %ld records of %d bytes, 6 partitions, batch.max=5000, one EVALSHA per record\n",
+        n, value_bytes);
     printf("pipeline: input produced at %.0f records/s\n", (double)n / produce_s);
-    printf("pipeline: pass-through %.0f records/s (%.2f s, consume -> produce+ack -> Redis -> offsets; exit %d)\n",
+    printf("pipeline: pass-through %.0f records/s (%.2f s, consume -> produce+ack -> Redis -> "
+           "offsets; exit %d)\n",
            (double)(n - 1) / secs, secs, status);
     freeReplyObject(redisCommand(rc, "DEL %s %s:applied", counter, counter));
     redisFree(rc);

@@ -118,11 +118,16 @@ static int pin_cpu = -1; /* the one core the predictor runs on */
 
 static pid_t start_predictor(const char *in, const char *pred, const char *out, const char *group)
 {
-    char *argv[] = {bin,           "--in.topic",         (char *)in,  "--predictions.topic",
-                    (char *)pred,  "--outcomes.topic",   (char *)out, "--model.dir",
-                    model_dir,     "--redis.prefix",     prefix,      "-G",
-                    (char *)group, "--batch.timeout_ms", "5",         "--batch.max",
-                    batch_max,     "--log.level",        "warn",      "-X",
+    char *argv[] = {bin,           "--in.topic",
+                    (char *)in,    "--predictions.topic",
+                    (char *)pred,  "--outcomes.topic",
+                    (char *)out,   "--model.dir",
+                    model_dir,     "--redis.prefix",
+                    prefix,        "-G",
+                    (char *)group, "--batch.timeout_ms",
+                    "5",           "--batch.max",
+                    batch_max,     "--log.level",
+                    "warn",        "-X",
                     linger,        NULL};
     /* The child (and every thread it starts) inherits the affinity at fork. */
     cpu_set_t all, one;
@@ -458,7 +463,8 @@ int main(int argc, char **argv)
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0);
     redisFree(rc);
-    printf("predictor bench: removed %ld Redis keys under %s (its topics go at exit)\n", removed, prefix);
+    printf("predictor bench: removed %ld Redis keys under %s (its topics go at exit)\n", removed,
+           prefix);
     /* Its topics go at exit (st_itest.h). */
     st_buf_free(&buf);
     free(warm.sent_us);

@@ -1,5 +1,5 @@
-/* bench/replay_ingest.c - `stint replay` alone (events/s, peak RSS) and replay + stint-ingest end to
- * end (events/s until every raw record is processed and committed) on the local Kafka + Redis.
+/* bench/replay_ingest.c - `stint replay` alone (events/s, peak RSS) and replay + stint-ingest end
+ * to end (events/s until every raw record is processed and committed) on the local Kafka + Redis.
  * Usage: bench-replay_ingest [--users N --days D]    a generated dataset (default 200 x 300)
  *        bench-replay_ingest --rss-data DIR          replay only, over an existing dataset, for its
  *                                                    peak RSS (the child's ru_maxrss, as

@@ -25,9 +25,9 @@
 #define SR_CONTENT_TYPE     "application/vnd.schemaregistry.v1+json"
 #define DEFAULT_CONNECT_MS  2000L
 /* How a registration is tried again (see registry_register). */
-#define REGISTER_TRIES_409  4
+#define REGISTER_TRIES_409        4
 #define DEFAULT_REGISTER_RETRY_MS 30000
-#define DEFAULT_REQUEST_MS  5000L
+#define DEFAULT_REQUEST_MS        5000L
 
 /* Our own view of a schema, parsed from its JSON text: avro-c keeps no field defaults. */
 typedef enum {

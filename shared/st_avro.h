@@ -35,8 +35,9 @@
  * (deploy/local/stack: Apicurio's Confluent-compatible API). An empty setting selects the static
  * ids of schemas/ids.conf instead (development fallback). */
 #define ST_SCHEMA_REGISTRY_URL_DEFAULT "http://127.0.0.1:18081/apis/ccompat/v7"
-#define ST_SCHEMA_REGISTRY_URL_HELP \
-    "Confluent-compatible schema registry, with its API path (empty = static ids of schemas/ids.conf)"
+#define ST_SCHEMA_REGISTRY_URL_HELP                                                                \
+    "Confluent-compatible schema registry, with its API path (empty = static ids of "              \
+    "schemas/ids.conf)"
 
 typedef struct st_avro_registry st_avro_registry_t;
 typedef struct st_avro_codec st_avro_codec_t;

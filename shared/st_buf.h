@@ -11,7 +11,10 @@ typedef struct {
     size_t cap;
 } st_buf_t;
 
-#define ST_BUF_INIT {NULL, 0, 0}
+#define ST_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* Ensures room for extra more bytes (plus the terminating NUL). Returns 0 or -1 (ENOMEM). */
 int st_buf_reserve(st_buf_t *b, size_t extra);

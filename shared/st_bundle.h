@@ -93,8 +93,9 @@ typedef struct {
 } st_bundle_spec_t;
 
 /* Defaults: the improved model. seq, W 16, LSTM 1 x 32, dropout 0, log target, L1, 40 epochs,
- * batch 64, patience 8 (chosen on validation MAE over split seeds 1-3), lr 2e-3, clip 1, no clustering (k 5, features "mean,median,sessions",
- * no filters, min users 10), scaling all, mixed_max_users 200, seed 1. */
+ * batch 64, patience 8 (chosen on validation MAE over split seeds 1-3), lr 2e-3, clip 1, no
+ * clustering (k 5, features "mean,median,sessions", no filters, min users 10), scaling all,
+ * mixed_max_users 200, seed 1. */
 void st_bundle_spec_default(st_bundle_spec_t *spec);
 /* The seed-parity model: parity, LSTM(250), no log target, L1 (MAE), Adam 1e-3, batch 400,
  * 30 epochs (patience 4), k-means 5, seed filters, mixed scaling, a network for clusters of

@@ -37,7 +37,7 @@ struct st_bwatch {
     int poll_ms;
     bw_loaded_t cur;
     bw_stamp_t cur_stamp;
-    bw_stamp_t failed; /* the last state that failed to load (warned once; retried every poll) */
+    bw_stamp_t failed;  /* the last state that failed to load (warned once; retried every poll) */
     pthread_mutex_t mu; /* guards pending, stop */
     pthread_cond_t cv;
     bw_loaded_t pending; /* bundle NULL when nothing is waiting */
@@ -157,7 +157,8 @@ st_bundle_t *st_bwatch_load_dir(const char *dir, char *version, double *global_m
 }
 
 /* Loads dir if its stamp differs from *seen. A load that raced a writer, or failed (a file not
- * there yet, a transient error), is retried at the next poll; a failure is logged once per state. */
+ * there yet, a transient error), is retried at the next poll; a failure is logged once per state.
+ */
 static bool try_load(st_bwatch_t *pm, bw_stamp_t *seen, bw_loaded_t *out)
 {
     const char *dir = pm->dir;

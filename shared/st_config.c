@@ -90,10 +90,14 @@ static slot_t *find_slot(st_config_t *cfg, const char *key, size_t keylen)
 static const char *type_name(st_cfg_type_t t)
 {
     switch (t) {
-    case ST_CFG_STRING: return "string";
-    case ST_CFG_INT: return "integer";
-    case ST_CFG_DOUBLE: return "number";
-    case ST_CFG_BOOL: return "boolean";
+    case ST_CFG_STRING:
+        return "string";
+    case ST_CFG_INT:
+        return "integer";
+    case ST_CFG_DOUBLE:
+        return "number";
+    case ST_CFG_BOOL:
+        return "boolean";
     }
     return "?";
 }
@@ -471,11 +475,14 @@ void st_config_usage(const st_config_t *cfg, FILE *out)
                 st_config_env_name(e->key, env, sizeof env), type_name(e->type),
                 e->secret ? "(secret)" : (e->default_value ? e->default_value : "unset"));
     }
-    fprintf(out, "\n  -F FILE                          read key=value settings (non-stint keys go to librdkafka)\n"
-                 "  -X PROP=VALUE                    set a librdkafka property (also STINT_RDKAFKA_<PROP>)\n"
-                 "  -v / -q                          debug / warnings-only logging\n"
-                 "  --dump-config                    print the effective configuration and exit\n"
-                 "  -h, --help                       this text\n");
+    fprintf(
+        out,
+        "\n  -F FILE                          read key=value settings (non-stint keys go to "
+        "librdkafka)\n"
+        "  -X PROP=VALUE                    set a librdkafka property (also STINT_RDKAFKA_<PROP>)\n"
+        "  -v / -q                          debug / warnings-only logging\n"
+        "  --dump-config                    print the effective configuration and exit\n"
+        "  -h, --help                       this text\n");
 }
 
 static bool secret_prop(const char *name)
@@ -496,9 +503,15 @@ void st_config_dump(const st_config_t *cfg, FILE *out)
             fputs(!v ? "" : (s->e->secret && *v ? "***" : v), out);
             break;
         }
-        case ST_CFG_INT: fprintf(out, "%lld", (long long)*(const int64_t *)field); break;
-        case ST_CFG_DOUBLE: fprintf(out, "%g", *(const double *)field); break;
-        case ST_CFG_BOOL: fputs(*(const bool *)field ? "true" : "false", out); break;
+        case ST_CFG_INT:
+            fprintf(out, "%lld", (long long)*(const int64_t *)field);
+            break;
+        case ST_CFG_DOUBLE:
+            fprintf(out, "%g", *(const double *)field);
+            break;
+        case ST_CFG_BOOL:
+            fputs(*(const bool *)field ? "true" : "false", out);
+            break;
         }
         fprintf(out, "  # %s\n", s->source);
     }

@@ -19,8 +19,8 @@
 typedef enum { ST_CFG_STRING, ST_CFG_INT, ST_CFG_DOUBLE, ST_CFG_BOOL } st_cfg_type_t;
 
 typedef struct {
-    const char *key;           /* "redis.port" */
-    st_cfg_type_t type;        /* STRING: char * (owned by the config), INT: int64_t, DOUBLE, BOOL */
+    const char *key;    /* "redis.port" */
+    st_cfg_type_t type; /* STRING: char * (owned by the config), INT: int64_t, DOUBLE, BOOL */
     const char *default_value; /* as text; NULL = unset (strings only) */
     double min, max;           /* bounds for INT and DOUBLE; ignored when min > max */
     size_t offset;             /* offsetof() the field in the program's struct */

@@ -14,9 +14,9 @@
  * own values (length_s is the TARGET and is never read for the row's own features) and fields of
  * the past: index (earlier sessions of the user), prev_length_s, avg_length_s (mean of all
  * earlier), median_length_s (median of the last
- * ST_SESSION_MEDIAN_WINDOW earlier, as the sessionizer computes it), gap_s (start minus the previous session's
- * end; -1 for a first session), prev_track_count, prev_unknown_share. Without history these are 0
- * (gap -1).
+ * ST_SESSION_MEDIAN_WINDOW earlier, as the sessionizer computes it), gap_s (start minus the
+ * previous session's end; -1 for a first session), prev_track_count, prev_unknown_share. Without
+ * history these are 0 (gap -1).
  *
  * Splits (st_dataset_split) mark each row TRAIN, VAL or TEST; everything fit on data (country
  * ranks, profiles, filters, scalers, clusters, weights) must use TRAIN rows only (VAL for early

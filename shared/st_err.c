@@ -27,17 +27,28 @@ void st_err_clear(st_err_t *err)
 const char *st_err_code_name(st_err_code_t code)
 {
     switch (code) {
-    case ST_ERR_NONE: return "none";
-    case ST_ERR_INVALID: return "invalid";
-    case ST_ERR_CONFIG: return "config";
-    case ST_ERR_IO: return "io";
-    case ST_ERR_NOMEM: return "nomem";
-    case ST_ERR_KAFKA: return "kafka";
-    case ST_ERR_REDIS: return "redis";
-    case ST_ERR_AVRO: return "avro";
-    case ST_ERR_HTTP: return "http";
-    case ST_ERR_TIMEOUT: return "timeout";
-    case ST_ERR_INTERNAL: return "internal";
+    case ST_ERR_NONE:
+        return "none";
+    case ST_ERR_INVALID:
+        return "invalid";
+    case ST_ERR_CONFIG:
+        return "config";
+    case ST_ERR_IO:
+        return "io";
+    case ST_ERR_NOMEM:
+        return "nomem";
+    case ST_ERR_KAFKA:
+        return "kafka";
+    case ST_ERR_REDIS:
+        return "redis";
+    case ST_ERR_AVRO:
+        return "avro";
+    case ST_ERR_HTTP:
+        return "http";
+    case ST_ERR_TIMEOUT:
+        return "timeout";
+    case ST_ERR_INTERNAL:
+        return "internal";
     }
     return "unknown";
 }

@@ -26,7 +26,10 @@ void st_kafka_mark_reachable(void)
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     char q[600];
-    st_log_level_t l = level <= 3 ? ST_LOG_ERROR : level == 4 ? ST_LOG_WARN : level <= 6 ? ST_LOG_INFO : ST_LOG_DEBUG;
+    st_log_level_t l = level <= 3   ? ST_LOG_ERROR
+                       : level == 4 ? ST_LOG_WARN
+                       : level <= 6 ? ST_LOG_INFO
+                                    : ST_LOG_DEBUG;
     ST_LOG_AT(l, "rdkafka", "client=%s facility=%s msg=%s", rd_kafka_name(rk), fac,
               st_log_quote(buf, q, sizeof q));
 }
@@ -90,7 +93,7 @@ struct st_producer_s {
     _Atomic uint64_t sent;
     _Atomic uint64_t acked;
     _Atomic uint64_t failed;
-    uint64_t failed_seen; /* failures already reported by st_producer_wait */
+    uint64_t failed_seen;   /* failures already reported by st_producer_wait */
     _Atomic bool permanent; /* a failure no retry can fix, since the last st_producer_wait */
     char first_error[256];
     rd_kafka_topic_t **topics; /* prepared topics, kept for the producer's life */
@@ -201,8 +204,8 @@ int st_producer_send(st_producer_t *p, const char *topic, int32_t partition, con
         /* Local queue full: serve delivery reports until there is room (or a stop: the batch
          * then ends unacknowledged and its offsets unstored). */
         if (st_lifecycle_stopping()) {
-            st_err_set(err, ST_ERR_KAFKA, true, false, "produce to %s: local queue full while stopping",
-                       topic);
+            st_err_set(err, ST_ERR_KAFKA, true, false,
+                       "produce to %s: local queue full while stopping", topic);
             return -1;
         }
         rd_kafka_poll(p->rk, 100);
@@ -272,8 +275,8 @@ int st_producer_wait(st_producer_t *p, int timeout_ms, st_err_t *err)
          * and again and never get this one through. */
         bool perm = atomic_exchange(&p->permanent, false);
         st_err_set(err, ST_ERR_KAFKA, !perm, perm, "%llu deliveries failed; %s: %s",
-                   (unsigned long long)(failed - p->failed_seen),
-                   perm ? "permanently" : "first", p->first_error);
+                   (unsigned long long)(failed - p->failed_seen), perm ? "permanently" : "first",
+                   p->first_error);
         p->failed_seen = failed;
         return -1;
     }
@@ -326,7 +329,8 @@ int st_kafka_create_topics(const st_kafka_opts_t *opts, const char *const *topic
         for (size_t i = 0; i < n; i++) {
             rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
             if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-                rc = st_errstr(errstr, errstr_size, "topic %s: %s", rd_kafka_topic_result_name(res[i]),
+                rc = st_errstr(errstr, errstr_size, "topic %s: %s",
+                               rd_kafka_topic_result_name(res[i]),
                                rd_kafka_topic_result_error_string(res[i]));
                 break;
             }
@@ -380,7 +384,8 @@ int st_kafka_delete_topics(const st_kafka_opts_t *opts, const char *const *topic
             if (!e)
                 rc++;
             else if (e != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-                rc = st_errstr(errstr, errstr_size, "topic %s: %s", rd_kafka_topic_result_name(res[i]),
+                rc = st_errstr(errstr, errstr_size, "topic %s: %s",
+                               rd_kafka_topic_result_name(res[i]),
                                rd_kafka_topic_result_error_string(res[i]));
         }
     }
@@ -479,7 +484,8 @@ int64_t st_kafka_topic_end_offsets(const st_kafka_opts_t *opts, const char *topi
         int64_t lo, hi;
         rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, i, &lo, &hi, 10000);
         if (e) {
-            total = st_errstr(errstr, errstr_size, "watermarks %s [%d]: %s", topic, i, rd_kafka_err2str(e));
+            total = st_errstr(errstr, errstr_size, "watermarks %s [%d]: %s", topic, i,
+                              rd_kafka_err2str(e));
             break;
         }
         total += hi;
@@ -502,7 +508,8 @@ int64_t st_kafka_group_committed(const st_kafka_opts_t *opts, const char *group,
             rd_kafka_topic_partition_list_add(l, topic, i);
         rd_kafka_resp_err_t e = rd_kafka_committed(rk, l, 10000);
         if (e) {
-            st_errstr(errstr, errstr_size, "committed offsets of %s: %s", group, rd_kafka_err2str(e));
+            st_errstr(errstr, errstr_size, "committed offsets of %s: %s", group,
+                      rd_kafka_err2str(e));
         } else {
             total = 0;
             for (int i = 0; i < l->cnt; i++)

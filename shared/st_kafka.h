@@ -14,8 +14,8 @@
 #include "st_err.h"
 
 typedef struct {
-    const char *brokers;          /* bootstrap.servers */
-    const char *client_id;        /* client.id; NULL = "stint" */
+    const char *brokers;           /* bootstrap.servers */
+    const char *client_id;         /* client.id; NULL = "stint" */
     const st_config_prop_t *props; /* extra librdkafka properties (-X ...), applied last */
     size_t nprops;
 } st_kafka_opts_t;

@@ -167,8 +167,8 @@ void st_log_write(st_log_level_t level, const char *file, int line, const char *
     va_end(ap);
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
-    snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
+    snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
     const char *base = strrchr(file, '/');
     base = base ? base + 1 : file;
 
@@ -181,8 +181,8 @@ void st_log_write(st_log_level_t level, const char *file, int line, const char *
         json_members(stderr, msg);
         fprintf(stderr, ",\"src\":\"%s:%d\"}\n", base, line);
     } else {
-        fprintf(stderr, "%s %-5s %s %s %s src=%s:%d\n", ts, level_names[level], log_component, event,
-                msg, base, line);
+        fprintf(stderr, "%s %-5s %s %s %s src=%s:%d\n", ts, level_names[level], log_component,
+                event, msg, base, line);
     }
     fflush(stderr);
     pthread_mutex_unlock(&lock);

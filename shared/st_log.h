@@ -11,7 +11,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef enum { ST_LOG_DEBUG = 0, ST_LOG_INFO, ST_LOG_WARN, ST_LOG_ERROR, ST_LOG_FATAL } st_log_level_t;
+typedef enum {
+    ST_LOG_DEBUG = 0,
+    ST_LOG_INFO,
+    ST_LOG_WARN,
+    ST_LOG_ERROR,
+    ST_LOG_FATAL
+} st_log_level_t;
 
 extern st_log_level_t st_log_min_level;
 

@@ -2,9 +2,9 @@
 #include "st_metrics.h"
 
 #include <math.h>
-#include <stdbool.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +16,8 @@ struct st_metric_s {
     char *name;
     char *labels; /* "" when none */
     char *help;
-    _Atomic uint64_t count;    /* counter value, or histogram observation count */
-    _Atomic uint64_t bits;     /* gauge value, or histogram sum, as double bits */
+    _Atomic uint64_t count; /* counter value, or histogram observation count */
+    _Atomic uint64_t bits;  /* gauge value, or histogram sum, as double bits */
     double *bounds;
     size_t nbounds;
     _Atomic uint64_t *buckets; /* nbounds + 1, non-cumulative */
@@ -27,7 +27,8 @@ struct st_metric_s {
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static st_metric_t *registry_head, *registry_tail;
 
-const double st_metrics_latency_ms_buckets[] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
+const double st_metrics_latency_ms_buckets[] = {0.1, 0.25, 0.5, 1,   2.5,  5,    10,   25,
+                                                50,  100,  250, 500, 1000, 2500, 5000, 10000};
 const size_t st_metrics_latency_ms_nbuckets = sizeof st_metrics_latency_ms_buckets / sizeof(double);
 
 static uint64_t dbits(double v)

@@ -702,8 +702,8 @@ static void commit_unsent(st_pipeline_t *p)
     int tries = 0;
     for (;;) {
         tries++;
-        if (st_kafka_commit_outside_group(&p->kafka, p->group_id, p->unsent,
-                                          err, sizeof err) == 0) {
+        if (st_kafka_commit_outside_group(&p->kafka, p->group_id, p->unsent, err, sizeof err) ==
+            0) {
             st_log_info("offsets_committed", "count=%d how=outside-group tries=%d", p->unsent->cnt,
                         tries);
             return;

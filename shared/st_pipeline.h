@@ -71,8 +71,8 @@ void st_out_hold(st_out_t *out, const char *topic, int32_t partition, int64_t of
 int st_out_lag(st_out_t *out, const char *topic, int32_t partition, int64_t *lag);
 
 /* Encodes a dead letter; the service supplies an Avro encoder, tests may use the JSON default. */
-typedef int (*st_dlq_encode_fn)(void *ctx, const st_msg_t *msg, const char *code,
-                                const char *text, st_buf_t *out);
+typedef int (*st_dlq_encode_fn)(void *ctx, const st_msg_t *msg, const char *code, const char *text,
+                                st_buf_t *out);
 
 typedef struct {
     void *ctx;
@@ -94,14 +94,14 @@ typedef struct {
     size_t ntopics;
     const char *const *out_topics; /* the topics process() produces to, looked up at start */
     size_t nout_topics;
-    const char *dlq_topic;     /* NULL = dead letters are logged and counted only */
+    const char *dlq_topic;       /* NULL = dead letters are logged and counted only */
     st_dlq_encode_fn dlq_encode; /* NULL = JSON */
     void *dlq_ctx;
-    int batch_max;             /* records per batch, default 5000 */
-    int batch_timeout_ms;      /* max wait to fill a batch, default 100 */
-    int tick_ms;               /* > 0: call process with no records at least this often */
-    bool from_beginning;       /* auto.offset.reset=earliest (default true) */
-    st_http_t *http;           /* optional: health flags are updated */
+    int batch_max;        /* records per batch, default 5000 */
+    int batch_timeout_ms; /* max wait to fill a batch, default 100 */
+    int tick_ms;          /* > 0: call process with no records at least this often */
+    bool from_beginning;  /* auto.offset.reset=earliest (default true) */
+    st_http_t *http;      /* optional: health flags are updated */
 } st_pipeline_opts_t;
 
 typedef struct st_pipeline_s st_pipeline_t;

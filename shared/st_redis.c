@@ -26,7 +26,7 @@ struct st_redis_s {
     int timeout_ms;
     redisContext *c;
     st_redis_script_t *scripts;
-    st_buf_t pipe;      /* formatted RESP commands of the current round */
+    st_buf_t pipe; /* formatted RESP commands of the current round */
     size_t npipe;
     redisReply **replies;
     size_t nreplies;
@@ -91,8 +91,8 @@ bool st_redis_connected(const st_redis_t *r)
  * the batch on every restart). A script is refused OOM before its first write, never half-way. */
 static bool transient_error(const char *msg)
 {
-    static const char *prefixes[] = {"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN",
-                                     "READONLY", "OOM"};
+    static const char *prefixes[] = {"LOADING",     "BUSY",     "TRYAGAIN", "MASTERDOWN",
+                                     "CLUSTERDOWN", "READONLY", "OOM"};
     for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
         if (strncmp(msg, prefixes[i], strlen(prefixes[i])) == 0)
             return true;
@@ -103,7 +103,8 @@ static int load_script(st_redis_t *r, st_redis_script_t *s, st_err_t *err)
 {
     redisReply *rep = redisCommand(r->c, "SCRIPT LOAD %s", s->source);
     if (!rep) {
-        st_err_set(err, ST_ERR_REDIS, true, false, "redis %s:%d: %s", r->host, r->port, r->c->errstr);
+        st_err_set(err, ST_ERR_REDIS, true, false, "redis %s:%d: %s", r->host, r->port,
+                   r->c->errstr);
         disconnect(r);
         return -1;
     }
@@ -201,7 +202,8 @@ int st_redis_ensure(st_redis_t *r, int max_wait_ms, st_err_t *err)
             return -1;
         }
         if (!r->logged_down)
-            st_log_warn("redis_down", "addr=%s:%d error=\"%s\" retrying=1", r->host, r->port, e.text);
+            st_log_warn("redis_down", "addr=%s:%d error=\"%s\" retrying=1", r->host, r->port,
+                        e.text);
         r->logged_down = true;
         st_lifecycle_sleep_ms(backoff_ms);
         backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
@@ -238,7 +240,8 @@ static redisReply *check_reply(st_redis_t *r, redisReply *rep, st_err_t *err)
         return NULL;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
-        st_err_set(err, ST_ERR_REDIS, transient_error(rep->str), false, "redis error: %s", rep->str);
+        st_err_set(err, ST_ERR_REDIS, transient_error(rep->str), false, "redis error: %s",
+                   rep->str);
         freeReplyObject(rep);
         return NULL;
     }
@@ -294,8 +297,8 @@ int st_redis_pipe_argv(st_redis_t *r, int argc, const char **argv, const size_t 
         return -1;
     for (int i = 0; i < argc; i++) {
         size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
-        if (st_buf_printf(&r->pipe, "$%zu\r\n", len) != 0 || st_buf_append(&r->pipe, argv[i], len) != 0 ||
-            st_buf_append(&r->pipe, "\r\n", 2) != 0)
+        if (st_buf_printf(&r->pipe, "$%zu\r\n", len) != 0 ||
+            st_buf_append(&r->pipe, argv[i], len) != 0 || st_buf_append(&r->pipe, "\r\n", 2) != 0)
             return -1;
     }
     r->npipe++;
@@ -314,8 +317,8 @@ int st_redis_pipe_evalsha(st_redis_t *r, const st_redis_script_t *s, int nkeys, 
         return -1;
     for (int i = 0; i < total; i++) {
         size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
-        if (st_buf_printf(&r->pipe, "$%zu\r\n", len) != 0 || st_buf_append(&r->pipe, argv[i], len) != 0 ||
-            st_buf_append(&r->pipe, "\r\n", 2) != 0)
+        if (st_buf_printf(&r->pipe, "$%zu\r\n", len) != 0 ||
+            st_buf_append(&r->pipe, argv[i], len) != 0 || st_buf_append(&r->pipe, "\r\n", 2) != 0)
             return -1;
     }
     r->npipe++;

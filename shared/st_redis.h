@@ -1,6 +1,7 @@
 /* st_redis.h - Redis access for services: connect with a timeout, AUTH/SELECT, reconnect with
  * backoff, pipelined rounds, and Lua scripts loaded once and called by SHA (the SHA-1 of the
- * source, known from the start; reloaded on NOSCRIPT and after every reconnect). hiredis 0.14, RESP2, synchronous. One st_redis_t per thread. */
+ * source, known from the start; reloaded on NOSCRIPT and after every reconnect). hiredis 0.14,
+ * RESP2, synchronous. One st_redis_t per thread. */
 #ifndef ST_REDIS_H
 #define ST_REDIS_H
 

@@ -35,8 +35,8 @@ typedef struct {
 typedef struct st_service_s st_service_t;
 
 typedef struct {
-    const char *name;    /* "ingest": program stint-ingest, default group stint-ingest */
-    const char *summary; /* one line for -h */
+    const char *name;               /* "ingest": program stint-ingest, default group stint-ingest */
+    const char *summary;            /* one line for -h */
     const st_config_entry_t *table; /* the service's own settings (may be NULL) */
     void *config;                   /* their struct */
     /* Called once everything is connected: fill h (required: process) and the topic fields of

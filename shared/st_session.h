@@ -113,8 +113,9 @@ typedef enum { ST_SESSION_EVENT_OPENED = 0, ST_SESSION_EVENT_CLOSED = 1 } st_ses
  * CLOSED events are a function of the input alone (not of batch boundaries or of what caused a
  * close), so a replayed CLOSED is identical to the first one. An OPENED may be announced before
  * the reorder grace has passed (st_sessionizer.h, "Early OPENED"): revision orders the
- * announcements of one session (a higher one replaces a lower one), and retracted_start_ms names sessions announced earlier
- * that turned out not to start a session (their listens belong to this event's session). */
+ * announcements of one session (a higher one replaces a lower one), and retracted_start_ms names
+ * sessions announced earlier that turned out not to start a session (their listens belong to this
+ * event's session). */
 typedef struct {
     st_session_event_kind_t kind;
     char user_id[ST_SESSION_USER_ID_MAX + 1];

@@ -46,13 +46,12 @@
  * released after the grace) or a later view disagrees with an announcement, the difference is
  * emitted: a session start that no longer is one is retracted (its start goes in
  * retracted_start_ms of the OPENED of the view's session that holds its listens, sent anew with
- * a higher revision; when the authoritative pass closes a session, the CLOSED voids every announcement
- * within [start, last start] by itself - consumers apply that rule - so CLOSED events carry no
- * retractions and stay a function of the input alone);
- * an announced session whose features changed (a late listen changed the previous session's
- * length) is re-sent with a higher revision; an authoritative OPENED equal to its announcement is not
- * sent again. CLOSED events come only from the authoritative pass, as before: they are final,
- * and equal the offline sessions exactly.
+ * a higher revision; when the authoritative pass closes a session, the CLOSED voids every
+ * announcement within [start, last start] by itself - consumers apply that rule - so CLOSED events
+ * carry no retractions and stay a function of the input alone); an announced session whose features
+ * changed (a late listen changed the previous session's length) is re-sent with a higher revision;
+ * an authoritative OPENED equal to its announcement is not sent again. CLOSED events come only from
+ * the authoritative pass, as before: they are final, and equal the offline sessions exactly.
  * Revisions order the announcements of one session: the revision is how far past the session's
  * first record the partition had been read when its view was computed (view seen - that offset),
  * and at least one more than the stored one. So a later view always wins, also when a crash lost

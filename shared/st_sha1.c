@@ -55,7 +55,8 @@ void st_sha1_hex(const void *data, size_t len, char hex[41])
     size_t full = len / 64 * 64;
     for (size_t i = 0; i < full; i += 64)
         block(h, p + i);
-    /* The tail, the 0x80 marker, zeros, and the length in bits (big-endian) in one or two blocks. */
+    /* The tail, the 0x80 marker, zeros, and the length in bits (big-endian) in one or two blocks.
+     */
     unsigned char tail[128] = {0};
     size_t rest = len - full;
     memcpy(tail, p + full, rest);

@@ -67,8 +67,8 @@ static void lower_copy(char *dst, const char *src, size_t len)
 {
     for (size_t i = 0; i < len; i++)
         dst[i] = (src[i] >= 'A' && src[i] <= 'Z') ? (char)(src[i] + ('a' - 'A'))
-                 : is_space(src[i])              ? ' '
-                                                 : src[i];
+                 : is_space(src[i])               ? ' '
+                                                  : src[i];
 }
 
 int st_trackmeta_key(const char *artist, size_t artist_len, const char *track, size_t track_len,

@@ -84,7 +84,8 @@ struct clu {
     size_t n_recent_slots;
     int64_t next_refit_ms;
     int refits;
-    st_metric_t *m_changes, *m_cold, *m_refits, *m_refit_inertia, *m_refit_users, *m_replayed, *m_copies;
+    st_metric_t *m_changes, *m_cold, *m_refits, *m_refit_inertia, *m_refit_users, *m_replayed,
+        *m_copies;
 };
 
 /* KEYS: applied, prof, len, cluster, profile. ARGV: partition, offset, op (S|P|-), then for S:
@@ -406,8 +407,8 @@ static int read_state(clu_t *c, st_err_t *err)
         key_of(key, sizeof key, c->cfg.redis_prefix, u->id, what);
         st_redis_pipe(c->redis, "HGETALL %s", key);
         key_of(key, sizeof key, c->cfg.redis_prefix, u->id, "clu:prof");
-        st_redis_pipe(c->redis,
-                      "HMGET %s n sum_s max_s tracks gender age country registered_s ls", key);
+        st_redis_pipe(c->redis, "HMGET %s n sum_s max_s tracks gender age country registered_s ls",
+                      key);
         key_of(key, sizeof key, c->cfg.redis_prefix, u->id, "clu:len");
         st_redis_pipe(c->redis, "LRANGE %s %d -1", key, -c->cfg.median_window);
         key_of(key, sizeof key, c->cfg.redis_prefix, u->id, "cluster");
@@ -745,8 +746,8 @@ int clu_apply(void *ctx, st_err_t *err)
     clu_t *c = ctx;
     if (!c->pending)
         return 0;
-    char k_app[1024], k_prof[512], k_len[512], k_clu[512], k_pub[512], what[300], part[16], off[32], mw[16],
-        cl[16], a1[40], a2[40], a3[40], g[2] = {0, 0};
+    char k_app[1024], k_prof[512], k_len[512], k_clu[512], k_pub[512], what[300], part[16], off[32],
+        mw[16], cl[16], a1[40], a2[40], a3[40], g[2] = {0, 0};
     snprintf(mw, sizeof mw, "%d", c->cfg.median_window);
     st_redis_pipe_reset(c->redis);
     size_t queued = 0;

@@ -7,9 +7,9 @@
  *   <p>:dl:{p<partition>}      zset: user_id -> deadline_ms of the user's open session
  *   <p>:st:{p<partition>}      zset: score = commit offset, member "<offset>:<stream_time_ms>";
  *                              the last SZ_STORE_COMMIT_POINTS_KEPT commit points of a partition
- *   <p>:u:{<user_id>}:profile  hash (written by the clusterer from users.profiles, read here): gender (m|f),
- *                              age (integer), country (text), registered_ms (epoch ms); any field
- *                              may be missing (then null in SessionEvent) */
+ *   <p>:u:{<user_id>}:profile  hash (written by the clusterer from users.profiles, read here):
+ * gender (m|f), age (integer), country (text), registered_ms (epoch ms); any field may be missing
+ * (then null in SessionEvent) */
 #ifndef SZ_STORE_H
 #define SZ_STORE_H
 

@@ -565,7 +565,8 @@ static inline st_avro_registry_t *szt_registry(void)
     char dir[600], errstr[512];
     const char *src = getenv("STINT_SOURCE_DIR");
     snprintf(dir, sizeof dir, "%s/schemas", src ? src : ".");
-    st_avro_registry_t *reg = st_avro_registry_new(dir, itest_registry_url(), errstr, sizeof errstr);
+    st_avro_registry_t *reg =
+        st_avro_registry_new(dir, itest_registry_url(), errstr, sizeof errstr);
     if (!reg)
         printf("registry: %s\n", errstr);
     return reg;

@@ -8,10 +8,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "fake_lastfm.h"
 #include "st_avro.h"
 #include "st_itest.h"
 #include "st_listen.h"
-#include "fake_lastfm.h"
 #include "st_test.h"
 #include "st_trackmeta.h"
 

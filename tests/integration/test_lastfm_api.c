@@ -1,10 +1,10 @@
 /* Integration tests of the Last.fm client and the fetch queue against tests/fixtures/lastfm/
  * fake_lastfm.py (started here on a free port): answers and quirks over HTTP, warm-up, negative
  * results, the rate limit as seen by the server, retries, a slow server, a bad API key. */
+#include "fake_lastfm.h"
 #include "st_buf.h"
 #include "st_fetcher.h"
 #include "st_lastfm_api.h"
-#include "fake_lastfm.h"
 #include "st_test.h"
 #include "st_time.h"
 

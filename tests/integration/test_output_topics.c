@@ -30,8 +30,8 @@ static void test_prepare_topic(void)
 
 static void test_service_reports_missing_output(void)
 {
-    char *argv[] = {bin, "--in.topic", topic_in, "--out.topic", topic_missing, "--counter.key",
-                    counter, "-G", group, NULL};
+    char *argv[] = {bin,     "--in.topic", topic_in, "--out.topic", topic_missing, "--counter.key",
+                    counter, "-G",         group,    NULL};
     unlink(logpath);
     pid_t pid = itest_spawn(argv, logpath);
     int64_t deadline = st_time_mono_ms() + 30000;

@@ -6,7 +6,7 @@
 #include "st_test.h"
 
 #define N_RECORDS 100000
-#define N_BAD 10
+#define N_BAD     10
 
 static itest_pt_t pt;
 
@@ -25,8 +25,8 @@ static pid_t start(void)
 }
 
 typedef struct {
-    unsigned char *seen;     /* times each index was read */
-    uint64_t *key_hash;      /* key+value hash of the first copy */
+    unsigned char *seen; /* times each index was read */
+    uint64_t *key_hash;  /* key+value hash of the first copy */
     long long duplicates, mismatched, unknown;
 } readback_t;
 
@@ -74,7 +74,8 @@ static void test_crash_recovery(void)
         char key[32], val[160];
         int klen = snprintf(key, sizeof key, "user-%04d", i % 1000), vlen;
         make_value(i, val, sizeof val, &vlen);
-        ST_REQUIRE(st_producer_send(prod, pt.in, -1, key, (size_t)klen, val, (size_t)vlen, NULL) == 0);
+        ST_REQUIRE(st_producer_send(prod, pt.in, -1, key, (size_t)klen, val, (size_t)vlen, NULL) ==
+                   0);
     }
     ST_REQUIRE(st_producer_wait(prod, 60000, NULL) == 0);
     st_producer_destroy(prod);
@@ -86,7 +87,8 @@ static void test_crash_recovery(void)
         pid_t pid = start();
         int64_t deadline = st_time_mono_ms() + 120000;
         long long c = 0;
-        while ((c = itest_redis_get_int(&rc, pt.counter)) < kill_at[k] && st_time_mono_ms() < deadline)
+        while ((c = itest_redis_get_int(&rc, pt.counter)) < kill_at[k] &&
+               st_time_mono_ms() < deadline)
             itest_sleep_ms(2);
         kill(pid, SIGKILL);
         itest_wait(pid, 10000);

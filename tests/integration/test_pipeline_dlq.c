@@ -9,7 +9,7 @@
 #include "st_test.h"
 
 #define N_GOOD 200
-#define BIG 1040000
+#define BIG    1040000
 
 static itest_pt_t pt;
 

@@ -8,7 +8,7 @@
 #include "st_test.h"
 
 #define N_FIRST 3000
-#define N_MORE 1000
+#define N_MORE  1000
 
 static bool wait_counter(redisContext **rc, const char *key, long long want, int timeout_ms)
 {
@@ -27,8 +27,10 @@ static void start_and_expel(itest_pt_t *n, redisContext **rc, pid_t *pid)
     const char *topics[] = {n->in, n->out, n->dlq};
     ST_REQUIRE(st_kafka_create_topics(&ko, topics, 3, 3, errstr, sizeof errstr) == 0);
     ST_REQUIRE(itest_produce_numbered(n->in, 0, N_FIRST, 300, "lost-test") == 0);
-    char *extra[] = {"--batch.max", "200", "-X", "session.timeout.ms=6000",
-                     "-X", "auto.commit.interval.ms=600000", NULL};
+    char *extra[] = {"--batch.max", "200",
+                     "-X",          "session.timeout.ms=6000",
+                     "-X",          "auto.commit.interval.ms=600000",
+                     NULL};
     *pid = itest_pt_spawn(n, extra);
     ST_REQUIRE(wait_counter(rc, n->counter, N_FIRST, 60000));
     ST_EQ_INT(kill(*pid, SIGSTOP), 0);
@@ -57,7 +59,8 @@ static void test_regained_partitions_resume_where_they_were(void)
 
     kill(pid, SIGTERM);
     ST_EQ_INT(itest_wait(pid, 60000), 0);
-    ST_EQ_INT(st_kafka_group_committed(&ko, n.group, n.in, errstr, sizeof errstr), N_FIRST + N_MORE);
+    ST_EQ_INT(st_kafka_group_committed(&ko, n.group, n.in, errstr, sizeof errstr),
+              N_FIRST + N_MORE);
     ST_EQ_INT(itest_redis_get_int(&rc, n.counter), N_FIRST + N_MORE);
     redisFree(rc);
     itest_pt_redis_cleanup(&n);

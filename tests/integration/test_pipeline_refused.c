@@ -24,7 +24,8 @@ static int create_small_topic(const char *topic)
     size_t n = 0;
     const rd_kafka_topic_result_t **res =
         ev ? rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n) : NULL;
-    int rc = ev && !rd_kafka_event_error(ev) && n == 1 && !rd_kafka_topic_result_error(res[0]) ? 0 : -1;
+    int rc =
+        ev && !rd_kafka_event_error(ev) && n == 1 && !rd_kafka_topic_result_error(res[0]) ? 0 : -1;
     if (ev)
         rd_kafka_event_destroy(ev);
     rd_kafka_queue_destroy(q);

@@ -94,7 +94,8 @@ static bool is_static_id(long id)
     return found;
 }
 
-/* ---- schema directories: v1 (this tree), v2 and an incompatible one (copies, Listen edited) ---- */
+/* ---- schema directories: v1 (this tree), v2 and an incompatible one (copies, Listen edited) ----
+ */
 
 static int copy_schemas(const char *to, const char *find, const char *replace)
 {
@@ -135,13 +136,26 @@ static pid_t start_ingest(const char *schemas)
     char ingest[1100], redis_port[16];
     snprintf(ingest, sizeof ingest, "%s/stint-ingest", itest_bin_dir());
     snprintf(redis_port, sizeof redis_port, "%d", itest_redis_port());
-    char *argv[] = {ingest,          "-b",          (char *)itest_brokers(),
-                    "--redis.port",  redis_port,    "--in.topic",
-                    t_raw,           "--out.topic", t_out,
-                    "--dlq.topic",   t_dlq,         "--redis.prefix",
-                    prefix,          "-G",          group,
-                    "--schemas.dir", (char *)schemas, "--schema.registry.url",
-                    (char *)registry_url, NULL};
+    char *argv[] = {ingest,
+                    "-b",
+                    (char *)itest_brokers(),
+                    "--redis.port",
+                    redis_port,
+                    "--in.topic",
+                    t_raw,
+                    "--out.topic",
+                    t_out,
+                    "--dlq.topic",
+                    t_dlq,
+                    "--redis.prefix",
+                    prefix,
+                    "-G",
+                    group,
+                    "--schemas.dir",
+                    (char *)schemas,
+                    "--schema.registry.url",
+                    (char *)registry_url,
+                    NULL};
     return itest_spawn(argv, logpath);
 }
 
@@ -377,8 +391,9 @@ int main(void)
     if (copy_schemas(schemas_v2, "\"fields\": [",
                      "\"fields\": [\n    {\"name\": \"client\", \"type\": \"string\", "
                      "\"default\": \"unknown\"},") != 0 ||
-        copy_schemas(schemas_bad, "\"type\": {\"type\": \"long\", \"logicalType\": "
-                                  "\"timestamp-millis\"}",
+        copy_schemas(schemas_bad,
+                     "\"type\": {\"type\": \"long\", \"logicalType\": "
+                     "\"timestamp-millis\"}",
                      "\"type\": \"string\"") != 0) {
         fprintf(stderr, "could not write the edited schema directories\n");
         return 1;

@@ -10,9 +10,12 @@ int main(void)
 {
     char errstr[256], line[64];
     static const double bounds[] = {1, 5, 10};
-    st_metric_inc(st_metrics_counter("stint_sample_records_total", "topic=\"listens\"", "Records seen."), 41);
-    st_metric_inc(st_metrics_counter("stint_sample_records_total", "topic=\"sessions\"", "Records seen."), 2);
-    st_metric_set(st_metrics_gauge("stint_sample_queue_depth", NULL, "Queue depth.\nSecond line."), 7.5);
+    st_metric_inc(
+        st_metrics_counter("stint_sample_records_total", "topic=\"listens\"", "Records seen."), 41);
+    st_metric_inc(
+        st_metrics_counter("stint_sample_records_total", "topic=\"sessions\"", "Records seen."), 2);
+    st_metric_set(st_metrics_gauge("stint_sample_queue_depth", NULL, "Queue depth.\nSecond line."),
+                  7.5);
     st_metric_t *h = st_metrics_histogram("stint_sample_latency_ms", NULL, "Latency.", bounds, 3);
     st_metric_observe(h, 0.5);
     st_metric_observe(h, 3);

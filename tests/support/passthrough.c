@@ -20,8 +20,10 @@ static pt_config_t config;
 #define OFF(f) offsetof(pt_config_t, f)
 static const st_config_entry_t table[] = {
     {"in.topic", ST_CFG_STRING, "pt.in", ST_CFG_NOBOUNDS, OFF(in_topic), false, 0, "input topic"},
-    {"out.topic", ST_CFG_STRING, "pt.out", ST_CFG_NOBOUNDS, OFF(out_topic), false, 0, "output topic"},
-    {"dlq.topic", ST_CFG_STRING, "pt.dlq", ST_CFG_NOBOUNDS, OFF(dlq_topic), false, 0, "dead-letter topic"},
+    {"out.topic", ST_CFG_STRING, "pt.out", ST_CFG_NOBOUNDS, OFF(out_topic), false, 0,
+     "output topic"},
+    {"dlq.topic", ST_CFG_STRING, "pt.dlq", ST_CFG_NOBOUNDS, OFF(dlq_topic), false, 0,
+     "dead-letter topic"},
     {"counter.key", ST_CFG_STRING, "pt:count", ST_CFG_NOBOUNDS, OFF(counter_key), false, 0,
      "Redis counter; its idempotency markers live in <key>:applied"},
     {NULL, 0, NULL, 0, 0, 0, false, 0, NULL},
@@ -43,7 +45,7 @@ typedef struct {
     struct {
         int32_t partition;
         int64_t offset;
-    } *pending;
+    } * pending;
     size_t npending, cap;
 } pt_ctx_t;
 
@@ -142,6 +144,8 @@ int main(int argc, char **argv)
 {
     static pt_ctx_t ctx;
     st_service_def_t def = {"passthrough", "copies in.topic to out.topic, counting in Redis",
-                            table, &config, setup, teardown, &ctx};
+                            table,         &config,
+                            setup,         teardown,
+                            &ctx};
     return st_service_main(&def, argc, argv);
 }

@@ -152,9 +152,8 @@ static int produce(int argc, char **argv)
     if (!ds)
         return 1;
     char err[512];
-    st_avro_registry_t *reg =
-        st_avro_registry_new(schemas, arg_of(argc, argv, "--registry", itest_registry_url()), err,
-                             sizeof err);
+    st_avro_registry_t *reg = st_avro_registry_new(
+        schemas, arg_of(argc, argv, "--registry", itest_registry_url()), err, sizeof err);
     st_avro_codec_t *codec =
         reg ? st_avro_codec_new(reg, "SessionEvent", topic, err, sizeof err) : NULL;
     st_kafka_opts_t ko = {brokers, "stint-session-events", NULL, 0};

@@ -18,7 +18,8 @@ typedef struct {
 
 #define OFF(f) offsetof(cfg_t, f)
 static const st_config_entry_t table[] = {
-    {"kafka.brokers", ST_CFG_STRING, "127.0.0.1:19092", ST_CFG_NOBOUNDS, OFF(brokers), false, 'b', "brokers"},
+    {"kafka.brokers", ST_CFG_STRING, "127.0.0.1:19092", ST_CFG_NOBOUNDS, OFF(brokers), false, 'b',
+     "brokers"},
     {"redis.port", ST_CFG_INT, "16379", 1, 65535, OFF(port), false, 0, "port"},
     {"model.ratio", ST_CFG_DOUBLE, "0.5", 0, 1, OFF(ratio), false, 0, "a ratio"},
     {"tail.follow", ST_CFG_BOOL, "false", ST_CFG_NOBOUNDS, OFF(follow), false, 'f', "follow"},
@@ -81,7 +82,8 @@ static void test_precedence(void)
     st_config_t *cfg;
     char err[256] = "";
     clear_env();
-    write_file("# comment\nkafka.brokers = file:1\nredis.port=1111\nmodel.ratio=0.25\nlinger.ms=7\n");
+    write_file(
+        "# comment\nkafka.brokers = file:1\nredis.port=1111\nmodel.ratio=0.25\nlinger.ms=7\n");
 
     /* file only */
     char *a1[] = {"test", "-F", tmpfile_path, NULL};
@@ -108,8 +110,9 @@ static void test_precedence(void)
     st_config_destroy(cfg);
 
     /* flags beat both, long and short forms, -X too */
-    char *a2[] = {"test", "-F", tmpfile_path, "--redis.port", "3333", "-b", "flag:1",
-                  "--model.ratio=0.75", "-f", "-X", "linger.ms=11", NULL};
+    char *a2[] = {"test", "-F", tmpfile_path,   "--redis.port",
+                  "3333", "-b", "flag:1",       "--model.ratio=0.75",
+                  "-f",   "-X", "linger.ms=11", NULL};
     ST_EQ_INT(load(&c, &cfg, a2, err, sizeof err), ST_CONFIG_OK);
     ST_EQ_INT(c.port, 3333);
     ST_EQ_STR(c.brokers, "flag:1");
@@ -219,7 +222,8 @@ static void test_env_names(void)
     char buf[64];
     ST_EQ_STR(st_config_env_name("redis.port", buf, sizeof buf), "STINT_REDIS_PORT");
     ST_EQ_STR(st_config_env_name("batch.timeout_ms", buf, sizeof buf), "STINT_BATCH_TIMEOUT_MS");
-    ST_EQ_STR(st_config_env_name("schema.registry-url", buf, sizeof buf), "STINT_SCHEMA_REGISTRY_URL");
+    ST_EQ_STR(st_config_env_name("schema.registry-url", buf, sizeof buf),
+              "STINT_SCHEMA_REGISTRY_URL");
 }
 
 int main(void)

@@ -1,5 +1,6 @@
 /* Unit tests of the enricher's LRU (services/enricher/track_cache.c, compiled in here): hits,
- * replacement (also inside a hash chain), least-recently-used eviction, expiry of negative entries, many keys. */
+ * replacement (also inside a hash chain), least-recently-used eviction, expiry of negative entries,
+ * many keys. */
 #include "../../services/enricher/track_cache.c"
 #include "st_test.h"
 
@@ -59,10 +60,13 @@ static void test_replace_in_chain(void)
     track_cache_view_t v;
     const char *keys[] = {"k1", "k2", "k3"};
     for (int i = 0; i < 3; i++)
-        ST_EQ_INT(track_cache_put(c, keys[i], 2, 7, &(st_trackmeta_t){.source = ST_TRACKMETA_LASTFM,
-                                                                     .duration_ms = i + 1}), 0);
-    ST_EQ_INT(track_cache_put(c, "k1", 2, 7, &(st_trackmeta_t){.source = ST_TRACKMETA_CATALOG,
-                                                               .duration_ms = 10}), 0);
+        ST_EQ_INT(
+            track_cache_put(c, keys[i], 2, 7,
+                            &(st_trackmeta_t){.source = ST_TRACKMETA_LASTFM, .duration_ms = i + 1}),
+            0);
+    ST_EQ_INT(track_cache_put(c, "k1", 2, 7,
+                              &(st_trackmeta_t){.source = ST_TRACKMETA_CATALOG, .duration_ms = 10}),
+              0);
     for (int i = 0; i < 3; i++) {
         ST_CHECK(track_cache_get(c, keys[i], 2, 7, 0, &v));
         ST_EQ_INT(v.duration_ms, i == 0 ? 10 : i + 1);

@@ -25,11 +25,14 @@ typedef struct {
 static const st_config_entry_t lag_table[] = {
     {"kafka.brokers", ST_CFG_STRING, "127.0.0.1:19092", ST_CFG_NOBOUNDS, OFF(brokers), false, 'b',
      "Kafka bootstrap servers"},
-    {"kafka.group", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(group), false, 'G', "consumer group (required)"},
+    {"kafka.group", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(group), false, 'G',
+     "consumer group (required)"},
     {"wait", ST_CFG_BOOL, "false", ST_CFG_NOBOUNDS, OFF(wait), false, 'w',
      "wait until the lag is 0 or has not changed for --settle seconds"},
-    {"settle", ST_CFG_INT, "5", 1, 3600, OFF(settle_s), false, 0, "seconds without change that count as settled"},
-    {"timeout", ST_CFG_INT, "600", 1, 86400, OFF(timeout_s), false, 0, "give up waiting after this many seconds (exit 1)"},
+    {"settle", ST_CFG_INT, "5", 1, 3600, OFF(settle_s), false, 0,
+     "seconds without change that count as settled"},
+    {"timeout", ST_CFG_INT, "600", 1, 86400, OFF(timeout_s), false, 0,
+     "give up waiting after this many seconds (exit 1)"},
     {NULL, 0, NULL, 0, 0, 0, false, 0, NULL},
 };
 
@@ -40,7 +43,8 @@ static int64_t total_lag(const st_kafka_opts_t *ko, const char *group, char **to
     int64_t lag = 0;
     for (int i = 0; i < n; i++) {
         int64_t end = st_kafka_topic_end_offsets(ko, topics[i], errstr, errstr_size);
-        int64_t done = end < 0 ? -1 : st_kafka_group_committed(ko, group, topics[i], errstr, errstr_size);
+        int64_t done =
+            end < 0 ? -1 : st_kafka_group_committed(ko, group, topics[i], errstr, errstr_size);
         if (end < 0 || done < 0)
             return -1;
         lag += end - done;

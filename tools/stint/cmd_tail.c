@@ -1,5 +1,6 @@
 /* cmd_tail.c - `stint tail <topic> [--follow]`: prints a topic's records as JSON lines (Avro
- * decoded with the writer's schema; JSON passed through; anything else as a string), jq-friendly. */
+ * decoded with the writer's schema; JSON passed through; anything else as a string), jq-friendly.
+ */
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -29,8 +30,8 @@ typedef struct {
 static const st_config_entry_t tail_table[] = {
     {"kafka.brokers", ST_CFG_STRING, "127.0.0.1:19092", ST_CFG_NOBOUNDS, OFF(brokers), false, 'b',
      "Kafka bootstrap servers"},
-    {"schemas.dir", ST_CFG_STRING, STINT_SOURCE_DIR "/schemas", ST_CFG_NOBOUNDS, OFF(schemas_dir), false, 0,
-     "directory of the .avsc files and ids.conf"},
+    {"schemas.dir", ST_CFG_STRING, STINT_SOURCE_DIR "/schemas", ST_CFG_NOBOUNDS, OFF(schemas_dir),
+     false, 0, "directory of the .avsc files and ids.conf"},
     {"schema.registry.url", ST_CFG_STRING, ST_SCHEMA_REGISTRY_URL_DEFAULT, ST_CFG_NOBOUNDS,
      OFF(registry_url), false, 0, ST_SCHEMA_REGISTRY_URL_HELP},
     {"follow", ST_CFG_BOOL, "false", ST_CFG_NOBOUNDS, OFF(follow), false, 'f',
@@ -39,7 +40,8 @@ static const st_config_entry_t tail_table[] = {
      "wrap each record as {topic, partition, offset, key, value}"},
     {"from-end", ST_CFG_BOOL, "false", ST_CFG_NOBOUNDS, OFF(from_end), false, 0,
      "start at the end of the topic (with --follow: new records only)"},
-    {"max", ST_CFG_INT, "0", 0, 1e15, OFF(max), false, 'n', "stop after this many records (0 = no limit)"},
+    {"max", ST_CFG_INT, "0", 0, 1e15, OFF(max), false, 'n',
+     "stop after this many records (0 = no limit)"},
     {"log.level", ST_CFG_STRING, "warn", ST_CFG_NOBOUNDS, OFF(log_level), false, 0, "log level"},
     {NULL, 0, NULL, 0, 0, 0, false, 0, NULL},
 };
@@ -68,13 +70,16 @@ int cmd_tail(int argc, char **argv)
     st_config_add_table(cfg, tail_table, &c, errstr, sizeof errstr);
     st_config_set_positional(cfg, "<topic>");
     switch (st_config_load(cfg, argc, argv, &npos, errstr, sizeof errstr)) {
-    case ST_CONFIG_EXIT: st_config_destroy(cfg); return 0;
+    case ST_CONFIG_EXIT:
+        st_config_destroy(cfg);
+        return 0;
     case ST_CONFIG_USAGE:
         fprintf(stderr, "stint tail: %s\n\n", errstr);
         st_config_usage(cfg, stderr);
         st_config_destroy(cfg);
         return 2;
-    case ST_CONFIG_OK: break;
+    case ST_CONFIG_OK:
+        break;
     }
     if (npos != 1) {
         fprintf(stderr, "stint tail: name one topic\n\n");
@@ -87,7 +92,8 @@ int cmd_tail(int argc, char **argv)
     const char *topic = argv[1];
     st_lifecycle_install();
 
-    st_avro_registry_t *reg = st_avro_registry_new(c.schemas_dir, c.registry_url, errstr, sizeof errstr);
+    st_avro_registry_t *reg =
+        st_avro_registry_new(c.schemas_dir, c.registry_url, errstr, sizeof errstr);
     if (!reg) {
         fprintf(stderr, "stint tail: %s\n", errstr);
         st_config_destroy(cfg);
@@ -139,7 +145,8 @@ int cmd_tail(int argc, char **argv)
     rd_kafka_topic_partition_list_destroy(l);
 
     int64_t printed = 0, bad = 0;
-    while (!st_lifecycle_stopping() && (c.follow || pending > 0) && (c.max == 0 || printed < c.max)) {
+    while (!st_lifecycle_stopping() && (c.follow || pending > 0) &&
+           (c.max == 0 || printed < c.max)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (!m)
             continue;
@@ -162,9 +169,10 @@ int cmd_tail(int argc, char **argv)
         }
         json_t *out = v;
         if (c.meta) {
-            out = json_pack("{s:s, s:i, s:I, s:s%, s:o}", "topic", topic, "partition", (int)m->partition,
-                            "offset", (json_int_t)m->offset, "key", m->key ? (const char *)m->key : "",
-                            m->key ? m->key_len : 0, "value", v);
+            out =
+                json_pack("{s:s, s:i, s:I, s:s%, s:o}", "topic", topic, "partition",
+                          (int)m->partition, "offset", (json_int_t)m->offset, "key",
+                          m->key ? (const char *)m->key : "", m->key ? m->key_len : 0, "value", v);
         }
         char *line = out ? json_dumps(out, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
         if (line) {
