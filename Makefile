@@ -5,7 +5,7 @@ STACK := deploy/local/stack
 SERVICES := deploy/local/services
 WITH_STACK := deploy/local/with-stack
 
-.PHONY: all build bootstrap test test-unit test-sanitize demo bench up down status format clean distclean \
+.PHONY: all build bootstrap test test-unit test-sanitize demo bench up down status format format-check clean distclean \
 	compose-test
 
 all: build
@@ -65,6 +65,12 @@ compose-test:
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+# Fails, naming the files, when any C file differs from what `make format` would make of it.
+format-check: bootstrap
+	@bad=$$(for f in $$(git ls-files '*.c' '*.h'); do \
+	    clang-format --dry-run -Werror "$$f" >/dev/null 2>&1 || echo "$$f"; done); \
+	if [ -n "$$bad" ]; then echo "not clang-formatted (run make format):" $$bad >&2; exit 1; fi
 
 clean:
 	@rm -rf $(BUILD) $(BUILD_SANITIZE)
