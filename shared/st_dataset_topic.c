@@ -14,6 +14,7 @@
 #include "st_err.h"
 #include "st_kafka.h"
 #include "st_log.h"
+#include "st_records.h"
 #include "st_time.h"
 
 #define LOG_FIRST_N 20
@@ -38,6 +39,7 @@ typedef struct {
     size_t n, cap;
     st_dataset_topic_stats_t stats;
     const char *topic;
+    st_rec_session_event_t event; /* the decoded record (reused) */
 } reader_t;
 
 void st_dataset_topic_opts_default(st_dataset_topic_opts_t *o)
@@ -59,43 +61,28 @@ static int take(reader_t *r, st_avro_codec_t *codec, const rd_kafka_message_t *m
                 size_t errstr_size)
 {
     r->stats.records++;
-    avro_value_t *v;
+    st_rec_session_event_t *v = &r->event;
     st_err_t err = {0};
-    if (st_avro_codec_decode(codec, m->payload, m->len, &v, &err) != 0) {
+    if (st_rec_session_event_decode(codec, m->payload, m->len, v, &err) != 0) {
         if (err.retriable)
             return st_errstr(errstr, errstr_size, "topic %s: %s", r->topic, err.text);
         invalid(r, m, err.text);
         return 0;
     }
-    const char *kind, *session_id, *user_id;
-    size_t sid_len, uid_len;
-    closed_t c = {0};
-    bool share_null = false, length_null = false;
-    if (st_avro_get_enum(v, "kind", &kind) != 0) {
-        invalid(r, m, "no kind");
-        return 0;
-    }
-    if (strcmp(kind, "CLOSED") != 0) {
+    if (v->kind != ST_SESSION_EVENT_CLOSED) {
         r->stats.opened++;
         return 0;
     }
     r->stats.closed++;
-    if (st_avro_get_string(v, "session_id", &session_id, &sid_len) != 0 ||
-        st_avro_get_string(v, "user_id", &user_id, &uid_len) != 0 ||
-        st_avro_get_long(v, "start_ms", &c.start_ms) != 0 ||
-        st_avro_get_nullable_double(v, "length_s", &c.length_s, &length_null) != 0 ||
-        st_avro_get_int(v, "track_count", &c.track_count) != 0 ||
-        st_avro_get_nullable_double(v, "unknown_duration_share", &c.unknown_share, &share_null) !=
-            0) {
-        invalid(r, m, "CLOSED event without the session fields");
-        return 0;
-    }
-    if (share_null)
-        c.unknown_share = NAN;
-    if (uid_len == 0 || sid_len == 0 || strlen(user_id) != uid_len ||
-        strlen(session_id) != sid_len || length_null || !isfinite(c.length_s) || c.length_s < 0 ||
-        c.track_count < 0) {
-        invalid(r, m, "CLOSED event with an empty id, a null or negative length or track count");
+    const char *session_id = v->session_id.ptr, *user_id = v->user_id.ptr;
+    size_t sid_len = v->session_id.len, uid_len = v->user_id.len;
+    closed_t c = {0};
+    c.start_ms = v->start_ms;
+    c.length_s = v->length_s.v; /* the codec checked: a CLOSED has a finite length >= 0 */
+    c.track_count = v->track_count;
+    c.unknown_share = v->unknown_duration_share.set ? v->unknown_duration_share.v : NAN;
+    if (c.track_count < 0) {
+        invalid(r, m, "CLOSED event with a negative track count");
         return 0;
     }
     if (r->n == r->cap) {

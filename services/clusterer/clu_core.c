@@ -14,6 +14,7 @@
 #include "st_buf.h"
 #include "st_log.h"
 #include "st_metrics.h"
+#include "st_records.h"
 #include "st_time.h"
 
 #define CLU_USER_MAX 128
@@ -72,6 +73,7 @@ struct clu {
     st_redis_script_t *script;
     st_bwatch_t *model;
     st_avro_codec_t *sess_codec, *prof_codec, *out_codec;
+    st_rec_session_event_t ev_rec; /* the decoded SessionEvent (reused) */
     st_buf_t enc;
     clu_user_t *users;
     int n_users, cap_users;
@@ -475,12 +477,11 @@ static int read_state(clu_t *c, st_err_t *err)
 
 static int publish(clu_t *c, const clu_user_t *u, st_out_t *out, st_err_t *err)
 {
-    avro_value_t *rec = st_avro_codec_record(c->out_codec);
-    st_avro_set_string(rec, "user_id", u->id);
-    st_avro_set_int(rec, "cluster", u->cluster);
-    st_avro_set_boolean(rec, "cold", u->cold);
-    st_avro_set_string(rec, "clustering_version", u->version);
-    if (st_avro_codec_encode(c->out_codec, rec, &c->enc, err) != 0)
+    st_rec_cluster_t rec = {.user_id = st_str(u->id),
+                            .cluster = u->cluster,
+                            .cold = u->cold,
+                            .clustering_version = st_str(u->version)};
+    if (st_rec_cluster_encode(c->out_codec, &rec, &c->enc, err) != 0)
         return -1;
     if (st_out_produce(out, c->cfg.clusters_topic, u->id, strlen(u->id), c->enc.data, c->enc.len) !=
         0) {
@@ -601,48 +602,43 @@ int clu_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err
         clu_event_t *e = &c->ev[c->n_ev];
         rec_t *rc = &recs[c->n_ev];
         bool is_profile = strcmp(m->topic, c->cfg.profiles_topic) == 0;
-        avro_value_t *v;
         st_err_t derr = {0};
-        const char *why = NULL, *user = NULL, *s;
-        size_t ulen = 0, len;
-        bool is_null;
-        if (st_avro_codec_decode(is_profile ? c->prof_codec : c->sess_codec, m->value, m->value_len,
-                                 &v, &derr) != 0) {
+        const char *why = NULL;
+        st_str_t user = {0};
+        int drc;
+        if (is_profile) {
+            st_rec_profile_t p;
+            if ((drc = st_rec_profile_decode(c->prof_codec, m->value, m->value_len, &p, &derr)) ==
+                0) {
+                user = p.user_id;
+                rc->gender = p.gender.ptr && p.gender.len == 1 ? p.gender.ptr[0] : 0;
+                rc->age = p.age.set ? p.age.v : -1;
+                if (p.country.ptr)
+                    snprintf(rc->country, sizeof rc->country, "%.*s", (int)p.country.len,
+                             p.country.ptr);
+                if (p.registered_ms.set)
+                    rc->registered_s = p.registered_ms.v / 1000;
+            }
+        } else {
+            st_rec_session_event_t *ev = &c->ev_rec;
+            if ((drc = st_rec_session_event_decode(c->sess_codec, m->value, m->value_len, ev,
+                                                   &derr)) == 0) {
+                user = ev->user_id;
+                rc->start_ms = ev->start_ms;
+                rc->closed = ev->kind == ST_SESSION_EVENT_CLOSED;
+                rc->tracks = ev->track_count > 0 ? ev->track_count : 0;
+                rc->length_s = ev->length_s.v;
+            }
+        }
+        if (drc != 0) {
             if (derr.retriable) {
                 free(recs);
                 *err = derr;
                 return -1;
             }
             why = derr.text;
-        } else if (st_avro_get_string(v, "user_id", &user, &ulen) != 0 || ulen == 0 ||
-                   ulen > CLU_USER_MAX) {
-            why = "user_id empty or longer than 128 bytes";
-        } else if (is_profile) {
-            rc->gender = 0;
-            if (st_avro_get_nullable_string(v, "gender", &s, &len, &is_null) == 0 && !is_null &&
-                len == 1)
-                rc->gender = s[0];
-            int32_t age;
-            rc->age = -1;
-            if (st_avro_get_nullable_int(v, "age", &age, &is_null) == 0 && !is_null)
-                rc->age = age;
-            if (st_avro_get_nullable_string(v, "country", &s, &len, &is_null) == 0 && !is_null)
-                snprintf(rc->country, sizeof rc->country, "%.*s", (int)len, s);
-            int64_t reg;
-            if (st_avro_get_nullable_long(v, "registered_ms", &reg, &is_null) == 0 && !is_null)
-                rc->registered_s = reg / 1000;
-        } else {
-            const char *kind = NULL;
-            st_avro_get_enum(v, "kind", &kind);
-            st_avro_get_long(v, "start_ms", &rc->start_ms);
-            rc->closed = kind && strcmp(kind, "CLOSED") == 0;
-            int32_t tracks = 0;
-            st_avro_get_int(v, "track_count", &tracks);
-            rc->tracks = tracks > 0 ? tracks : 0;
-            if (rc->closed &&
-                (st_avro_get_nullable_double(v, "length_s", &rc->length_s, &is_null) != 0 ||
-                 is_null || !isfinite(rc->length_s) || rc->length_s < 0))
-                why = "CLOSED without a valid length_s";
+        } else if (user.len > CLU_USER_MAX) {
+            why = "user_id longer than 128 bytes";
         }
         if (why) {
             if (st_out_dead_letter(out, m, "invalid", why) != 0) {
@@ -653,7 +649,7 @@ int clu_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err
             continue;
         }
         memset(e, 0, sizeof *e);
-        e->user = user_index(c, user, ulen);
+        e->user = user_index(c, user.ptr, user.len);
         if (e->user < 0) {
             free(recs);
             st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");

@@ -8,6 +8,7 @@
 
 #include "st_log.h"
 #include "st_metrics.h"
+#include "st_records.h"
 #include "st_time.h"
 #include "st_trackmeta.h"
 #include "track_cache.h"
@@ -47,14 +48,11 @@ struct enrich {
     st_buf_t arena; /* keys, names and encoded outputs of the batch */
     st_buf_t enc;
     st_metric_t *m_hit_lru, *m_hit_redis, *m_miss, *m_negative, *m_unfetchable;
-    st_metric_t *m_source[4];
+    st_metric_t *m_source[ST_REC_SOURCE_COUNT];
     st_metric_t *m_enqueue[4];
     st_metric_t *m_lru_entries, *m_waits, *m_read_errors;
     uint64_t read_errors;
 };
-
-static const char *const out_sources[] = {"CACHE", "CATALOG", "LASTFM", "UNKNOWN"};
-enum { OUT_CACHE, OUT_CATALOG, OUT_LASTFM, OUT_UNKNOWN };
 
 enrich_t *enrich_new(const enrich_config_t *conf, char *errstr, size_t errstr_size)
 {
@@ -95,7 +93,7 @@ enrich_t *enrich_new(const enrich_config_t *conf, char *errstr, size_t errstr_si
                            "Misses not fetched because the artist or track is empty.");
     for (int i = 0; i < 4; i++) {
         char labels[64];
-        snprintf(labels, sizeof labels, "source=\"%s\"", out_sources[i]);
+        snprintf(labels, sizeof labels, "source=\"%s\"", st_rec_source_name((st_rec_source_t)i));
         e->m_source[i] = st_metrics_counter("stint_enricher_records_total", labels,
                                             "EnrichedListens produced, by metadata_source.");
         snprintf(labels, sizeof labels, "result=\"%s\"",
@@ -183,7 +181,7 @@ static size_t arena_add_lower(enrich_t *e, const char *s, size_t len)
 }
 
 /* The miss entry of a track (created on first sight). Returns its index or (size_t)-1. */
-static size_t miss_for(enrich_t *e, const avro_value_t *listen, const char *key, size_t len,
+static size_t miss_for(enrich_t *e, const st_rec_listen_t *listen, const char *key, size_t len,
                        uint64_t hash)
 {
     size_t s = (size_t)hash & e->slots_mask;
@@ -201,10 +199,8 @@ static size_t miss_for(enrich_t *e, const avro_value_t *listen, const char *key,
         e->misses = p;
         e->misses_cap = cap;
     }
-    const char *artist = "", *track = "";
-    size_t alen = 0, tlen = 0;
-    st_avro_get_string(listen, "artist_name", &artist, &alen);
-    st_avro_get_string(listen, "track_name", &track, &tlen);
+    const char *artist = listen->artist_name.ptr, *track = listen->track_name.ptr;
+    size_t alen = listen->artist_name.len, tlen = listen->track_name.len;
     miss_t *m = &e->misses[e->nmisses];
     m->hash = hash;
     m->key_len = len;
@@ -223,39 +219,33 @@ static size_t miss_for(enrich_t *e, const avro_value_t *listen, const char *key,
 }
 
 /* Encodes the EnrichedListen of listen with the metadata (NULL = unknown) into e->enc. */
-static int encode(enrich_t *e, const avro_value_t *listen, st_trackmeta_source_t source,
+static int encode(enrich_t *e, const st_rec_listen_t *listen, st_trackmeta_source_t source,
                   int64_t duration_ms, int ntags, const char *const *tags, st_err_t *err)
 {
-    int out_source;
+    st_rec_enriched_t out = {.listen = *listen};
     switch (source) {
     case ST_TRACKMETA_LASTFM:
-        out_source = OUT_LASTFM;
+        out.metadata_source = ST_REC_SOURCE_LASTFM;
         break;
     case ST_TRACKMETA_CATALOG:
-        out_source = OUT_CATALOG;
+        out.metadata_source = ST_REC_SOURCE_CATALOG;
         break;
     case ST_TRACKMETA_OTHER:
-        out_source = OUT_CACHE;
+        out.metadata_source = ST_REC_SOURCE_CACHE;
         break;
     default:
-        out_source = OUT_UNKNOWN;
+        out.metadata_source = ST_REC_SOURCE_UNKNOWN;
         break;
     }
-    if (out_source == OUT_UNKNOWN) {
-        duration_ms = -1;
-        ntags = 0;
+    if (out.metadata_source != ST_REC_SOURCE_UNKNOWN) {
+        out.duration_ms.set = duration_ms > 0;
+        out.duration_ms.v = duration_ms;
+        for (int t = 0; t < ntags && t < ST_REC_TAGS_MAX; t++)
+            out.tags[out.n_tags++] = st_str(tags[t]);
     }
-    avro_value_t *rec = st_avro_codec_record(e->out_codec);
-    if (st_avro_copy_common_fields(rec, listen) < 0 ||
-        st_avro_set_nullable_long(rec, "duration_ms", duration_ms > 0 ? &duration_ms : NULL) != 0 ||
-        st_avro_set_string_array(rec, "tags", tags, (size_t)ntags) != 0 ||
-        st_avro_set_enum(rec, "metadata_source", out_sources[out_source]) != 0) {
-        st_err_set(err, ST_ERR_AVRO, false, true, "cannot build an EnrichedListen");
+    if (st_rec_enriched_encode(e->out_codec, &out, &e->enc, err) != 0)
         return -1;
-    }
-    if (st_avro_codec_encode(e->out_codec, rec, &e->enc, err) != 0)
-        return -1;
-    st_metric_inc(e->m_source[out_source], 1);
+    st_metric_inc(e->m_source[out.metadata_source], 1);
     return 0;
 }
 
@@ -362,7 +352,7 @@ int enrich_batch(enrich_t *e, const st_msg_t *msgs, size_t n, enrich_emit_fn emi
                  enrich_reject_fn reject, void *out_ctx, st_err_t *err)
 {
     int64_t now_ms = st_time_wall_ms();
-    avro_value_t *listen;
+    st_rec_listen_t listen;
     st_err_t derr;
     track_cache_view_t view;
 
@@ -373,7 +363,7 @@ int enrich_batch(enrich_t *e, const st_msg_t *msgs, size_t n, enrich_emit_fn emi
     for (size_t i = 0; i < n; i++) {
         rec_t *rec = &e->recs[i];
         memset(&derr, 0, sizeof derr);
-        if (st_avro_codec_decode(e->in_codec, msgs[i].value, msgs[i].value_len, &listen, &derr) !=
+        if (st_rec_listen_decode(e->in_codec, msgs[i].value, msgs[i].value_len, &listen, &derr) !=
             0) {
             if (derr.retriable) {
                 *err = derr;
@@ -384,15 +374,8 @@ int enrich_batch(enrich_t *e, const st_msg_t *msgs, size_t n, enrich_emit_fn emi
                 goto nomem;
             continue;
         }
-        const char *user, *key;
-        size_t ulen, klen;
-        if (st_avro_get_string(listen, "user_id", &user, &ulen) != 0 ||
-            st_avro_get_string(listen, "track_key", &key, &klen) != 0) {
-            rec->kind = REC_REJECTED;
-            if (reject(out_ctx, &msgs[i], "invalid", "Listen without user_id or track_key") != 0)
-                goto nomem;
-            continue;
-        }
+        const char *user = listen.user_id.ptr, *key = listen.track_key.ptr;
+        size_t ulen = listen.user_id.len, klen = listen.track_key.len;
         rec->key_len = ulen;
         if ((rec->key_off = arena_add(e, user, ulen)) == (size_t)-1)
             goto nomem;
@@ -401,7 +384,7 @@ int enrich_batch(enrich_t *e, const st_msg_t *msgs, size_t n, enrich_emit_fn emi
             st_metric_inc(e->m_hit_lru, 1);
             if (st_trackmeta_is_negative(view.source))
                 st_metric_inc(e->m_negative, 1);
-            if (encode(e, listen, view.source, view.duration_ms, view.ntags, view.tags, err) != 0)
+            if (encode(e, &listen, view.source, view.duration_ms, view.ntags, view.tags, err) != 0)
                 return -1;
             rec->kind = REC_OUT;
             rec->value_len = e->enc.len;
@@ -409,7 +392,7 @@ int enrich_batch(enrich_t *e, const st_msg_t *msgs, size_t n, enrich_emit_fn emi
                 goto nomem;
         } else {
             rec->kind = REC_MISS;
-            if ((rec->miss = miss_for(e, listen, key, klen, hash)) == (size_t)-1)
+            if ((rec->miss = miss_for(e, &listen, key, klen, hash)) == (size_t)-1)
                 goto nomem;
             e->misses[rec->miss].nrecords++;
         }
@@ -440,14 +423,14 @@ int enrich_batch(enrich_t *e, const st_msg_t *msgs, size_t n, enrich_emit_fn emi
             miss_t *m = &e->misses[rec->miss];
             const char *tags[ST_TRACKMETA_MAX_TAGS];
             memset(&derr, 0, sizeof derr);
-            if (st_avro_codec_decode(e->in_codec, msgs[i].value, msgs[i].value_len, &listen,
+            if (st_rec_listen_decode(e->in_codec, msgs[i].value, msgs[i].value_len, &listen,
                                      &derr) != 0) {
                 *err = derr;
                 return -1;
             }
             for (int t = 0; t < m->meta.ntags; t++)
                 tags[t] = m->meta.tags[t];
-            if (encode(e, listen, m->found ? m->meta.source : ST_TRACKMETA_NONE,
+            if (encode(e, &listen, m->found ? m->meta.source : ST_TRACKMETA_NONE,
                        m->meta.duration_ms, m->found ? m->meta.ntags : 0, tags, err) != 0)
                 return -1;
             if (emit(out_ctx, &msgs[i], e->arena.data + rec->key_off, rec->key_len, e->enc.data,

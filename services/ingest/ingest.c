@@ -1,6 +1,8 @@
 /* ingest.c - parse, encode and deduplicate one batch of listens.raw messages. */
 #include "ingest.h"
 
+#include "st_records.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,21 +54,17 @@ const char *ingest_batch_data(const ingest_batch_t *b)
 
 static int encode_listen(ingest_batch_t *b, const st_listen_t *l, st_err_t *err)
 {
-    avro_value_t *rec = st_avro_codec_record(b->codec);
-    if (st_avro_set_string(rec, "event_id", l->event_id) != 0 ||
-        st_avro_set_string(rec, "user_id", l->user_id) != 0 ||
-        st_avro_set_long(rec, "listened_at_ms", l->timestamp_ms) != 0 ||
-        st_avro_set_string(rec, "artist_name", l->artist_name) != 0 ||
-        st_avro_set_string(rec, "track_name", l->track_name) != 0 ||
-        st_avro_set_nullable_string(rec, "artist_mbid",
-                                    l->has_artist_mbid ? l->artist_mbid : NULL) != 0 ||
-        st_avro_set_nullable_string(rec, "track_mbid", l->has_track_mbid ? l->track_mbid : NULL) !=
-            0 ||
-        st_avro_set_string(rec, "track_key", l->track_key) != 0) {
-        st_err_set(err, ST_ERR_AVRO, false, true, "Listen value does not match the schema");
-        return -1;
-    }
-    return st_avro_codec_encode(b->codec, rec, &b->enc, err);
+    st_rec_listen_t r = {
+        .event_id = st_str(l->event_id),
+        .user_id = st_str(l->user_id),
+        .listened_at_ms = l->timestamp_ms,
+        .artist_name = st_str(l->artist_name),
+        .track_name = st_str(l->track_name),
+        .artist_mbid = st_str(l->has_artist_mbid ? l->artist_mbid : NULL),
+        .track_mbid = st_str(l->has_track_mbid ? l->track_mbid : NULL),
+        .track_key = st_str(l->track_key),
+    };
+    return st_rec_listen_encode(b->codec, &r, &b->enc, err);
 }
 
 int ingest_batch_parse(ingest_batch_t *b, const st_msg_t *msgs, size_t n, int64_t now_ms,

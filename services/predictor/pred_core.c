@@ -12,6 +12,7 @@
 #include "st_buf.h"
 #include "st_log.h"
 #include "st_metrics.h"
+#include "st_records.h"
 #include "st_time.h"
 
 #define PC_USER_MAX    128
@@ -107,6 +108,7 @@ struct pc {
     st_bwatch_t *model;
     pred_mae_t *mae;
     st_avro_codec_t *in_codec, *pred_codec, *outcome_codec;
+    st_rec_session_event_t ev_rec; /* the decoded SessionEvent (reused) */
     st_buf_t enc;
     pc_event_t *ev;
     size_t n_ev, cap_ev;
@@ -357,68 +359,42 @@ static int grow_recent(pc_t *pc, size_t extra)
 }
 
 /* Copies the fields of one decoded SessionEvent into e (its recent sessions and retracted ids
- * into the batch's pools). Returns 0, -1 with a reason (bad record), or -2 (no memory). */
-static int read_event(pc_t *pc, const avro_value_t *v, pc_event_t *e, const char **user,
-                      size_t *user_len, const char **why)
+ * into the batch's pools). Returns 0, or -2 (no memory). */
+static int read_event(pc_t *pc, const st_rec_session_event_t *v, pc_event_t *e)
 {
-    const char *s, *kind;
-    size_t len;
-    bool is_null;
-    int32_t i32;
-    int64_t i64;
-    if (st_avro_get_string(v, "user_id", user, user_len) != 0 || *user_len == 0 ||
-        *user_len > PC_USER_MAX)
-        return *why = "user_id empty or longer than 128 bytes", -1;
-    if (st_avro_get_string(v, "session_id", &s, &len) != 0 || len == 0 || len > PC_SID_MAX)
-        return *why = "session_id empty or longer than 200 bytes", -1;
-    memcpy(e->session_id, s, len);
-    e->session_id[len] = 0;
-    if (st_avro_get_enum(v, "kind", &kind) != 0)
-        return *why = "no kind", -1;
-    e->kind = strcmp(kind, "CLOSED") == 0 ? KIND_CLOSED : KIND_OPENED;
-    if (st_avro_get_long(v, "start_ms", &e->start_ms) != 0 ||
-        st_avro_get_int(v, "session_index", &e->session_index) != 0 || e->session_index < 0)
-        return *why = "bad start_ms or session_index", -1;
-    st_avro_get_nullable_double(v, "mean_session_length_s", &e->mean_s, &is_null);
-    e->has_mean = !is_null && isfinite(e->mean_s);
-    st_avro_get_nullable_double(v, "median_session_length_s", &e->median_s, &is_null);
-    e->has_median = !is_null && isfinite(e->median_s);
-    st_avro_get_nullable_double(v, "gap_since_prev_s", &e->gap_s, &is_null);
-    e->has_gap = !is_null && isfinite(e->gap_s);
-    e->revision = 0;
-    if (st_avro_get_int(v, "revision", &i32) == 0 && i32 > 0)
-        e->revision = i32;
-    size_t nr = 0;
-    st_avro_get_array_size(v, "recent_lengths_s", &nr);
-    size_t first = nr > PC_RECENT_MAX ? nr - PC_RECENT_MAX : 0;
+    memcpy(e->session_id, v->session_id.ptr, v->session_id.len);
+    e->session_id[v->session_id.len] = 0;
+    e->kind = v->kind == ST_SESSION_EVENT_CLOSED ? KIND_CLOSED : KIND_OPENED;
+    e->start_ms = v->start_ms;
+    e->session_index = v->session_index;
+    e->mean_s = v->mean_session_length_s.v;
+    e->has_mean = v->mean_session_length_s.set && isfinite(e->mean_s);
+    e->median_s = v->median_session_length_s.v;
+    e->has_median = v->median_session_length_s.set && isfinite(e->median_s);
+    e->gap_s = v->gap_since_prev_s.v;
+    e->has_gap = v->gap_since_prev_s.set && isfinite(e->gap_s);
+    e->revision = v->revision;
+    uint32_t nr = v->n_recent_lengths;
     /* The details count only when each array is aligned with recent_lengths_s. */
-    size_t n_starts = 0, n_tracks = 0, n_unknown = 0;
-    st_avro_get_array_size(v, "recent_starts_ms", &n_starts);
-    st_avro_get_array_size(v, "recent_track_counts", &n_tracks);
-    st_avro_get_array_size(v, "recent_unknown_shares", &n_unknown);
-    e->detail = nr > 0 && n_starts == nr && n_tracks == nr && n_unknown == nr;
-    if (grow_recent(pc, nr - first) != 0)
+    e->detail = nr > 0 && v->n_recent_starts == nr && v->n_recent_track_counts == nr &&
+                v->n_recent_unknown_shares == nr;
+    if (grow_recent(pc, nr) != 0)
         return -2;
     e->recent_off = pc->n_recent;
     e->n_recent = 0;
-    for (size_t i = first; i < nr; i++) {
+    for (uint32_t i = 0; i < nr; i++) {
         pc_recent_t *r = &pc->recent[pc->n_recent + (size_t)e->n_recent++];
-        double d = 0;
-        st_avro_get_double_item(v, "recent_lengths_s", i, &d);
+        double d = v->recent_lengths_s[i];
         r->length_s = isfinite(d) && d > 0 ? d : 0;
         r->start_ms = 0;
         r->track_count = 0;
         r->unknown_share = 0;
         if (e->detail) {
-            int64_t st = 0;
-            int32_t tc = 0;
-            double us = 0;
-            if (st_avro_get_long_item(v, "recent_starts_ms", i, &st) != 0 ||
-                st_avro_get_int_item(v, "recent_track_counts", i, &tc) != 0 ||
-                st_avro_get_double_item(v, "recent_unknown_shares", i, &us) != 0 || !isfinite(us))
+            double us = v->recent_unknown_shares[i];
+            if (!isfinite(us))
                 e->detail = false;
-            r->start_ms = st;
-            r->track_count = tc > 0 ? tc : 0;
+            r->start_ms = v->recent_starts_ms[i];
+            r->track_count = v->recent_track_counts[i] > 0 ? v->recent_track_counts[i] : 0;
             r->unknown_share = isfinite(us) ? us : 0;
         }
     }
@@ -427,49 +403,37 @@ static int read_event(pc_t *pc, const avro_value_t *v, pc_event_t *e, const char
             pc->recent[pc->n_recent + (size_t)i - 1].start_ms)
             e->detail = false; /* not a sequence of sessions: lengths only */
     pc->n_recent += (size_t)e->n_recent;
-    size_t n_ids = 0;
-    st_avro_get_array_size(v, "retracted_session_ids", &n_ids);
     e->ids_off = pc->ids.len;
     e->n_retracted = 0;
-    for (size_t i = 0; i < n_ids; i++) {
-        if (st_avro_get_string_item(v, "retracted_session_ids", i, &s, &len) != 0 || len == 0 ||
-            len > PC_SID_MAX || memchr(s, 0, len))
+    for (uint32_t i = 0; i < v->n_retracted; i++) {
+        st_str_t id = v->retracted_session_ids[i];
+        if (id.len == 0 || id.len > PC_SID_MAX || memchr(id.ptr, 0, id.len))
             continue; /* not an id this predictor can have stored */
-        if (st_buf_append(&pc->ids, s, len) != 0 || st_buf_append(&pc->ids, "", 1) != 0)
+        if (st_buf_append(&pc->ids, id.ptr, id.len) != 0 || st_buf_append(&pc->ids, "", 1) != 0)
             return -2;
         e->n_retracted++;
     }
     e->gender = 0;
-    if (st_avro_get_nullable_string(v, "gender", &s, &len, &is_null) == 0 && !is_null && len == 1 &&
-        (s[0] == 'm' || s[0] == 'f'))
-        e->gender = s[0];
-    e->age = -1;
-    if (st_avro_get_nullable_int(v, "age", &i32, &is_null) == 0 && !is_null && i32 >= 0)
-        e->age = i32;
+    if (v->gender.ptr && v->gender.len == 1 && (v->gender.ptr[0] == 'm' || v->gender.ptr[0] == 'f'))
+        e->gender = v->gender.ptr[0];
+    e->age = v->age.set && v->age.v >= 0 ? v->age.v : -1;
     e->country[0] = 0;
-    if (st_avro_get_nullable_string(v, "country", &s, &len, &is_null) == 0 && !is_null) {
-        len = len < sizeof e->country - 1 ? len : sizeof e->country - 1;
-        memcpy(e->country, s, len);
+    if (v->country.ptr) {
+        size_t len =
+            v->country.len < sizeof e->country - 1 ? v->country.len : sizeof e->country - 1;
+        memcpy(e->country, v->country.ptr, len);
         e->country[len] = 0;
     }
-    e->registered_ms = 0;
-    if (st_avro_get_nullable_long(v, "registered_ms", &i64, &is_null) == 0 && !is_null)
-        e->registered_ms = i64;
+    e->registered_ms = v->registered_ms.set ? v->registered_ms.v : 0;
     if (e->kind == KIND_CLOSED) {
-        if (st_avro_get_nullable_double(v, "length_s", &e->length_s, &is_null) != 0 || is_null ||
-            !isfinite(e->length_s) || e->length_s < 0)
-            return *why = "CLOSED without a valid length_s", -1;
-        st_avro_get_int(v, "track_count", &i32);
-        e->track_count = i32 > 0 ? i32 : 0;
-        e->unknown_share = 0;
-        double d;
-        if (st_avro_get_nullable_double(v, "unknown_duration_share", &d, &is_null) == 0 &&
-            !is_null && isfinite(d))
-            e->unknown_share = d;
-        e->last_start_ms = e->start_ms;
-        if (st_avro_get_nullable_long(v, "last_start_ms", &i64, &is_null) == 0 && !is_null &&
-            i64 > e->start_ms)
-            e->last_start_ms = i64;
+        e->length_s = v->length_s.v; /* the codec checked: finite, >= 0 */
+        e->track_count = v->track_count > 0 ? v->track_count : 0;
+        e->unknown_share = v->unknown_duration_share.set && isfinite(v->unknown_duration_share.v)
+                               ? v->unknown_duration_share.v
+                               : 0;
+        e->last_start_ms = v->last_start_ms.set && v->last_start_ms.v > e->start_ms
+                               ? v->last_start_ms.v
+                               : e->start_ms;
     }
     return 0;
 }
@@ -636,20 +600,20 @@ static int emit_prediction(pc_t *pc, const char *user, const char *sid, int64_t 
                            const pc_stored_t *p, int32_t revision, bool retracted, st_out_t *out,
                            st_err_t *err)
 {
-    avro_value_t *rec = st_avro_codec_record(pc->pred_codec);
-    int32_t c = p->cluster;
-    st_avro_set_string(rec, "session_id", sid);
-    st_avro_set_string(rec, "user_id", user);
-    st_avro_set_long(rec, "session_start_ms", start_ms);
-    st_avro_set_double(rec, "predicted_length_s", p->predicted_s);
-    st_avro_set_double(rec, "baseline_length_s", p->baseline_s);
-    st_avro_set_nullable_int(rec, "cluster", p->cluster >= 0 ? &c : NULL);
-    st_avro_set_string(rec, "model_version", p->version);
-    st_avro_set_enum(rec, "predictor", p->kind == 'M' ? "MODEL" : "BASELINE");
-    st_avro_set_int(rec, "revision", revision);
-    st_avro_set_boolean(rec, "retracted", retracted);
-    st_avro_set_long(rec, "made_at_ms", st_time_wall_ms());
-    if (st_avro_codec_encode(pc->pred_codec, rec, &pc->enc, err) != 0)
+    st_rec_prediction_t rec = {
+        .session_id = st_str(sid),
+        .user_id = st_str(user),
+        .session_start_ms = start_ms,
+        .predicted_length_s = p->predicted_s,
+        .baseline_length_s = p->baseline_s,
+        .cluster = {p->cluster >= 0, p->cluster},
+        .model_version = st_str(p->version),
+        .predictor = p->kind == 'M' ? ST_REC_PREDICTOR_MODEL : ST_REC_PREDICTOR_BASELINE,
+        .revision = revision,
+        .retracted = retracted,
+        .made_at_ms = st_time_wall_ms(),
+    };
+    if (st_rec_prediction_encode(pc->pred_codec, &rec, &pc->enc, err) != 0)
         return -1;
     if (st_out_produce(out, pc->cfg.predictions_topic, user, strlen(user), pc->enc.data,
                        pc->enc.len) != 0) {
@@ -875,24 +839,24 @@ static int on_closed(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
         st_metric_inc(pc->m_unmatched, 1);
         return 0;
     }
-    avro_value_t *rec = st_avro_codec_record(pc->outcome_codec);
-    int32_t c = p.cluster;
     e->has_outcome = true;
     e->outcome_model = p.kind == 'M';
     e->abs_error_s = fabs(p.predicted_s - e->length_s);
     e->baseline_abs_error_s = fabs(p.baseline_s - e->length_s);
-    st_avro_set_string(rec, "session_id", e->session_id);
-    st_avro_set_string(rec, "user_id", u->id);
-    st_avro_set_long(rec, "session_start_ms", e->start_ms);
-    st_avro_set_double(rec, "predicted_length_s", p.predicted_s);
-    st_avro_set_double(rec, "baseline_length_s", p.baseline_s);
-    st_avro_set_double(rec, "actual_length_s", e->length_s);
-    st_avro_set_double(rec, "abs_error_s", e->abs_error_s);
-    st_avro_set_double(rec, "baseline_abs_error_s", e->baseline_abs_error_s);
-    st_avro_set_nullable_int(rec, "cluster", p.cluster >= 0 ? &c : NULL);
-    st_avro_set_string(rec, "model_version", p.version);
-    st_avro_set_enum(rec, "predictor", p.kind == 'M' ? "MODEL" : "BASELINE");
-    if (st_avro_codec_encode(pc->outcome_codec, rec, &pc->enc, err) != 0)
+    st_rec_outcome_t rec = {
+        .session_id = st_str(e->session_id),
+        .user_id = st_str(u->id),
+        .session_start_ms = e->start_ms,
+        .predicted_length_s = p.predicted_s,
+        .baseline_length_s = p.baseline_s,
+        .actual_length_s = e->length_s,
+        .abs_error_s = e->abs_error_s,
+        .baseline_abs_error_s = e->baseline_abs_error_s,
+        .cluster = {p.cluster >= 0, p.cluster},
+        .model_version = st_str(p.version),
+        .predictor = p.kind == 'M' ? ST_REC_PREDICTOR_MODEL : ST_REC_PREDICTOR_BASELINE,
+    };
+    if (st_rec_outcome_encode(pc->outcome_codec, &rec, &pc->enc, err) != 0)
         return -1;
     if (st_out_produce(out, pc->cfg.outcomes_topic, u->id, strlen(u->id), pc->enc.data,
                        pc->enc.len) != 0) {
@@ -944,21 +908,18 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
     for (size_t i = 0; i < n; i++) {
         const st_msg_t *m = &msgs[i];
         pc_event_t *e = &pc->ev[pc->n_ev];
-        avro_value_t *v;
+        st_rec_session_event_t *v = &pc->ev_rec;
         st_err_t derr = {0};
-        const char *why = NULL, *user;
-        size_t user_len;
-        if (st_avro_codec_decode(pc->in_codec, m->value, m->value_len, &v, &derr) != 0) {
+        const char *why = NULL;
+        if (st_rec_session_event_decode(pc->in_codec, m->value, m->value_len, v, &derr) != 0) {
             if (derr.retriable) {
                 *err = derr;
                 return -1;
             }
             why = derr.text;
-        } else {
-            if (read_event(pc, v, e, &user, &user_len, &why) == -2) {
-                st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
-                return -1;
-            }
+        } else if (read_event(pc, v, e) == -2) {
+            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            return -1;
         }
         if (why) {
             if (st_out_dead_letter(out, m, "invalid", why) != 0) {
@@ -967,7 +928,7 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
             }
             continue;
         }
-        e->user = user_index(pc, user, user_len);
+        e->user = user_index(pc, v->user_id.ptr, v->user_id.len);
         if (e->user < 0) {
             st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
             return -1;

@@ -17,6 +17,7 @@
 #include "st_listen.h"
 #include "st_log.h"
 #include "st_metrics.h"
+#include "st_records.h"
 #include "st_service.h"
 #include "st_session.h"
 #include "st_sessionizer.h"
@@ -252,13 +253,10 @@ static int decode_all(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err_t *e
         memset(it, 0, sizeof *it);
         it->rec.partition = msgs[i].partition;
         it->rec.offset = msgs[i].offset;
-        avro_value_t *v;
+        st_rec_enriched_t v;
         st_err_t derr = {0};
-        const char *user, *artist, *track;
-        size_t user_len, artist_len, track_len;
-        int64_t t_ms, d_ms = 0;
-        bool d_null = true;
-        if (st_avro_codec_decode(ctx->in_codec, msgs[i].value, msgs[i].value_len, &v, &derr) != 0) {
+        if (st_rec_enriched_decode(ctx->in_codec, msgs[i].value, msgs[i].value_len, &v, &derr) !=
+            0) {
             if (derr.retriable) {
                 *err = derr;
                 return -1;
@@ -270,19 +268,8 @@ static int decode_all(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err_t *e
                 goto nomem;
             continue;
         }
-        if (st_avro_get_string(v, "user_id", &user, &user_len) != 0 ||
-            st_avro_get_long(v, "listened_at_ms", &t_ms) != 0 ||
-            st_avro_get_string(v, "artist_name", &artist, &artist_len) != 0 ||
-            st_avro_get_string(v, "track_name", &track, &track_len) != 0 ||
-            st_avro_get_nullable_long(v, "duration_ms", &d_ms, &d_null) != 0) {
-            it->disp = DISP_DLQ;
-            it->code = "invalid";
-            it->text_off = ctx->arena.len;
-            if (st_buf_append_str(&ctx->arena, "EnrichedListen lacks a required field") != 0 ||
-                st_buf_append(&ctx->arena, "", 1) != 0)
-                goto nomem;
-            continue;
-        }
+        const st_rec_listen_t *l = &v.listen;
+        int64_t t_ms = l->listened_at_ms;
         if (msgs[i].timestamp_ms > 0 && t_ms > msgs[i].timestamp_ms + ST_LISTEN_FUTURE_MS) {
             /* Ingest rejects these; this guards the stream time against other producers. */
             char why[160];
@@ -297,12 +284,14 @@ static int decode_all(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err_t *e
             continue;
         }
         it->user_off = ctx->arena.len;
-        if (st_buf_append(&ctx->arena, user, user_len) != 0 || st_buf_append(&ctx->arena, "", 1))
+        if (st_buf_append(&ctx->arena, l->user_id.ptr, l->user_id.len) != 0 ||
+            st_buf_append(&ctx->arena, "", 1))
             goto nomem;
-        it->rec.user_id_len = user_len;
+        it->rec.user_id_len = l->user_id.len;
         it->rec.listened_at_ms = t_ms;
-        it->rec.duration_ms = d_null || d_ms < 0 ? 0 : d_ms;
-        it->rec.identity_hash = st_session_identity_hash(artist, artist_len, track, track_len);
+        it->rec.duration_ms = !v.duration_ms.set || v.duration_ms.v < 0 ? 0 : v.duration_ms.v;
+        it->rec.identity_hash = st_session_identity_hash(l->artist_name.ptr, l->artist_name.len,
+                                                         l->track_name.ptr, l->track_name.len);
     }
     return 0;
 nomem:
@@ -387,73 +376,45 @@ static int push_all(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err_t *err
     return 0;
 }
 
-static int set_nullable_double_if(avro_value_t *rec, const char *field, bool has, double v)
-{
-    return st_avro_set_nullable_double(rec, field, has ? &v : NULL);
-}
-
 static int encode_event(sz_ctx_t *ctx, const st_session_event_t *e, const sz_profile_t *prof,
                         st_err_t *err)
 {
-    avro_value_t *rec = st_avro_codec_record(ctx->out_codec);
+    st_rec_session_event_t r = {
+        .session_id = st_str(e->session_id),
+        .user_id = st_str(e->user_id),
+        .kind = e->kind,
+    };
+    char ids[ST_SESSION_RETRACT_MAX][ST_SESSION_ID_MAX];
+    if (e->kind == ST_SESSION_EVENT_OPENED)
+        st_rec_session_event_set_features(&r, &e->features);
+    /* The event's own start and index (equal to the features' for an OPENED). */
     int hour, weekday;
     st_session_hour_weekday(e->start_ms, &hour, &weekday);
-    int rc =
-        st_avro_set_string(rec, "session_id", e->session_id) |
-        st_avro_set_string(rec, "user_id", e->user_id) |
-        st_avro_set_enum(rec, "kind", e->kind == ST_SESSION_EVENT_OPENED ? "OPENED" : "CLOSED") |
-        st_avro_set_long(rec, "start_ms", e->start_ms) |
-        st_avro_set_int(rec, "session_index", (int32_t)e->session_index) |
-        st_avro_set_int(rec, "start_hour_utc", hour) |
-        st_avro_set_int(rec, "start_weekday", weekday);
+    r.start_ms = e->start_ms;
+    r.session_index = (int32_t)e->session_index;
+    r.start_hour_utc = hour;
+    r.start_weekday = weekday;
     if (e->kind == ST_SESSION_EVENT_OPENED) {
-        const st_session_features_t *f = &e->features;
-        rc |= set_nullable_double_if(rec, "prev_session_length_s", f->has_prev,
-                                     f->prev_session_length_s) |
-              set_nullable_double_if(rec, "mean_session_length_s", f->has_prev,
-                                     f->mean_session_length_s) |
-              set_nullable_double_if(rec, "median_session_length_s", f->has_prev,
-                                     f->median_session_length_s) |
-              set_nullable_double_if(rec, "gap_since_prev_s", f->has_prev, f->gap_since_prev_s) |
-              st_avro_set_double_array(rec, "recent_lengths_s", f->recent_lengths_s, f->n_recent);
-        int32_t tracks[ST_SESSION_RECENT_MAX];
-        for (uint32_t i = 0; i < f->n_recent_detail; i++)
-            tracks[i] = (int32_t)f->recent_track_count[i];
-        rc |= st_avro_set_long_array(rec, "recent_starts_ms", f->recent_start_ms,
-                                     f->n_recent_detail) |
-              st_avro_set_int_array(rec, "recent_track_counts", tracks, f->n_recent_detail) |
-              st_avro_set_double_array(rec, "recent_unknown_shares", f->recent_unknown_share,
-                                       f->n_recent_detail) |
-              st_avro_set_int(rec, "revision", (int32_t)e->revision);
-        char ids[ST_SESSION_RETRACT_MAX][ST_SESSION_ID_MAX];
-        const char *idp[ST_SESSION_RETRACT_MAX];
+        r.revision = (int32_t)e->revision;
+        r.n_retracted = e->n_retracted;
         for (uint32_t i = 0; i < e->n_retracted; i++)
-            idp[i] = st_session_id_format(e->user_id, strlen(e->user_id), e->retracted_start_ms[i],
-                                          ids[i], sizeof ids[i]);
-        rc |= st_avro_set_string_array(rec, "retracted_session_ids", idp, e->n_retracted);
+            r.retracted_session_ids[i] = st_str(st_session_id_format(
+                e->user_id, strlen(e->user_id), e->retracted_start_ms[i], ids[i], sizeof ids[i]));
         if (prof && prof->found) {
-            rc |=
-                st_avro_set_nullable_string(rec, "gender", prof->gender[0] ? prof->gender : NULL) |
-                st_avro_set_nullable_int(rec, "age", prof->has_age ? &prof->age : NULL) |
-                st_avro_set_nullable_string(rec, "country",
-                                            prof->country[0] ? prof->country : NULL) |
-                st_avro_set_nullable_long(rec, "registered_ms",
-                                          prof->has_registered ? &prof->registered_ms : NULL);
+            r.gender = st_str(prof->gender[0] ? prof->gender : NULL);
+            r.age = (st_opt_i32_t){prof->has_age, prof->age};
+            r.country = st_str(prof->country[0] ? prof->country : NULL);
+            r.registered_ms = (st_opt_i64_t){prof->has_registered, prof->registered_ms};
         }
     } else {
         const st_session_summary_t *s = &e->summary;
-        rc |=
-            st_avro_set_nullable_long(rec, "end_ms", &s->end_ms) |
-            st_avro_set_nullable_long(rec, "last_start_ms", &s->last_start_ms) |
-            st_avro_set_nullable_double(rec, "length_s", &s->length_s) |
-            st_avro_set_int(rec, "track_count", (int32_t)s->track_count) |
-            st_avro_set_nullable_double(rec, "unknown_duration_share", &s->unknown_duration_share);
+        r.end_ms = (st_opt_i64_t){true, s->end_ms};
+        r.last_start_ms = (st_opt_i64_t){true, s->last_start_ms};
+        r.length_s = (st_opt_f64_t){true, s->length_s};
+        r.track_count = (int32_t)s->track_count;
+        r.unknown_duration_share = (st_opt_f64_t){true, s->unknown_duration_share};
     }
-    if (rc != 0) {
-        st_err_set(err, ST_ERR_INTERNAL, false, true, "SessionEvent does not match its schema");
-        return -1;
-    }
-    return st_avro_codec_encode(ctx->out_codec, rec, &ctx->enc, err);
+    return st_rec_session_event_encode(ctx->out_codec, &r, &ctx->enc, err);
 }
 
 /* One log line per partition per 10 s about late records, with how many and why. */

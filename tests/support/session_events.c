@@ -22,6 +22,7 @@
 #include "st_dataset.h"
 #include "st_itest.h"
 #include "st_kafka.h"
+#include "st_records.h"
 #include "st_session.h"
 #include "st_time.h"
 
@@ -82,37 +83,25 @@ static st_dataset_t *load(const char *sessions, const char *profiles)
 }
 
 /* Fills an OPENED from features f (details only when details is set). */
-static void set_opened(avro_value_t *rec, const st_dataset_t *ds, const st_dataset_row_t *r,
-                       const st_session_features_t *f, bool details)
+/* The OPENED fields of row r with features f (details dropped unless asked for); the profile's
+ * strings point into ds and g. */
+static void set_opened(st_rec_session_event_t *rec, const st_dataset_t *ds,
+                       const st_dataset_row_t *r, const st_session_features_t *f, bool details,
+                       char g[2])
 {
     const st_dataset_profile_t *p = st_dataset_profile(ds, r->user);
-    st_avro_set_long(rec, "start_ms", f->start_ms);
-    st_avro_set_int(rec, "session_index", (int32_t)f->session_index);
-    st_avro_set_int(rec, "start_hour_utc", f->hour_utc);
-    st_avro_set_int(rec, "start_weekday", f->weekday);
-    st_avro_set_nullable_double(rec, "prev_session_length_s",
-                                f->has_prev ? &f->prev_session_length_s : NULL);
-    st_avro_set_nullable_double(rec, "mean_session_length_s",
-                                f->has_prev ? &f->mean_session_length_s : NULL);
-    st_avro_set_nullable_double(rec, "median_session_length_s",
-                                f->has_prev ? &f->median_session_length_s : NULL);
-    st_avro_set_nullable_double(rec, "gap_since_prev_s", f->has_prev ? &f->gap_since_prev_s : NULL);
-    st_avro_set_double_array(rec, "recent_lengths_s", f->recent_lengths_s, f->n_recent);
-    uint32_t nd = details ? f->n_recent_detail : 0;
-    int32_t tracks[ST_SESSION_RECENT_MAX];
-    for (uint32_t i = 0; i < nd; i++)
-        tracks[i] = (int32_t)f->recent_track_count[i];
-    st_avro_set_long_array(rec, "recent_starts_ms", f->recent_start_ms, nd);
-    st_avro_set_int_array(rec, "recent_track_counts", tracks, nd);
-    st_avro_set_double_array(rec, "recent_unknown_shares", f->recent_unknown_share, nd);
-    char g[2] = {p->gender, 0};
-    st_avro_set_nullable_string(rec, "gender", p->gender ? g : NULL);
-    int32_t age = p->age;
-    st_avro_set_nullable_int(rec, "age", p->age >= 0 ? &age : NULL);
-    st_avro_set_nullable_string(rec, "country", p->country[0] ? p->country : NULL);
-    int64_t reg_ms = p->registered_s * 1000;
-    st_avro_set_nullable_long(rec, "registered_ms", p->registered_s > 0 ? &reg_ms : NULL);
+    st_rec_session_event_set_features(rec, f);
+    if (!details)
+        rec->n_recent_starts = rec->n_recent_track_counts = rec->n_recent_unknown_shares = 0;
+    g[0] = p->gender;
+    g[1] = 0;
+    rec->gender = st_str(p->gender ? g : NULL);
+    rec->age = (st_opt_i32_t){p->age >= 0, p->age};
+    rec->country = st_str(p->country[0] ? p->country : NULL);
+    rec->registered_ms = (st_opt_i64_t){p->registered_s > 0, p->registered_s * 1000};
 }
+
+static st_rec_session_event_t event; /* the record being produced (large: not on the stack) */
 
 static int row_role(size_t i, const st_dataset_row_t *r, long scenario)
 {
@@ -266,9 +255,11 @@ static int produce(int argc, char **argv)
         int64_t at_ms =
             kind == EV_SPURIOUS_X || kind == EV_SPURIOUS_Y ? spurious_ms(r, role) : start_ms;
         st_session_id_format(user, strlen(user), at_ms, sid, sizeof sid);
-        avro_value_t *rec = st_avro_codec_record(codec);
-        st_avro_set_string(rec, "session_id", sid);
-        st_avro_set_string(rec, "user_id", user);
+        st_rec_session_event_t *rec = &event;
+        memset(rec, 0, sizeof *rec);
+        rec->session_id = st_str(sid);
+        rec->user_id = st_str(user);
+        char g[2], xid[ST_SESSION_ID_MAX];
         if (kind != EV_CLOSED) {
             st_session_history_t *h = &hist[r->user];
             size_t first = evs[k].row - (size_t)r->index;
@@ -298,17 +289,16 @@ static int produce(int argc, char **argv)
                 f.gap_since_prev_s += 600;
                 f.mean_session_length_s -= 600.0 / f.session_index;
             }
-            st_avro_set_enum(rec, "kind", "OPENED");
-            set_opened(rec, ds, r, &f, details);
+            rec->kind = ST_SESSION_EVENT_OPENED;
+            set_opened(rec, ds, r, &f, details, g);
             if (kind == EV_OPENED_CORRECTED || kind == EV_OPENED_RETRACTING) {
-                st_avro_set_int(rec, "revision", 1);
+                rec->revision = 1;
                 corrections++;
             }
             if (kind == EV_OPENED_RETRACTING) {
-                char xid[ST_SESSION_ID_MAX];
-                const char *ids[1] = {st_session_id_format(user, strlen(user), spurious_ms(r, role),
-                                                           xid, sizeof xid)};
-                st_avro_set_string_array(rec, "retracted_session_ids", ids, 1);
+                rec->n_retracted = 1;
+                rec->retracted_session_ids[0] = st_str(st_session_id_format(
+                    user, strlen(user), spurious_ms(r, role), xid, sizeof xid));
                 retracted++;
             }
             voided += kind == EV_SPURIOUS_Y;
@@ -318,21 +308,20 @@ static int produce(int argc, char **argv)
             st_session_hour_weekday(start_ms, &hour, &weekday);
             int64_t len_ms = (int64_t)llround(r->length_s * 1000);
             int64_t end_ms = start_ms + len_ms;
-            double length_s = r->length_s, share = r->unknown_share;
-            st_avro_set_enum(rec, "kind", "CLOSED");
-            st_avro_set_long(rec, "start_ms", start_ms);
-            st_avro_set_int(rec, "session_index", r->index);
-            st_avro_set_int(rec, "start_hour_utc", hour);
-            st_avro_set_int(rec, "start_weekday", weekday);
-            st_avro_set_nullable_long(rec, "end_ms", &end_ms);
+            rec->kind = ST_SESSION_EVENT_CLOSED;
+            rec->start_ms = start_ms;
+            rec->session_index = r->index;
+            rec->start_hour_utc = hour;
+            rec->start_weekday = weekday;
+            rec->end_ms = (st_opt_i64_t){true, end_ms};
             /* The start of the last listen is not in the data set: the end stands for it. */
-            st_avro_set_nullable_long(rec, "last_start_ms", &end_ms);
-            st_avro_set_nullable_double(rec, "length_s", &length_s);
-            st_avro_set_int(rec, "track_count", r->track_count);
-            st_avro_set_nullable_double(rec, "unknown_duration_share", &share);
+            rec->last_start_ms = (st_opt_i64_t){true, end_ms};
+            rec->length_s = (st_opt_f64_t){true, r->length_s};
+            rec->track_count = r->track_count;
+            rec->unknown_duration_share = (st_opt_f64_t){true, r->unknown_share};
             closed++;
         }
-        if (st_avro_codec_encode(codec, rec, &buf, &e) != 0 ||
+        if (st_rec_session_event_encode(codec, rec, &buf, &e) != 0 ||
             st_producer_send(prod, topic, -1, user, strlen(user), buf.data, buf.len, &e) != 0) {
             fprintf(stderr, "session-events: %s\n", e.text);
             return 1;
@@ -523,16 +512,15 @@ static int profiles(int argc, char **argv)
     for (int u = 0; u < st_dataset_n_users(ds); u++) {
         const st_dataset_profile_t *p = st_dataset_profile(ds, u);
         const char *user = st_dataset_user_id(ds, u);
-        avro_value_t *rec = st_avro_codec_record(codec);
-        st_avro_set_string(rec, "user_id", user);
         char g[2] = {p->gender, 0};
-        st_avro_set_nullable_string(rec, "gender", p->gender ? g : NULL);
-        int32_t age = p->age;
-        st_avro_set_nullable_int(rec, "age", p->age >= 0 ? &age : NULL);
-        st_avro_set_nullable_string(rec, "country", p->country[0] ? p->country : NULL);
-        int64_t reg_ms = p->registered_s * 1000;
-        st_avro_set_nullable_long(rec, "registered_ms", p->registered_s > 0 ? &reg_ms : NULL);
-        if (st_avro_codec_encode(codec, rec, &buf, &e) != 0 ||
+        st_rec_profile_t rec = {
+            .user_id = st_str(user),
+            .gender = st_str(p->gender ? g : NULL),
+            .age = {p->age >= 0, p->age},
+            .country = st_str(p->country[0] ? p->country : NULL),
+            .registered_ms = {p->registered_s > 0, p->registered_s * 1000},
+        };
+        if (st_rec_profile_encode(codec, &rec, &buf, &e) != 0 ||
             st_producer_send(prod, topic, -1, user, strlen(user), buf.data, buf.len, &e) != 0) {
             fprintf(stderr, "session-events: %s\n", e.text);
             return 1;

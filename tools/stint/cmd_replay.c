@@ -23,6 +23,7 @@
 #include "st_listen.h"
 #include "st_log.h"
 #include "st_merge.h"
+#include "st_records.h"
 #include "st_time.h"
 
 #define PROGRESS_EVERY_MS 250
@@ -180,22 +181,15 @@ static int send_profiles(replay_t *r, st_avro_registry_t *reg, st_err_t *err)
     st_lastfm_profile_t p;
     int rc;
     while (!st_lifecycle_stopping() && (rc = st_lastfm_reader_next_profile(rd, &p, err)) == 1) {
-        avro_value_t *rec = st_avro_codec_record(codec);
         char gender[2] = {p.gender, '\0'};
-        int32_t age = p.age;
-        int64_t registered_ms = p.registered_s * 1000;
-        if (st_avro_set_string_len(rec, "user_id", p.user_id.ptr, p.user_id.len) != 0 ||
-            st_avro_set_nullable_string(rec, "gender", p.gender ? gender : NULL) != 0 ||
-            st_avro_set_nullable_int(rec, "age", p.age >= 0 ? &age : NULL) != 0 ||
-            (p.country.len ? st_avro_set_string_len(rec, "country", p.country.ptr, p.country.len)
-                           : st_avro_set_null(rec, "country")) != 0 ||
-            st_avro_set_nullable_long(rec, "registered_ms",
-                                      p.registered_s ? &registered_ms : NULL) != 0) {
-            st_err_set(err, ST_ERR_AVRO, false, true, "UserProfile does not match the schema");
-            rc = -1;
-            break;
-        }
-        if (st_avro_codec_encode(codec, rec, &buf, err) != 0 ||
+        st_rec_profile_t rec = {
+            .user_id = {p.user_id.ptr, p.user_id.len},
+            .gender = st_str(p.gender ? gender : NULL),
+            .age = {p.age >= 0, p.age},
+            .country = {p.country.len ? p.country.ptr : NULL, p.country.len},
+            .registered_ms = {p.registered_s != 0, p.registered_s * 1000},
+        };
+        if (st_rec_profile_encode(codec, &rec, &buf, err) != 0 ||
             st_producer_send(r->producer, r->cfg.profiles_topic, -1, p.user_id.ptr, p.user_id.len,
                              buf.data, buf.len, err) != 0) {
             rc = stopped_while_full(err);
