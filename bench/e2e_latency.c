@@ -29,6 +29,7 @@
 #include "st_avro.h"
 #include "st_itest.h"
 #include "st_log.h"
+#include "st_records.h"
 
 #define MAX_RATES 5
 #define MAX_ARGS  32
@@ -334,27 +335,23 @@ static void take(run_t *r, codecs_t *c, const rd_kafka_message_t *m)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
     int64_t got_us = wall_us(), created_ms = rd_kafka_message_timestamp(m, NULL);
-    avro_value_t *v;
     st_err_t err = {0};
-    const char *s;
-    size_t len;
+    st_str_t sid_view;
     char sid[96];
     int stage = !strcmp(topic, r->listens)    ? ST_LISTEN
                 : !strcmp(topic, r->enriched) ? ST_ENRICHED
                 : !strcmp(topic, r->sessions) ? ST_OPENED
                                               : ST_PREDICTION;
-    st_avro_codec_t *codec = stage == ST_LISTEN     ? c->listen
-                             : stage == ST_ENRICHED ? c->enriched
-                             : stage == ST_OPENED   ? c->session
-                                                    : c->prediction;
-    if (st_avro_codec_decode(codec, m->payload, m->len, &v, &err) != 0)
-        return;
     if (stage == ST_LISTEN || stage == ST_ENRICHED) {
-        int64_t at;
-        if (st_avro_get_string(v, "user_id", &s, &len) != 0 ||
-            st_avro_get_long(v, "listened_at_ms", &at) != 0)
+        st_rec_enriched_t en;
+        st_rec_listen_t *l = &en.listen;
+        int rc = stage == ST_LISTEN
+                     ? st_rec_listen_decode(c->listen, m->payload, m->len, l, &err)
+                     : st_rec_enriched_decode(c->enriched, m->payload, m->len, &en, &err);
+        if (rc != 0)
             return;
-        int n = snprintf(sid, sizeof sid, "%.*s:%lld", (int)len, s, (long long)at);
+        int n = snprintf(sid, sizeof sid, "%.*s:%lld", (int)l->user_id.len, l->user_id.ptr,
+                         (long long)l->listened_at_ms);
         pthread_mutex_lock(&r->mu);
         sess_t *x = sess_find(r, sid, (size_t)n);
         if (x && !x->stage_ms[stage])
@@ -362,30 +359,33 @@ static void take(run_t *r, codecs_t *c, const rd_kafka_message_t *m)
         pthread_mutex_unlock(&r->mu);
         return;
     }
+    st_rec_prediction_t p = {0};
     if (stage == ST_OPENED) {
-        const char *kind;
-        if (st_avro_get_enum(v, "kind", &kind) != 0)
+        st_rec_session_event_t ev;
+        if (st_rec_session_event_decode(c->session, m->payload, m->len, &ev, &err) != 0)
             return;
-        if (strcmp(kind, "OPENED") != 0) {
+        if (ev.kind != ST_SESSION_EVENT_OPENED) {
             r->n_closed++;
             return;
         }
         r->n_opened_total++;
+        sid_view = ev.session_id;
+    } else {
+        if (st_rec_prediction_decode(c->prediction, m->payload, m->len, &p, &err) != 0)
+            return;
+        sid_view = p.session_id;
     }
-    if (st_avro_get_string(v, "session_id", &s, &len) != 0)
-        return;
     pthread_mutex_lock(&r->mu);
-    sess_t *x = sess_find(r, s, len);
+    sess_t *x = sess_find(r, sid_view.ptr, sid_view.len);
     if (stage == ST_OPENED) {
         if (x && x->n_opened++ == 0)
             x->stage_ms[ST_OPENED] = created_ms;
         else if (x)
             r->n_opened_repeats++;
     } else {
-        bool retracted = false;
         r->n_pred_total++;
-        /* retracted: a field other versions of Prediction may carry; absent means false. */
-        if (st_avro_get_boolean(v, "retracted", &retracted) == 0 && retracted)
+        /* retracted: older versions of Prediction lack it; the decoder gives its default, false. */
+        if (p.retracted)
             r->n_retracted++;
         if (!x)
             r->n_pred_unmatched++;
@@ -394,7 +394,7 @@ static void take(run_t *r, codecs_t *c, const rd_kafka_message_t *m)
         else {
             x->got_us = got_us;
             x->stage_ms[ST_PREDICTION] = created_ms;
-            st_avro_get_long(v, "made_at_ms", &x->made_ms);
+            x->made_ms = p.made_at_ms;
             r->n_meas_with_pred += x->measured;
         }
     }

@@ -19,6 +19,7 @@
 #include "st_avro.h"
 #include "st_kafka.h"
 #include "st_listen.h"
+#include "st_records.h"
 #include "st_redis.h"
 #include "st_time.h"
 #include "st_trackmeta.h"
@@ -110,14 +111,15 @@ int main(int argc, char **argv)
         int64_t ts = 1230000000000LL + i * 1000;
         snprintf(user, sizeof user, "user_%06ld", i % 1000);
         st_listen_event_id(user, ts, "Bench Artist", names[t], id);
-        avro_value_t *rec = st_avro_codec_record(codec);
-        st_avro_set_string(rec, "event_id", id);
-        st_avro_set_string(rec, "user_id", user);
-        st_avro_set_long(rec, "listened_at_ms", ts);
-        st_avro_set_string(rec, "artist_name", "Bench Artist");
-        st_avro_set_string(rec, "track_name", names[t]);
-        st_avro_set_string(rec, "track_key", keys[t]);
-        if (st_avro_codec_encode(codec, rec, &buf, &err) != 0 ||
+        st_rec_listen_t rec = {.event_id = st_str(id),
+                               .user_id = st_str(user),
+                               .listened_at_ms = ts,
+                               .artist_name = st_str("Bench Artist"),
+                               .track_name = st_str(names[t]),
+                               .artist_mbid = st_str(NULL),
+                               .track_mbid = st_str(NULL),
+                               .track_key = st_str(keys[t])};
+        if (st_rec_listen_encode(codec, &rec, &buf, &err) != 0 ||
             st_producer_send(prod, in, -1, user, strlen(user), buf.data, buf.len, &err) != 0)
             die("produce", err.text);
     }

@@ -21,6 +21,7 @@
 #include "st_bundle.h"
 #include "st_dataset.h"
 #include "st_itest.h"
+#include "st_records.h"
 
 #define BASE_MS 1200000000000LL
 
@@ -45,34 +46,34 @@ static int send_session(st_producer_t *prod, st_avro_codec_t *codec, const char 
         long s = r * n_users + user;
         int64_t start_ms = BASE_MS + (int64_t)s * 1000;
         snprintf(sid, sizeof sid, "%s:%lld", uid, (long long)start_ms);
-        avro_value_t *rec = st_avro_codec_record(codec);
-        st_avro_set_string(rec, "session_id", sid);
-        st_avro_set_string(rec, "user_id", uid);
-        st_avro_set_enum(rec, "kind", kind == 0 ? "CLOSED" : "OPENED");
-        st_avro_set_long(rec, "start_ms", start_ms);
-        st_avro_set_int(rec, "session_index", (int32_t)r);
+        st_rec_session_event_t rec = {
+            .session_id = st_str(sid),
+            .user_id = st_str(uid),
+            .kind = kind == 0 ? ST_SESSION_EVENT_CLOSED : ST_SESSION_EVENT_OPENED,
+            .start_ms = start_ms,
+            .session_index = (int32_t)r,
+        };
         if (kind == 0) {
-            double len = length_of(user, r), share = 0;
-            int64_t end = start_ms + (int64_t)(len * 1000);
-            st_avro_set_nullable_double(rec, "length_s", &len);
-            st_avro_set_nullable_long(rec, "end_ms", &end);
-            st_avro_set_int(rec, "track_count", 5);
-            st_avro_set_nullable_double(rec, "unknown_duration_share", &share);
+            double len = length_of(user, r);
+            rec.length_s = (st_opt_f64_t){true, len};
+            rec.end_ms = (st_opt_i64_t){true, start_ms + (int64_t)(len * 1000)};
+            rec.track_count = 5;
+            rec.unknown_duration_share = (st_opt_f64_t){true, 0};
         } else if (r > 0) {
-            double recent[16], sum = 0, gap = 600;
+            double *recent = rec.recent_lengths_s, sum = 0;
             int n = r < 16 ? (int)r : 16;
             for (int i = 0; i < n; i++) {
                 recent[i] = length_of(user, r - n + i);
                 sum += recent[i];
             }
             double mean = sum / n;
-            st_avro_set_nullable_double(rec, "prev_session_length_s", &recent[n - 1]);
-            st_avro_set_nullable_double(rec, "mean_session_length_s", &mean);
-            st_avro_set_nullable_double(rec, "median_session_length_s", &mean);
-            st_avro_set_nullable_double(rec, "gap_since_prev_s", &gap);
-            st_avro_set_double_array(rec, "recent_lengths_s", recent, (size_t)n);
+            rec.n_recent_lengths = (uint32_t)n;
+            rec.prev_session_length_s = (st_opt_f64_t){true, recent[n - 1]};
+            rec.mean_session_length_s = (st_opt_f64_t){true, mean};
+            rec.median_session_length_s = (st_opt_f64_t){true, mean};
+            rec.gap_since_prev_s = (st_opt_f64_t){true, 600};
         }
-        if (st_avro_codec_encode(codec, rec, buf, &err) != 0 ||
+        if (st_rec_session_event_encode(codec, &rec, buf, &err) != 0 ||
             st_producer_send(prod, topic, -1, uid, strlen(uid), buf->data, buf->len, &err) != 0) {
             fprintf(stderr, "bench-predictor: %s\n", err.text);
             return -1;
@@ -228,15 +229,13 @@ static int cmp_i64(const void *a, const void *b)
 /* seq of a Prediction (decoded), or -1. */
 static long seq_of(st_avro_codec_t *pcodec, const rd_kafka_message_t *m, int64_t *made_at_ms)
 {
-    avro_value_t *v;
+    st_rec_prediction_t p;
     st_err_t err = {0};
-    int64_t start_ms;
-    if (st_avro_codec_decode(pcodec, m->payload, m->len, &v, &err) != 0 ||
-        st_avro_get_long(v, "session_start_ms", &start_ms) != 0)
+    if (st_rec_prediction_decode(pcodec, m->payload, m->len, &p, &err) != 0)
         return -1;
     if (made_at_ms)
-        st_avro_get_long(v, "made_at_ms", made_at_ms);
-    return (long)((start_ms - BASE_MS) / 1000);
+        *made_at_ms = p.made_at_ms;
+    return (long)((p.session_start_ms - BASE_MS) / 1000);
 }
 
 int main(int argc, char **argv)

@@ -23,6 +23,7 @@
 #include "st_buf.h"
 #include "st_itest.h"
 #include "st_kafka.h"
+#include "st_records.h"
 #include "st_time.h"
 
 static uint64_t rng_state = 99;
@@ -164,16 +165,19 @@ int main(int argc, char **argv)
         snprintf(key, sizeof key, "%s\t%s", artist, track);
         snprintf(eid, sizeof eid, "%016llx", (unsigned long long)i);
         int64_t d = t % 9 ? (int64_t)(120000 + t * 13) : 0;
-        avro_value_t *rec = st_avro_codec_record(codec);
-        st_avro_set_string(rec, "event_id", eid);
-        st_avro_set_string(rec, "user_id", user);
-        st_avro_set_long(rec, "listened_at_ms", now);
-        st_avro_set_string(rec, "artist_name", artist);
-        st_avro_set_string(rec, "track_name", track);
-        st_avro_set_string(rec, "track_key", key);
-        st_avro_set_nullable_long(rec, "duration_ms", d > 0 ? &d : NULL);
-        st_avro_set_enum(rec, "metadata_source", d > 0 ? "CATALOG" : "UNKNOWN");
-        if (st_avro_codec_encode(codec, rec, &enc, NULL) != 0 ||
+        st_rec_enriched_t rec = {
+            .listen = {.event_id = st_str(eid),
+                       .user_id = st_str(user),
+                       .listened_at_ms = now,
+                       .artist_name = st_str(artist),
+                       .track_name = st_str(track),
+                       .artist_mbid = st_str(NULL),
+                       .track_mbid = st_str(NULL),
+                       .track_key = st_str(key)},
+            .duration_ms = {d > 0, d},
+            .metadata_source = d > 0 ? ST_REC_SOURCE_CATALOG : ST_REC_SOURCE_UNKNOWN,
+        };
+        if (st_rec_enriched_encode(codec, &rec, &enc, NULL) != 0 ||
             st_producer_send(prod, in, -1, user, strlen(user), enc.data, enc.len, NULL) != 0) {
             fprintf(stderr, "bench-sessionizer: produce failed\n");
             return 1;

@@ -13,6 +13,7 @@
 #include "st_dataset.h"
 #include "st_dataset_topic.h"
 #include "st_itest.h"
+#include "st_records.h"
 #include "st_session.h"
 #include "st_sessions_offline.h"
 #include "st_test.h"
@@ -60,22 +61,23 @@ static int encode(st_avro_codec_t *c, const sess_t *e, bool opened, st_buf_t *ou
     st_session_id_format(e->user_id, strlen(e->user_id), e->s.start_ms, sid, sizeof sid);
     int hour, weekday;
     st_session_hour_weekday(e->s.start_ms, &hour, &weekday);
-    avro_value_t *rec = st_avro_codec_record(c);
-    int rc = st_avro_set_string(rec, "session_id", sid) |
-             st_avro_set_string(rec, "user_id", e->user_id) |
-             st_avro_set_enum(rec, "kind", opened ? "OPENED" : "CLOSED") |
-             st_avro_set_long(rec, "start_ms", e->s.start_ms) |
-             st_avro_set_int(rec, "session_index", (int32_t)e->index) |
-             st_avro_set_int(rec, "start_hour_utc", hour) |
-             st_avro_set_int(rec, "start_weekday", weekday);
-    if (!opened)
-        rc |= st_avro_set_nullable_long(rec, "end_ms", &e->s.end_ms) |
-              st_avro_set_nullable_double(rec, "length_s", &e->s.length_s) |
-              st_avro_set_int(rec, "track_count", (int32_t)e->s.track_count) |
-              st_avro_set_nullable_double(rec, "unknown_duration_share",
-                                          &e->s.unknown_duration_share);
+    st_rec_session_event_t rec = {
+        .session_id = st_str(sid),
+        .user_id = st_str(e->user_id),
+        .kind = opened ? ST_SESSION_EVENT_OPENED : ST_SESSION_EVENT_CLOSED,
+        .start_ms = e->s.start_ms,
+        .session_index = (int32_t)e->index,
+        .start_hour_utc = hour,
+        .start_weekday = weekday,
+    };
+    if (!opened) {
+        rec.end_ms = (st_opt_i64_t){true, e->s.end_ms};
+        rec.length_s = (st_opt_f64_t){true, e->s.length_s};
+        rec.track_count = (int32_t)e->s.track_count;
+        rec.unknown_duration_share = (st_opt_f64_t){true, e->s.unknown_duration_share};
+    }
     st_err_t err = {0};
-    if (rc != 0 || st_avro_codec_encode(c, rec, out, &err) != 0) {
+    if (st_rec_session_event_encode(c, &rec, out, &err) != 0) {
         fprintf(stderr, "encode: %s\n", err.text);
         return -1;
     }

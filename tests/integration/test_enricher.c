@@ -12,6 +12,7 @@
 #include "st_avro.h"
 #include "st_itest.h"
 #include "st_listen.h"
+#include "st_records.h"
 #include "st_test.h"
 #include "st_trackmeta.h"
 
@@ -228,14 +229,15 @@ static void produce(const char *topic, const track_t *tracks, size_t n, int64_t 
         st_trackmeta_key(tracks[i].artist, strlen(tracks[i].artist), tracks[i].track,
                          strlen(tracks[i].track), key, sizeof key);
         st_listen_event_id(user, ts, tracks[i].artist, tracks[i].track, id);
-        avro_value_t *rec = st_avro_codec_record(c);
-        st_avro_set_string(rec, "event_id", id);
-        st_avro_set_string(rec, "user_id", user);
-        st_avro_set_long(rec, "listened_at_ms", ts);
-        st_avro_set_string(rec, "artist_name", tracks[i].artist);
-        st_avro_set_string(rec, "track_name", tracks[i].track);
-        st_avro_set_string(rec, "track_key", key);
-        if (st_avro_codec_encode(c, rec, &buf, &err) != 0 ||
+        st_rec_listen_t rec = {.event_id = st_str(id),
+                               .user_id = st_str(user),
+                               .listened_at_ms = ts,
+                               .artist_name = st_str(tracks[i].artist),
+                               .track_name = st_str(tracks[i].track),
+                               .artist_mbid = st_str(NULL),
+                               .track_mbid = st_str(NULL),
+                               .track_key = st_str(key)};
+        if (st_rec_listen_encode(c, &rec, &buf, &err) != 0 ||
             st_producer_send(p, topic, -1, user, strlen(user), buf.data, buf.len, &err) != 0) {
             fprintf(stderr, "produce: %s\n", err.text);
             exit(1);
@@ -281,12 +283,10 @@ static void on_out(void *arg, int32_t partition, const void *key, size_t klen, c
                    size_t vlen)
 {
     readback_t *rb = arg;
-    avro_value_t *v;
+    st_rec_enriched_t v;
     st_err_t err = {0};
-    const char *s, *sym;
-    bool is_null;
     (void)partition;
-    if (st_avro_codec_decode(rb->codec, val, vlen, &v, &err) != 0) {
+    if (st_rec_enriched_decode(rb->codec, val, vlen, &v, &err) != 0) {
         rb->bad++;
         return;
     }
@@ -297,20 +297,13 @@ static void on_out(void *arg, int32_t partition, const void *key, size_t klen, c
     out_t *o = &rb->recs[rb->n++];
     memset(o, 0, sizeof *o);
     snprintf(o->key, sizeof o->key, "%.*s", (int)klen, (const char *)key);
-    st_avro_get_string(v, "track_name", &s, NULL);
-    snprintf(o->track, sizeof o->track, "%s", s);
-    st_avro_get_long(v, "listened_at_ms", &o->listened_at_ms);
-    o->duration_ms = -1;
-    st_avro_get_nullable_long(v, "duration_ms", &o->duration_ms, &is_null);
-    st_avro_get_enum(v, "metadata_source", &sym);
-    snprintf(o->source, sizeof o->source, "%s", sym);
-    size_t nt = 0;
-    st_avro_get_array_size(v, "tags", &nt);
-    o->ntags = (int)nt;
-    for (size_t i = 0; i < nt && i < 5; i++) {
-        st_avro_get_string_item(v, "tags", i, &s, NULL);
-        snprintf(o->tags[i], sizeof o->tags[i], "%s", s);
-    }
+    snprintf(o->track, sizeof o->track, "%s", v.listen.track_name.ptr);
+    o->listened_at_ms = v.listen.listened_at_ms;
+    o->duration_ms = v.duration_ms.set ? v.duration_ms.v : -1;
+    snprintf(o->source, sizeof o->source, "%s", st_rec_source_name(v.metadata_source));
+    o->ntags = (int)v.n_tags; /* the enricher never writes more than ST_REC_TAGS_MAX */
+    for (uint32_t i = 0; i < v.n_tags && i < 5; i++)
+        snprintf(o->tags[i], sizeof o->tags[i], "%s", v.tags[i].ptr);
 }
 
 static readback_t read_out(const char *topic)
@@ -595,22 +588,16 @@ static void on_dlq(void *arg, int32_t partition, const void *key, size_t klen, c
                    size_t vlen)
 {
     dlq_rb_t *d = arg;
-    avro_value_t *v;
+    st_rec_dead_letter_t v;
     st_err_t err = {0};
-    const char *s;
-    const void *b;
-    size_t len;
     (void)partition, (void)key, (void)klen;
-    if (st_avro_codec_decode(d->codec, val, vlen, &v, &err) != 0)
+    if (st_rec_dead_letter_decode(d->codec, val, vlen, &v, &err) != 0)
         return;
     d->n++;
-    st_avro_get_string(v, "error_code", &s, NULL);
-    snprintf(d->code, sizeof d->code, "%s", s);
-    st_avro_get_string(v, "error", &s, NULL);
-    snprintf(d->error, sizeof d->error, "%s", s);
-    st_avro_get_bytes(v, "original_value", &b, &len);
-    snprintf(d->value, sizeof d->value, "%.*s", (int)len, (const char *)b);
-    st_avro_get_long(v, "source_offset", &d->offset);
+    snprintf(d->code, sizeof d->code, "%s", v.error_code.ptr);
+    snprintf(d->error, sizeof d->error, "%s", v.error.ptr);
+    snprintf(d->value, sizeof d->value, "%.*s", (int)v.original_value.len, v.original_value.ptr);
+    d->offset = v.source_offset;
 }
 
 static void test_catalog_then_enrich(void)

@@ -10,6 +10,7 @@
 #include "st_itest.h"
 #include "st_lastfm.h"
 #include "st_listen.h"
+#include "st_records.h"
 #include "st_test.h"
 
 static char t_raw[128], t_out[128], t_dlq[128], t_prof[128], group[128], prefix[128];
@@ -137,15 +138,14 @@ static void on_out(void *arg, int32_t partition, const void *key, size_t klen, c
                    size_t vlen)
 {
     out_read_t *o = arg;
-    avro_value_t *v;
-    const char *event_id, *user_id;
+    st_rec_listen_t l;
+    st_err_t err = {0};
     (void)partition;
-    if (st_avro_codec_decode(o->codec, val, vlen, &v, NULL) != 0 ||
-        st_avro_get_string(v, "event_id", &event_id, NULL) != 0 ||
-        st_avro_get_string(v, "user_id", &user_id, NULL) != 0) {
+    if (st_rec_listen_decode(o->codec, val, vlen, &l, &err) != 0) {
         o->undecodable++;
         return;
     }
+    const char *event_id = l.event_id.ptr, *user_id = l.user_id.ptr;
     size_t user_len = strlen(user_id);
     if (user_len != klen || memcmp(user_id, key, klen) != 0)
         o->key_mismatch++;
@@ -219,18 +219,17 @@ static void on_dlq(void *arg, int32_t partition, const void *key, size_t klen, c
                    size_t vlen)
 {
     dlq_read_t *d = arg;
-    avro_value_t *v;
-    const char *code;
-    const void *orig;
-    size_t olen;
+    st_rec_dead_letter_t dl;
+    st_err_t err = {0};
     (void)partition;
     d->n++;
-    if (st_avro_codec_decode(d->codec, val, vlen, &v, NULL) != 0 ||
-        st_avro_get_string(v, "error_code", &code, NULL) != 0 ||
-        st_avro_get_bytes(v, "original_value", &orig, &olen) != 0) {
+    if (st_rec_dead_letter_decode(d->codec, val, vlen, &dl, &err) != 0) {
         d->undecodable++;
         return;
     }
+    const char *code = dl.error_code.ptr;
+    const void *orig = dl.original_value.ptr;
+    size_t olen = dl.original_value.len;
     for (int i = 0; i < N_BAD; i++) {
         if (klen == strlen(bad[i].key) && memcmp(key, bad[i].key, klen) == 0) {
             bad[i].found++;

@@ -3,6 +3,7 @@
  * Avro DeadLetter; OPENED events carry the profile fields of <prefix>:u:{user}:profile when the
  * hash exists and nulls otherwise; and in live mode (idle.flush_ms) an idle session is closed by
  * the wall clock without further input. */
+#include "st_records.h"
 #include "st_trackmeta.h"
 #include "sz_itest.h"
 
@@ -84,30 +85,26 @@ static void on_session(void *arg, int32_t partition, const void *key, size_t kle
     (void)partition;
     (void)key;
     (void)klen;
-    avro_value_t *v;
-    if (ev->n >= 8 || st_avro_codec_decode(ev->codec, val, vlen, &v, NULL) != 0)
+    st_rec_session_event_t v;
+    st_err_t err = {0};
+    if (ev->n >= 8 || st_rec_session_event_decode(ev->codec, val, vlen, &v, &err) != 0)
         return;
     int i = ev->n++;
-    const char *s;
-    bool is_null;
-    st_avro_get_enum(v, "kind", &s);
-    snprintf(ev->kind[i], sizeof ev->kind[i], "%s", s);
-    st_avro_get_string(v, "user_id", &s, NULL);
-    snprintf(ev->user[i], sizeof ev->user[i], "%s", s);
-    st_avro_get_long(v, "start_ms", &ev->start_ms[i]);
+    snprintf(ev->kind[i], sizeof ev->kind[i], "%s",
+             v.kind == ST_SESSION_EVENT_CLOSED ? "CLOSED" : "OPENED");
+    snprintf(ev->user[i], sizeof ev->user[i], "%s", v.user_id.ptr);
+    ev->start_ms[i] = v.start_ms;
     ev->gender[i][0] = ev->country[i][0] = '\0';
-    if (st_avro_get_nullable_string(v, "gender", &s, NULL, &ev->gender_null[i]) == 0 &&
-        !ev->gender_null[i])
-        snprintf(ev->gender[i], sizeof ev->gender[i], "%s", s);
-    if (st_avro_get_nullable_string(v, "country", &s, NULL, &is_null) == 0 && !is_null)
-        snprintf(ev->country[i], sizeof ev->country[i], "%s", s);
-    ev->age[i] = -1;
-    st_avro_get_nullable_int(v, "age", &ev->age[i], &ev->age_null[i]);
-    ev->registered_ms[i] = -1;
-    st_avro_get_nullable_long(v, "registered_ms", &ev->registered_ms[i], &is_null);
-    ev->length_s[i] = -1;
-    st_avro_get_nullable_double(v, "length_s", &ev->length_s[i], &is_null);
-    st_avro_get_int(v, "track_count", &ev->track_count[i]);
+    ev->gender_null[i] = v.gender.ptr == NULL;
+    if (v.gender.ptr)
+        snprintf(ev->gender[i], sizeof ev->gender[i], "%s", v.gender.ptr);
+    if (v.country.ptr)
+        snprintf(ev->country[i], sizeof ev->country[i], "%s", v.country.ptr);
+    ev->age_null[i] = !v.age.set;
+    ev->age[i] = v.age.set ? v.age.v : -1;
+    ev->registered_ms[i] = v.registered_ms.set ? v.registered_ms.v : -1;
+    ev->length_s[i] = v.length_s.set ? v.length_s.v : -1;
+    ev->track_count[i] = v.track_count;
 }
 
 typedef struct {
@@ -195,19 +192,13 @@ static void test_late_dlq_profile(void)
     raw_t dlq = {0, ST_BUF_INIT};
     ST_EQ_INT(itest_read_topic(nm.dlq, on_raw, &dlq), 1);
     st_avro_codec_t *dc = st_avro_codec_new(reg, "DeadLetter", NULL, errstr, sizeof errstr);
-    avro_value_t *v;
-    int64_t off = -1;
-    const char *code = "";
-    const void *orig = NULL;
-    size_t orig_len = 0;
+    st_rec_dead_letter_t d;
+    st_err_t err = {0};
     ST_REQUIRE(dc && dlq.first.len > 0 &&
-               st_avro_codec_decode(dc, dlq.first.data, dlq.first.len, &v, NULL) == 0);
-    st_avro_get_long(v, "source_offset", &off);
-    st_avro_get_string(v, "error_code", &code, NULL);
-    st_avro_get_bytes(v, "original_value", &orig, &orig_len);
-    ST_EQ_INT(off, 4);
-    ST_EQ_STR(code, "invalid");
-    ST_CHECK(orig_len == 8 && memcmp(orig, "not avro", 8) == 0);
+               st_rec_dead_letter_decode(dc, dlq.first.data, dlq.first.len, &d, &err) == 0);
+    ST_EQ_INT(d.source_offset, 4);
+    ST_EQ_STR(d.error_code.ptr, "invalid");
+    ST_CHECK(d.original_value.len == 8 && memcmp(d.original_value.ptr, "not avro", 8) == 0);
     st_avro_codec_destroy(dc);
     st_buf_free(&late.first);
     st_buf_free(&dlq.first);
@@ -251,15 +242,12 @@ static void test_future_listen(void)
     raw_t dlq = {0, ST_BUF_INIT};
     ST_EQ_INT(itest_read_topic(nm.dlq, on_raw, &dlq), 1);
     st_avro_codec_t *dc = st_avro_codec_new(reg, "DeadLetter", NULL, errstr, sizeof errstr);
-    avro_value_t *v;
-    const char *code = "";
-    int64_t off = -1;
+    st_rec_dead_letter_t d;
+    st_err_t err = {0};
     ST_REQUIRE(dc && dlq.first.len > 0 &&
-               st_avro_codec_decode(dc, dlq.first.data, dlq.first.len, &v, NULL) == 0);
-    st_avro_get_string(v, "error_code", &code, NULL);
-    st_avro_get_long(v, "source_offset", &off);
-    ST_EQ_STR(code, "future_timestamp");
-    ST_EQ_INT(off, 1);
+               st_rec_dead_letter_decode(dc, dlq.first.data, dlq.first.len, &d, &err) == 0);
+    ST_EQ_STR(d.error_code.ptr, "future_timestamp");
+    ST_EQ_INT(d.source_offset, 1);
     st_avro_codec_destroy(dc);
     /* The stream time stayed near fv's listen (live mode adds the seconds the partition was
      * idle): nothing was late, fu's session (idle 60 s, under the gap) is open and not closed,

@@ -6,6 +6,7 @@
 
 #include "st_avro.h"
 #include "st_dlq.h"
+#include "st_records.h"
 #include "st_test.h"
 #include "st_time.h"
 
@@ -15,37 +16,25 @@ static st_avro_codec_t *codec;
 static void check_round_trip(const st_msg_t *m, const char *code, const char *text)
 {
     st_buf_t out = ST_BUF_INIT;
-    avro_value_t *v;
-    const char *s;
-    const void *bytes;
-    size_t len;
-    int32_t part;
-    int64_t off, at_ms;
-    bool is_null;
+    st_rec_dead_letter_t d;
+    st_err_t err = {0};
     int64_t before_ms = st_time_wall_ms();
     ST_REQUIRE(st_dlq_encode_avro(codec, m, code, text, &out) == 0);
-    ST_REQUIRE(st_avro_codec_decode(codec, out.data, out.len, &v, NULL) == 0);
-    ST_REQUIRE(st_avro_get_string(v, "source_topic", &s, NULL) == 0);
-    ST_EQ_STR(s, m->topic);
-    ST_REQUIRE(st_avro_get_int(v, "source_partition", &part) == 0);
-    ST_EQ_INT(part, m->partition);
-    ST_REQUIRE(st_avro_get_long(v, "source_offset", &off) == 0);
-    ST_EQ_INT(off, m->offset);
-    ST_REQUIRE(st_avro_get_string(v, "error_code", &s, NULL) == 0);
-    ST_EQ_STR(s, code);
-    ST_REQUIRE(st_avro_get_string(v, "error", &s, NULL) == 0);
-    ST_EQ_STR(s, text);
-    ST_REQUIRE(st_avro_get_nullable_bytes(v, "original_key", &bytes, &len, &is_null) == 0);
-    ST_EQ_INT(is_null, m->key == NULL);
+    ST_REQUIRE(st_rec_dead_letter_decode(codec, out.data, out.len, &d, &err) == 0);
+    ST_EQ_STR(d.source_topic.ptr, m->topic);
+    ST_EQ_INT(d.source_partition, m->partition);
+    ST_EQ_INT(d.source_offset, m->offset);
+    ST_EQ_STR(d.error_code.ptr, code);
+    ST_EQ_STR(d.error.ptr, text);
+    ST_EQ_INT(d.original_key.ptr == NULL, m->key == NULL);
     if (m->key) {
-        ST_EQ_INT(len, m->key_len);
-        ST_CHECK(memcmp(bytes, m->key, len) == 0);
+        ST_EQ_INT(d.original_key.len, m->key_len);
+        ST_CHECK(memcmp(d.original_key.ptr, m->key, d.original_key.len) == 0);
     }
-    ST_REQUIRE(st_avro_get_bytes(v, "original_value", &bytes, &len) == 0);
-    ST_EQ_INT(len, m->value_len);
-    ST_CHECK(len == 0 || memcmp(bytes, m->value, len) == 0);
-    ST_REQUIRE(st_avro_get_long(v, "failed_at_ms", &at_ms) == 0);
-    ST_CHECK(at_ms >= before_ms);
+    ST_EQ_INT(d.original_value.len, m->value_len);
+    ST_CHECK(d.original_value.len == 0 ||
+             memcmp(d.original_value.ptr, m->value, d.original_value.len) == 0);
+    ST_CHECK(d.failed_at_ms >= before_ms);
     st_buf_free(&out);
 }
 

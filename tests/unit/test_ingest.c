@@ -70,26 +70,18 @@ static void test_verdicts_and_reasons(void)
     ST_EQ_INT(r->key_len, 11);
     ST_CHECK(memcmp(data + r->key_off, "user_000001", 11) == 0);
     ST_EQ_STR(r->owner, "0:0");
-    avro_value_t *v;
-    const char *s;
-    int64_t ts;
-    bool is_null;
-    ST_REQUIRE(st_avro_codec_decode(codec, data + r->value_off, r->value_len, &v, NULL) == 0);
-    ST_REQUIRE(st_avro_get_string(v, "event_id", &s, NULL) == 0);
-    ST_EQ_STR(s, r->event_id);
+    st_rec_listen_t l;
+    st_err_t err = {0};
+    ST_REQUIRE(st_rec_listen_decode(codec, data + r->value_off, r->value_len, &l, &err) == 0);
+    ST_EQ_STR(l.event_id.ptr, r->event_id);
     char want_id[17];
     st_listen_event_id("user_000001", 1241478537000LL, "Deep Dish", "Fuck Me Im Famous", want_id);
-    ST_EQ_STR(s, want_id);
-    ST_REQUIRE(st_avro_get_string(v, "user_id", &s, NULL) == 0);
-    ST_EQ_STR(s, "user_000001");
-    ST_REQUIRE(st_avro_get_long(v, "listened_at_ms", &ts) == 0);
-    ST_EQ_INT(ts, 1241478537000LL);
-    ST_REQUIRE(st_avro_get_string(v, "track_key", &s, NULL) == 0);
-    ST_EQ_STR(s, "deep dish\tfuck me im famous");
-    ST_REQUIRE(st_avro_get_nullable_string(v, "artist_mbid", &s, NULL, &is_null) == 0);
-    ST_CHECK(!is_null);
-    ST_REQUIRE(st_avro_get_nullable_string(v, "track_mbid", &s, NULL, &is_null) == 0);
-    ST_CHECK(is_null);
+    ST_EQ_STR(l.event_id.ptr, want_id);
+    ST_EQ_STR(l.user_id.ptr, "user_000001");
+    ST_EQ_INT(l.listened_at_ms, 1241478537000LL);
+    ST_EQ_STR(l.track_key.ptr, "deep dish\tfuck me im famous");
+    ST_CHECK(l.artist_mbid.ptr != NULL);
+    ST_CHECK(l.track_mbid.ptr == NULL);
     ingest_batch_destroy(b);
 }
 
