@@ -1612,7 +1612,7 @@ static int http_call(st_avro_registry_t *reg, const char *path, const char *post
     struct curl_slist *headers = NULL;
     st_buf_reset(body);
     if (!reg->curl && !(reg->curl = curl_easy_init())) {
-        st_err_set(err, ST_ERR_NOMEM, true, false, "schema registry: curl_easy_init failed");
+        st_err_set(err, ST_ERR_NOMEM, ST_DISP_RETRY, "schema registry: curl_easy_init failed");
         return -1;
     }
     size_t ulen = strlen(reg->url);
@@ -1646,8 +1646,8 @@ static int http_call(st_avro_registry_t *reg, const char *path, const char *post
     CURLcode rc = curl_easy_perform(h);
     curl_slist_free_all(headers);
     if (rc != CURLE_OK) {
-        st_err_set(err, rc == CURLE_OPERATION_TIMEDOUT ? ST_ERR_TIMEOUT : ST_ERR_HTTP, true, false,
-                   "schema registry %s%s: %s", reg->url, path,
+        st_err_set(err, rc == CURLE_OPERATION_TIMEDOUT ? ST_ERR_TIMEOUT : ST_ERR_HTTP,
+                   ST_DISP_RETRY, "schema registry %s%s: %s", reg->url, path,
                    curl_err[0] ? curl_err : curl_easy_strerror(rc));
         return -1;
     }
@@ -1707,7 +1707,7 @@ static ident_t *registry_fetch(st_avro_registry_t *reg, int32_t id, ident_t *aga
         not_found = true;
     } else if (status != 200) {
         registry_message(&body, msg, sizeof msg);
-        st_err_set(err, ST_ERR_HTTP, true, false, "schema registry GET %s: HTTP %ld: %s", path,
+        st_err_set(err, ST_ERR_HTTP, ST_DISP_RETRY, "schema registry GET %s: HTTP %ld: %s", path,
                    status, msg);
         goto out;
     } else {
@@ -1735,7 +1735,7 @@ static ident_t *registry_fetch(st_avro_registry_t *reg, int32_t id, ident_t *aga
                 e = ident_add(reg, id, s, true, NULL);
                 if (!e) {
                     sch_free(s);
-                    st_err_set(err, ST_ERR_NOMEM, true, false, "out of memory");
+                    st_err_set(err, ST_ERR_NOMEM, ST_DISP_RETRY, "out of memory");
                 }
                 json_decref(j);
                 goto out;
@@ -1757,7 +1757,8 @@ static ident_t *registry_fetch(st_avro_registry_t *reg, int32_t id, ident_t *aga
     } else if (reg->n_negative < MAX_NEGATIVE_IDS && (e = ident_add(reg, id, NULL, false, why))) {
         reg->n_negative++;
     } else {
-        st_err_set(err, ST_ERR_INVALID, false, false, "unknown schema id %ld: %s", (long)id, why);
+        st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT, "unknown schema id %ld: %s", (long)id,
+                   why);
         goto out;
     }
     e->retry_at_ms = not_found ? st_time_mono_ms() + reg->not_found_retry_ms : 0;
@@ -1779,10 +1780,10 @@ static const sch_t *registry_writer(st_avro_registry_t *reg, int32_t id, st_err_
     if (e && e->sch)
         s = e->sch;
     else if (e)
-        st_err_set(err, ST_ERR_INVALID, false, false, "unknown schema id %ld: %s", (long)id,
+        st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT, "unknown schema id %ld: %s", (long)id,
                    e->why);
     else if (!reg->url)
-        st_err_set(err, ST_ERR_INVALID, false, false,
+        st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT,
                    "unknown schema id %ld (not in the static table ids.conf)", (long)id);
     pthread_mutex_unlock(&reg->lock);
     return s;
@@ -1820,7 +1821,7 @@ static int registry_register(st_avro_registry_t *reg, local_t *l, const char *to
     char *req_text = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     if (!esc || !req_text) {
-        st_err_set(err, ST_ERR_NOMEM, true, false, "out of memory");
+        st_err_set(err, ST_ERR_NOMEM, ST_DISP_RETRY, "out of memory");
         goto out;
     }
     snprintf(path, sizeof path, "/subjects/%s/versions", esc);
@@ -1842,8 +1843,7 @@ static int registry_register(st_avro_registry_t *reg, local_t *l, const char *to
                          : status == 409 && tries_409 < REGISTER_TRIES_409;
         if (!again) {
             if (rc_call != 0) {
-                st_err_set(err, call_err.code, call_err.retriable, call_err.fatal, "%s",
-                           call_err.text);
+                st_err_set(err, call_err.code, st_err_disp(&call_err), "%s", call_err.text);
                 goto out;
             }
             break;
@@ -1859,7 +1859,8 @@ static int registry_register(st_avro_registry_t *reg, local_t *l, const char *to
     if (status != 200) {
         registry_message(&body, msg, sizeof msg);
         bool server = status >= 500 || status == 0;
-        st_err_set(err, server ? ST_ERR_HTTP : ST_ERR_CONFIG, server, false,
+        st_err_set(err, server ? ST_ERR_HTTP : ST_ERR_CONFIG,
+                   server ? ST_DISP_RETRY : ST_DISP_PERMANENT,
                    "schema registry: registering %s under subject %s: HTTP %ld: %s", l->fullname,
                    subject, status, msg);
         goto out;
@@ -1869,7 +1870,7 @@ static int registry_register(st_avro_registry_t *reg, local_t *l, const char *to
     if (!json_is_integer(idj) || json_integer_value(idj) < 0 ||
         json_integer_value(idj) > INT32_MAX) {
         json_decref(j);
-        st_err_set(err, ST_ERR_HTTP, false, false,
+        st_err_set(err, ST_ERR_HTTP, ST_DISP_PERMANENT,
                    "schema registry: registering %s: answer without a valid \"id\"", l->fullname);
         goto out;
     }
@@ -1878,7 +1879,7 @@ static int registry_register(st_avro_registry_t *reg, local_t *l, const char *to
     if (grow((void **)&reg->subjects, &reg->cap_subjects, reg->n_subjects + 1,
              sizeof *reg->subjects) != 0 ||
         !(reg->subjects[reg->n_subjects].subject = strdup(subject))) {
-        st_err_set(err, ST_ERR_NOMEM, true, false, "out of memory");
+        st_err_set(err, ST_ERR_NOMEM, ST_DISP_RETRY, "out of memory");
         goto out;
     }
     reg->subjects[reg->n_subjects].local = l;
@@ -1893,7 +1894,7 @@ static int registry_register(st_avro_registry_t *reg, local_t *l, const char *to
             e->sch = l->sch;
             e->owned = false;
         } else if (!ident_add(reg, id, l->sch, false, NULL)) {
-            st_err_set(err, ST_ERR_NOMEM, true, false, "out of memory");
+            st_err_set(err, ST_ERR_NOMEM, ST_DISP_RETRY, "out of memory");
             goto out;
         }
     }
@@ -1911,13 +1912,14 @@ int st_avro_registry_id_for(st_avro_registry_t *reg, const char *record_name, co
 {
     local_t *l = local_find(reg, record_name);
     if (!l) {
-        st_err_set(err, ST_ERR_CONFIG, false, false, "no schema for record %s in the schemas dir",
+        st_err_set(err, ST_ERR_CONFIG, ST_DISP_PERMANENT,
+                   "no schema for record %s in the schemas dir",
                    record_name ? record_name : "(null)");
         return -1;
     }
     if (!reg->url) {
         if (l->static_id < 0) {
-            st_err_set(err, ST_ERR_CONFIG, false, false, "record %s has no id in ids.conf",
+            st_err_set(err, ST_ERR_CONFIG, ST_DISP_PERMANENT, "record %s has no id in ids.conf",
                        l->fullname);
             return -1;
         }
@@ -1925,7 +1927,7 @@ int st_avro_registry_id_for(st_avro_registry_t *reg, const char *record_name, co
         return 0;
     }
     if (!topic || !*topic) {
-        st_err_set(err, ST_ERR_CONFIG, false, false, "record %s: no topic to register under",
+        st_err_set(err, ST_ERR_CONFIG, ST_DISP_PERMANENT, "record %s: no topic to register under",
                    l->fullname);
         return -1;
     }
@@ -2251,19 +2253,19 @@ static int wire_header(const void *data, size_t len, int32_t *id, st_err_t *err)
 {
     const uint8_t *b = data;
     if (!data || len < ST_AVRO_HEADER_SIZE) {
-        st_err_set(err, ST_ERR_INVALID, false, false,
+        st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT,
                    "payload too short: %zu bytes, the wire format needs at least %d", len,
                    ST_AVRO_HEADER_SIZE);
         return -1;
     }
     if (b[0] != 0) {
-        st_err_set(err, ST_ERR_INVALID, false, false,
+        st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT,
                    "bad magic byte 0x%02x (expected 0: not the Confluent wire format)", b[0]);
         return -1;
     }
     uint32_t u = (uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4];
     if (u > INT32_MAX) {
-        st_err_set(err, ST_ERR_INVALID, false, false, "unknown schema id %lu (negative)",
+        st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT, "unknown schema id %lu (negative)",
                    (unsigned long)u);
         return -1;
     }
@@ -2294,7 +2296,7 @@ json_t *st_avro_registry_decode_json(st_avro_registry_t *reg, const void *data, 
     if (c.failed || !j) {
         json_decref(j);
         j = NULL;
-        st_err_set(err, ST_ERR_INVALID, false, false, "schema id %ld: %s", (long)id,
+        st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT, "schema id %ld: %s", (long)id,
                    c.failed ? errbuf : "out of memory");
     }
     st_buf_free(&scratch);
@@ -2379,20 +2381,20 @@ avro_value_t *st_avro_codec_record(st_avro_codec_t *codec)
 int st_avro_codec_encode(st_avro_codec_t *codec, avro_value_t *value, st_buf_t *out, st_err_t *err)
 {
     if (codec->id < 0) {
-        st_err_set(err, ST_ERR_CONFIG, false, false,
+        st_err_set(err, ST_ERR_CONFIG, ST_DISP_PERMANENT,
                    "codec of %s is decode-only (created without a topic)", codec->local->fullname);
         return -1;
     }
     avro_schema_t vs = avro_value_get_schema(value);
     if (vs != codec->local->avro && !avro_schema_equal(vs, codec->local->avro)) {
-        st_err_set(err, ST_ERR_AVRO, false, false, "value of %s given to the codec of %s",
+        st_err_set(err, ST_ERR_AVRO, ST_DISP_PERMANENT, "value of %s given to the codec of %s",
                    avro_schema_type_name(vs), codec->local->fullname);
         return -1;
     }
     st_buf_reset(out);
     for (int attempt = 0; attempt < 2; attempt++) {
         if (st_buf_reserve(out, ST_AVRO_HEADER_SIZE + codec->size_hint) != 0) {
-            st_err_set(err, ST_ERR_NOMEM, true, false, "out of memory encoding %s",
+            st_err_set(err, ST_ERR_NOMEM, ST_DISP_RETRY, "out of memory encoding %s",
                        codec->local->fullname);
             return -1;
         }
@@ -2413,14 +2415,14 @@ int st_avro_codec_encode(st_avro_codec_t *codec, avro_value_t *value, st_buf_t *
         }
         size_t need = 0;
         if (rc != ENOSPC || attempt > 0 || avro_value_sizeof(value, &need) != 0) {
-            st_err_set(err, ST_ERR_AVRO, false, false, "cannot encode %s: %s",
+            st_err_set(err, ST_ERR_AVRO, ST_DISP_PERMANENT, "cannot encode %s: %s",
                        codec->local->fullname, avro_strerror());
             return -1;
         }
         if (need > codec->size_hint)
             codec->size_hint = need;
     }
-    st_err_set(err, ST_ERR_INTERNAL, false, false, "cannot encode %s: buffer sizing",
+    st_err_set(err, ST_ERR_INTERNAL, ST_DISP_PERMANENT, "cannot encode %s: buffer sizing",
                codec->local->fullname);
     return -1;
 }
@@ -2442,7 +2444,7 @@ static prepared_t *codec_prepared(st_avro_codec_t *codec, int32_t id, st_err_t *
              sizeof *codec->prepared) != 0 ||
         !(pp->root = plan_build(pp, w->root, codec->local->sch->root, 0))) {
         prepared_free(pp);
-        st_err_set(err, ST_ERR_NOMEM, true, false, "out of memory preparing schema id %ld",
+        st_err_set(err, ST_ERR_NOMEM, ST_DISP_RETRY, "out of memory preparing schema id %ld",
                    (long)id);
         return NULL;
     }
@@ -2471,7 +2473,7 @@ int st_avro_codec_decode(st_avro_codec_t *codec, const void *data, size_t len, a
     if (decode_plan(&c, pp->root, &codec->dec_value) == 0 && c.p != c.end)
         cur_fail(&c, "%zu trailing bytes after the record", (size_t)(c.end - c.p));
     if (c.failed) {
-        st_err_set(err, ST_ERR_INVALID, false, false, "schema id %ld as %s: %s", (long)id,
+        st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT, "schema id %ld as %s: %s", (long)id,
                    codec->local->fullname, errbuf);
         return -1;
     }

@@ -64,7 +64,7 @@ int st_catalog_reader_next(st_catalog_reader_t *r, st_catalog_entry_t *out, st_e
         ssize_t n = getline(&r->line, &r->line_cap, r->fp);
         if (n < 0) {
             if (ferror(r->fp)) {
-                st_err_set(err, ST_ERR_IO, false, false, "catalog: reading %s: %s", r->path,
+                st_err_set(err, ST_ERR_IO, ST_DISP_PERMANENT, "catalog: reading %s: %s", r->path,
                            strerror(errno ? errno : EIO));
                 return -1;
             }

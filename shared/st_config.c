@@ -35,7 +35,7 @@ st_config_t *st_config_new(const char *program, const char *summary)
 {
     st_config_t *cfg = calloc(1, sizeof *cfg);
     if (!cfg)
-        abort();
+        st_oom_abort("st_config_new");
     cfg->program = strdup(program ? program : "stint");
     cfg->summary = strdup(summary ? summary : "");
     return cfg;
@@ -176,7 +176,7 @@ int st_config_add_table(st_config_t *cfg, const st_config_entry_t *table, void *
         n++;
     slot_t *slots = realloc(cfg->slots, (cfg->nslots + n) * sizeof *slots);
     if (!slots)
-        abort();
+        st_oom_abort("config slots");
     cfg->slots = slots;
     for (size_t i = 0; i < n; i++) {
         slot_t *s = &cfg->slots[cfg->nslots++];
@@ -224,7 +224,7 @@ static int add_prop(st_config_t *cfg, const char *name, size_t namelen, const ch
     }
     st_config_prop_t *p = realloc(cfg->props, (cfg->nprops + 1) * sizeof *p);
     if (!p)
-        abort();
+        st_oom_abort("config properties");
     cfg->props = p;
     cfg->props[cfg->nprops].name = n;
     cfg->props[cfg->nprops].value = strdup(value);
@@ -359,7 +359,7 @@ st_config_result_t st_config_load(st_config_t *cfg, int argc, char **argv, int *
     /* Pass 2: flags. */
     char **positional = calloc((size_t)argc + 1, sizeof *positional);
     if (!positional)
-        abort();
+        st_oom_abort("command-line arguments");
     bool flags_done = false;
     for (int i = 1; i < argc; i++) {
         char *a = argv[i];

@@ -3,19 +3,36 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-void st_err_set(st_err_t *err, st_err_code_t code, bool retriable, bool fatal, const char *fmt, ...)
+void st_err_set(st_err_t *err, st_err_code_t code, st_err_disp_t disp, const char *fmt, ...)
 {
     va_list ap;
     if (!err || err->code != ST_ERR_NONE)
         return;
     err->code = code;
-    err->retriable = retriable;
-    err->fatal = fatal;
+    err->retriable = disp == ST_DISP_RETRY;
+    err->fatal = disp == ST_DISP_FATAL;
     va_start(ap, fmt);
     vsnprintf(err->text, sizeof err->text, fmt, ap);
     va_end(ap);
+}
+
+st_err_disp_t st_err_disp(const st_err_t *err)
+{
+    return err->fatal ? ST_DISP_FATAL : err->retriable ? ST_DISP_RETRY : ST_DISP_PERMANENT;
+}
+
+void st_err_nomem(st_err_t *err)
+{
+    st_err_set(err, ST_ERR_NOMEM, ST_DISP_FATAL, "out of memory");
+}
+
+void st_oom_abort(const char *what)
+{
+    fprintf(stderr, "stint: out of memory (%s)\n", what);
+    abort();
 }
 
 void st_err_clear(st_err_t *err)

@@ -197,14 +197,14 @@ int st_producer_send(st_producer_t *p, const char *topic, int32_t partition, con
             return 0;
         }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            st_err_set(err, ST_ERR_KAFKA, false, true, "produce to %s: %s", topic,
+            st_err_set(err, ST_ERR_KAFKA, ST_DISP_FATAL, "produce to %s: %s", topic,
                        rd_kafka_err2str(e));
             return -1;
         }
         /* Local queue full: serve delivery reports until there is room (or a stop: the batch
          * then ends unacknowledged and its offsets unstored). */
         if (st_lifecycle_stopping()) {
-            st_err_set(err, ST_ERR_KAFKA, true, false,
+            st_err_set(err, ST_ERR_KAFKA, ST_DISP_RETRY,
                        "produce to %s: local queue full while stopping", topic);
             return -1;
         }
@@ -263,7 +263,7 @@ int st_producer_wait(st_producer_t *p, int timeout_ms, st_err_t *err)
     while (st_producer_in_flight(p) > 0) {
         rd_kafka_poll(p->rk, 10);
         if (timeout_ms >= 0 && st_time_mono_ms() >= deadline) {
-            st_err_set(err, ST_ERR_TIMEOUT, true, false,
+            st_err_set(err, ST_ERR_TIMEOUT, ST_DISP_RETRY,
                        "%llu records not acknowledged after %d ms",
                        (unsigned long long)st_producer_in_flight(p), timeout_ms);
             return -1;
@@ -274,9 +274,9 @@ int st_producer_wait(st_producer_t *p, int timeout_ms, st_err_t *err)
         /* A permanent failure is fatal: retrying would re-send the batch's other records again
          * and again and never get this one through. */
         bool perm = atomic_exchange(&p->permanent, false);
-        st_err_set(err, ST_ERR_KAFKA, !perm, perm, "%llu deliveries failed; %s: %s",
-                   (unsigned long long)(failed - p->failed_seen), perm ? "permanently" : "first",
-                   p->first_error);
+        st_err_set(err, ST_ERR_KAFKA, perm ? ST_DISP_FATAL : ST_DISP_RETRY,
+                   "%llu deliveries failed; %s: %s", (unsigned long long)(failed - p->failed_seen),
+                   perm ? "permanently" : "first", p->first_error);
         p->failed_seen = failed;
         return -1;
     }

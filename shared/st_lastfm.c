@@ -341,7 +341,7 @@ void st_lastfm_reader_destroy(st_lastfm_reader_t *r)
 static int fill(st_lastfm_reader_t *r, st_err_t *err)
 {
     if (!r->buf && !(r->buf = malloc(r->cap))) {
-        st_err_set(err, ST_ERR_NOMEM, false, true, "read %s: out of memory", r->name);
+        st_err_set(err, ST_ERR_NOMEM, ST_DISP_FATAL, "read %s: out of memory", r->name);
         return -1;
     }
     if (r->start > 0) {
@@ -353,7 +353,7 @@ static int fill(st_lastfm_reader_t *r, st_err_t *err)
     size_t n = fread(r->buf + r->end, 1, r->cap - r->end, r->fp);
     if (n == 0) {
         if (ferror(r->fp)) {
-            st_err_set(err, ST_ERR_IO, false, true, "read %s: %s", r->name, strerror(errno));
+            st_err_set(err, ST_ERR_IO, ST_DISP_FATAL, "read %s: %s", r->name, strerror(errno));
             return -1;
         }
         r->eof = true;

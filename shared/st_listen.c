@@ -51,7 +51,8 @@ static st_listen_reason_t fail(st_err_t *err, st_listen_reason_t reason, const c
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    st_err_set(err, ST_ERR_INVALID, false, false, "%s: %s", st_listen_reason_name(reason), text);
+    st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT, "%s: %s", st_listen_reason_name(reason),
+               text);
     return reason;
 }
 

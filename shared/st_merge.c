@@ -247,7 +247,7 @@ static int read_at(st_merge_t *m, char *dst, size_t n, uint64_t off, st_err_t *e
         if (got < 0 && errno == EINTR)
             continue;
         if (got <= 0) {
-            st_err_set(err, ST_ERR_IO, false, true, "read %s: %s", m->path,
+            st_err_set(err, ST_ERR_IO, ST_DISP_FATAL, "read %s: %s", m->path,
                        got < 0 ? strerror(errno) : "file shrank since it was indexed");
             return -1;
         }
@@ -299,7 +299,7 @@ static int cursor_prev_line(st_merge_t *m, const block_t *b, cursor_t *c, const 
         c->cap = size + 1 < want ? (size_t)size + 1 : want;
         c->buf = malloc(c->cap);
         if (!c->buf) {
-            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory reading %s", m->path);
+            st_err_set(err, ST_ERR_NOMEM, ST_DISP_FATAL, "out of memory reading %s", m->path);
             return -1;
         }
         m->stats.buffer_bytes += c->cap;
@@ -439,7 +439,7 @@ static int heap_next(st_merge_t *m, st_lastfm_listen_t *out, st_err_t *err)
 int st_merge_next(st_merge_t *m, st_lastfm_listen_t *out, st_err_t *err)
 {
     if (m->mode == MODE_USER) {
-        st_err_set(err, ST_ERR_INTERNAL, false, false, "merge is in per-user mode");
+        st_err_set(err, ST_ERR_INTERNAL, ST_DISP_PERMANENT, "merge is in per-user mode");
         return -1;
     }
     if (m->mode == MODE_NONE) {
@@ -454,7 +454,7 @@ int st_merge_next(st_merge_t *m, st_lastfm_listen_t *out, st_err_t *err)
 int st_merge_next_user(st_merge_t *m, const char **user_id, st_err_t *err)
 {
     if (m->mode == MODE_GLOBAL) {
-        st_err_set(err, ST_ERR_INTERNAL, false, false, "merge is in global mode");
+        st_err_set(err, ST_ERR_INTERNAL, ST_DISP_PERMANENT, "merge is in global mode");
         return -1;
     }
     m->mode = MODE_USER;
@@ -481,7 +481,8 @@ int st_merge_next_user(st_merge_t *m, const char **user_id, st_err_t *err)
 int st_merge_next_in_user(st_merge_t *m, st_lastfm_listen_t *out, st_err_t *err)
 {
     if (m->mode != MODE_USER || !m->has_user) {
-        st_err_set(err, ST_ERR_INTERNAL, false, false, "no current user (call st_merge_next_user)");
+        st_err_set(err, ST_ERR_INTERNAL, ST_DISP_PERMANENT,
+                   "no current user (call st_merge_next_user)");
         return -1;
     }
     return heap_next(m, out, err);

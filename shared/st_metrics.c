@@ -57,7 +57,7 @@ static st_metric_t *reg(kind_t kind, const char *name, const char *labels, const
     }
     st_metric_t *m = calloc(1, sizeof *m);
     if (!m)
-        abort();
+        st_oom_abort("metric");
     m->kind = kind;
     m->name = strdup(name);
     m->labels = strdup(labels ? labels : "");
@@ -68,7 +68,7 @@ static st_metric_t *reg(kind_t kind, const char *name, const char *labels, const
         m->bounds = malloc(nbounds * sizeof(double));
         m->buckets = calloc(nbounds + 1, sizeof *m->buckets);
         if (!m->bounds || !m->buckets)
-            abort();
+            st_oom_abort("histogram buckets");
         memcpy(m->bounds, bounds, nbounds * sizeof(double));
     }
     if (registry_tail)

@@ -155,7 +155,7 @@ static part_t *find_part(st_pipeline_t *p, const char *topic, int32_t partition,
         return NULL;
     part_t *a = realloc(p->parts, (p->nparts + 1) * sizeof *a);
     if (!a)
-        abort();
+        st_oom_abort("pipeline partitions");
     p->parts = a;
     part_t *pt = &p->parts[p->nparts++];
     pt->topic = strdup(topic);

@@ -199,13 +199,13 @@ static int rd_begin(rd_t *r, st_avro_codec_t *codec, const void *data, size_t le
 static int rd_end(rd_t *r, const char *record, st_err_t *err)
 {
     if (r->bad) {
-        st_err_set(err, ST_ERR_INVALID, false, false,
+        st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT,
                    "%s: field %s is missing or of the wrong type (is the codec for %s?)", record,
                    r->bad, record);
         return -1;
     }
     if (r->why) {
-        st_err_set(err, ST_ERR_INVALID, false, false, "%s: %s", record, r->why);
+        st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT, "%s: %s", record, r->why);
         return -1;
     }
     return 0;
@@ -305,11 +305,11 @@ static void wr_contract(wr_t *w, bool ok, const char *why)
 static int wr_end(wr_t *w, st_avro_codec_t *codec, const char *record, st_buf_t *out, st_err_t *err)
 {
     if (w->why) {
-        st_err_set(err, ST_ERR_INVALID, false, false, "%s: %s", record, w->why);
+        st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT, "%s: %s", record, w->why);
         return -1;
     }
     if (w->bad) {
-        st_err_set(err, ST_ERR_INTERNAL, false, true,
+        st_err_set(err, ST_ERR_INTERNAL, ST_DISP_FATAL,
                    "%s: cannot set field %s (is the codec for %s?)", record, w->bad, record);
         return -1;
     }

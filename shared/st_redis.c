@@ -37,7 +37,7 @@ st_redis_t *st_redis_new(const st_redis_opts_t *opts)
 {
     st_redis_t *r = calloc(1, sizeof *r);
     if (!r)
-        abort();
+        st_oom_abort("st_redis_new");
     r->host = strdup(opts->host && *opts->host ? opts->host : "127.0.0.1");
     r->port = opts->port > 0 ? opts->port : 6379;
     r->password = opts->password && *opts->password ? strdup(opts->password) : NULL;
@@ -103,7 +103,7 @@ static int load_script(st_redis_t *r, st_redis_script_t *s, st_err_t *err)
 {
     redisReply *rep = redisCommand(r->c, "SCRIPT LOAD %s", s->source);
     if (!rep) {
-        st_err_set(err, ST_ERR_REDIS, true, false, "redis %s:%d: %s", r->host, r->port,
+        st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "redis %s:%d: %s", r->host, r->port,
                    r->c->errstr);
         disconnect(r);
         return -1;
@@ -117,7 +117,8 @@ static int load_script(st_redis_t *r, st_redis_script_t *s, st_err_t *err)
         }
     } else {
         bool transient = rep->type == REDIS_REPLY_ERROR && transient_error(rep->str);
-        st_err_set(err, ST_ERR_REDIS, transient, !transient, "SCRIPT LOAD failed: %s",
+        st_err_set(err, ST_ERR_REDIS, transient ? ST_DISP_RETRY : ST_DISP_FATAL,
+                   "SCRIPT LOAD failed: %s",
                    rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
         rc = -1;
     }
@@ -131,7 +132,7 @@ static int connect_once(st_redis_t *r, st_err_t *err)
     struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
     if (!c || c->err) {
-        st_err_set(err, ST_ERR_REDIS, true, false, "redis %s:%d: %s", r->host, r->port,
+        st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "redis %s:%d: %s", r->host, r->port,
                    c ? c->errstr : "cannot allocate context");
         if (c)
             redisFree(c);
@@ -147,8 +148,8 @@ static int connect_once(st_redis_t *r, st_err_t *err)
                        (strncmp(rep->str, "WRONGPASS", 9) == 0 || strstr(rep->str, "password") ||
                         strncmp(rep->str, "NOAUTH", 6) == 0);
         if (!ok)
-            st_err_set(err, ST_ERR_REDIS, !refused, refused, "redis AUTH failed: %s",
-                       rep ? rep->str : c->errstr);
+            st_err_set(err, ST_ERR_REDIS, refused ? ST_DISP_FATAL : ST_DISP_RETRY,
+                       "redis AUTH failed: %s", rep ? rep->str : c->errstr);
         if (rep)
             freeReplyObject(rep);
         if (!ok) {
@@ -161,7 +162,8 @@ static int connect_once(st_redis_t *r, st_err_t *err)
         bool ok = rep && rep->type != REDIS_REPLY_ERROR;
         if (!ok) {
             bool transient = !rep || transient_error(rep->str);
-            st_err_set(err, ST_ERR_REDIS, transient, !transient, "redis SELECT %d failed", r->db);
+            st_err_set(err, ST_ERR_REDIS, transient ? ST_DISP_RETRY : ST_DISP_FATAL,
+                       "redis SELECT %d failed", r->db);
         }
         if (rep)
             freeReplyObject(rep);
@@ -214,7 +216,7 @@ st_redis_script_t *st_redis_script(st_redis_t *r, const char *lua_source)
 {
     st_redis_script_t *s = calloc(1, sizeof *s);
     if (!s)
-        abort();
+        st_oom_abort("st_redis_script");
     s->source = strdup(lua_source);
     /* Redis names a script by the SHA-1 of its source: known now, so EVALSHA can be queued
      * before the script was ever loaded (NOSCRIPT then loads it). */
@@ -234,14 +236,14 @@ const char *st_redis_script_sha(const st_redis_script_t *s)
 static redisReply *check_reply(st_redis_t *r, redisReply *rep, st_err_t *err)
 {
     if (!rep) {
-        st_err_set(err, ST_ERR_REDIS, true, false, "redis %s:%d: %s", r->host, r->port,
+        st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "redis %s:%d: %s", r->host, r->port,
                    r->c ? r->c->errstr : "not connected");
         disconnect(r);
         return NULL;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
-        st_err_set(err, ST_ERR_REDIS, transient_error(rep->str), false, "redis error: %s",
-                   rep->str);
+        st_err_set(err, ST_ERR_REDIS, transient_error(rep->str) ? ST_DISP_RETRY : ST_DISP_PERMANENT,
+                   "redis error: %s", rep->str);
         freeReplyObject(rep);
         return NULL;
     }
@@ -339,20 +341,23 @@ static int send_round(st_redis_t *r, st_err_t *err, bool *noscript)
     if (r->npipe == 0)
         return 0;
     if (redisAppendFormattedCommand(r->c, r->pipe.data, r->pipe.len) != REDIS_OK) {
-        st_err_set(err, ST_ERR_REDIS, true, false, "redis append: %s", r->c->errstr);
+        st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "redis append: %s", r->c->errstr);
         disconnect(r);
         return -1;
     }
     if (r->nreplies < r->npipe) {
         redisReply **p = realloc(r->replies, r->npipe * sizeof *p);
-        if (!p)
-            abort();
+        if (!p) {
+            st_err_nomem(err);
+            disconnect(r);
+            return -1;
+        }
         r->replies = p;
     }
     for (size_t i = 0; i < r->npipe; i++) {
         void *rep = NULL;
         if (redisGetReply(r->c, &rep) != REDIS_OK || !rep) {
-            st_err_set(err, ST_ERR_REDIS, true, false, "redis %s:%d: %s", r->host, r->port,
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "redis %s:%d: %s", r->host, r->port,
                        r->c->errstr);
             r->nreplies = i;
             disconnect(r);
@@ -367,7 +372,7 @@ static int send_round(st_redis_t *r, st_err_t *err, bool *noscript)
     for (size_t i = 0; i < r->nreplies; i++) {
         redisReply *x = r->replies[i];
         if (x->type == REDIS_REPLY_ERROR && transient_error(x->str)) {
-            st_err_set(err, ST_ERR_REDIS, true, false, "redis refuses for now: %s", x->str);
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "redis refuses for now: %s", x->str);
             return -1;
         }
     }
@@ -392,6 +397,6 @@ int st_redis_exec(st_redis_t *r, redisReply ***replies, size_t *nreplies, st_err
             if (load_script(r, s, err) != 0)
                 return -1;
     }
-    st_err_set(err, ST_ERR_REDIS, false, true, "NOSCRIPT persisted after reloading the scripts");
+    st_err_set(err, ST_ERR_REDIS, ST_DISP_FATAL, "NOSCRIPT persisted after reloading the scripts");
     return -1;
 }

@@ -247,7 +247,7 @@ int st_sessionizer_state_decode(const void *data, size_t len, st_sessionizer_sta
     memset(out, 0, sizeof *out);
     reader_t r = {data, (const uint8_t *)data + len, false};
     if (len < 2 || r.p[0] < 1 || r.p[0] > STATE_VERSION || (r.p[1] & ~7) != 0) {
-        st_err_set(err, ST_ERR_INVALID, false, false,
+        st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT,
                    "session state: bad header (%zu bytes, version %d)", len,
                    len ? (int)r.p[0] : -1);
         return -1;
@@ -321,7 +321,7 @@ int st_sessionizer_state_decode(const void *data, size_t len, st_sessionizer_sta
         st.n_ann = r.bad ? 0 : (uint32_t)na;
     }
     if (r.bad || r.p != r.end) {
-        st_err_set(err, ST_ERR_INVALID, false, false, "session state: %s (%zu bytes)",
+        st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT, "session state: %s (%zu bytes)",
                    r.bad ? "truncated or out of range" : "trailing bytes", len);
         return -1;
     }
@@ -940,7 +940,7 @@ int st_sessionizer_assign(st_sessionizer_t *sz, int32_t partition, bool has_stre
                           int64_t stream_time_ms, st_err_t *err)
 {
     if (has_stream_time && (stream_time_ms < -TIME_ABS_MAX || stream_time_ms > TIME_ABS_MAX)) {
-        st_err_set(err, ST_ERR_INVALID, false, false,
+        st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT,
                    "sessionizer: stream time %" PRId64 " out of range", stream_time_ms);
         return -1;
     }
@@ -953,7 +953,7 @@ int st_sessionizer_assign(st_sessionizer_t *sz, int32_t partition, bool has_stre
     if (sz->store->load_deadlines(sz->store->ctx, partition, load_deadline_cb, &fresh.deadlines,
                                   err) != 0) {
         part_free(&fresh);
-        st_err_set(err, ST_ERR_REDIS, true, false,
+        st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY,
                    "sessionizer: loading deadlines of partition %" PRId32 " failed", partition);
         return -1;
     }
@@ -968,7 +968,7 @@ int st_sessionizer_assign(st_sessionizer_t *sz, int32_t partition, bool has_stre
         part_t *parts = realloc(sz->parts, cap * sizeof *parts);
         if (!parts) {
             part_free(&fresh);
-            st_err_set(err, ST_ERR_NOMEM, false, true, "sessionizer: out of memory");
+            st_err_set(err, ST_ERR_NOMEM, ST_DISP_FATAL, "sessionizer: out of memory");
             return -1;
         }
         sz->parts = parts;
@@ -990,13 +990,13 @@ void st_sessionizer_revoke(st_sessionizer_t *sz, int32_t partition)
 int st_sessionizer_push(st_sessionizer_t *sz, const st_sessionizer_record_t *rec, st_err_t *err)
 {
     if (sz->pending) {
-        st_err_set(err, ST_ERR_INTERNAL, false, true,
+        st_err_set(err, ST_ERR_INTERNAL, ST_DISP_FATAL,
                    "sessionizer: push between prepare and finish");
         return -1;
     }
     if (rec->offset < 0 || rec->offset > OFFSET_MAX) {
         sz->stats.invalid++;
-        st_err_set(err, ST_ERR_INVALID, false, false,
+        st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT,
                    "sessionizer: partition %" PRId32 " offset %" PRId64 " out of range",
                    rec->partition, rec->offset);
         return -1;
@@ -1009,7 +1009,7 @@ int st_sessionizer_push(st_sessionizer_t *sz, const st_sessionizer_record_t *rec
     }
     if (p->has_next && rec->offset < p->next_offset) {
         sz->stats.invalid++;
-        st_err_set(err, ST_ERR_INVALID, false, false,
+        st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT,
                    "sessionizer: partition %" PRId32 " offset %" PRId64
                    " not above the previous one (%" PRId64 "); revoke and assign to seek back",
                    rec->partition, rec->offset, p->next_offset - 1);
@@ -1029,7 +1029,7 @@ int st_sessionizer_push(st_sessionizer_t *sz, const st_sessionizer_record_t *rec
         p->has_next = true;
         p->next_offset = rec->offset + 1;
         sz->stats.invalid++;
-        st_err_set(err, ST_ERR_INVALID, false, false,
+        st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT,
                    "sessionizer: partition %" PRId32 " offset %" PRId64 ": %s", rec->partition,
                    rec->offset, why);
         return -1;
@@ -1088,7 +1088,7 @@ int st_sessionizer_push(st_sessionizer_t *sz, const st_sessionizer_record_t *rec
     sz->stats.pushed++;
     return ST_SESSIONIZER_BUFFERED;
 nomem:
-    st_err_set(err, ST_ERR_NOMEM, false, true, "sessionizer: out of memory");
+    st_err_set(err, ST_ERR_NOMEM, ST_DISP_FATAL, "sessionizer: out of memory");
     return -1;
 }
 
@@ -1475,7 +1475,7 @@ static int apply_view(st_sessionizer_t *sz, const work_t *w, const pend_t *pend,
 int st_sessionizer_prepare(st_sessionizer_t *sz, bool flush_all, st_err_t *err)
 {
     if (sz->pending) {
-        st_err_set(err, ST_ERR_INTERNAL, false, true,
+        st_err_set(err, ST_ERR_INTERNAL, ST_DISP_FATAL,
                    "sessionizer: prepare before the previous batch finished");
         return -1;
     }
@@ -1575,7 +1575,7 @@ int st_sessionizer_prepare(st_sessionizer_t *sz, bool flush_all, st_err_t *err)
     }
     if (sz->n_works > 0 &&
         sz->store->get_states(sz->store->ctx, sz->users, sz->n_works, sz->blobs, err) != 0) {
-        st_err_set(err, ST_ERR_REDIS, true, false, "sessionizer: reading %zu states failed",
+        st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "sessionizer: reading %zu states failed",
                    sz->n_works);
         goto abandon;
     }
@@ -1624,7 +1624,7 @@ int st_sessionizer_prepare(st_sessionizer_t *sz, bool flush_all, st_err_t *err)
         pend_clear_dirty(&sz->parts[pi]);
     return 0;
 nomem:
-    st_err_set(err, ST_ERR_NOMEM, false, true, "sessionizer: out of memory");
+    st_err_set(err, ST_ERR_NOMEM, ST_DISP_FATAL, "sessionizer: out of memory");
 abandon:
     /* Put the released records back so nothing is lost if the caller retries after assign. */
     for (size_t i = 0; i < sz->n_recs; i++) {
@@ -1673,7 +1673,7 @@ int st_sessionizer_finish(st_sessionizer_t *sz, st_err_t *err)
         return 0;
     if (sz->n_writes > 0 &&
         sz->store->put_states(sz->store->ctx, sz->writes, sz->n_writes, err) != 0) {
-        st_err_set(err, ST_ERR_REDIS, true, false, "sessionizer: writing %zu states failed",
+        st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "sessionizer: writing %zu states failed",
                    sz->n_writes);
         return -1;
     }
@@ -1757,7 +1757,7 @@ static int mem_get(void *ctx, const st_sessionizer_user_t *users, size_t n, st_b
         const mem_entry_t *e = (const mem_entry_t *)smap_get(&m->map, users[i].id, users[i].len,
                                                              key_hash(users[i].id, users[i].len));
         if (e && st_buf_append(&out[i], e->blob.data, e->blob.len) != 0) {
-            st_err_set(err, ST_ERR_NOMEM, false, true, "memstore: out of memory");
+            st_err_set(err, ST_ERR_NOMEM, ST_DISP_FATAL, "memstore: out of memory");
             return -1;
         }
     }
@@ -1770,13 +1770,13 @@ static int mem_put(void *ctx, const st_sessionizer_write_t *writes, size_t n, st
     for (size_t i = 0; i < n; i++) {
         if (m->fail_after >= 0 && (long)i >= m->fail_after) {
             m->fail_after = -1;
-            st_err_set(err, ST_ERR_REDIS, true, false, "memstore: injected failure after %zu", i);
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "memstore: injected failure after %zu", i);
             return -1;
         }
         const st_sessionizer_write_t *w = &writes[i];
         st_sessionizer_pos_t pos;
         if (st_sessionizer_pos_parse(w->pos_text, &pos) != 0) {
-            st_err_set(err, ST_ERR_INTERNAL, false, true, "memstore: bad position \"%s\"",
+            st_err_set(err, ST_ERR_INTERNAL, ST_DISP_FATAL, "memstore: bad position \"%s\"",
                        w->pos_text);
             return -1;
         }
@@ -1809,7 +1809,7 @@ static int mem_put(void *ctx, const st_sessionizer_write_t *writes, size_t n, st
     }
     return 0;
 nomem:
-    st_err_set(err, ST_ERR_NOMEM, false, true, "memstore: out of memory");
+    st_err_set(err, ST_ERR_NOMEM, ST_DISP_FATAL, "memstore: out of memory");
     return -1;
 }
 
@@ -1823,7 +1823,7 @@ static int mem_load_deadlines(void *ctx, int32_t partition,
         const mem_entry_t *e = (const mem_entry_t *)m->map.slots[i];
         if (e && e->has_deadline && e->partition == partition &&
             add(arg, e->key.s, e->key.len, e->deadline_ms) != 0) {
-            st_err_set(err, ST_ERR_NOMEM, false, true, "memstore: out of memory");
+            st_err_set(err, ST_ERR_NOMEM, ST_DISP_FATAL, "memstore: out of memory");
             return -1;
         }
     }

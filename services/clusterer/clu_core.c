@@ -421,7 +421,7 @@ static int read_state(clu_t *c, st_err_t *err)
     if (st_redis_exec(c->redis, &r, &nr, err) != 0)
         return -1;
     if (nr != (size_t)c->n_users * 5) {
-        st_err_set(err, ST_ERR_REDIS, true, false, "read round: %zu replies", nr);
+        st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "read round: %zu replies", nr);
         return -1;
     }
     for (int i = 0; i < c->n_users; i++) {
@@ -430,7 +430,7 @@ static int read_state(clu_t *c, st_err_t *err)
         for (int t = 0; t < 2; t++) {
             redisReply *ap = ur[t];
             if (ap->type == REDIS_REPLY_ERROR) {
-                st_err_set(err, ST_ERR_REDIS, false, true, "read round: %s", ap->str);
+                st_err_set(err, ST_ERR_REDIS, ST_DISP_FATAL, "read round: %s", ap->str);
                 return -1;
             }
             for (size_t j = 0; ap->type == REDIS_REPLY_ARRAY && j + 1 < ap->elements; j += 2) {
@@ -485,7 +485,7 @@ static int publish(clu_t *c, const clu_user_t *u, st_out_t *out, st_err_t *err)
         return -1;
     if (st_out_produce(out, c->cfg.clusters_topic, u->id, strlen(u->id), c->enc.data, c->enc.len) !=
         0) {
-        st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+        st_err_nomem(err);
         return -1;
     }
     return 0;
@@ -578,7 +578,7 @@ int clu_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err
     if (n == 0)
         return 0;
     if (grow_events(c, n) != 0) {
-        st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+        st_err_nomem(err);
         return -1;
     }
     /* Decoded values are borrowed until the next decode: keep what is needed per record. */
@@ -594,7 +594,7 @@ int clu_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err
     } rec_t;
     rec_t *recs = calloc(n, sizeof *recs);
     if (!recs) {
-        st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+        st_err_nomem(err);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -643,7 +643,7 @@ int clu_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err
         if (why) {
             if (st_out_dead_letter(out, m, "invalid", why) != 0) {
                 free(recs);
-                st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+                st_err_nomem(err);
                 return -1;
             }
             continue;
@@ -652,7 +652,7 @@ int clu_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err
         e->user = user_index(c, user.ptr, user.len);
         if (e->user < 0) {
             free(recs);
-            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            st_err_nomem(err);
             return -1;
         }
         e->is_profile = is_profile;
@@ -800,7 +800,7 @@ int clu_apply(void *ctx, st_err_t *err)
         return -1;
     for (size_t i = 0; i < nr; i++)
         if (r[i]->type == REDIS_REPLY_ERROR) {
-            st_err_set(err, ST_ERR_REDIS, false, true, "apply script: %s", r[i]->str);
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_FATAL, "apply script: %s", r[i]->str);
             return -1;
         }
     for (size_t i = 0; i < c->n_ev; i++)

@@ -154,7 +154,7 @@ static int reserve(enrich_t *e, size_t n, st_err_t *err)
     st_buf_reset(&e->arena);
     return 0;
 nomem:
-    st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+    st_err_nomem(err);
     return -1;
 }
 
@@ -265,7 +265,7 @@ static int lookup_misses(enrich_t *e, bool count, st_err_t *err)
         if (st_trackmeta_redis_key(e->prefix, e->arena.data + m->key_off, m->key_len, rkey,
                                    sizeof rkey) < 0 ||
             st_trackmeta_pipe_lookup(e->conf.redis, rkey) != 0) {
-            st_err_set(err, ST_ERR_NOMEM, false, true, "cannot queue a Redis lookup");
+            st_err_set(err, ST_ERR_NOMEM, ST_DISP_FATAL, "cannot queue a Redis lookup");
             return -1;
         }
         asked++;
@@ -275,7 +275,7 @@ static int lookup_misses(enrich_t *e, bool count, st_err_t *err)
     if (st_redis_exec(e->conf.redis, &replies, &nreplies, err) != 0)
         return -1;
     if (nreplies != asked) {
-        st_err_set(err, ST_ERR_REDIS, true, false, "expected %zu replies, got %zu", asked,
+        st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "expected %zu replies, got %zu", asked,
                    nreplies);
         return -1;
     }
@@ -312,7 +312,7 @@ static int lookup_misses(enrich_t *e, bool count, st_err_t *err)
             m->found = true;
             if (track_cache_put(e->lru, e->arena.data + m->key_off, m->key_len, m->hash,
                                 &m->meta) != 0) {
-                st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+                st_err_nomem(err);
                 return -1;
             }
             st_metric_inc(e->m_hit_redis, m->nrecords);
@@ -444,6 +444,6 @@ int enrich_batch(enrich_t *e, const st_msg_t *msgs, size_t n, enrich_emit_fn emi
     st_metric_set(e->m_lru_entries, (double)track_cache_size(e->lru));
     return 0;
 nomem:
-    st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+    st_err_nomem(err);
     return -1;
 }

@@ -73,7 +73,7 @@ int ingest_batch_parse(ingest_batch_t *b, const st_msg_t *msgs, size_t n, int64_
     if (n > b->cap) {
         ingest_record_t *r = realloc(b->recs, n * sizeof *r);
         if (!r) {
-            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            st_err_nomem(err);
             return -1;
         }
         b->recs = r;
@@ -110,7 +110,7 @@ int ingest_batch_parse(ingest_batch_t *b, const st_msg_t *msgs, size_t n, int64_
     }
     return 0;
 nomem:
-    st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+    st_err_nomem(err);
     return -1;
 }
 

@@ -76,7 +76,7 @@ static int read_marks(ingest_ctx_t *ctx, redisReply **reply_out, st_err_t *err)
     int rc = -1;
     *reply_out = NULL;
     if (!argv || !idx) {
-        st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+        st_err_nomem(err);
         goto done;
     }
     argv[0] = "MGET";
@@ -95,7 +95,7 @@ static int read_marks(ingest_ctx_t *ctx, redisReply **reply_out, st_err_t *err)
     if (!r)
         goto done;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != nkeys) {
-        st_err_set(err, ST_ERR_REDIS, true, false, "MGET: unexpected reply (type %d)", r->type);
+        st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "MGET: unexpected reply (type %d)", r->type);
         freeReplyObject(r);
         goto done;
     }
@@ -117,7 +117,7 @@ static int process(void *vctx, const st_msg_t *msgs, size_t n, st_out_t *out, st
     ctx->n_valid = ctx->n_dup = 0;
     memset(ctx->n_invalid, 0, sizeof ctx->n_invalid);
     if (grow(ctx, n) != 0) {
-        st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+        st_err_nomem(err);
         return -1;
     }
     if (ingest_batch_parse(ctx->batch, msgs, n, st_time_wall_ms(), err) != 0)
@@ -129,7 +129,7 @@ static int process(void *vctx, const st_msg_t *msgs, size_t n, st_out_t *out, st
         if (r->verdict != INGEST_INVALID &&
             (st_buf_printf(&ctx->keys, "%s:ingest:seen:%s", ctx->prefix, r->event_id) != 0 ||
              st_buf_append(&ctx->keys, "", 1) != 0)) {
-            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            st_err_nomem(err);
             return -1;
         }
     }
@@ -139,7 +139,7 @@ static int process(void *vctx, const st_msg_t *msgs, size_t n, st_out_t *out, st
     if (reply)
         freeReplyObject(reply); /* the marks are not used after decide */
     if (rc != 0) {
-        st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+        st_err_nomem(err);
         return -1;
     }
     const char *data = ingest_batch_data(ctx->batch);
@@ -160,7 +160,7 @@ static int process(void *vctx, const st_msg_t *msgs, size_t n, st_out_t *out, st
             break;
         }
         if (rc != 0) {
-            st_err_set(err, ST_ERR_NOMEM, false, true, "cannot queue an output record");
+            st_err_set(err, ST_ERR_NOMEM, ST_DISP_FATAL, "cannot queue an output record");
             return -1;
         }
     }
@@ -183,7 +183,7 @@ static int apply(void *vctx, st_err_t *err)
             continue;
         const char *argv[] = {"SET", ctx->keys.data + ctx->key_offs[i], r->owner, "NX", "EX", ttl};
         if (st_redis_pipe_argv(ctx->redis, 6, argv, NULL) != 0) {
-            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            st_err_nomem(err);
             return -1;
         }
     }
@@ -192,7 +192,7 @@ static int apply(void *vctx, st_err_t *err)
             return -1;
         for (size_t i = 0; i < nreplies; i++) {
             if (replies[i]->type == REDIS_REPLY_ERROR) {
-                st_err_set(err, ST_ERR_REDIS, false, true, "SET: %s", replies[i]->str);
+                st_err_set(err, ST_ERR_REDIS, ST_DISP_FATAL, "SET: %s", replies[i]->str);
                 return -1;
             }
         }

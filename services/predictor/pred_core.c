@@ -518,13 +518,13 @@ static int read_state(pc_t *pc, st_err_t *err)
     if (st_redis_exec(pc->redis, &r, &nr, err) != 0)
         return -1;
     if (nr != (size_t)(pc->n_users * per_user)) {
-        st_err_set(err, ST_ERR_REDIS, true, false, "read round: %zu replies for %d commands", nr,
+        st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "read round: %zu replies for %d commands", nr,
                    pc->n_users * per_user);
         return -1;
     }
     for (size_t i = 0; i < nr; i++) {
         if (r[i]->type == REDIS_REPLY_ERROR) {
-            st_err_set(err, ST_ERR_REDIS, false, true, "read round: %s", r[i]->str);
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_FATAL, "read round: %s", r[i]->str);
             return -1;
         }
     }
@@ -564,7 +564,7 @@ static int read_state(pc_t *pc, st_err_t *err)
             if (hi->element[j]->type != REDIS_REPLY_STRING || !parse_hist(hi->element[j]->str, &h))
                 continue;
             if (hist_push(u, &h, pc->hist_read) != 0) {
-                st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+                st_err_nomem(err);
                 return -1;
             }
         }
@@ -617,7 +617,7 @@ static int emit_prediction(pc_t *pc, const char *user, const char *sid, int64_t 
         return -1;
     if (st_out_produce(out, pc->cfg.predictions_topic, user, strlen(user), pc->enc.data,
                        pc->enc.len) != 0) {
-        st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+        st_err_nomem(err);
         return -1;
     }
     return 0;
@@ -810,7 +810,7 @@ static int on_closed(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
     snprintf(e->payload, sizeof e->payload, "%lld %.17g %d %.17g", (long long)h.start_s, h.length_s,
              h.track_count, h.unknown_share);
     if (hist_push(u, &h, pc->hist_read) != 0) {
-        st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+        st_err_nomem(err);
         return -1;
     }
     /* The prediction: this session's open one when it is not older than the TTL. */
@@ -860,7 +860,7 @@ static int on_closed(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
         return -1;
     if (st_out_produce(out, pc->cfg.outcomes_topic, u->id, strlen(u->id), pc->enc.data,
                        pc->enc.len) != 0) {
-        st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+        st_err_nomem(err);
         return -1;
     }
     return 0;
@@ -902,7 +902,7 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
     if (n == 0)
         return 0;
     if (grow_events(pc, n) != 0) {
-        st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+        st_err_nomem(err);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -918,19 +918,19 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
             }
             why = derr.text;
         } else if (read_event(pc, v, e) == -2) {
-            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            st_err_nomem(err);
             return -1;
         }
         if (why) {
             if (st_out_dead_letter(out, m, "invalid", why) != 0) {
-                st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+                st_err_nomem(err);
                 return -1;
             }
             continue;
         }
         e->user = user_index(pc, v->user_id.ptr, v->user_id.len);
         if (e->user < 0) {
-            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            st_err_nomem(err);
             return -1;
         }
         _Static_assert(PC_PARTS_MAX == 8, "the dead letter's text below says 8");
@@ -940,7 +940,7 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
             if (st_out_dead_letter(out, m, "invalid",
                                    "the user's records span more than 8 partitions in one batch") !=
                 0) {
-                st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+                st_err_nomem(err);
                 return -1;
             }
             continue;
@@ -999,7 +999,7 @@ int pc_apply(void *ctx, st_err_t *err)
         u->open_text_off = pc->open_text.len;
         if (pred_open_format(u->open, &pc->open_text) != 0 ||
             st_buf_append(&pc->open_text, "", 1) != 0) {
-            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            st_err_nomem(err);
             return -1;
         }
     }
@@ -1024,7 +1024,7 @@ int pc_apply(void *ctx, st_err_t *err)
             const char **a = realloc(argv, argv_cap * sizeof *a);
             if (!a) {
                 free(argv);
-                st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+                st_err_nomem(err);
                 return -1;
             }
             argv = a;
@@ -1061,7 +1061,7 @@ int pc_apply(void *ctx, st_err_t *err)
         }
         if (st_redis_pipe_evalsha(pc->redis, pc->script, 2, na - 2, argv, NULL) != 0) {
             free(argv);
-            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            st_err_nomem(err);
             return -1;
         }
     }
@@ -1072,7 +1072,7 @@ int pc_apply(void *ctx, st_err_t *err)
         return -1;
     for (size_t i = 0; i < nr; i++) {
         if (r[i]->type == REDIS_REPLY_ERROR) {
-            st_err_set(err, ST_ERR_REDIS, false, true, "apply script: %s", r[i]->str);
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_FATAL, "apply script: %s", r[i]->str);
             return -1;
         }
     }

@@ -205,7 +205,7 @@ static int init_partitions(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err
         if (!first && config.idle_flush_ms == 0)
             continue;
         if (grow((void **)&ctx->points, &ctx->cap_points, np + 1, sizeof *ctx->points) != 0) {
-            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            st_err_nomem(err);
             return -1;
         }
         ctx->points[np++] = (sz_commit_point_t){p->id, first ? first->offset : -1, false, 0};
@@ -295,7 +295,7 @@ static int decode_all(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err_t *e
     }
     return 0;
 nomem:
-    st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+    st_err_nomem(err);
     return -1;
 }
 
@@ -346,7 +346,7 @@ static int push_all(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err_t *err
     for (size_t i = 0; i < n; i++) {
         item_t *it = &ctx->items[i];
         if (!part_get(ctx, msgs[i].partition, true)) {
-            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            st_err_nomem(err);
             return -1;
         }
         st_sessionizer_record_t rec = it->rec;
@@ -368,7 +368,7 @@ static int push_all(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err_t *err
             it->code = "invalid";
             it->text_off = ctx->arena.len;
             if (st_buf_append(&ctx->arena, perr.text, strlen(perr.text) + 1) != 0) {
-                st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+                st_err_nomem(err);
                 return -1;
             }
         }
@@ -454,7 +454,7 @@ static int emit_outputs(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_out_t 
         } else if (it->disp == DISP_DLQ)
             rc = st_out_dead_letter(out, &msgs[i], it->code, ctx->arena.data + it->text_off);
         if (rc != 0) {
-            st_err_set(err, ST_ERR_NOMEM, false, true, "queueing an output failed");
+            st_err_set(err, ST_ERR_NOMEM, ST_DISP_FATAL, "queueing an output failed");
             return -1;
         }
     }
@@ -467,7 +467,7 @@ static int emit_outputs(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_out_t 
         size_t cap_users = ctx->cap_prof;
         if (grow((void **)&ctx->prof_users, &cap_users, n_open, sizeof *ctx->prof_users) != 0 ||
             grow((void **)&ctx->profiles, &ctx->cap_prof, n_open, sizeof *ctx->profiles) != 0) {
-            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            st_err_nomem(err);
             return -1;
         }
         size_t k = 0;
@@ -490,7 +490,7 @@ static int emit_outputs(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_out_t 
             return -1;
         if (st_out_produce(out, config.out_topic, ev[i].user_id, strlen(ev[i].user_id),
                            ctx->enc.data, ctx->enc.len) != 0) {
-            st_err_set(err, ST_ERR_NOMEM, false, true, "queueing an output failed");
+            st_err_set(err, ST_ERR_NOMEM, ST_DISP_FATAL, "queueing an output failed");
             return -1;
         }
     }
@@ -575,7 +575,7 @@ static int apply(void *vctx, st_err_t *err)
             p->last.stream_time_ms == pt.stream_time_ms)
             continue;
         if (grow((void **)&ctx->points, &ctx->cap_points, np + 1, sizeof *ctx->points) != 0) {
-            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            st_err_nomem(err);
             return -1;
         }
         ctx->points[np++] = pt;

@@ -50,7 +50,7 @@ static const char *key_at(const sz_store_t *s, size_t i)
 
 static int nomem(st_err_t *err)
 {
-    st_err_set(err, ST_ERR_NOMEM, false, true, "sessionizer store: out of memory");
+    st_err_set(err, ST_ERR_NOMEM, ST_DISP_FATAL, "sessionizer store: out of memory");
     return -1;
 }
 
@@ -79,7 +79,7 @@ static int get_states(void *ctx, const st_sessionizer_user_t *users, size_t n, s
             if (st_buf_append(&out[i], rep[i]->str, rep[i]->len) != 0)
                 return nomem(err);
         } else if (rep[i]->type != REDIS_REPLY_NIL) {
-            st_err_set(err, ST_ERR_REDIS, false, false, "HGET %s: %s", key_at(s, i),
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_PERMANENT, "HGET %s: %s", key_at(s, i),
                        rep[i]->type == REDIS_REPLY_ERROR ? rep[i]->str : "unexpected reply");
             return -1;
         }
@@ -118,7 +118,7 @@ static int put_states(void *ctx, const st_sessionizer_write_t *w, size_t n, st_e
         return -1;
     for (size_t i = 0; i < nrep; i++) {
         if (rep[i]->type != REDIS_REPLY_INTEGER) {
-            st_err_set(err, ST_ERR_REDIS, false, false, "state write script: %s",
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_PERMANENT, "state write script: %s",
                        rep[i]->type == REDIS_REPLY_ERROR ? rep[i]->str : "unexpected reply");
             return -1;
         }
@@ -144,7 +144,8 @@ static int load_deadlines(void *ctx, int32_t partition,
         return -1;
     int rc = 0;
     if (rep->type != REDIS_REPLY_ARRAY) {
-        st_err_set(err, ST_ERR_REDIS, false, false, "ZRANGE %s: unexpected reply", s->keys.data);
+        st_err_set(err, ST_ERR_REDIS, ST_DISP_PERMANENT, "ZRANGE %s: unexpected reply",
+                   s->keys.data);
         rc = -1;
     }
     for (size_t i = 0; rc == 0 && i + 1 < rep->elements; i += 2)
@@ -232,7 +233,7 @@ int sz_store_save_commit_points(sz_store_t *s, const sz_commit_point_t *pts, siz
         return -1;
     for (size_t i = 0; i < nrep; i++) {
         if (rep[i]->type == REDIS_REPLY_ERROR) {
-            st_err_set(err, ST_ERR_REDIS, false, false, "commit point: %s", rep[i]->str);
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_PERMANENT, "commit point: %s", rep[i]->str);
             return -1;
         }
     }
@@ -280,7 +281,7 @@ int sz_store_load_stream_times(sz_store_t *s, sz_commit_point_t *pts, size_t n, 
         const redisReply *r = rep[i];
         pts[i].has_stream_time = false;
         if (r->type != REDIS_REPLY_ARRAY) {
-            st_err_set(err, ST_ERR_REDIS, false, false, "ZRANGEBYSCORE %s: %s", key_at(s, i),
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_PERMANENT, "ZRANGEBYSCORE %s: %s", key_at(s, i),
                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
             return -1;
         }

@@ -33,13 +33,13 @@ static int rstore_get(void *ctx, const st_sessionizer_user_t *users, size_t n, s
     for (size_t i = 0; i < n; i++) {
         redisReply *rep = NULL;
         if (redisGetReply(r->c, (void **)&rep) != REDIS_OK || !rep) {
-            st_err_set(err, ST_ERR_REDIS, true, false, "HGET: %s", r->c->errstr);
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "HGET: %s", r->c->errstr);
             return -1;
         }
         if (rep->type == REDIS_REPLY_STRING)
             st_buf_append(&out[i], rep->str, rep->len);
         else if (rep->type != REDIS_REPLY_NIL) {
-            st_err_set(err, ST_ERR_REDIS, true, false, "HGET: reply type %d", rep->type);
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "HGET: reply type %d", rep->type);
             rc = -1;
         }
         freeReplyObject(rep);
@@ -77,13 +77,13 @@ static int rstore_put(void *ctx, const st_sessionizer_write_t *w, size_t n, st_e
     for (size_t i = 0; i < n; i++) {
         redisReply *rep = NULL;
         if (redisGetReply(r->c, (void **)&rep) != REDIS_OK || !rep) {
-            st_err_set(err, ST_ERR_REDIS, true, false, "EVALSHA: %s", r->c->errstr);
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "EVALSHA: %s", r->c->errstr);
             return -1;
         }
         if (rep->type == REDIS_REPLY_INTEGER)
             rep->integer ? puts_applied++ : puts_rejected++;
         else {
-            st_err_set(err, ST_ERR_REDIS, true, false, "EVALSHA: %s",
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "EVALSHA: %s",
                        rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
             rc = -1;
         }
@@ -101,7 +101,7 @@ static int rstore_load(void *ctx, int32_t partition,
     st_sessionizer_deadline_key(r->prefix, partition, &r->key2);
     redisReply *rep = redisCommand(r->c, "ZRANGE %b 0 -1 WITHSCORES", r->key2.data, r->key2.len);
     if (!rep || rep->type != REDIS_REPLY_ARRAY) {
-        st_err_set(err, ST_ERR_REDIS, true, false, "ZRANGE failed");
+        st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "ZRANGE failed");
         if (rep)
             freeReplyObject(rep);
         return -1;

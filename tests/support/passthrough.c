@@ -55,7 +55,7 @@ static int process(void *vctx, const st_msg_t *msgs, size_t n, st_out_t *out, st
     if (n > ctx->cap) {
         void *p = realloc(ctx->pending, n * sizeof *ctx->pending);
         if (!p) {
-            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            st_err_nomem(err);
             return -1;
         }
         ctx->pending = p;
@@ -70,7 +70,7 @@ static int process(void *vctx, const st_msg_t *msgs, size_t n, st_out_t *out, st
         else
             rc = st_out_produce(out, config.out_topic, m->key, m->key_len, m->value, m->value_len);
         if (rc != 0) {
-            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            st_err_nomem(err);
             return -1;
         }
         ctx->pending[ctx->npending].partition = m->partition;
@@ -104,7 +104,7 @@ static int apply(void *vctx, st_err_t *err)
         return -1;
     for (size_t i = 0; i < nreplies; i++) {
         if (replies[i]->type == REDIS_REPLY_ERROR) {
-            st_err_set(err, ST_ERR_REDIS, false, true, "count script: %s", replies[i]->str);
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_FATAL, "count script: %s", replies[i]->str);
             return -1;
         }
     }

@@ -174,7 +174,7 @@ static int send_profiles(replay_t *r, st_avro_registry_t *reg, st_err_t *err)
         st_avro_codec_new(reg, "UserProfile", r->cfg.profiles_topic, errstr, sizeof errstr);
     if (!codec) {
         st_lastfm_reader_destroy(rd);
-        st_err_set(err, ST_ERR_AVRO, false, true, "UserProfile codec: %s", errstr);
+        st_err_set(err, ST_ERR_AVRO, ST_DISP_FATAL, "UserProfile codec: %s", errstr);
         return -1;
     }
     st_buf_t buf = ST_BUF_INIT;
@@ -229,7 +229,7 @@ static int send_listens(replay_t *r, st_merge_t *m, st_err_t *err)
         }
         st_buf_reset(&json);
         if (st_listen_format_json(&rec, &json) != 0) {
-            st_err_set(err, ST_ERR_NOMEM, false, true, "out of memory");
+            st_err_nomem(err);
             rc = -1;
             break;
         }
@@ -375,7 +375,7 @@ done:
             st_err_clear(&werr);
         }
         if (werr.code != ST_ERR_NONE) {
-            st_err_set(&err, werr.code, werr.retriable, werr.fatal, "%s", werr.text);
+            st_err_set(&err, werr.code, st_err_disp(&werr), "%s", werr.text);
             rc = 1;
         }
     }
