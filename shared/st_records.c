@@ -215,6 +215,7 @@ typedef struct {
     avro_value_t *v;
     const char *bad;
     const char *why;
+    char why_buf[96];
 } wr_t;
 
 static void wr_check(wr_t *w, int rc, const char *f)
@@ -223,10 +224,19 @@ static void wr_check(wr_t *w, int rc, const char *f)
         w->bad = f;
 }
 
-/* A required string: a NULL view is written as "". */
+static void wr_contract(wr_t *w, bool ok, const char *why);
+
+/* A required string: a NULL view (a field left unset) is refused. */
 static void wr_str(wr_t *w, const char *f, st_str_t s)
 {
-    wr_check(w, st_avro_set_string_len(w->v, f, s.ptr ? s.ptr : "", s.ptr ? s.len : 0), f);
+    if (!s.ptr) {
+        if (!w->why) {
+            snprintf(w->why_buf, sizeof w->why_buf, "%s is required (NULL)", f);
+            wr_contract(w, false, w->why_buf);
+        }
+        return;
+    }
+    wr_check(w, st_avro_set_string_len(w->v, f, s.ptr, s.len), f);
 }
 
 static void wr_nstr(wr_t *w, const char *f, st_str_t s)
@@ -355,6 +365,20 @@ static void listen_read(rd_t *r, st_rec_listen_t *l)
     rd_contract(r, l->user_id.len > 0, "user_id is empty");
 }
 
+st_rec_listen_t st_rec_listen_from(const st_listen_t *l)
+{
+    return (st_rec_listen_t){
+        .event_id = st_str(l->event_id),
+        .user_id = st_str(l->user_id),
+        .listened_at_ms = l->timestamp_ms,
+        .artist_name = st_str(l->artist_name),
+        .track_name = st_str(l->track_name),
+        .artist_mbid = st_str(l->has_artist_mbid ? l->artist_mbid : NULL),
+        .track_mbid = st_str(l->has_track_mbid ? l->track_mbid : NULL),
+        .track_key = st_str(l->track_key),
+    };
+}
+
 int st_rec_listen_encode(st_avro_codec_t *codec, const st_rec_listen_t *r, st_buf_t *out,
                          st_err_t *err)
 {
@@ -454,6 +478,8 @@ int st_rec_session_event_encode(st_avro_codec_t *codec, const st_rec_session_eve
                 "more recent sessions than ST_SESSION_RECENT_MAX");
     wr_contract(&w, r->n_retracted <= ST_SESSION_RETRACT_MAX,
                 "more retracted ids than ST_SESSION_RETRACT_MAX");
+    wr_contract(&w, r->kind == ST_SESSION_EVENT_OPENED || r->kind == ST_SESSION_EVENT_CLOSED,
+                "kind is neither OPENED nor CLOSED");
     wr_contract(&w,
                 r->kind != ST_SESSION_EVENT_CLOSED ||
                     (r->length_s.set && isfinite(r->length_s.v) && r->length_s.v >= 0),
@@ -622,7 +648,15 @@ static const char *const predictor_names[] = {"MODEL", "BASELINE"};
 
 const char *st_rec_predictor_name(st_rec_predictor_t p)
 {
-    return predictor_names[p == ST_REC_PREDICTOR_BASELINE];
+    return (unsigned)p <= ST_REC_PREDICTOR_BASELINE ? predictor_names[p] : "?";
+}
+
+static void wr_predictor(wr_t *w, st_rec_predictor_t p)
+{
+    wr_contract(w, (unsigned)p <= ST_REC_PREDICTOR_BASELINE,
+                "predictor is neither MODEL nor BASELINE");
+    if ((unsigned)p <= ST_REC_PREDICTOR_BASELINE)
+        wr_check(w, st_avro_set_enum(w->v, "predictor", predictor_names[p]), "predictor");
 }
 
 int st_rec_prediction_encode(st_avro_codec_t *codec, const st_rec_prediction_t *r, st_buf_t *out,
@@ -637,8 +671,7 @@ int st_rec_prediction_encode(st_avro_codec_t *codec, const st_rec_prediction_t *
     wr_double(&w, "baseline_length_s", r->baseline_length_s);
     wr_nint(&w, "cluster", r->cluster);
     wr_str(&w, "model_version", r->model_version);
-    wr_check(&w, st_avro_set_enum(w.v, "predictor", st_rec_predictor_name(r->predictor)),
-             "predictor");
+    wr_predictor(&w, r->predictor);
     wr_int(&w, "revision", r->revision);
     wr_check(&w, st_avro_set_boolean(w.v, "retracted", r->retracted), "retracted");
     wr_long(&w, "made_at_ms", r->made_at_ms);
@@ -681,8 +714,7 @@ int st_rec_outcome_encode(st_avro_codec_t *codec, const st_rec_outcome_t *r, st_
     wr_double(&w, "baseline_abs_error_s", r->baseline_abs_error_s);
     wr_nint(&w, "cluster", r->cluster);
     wr_str(&w, "model_version", r->model_version);
-    wr_check(&w, st_avro_set_enum(w.v, "predictor", st_rec_predictor_name(r->predictor)),
-             "predictor");
+    wr_predictor(&w, r->predictor);
     return wr_end(&w, codec, "PredictionOutcome", out, err);
 }
 

@@ -10,8 +10,9 @@
  *
  * Strings are views (st_str_t). On encode they point at the caller's bytes; a nullable string is
  * null when ptr is NULL. On decode they point into the codec's decoded value: valid until the
- * codec's next decode, and NUL-terminated (avro-c stores the NUL). Nullable numbers are
- * st_opt_*_t with .set false for null.
+ * codec's next decode, and NUL-terminated (avro-c stores the NUL; bytes fields too, but they
+ * may hold NULs inside). A required string left NULL is refused on encode. Nullable numbers are
+ * st_opt_*_t with .set false for null. Enum values out of range are refused on encode.
  *
  * Errors: decode returns -1 with err set to ST_ERR_INVALID and a text naming the record and the
  * field (bad wire bytes, a value outside the record's contract: e.g. an empty user_id) or to the
@@ -28,6 +29,7 @@
 #include "st_avro.h"
 #include "st_buf.h"
 #include "st_err.h"
+#include "st_listen.h"
 #include "st_session.h"
 
 /* A view of bytes owned by someone else. ptr NULL means null (for nullable fields). */
@@ -71,6 +73,9 @@ typedef struct {
     st_str_t track_mbid;  /* nullable */
     st_str_t track_key;
 } st_rec_listen_t;
+
+/* The Listen of a parsed listen (views into l). */
+st_rec_listen_t st_rec_listen_from(const st_listen_t *l);
 
 int st_rec_listen_encode(st_avro_codec_t *codec, const st_rec_listen_t *r, st_buf_t *out,
                          st_err_t *err);
@@ -186,7 +191,7 @@ int st_rec_cluster_decode(st_avro_codec_t *codec, const void *data, size_t len, 
 /* ---- Prediction (predictions) and PredictionOutcome (predictions.outcomes). ---- */
 typedef enum { ST_REC_PREDICTOR_MODEL = 0, ST_REC_PREDICTOR_BASELINE = 1 } st_rec_predictor_t;
 
-/* "MODEL" or "BASELINE". */
+/* "MODEL" or "BASELINE" ("?" out of range). */
 const char *st_rec_predictor_name(st_rec_predictor_t p);
 
 typedef struct {

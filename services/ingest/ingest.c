@@ -54,16 +54,7 @@ const char *ingest_batch_data(const ingest_batch_t *b)
 
 static int encode_listen(ingest_batch_t *b, const st_listen_t *l, st_err_t *err)
 {
-    st_rec_listen_t r = {
-        .event_id = st_str(l->event_id),
-        .user_id = st_str(l->user_id),
-        .listened_at_ms = l->timestamp_ms,
-        .artist_name = st_str(l->artist_name),
-        .track_name = st_str(l->track_name),
-        .artist_mbid = st_str(l->has_artist_mbid ? l->artist_mbid : NULL),
-        .track_mbid = st_str(l->has_track_mbid ? l->track_mbid : NULL),
-        .track_key = st_str(l->track_key),
-    };
+    st_rec_listen_t r = st_rec_listen_from(l);
     return st_rec_listen_encode(b->codec, &r, &b->enc, err);
 }
 

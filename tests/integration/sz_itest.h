@@ -17,6 +17,7 @@
 #include "st_itest.h"
 #include "st_listen.h"
 #include "st_merge.h"
+#include "st_records.h"
 #include "st_session.h"
 #include "st_test.h"
 
@@ -125,6 +126,7 @@ typedef struct {
     uint64_t *retracted; /* session_id hashes named in retracted_session_ids */
     size_t n_retracted, cap_retracted;
     long long undecodable, opened, closed_raw;
+    st_rec_session_event_t event; /* the decoded record (reused) */
 } szt_readback_t;
 
 static inline void szt_on_event(void *arg, int32_t partition, const void *key, size_t klen,
@@ -134,33 +136,24 @@ static inline void szt_on_event(void *arg, int32_t partition, const void *key, s
     (void)partition;
     (void)key;
     (void)klen;
-    avro_value_t *v;
+    st_rec_session_event_t *v = &rb->event;
     st_err_t err = {0};
-    const char *sid, *user, *kind;
-    int64_t start_ms = 0;
-    if (st_avro_codec_decode(rb->codec, val, vlen, &v, &err) != 0 ||
-        st_avro_get_string(v, "session_id", &sid, NULL) != 0 ||
-        st_avro_get_string(v, "user_id", &user, NULL) != 0 ||
-        st_avro_get_enum(v, "kind", &kind) != 0 ||
-        st_avro_get_long(v, "start_ms", &start_ms) != 0) {
+    if (st_rec_session_event_decode(rb->codec, val, vlen, v, &err) != 0) {
         rb->undecodable++;
         return;
     }
+    const char *sid = v->session_id.ptr, *user = v->user_id.ptr;
+    int64_t start_ms = v->start_ms;
     if (strncmp(user, SZT_SENTINEL_PREFIX, strlen(SZT_SENTINEL_PREFIX)) == 0)
         return;
-    bool closed = strcmp(kind, "CLOSED") == 0;
-    size_t nr = 0;
-    st_avro_get_array_size(v, "retracted_session_ids", &nr);
-    for (size_t i = 0; i < nr; i++) {
-        const char *r;
-        size_t rl;
-        if (st_avro_get_string_item(v, "retracted_session_ids", i, &r, &rl) != 0)
-            continue;
+    bool closed = v->kind == ST_SESSION_EVENT_CLOSED;
+    for (uint32_t i = 0; i < v->n_retracted; i++) {
         if (rb->n_retracted == rb->cap_retracted) {
             rb->cap_retracted = rb->cap_retracted ? rb->cap_retracted * 2 : 256;
             rb->retracted = realloc(rb->retracted, rb->cap_retracted * sizeof *rb->retracted);
         }
-        rb->retracted[rb->n_retracted++] = st_hash64(r, rl, 0);
+        rb->retracted[rb->n_retracted++] =
+            st_hash64(v->retracted_session_ids[i].ptr, v->retracted_session_ids[i].len, 0);
     }
     if (rb->n == rb->cap) {
         rb->cap = rb->cap ? rb->cap * 2 : 4096;
@@ -173,21 +166,15 @@ static inline void szt_on_event(void *arg, int32_t partition, const void *key, s
     e->sid = st_hash64(sid, strlen(sid), 0);
     e->user = st_hash64(user, strlen(user), 0);
     e->start_ms = start_ms;
-    bool null_last = true;
-    e->last_start_ms = start_ms;
-    if (closed)
-        st_avro_get_nullable_long(v, "last_start_ms", &e->last_start_ms, &null_last);
+    e->last_start_ms = closed && v->last_start_ms.set ? v->last_start_ms.v : start_ms;
     if (!closed) {
         rb->opened++;
         return;
     }
     rb->closed_raw++;
-    double length_s = -1, share = -1;
-    int32_t tc = -1;
-    bool null1 = true, null2 = true;
-    st_avro_get_nullable_double(v, "length_s", &length_s, &null1);
-    st_avro_get_nullable_double(v, "unknown_duration_share", &share, &null2);
-    st_avro_get_int(v, "track_count", &tc);
+    double length_s = v->length_s.set ? v->length_s.v : -1;
+    double share = v->unknown_duration_share.set ? v->unknown_duration_share.v : -1;
+    int32_t tc = v->track_count;
     char line[512];
     szt_format(line, sizeof line, user, start_ms, length_s, tc, share);
     e->line = strdup(line);
@@ -346,21 +333,12 @@ static inline uint64_t szt_rnd(uint64_t *s)
 static inline int szt_encode(st_avro_codec_t *codec, const st_listen_t *l, int64_t duration_ms,
                              st_buf_t *out)
 {
-    avro_value_t *rec = st_avro_codec_record(codec);
-    int rc =
-        st_avro_set_string(rec, "event_id", l->event_id) |
-        st_avro_set_string(rec, "user_id", l->user_id) |
-        st_avro_set_long(rec, "listened_at_ms", l->timestamp_ms) |
-        st_avro_set_string(rec, "artist_name", l->artist_name) |
-        st_avro_set_string(rec, "track_name", l->track_name) |
-        st_avro_set_nullable_string(rec, "artist_mbid",
-                                    l->has_artist_mbid ? l->artist_mbid : NULL) |
-        st_avro_set_nullable_string(rec, "track_mbid", l->has_track_mbid ? l->track_mbid : NULL) |
-        st_avro_set_string(rec, "track_key", l->track_key) |
-        st_avro_set_nullable_long(rec, "duration_ms", duration_ms > 0 ? &duration_ms : NULL) |
-        st_avro_set_enum(rec, "metadata_source", duration_ms > 0 ? "CATALOG" : "UNKNOWN");
+    st_rec_enriched_t rec = {.listen = st_rec_listen_from(l),
+                             .duration_ms = {duration_ms > 0, duration_ms},
+                             .metadata_source =
+                                 duration_ms > 0 ? ST_REC_SOURCE_CATALOG : ST_REC_SOURCE_UNKNOWN};
     st_err_t err = {0};
-    if (rc != 0 || st_avro_codec_encode(codec, rec, out, &err) != 0)
+    if (st_rec_enriched_encode(codec, &rec, out, &err) != 0)
         return -1;
     return 0;
 }

@@ -17,6 +17,7 @@
 
 #include "st_avro.h"
 #include "st_itest.h"
+#include "st_records.h"
 #include "st_test.h"
 
 #define N_STEP 20
@@ -235,19 +236,15 @@ static void read_cb(void *arg, int32_t partition, const void *key, size_t klen, 
         r->ids[r->nids++] = id;
     if (k < 8)
         r->count[k]++;
-    avro_value_t *rec;
+    st_rec_listen_t rec;
     st_err_t err = {0};
-    if (st_avro_codec_decode(r->codec, val, vlen, &rec, &err) != 0) {
+    if (st_rec_listen_decode(r->codec, val, vlen, &rec, &err) != 0) {
         if (!r->failed++)
             snprintf(r->why, sizeof r->why, "%s", err.text);
         return;
     }
     r->decoded++;
-    avro_value_t f;
-    const char *s = NULL;
-    size_t n = 0;
-    if (avro_value_get_by_name(rec, "track_name", &f, NULL) == 0 &&
-        avro_value_get_string(&f, &s, &n) == 0 && strncmp(s, "Song ", 5) == 0)
+    if (rec.track_name.len >= 5 && strncmp(rec.track_name.ptr, "Song ", 5) == 0)
         r->tracks_ok++;
 }
 

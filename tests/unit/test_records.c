@@ -163,6 +163,14 @@ static void test_listen_and_enriched(void)
     ST_EQ_INT(st_rec_enriched_encode(lc, &(st_rec_enriched_t){.listen = l}, &buf, &e), -1);
     ST_CHECK(strstr(e.text, "duration_ms") != NULL);
 
+    /* A required string left unset is refused, named. */
+    st_rec_listen_t unset = l;
+    unset.track_key = st_str(NULL);
+    st_err_clear(&e);
+    ST_EQ_INT(st_rec_listen_encode(lc, &unset, &buf, &e), -1);
+    ST_EQ_INT(e.code, ST_ERR_INVALID);
+    ST_CHECK(strstr(e.text, "track_key") != NULL);
+
     /* An empty user id is refused both ways. */
     l.user_id = st_str("");
     st_err_clear(&e);
@@ -293,6 +301,11 @@ static void test_session_event(void)
     ST_EQ_INT(st_rec_session_event_encode(c, &bad, &buf, &e), -1);
     ST_CHECK(strstr(e.text, "length_s") != NULL);
     bad = full_event();
+    bad.kind = (st_session_event_kind_t)5;
+    st_err_clear(&e);
+    ST_EQ_INT(st_rec_session_event_encode(c, &bad, &buf, &e), -1);
+    ST_CHECK(strstr(e.text, "kind") != NULL);
+    bad = full_event();
     bad.n_retracted = ST_SESSION_RETRACT_MAX + 1;
     st_err_clear(&e);
     ST_EQ_INT(st_rec_session_event_encode(c, &bad, &buf, &e), -1);
@@ -413,6 +426,12 @@ static void test_prediction_outcome_dead_letter(void)
     ST_EQ_INT(pb.revision, 3);
     ST_CHECK(pb.retracted);
     ST_EQ_INT(pb.made_at_ms, 42);
+    st_rec_prediction_t bad = p;
+    bad.predictor = (st_rec_predictor_t)7;
+    st_err_clear(&e);
+    ST_EQ_INT(st_rec_prediction_encode(pc, &bad, &buf, &e), -1);
+    ST_CHECK(strstr(e.text, "predictor") != NULL);
+    st_err_clear(&e);
 
     st_rec_outcome_t o = {.session_id = st_str("u:1"),
                           .user_id = st_str("u"),
