@@ -10,7 +10,7 @@
 
 #define ST_SESSION_GAP_MS_DEFAULT 1800000
 #define ST_SESSION_RECENT_MAX     64 /* upper bound of the configurable "last N lengths" */
-#define ST_SESSION_RECENT_DEFAULT 16
+#define ST_SESSION_RECENT_DEFAULT 32 /* covers a sequence model's W + 1 up to W = 31 */
 /* The median feature is over the last this many earlier sessions (all of them when fewer), in
  * streaming (st_session_features) and in training (st_dataset) alike: a median over all earlier
  * sessions would need the whole history in the sessionizer's state. */

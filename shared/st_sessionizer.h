@@ -215,7 +215,7 @@ typedef enum { ST_SESSIONIZER_BUFFERED = 0, ST_SESSIONIZER_LATE = 1 } st_session
  * always re-checked against the state, so a stale entry only costs a read. */
 extern const char st_sessionizer_lua_put[];
 
-/* Fills config with the defaults (rule defaults, grace 60 s, recent_n 16). */
+/* Fills config with the defaults (rule defaults, grace 60 s, recent_n 32). */
 void st_sessionizer_config_default(st_sessionizer_config_t *config);
 
 /* Redis keys: "<prefix>u:{<user_id>}:sess" and "<prefix>dl:{p<partition>}". Appended to out

@@ -108,7 +108,8 @@ struct pc {
     st_bwatch_t *model;
     pred_mae_t *mae;
     st_avro_codec_t *in_codec, *pred_codec, *outcome_codec;
-    st_rec_session_event_t ev_rec; /* the decoded SessionEvent (reused) */
+    st_rec_session_event_t ev_rec;        /* the decoded SessionEvent (reused) */
+    unsigned long long incomplete_inputs; /* OPENEDs a sequence model could not be shown */
     st_buf_t enc;
     pc_event_t *ev;
     size_t n_ev, cap_ev;
@@ -771,7 +772,22 @@ static int on_opened(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
         in.cluster = cluster;
         p.cluster = cluster;
         double v;
-        if (st_bundle_predict(b, &in, &v) == 0 && isfinite(v)) {
+        /* A sequence model trained on full rows (the last W + 1 sessions with their details)
+         * is not shown an input it never saw: without the details, or with fewer sessions than
+         * the user has, the baseline answers (counted as source="lengths"). A parity model
+         * reads the last length and the mean only, which the event always has. */
+        bool incomplete =
+            want > 0 && src == RECENT_LENGTHS && st_bundle_spec(b)->kind == ST_BUNDLE_SEQ;
+        if (incomplete) {
+            if (++pc->incomplete_inputs <= 10 || pc->incomplete_inputs % 10000 == 0)
+                st_log_warn("model_input_incomplete",
+                            "user=%s session_id=%s want=%d have=%d details=%s total=%llu "
+                            "hint=\"baseline served; raise the sessionizer's session.recent_n to "
+                            "at least %d\"",
+                            u->id, e->session_id, want, e->n_recent, e->detail ? "yes" : "no",
+                            (unsigned long long)pc->incomplete_inputs,
+                            st_bwatch_history_needed(pc->model));
+        } else if (st_bundle_predict(b, &in, &v) == 0 && isfinite(v)) {
             p.predicted_s = v;
             model = true;
         } else {

@@ -46,10 +46,12 @@
  * the model wants more than the event carries and the history reaches the event's oldest one;
  * else from the Redis history when its newest sessions are the event's (with an early OPENED the
  * previous session may not be in it yet); else the event's recent_lengths_s only
- * (stint_predictor_recent_source_total says which). Mean, median, session index, gap and
- * profile come from the OPENED record. The cluster is the bundle's training cluster of the user,
- * else the clusterer's assignment when it was made with the current bundle's clustering (version
- * equal to the model_version, not cold), else none (the global network). */
+ * (stint_predictor_recent_source_total says which). A sequence model is only shown complete
+ * inputs, as in training: in the lengths-only case the prediction is the BASELINE (with a
+ * warning naming session.recent_n), never a model fed zeros for the missing details. Mean, median,
+ * session index, gap and profile come from the OPENED record. The cluster is the bundle's training
+ * cluster of the user, else the clusterer's assignment when it was made with the current bundle's
+ * clustering (version equal to the model_version, not cold), else none (the global network). */
 #ifndef PRED_CORE_H
 #define PRED_CORE_H
 
