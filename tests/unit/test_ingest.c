@@ -1,10 +1,11 @@
-/* Unit tests of the ingest service's batch logic (services/ingest/ingest.c, compiled in): verdicts
+/* Unit tests of the ingest service's batch logic (services/ingest/ingest.c, linked from stint-ingest-core): verdicts
  * and reasons of valid and invalid messages, the Avro Listen they become, and the duplicate rules
  * (within a batch, another record's mark, a record's own mark after a crash). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../services/ingest/ingest.c"
+#include "ingest.h"
+#include "st_records.h"
 #include "st_test.h"
 
 static st_avro_registry_t *reg;

@@ -1,7 +1,7 @@
-/* Unit tests of the enricher's LRU (services/enricher/track_cache.c, compiled in here): hits,
+/* Unit tests of the enricher's LRU (services/enricher/track_cache.c, linked from stint-enricher-core): hits,
  * replacement (also inside a hash chain), least-recently-used eviction, expiry of negative entries,
  * many keys. */
-#include "../../services/enricher/track_cache.c"
+#include "track_cache.h"
 #include "st_test.h"
 
 static st_trackmeta_t meta(st_trackmeta_source_t source, int64_t duration_ms, int ntags,
