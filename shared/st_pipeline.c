@@ -22,6 +22,9 @@ struct st_out_s {
     size_t n, cap;
     size_t dead_letters; /* of this attempt at the batch (counted once the batch is done) */
     struct st_pipeline_s *p;
+    /* Standalone (st_out_new, p NULL): its dead-letter topic and encoding buffer. */
+    char *own_dlq_topic;
+    st_buf_t own_dlq_buf;
 };
 
 typedef struct {
@@ -120,13 +123,14 @@ static int dlq_json(void *ctx, const st_msg_t *msg, const char *code, const char
 int st_out_dead_letter(st_out_t *out, const st_msg_t *msg, const char *code, const char *text)
 {
     struct st_pipeline_s *p = out->p;
+    const char *dlq_topic = p ? p->dlq_topic : out->own_dlq_topic;
     char q[600];
-    uint64_t nth = p->dead_letters + ++out->dead_letters;
+    uint64_t nth = (p ? p->dead_letters : 0) + ++out->dead_letters;
     if (nth <= 20 || nth % 1000 == 0)
         st_log_warn("dead_letter", "topic=%s partition=%d offset=%lld code=%s error=%s total=%llu",
                     msg->topic, (int)msg->partition, (long long)msg->offset, code,
                     st_log_quote(text, q, sizeof q), (unsigned long long)nth);
-    if (!p->dlq_topic)
+    if (!dlq_topic)
         return 0;
     st_msg_t kept = *msg;
     char why[1024];
@@ -138,12 +142,53 @@ int st_out_dead_letter(st_out_t *out, const st_msg_t *msg, const char *code, con
                  msg->key_len, msg->value_len, kept.key_len, kept.value_len);
         text = why;
     }
-    st_buf_reset(&p->dlq_buf);
-    st_dlq_encode_fn enc = p->dlq_encode ? p->dlq_encode : dlq_json;
-    if (enc(p->dlq_ctx, &kept, code, text, &p->dlq_buf) != 0)
+    st_buf_t *buf = p ? &p->dlq_buf : &out->own_dlq_buf;
+    st_buf_reset(buf);
+    st_dlq_encode_fn enc = p && p->dlq_encode ? p->dlq_encode : dlq_json;
+    if (enc(p ? p->dlq_ctx : NULL, &kept, code, text, buf) != 0)
         return -1;
-    return st_out_produce(out, p->dlq_topic, kept.key, kept.key_len, p->dlq_buf.data,
-                          p->dlq_buf.len);
+    return st_out_produce(out, dlq_topic, kept.key, kept.key_len, buf->data, buf->len);
+}
+
+st_out_t *st_out_new(const char *dlq_topic)
+{
+    st_out_t *out = calloc(1, sizeof *out);
+    if (out && dlq_topic && !(out->own_dlq_topic = strdup(dlq_topic))) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+void st_out_destroy(st_out_t *out)
+{
+    if (!out)
+        return;
+    st_buf_free(&out->data);
+    st_buf_free(&out->own_dlq_buf);
+    free(out->recs);
+    free(out->own_dlq_topic);
+    free(out);
+}
+
+void st_out_reset(st_out_t *out)
+{
+    st_buf_reset(&out->data);
+    out->n = 0;
+    out->dead_letters = 0;
+}
+
+size_t st_out_count(const st_out_t *out)
+{
+    return out->n;
+}
+
+st_out_rec_t st_out_record(const st_out_t *out, size_t i)
+{
+    const out_rec_t *r = &out->recs[i];
+    const char *d = out->data.data;
+    return (st_out_rec_t){d + r->topic_off, d + r->key_off, r->key_len, d + r->value_off,
+                          r->value_len};
 }
 
 static part_t *find_part(st_pipeline_t *p, const char *topic, int32_t partition, bool create)

@@ -70,6 +70,25 @@ void st_out_hold(st_out_t *out, const char *topic, int32_t partition, int64_t of
  * or -1 when either is not known yet (nothing consumed, no fetch answered). */
 int st_out_lag(st_out_t *out, const char *topic, int32_t partition, int64_t *lag);
 
+/* An st_out_t outside a pipeline, for unit tests and benches of service cores: outputs are
+ * collected in memory; a dead letter is an output on dlq_topic (NULL: dropped, only logged) in the
+ * JSON encoding (source_topic, source_partition, source_offset, error_code, error,
+ * original_value_hex, failed_at_ms). NULL on no memory. */
+st_out_t *st_out_new(const char *dlq_topic);
+void st_out_destroy(st_out_t *out);
+/* Empties the collected outputs (a new batch). */
+void st_out_reset(st_out_t *out);
+size_t st_out_count(const st_out_t *out);
+/* Output i (< st_out_count), in the order queued; views valid until the next reset or output. */
+typedef struct {
+    const char *topic;
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t value_len;
+} st_out_rec_t;
+st_out_rec_t st_out_record(const st_out_t *out, size_t i);
+
 /* Encodes a dead letter; the service supplies an Avro encoder, tests may use the JSON default. */
 typedef int (*st_dlq_encode_fn)(void *ctx, const st_msg_t *msg, const char *code, const char *text,
                                 st_buf_t *out);
