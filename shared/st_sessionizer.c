@@ -268,7 +268,9 @@ int st_sessionizer_state_decode(const void *data, size_t len, st_sessionizer_sta
         st_session_open_t *o = &st.open;
         o->active = true;
         o->first_start_ms = get_zz(&r);
-        o->last_start_ms = o->first_start_ms + get_zz(&r);
+        /* last start as an offset from the first: a sum out of range is corrupt, not UB */
+        if (__builtin_add_overflow(o->first_start_ms, get_zz(&r), &o->last_start_ms))
+            r.bad = true;
         o->last_duration_ms = get_zz(&r);
         o->last_identity_hash = get_u64(&r);
         uint64_t tc = get_uv(&r), uc = get_uv(&r);

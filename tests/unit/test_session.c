@@ -301,6 +301,26 @@ static void test_state_round_trip(void)
     ST_EQ_INT(back.n_ann, 0);
 }
 
+/* Found by tests/fuzz/fuzz_sessionizer_state: the open session's last start is stored as an offset
+ * from its first start; a sum beyond int64 is a corrupt state, not a signed overflow. */
+static void test_state_start_overflow(void)
+{
+    uint8_t blob[] = {
+        2,    4, /* version 2, an open session, no position */
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, /* first INT64_MIN */
+        0x61,                                                       /* last - first -49 */
+        0,    0,    0,    0,    0,    0,    0,    0,    0,          /* duration, hash */
+        1,    0,                                                    /* tracks 1, unknown 0 */
+        0,    0,    0,    0,    0,    0,    0}; /* empty history, no details, no announcements */
+    st_sessionizer_state_t back;
+    st_err_t err = {0};
+    ST_EQ_INT(st_sessionizer_state_decode(blob, sizeof blob, &back, &err), -1);
+    ST_EQ_INT(err.code, ST_ERR_INVALID);
+    blob[12] = 0x62; /* +49: in range */
+    ST_EQ_INT(st_sessionizer_state_decode(blob, sizeof blob, &back, NULL), 0);
+    ST_EQ_INT(back.open.last_start_ms, INT64_MIN + 49);
+}
+
 static void test_pos_text(void)
 {
     st_sessionizer_pos_t a = {1241478537000LL, 0xfedcba9876543210ULL, 123456789, 1, 77}, b;
@@ -351,6 +371,7 @@ int main(void)
     ST_RUN(test_hour_weekday);
     ST_RUN(test_features);
     ST_RUN(test_state_round_trip);
+    ST_RUN(test_state_start_overflow);
     ST_RUN(test_pos_text);
     ST_RUN(test_keys);
     return st_test_summary();
