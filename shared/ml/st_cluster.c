@@ -152,6 +152,11 @@ st_cluster_t *st_cluster_load(const char *path, char *errstr, size_t errstr_size
         why = "kind, k, dim or n_neighbors out of range";
         goto out;
     }
+    /* before allocating k x dim centroids (up to 80 GB by the ranges above) */
+    if ((size_t)k * dim > (len - r.pos) / sizeof(double)) {
+        why = "centroids exceed the payload";
+        goto out;
+    }
     c = st_cluster_alloc((st_cluster_kind_t)kind, (int)k, (int)dim);
     if (!c) {
         why = "out of memory";

@@ -4,6 +4,7 @@
 
 #include "ml/st_cluster.h"
 #include "ml/st_kmeans.h"
+#include "ml/st_model.h"
 #include "ml/st_rng.h"
 #include "ml/st_spectral.h"
 #include "st_test.h"
@@ -267,6 +268,27 @@ static void test_save_load(void)
     st_cluster_destroy(m);
 }
 
+/* Found by tests/fuzz/fuzz_model: a header announcing k x dim centroids far beyond the payload
+ * (here 65533 x 32259, 16 GB) is rejected before anything that size is allocated. */
+static void test_load_oversized(void)
+{
+    char err[256], path[256];
+    st_buf_t p = ST_BUF_INIT;
+    st_model_put_u32(&p, ST_CLUSTER_KMEANS);
+    st_model_put_u32(&p, 65533); /* k */
+    st_model_put_u32(&p, 32259); /* dim */
+    st_model_put_u32(&p, 0);     /* n_neighbors */
+    st_model_put_u32(&p, 4);     /* iterations */
+    double some[6] = {1, 2, 3, 4, 5, 6};
+    st_model_put_f64s(&p, some, 6); /* inertia and a few coordinates */
+    tmp_path(path, sizeof path, "oversized.stm");
+    ST_REQUIRE(st_model_save(path, ST_MODEL_KIND_CLUSTER, 1, &p, err, sizeof err) == 0);
+    ST_CHECK(st_cluster_load(path, err, sizeof err) == NULL);
+    ST_CHECK(strstr(err, "centroids exceed the payload") != NULL);
+    remove(path);
+    st_buf_free(&p);
+}
+
 int main(void)
 {
     ST_RUN(test_ari_known_values);
@@ -276,5 +298,6 @@ int main(void)
     ST_RUN(test_spectral_moons);
     ST_RUN(test_silhouette);
     ST_RUN(test_save_load);
+    ST_RUN(test_load_oversized);
     return st_test_summary();
 }
