@@ -5,6 +5,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,8 +179,10 @@ static int arch_check(const st_nn_arch_t *a, char *errstr, size_t errstr_size)
     return 0;
 }
 
-/* Lays out the parameter vector and allocates it (zeroed). */
-static st_nn_t *nn_alloc(const st_nn_arch_t *arch, char *errstr, size_t errstr_size)
+/* Lays out the parameter vector and allocates it (zeroed), unless it needs more than max_params
+ * (a loaded file's parameter count: refused before allocating what its header claims). */
+static st_nn_t *nn_alloc(const st_nn_arch_t *arch, size_t max_params, char *errstr,
+                         size_t errstr_size)
 {
     if (arch_check(arch, errstr, errstr_size) != 0)
         return NULL;
@@ -227,6 +230,12 @@ static st_nn_t *nn_alloc(const st_nn_arch_t *arch, char *errstr, size_t errstr_s
         width = d->out;
     }
     nn->n_params = off;
+    if (off > max_params) {
+        st_nn_destroy(nn);
+        st_errstr(errstr, errstr_size, "nn: the architecture needs %zu parameters, %zu given", off,
+                  max_params);
+        return NULL;
+    }
     nn->params = calloc(off, sizeof(float));
     nn->grads = calloc(off, sizeof(float));
     if (!nn->params || !nn->grads) {
@@ -288,7 +297,7 @@ static int orthogonal(st_rng_t *rng, float *w, int rows, int cols)
 
 st_nn_t *st_nn_new(const st_nn_arch_t *arch, char *errstr, size_t errstr_size)
 {
-    st_nn_t *nn = nn_alloc(arch, errstr, errstr_size);
+    st_nn_t *nn = nn_alloc(arch, SIZE_MAX, errstr, errstr_size);
     if (!nn)
         return NULL;
     st_rng_t rng;
@@ -1255,7 +1264,7 @@ st_nn_t *st_nn_load(const char *path, char *errstr, size_t errstr_size)
     a.cell = (st_nn_cell_t)cell;
     a.dense_act = (st_nn_act_t)act;
     char why[200];
-    nn = nn_alloc(&a, why, sizeof why);
+    nn = nn_alloc(&a, (size_t)n_params, why, sizeof why);
     if (!nn) {
         st_errstr(errstr, errstr_size, "%s: bad network: %s", path, why);
         goto out;

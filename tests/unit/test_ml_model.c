@@ -160,6 +160,34 @@ static void test_nn_bad_payload(void)
     remove(path);
 }
 
+/* Found with tests/fuzz/fuzz_model: an architecture that needs far more parameters than the file
+ * holds (here a 10^7 x 1024 embedding, 40 GB, and 4 parameters) is refused before anything that
+ * size is allocated. */
+static void test_nn_oversized_arch(void)
+{
+    char err[256], path[256];
+    tmp_path(path, sizeof path, "oversized.stm");
+    st_buf_t b = ST_BUF_INIT;
+    /* steps, features, outputs, n_embed; embeddings 0 (vocab, dim) to 3; cell, rnn_layers and
+     * rnn_units; dropout; dense_layers, dense_units and dense_act */
+    static const uint32_t head[] = {3, 16, 1, 1, 10000000, 1024, 0, 0, 0, 0, 0, 0, 0, 1, 4, 0};
+    static const uint32_t dense[] = {0, 0, 0, 0};
+    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
+        st_model_put_u32(&b, head[i]);
+    st_model_put_f32(&b, 0.0f);
+    for (size_t i = 0; i < sizeof dense / sizeof dense[0]; i++)
+        st_model_put_u32(&b, dense[i]);
+    st_model_put_u64(&b, 1); /* seed */
+    st_model_put_u64(&b, 4); /* n_params */
+    float params[4] = {0};
+    st_model_put_f32s(&b, params, 4);
+    ST_REQUIRE(st_model_save(path, ST_MODEL_KIND_NN, 1, &b, err, sizeof err) == 0);
+    ST_CHECK(st_nn_load(path, err, sizeof err) == NULL);
+    ST_CHECK(strstr(err, "parameters, 4 given") != NULL);
+    st_buf_free(&b);
+    remove(path);
+}
+
 static void test_scaler(void)
 {
     char err[256], path[256];
@@ -211,6 +239,7 @@ int main(void)
     ST_RUN(test_nn_round_trip);
     ST_RUN(test_nn_damaged_files);
     ST_RUN(test_nn_bad_payload);
+    ST_RUN(test_nn_oversized_arch);
     ST_RUN(test_scaler);
     return st_test_summary();
 }
