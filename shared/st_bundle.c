@@ -1162,6 +1162,10 @@ st_bundle_t *st_bundle_load(const char *dir, char *errstr, size_t errstr_size)
             st_errstr(errstr, errstr_size, "%s/metadata.json: bad network index %d", dir, net);
             goto fail;
         }
+        if (b->nn[net]) {
+            st_errstr(errstr, errstr_size, "%s/metadata.json: network %d listed twice", dir, net);
+            goto fail;
+        }
         snprintf(name, sizeof name, "net_%d.stm", net);
         path_in(path, sizeof path, dir, name);
         if (!(b->nn[net] = st_nn_load(path, errstr, errstr_size)))

@@ -1,6 +1,7 @@
 /* test_dataset.c - st_dataset and st_bundle: past-only features, the split, baselines, the TSV
  * loader, the leak test (test-period sessions change no training artefact), determinism and the
  * bundle's save/load round trip. Sessions are generated directly (no sessionizer needed). */
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -472,6 +473,20 @@ static void test_save_load_predict(void)
     double p = -1;
     ST_EQ_INT(st_bundle_predict(l, &in, &p), 0);
     ST_CHECK(p > 0 && isfinite(p));
+    /* Found by tests/fuzz/fuzz_bundle: a network listed twice in metadata.json is refused (the
+     * first copy loaded used to leak). */
+    char meta[700];
+    snprintf(meta, sizeof meta, "%s/metadata.json", dir);
+    json_t *m = json_load_file(meta, 0, NULL);
+    ST_REQUIRE(m != NULL);
+    json_t *nets = json_object_get(m, "nets");
+    json_array_append_new(nets, json_integer(0));
+    ST_REQUIRE(json_dump_file(m, meta, JSON_INDENT(2)) == 0);
+    ST_CHECK(st_bundle_load(dir, err, sizeof err) == NULL);
+    ST_CHECK(strstr(err, "network 0 listed twice") != NULL);
+    json_array_remove(nets, json_array_size(nets) - 1);
+    ST_REQUIRE(json_dump_file(m, meta, JSON_INDENT(2)) == 0);
+    json_decref(m);
     /* a corrupted network file is refused with a reason */
     char path[700];
     snprintf(path, sizeof path, "%s/net_0.stm", dir);
