@@ -174,6 +174,20 @@ static int64_t get_zz(reader_t *r)
     return unzigzag(get_uv(r));
 }
 
+/* The decoder takes only times and lengths the sessionizer can have written (push bounds times to
+ * +-TIME_ABS_MAX and durations to DURATION_MAX_MS): anything else is a corrupt state, and the
+ * arithmetic on it (deadlines, lengths, gaps, sums) could overflow. */
+#define LENGTH_ABS_MAX (INT64_C(1) << 52) /* > 2 * TIME_ABS_MAX + DURATION_MAX_MS */
+#define SUM_ABS_MAX    (INT64_C(1) << 62) /* far above any real sum; leaves room to add lengths */
+
+static int64_t get_zz_in(reader_t *r, int64_t lo, int64_t hi)
+{
+    int64_t v = get_zz(r);
+    if (v < lo || v > hi)
+        r->bad = true;
+    return v;
+}
+
 static uint64_t get_u64(reader_t *r)
 {
     if (r->end - r->p < 8) {
@@ -267,11 +281,12 @@ int st_sessionizer_state_decode(const void *data, size_t len, st_sessionizer_sta
     if (flags & FLAG_OPEN_ACTIVE) {
         st_session_open_t *o = &st.open;
         o->active = true;
-        o->first_start_ms = get_zz(&r);
+        o->first_start_ms = get_zz_in(&r, -TIME_ABS_MAX, TIME_ABS_MAX);
         /* last start as an offset from the first: a sum out of range is corrupt, not UB */
-        if (__builtin_add_overflow(o->first_start_ms, get_zz(&r), &o->last_start_ms))
+        if (__builtin_add_overflow(o->first_start_ms, get_zz(&r), &o->last_start_ms) ||
+            o->last_start_ms < -TIME_ABS_MAX || o->last_start_ms > TIME_ABS_MAX)
             r.bad = true;
-        o->last_duration_ms = get_zz(&r);
+        o->last_duration_ms = get_zz_in(&r, 0, DURATION_MAX_MS);
         o->last_identity_hash = get_u64(&r);
         uint64_t tc = get_uv(&r), uc = get_uv(&r);
         if (tc == 0 || tc > UINT32_MAX || uc > tc)
@@ -284,14 +299,14 @@ int st_sessionizer_state_decode(const void *data, size_t len, st_sessionizer_sta
     if (sc > UINT32_MAX)
         r.bad = true;
     h->session_count = (uint32_t)sc;
-    h->sum_length_ms = get_zz(&r);
-    h->last_end_ms = get_zz(&r);
-    h->last_length_ms = get_zz(&r);
+    h->sum_length_ms = get_zz_in(&r, -SUM_ABS_MAX, SUM_ABS_MAX);
+    h->last_end_ms = get_zz_in(&r, -TIME_ABS_MAX - DURATION_MAX_MS, TIME_ABS_MAX + DURATION_MAX_MS);
+    h->last_length_ms = get_zz_in(&r, -LENGTH_ABS_MAX, LENGTH_ABS_MAX);
     uint64_t n = get_uv(&r);
     if (n > ST_SESSION_RECENT_MAX || n > sc)
         r.bad = true;
     for (uint64_t i = 0; !r.bad && i < n; i++)
-        h->recent_length_ms[i] = get_zz(&r);
+        h->recent_length_ms[i] = get_zz_in(&r, -LENGTH_ABS_MAX, LENGTH_ABS_MAX);
     h->n_recent = r.bad ? 0 : (uint32_t)n;
     if (version >= 2 && !r.bad) {
         if (st.has_pos)
@@ -300,7 +315,7 @@ int st_sessionizer_state_decode(const void *data, size_t len, st_sessionizer_sta
         if (nd > h->n_recent)
             r.bad = true;
         for (uint64_t i = h->n_recent - (r.bad ? 0 : nd); !r.bad && i < h->n_recent; i++) {
-            h->recent_start_ms[i] = get_zz(&r);
+            h->recent_start_ms[i] = get_zz_in(&r, -TIME_ABS_MAX, TIME_ABS_MAX);
             uint64_t tc = get_uv(&r), uc = get_uv(&r);
             if (tc > UINT32_MAX || uc > tc)
                 r.bad = true;
@@ -312,7 +327,7 @@ int st_sessionizer_state_decode(const void *data, size_t len, st_sessionizer_sta
         if (na > ST_SESSIONIZER_ANN_MAX)
             r.bad = true;
         for (uint64_t i = 0; !r.bad && i < na; i++) {
-            st.ann[i].start_ms = get_zz(&r);
+            st.ann[i].start_ms = get_zz_in(&r, -TIME_ABS_MAX, TIME_ABS_MAX);
             st.ann[i].features_hash = get_u64(&r);
             uint64_t rev = get_uv(&r);
             if (rev > UINT32_MAX)

@@ -301,24 +301,108 @@ static void test_state_round_trip(void)
     ST_EQ_INT(back.n_ann, 0);
 }
 
+static size_t put_zigzag(uint8_t *p, int64_t v)
+{
+    uint64_t u = v < 0 ? ~((uint64_t)v << 1) : (uint64_t)v << 1;
+    size_t n = 0;
+    do {
+        p[n] = (uint8_t)(u & 0x7f);
+        u >>= 7;
+        if (u)
+            p[n] |= 0x80;
+        n++;
+    } while (u);
+    return n;
+}
+
+/* A version 2 state with an open session (first start, last start - first start) and nothing
+ * else. */
+static size_t open_state(uint8_t *blob, int64_t first, int64_t delta)
+{
+    size_t n = 0;
+    blob[n++] = 2;
+    blob[n++] = 4; /* an open session, no position */
+    n += put_zigzag(blob + n, first);
+    n += put_zigzag(blob + n, delta);
+    memset(blob + n, 0, 9); /* duration 0, identity hash */
+    n += 9;
+    blob[n++] = 1;          /* tracks */
+    blob[n++] = 0;          /* unknown durations */
+    memset(blob + n, 0, 7); /* empty history, no details, no announcements */
+    return n + 7;
+}
+
 /* Found by tests/fuzz/fuzz_sessionizer_state: the open session's last start is stored as an offset
  * from its first start; a sum beyond int64 is a corrupt state, not a signed overflow. */
 static void test_state_start_overflow(void)
 {
-    uint8_t blob[] = {
-        2,    4, /* version 2, an open session, no position */
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, /* first INT64_MIN */
-        0x61,                                                       /* last - first -49 */
-        0,    0,    0,    0,    0,    0,    0,    0,    0,          /* duration, hash */
-        1,    0,                                                    /* tracks 1, unknown 0 */
-        0,    0,    0,    0,    0,    0,    0}; /* empty history, no details, no announcements */
+    uint8_t blob[64];
     st_sessionizer_state_t back;
     st_err_t err = {0};
-    ST_EQ_INT(st_sessionizer_state_decode(blob, sizeof blob, &back, &err), -1);
+    const int64_t first = INT64_C(1) << 50;
+    ST_EQ_INT(st_sessionizer_state_decode(blob, open_state(blob, first, INT64_MAX), &back, &err),
+              -1);
     ST_EQ_INT(err.code, ST_ERR_INVALID);
-    blob[12] = 0x62; /* +49: in range */
-    ST_EQ_INT(st_sessionizer_state_decode(blob, sizeof blob, &back, NULL), 0);
-    ST_EQ_INT(back.open.last_start_ms, INT64_MIN + 49);
+    ST_EQ_INT(st_sessionizer_state_decode(blob, open_state(blob, first, -49), &back, NULL), 0);
+    ST_EQ_INT(back.open.last_start_ms, first - 49);
+}
+
+/* Found by fuzz_sessionizer_state continuing from decoded states: the decoder took times and
+ * lengths the sessionizer never writes (push bounds times to +-2^50 ms and durations to 2^40 ms),
+ * and the arithmetic on them overflowed (a duration of -64 after a start near INT64_MIN, in
+ * st_session_deadline_ms). Every such field is refused now; values within the bounds still load. */
+static void test_state_out_of_range(void)
+{
+    st_sessionizer_state_t good = {0}, st, back;
+    good.open = (st_session_open_t){true, 1241478537000LL, 1241478837000LL, 200000, 7, 2, 0};
+    good.history.session_count = 3;
+    good.history.sum_length_ms = 5400000;
+    good.history.last_end_ms = 1241470000000LL;
+    good.history.last_length_ms = 1800000;
+    good.history.n_recent = 1;
+    good.history.recent_length_ms[0] = 1800000;
+    good.history.n_detail = 1;
+    good.history.recent_start_ms[0] = 1241468200000LL;
+    good.history.recent_track_count[0] = 9;
+    good.n_ann = 1;
+    good.ann[0].start_ms = 1241478537000LL;
+    for (int variant = 0; variant <= 8; variant++) {
+        st = good;
+        const int64_t far = (INT64_C(1) << 50) + 1;
+        switch (variant) {
+        case 1:
+            st.open.last_duration_ms = -64;
+            break;
+        case 2:
+            st.open.last_duration_ms = (INT64_C(1) << 40) + 1;
+            break;
+        case 3:
+            st.open.first_start_ms = -far;
+            break;
+        case 4:
+            st.open.last_start_ms = far;
+            break;
+        case 5:
+            st.history.last_end_ms = INT64_MAX - 5;
+            break;
+        case 6:
+            st.history.sum_length_ms = INT64_MAX;
+            break;
+        case 7:
+            st.history.recent_length_ms[0] = INT64_MIN;
+            break;
+        case 8:
+            st.ann[0].start_ms = -far;
+            break;
+        }
+        st_buf_t b = ST_BUF_INIT;
+        ST_REQUIRE(st_sessionizer_state_encode(&st, &b) == 0);
+        st_err_t err = {0};
+        int rc = st_sessionizer_state_decode(b.data, b.len, &back, &err);
+        if (rc != (variant == 0 ? 0 : -1))
+            ST_FAIL_AT("variant %d: decode returned %d", variant, rc);
+        st_buf_free(&b);
+    }
 }
 
 static void test_pos_text(void)
@@ -372,6 +456,7 @@ int main(void)
     ST_RUN(test_features);
     ST_RUN(test_state_round_trip);
     ST_RUN(test_state_start_overflow);
+    ST_RUN(test_state_out_of_range);
     ST_RUN(test_pos_text);
     ST_RUN(test_keys);
     return st_test_summary();
