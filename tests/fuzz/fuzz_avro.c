@@ -1,9 +1,10 @@
-/* fuzz_avro.c - libFuzzer harness for the Avro wire decoder (Confluent framing: magic byte 0, 4-byte
- * big-endian schema id, Avro body) in static-id mode (schemas/ and schemas/ids.conf, no registry).
- * Input: byte 0 picks the reader record (modulo the eight record types), the rest is one message.
- * st_avro_codec_decode with that reader, and st_avro_registry_decode_json (the writer's own schema).
- * An accepted message must render as JSON and re-encode stably: encode(decode(encode(v))) equals
- * encode(v), and the re-encoded message decodes with its writer schema too. */
+/* fuzz_avro.c - libFuzzer harness for the Avro wire decoder (Confluent framing: magic byte 0,
+ * 4-byte big-endian schema id, Avro body) in static-id mode (schemas/ and schemas/ids.conf, no
+ * registry). Input: byte 0 picks the reader record (modulo the eight record types), the rest is one
+ * message. st_avro_codec_decode with that reader, and st_avro_registry_decode_json (the writer's
+ * own schema). An accepted message must render as JSON and re-encode stably:
+ * encode(decode(encode(v))) equals encode(v), and the re-encoded message decodes with its writer
+ * schema too. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +14,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const records[] = {"Listen",      "EnrichedListen",    "SessionEvent",
-                                      "UserProfile", "ClusterAssignment", "Prediction",
-                                      "PredictionOutcome", "DeadLetter"};
+static const char *const records[] = {
+    "Listen",     "EnrichedListen",    "SessionEvent", "UserProfile", "ClusterAssignment",
+    "Prediction", "PredictionOutcome", "DeadLetter"};
 #define N_RECORDS (sizeof records / sizeof records[0])
 
 static st_avro_registry_t *reg;

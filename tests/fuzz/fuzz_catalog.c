@@ -69,7 +69,8 @@ static void check_file(const char *path)
         abort();
     st_catalog_stats_t lst;
     st_catalog_t *c = st_catalog_load(path, &lst, errstr, sizeof errstr);
-    if (!c || memcmp(&lst, &st, sizeof st) != 0 || st_catalog_size(c) + st_catalog_duplicates(c) != good)
+    if (!c || memcmp(&lst, &st, sizeof st) != 0 ||
+        st_catalog_size(c) + st_catalog_duplicates(c) != good)
         abort();
     st_catalog_reader_destroy(r);
     /* Every good line's key is in the map. */
