@@ -12,6 +12,7 @@
 
 #include "st_avro.h"
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const records[] = {
@@ -29,8 +30,9 @@ static void close_codecs(void)
     st_avro_registry_destroy(reg);
 }
 
-static void open_codecs(void)
+int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+    (void)argc, (void)argv;
     char err[512];
     reg = st_avro_registry_new(STINT_SOURCE_DIR "/schemas", NULL, err, sizeof err);
     if (!reg) {
@@ -46,6 +48,7 @@ static void open_codecs(void)
         }
     }
     atexit(close_codecs);
+    return 0;
 }
 
 static void check_round_trip(st_avro_codec_t *c, avro_value_t *value)
@@ -74,8 +77,6 @@ static void check_round_trip(st_avro_codec_t *c, avro_value_t *value)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!reg)
-        open_codecs();
     if (size < 1)
         return 0;
     st_avro_codec_t *c = codecs[data[0] % N_RECORDS];

@@ -23,6 +23,7 @@
 #define N_NETS 3
 #define N_PF   3
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char seq_dir[512], parity_dir[512], resaved[512];
@@ -85,12 +86,14 @@ static void write_template(char *dir, size_t dir_size, const char *name, int ste
     st_scaler_destroy(p);
 }
 
-static void init(void)
+int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+    (void)argc, (void)argv;
     st_log_set_level(ST_LOG_ERROR);
     write_template(seq_dir, sizeof seq_dir, "seq", 3, ST_BUNDLE_SEQ_FEATURES, 1);
     write_template(parity_dir, sizeof parity_dir, "parity", 1, ST_BUNDLE_PARITY_FEATURES, 0);
     snprintf(resaved, sizeof resaved, "%s/resaved", fuzz_scratch_dir());
+    return 0;
 }
 
 /* The answers a loaded bundle gives; two loads of the same bundle must agree. */
@@ -148,8 +151,6 @@ static void ask(st_bundle_t *b, answers_t *out)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!resaved[0])
-        init();
     /* Split at NUL bytes: metadata.json, countries.txt, user_clusters.tsv. */
     static const char *const names[3] = {"metadata.json", "countries.txt", "user_clusters.tsv"};
     const uint8_t *part[3] = {data, data + size, data + size};

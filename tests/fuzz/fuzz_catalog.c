@@ -12,6 +12,7 @@
 #include "st_catalog.h"
 #include "st_log.h"
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_entry(const char *key, int key_len, const st_trackmeta_t *m)
@@ -86,13 +87,15 @@ static void check_file(const char *path)
     st_catalog_destroy(c);
 }
 
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    st_log_set_level(ST_LOG_ERROR); /* bad lines are expected */
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int init;
-    if (!init) {
-        st_log_set_level(ST_LOG_ERROR);
-        init = 1;
-    }
     check_line(data, size);
     check_file(fuzz_input_path(data, size));
     return 0;

@@ -19,17 +19,19 @@
 
 #define HEADER_BYTES 32 /* st_model.h's layout: magic, 4 x u32, u64 payload length */
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char saved[512];
 
-/* The saved file's payload equals the input's (both read back through st_model_load). */
-static void check_same_payload(const char *path, uint32_t kind)
+/* The model saved (save_rc is what the save returned), and the saved file's payload equals the
+ * input's (both read back through st_model_load). */
+static void check_saved(int save_rc, const char *path, uint32_t kind)
 {
     void *a = NULL, *b = NULL;
     size_t alen = 0, blen = 0;
     char errstr[512];
-    if (st_model_load(path, kind, &a, &alen, NULL, errstr, sizeof errstr) != 0 ||
+    if (save_rc != 0 || st_model_load(path, kind, &a, &alen, NULL, errstr, sizeof errstr) != 0 ||
         st_model_load(saved, kind, &b, &blen, NULL, errstr, sizeof errstr) != 0)
         abort();
     if (alen != blen || memcmp(a, b, alen) != 0)
@@ -53,9 +55,7 @@ static void check_nn(const char *path)
     free(x);
     free(out);
     st_nn_ctx_destroy(ctx);
-    if (st_nn_save(nn, saved, errstr, sizeof errstr) != 0)
-        abort();
-    check_same_payload(path, ST_MODEL_KIND_NN);
+    check_saved(st_nn_save(nn, saved, errstr, sizeof errstr), path, ST_MODEL_KIND_NN);
     st_nn_destroy(nn);
 }
 
@@ -71,9 +71,7 @@ static void check_scaler(const char *path)
     st_scaler_transform(s, row, 1);
     st_scaler_inverse(s, row, 1);
     free(row);
-    if (st_scaler_save(s, saved, errstr, sizeof errstr) != 0)
-        abort();
-    check_same_payload(path, ST_MODEL_KIND_SCALER);
+    check_saved(st_scaler_save(s, saved, errstr, sizeof errstr), path, ST_MODEL_KIND_SCALER);
     st_scaler_destroy(s);
 }
 
@@ -90,16 +88,19 @@ static void check_cluster(const char *path)
     free(origin);
     if (label < 0 || label >= c->k)
         abort();
-    if (st_cluster_save(c, saved, errstr, sizeof errstr) != 0)
-        abort();
-    check_same_payload(path, ST_MODEL_KIND_CLUSTER);
+    check_saved(st_cluster_save(c, saved, errstr, sizeof errstr), path, ST_MODEL_KIND_CLUSTER);
     st_cluster_destroy(c);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    snprintf(saved, sizeof saved, "%s/saved.stm", fuzz_scratch_dir());
+    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!saved[0])
-        snprintf(saved, sizeof saved, "%s/saved.stm", fuzz_scratch_dir());
     const uint8_t *file = data;
     uint8_t *fixed = NULL;
     if (size >= HEADER_BYTES + 4 && !(data[20] & 1)) {

@@ -12,6 +12,7 @@
 /* 2100-01-01: every timestamp a valid line can carry is "in the past". */
 #define FUZZ_NOW_MS 4102444800000LL
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_round_trip(const st_lastfm_listen_t *rec)
@@ -62,13 +63,15 @@ static void read_all(const uint8_t *data, size_t size, st_lastfm_kind_t kind)
     fclose(fp);
 }
 
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    st_log_set_level(ST_LOG_ERROR);
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int init;
-    if (!init) {
-        st_log_set_level(ST_LOG_ERROR);
-        init = 1;
-    }
     /* The line parsers on the input as one line (a copy, so reads past the end are caught). */
     char *line = malloc(size ? size : 1);
     memcpy(line, data, size);
