@@ -5,8 +5,8 @@ STACK := deploy/local/stack
 SERVICES := deploy/local/services
 WITH_STACK := deploy/local/with-stack
 
-.PHONY: all build bootstrap test test-unit test-sanitize demo bench up down status format format-check clean distclean \
-	compose-test
+.PHONY: all build bootstrap test test-unit test-sanitize fuzz demo bench up down status format format-check clean \
+	distclean compose-test
 
 all: build
 
@@ -35,6 +35,11 @@ test-sanitize: bootstrap
 	@cmake -S . -B $(BUILD_SANITIZE) -G Ninja -DSANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build $(BUILD_SANITIZE)
 	@ctest --test-dir $(BUILD_SANITIZE) --output-on-failure -L unit $(CTEST_FLAGS)
+
+# The libFuzzer harnesses of tests/fuzz (clang, a build of their own in build-fuzz/), each run for
+# FUZZ_SECONDS (default 30); a crash, sanitizer report, leak or timeout fails. See tests/fuzz/README.md.
+fuzz: bootstrap
+	@tests/fuzz/run
 
 demo: bootstrap
 	@$(MAKE) --no-print-directory build
