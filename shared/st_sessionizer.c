@@ -333,7 +333,7 @@ int st_sessionizer_state_decode(const void *data, size_t len, st_sessionizer_sta
             if (rev > UINT32_MAX)
                 r.bad = true;
             st.ann[i].revision = (uint32_t)rev;
-            st.ann[i].offset = get_zz(&r);
+            st.ann[i].offset = get_zz_in(&r, -1, OFFSET_MAX);
         }
         st.n_ann = r.bad ? 0 : (uint32_t)na;
     }

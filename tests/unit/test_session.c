@@ -366,7 +366,7 @@ static void test_state_out_of_range(void)
     good.history.recent_track_count[0] = 9;
     good.n_ann = 1;
     good.ann[0].start_ms = 1241478537000LL;
-    for (int variant = 0; variant <= 8; variant++) {
+    for (int variant = 0; variant <= 9; variant++) {
         st = good;
         const int64_t far = (INT64_C(1) << 50) + 1;
         switch (variant) {
@@ -393,6 +393,9 @@ static void test_state_out_of_range(void)
             break;
         case 8:
             st.ann[0].start_ms = -far;
+            break;
+        case 9:
+            st.ann[0].offset = INT64_MIN; /* revisions are computed from offsets */
             break;
         }
         st_buf_t b = ST_BUF_INIT;
