@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clu_recent.h"
 #include "ml/st_cluster.h"
 #include "ml/st_kmeans.h"
 #include "st_buf.h"
@@ -61,12 +62,6 @@ typedef struct {
     bool cold;
 } clu_event_t;
 
-/* Recently active users' raw profile vectors for re-fits (user id -> vector, bounded). */
-typedef struct {
-    char *id;
-    double x[CLU_PF_MAX];
-} clu_recent_t;
-
 struct clu {
     clu_config_t cfg;
     st_redis_t *redis;
@@ -80,10 +75,7 @@ struct clu {
     clu_event_t *ev;
     size_t n_ev, cap_ev;
     bool pending;
-    clu_recent_t *recent; /* up to refit_max_users; when full, the oldest entry is replaced */
-    size_t n_recent, recent_hand;
-    size_t *recent_slots; /* open addressing: index in recent + 1, 0 empty */
-    size_t n_recent_slots;
+    clu_recent_t *recent; /* profiles of recently active users, for re-fits */
     int64_t next_refit_ms;
     int refits;
     st_metric_t *m_changes, *m_cold, *m_refits, *m_refit_inertia, *m_refit_users, *m_replayed,
@@ -136,15 +128,6 @@ static const char apply_lua[] =
     "end\n"
     "return 1\n";
 
-/* Index size for n recent users: a power of two at least 2n. */
-static size_t recent_slot_count(int n)
-{
-    size_t m = 16;
-    while (m < 2 * (size_t)(n > 0 ? n : 1))
-        m *= 2;
-    return m;
-}
-
 clu_t *clu_new(const clu_config_t *cfg, st_redis_t *redis, st_avro_registry_t *reg,
                st_bwatch_t *model, char *errstr, size_t errstr_size)
 {
@@ -161,10 +144,7 @@ clu_t *clu_new(const clu_config_t *cfg, st_redis_t *redis, st_avro_registry_t *r
         !(c->prof_codec = st_avro_codec_new(reg, "UserProfile", NULL, errstr, errstr_size)) ||
         !(c->out_codec = st_avro_codec_new(reg, "ClusterAssignment", cfg->clusters_topic, errstr,
                                            errstr_size)) ||
-        !(c->recent = calloc((size_t)(cfg->refit_max_users > 0 ? cfg->refit_max_users : 1),
-                             sizeof *c->recent)) ||
-        !(c->recent_slots = calloc(c->n_recent_slots = recent_slot_count(cfg->refit_max_users),
-                                   sizeof *c->recent_slots))) {
+        !(c->recent = clu_recent_new(cfg->refit_max_users))) {
         clu_destroy(c);
         return NULL;
     }
@@ -198,10 +178,7 @@ void clu_destroy(clu_t *c)
         free(c->users[i].prof.lens);
     free(c->users);
     free(c->ev);
-    for (size_t i = 0; c->recent && i < c->n_recent; i++)
-        free(c->recent[i].id);
-    free(c->recent);
-    free(c->recent_slots);
+    clu_recent_destroy(c->recent);
     free(c);
 }
 
@@ -283,71 +260,6 @@ static int profile_vector(st_bundle_t *b, const clu_prof_t *p, double *x)
     return nf < CLU_PF_MAX ? nf : CLU_PF_MAX;
 }
 
-/* The slot of id in the recent-users index: where it is, or the empty slot where it would go. */
-static size_t *recent_slot(clu_t *c, const char *id)
-{
-    size_t mask = c->n_recent_slots - 1, h = (size_t)st_hash64(id, strlen(id), 0) & mask;
-    while (c->recent_slots[h] && strcmp(c->recent[c->recent_slots[h] - 1].id, id) != 0)
-        h = (h + 1) & mask;
-    return &c->recent_slots[h];
-}
-
-/* Removes the index entry at slot (linear probing: later entries of the run move back). */
-static void recent_unslot(clu_t *c, size_t *slot)
-{
-    size_t mask = c->n_recent_slots - 1, i = (size_t)(slot - c->recent_slots), j = i;
-    c->recent_slots[i] = 0;
-    for (;;) {
-        j = (j + 1) & mask;
-        if (!c->recent_slots[j])
-            return;
-        const char *id = c->recent[c->recent_slots[j] - 1].id;
-        size_t home = (size_t)st_hash64(id, strlen(id), 0) & mask;
-        /* Move back unless home lies cyclically in (i, j]. */
-        if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
-            c->recent_slots[i] = c->recent_slots[j];
-            c->recent_slots[j] = 0;
-            i = j;
-        }
-    }
-}
-
-/* Keeps u's latest profile vector for the re-fits: the last refit_max_users distinct users seen
- * (when full, the one inserted longest ago makes room). O(1) per call. */
-static void remember(clu_t *c, const char *id, const double *x)
-{
-    size_t *slot = recent_slot(c, id);
-    if (*slot) {
-        memcpy(c->recent[*slot - 1].x, x, sizeof c->recent[0].x);
-        return;
-    }
-    char *copy = strdup(id);
-    if (!copy)
-        return;
-    size_t at;
-    if (c->n_recent < (size_t)c->cfg.refit_max_users) {
-        at = c->n_recent++;
-    } else {
-        at = c->recent_hand;
-        c->recent_hand = (c->recent_hand + 1) % c->n_recent;
-        recent_unslot(c, recent_slot(c, c->recent[at].id));
-        free(c->recent[at].id);
-        slot = recent_slot(c, id); /* the run may have moved */
-    }
-    c->recent[at].id = copy;
-    memcpy(c->recent[at].x, x, sizeof c->recent[0].x);
-    *slot = at + 1;
-}
-
-/* Forgets the recent users (a new bundle orders and scales profile features its own way). */
-static void forget_recent(clu_t *c)
-{
-    for (size_t i = 0; i < c->n_recent; i++)
-        free(c->recent[i].id);
-    c->n_recent = c->recent_hand = 0;
-    memset(c->recent_slots, 0, c->n_recent_slots * sizeof *c->recent_slots);
-}
-
 /* Assigns u under the current bundle; true when there is an assignment to make. */
 static bool assign(clu_t *c, clu_user_t *u, int *cluster, bool *cold)
 {
@@ -358,7 +270,7 @@ static bool assign(clu_t *c, clu_user_t *u, int *cluster, bool *cold)
     double x[CLU_PF_MAX] = {0};
     profile_vector(b, &u->prof, x);
     if (c->cfg.refit_interval_s > 0)
-        remember(c, u->id, x);
+        clu_recent_remember(c->recent, u->id, x);
     *cold = false;
     *cluster = st_bundle_user_cluster(b, u->id);
     if (*cluster >= 0)
@@ -495,25 +407,31 @@ static int publish(clu_t *c, const clu_user_t *u, st_out_t *out, st_err_t *err)
 static void refit(clu_t *c)
 {
     st_bundle_t *b = st_bwatch_bundle(c->model);
-    if (!b || st_bundle_k(b) == 0 || c->n_recent < (size_t)c->cfg.refit_min_users)
+    size_t n = clu_recent_count(c->recent);
+    if (!b || st_bundle_k(b) == 0 || n < (size_t)c->cfg.refit_min_users)
         return;
     int dim = 0;
     const char *const *names = st_bundle_profile_feature_names(b, &dim);
-    size_t n = c->n_recent;
     double *x = malloc(n * (size_t)dim * sizeof *x), mean[CLU_PF_MAX] = {0}, sd[CLU_PF_MAX] = {0};
     if (!x)
         return;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        const double *v = clu_recent_vector(c->recent, i);
         for (int f = 0; f < dim; f++)
-            mean[f] += c->recent[i].x[f] / (double)n;
-    for (size_t i = 0; i < n; i++)
+            mean[f] += v[f] / (double)n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const double *v = clu_recent_vector(c->recent, i);
         for (int f = 0; f < dim; f++)
-            sd[f] += pow(c->recent[i].x[f] - mean[f], 2) / (double)n;
+            sd[f] += pow(v[f] - mean[f], 2) / (double)n;
+    }
     for (int f = 0; f < dim; f++)
         sd[f] = sd[f] > 0 ? sqrt(sd[f]) : 1;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        const double *v = clu_recent_vector(c->recent, i);
         for (int f = 0; f < dim; f++)
-            x[i * (size_t)dim + (size_t)f] = (c->recent[i].x[f] - mean[f]) / sd[f];
+            x[i * (size_t)dim + (size_t)f] = (v[f] - mean[f]) / sd[f];
+    }
     st_kmeans_cfg_t kc;
     st_kmeans_default(&kc);
     kc.k = st_bundle_k(b);
@@ -567,7 +485,7 @@ int clu_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err
     /* A new bundle only between batches: a batch processed again (its produce failed) keeps
      * the version it started with, so its outputs are the same. */
     if (!c->pending && st_bwatch_swap(c->model))
-        forget_recent(c);
+        clu_recent_clear(c->recent);
     if (c->cfg.refit_interval_s > 0 && st_time_mono_ms() >= c->next_refit_ms) {
         refit(c);
         c->next_refit_ms = st_time_mono_ms() + (int64_t)c->cfg.refit_interval_s * 1000;
