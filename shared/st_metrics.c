@@ -1,6 +1,8 @@
 /* st_metrics.c - a small Prometheus registry: atomic updates, text-format rendering. */
 #include "st_metrics.h"
 
+#include "st_err.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>

@@ -1,6 +1,7 @@
-/* Unit tests of the ingest service's batch logic (services/ingest/ingest.c, linked from stint-ingest-core): verdicts
- * and reasons of valid and invalid messages, the Avro Listen they become, and the duplicate rules
- * (within a batch, another record's mark, a record's own mark after a crash). */
+/* Unit tests of the ingest service's batch logic (services/ingest/ingest.c, linked from
+ * stint-ingest-core): verdicts and reasons of valid and invalid messages, the Avro Listen they
+ * become, and the duplicate rules (within a batch, another record's mark, a record's own mark after
+ * a crash). */
 #include <stdlib.h>
 #include <string.h>
 

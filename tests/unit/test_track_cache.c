@@ -1,8 +1,8 @@
-/* Unit tests of the enricher's LRU (services/enricher/track_cache.c, linked from stint-enricher-core): hits,
- * replacement (also inside a hash chain), least-recently-used eviction, expiry of negative entries,
- * many keys. */
-#include "track_cache.h"
+/* Unit tests of the enricher's LRU (services/enricher/track_cache.c, linked from
+ * stint-enricher-core): hits, replacement (also inside a hash chain), least-recently-used eviction,
+ * expiry of negative entries, many keys. */
 #include "st_test.h"
+#include "track_cache.h"
 
 static st_trackmeta_t meta(st_trackmeta_source_t source, int64_t duration_ms, int ntags,
                            int64_t expires_at_ms)
