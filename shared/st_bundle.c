@@ -321,6 +321,16 @@ static void fill_x(const st_bundle_t *b, const st_bundle_input_t *in, float *x, 
     *length = used + 1;
 }
 
+int st_bundle_features(const st_bundle_t *b, const st_bundle_input_t *in, float *x, size_t cap,
+                       int *steps)
+{
+    size_t n = (size_t)b->steps * (size_t)b->features;
+    if (cap < n)
+        return -1;
+    fill_x(b, in, x, steps);
+    return (int)n;
+}
+
 void st_bundle_input_from_row(const st_bundle_t *b, const st_dataset_t *ds, size_t row,
                               st_bundle_input_t *in, double *recent_lengths_s,
                               int64_t *recent_starts_s, int *recent_tracks, double *recent_unknown)
@@ -766,8 +776,10 @@ oom0:
 static int check_spec(const st_bundle_spec_t *s, char *errstr, size_t errstr_size)
 {
     if (s->kind == ST_BUNDLE_SEQ && (s->window < 1 || s->window > MAX_WINDOW - 1))
-        return st_errstr(errstr, errstr_size, "bundle: window %d outside 1..%d", s->window,
-                         MAX_WINDOW - 1),
+        return st_errstr(errstr, errstr_size,
+                         "bundle: window %d outside 1..%d (an OPENED carries at most %d sessions, "
+                         "the W + 1 the model reads)",
+                         s->window, MAX_WINDOW - 1, ST_SESSION_RECENT_MAX),
                -1;
     if (s->layers < 1 || s->layers > 2)
         return st_errstr(errstr, errstr_size, "bundle: layers %d outside 1..2", s->layers), -1;

@@ -43,14 +43,16 @@
 
 #include "ml/st_nn.h"
 #include "st_dataset.h"
+#include "st_session.h"
 
 #define ST_BUNDLE_VERSION           1
 #define ST_BUNDLE_SEQ_FEATURES      16
 #define ST_BUNDLE_PARITY_FEATURES   6
 #define ST_BUNDLE_MAX_CLUSTERS      16
 #define ST_BUNDLE_MAX_PROFILE_FEATS 9
-#define ST_BUNDLE_MAX_WINDOW        255
-#define ST_BUNDLE_COUNTRY_VOCAB     32 /* embedding rows: id 0 unknown, ids 1..31 */
+/* W + 1 sessions must fit in an OPENED (st_session.h): the predictor serves from the event alone */
+#define ST_BUNDLE_MAX_WINDOW    (ST_SESSION_RECENT_MAX - 1)
+#define ST_BUNDLE_COUNTRY_VOCAB 32 /* embedding rows: id 0 unknown, ids 1..31 */
 
 typedef enum { ST_BUNDLE_SEQ = 0, ST_BUNDLE_PARITY = 1 } st_bundle_kind_t;
 typedef enum {
@@ -71,7 +73,7 @@ typedef enum {
 typedef struct {
     char name[64];
     st_bundle_kind_t kind;
-    int window; /* W, seq only (1..256) */
+    int window; /* W, seq only (1..ST_BUNDLE_MAX_WINDOW) */
     st_nn_cell_t cell;
     int layers;   /* 1 or 2 */
     int units[2]; /* units[0] first layer */
@@ -163,6 +165,13 @@ typedef struct {
 /* Predicts the session's length in seconds (>= 0) into *length_s. Allocates nothing. Returns 0,
  * or -1 when the inputs give a non-finite prediction. */
 int st_bundle_predict(st_bundle_t *b, const st_bundle_input_t *in, double *length_s);
+
+/* The network input of in, unscaled: steps x features floats into x (cap of them at least),
+ * *steps the valid length. What training (st_bundle_input_from_row) and serving (the predictor)
+ * must agree on, compared by the tests. Returns the number of floats written, or -1 when cap is
+ * too small. */
+int st_bundle_features(const st_bundle_t *b, const st_bundle_input_t *in, float *x, size_t cap,
+                       int *steps);
 
 /* The cluster of a training user by id (from user_clusters.tsv), -1 if not clustered. */
 int st_bundle_user_cluster(const st_bundle_t *b, const char *user_id);

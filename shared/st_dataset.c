@@ -67,17 +67,6 @@ int64_t st_dataset_start_s_of_ms(int64_t start_ms)
     return start_ms >= 0 ? start_ms / 1000 : -((999 - start_ms) / 1000);
 }
 
-/* v as the TSV carries it: printed with `decimals` decimals and read back. Magnitudes beyond
- * 1e15 (no decimals left in a double anyway) are kept as they are. */
-static double tsv_precision(double v, int decimals)
-{
-    if (!(fabs(v) < 1e15))
-        return v;
-    char text[64];
-    snprintf(text, sizeof text, "%.*f", decimals, v);
-    return strtod(text, NULL);
-}
-
 void st_dataset_destroy(st_dataset_t *ds)
 {
     if (!ds)
@@ -173,10 +162,11 @@ static int add_session(st_dataset_t *ds, const char *user_id, int64_t start_s, d
     raw_session_t *s = &ds->raw[ds->n_raw];
     s->user = u;
     s->start_s = start_s;
-    s->length_s = tsv_precision(length_s, 3);
+    s->length_s = st_session_tsv_precision(length_s, ST_SESSION_LENGTH_DECIMALS);
     s->track_count = track_count;
-    s->unknown_share =
-        (isfinite(unknown_share) && unknown_share >= 0) ? tsv_precision(unknown_share, 4) : 0.0;
+    s->unknown_share = (isfinite(unknown_share) && unknown_share >= 0)
+                           ? st_session_tsv_precision(unknown_share, ST_SESSION_SHARE_DECIMALS)
+                           : 0.0;
     s->seq = ds->n_raw++;
     return 0;
 oom:

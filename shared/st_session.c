@@ -1,6 +1,7 @@
 /* st_session.c - the session rule, the per-user session history and the OPENED features. */
 #include "st_session.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +165,15 @@ void st_session_hour_weekday(int64_t ms, int *hour_utc, int *weekday)
     *weekday = (int)(wd < 0 ? wd + 7 : wd);
 }
 
+double st_session_tsv_precision(double v, int decimals)
+{
+    if (!(fabs(v) < 1e15))
+        return v;
+    char text[64];
+    snprintf(text, sizeof text, "%.*f", decimals, v);
+    return strtod(text, NULL);
+}
+
 void st_session_features(const st_session_history_t *h, int64_t start_ms,
                          st_session_features_t *out)
 {
@@ -191,10 +201,11 @@ void st_session_features(const st_session_history_t *h, int64_t start_ms,
         for (uint32_t i = 0; i < n; i++) {
             out->recent_start_ms[i] = h->recent_start_ms[i];
             out->recent_track_count[i] = h->recent_track_count[i];
-            out->recent_unknown_share[i] =
+            out->recent_unknown_share[i] = st_session_tsv_precision(
                 h->recent_track_count[i]
                     ? (double)h->recent_unknown_count[i] / h->recent_track_count[i]
-                    : 0.0;
+                    : 0.0,
+                ST_SESSION_SHARE_DECIMALS);
         }
     }
     uint32_t m = n < ST_SESSION_MEDIAN_WINDOW ? n : ST_SESSION_MEDIAN_WINDOW;

@@ -167,6 +167,15 @@ void st_session_history_add(st_session_history_t *h, const st_session_summary_t 
 void st_session_features(const st_session_history_t *h, int64_t start_ms,
                          st_session_features_t *out);
 
+/* The precision a session's numbers have wherever a model reads them: as the `stint sessions`
+ * TSV carries them (printed with that many decimals, read back), lengths in seconds with 3,
+ * unknown-duration shares with 4. The data set (training) applies it to every session it takes
+ * in, and st_session_features to the recent shares of an OPENED (serving), so the predictor's
+ * input equals training's row bit for bit. Magnitudes beyond 1e15 are kept as they are. */
+#define ST_SESSION_LENGTH_DECIMALS 3
+#define ST_SESSION_SHARE_DECIMALS  4
+double st_session_tsv_precision(double v, int decimals);
+
 /* UTC hour (0..23) and weekday (0 = Monday) of an epoch-ms timestamp, also before 1970. */
 void st_session_hour_weekday(int64_t ms, int *hour_utc, int *weekday);
 

@@ -22,7 +22,6 @@ typedef struct {
     char *dlq_topic;
     char *model_dir;
     int64_t model_poll_ms;
-    int64_t history_max;
     int64_t prediction_ttl_s;
     double baseline_default_s;
     int64_t mae_window;
@@ -44,8 +43,6 @@ static const st_config_entry_t table[] = {
      "model bundle directory from `stint train` (watched; a newer bundle is swapped in)"},
     {"model.poll_ms", ST_CFG_INT, "2000", 0, 3600000, OFF(model_poll_ms), false, 0,
      "how often the bundle directory is checked for a new version (0 = never)"},
-    {"history.max", ST_CFG_INT, "64", 1, 256, OFF(history_max), false, 0,
-     "closed sessions kept per user in Redis (>= the bundle's window + 1)"},
     {"prediction.ttl_s", ST_CFG_INT, "604800", 60, 31536000, OFF(prediction_ttl_s), false, 0,
      "lifetime of a stored prediction waiting for its CLOSED event"},
     {"baseline.default_s", ST_CFG_DOUBLE, "1800", 0, 1e9, OFF(baseline_default_s), false, 0,
@@ -59,6 +56,7 @@ typedef struct {
     st_avro_registry_t *reg; /* the service's (borrowed) */
     st_bwatch_t *model;
     pred_mae_t *mae;
+    pred_store_t *store;
     pc_t *core;
 } pr_ctx_t;
 
@@ -74,21 +72,16 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
         return -1;
     if (!(ctx->mae = pred_mae_new((size_t)config.mae_window)))
         return st_errstr(errstr, errstr_size, "out of memory");
-    pc_config_t pcfg = {.redis_prefix = base->redis_prefix,
-                        .in_topic = config.in_topic,
-                        .predictions_topic = config.predictions_topic,
+    if (!(ctx->store =
+              pred_store_redis_new(st_service_redis(svc), base->redis_prefix, config.in_topic)))
+        return st_errstr(errstr, errstr_size, "out of memory");
+    pc_config_t pcfg = {.predictions_topic = config.predictions_topic,
                         .outcomes_topic = config.outcomes_topic,
-                        .history_max = (int)config.history_max,
                         .prediction_ttl_s = (int)config.prediction_ttl_s,
                         .baseline_default_s = config.baseline_default_s};
-    ctx->core =
-        pc_new(&pcfg, st_service_redis(svc), ctx->reg, ctx->model, ctx->mae, errstr, errstr_size);
+    ctx->core = pc_new(&pcfg, ctx->store, ctx->reg, ctx->model, ctx->mae, errstr, errstr_size);
     if (!ctx->core)
         return -1;
-    int need = st_bwatch_history_needed(ctx->model);
-    if (need > config.history_max)
-        st_log_warn("history_short", "history.max=%lld bundle_needs=%d",
-                    (long long)config.history_max, need);
     topics[0] = config.in_topic;
     po->topics = topics;
     po->ntopics = 1;
@@ -112,6 +105,7 @@ static void teardown(void *vctx)
 {
     pr_ctx_t *ctx = vctx;
     pc_destroy(ctx->core);
+    pred_store_redis_destroy(ctx->store);
     pred_mae_destroy(ctx->mae);
     st_bwatch_destroy(ctx->model);
 }

@@ -9,27 +9,20 @@
 #include <string.h>
 
 #include "pred_open.h"
+#include "pred_store.h"
+#include "st_applied.h"
 #include "st_buf.h"
 #include "st_log.h"
 #include "st_metrics.h"
 #include "st_records.h"
 #include "st_time.h"
 
-#define PC_USER_MAX    128
-#define PC_SID_MAX     PRED_OPEN_SID_MAX
-#define PC_RECENT_MAX  256
-#define PC_PAYLOAD_MAX PRED_OPEN_PAYLOAD_MAX
-#define PC_PARTS_MAX   8
+#define PC_USER_MAX   128
+#define PC_SID_MAX    PRED_OPEN_SID_MAX
+#define PC_RECENT_MAX ST_SESSION_RECENT_MAX
 
 enum { KIND_OPENED = 0, KIND_CLOSED = 1 };
-enum { RECENT_NONE = -1, RECENT_EVENT = 0, RECENT_HISTORY = 1, RECENT_LENGTHS = 2 };
-
-typedef struct {
-    int64_t start_s;
-    double length_s;
-    int track_count;
-    double unknown_share;
-} pc_hist_t;
+enum { RECENT_NONE = -1, RECENT_EVENT = 0, RECENT_LENGTHS = 1 };
 
 /* One of the recent sessions an OPENED carries (recent_lengths_s and the details aligned with
  * it); the batch keeps them in one pool. */
@@ -42,23 +35,16 @@ typedef struct {
 
 typedef struct {
     char id[PC_USER_MAX + 1];
-    int nparts;
-    int32_t part[PC_PARTS_MAX];
-    int64_t applied[PC_PARTS_MAX]; /* the marker read from Redis, -1 none */
-    int64_t last[PC_PARTS_MAX];    /* the batch's highest applied offset, -1 none */
-    pc_hist_t *hist;               /* oldest first */
-    int n_hist, cap_hist;
-    int cluster; /* clusterer's assignment, -1 none */
+    st_applied_t applied; /* markers of the batch's partitions and lc: as read, then moved */
+    int cluster;          /* clusterer's assignment, -1 none */
     bool cluster_cold;
     char cluster_version[ST_BWATCH_VERSION_MAX];
-    int first_reply; /* index of the user's first reply in the read round */
     /* The open predictions and retracted ids, as read and then as the batch's records leave
-     * them (kept allocated across batches, like hist). */
+     * them (kept allocated across batches). */
     pred_open_t *open;
     bool open_changed;
-    size_t open_text_off;   /* apply: the text of open in pc->open_text */
-    int64_t last_closed_ms; /* start of the last CLOSED applied (hash field lc), -1 none */
-    int first_ev, last_ev;  /* the user's records to apply, in order (pc_event_t.next_ev) */
+    size_t open_text_off;  /* apply: the text of open in pc->open_text */
+    int first_ev, last_ev; /* the user's records to apply, in order (pc_event_t.next_ev) */
 } pc_user_t;
 
 typedef struct {
@@ -91,9 +77,6 @@ typedef struct {
     bool model;     /* OPENED: the model answered (else the baseline) */
     int recent_src; /* OPENED: where the model's recent sessions came from (RECENT_*) */
     int next_ev;    /* the user's next record to apply, -1 none */
-    /* apply: CLOSED the history entry */
-    char payload[PC_PAYLOAD_MAX];
-    char start_text[24]; /* CLOSED: start_ms, the history entry's order key */
     /* What the record published, counted once the batch is applied. */
     int retractions_out; /* retracted Predictions */
     int dropped;         /* open predictions dropped beyond PRED_OPEN_MAX */
@@ -103,72 +86,38 @@ typedef struct {
 
 struct pc {
     pc_config_t cfg;
-    st_redis_t *redis;
-    st_redis_script_t *script;
+    pred_store_t *store;
     st_bwatch_t *model;
     pred_mae_t *mae;
     st_avro_codec_t *in_codec, *pred_codec, *outcome_codec;
     st_rec_session_event_t ev_rec;        /* the decoded SessionEvent (reused) */
     unsigned long long incomplete_inputs; /* OPENEDs a sequence model could not be shown */
+    pc_input_hook_fn input_hook;
+    void *input_hook_arg;
     st_buf_t enc;
     pc_event_t *ev;
     size_t n_ev, cap_ev;
     pc_recent_t *recent; /* the batch's OPENED recent sessions */
     size_t n_recent, cap_recent;
-    st_buf_t ids;       /* the batch's retracted session ids */
-    st_buf_t open_text; /* apply: the users' open-prediction texts, NUL-terminated */
+    st_buf_t ids;             /* the batch's retracted session ids */
+    st_buf_t open_text;       /* apply: the users' open-prediction texts, NUL-terminated */
+    pred_store_user_t *reads; /* the read round's per-user requests */
+    pred_store_write_t *writes;
+    size_t cap_io;
+    uint64_t batch_overflow; /* records of this batch refused by st_applied's limit */
     pc_user_t *users;
     int n_users, cap_users;
     int *slots; /* open addressing: user index + 1, 0 empty */
     size_t n_slots;
     bool pending_apply;
-    int hist_read; /* history entries a batch reads and keeps: what the bundle needs (>= 1) */
-    char mark_prefix[300]; /* "a:<in_topic>:", the marker fields of the user's hash */
-    size_t mark_prefix_len;
     char loaded_version[ST_BWATCH_VERSION_MAX];
     st_metric_t *m_pred_model, *m_pred_base, *m_outcomes, *m_unmatched, *m_replayed, *m_copies,
         *m_swaps, *m_model_fail, *m_model_info, *m_corrections, *m_retractions, *m_dropped,
-        *m_recent_event, *m_recent_hist, *m_recent_lengths;
+        *m_recent_event, *m_recent_lengths, *m_overflow;
 };
 
-/* One user's records of a batch. KEYS[1] the user's hash, KEYS[2] its history list.
- * ARGV[1] n markers, then n (field, offset) pairs; then the open predictions: 'S' text (field
- * os; the single prediction of the previous layout, field o, goes) | '-' (unchanged); then
- * history_max; then the CLOSED sessions to append, oldest first, as
- * (start_ms, history entry) pairs. Applies nothing when any marker is already at or past its
- * offset (the records were applied before). A session at or before the hash's lc (the start of
- * the last one appended) is not appended again: the sessionizer re-emits its events at new
- * offsets after a crash, and a second owner of a partition may apply the same records. */
-static const char apply_lua[] =
-    "local n = tonumber(ARGV[1])\n"
-    "for i = 0, n - 1 do\n"
-    "  local last = tonumber(redis.call('HGET', KEYS[1], ARGV[2 + 2 * i]) or '-1')\n"
-    "  if tonumber(ARGV[3 + 2 * i]) <= last then return 0 end\n"
-    "end\n"
-    "for i = 0, n - 1 do redis.call('HSET', KEYS[1], ARGV[2 + 2 * i], ARGV[3 + 2 * i]) end\n"
-    "local j = 2 + 2 * n\n"
-    "if ARGV[j] == 'S' then\n"
-    "  redis.call('HSET', KEYS[1], 'os', ARGV[j + 1])\n"
-    "  redis.call('HDEL', KEYS[1], 'o')\n"
-    "  j = j + 2\n"
-    "else\n"
-    "  j = j + 1\n"
-    "end\n"
-    "local lc = tonumber(redis.call('HGET', KEYS[1], 'lc') or '-1')\n"
-    "local add = {}\n"
-    "for k = j + 1, #ARGV - 1, 2 do\n"
-    "  local s = tonumber(ARGV[k])\n"
-    "  if s > lc then add[#add + 1] = ARGV[k + 1]; lc = s end\n"
-    "end\n"
-    "if #add > 0 then\n"
-    "  redis.call('RPUSH', KEYS[2], unpack(add))\n"
-    "  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[j]), -1)\n"
-    "  redis.call('HSET', KEYS[1], 'lc', lc)\n"
-    "end\n"
-    "return 1\n";
-
-pc_t *pc_new(const pc_config_t *cfg, st_redis_t *redis, st_avro_registry_t *reg, st_bwatch_t *model,
-             pred_mae_t *mae, char *errstr, size_t errstr_size)
+pc_t *pc_new(const pc_config_t *cfg, pred_store_t *store, st_avro_registry_t *reg,
+             st_bwatch_t *model, pred_mae_t *mae, char *errstr, size_t errstr_size)
 {
     pc_t *pc = calloc(1, sizeof *pc);
     if (!pc) {
@@ -176,12 +125,9 @@ pc_t *pc_new(const pc_config_t *cfg, st_redis_t *redis, st_avro_registry_t *reg,
         return NULL;
     }
     pc->cfg = *cfg;
-    pc->redis = redis;
+    pc->store = store;
     pc->model = model;
     pc->mae = mae;
-    pc->script = st_redis_script(redis, apply_lua);
-    pc->mark_prefix_len =
-        (size_t)snprintf(pc->mark_prefix, sizeof pc->mark_prefix, "a:%s:", cfg->in_topic);
     if (!(pc->in_codec = st_avro_codec_new(reg, "SessionEvent", NULL, errstr, errstr_size)) ||
         !(pc->pred_codec =
               st_avro_codec_new(reg, "Prediction", cfg->predictions_topic, errstr, errstr_size)) ||
@@ -220,14 +166,17 @@ pc_t *pc_new(const pc_config_t *cfg, st_redis_t *redis, st_avro_registry_t *reg,
         "stint_predictor_open_dropped_total", NULL,
         "open predictions dropped because the user had more than 8 open sessions");
     static const char recent_help[] =
-        "predictions by the source of the recent sessions' features: the OPENED's details "
-        "(event), the predictor's history of CLOSED sessions (history), lengths only (lengths)";
+        "predictions of a sequence model by the recent sessions the OPENED carried: all the "
+        "model needs with their details (event), or fewer or lengths only (lengths: the baseline "
+        "answered)";
     pc->m_recent_event =
         st_metrics_counter("stint_predictor_recent_source_total", "source=\"event\"", recent_help);
-    pc->m_recent_hist = st_metrics_counter("stint_predictor_recent_source_total",
-                                           "source=\"history\"", recent_help);
     pc->m_recent_lengths = st_metrics_counter("stint_predictor_recent_source_total",
                                               "source=\"lengths\"", recent_help);
+    pc->m_overflow = st_metrics_counter(
+        "stint_predictor_applied_overflow_total", NULL,
+        "records dead-lettered because one user's records spanned more partitions in one batch "
+        "than ST_APPLIED_PARTS_MAX");
     snprintf(pc->loaded_version, sizeof pc->loaded_version, "%s", st_bwatch_version(model));
     char labels[160];
     snprintf(labels, sizeof labels, "model_version=\"%s\"", pc->loaded_version);
@@ -248,14 +197,20 @@ void pc_destroy(pc_t *pc)
     st_buf_free(&pc->ids);
     st_buf_free(&pc->open_text);
     free(pc->recent);
-    for (int i = 0; i < pc->cap_users; i++) {
-        free(pc->users[i].hist);
+    free(pc->reads);
+    free(pc->writes);
+    for (int i = 0; i < pc->cap_users; i++)
         free(pc->users[i].open);
-    }
     free(pc->users);
     free(pc->ev);
     free(pc->slots);
     free(pc);
+}
+
+void pc_set_input_hook(pc_t *pc, pc_input_hook_fn fn, void *arg)
+{
+    pc->input_hook = fn;
+    pc->input_hook_arg = arg;
 }
 
 static void note_swap(pc_t *pc)
@@ -307,41 +262,19 @@ static int user_index(pc_t *pc, const char *id, size_t len)
         pc->cap_users = nc;
     }
     pc_user_t *u = &pc->users[pc->n_users];
-    pc_hist_t *keep = u->hist;
-    int keep_cap = u->cap_hist;
     pred_open_t *keep_open = u->open;
     memset(u, 0, sizeof *u);
-    u->hist = keep;
-    u->cap_hist = keep_cap;
     if (!keep_open && !(keep_open = malloc(sizeof *keep_open)))
         return -1;
     u->open = keep_open;
     pred_open_reset(u->open);
     memcpy(u->id, id, len);
     u->id[len] = 0;
+    st_applied_reset(&u->applied);
     u->cluster = -1;
-    u->last_closed_ms = -1;
     u->first_ev = u->last_ev = -1;
     pc->slots[h] = pc->n_users + 1;
     return pc->n_users++;
-}
-
-static int hist_push(pc_user_t *u, const pc_hist_t *h, int keep_max)
-{
-    if (u->n_hist == u->cap_hist) {
-        int nc = u->cap_hist ? u->cap_hist * 2 : 32;
-        pc_hist_t *p = realloc(u->hist, (size_t)nc * sizeof *p);
-        if (!p)
-            return -1;
-        u->hist = p;
-        u->cap_hist = nc;
-    }
-    u->hist[u->n_hist++] = *h;
-    if (u->n_hist > keep_max) {
-        memmove(u->hist, u->hist + 1, (size_t)(u->n_hist - 1) * sizeof *u->hist);
-        u->n_hist--;
-    }
-    return 0;
 }
 
 static int grow_recent(pc_t *pc, size_t extra)
@@ -451,136 +384,6 @@ static int grow_events(pc_t *pc, size_t n)
     return 0;
 }
 
-static void key_of(char *buf, size_t size, const char *prefix, const char *user, const char *what)
-{
-    snprintf(buf, size, "%s:u:{%s}:%s", prefix, user, what);
-}
-
-/* The slot of partition in u's markers (the partitions of the user's records in the batch), -1
- * when absent; added when new and add is set (-1 when all slots are taken). */
-static int part_slot(pc_user_t *u, int32_t partition, bool add)
-{
-    for (int i = 0; i < u->nparts; i++)
-        if (u->part[i] == partition)
-            return i;
-    if (!add || u->nparts == PC_PARTS_MAX)
-        return -1;
-    u->part[u->nparts] = partition;
-    u->applied[u->nparts] = u->last[u->nparts] = -1;
-    return u->nparts++;
-}
-
-/* One history entry "start_s length_s track_count unknown_share". */
-static bool parse_hist(const char *s, pc_hist_t *h)
-{
-    char *end;
-    h->start_s = strtoll(s, &end, 10);
-    if (end == s)
-        return false;
-    s = end;
-    h->length_s = strtod(s, &end);
-    if (end == s)
-        return false;
-    s = end;
-    h->track_count = (int)strtol(s, &end, 10);
-    if (end == s)
-        return false;
-    s = end;
-    h->unknown_share = strtod(s, &end);
-    return end != s;
-}
-
-/* Reads the batch's Redis state in one round: per user its hash (markers, open predictions),
- * its history and, when the bundle has clusters, the clusterer's assignment. */
-static int read_state(pc_t *pc, st_err_t *err)
-{
-    char key[1024];
-    /* The clusterer's assignment only matters to a bundle with per-cluster networks. */
-    st_bundle_t *b = st_bwatch_bundle(pc->model);
-    bool want_cluster = b && st_bundle_k(b) > 0;
-    int per_user = want_cluster ? 3 : 2;
-    st_redis_pipe_reset(pc->redis);
-    for (int i = 0; i < pc->n_users; i++) {
-        pc_user_t *u = &pc->users[i];
-        u->first_reply = i * per_user;
-        key_of(key, sizeof key, pc->cfg.redis_prefix, u->id, "pred");
-        st_redis_pipe(pc->redis, "HGETALL %s", key);
-        key_of(key, sizeof key, pc->cfg.redis_prefix, u->id, "pred:hist");
-        st_redis_pipe(pc->redis, "LRANGE %s %d -1", key, -pc->hist_read);
-        if (want_cluster) {
-            key_of(key, sizeof key, pc->cfg.redis_prefix, u->id, "cluster");
-            st_redis_pipe(pc->redis, "HMGET %s cluster cold version", key);
-        }
-    }
-    if (pc->n_users == 0)
-        return 0;
-    redisReply **r;
-    size_t nr;
-    if (st_redis_exec(pc->redis, &r, &nr, err) != 0)
-        return -1;
-    if (nr != (size_t)(pc->n_users * per_user)) {
-        st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "read round: %zu replies for %d commands", nr,
-                   pc->n_users * per_user);
-        return -1;
-    }
-    for (size_t i = 0; i < nr; i++) {
-        if (r[i]->type == REDIS_REPLY_ERROR) {
-            st_err_set(err, ST_ERR_REDIS, ST_DISP_FATAL, "read round: %s", r[i]->str);
-            return -1;
-        }
-    }
-    for (int i = 0; i < pc->n_users; i++) {
-        pc_user_t *u = &pc->users[i];
-        redisReply *hs = r[u->first_reply], *hi = r[u->first_reply + 1],
-                   *cl = want_cluster ? r[u->first_reply + 2] : NULL;
-        const redisReply *os = NULL, *legacy = NULL;
-        for (size_t j = 0; hs->type == REDIS_REPLY_ARRAY && j + 1 < hs->elements; j += 2) {
-            const redisReply *f = hs->element[j], *v = hs->element[j + 1];
-            if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-                continue;
-            if (f->len == 2 && memcmp(f->str, "os", 2) == 0) {
-                os = v;
-            } else if (f->len == 1 && f->str[0] == 'o') {
-                legacy = v;
-            } else if (f->len == 2 && memcmp(f->str, "lc", 2) == 0) {
-                u->last_closed_ms = atoll(v->str);
-            } else if (f->len > pc->mark_prefix_len &&
-                       memcmp(f->str, pc->mark_prefix, pc->mark_prefix_len) == 0) {
-                int slot = part_slot(u, (int32_t)atoi(f->str + pc->mark_prefix_len), false);
-                if (slot >= 0)
-                    u->applied[slot] = atoll(v->str);
-            }
-        }
-        if (os) {
-            if (pred_open_parse(u->open, os->str, os->len) != 0)
-                st_log_warn("open_state_malformed", "user=%s", u->id);
-        } else {
-            /* The previous layout: one open prediction, and lc as the end of the closed past. */
-            u->open->closed_last_ms = u->last_closed_ms;
-            if (legacy && pred_open_parse_legacy(u->open, legacy->str, legacy->len) != 0)
-                st_log_warn("open_state_malformed", "user=%s", u->id);
-        }
-        for (size_t j = 0; hi->type == REDIS_REPLY_ARRAY && j < hi->elements; j++) {
-            pc_hist_t h;
-            if (hi->element[j]->type != REDIS_REPLY_STRING || !parse_hist(hi->element[j]->str, &h))
-                continue;
-            if (hist_push(u, &h, pc->hist_read) != 0) {
-                st_err_nomem(err);
-                return -1;
-            }
-        }
-        if (cl && cl->type == REDIS_REPLY_ARRAY && cl->elements == 3 &&
-            cl->element[0]->type == REDIS_REPLY_STRING &&
-            cl->element[2]->type == REDIS_REPLY_STRING) {
-            u->cluster = atoi(cl->element[0]->str);
-            u->cluster_cold =
-                cl->element[1]->type == REDIS_REPLY_STRING && atoi(cl->element[1]->str) != 0;
-            snprintf(u->cluster_version, sizeof u->cluster_version, "%s", cl->element[2]->str);
-        }
-    }
-    return 0;
-}
-
 /* A stored prediction's fields (the payload text on_opened writes). */
 typedef struct {
     double predicted_s, baseline_s;
@@ -641,68 +444,28 @@ static int emit_retraction(pc_t *pc, pc_event_t *e, const pred_open_entry_t *x, 
                            true, out, err);
 }
 
-/* The recent sessions of the model's input: the OPENED's details (preceded by older sessions
- * of the history when the model wants more than the event carries), else the history when its
- * newest sessions are the event's, else the event's lengths only. Fills the arrays (PC_RECENT_MAX
- * entries) and in's recent fields; returns the source (RECENT_*). */
-static int recent_input(const pc_t *pc, const pc_user_t *u, const pc_event_t *e, int want,
-                        double *lengths, int64_t *starts, int *tracks, double *unknown,
-                        st_bundle_input_t *in)
+/* The recent sessions of the model's input: the newest want of the OPENED's sessions when it
+ * carries that many with their details (RECENT_EVENT), as training's rows have them; else its
+ * lengths (RECENT_LENGTHS: a sequence model is not shown such an input, see on_opened). Fills
+ * the arrays (PC_RECENT_MAX entries) and in's recent fields. */
+static int recent_input(const pc_t *pc, const pc_event_t *e, int want, double *lengths,
+                        int64_t *starts, int *tracks, double *unknown, st_bundle_input_t *in)
 {
     const pc_recent_t *r = pc->recent + e->recent_off;
     int nr = e->n_recent;
-    if (e->detail) {
-        /* With an early OPENED the previous session may not be CLOSED yet: the event knows it,
-         * the history not. The history adds only sessions older than the event's oldest. */
-        int64_t first_s = r[0].start_ms / 1000;
-        int before = 0;
-        while (before < u->n_hist && u->hist[before].start_s < first_s)
-            before++;
-        /* The history must reach the event's oldest session, or sessions could be missing in
-         * between (a history from before a gap in what this predictor consumed). */
-        bool joins = before == 0 || (before < u->n_hist && u->hist[before].start_s == first_s);
-        if (joins && before + nr >= want) {
-            for (int j = 0; j < want; j++) {
-                int k = before + nr - want + j; /* index into history[0..before) ++ event */
-                if (k < before) {
-                    const pc_hist_t *h = &u->hist[k];
-                    lengths[j] = h->length_s;
-                    starts[j] = h->start_s;
-                    tracks[j] = h->track_count;
-                    unknown[j] = h->unknown_share;
-                } else {
-                    const pc_recent_t *x = &r[k - before];
-                    lengths[j] = x->length_s;
-                    starts[j] = x->start_ms / 1000;
-                    tracks[j] = x->track_count;
-                    unknown[j] = x->unknown_share;
-                }
-            }
-            in->starts_s = starts;
-            in->track_counts = tracks;
-            in->unknown_shares = unknown;
-            in->n_recent = want;
-            return RECENT_EVENT;
-        }
-    }
-    /* The history, when its newest sessions are those the event lists last (a missing,
-     * not yet CLOSED predecessor would shift the whole sequence). */
-    bool aligned = u->n_hist >= want;
-    for (int j = 0; aligned && j < nr && j < want; j++)
-        aligned = fabs(u->hist[u->n_hist - 1 - j].length_s - r[nr - 1 - j].length_s) <= 1e-3;
-    if (aligned) {
+    if (e->detail && nr >= want) {
         for (int j = 0; j < want; j++) {
-            const pc_hist_t *h = &u->hist[u->n_hist - want + j];
-            lengths[j] = h->length_s;
-            starts[j] = h->start_s;
-            tracks[j] = h->track_count;
-            unknown[j] = h->unknown_share;
+            const pc_recent_t *x = &r[nr - want + j];
+            lengths[j] = x->length_s;
+            starts[j] = x->start_ms / 1000;
+            tracks[j] = x->track_count;
+            unknown[j] = x->unknown_share;
         }
         in->starts_s = starts;
         in->track_counts = tracks;
         in->unknown_shares = unknown;
         in->n_recent = want;
-        return RECENT_HISTORY;
+        return RECENT_EVENT;
     }
     int n = nr < want ? nr : want;
     for (int j = 0; j < n; j++)
@@ -747,13 +510,11 @@ static int on_opened(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
         double lengths[PC_RECENT_MAX], unknown[PC_RECENT_MAX];
         int64_t starts[PC_RECENT_MAX];
         int tracks[PC_RECENT_MAX];
-        int need = st_bwatch_history_needed(pc->model);
-        if (need > PC_RECENT_MAX)
-            need = PC_RECENT_MAX;
+        int need = st_bwatch_history_needed(pc->model); /* <= ST_SESSION_RECENT_MAX */
         int want = e->session_index < need ? e->session_index : need;
         st_bundle_input_t in;
         memset(&in, 0, sizeof in);
-        int src = recent_input(pc, u, e, want, lengths, starts, tracks, unknown, &in);
+        int src = recent_input(pc, e, want, lengths, starts, tracks, unknown, &in);
         e->recent_src = want > 0 ? src : RECENT_NONE;
         in.lengths_s = lengths;
         in.n_sessions = e->session_index;
@@ -782,16 +543,20 @@ static int on_opened(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
             if (++pc->incomplete_inputs <= 10 || pc->incomplete_inputs % 10000 == 0)
                 st_log_warn("model_input_incomplete",
                             "user=%s session_id=%s want=%d have=%d details=%s total=%llu "
-                            "hint=\"baseline served; raise the sessionizer's session.recent_n to "
-                            "at least %d\"",
+                            "hint=\"baseline served; the sessionizer's session.recent_n must be at "
+                            "least %d\"",
                             u->id, e->session_id, want, e->n_recent, e->detail ? "yes" : "no",
                             (unsigned long long)pc->incomplete_inputs,
                             st_bwatch_history_needed(pc->model));
-        } else if (st_bundle_predict(b, &in, &v) == 0 && isfinite(v)) {
-            p.predicted_s = v;
-            model = true;
         } else {
-            st_metric_inc(pc->m_model_fail, 1);
+            if (pc->input_hook)
+                pc->input_hook(pc->input_hook_arg, e->session_id, b, &in);
+            if (st_bundle_predict(b, &in, &v) == 0 && isfinite(v)) {
+                p.predicted_s = v;
+                model = true;
+            } else {
+                st_metric_inc(pc->m_model_fail, 1);
+            }
         }
     }
     e->model = model;
@@ -820,15 +585,7 @@ static int on_closed(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
 {
     pc_user_t *u = &pc->users[e->user];
     pred_open_t *o = u->open;
-    pc_hist_t h = {e->start_ms / 1000, e->length_s, e->track_count, e->unknown_share};
-    u->last_closed_ms = e->start_ms;
-    snprintf(e->start_text, sizeof e->start_text, "%lld", (long long)e->start_ms);
-    snprintf(e->payload, sizeof e->payload, "%lld %.17g %d %.17g", (long long)h.start_s, h.length_s,
-             h.track_count, h.unknown_share);
-    if (hist_push(u, &h, pc->hist_read) != 0) {
-        st_err_nomem(err);
-        return -1;
-    }
+    st_applied_closed(&u->applied, e->start_ms);
     /* The prediction: this session's open one when it is not older than the TTL. */
     pred_open_entry_t joined;
     bool found = false;
@@ -889,7 +646,7 @@ static int on_closed(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
 static bool is_copy(const pc_user_t *u, const pc_event_t *e)
 {
     const pred_open_t *o = u->open;
-    if (e->start_ms <= u->last_closed_ms || e->start_ms <= o->closed_last_ms)
+    if (st_applied_is_copy(&u->applied, e->start_ms) || e->start_ms <= o->closed_last_ms)
         return true;
     if (e->kind != KIND_OPENED)
         return false;
@@ -899,6 +656,49 @@ static bool is_copy(const pc_user_t *u, const pc_event_t *e)
     return i >= 0 && o->e[i].revision >= e->revision;
 }
 
+static int grow_io(pc_t *pc, size_t n)
+{
+    if (n <= pc->cap_io)
+        return 0;
+    pred_store_user_t *r = realloc(pc->reads, n * sizeof *r);
+    if (r)
+        pc->reads = r;
+    pred_store_write_t *w = realloc(pc->writes, n * sizeof *w);
+    if (w)
+        pc->writes = w;
+    if (!r || !w)
+        return -1;
+    pc->cap_io = n;
+    return 0;
+}
+
+/* Reads the batch's users from the store in one round (the clusterer's assignment only when the
+ * bundle has per-cluster networks). */
+static int read_users(pc_t *pc, st_err_t *err)
+{
+    size_t n = (size_t)pc->n_users;
+    if (n == 0)
+        return 0;
+    if (grow_io(pc, n) != 0) {
+        st_err_nomem(err);
+        return -1;
+    }
+    st_bundle_t *b = st_bwatch_bundle(pc->model);
+    bool want_cluster = b && st_bundle_k(b) > 0;
+    for (size_t i = 0; i < n; i++)
+        pc->reads[i] = (pred_store_user_t){
+            .user = pc->users[i].id, .applied = &pc->users[i].applied, .open = pc->users[i].open};
+    if (pc->store->read(pc->store->ctx, pc->reads, n, want_cluster, err) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        pc_user_t *u = &pc->users[i];
+        u->cluster = pc->reads[i].cluster;
+        u->cluster_cold = pc->reads[i].cluster_cold;
+        snprintf(u->cluster_version, sizeof u->cluster_version, "%s", pc->reads[i].cluster_version);
+    }
+    return 0;
+}
+
 int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_t *err)
 {
     pc_t *pc = ctx;
@@ -906,11 +706,10 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
      * give the outputs it gave the first time, so it keeps the version it started with. */
     if (!pc->pending_apply)
         note_swap(pc);
-    int need = st_bwatch_history_needed(pc->model);
-    pc->hist_read = need < 1 ? 1 : need > pc->cfg.history_max ? pc->cfg.history_max : need;
     pc->n_ev = 0;
     pc->n_users = 0;
     pc->n_recent = 0;
+    pc->batch_overflow = 0;
     st_buf_reset(&pc->ids);
     if (pc->slots)
         memset(pc->slots, 0, pc->n_slots * sizeof *pc->slots);
@@ -949,12 +748,9 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
             st_err_nomem(err);
             return -1;
         }
-        _Static_assert(PC_PARTS_MAX == 8, "the dead letter's text below says 8");
-        if (part_slot(&pc->users[e->user], m->partition, true) < 0) {
-            /* A user's records come from one partition (keyed by user); only a repartitioning
-             * spreads them, and never over this many in one batch. */
-            if (st_out_dead_letter(out, m, "invalid",
-                                   "the user's records span more than 8 partitions in one batch") !=
+        if (st_applied_slot(&pc->users[e->user].applied, m->partition, true) < 0) {
+            pc->batch_overflow++;
+            if (st_out_dead_letter(out, m, ST_APPLIED_OVERFLOW_CODE, ST_APPLIED_OVERFLOW_TEXT) !=
                 0) {
                 st_err_nomem(err);
                 return -1;
@@ -968,13 +764,13 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
         e->retractions_out = e->dropped = 0;
         pc->n_ev++;
     }
-    if (read_state(pc, err) != 0)
+    if (read_users(pc, err) != 0)
         return -1;
     for (size_t i = 0; i < pc->n_ev; i++) {
         pc_event_t *e = &pc->ev[i];
         pc_user_t *u = &pc->users[e->user];
-        int slot = part_slot(u, e->partition, false);
-        if (e->offset <= u->applied[slot]) {
+        int slot = st_applied_slot(&u->applied, e->partition, false);
+        if (st_applied_done(&u->applied, slot, e->offset)) {
             e->skip = true;
             st_metric_inc(pc->m_replayed, 1);
             continue;
@@ -989,7 +785,7 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
             rc = on_closed(pc, e, out, err);
         if (rc != 0)
             return -1;
-        u->last[slot] = e->offset;
+        st_applied_advance(&u->applied, slot, e->offset);
         e->next_ev = -1;
         if (u->last_ev >= 0)
             pc->ev[u->last_ev].next_ev = (int)i;
@@ -1019,79 +815,23 @@ int pc_apply(void *ctx, st_err_t *err)
             return -1;
         }
     }
-    /* Per user: 2 keys, the marker count, up to PC_PARTS_MAX (field, offset) pairs, the open
-     * predictions (2), history_max, then the history entries. */
-    enum { FIXED = 2 + 1 + 2 * PC_PARTS_MAX + 2 + 1 };
-    char hkey[1024], lkey[1024], marks[PC_PARTS_MAX][320], offs[PC_PARTS_MAX][24], hmax[16],
-        nmarks[16];
-    const char **argv = NULL;
-    size_t argv_cap = 0;
-    snprintf(hmax, sizeof hmax, "%d", pc->cfg.history_max);
-    st_redis_pipe_reset(pc->redis);
+    size_t nw = 0;
+    if (grow_io(pc, (size_t)pc->n_users) != 0) {
+        st_err_nomem(err);
+        return -1;
+    }
     for (int ui = 0; ui < pc->n_users; ui++) {
-        pc_user_t *u = &pc->users[ui];
+        const pc_user_t *u = &pc->users[ui];
         if (u->first_ev < 0)
             continue;
-        size_t n_closed = 0;
-        for (int i = u->first_ev; i >= 0; i = pc->ev[i].next_ev)
-            n_closed += pc->ev[i].kind == KIND_CLOSED && !pc->ev[i].dup;
-        if (FIXED + 2 * n_closed > argv_cap) {
-            argv_cap = FIXED + 2 * n_closed + 64;
-            const char **a = realloc(argv, argv_cap * sizeof *a);
-            if (!a) {
-                free(argv);
-                st_err_nomem(err);
-                return -1;
-            }
-            argv = a;
-        }
-        key_of(hkey, sizeof hkey, pc->cfg.redis_prefix, u->id, "pred");
-        key_of(lkey, sizeof lkey, pc->cfg.redis_prefix, u->id, "pred:hist");
-        int na = 0, nm = 0;
-        argv[na++] = hkey;
-        argv[na++] = lkey;
-        na++; /* the marker count, below */
-        for (int k = 0; k < u->nparts; k++) {
-            if (u->last[k] < 0)
-                continue;
-            snprintf(marks[nm], sizeof marks[nm], "%s%d", pc->mark_prefix, (int)u->part[k]);
-            snprintf(offs[nm], sizeof offs[nm], "%lld", (long long)u->last[k]);
-            argv[na++] = marks[nm];
-            argv[na++] = offs[nm];
-            nm++;
-        }
-        snprintf(nmarks, sizeof nmarks, "%d", nm);
-        argv[2] = nmarks;
-        if (!u->open_changed) {
-            argv[na++] = "-";
-        } else {
-            argv[na++] = "S";
-            argv[na++] = (const char *)pc->open_text.data + u->open_text_off;
-        }
-        argv[na++] = hmax;
-        for (int i = u->first_ev; i >= 0; i = pc->ev[i].next_ev) {
-            if (pc->ev[i].kind == KIND_CLOSED && !pc->ev[i].dup) {
-                argv[na++] = pc->ev[i].start_text;
-                argv[na++] = pc->ev[i].payload;
-            }
-        }
-        if (st_redis_pipe_evalsha(pc->redis, pc->script, 2, na - 2, argv, NULL) != 0) {
-            free(argv);
-            st_err_nomem(err);
-            return -1;
-        }
+        pc->writes[nw++] = (pred_store_write_t){
+            .user = u->id,
+            .applied = &u->applied,
+            .open_text =
+                u->open_changed ? (const char *)pc->open_text.data + u->open_text_off : NULL};
     }
-    free(argv);
-    redisReply **r;
-    size_t nr;
-    if (st_redis_exec(pc->redis, &r, &nr, err) != 0)
+    if (pc->store->write(pc->store->ctx, pc->writes, nw, err) != 0)
         return -1;
-    for (size_t i = 0; i < nr; i++) {
-        if (r[i]->type == REDIS_REPLY_ERROR) {
-            st_err_set(err, ST_ERR_REDIS, ST_DISP_FATAL, "apply script: %s", r[i]->str);
-            return -1;
-        }
-    }
     for (size_t i = 0; i < pc->n_ev; i++) {
         const pc_event_t *e = &pc->ev[i];
         if (e->skip || e->dup)
@@ -1102,8 +842,6 @@ int pc_apply(void *ctx, st_err_t *err)
                 st_metric_inc(pc->m_corrections, 1);
             if (e->recent_src == RECENT_EVENT)
                 st_metric_inc(pc->m_recent_event, 1);
-            else if (e->recent_src == RECENT_HISTORY)
-                st_metric_inc(pc->m_recent_hist, 1);
             else if (e->recent_src == RECENT_LENGTHS)
                 st_metric_inc(pc->m_recent_lengths, 1);
         }
@@ -1116,6 +854,7 @@ int pc_apply(void *ctx, st_err_t *err)
             st_metric_inc(pc->m_outcomes, 1);
         }
     }
+    st_metric_inc(pc->m_overflow, pc->batch_overflow);
     pc->pending_apply = false;
     return 0;
 }

@@ -1,7 +1,8 @@
 """e2e: the predictor SIGKILLed twice mid-stream and restarted in the same consumer group. Every
 session still gets its Prediction and Outcome; replayed copies are identical to the first one
-(every field but made_at_ms); and each user's history in Redis holds exactly its last CLOSED
-sessions, in order, none applied twice."""
+(every field but made_at_ms); and each user's state in Redis ends where its sessions end: the
+applied CLOSED start (lc) is its last session's, no open prediction is left, and no key of the
+history earlier versions kept (pred:hist) is written."""
 import collections
 import os
 import signal
@@ -65,16 +66,26 @@ def main():
             for line in f:
                 u, start, length = line.split("\t")[:3]
                 by_user[u].append(int(start))
-        wrong = []
+        wrong, open_left, hist = [], [], []
         for u, starts in by_user.items():
-            r = subprocess.run(["redis-cli", "-p", REDIS_PORT, "--raw", "LRANGE",
-                                f"{env.tag}:u:{{{u}}}:pred:hist", "0", "-1"],
-                               capture_output=True, text=True)
-            got = [int(x.split()[0]) for x in r.stdout.split("\n") if x.strip()]
-            if got != sorted(starts)[-64:]:
-                wrong.append(u)
-        check(not wrong, f"Redis history = each user's last CLOSED sessions, none twice "
-                         f"({len(wrong)} users differ)")
+            key = f"{env.tag}:u:{{{u}}}:pred"
+            lc = subprocess.run(["redis-cli", "-p", REDIS_PORT, "--raw", "HGET", key, "lc"],
+                                capture_output=True, text=True).stdout.strip()
+            if lc != str(max(starts) * 1000):
+                wrong.append((u, lc, max(starts) * 1000))
+            # "os": "<closed_last_ms>" then one line per entry; "L ..." is an open prediction.
+            os_text = subprocess.run(["redis-cli", "-p", REDIS_PORT, "--raw", "HGET", key, "os"],
+                                     capture_output=True, text=True).stdout
+            if any(line.startswith("L ") for line in os_text.split("\n")):
+                open_left.append(u)
+            r = subprocess.run(["redis-cli", "-p", REDIS_PORT, "EXISTS",
+                                f"{env.tag}:u:{{{u}}}:pred:hist"], capture_output=True, text=True)
+            if r.stdout.strip() != "0":
+                hist.append(u)
+        check(not wrong, f"Redis lc = each user's last CLOSED start ({len(wrong)} users differ; "
+                         f"first: {wrong[:3]})")
+        check(not open_left, f"no open prediction left once every session closed: {open_left[:5]}")
+        check(not hist, f"no pred:hist key written: {hist[:5]}")
         check(env.stop_predictor() == 0, "SIGTERM: exit 0")
     finally:
         env.cleanup()

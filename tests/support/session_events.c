@@ -128,7 +128,7 @@ static int produce(int argc, char **argv)
     const char *topic = arg_of(argc, argv, "--topic", NULL);
     const char *brokers = arg_of(argc, argv, "--brokers", "127.0.0.1:19092");
     const char *schemas = arg_of(argc, argv, "--schemas", STINT_SOURCE_DIR "/schemas");
-    int recent_n = atoi(arg_of(argc, argv, "--recent", "16"));
+    int recent_n = atoi(arg_of(argc, argv, "--recent", "32"));
     if (!sessions || !topic) {
         fprintf(stderr, "usage: session-events produce --sessions TSV [--profiles TSV] --topic T "
                         "[--brokers B] [--recent N] [--partitions P] "

@@ -1,12 +1,12 @@
-/* Unit: the predictor's per-user open predictions (services/predictor/pred_open.c) and the choice
- * of the model's recent sessions (recent_input in pred_core.c), compiled in here: bounded list
- * sorted by start with the oldest dropped, retracted ids remembered and bounded, the Redis text
- * round trip (and the previous single-prediction layout), malformed lines skipped; the OPENED's
- * details preferred and completed from the history, the history only when it ends with the
- * event's sessions, else lengths only. */
-#include "../../services/predictor/pred_core.c"
-#include "../../services/predictor/pred_mae.c"
-#include "../../services/predictor/pred_open.c"
+/* Unit: the predictor's per-user open predictions (services/predictor/pred_open.c): bounded
+ * list sorted by start with the oldest dropped, retracted ids remembered and bounded, the Redis
+ * text round trip (and the previous single-prediction layout), malformed lines skipped. The
+ * batch logic is tested on the in-memory store in test_predictor_core.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pred_open.h"
 #include "st_test.h"
 
 static pred_open_entry_t entry(const char *sid, int64_t start_ms, int32_t rev, const char *payload)
@@ -124,112 +124,10 @@ static void test_text_round_trip(void)
     st_buf_free(&t);
 }
 
-/* recent_input on a user with history hist (starts in s) and an event with recent sessions. */
-typedef struct {
-    pc_t pc;
-    pc_user_t u;
-    pc_event_t e;
-    double lengths[PC_RECENT_MAX], unknown[PC_RECENT_MAX];
-    int64_t starts[PC_RECENT_MAX];
-    int tracks[PC_RECENT_MAX];
-    st_bundle_input_t in;
-} rig_t;
-
-static void rig_init(rig_t *r, int n_hist, int n_event, bool detail)
-{
-    memset(r, 0, sizeof *r);
-    /* Sessions k = 0, 1, ...: start 1000 k s, length 10 k + 1 s, k + 1 tracks. The history
-     * holds sessions [0, n_hist), the event the n_event sessions before it, ending at n_hist
-     * or later. */
-    r->u.hist = calloc(64, sizeof *r->u.hist);
-    r->u.cap_hist = 64;
-    for (int k = 0; k < n_hist; k++)
-        r->u.hist[r->u.n_hist++] = (pc_hist_t){1000 * k, 10.0 * k + 1, k + 1, 0.01 * k};
-    r->pc.recent = calloc(64, sizeof *r->pc.recent);
-    r->e.n_recent = n_event;
-    r->e.detail = detail;
-}
-
-static void rig_event_sessions(rig_t *r, int first)
-{
-    for (int j = 0; j < r->e.n_recent; j++) {
-        int k = first + j;
-        r->pc.recent[j] = (pc_recent_t){10.0 * k + 1, 1000000LL * k, k + 1, 0.01 * k};
-    }
-}
-
-static void rig_free(rig_t *r)
-{
-    free(r->u.hist);
-    free(r->pc.recent);
-}
-
-static int rig_run(rig_t *r, int want)
-{
-    memset(&r->in, 0, sizeof r->in);
-    return recent_input(&r->pc, &r->u, &r->e, want, r->lengths, r->starts, r->tracks, r->unknown,
-                        &r->in);
-}
-
-static void test_recent_sources(void)
-{
-    rig_t r;
-    /* Early OPENED of session 10: history 0..8 (9 not CLOSED yet), event 4 sessions 6..9 with
-     * details, model wants 6: 4..5 from the history, 6..9 from the event. */
-    rig_init(&r, 9, 4, true);
-    rig_event_sessions(&r, 6);
-    ST_EQ_INT(rig_run(&r, 6), RECENT_EVENT);
-    ST_EQ_INT(r.in.n_recent, 6);
-    for (int j = 0; j < 6; j++) {
-        ST_NEAR(r.lengths[j], 10.0 * (4 + j) + 1, 1e-12);
-        ST_EQ_INT((int)r.starts[j], 1000 * (4 + j));
-        ST_EQ_INT(r.tracks[j], 5 + j);
-    }
-    ST_CHECK(r.in.starts_s && r.in.track_counts && r.in.unknown_shares);
-    /* History 0..1 only, event 6..9: not enough, and the history alone does not end with
-     * session 9 either: lengths only, the newest want. */
-    rig_free(&r);
-    rig_init(&r, 2, 4, true);
-    rig_event_sessions(&r, 6);
-    ST_EQ_INT(rig_run(&r, 6), RECENT_LENGTHS);
-    ST_EQ_INT(r.in.n_recent, 4);
-    ST_CHECK(!r.in.starts_s);
-    /* The history stops short of the event's oldest session (0..4, event 6..9): sessions may
-     * be missing in between, so neither is completed from the other. */
-    rig_free(&r);
-    rig_init(&r, 5, 4, true);
-    rig_event_sessions(&r, 6);
-    ST_EQ_INT(rig_run(&r, 6), RECENT_LENGTHS);
-    /* No details: the history when its last sessions are the event's (history 0..9, event
-     * lengths of 6..9). */
-    rig_free(&r);
-    rig_init(&r, 10, 4, false);
-    rig_event_sessions(&r, 6);
-    ST_EQ_INT(rig_run(&r, 6), RECENT_HISTORY);
-    ST_EQ_INT(r.in.n_recent, 6);
-    ST_EQ_INT((int)r.starts[5], 9000);
-    /* ... and not when the history lacks the previous session (history 0..8): lengths only. */
-    rig_free(&r);
-    rig_init(&r, 9, 4, false);
-    rig_event_sessions(&r, 6);
-    ST_EQ_INT(rig_run(&r, 6), RECENT_LENGTHS);
-    ST_EQ_INT(r.in.n_recent, 4);
-    ST_NEAR(r.lengths[3], 91, 1e-12);
-    /* Details cover the need alone: the history is not used (even when empty). */
-    rig_free(&r);
-    rig_init(&r, 0, 4, true);
-    rig_event_sessions(&r, 6);
-    ST_EQ_INT(rig_run(&r, 3), RECENT_EVENT);
-    ST_EQ_INT(r.in.n_recent, 3);
-    ST_EQ_INT((int)r.starts[0], 7000);
-    rig_free(&r);
-}
-
 int main(void)
 {
     ST_RUN(test_put_drop_oldest);
     ST_RUN(test_retract_bounded);
     ST_RUN(test_text_round_trip);
-    ST_RUN(test_recent_sources);
     return st_test_summary();
 }
