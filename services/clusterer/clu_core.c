@@ -12,6 +12,7 @@
 #include "clu_recent.h"
 #include "ml/st_cluster.h"
 #include "ml/st_kmeans.h"
+#include "st_applied.h"
 #include "st_buf.h"
 #include "st_log.h"
 #include "st_metrics.h"
@@ -22,50 +23,35 @@
 #define CLU_MED_MAX  1024
 #define CLU_PF_MAX   ST_BUNDLE_MAX_PROFILE_FEATS
 
-typedef struct {
-    double n, sum_s, max_s, tracks;
-    int64_t last_start_ms; /* start of the last CLOSED counted (field ls), -1 none */
-    char gender;
-    int age;
-    char country[64];
-    int64_t registered_s;
-    double *lens; /* last median_window lengths, oldest first */
-    int n_lens;
-} clu_prof_t;
-
+/* A user of the batch: its state as read, then as the batch leaves it. */
 typedef struct {
     char id[CLU_USER_MAX + 1];
-    int64_t applied_s[8], applied_p[8]; /* sessions / profiles topic: partition -> offset */
-    int32_t part_s[8], part_p[8];
-    int n_s, n_p;
-    clu_prof_t prof;
-    int cluster; /* current assignment (-2 none) */
-    bool cold;
-    char version[ST_BWATCH_VERSION_MAX];
-    int first_reply;
+    st_applied_t applied_s, applied_p; /* the batch's partitions of sessions (and lc) / profiles */
+    clu_store_prof_t prof;
+    clu_store_cluster_t cluster;
+    bool moved;                 /* some record was applied: the user has a write */
+    bool demo_changed;          /* a profile was applied */
+    bool cluster_changed;       /* the assignment changed (and was published) */
+    size_t n_closed, closed_at; /* the user's CLOSED to count: c->closed[closed_at..] (apply) */
 } clu_user_t;
 
+/* A record of the batch: what the batch needs of it, copied out of the decoded record. */
 typedef struct {
     int user;
-    bool is_profile, skip, assign;
+    bool is_profile;
     int32_t partition;
     int64_t offset;
-    char op; /* S (closed session), P (profile), - (only the marker moves) */
+    bool closed;  /* a CLOSED SessionEvent (else an OPENED one, or a profile) */
+    bool counted; /* a CLOSED this batch counts */
+    int64_t start_ms;
     double length_s;
     int tracks;
-    char gender;
-    int age;
-    char country[64];
-    int64_t registered_s;
-    int64_t start_ms;
-    int cluster;
-    bool cold;
+    clu_store_demo_t demo; /* a profile's */
 } clu_event_t;
 
 struct clu {
     clu_config_t cfg;
-    st_redis_t *redis;
-    st_redis_script_t *script;
+    clu_store_t *store;
     st_bwatch_t *model;
     st_avro_codec_t *sess_codec, *prof_codec, *out_codec;
     st_rec_session_event_t ev_rec; /* the decoded SessionEvent (reused) */
@@ -73,62 +59,22 @@ struct clu {
     clu_user_t *users;
     int n_users, cap_users;
     clu_event_t *ev;
+    clu_store_closed_t *closed; /* apply: the CLOSED to count, grouped by user (cap_ev) */
     size_t n_ev, cap_ev;
+    clu_store_user_t *reads;
+    clu_store_write_t *writes;
+    size_t cap_io;
     bool pending;
+    /* The batch's counts, added to the metrics once it is applied (whatever the attempts). */
+    uint64_t n_replayed, n_copies, n_overflow, n_changes, n_cold;
     clu_recent_t *recent; /* profiles of recently active users, for re-fits */
     int64_t next_refit_ms;
     int refits;
     st_metric_t *m_changes, *m_cold, *m_refits, *m_refit_inertia, *m_refit_users, *m_replayed,
-        *m_copies;
+        *m_copies, *m_overflow;
 };
 
-/* KEYS: applied, prof, len, cluster, profile. ARGV: partition, offset, op (S|P|-), then for S:
- * length_s, tracks, median_window, start_ms; for P: gender, age, country, registered_s; then
- * assign (0/1), cluster, cold, version. A session at or before the profile's ls (the start of
- * the last one counted) is not counted again: the sessionizer re-emits its events at new offsets
- * after a crash. A profile also replaces <prefix>:u:{user}:profile, the hash the
- * sessionizer joins into OPENED events: gender (m|f), age, country, registered_ms, known fields
- * only. */
-static const char apply_lua[] =
-    "local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')\n"
-    "if tonumber(ARGV[2]) <= last then return 0 end\n"
-    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
-    "local a = 4\n"
-    "if ARGV[3] == 'S' then\n"
-    "  local len = tonumber(ARGV[4])\n"
-    "  local ls = tonumber(redis.call('HGET', KEYS[2], 'ls') or '-1')\n"
-    "  if tonumber(ARGV[7]) > ls then\n"
-    "    redis.call('HINCRBY', KEYS[2], 'n', 1)\n"
-    "    redis.call('HINCRBYFLOAT', KEYS[2], 'sum_s', ARGV[4])\n"
-    "    redis.call('HINCRBY', KEYS[2], 'tracks', ARGV[5])\n"
-    "    local mx = tonumber(redis.call('HGET', KEYS[2], 'max_s') or '0')\n"
-    "    if len > mx then redis.call('HSET', KEYS[2], 'max_s', ARGV[4]) end\n"
-    "    redis.call('HSET', KEYS[2], 'ls', ARGV[7])\n"
-    "    redis.call('RPUSH', KEYS[3], ARGV[4])\n"
-    "    redis.call('LTRIM', KEYS[3], -tonumber(ARGV[6]), -1)\n"
-    "  end\n"
-    "  a = 8\n"
-    "elseif ARGV[3] == 'P' then\n"
-    "  redis.call('HSET', KEYS[2], 'gender', ARGV[4], 'age', ARGV[5], 'country', ARGV[6],\n"
-    "             'registered_s', ARGV[7])\n"
-    "  local pf = {}\n"
-    "  if ARGV[4] == 'm' or ARGV[4] == 'f' then pf[#pf + 1] = 'gender'; pf[#pf + 1] = ARGV[4] end\n"
-    "  if tonumber(ARGV[5]) >= 0 then pf[#pf + 1] = 'age'; pf[#pf + 1] = ARGV[5] end\n"
-    "  if ARGV[6] ~= '' then pf[#pf + 1] = 'country'; pf[#pf + 1] = ARGV[6] end\n"
-    "  if tonumber(ARGV[7]) > 0 then\n"
-    "    pf[#pf + 1] = 'registered_ms'; pf[#pf + 1] = tostring(tonumber(ARGV[7]) * 1000)\n"
-    "  end\n"
-    "  redis.call('DEL', KEYS[5])\n"
-    "  if #pf > 0 then redis.call('HSET', KEYS[5], unpack(pf)) end\n"
-    "  a = 8\n"
-    "end\n"
-    "if ARGV[a] == '1' then\n"
-    "  redis.call('HSET', KEYS[4], 'cluster', ARGV[a + 1], 'cold', ARGV[a + 2], 'version',\n"
-    "             ARGV[a + 3])\n"
-    "end\n"
-    "return 1\n";
-
-clu_t *clu_new(const clu_config_t *cfg, st_redis_t *redis, st_avro_registry_t *reg,
+clu_t *clu_new(const clu_config_t *cfg, clu_store_t *store, st_avro_registry_t *reg,
                st_bwatch_t *model, char *errstr, size_t errstr_size)
 {
     clu_t *c = calloc(1, sizeof *c);
@@ -137,14 +83,17 @@ clu_t *clu_new(const clu_config_t *cfg, st_redis_t *redis, st_avro_registry_t *r
         return NULL;
     }
     c->cfg = *cfg;
-    c->redis = redis;
+    c->store = store;
     c->model = model;
-    c->script = st_redis_script(redis, apply_lua);
     if (!(c->sess_codec = st_avro_codec_new(reg, "SessionEvent", NULL, errstr, errstr_size)) ||
         !(c->prof_codec = st_avro_codec_new(reg, "UserProfile", NULL, errstr, errstr_size)) ||
         !(c->out_codec = st_avro_codec_new(reg, "ClusterAssignment", cfg->clusters_topic, errstr,
-                                           errstr_size)) ||
-        !(c->recent = clu_recent_new(cfg->refit_max_users))) {
+                                           errstr_size))) {
+        clu_destroy(c);
+        return NULL;
+    }
+    if (!(c->recent = clu_recent_new(cfg->refit_max_users))) {
+        st_errstr(errstr, errstr_size, "out of memory");
         clu_destroy(c);
         return NULL;
     }
@@ -157,6 +106,10 @@ clu_t *clu_new(const clu_config_t *cfg, st_redis_t *redis, st_avro_registry_t *r
                                        "records skipped because they were applied before");
     c->m_copies = st_metrics_counter("stint_clusterer_copies_total", NULL,
                                      "re-emitted copies of sessions already counted (skipped)");
+    c->m_overflow = st_metrics_counter(
+        "stint_clusterer_applied_overflow_total", NULL,
+        "records dead-lettered: the user's records of a topic span more partitions in one batch "
+        "than st_applied allows");
     c->m_refits = st_metrics_counter("stint_clusterer_refits_total", NULL,
                                      "k-means re-fits published (informational versions)");
     c->m_refit_inertia =
@@ -178,6 +131,9 @@ void clu_destroy(clu_t *c)
         free(c->users[i].prof.lens);
     free(c->users);
     free(c->ev);
+    free(c->closed);
+    free(c->reads);
+    free(c->writes);
     clu_recent_destroy(c->recent);
     free(c);
 }
@@ -185,7 +141,7 @@ void clu_destroy(clu_t *c)
 static int user_index(clu_t *c, const char *id, size_t len)
 {
     /* Batches are a few thousand records: a linear scan of the batch's users is cheap enough
-     * next to the Redis round, and keeps this simple. */
+     * next to the store's round, and keeps this simple. */
     for (int i = c->n_users; i-- > 0;)
         if (strlen(c->users[i].id) == len && memcmp(c->users[i].id, id, len) == 0)
             return i;
@@ -205,15 +161,9 @@ static int user_index(clu_t *c, const char *id, size_t len)
     if (!u->prof.lens)
         return -1;
     memcpy(u->id, id, len);
-    u->prof.age = -1;
-    u->prof.last_start_ms = -1;
-    u->cluster = -2;
+    st_applied_reset(&u->applied_s);
+    st_applied_reset(&u->applied_p);
     return c->n_users++;
-}
-
-static void key_of(char *buf, size_t size, const char *prefix, const char *user, const char *what)
-{
-    snprintf(buf, size, "%s:u:{%s}:%s", prefix, user, what);
 }
 
 static int cmp_dbl(const void *a, const void *b)
@@ -223,7 +173,7 @@ static int cmp_dbl(const void *a, const void *b)
 }
 
 /* The raw profile vector in the bundle's feature order; returns its length. */
-static int profile_vector(st_bundle_t *b, const clu_prof_t *p, double *x)
+static int profile_vector(st_bundle_t *b, const clu_store_prof_t *p, double *x)
 {
     int nf = 0;
     const char *const *names = st_bundle_profile_feature_names(b, &nf);
@@ -248,13 +198,13 @@ static int profile_vector(st_bundle_t *b, const clu_prof_t *p, double *x)
         else if (strcmp(n, "tracks") == 0)
             val = p->tracks;
         else if (strcmp(n, "gender") == 0)
-            val = p->gender == 'm' ? 1 : p->gender == 'f' ? 0 : -1;
+            val = p->demo.gender == 'm' ? 1 : p->demo.gender == 'f' ? 0 : -1;
         else if (strcmp(n, "age") == 0)
-            val = p->age > 0 ? p->age : 0;
+            val = p->demo.age > 0 ? p->demo.age : 0;
         else if (strcmp(n, "country") == 0)
-            val = st_bundle_country_id(b, p->country);
+            val = st_bundle_country_id(b, p->demo.country);
         else if (strcmp(n, "registered") == 0)
-            val = (double)p->registered_s;
+            val = (double)p->demo.registered_s;
         x[f] = val;
     }
     return nf < CLU_PF_MAX ? nf : CLU_PF_MAX;
@@ -288,111 +238,12 @@ static bool assign(clu_t *c, clu_user_t *u, int *cluster, bool *cold)
     return true;
 }
 
-static int grow_events(clu_t *c, size_t n)
-{
-    if (n <= c->cap_ev)
-        return 0;
-    clu_event_t *p = realloc(c->ev, n * sizeof *p);
-    if (!p)
-        return -1;
-    c->ev = p;
-    c->cap_ev = n;
-    return 0;
-}
-
-static int64_t applied_of(const int32_t *part, const int64_t *off, int n, int32_t partition)
-{
-    for (int i = 0; i < n; i++)
-        if (part[i] == partition)
-            return off[i];
-    return -1;
-}
-
-static int read_state(clu_t *c, st_err_t *err)
-{
-    char key[1024], what[300];
-    st_redis_pipe_reset(c->redis);
-    for (int i = 0; i < c->n_users; i++) {
-        clu_user_t *u = &c->users[i];
-        snprintf(what, sizeof what, "clu:applied:%s", c->cfg.sessions_topic);
-        key_of(key, sizeof key, c->cfg.redis_prefix, u->id, what);
-        st_redis_pipe(c->redis, "HGETALL %s", key);
-        snprintf(what, sizeof what, "clu:applied:%s", c->cfg.profiles_topic);
-        key_of(key, sizeof key, c->cfg.redis_prefix, u->id, what);
-        st_redis_pipe(c->redis, "HGETALL %s", key);
-        key_of(key, sizeof key, c->cfg.redis_prefix, u->id, "clu:prof");
-        st_redis_pipe(c->redis, "HMGET %s n sum_s max_s tracks gender age country registered_s ls",
-                      key);
-        key_of(key, sizeof key, c->cfg.redis_prefix, u->id, "clu:len");
-        st_redis_pipe(c->redis, "LRANGE %s %d -1", key, -c->cfg.median_window);
-        key_of(key, sizeof key, c->cfg.redis_prefix, u->id, "cluster");
-        st_redis_pipe(c->redis, "HMGET %s cluster cold version", key);
-    }
-    redisReply **r;
-    size_t nr;
-    if (st_redis_exec(c->redis, &r, &nr, err) != 0)
-        return -1;
-    if (nr != (size_t)c->n_users * 5) {
-        st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "read round: %zu replies", nr);
-        return -1;
-    }
-    for (int i = 0; i < c->n_users; i++) {
-        clu_user_t *u = &c->users[i];
-        redisReply **ur = r + (size_t)i * 5;
-        for (int t = 0; t < 2; t++) {
-            redisReply *ap = ur[t];
-            if (ap->type == REDIS_REPLY_ERROR) {
-                st_err_set(err, ST_ERR_REDIS, ST_DISP_FATAL, "read round: %s", ap->str);
-                return -1;
-            }
-            for (size_t j = 0; ap->type == REDIS_REPLY_ARRAY && j + 1 < ap->elements; j += 2) {
-                int32_t *part = t == 0 ? u->part_s : u->part_p;
-                int64_t *off = t == 0 ? u->applied_s : u->applied_p;
-                int *n = t == 0 ? &u->n_s : &u->n_p;
-                if (*n < 8) {
-                    part[*n] = (int32_t)atoi(ap->element[j]->str);
-                    off[(*n)++] = atoll(ap->element[j + 1]->str);
-                }
-            }
-        }
-        redisReply *pr = ur[2];
-        if (pr->type == REDIS_REPLY_ARRAY && pr->elements == 9) {
-            const char *v[9];
-            for (int f = 0; f < 9; f++)
-                v[f] = pr->element[f]->type == REDIS_REPLY_STRING ? pr->element[f]->str : NULL;
-            u->prof.n = v[0] ? atof(v[0]) : 0;
-            u->prof.sum_s = v[1] ? atof(v[1]) : 0;
-            u->prof.max_s = v[2] ? atof(v[2]) : 0;
-            u->prof.tracks = v[3] ? atof(v[3]) : 0;
-            u->prof.gender = v[4] && (v[4][0] == 'm' || v[4][0] == 'f') ? v[4][0] : 0;
-            u->prof.age = v[5] ? atoi(v[5]) : -1;
-            snprintf(u->prof.country, sizeof u->prof.country, "%s", v[6] ? v[6] : "");
-            u->prof.registered_s = v[7] ? atoll(v[7]) : 0;
-            u->prof.last_start_ms = v[8] ? atoll(v[8]) : -1;
-        }
-        redisReply *lr = ur[3];
-        for (size_t j = 0; lr->type == REDIS_REPLY_ARRAY && j < lr->elements &&
-                           u->prof.n_lens < c->cfg.median_window;
-             j++)
-            u->prof.lens[u->prof.n_lens++] = atof(lr->element[j]->str);
-        redisReply *cr = ur[4];
-        if (cr->type == REDIS_REPLY_ARRAY && cr->elements == 3 &&
-            cr->element[0]->type == REDIS_REPLY_STRING &&
-            cr->element[2]->type == REDIS_REPLY_STRING) {
-            u->cluster = atoi(cr->element[0]->str);
-            u->cold = cr->element[1]->type == REDIS_REPLY_STRING && atoi(cr->element[1]->str);
-            snprintf(u->version, sizeof u->version, "%s", cr->element[2]->str);
-        }
-    }
-    return 0;
-}
-
 static int publish(clu_t *c, const clu_user_t *u, st_out_t *out, st_err_t *err)
 {
     st_rec_cluster_t rec = {.user_id = st_str(u->id),
-                            .cluster = u->cluster,
-                            .cold = u->cold,
-                            .clustering_version = st_str(u->version)};
+                            .cluster = u->cluster.cluster,
+                            .cold = u->cluster.cold,
+                            .clustering_version = st_str(u->cluster.version)};
     if (st_rec_cluster_encode(c->out_codec, &rec, &c->enc, err) != 0)
         return -1;
     if (st_out_produce(out, c->cfg.clusters_topic, u->id, strlen(u->id), c->enc.data, c->enc.len) !=
@@ -401,6 +252,169 @@ static int publish(clu_t *c, const clu_user_t *u, st_out_t *out, st_err_t *err)
         return -1;
     }
     return 0;
+}
+
+/* Assigns u again after a change of its profile; publishes the assignment when it changed. */
+static int reassign(clu_t *c, clu_user_t *u, st_out_t *out, st_err_t *err)
+{
+    int cluster;
+    bool cold;
+    if (!assign(c, u, &cluster, &cold))
+        return 0;
+    const char *version = st_bwatch_version(c->model);
+    if (cluster == u->cluster.cluster && cold == u->cluster.cold &&
+        strcmp(version, u->cluster.version) == 0)
+        return 0;
+    u->cluster.cluster = cluster;
+    u->cluster.cold = cold;
+    snprintf(u->cluster.version, sizeof u->cluster.version, "%s", version);
+    u->cluster_changed = true;
+    c->n_changes++;
+    c->n_cold += cold;
+    return publish(c, u, out, err);
+}
+
+static int grow_events(clu_t *c, size_t n)
+{
+    if (n <= c->cap_ev)
+        return 0;
+    clu_event_t *e = realloc(c->ev, n * sizeof *e);
+    if (!e)
+        return -1;
+    c->ev = e;
+    clu_store_closed_t *cl = realloc(c->closed, n * sizeof *cl);
+    if (!cl)
+        return -1;
+    c->closed = cl;
+    c->cap_ev = n;
+    return 0;
+}
+
+static int grow_io(clu_t *c, size_t n)
+{
+    if (n <= c->cap_io)
+        return 0;
+    clu_store_user_t *r = realloc(c->reads, n * sizeof *r);
+    if (!r)
+        return -1;
+    c->reads = r;
+    clu_store_write_t *w = realloc(c->writes, n * sizeof *w);
+    if (!w)
+        return -1;
+    c->writes = w;
+    c->cap_io = n;
+    return 0;
+}
+
+/* Reads the batch's users from the store (one round). */
+static int read_users(clu_t *c, st_err_t *err)
+{
+    if (grow_io(c, (size_t)c->n_users) != 0) {
+        st_err_nomem(err);
+        return -1;
+    }
+    for (int i = 0; i < c->n_users; i++) {
+        clu_user_t *u = &c->users[i];
+        c->reads[i] = (clu_store_user_t){.user = u->id,
+                                         .sessions = &u->applied_s,
+                                         .profiles = &u->applied_p,
+                                         .prof = &u->prof,
+                                         .cluster = &u->cluster};
+    }
+    return c->store->read(c->store->ctx, c->reads, (size_t)c->n_users, err);
+}
+
+/* Decodes m into e, and the record's user id into *user (borrowed until the next decode).
+ * Returns 0, or -1 with err: retriable (the schema registry away) or the record is invalid. */
+static int decode(clu_t *c, const st_msg_t *m, clu_event_t *e, st_str_t *user, st_err_t *err)
+{
+    memset(e, 0, sizeof *e);
+    e->is_profile = strcmp(m->topic, c->cfg.profiles_topic) == 0;
+    e->partition = m->partition;
+    e->offset = m->offset;
+    if (e->is_profile) {
+        st_rec_profile_t p;
+        if (st_rec_profile_decode(c->prof_codec, m->value, m->value_len, &p, err) != 0)
+            return -1;
+        *user = p.user_id;
+        if (p.gender.ptr && p.gender.len == 1 && (p.gender.ptr[0] == 'm' || p.gender.ptr[0] == 'f'))
+            e->demo.gender = p.gender.ptr[0];
+        e->demo.age = p.age.set ? p.age.v : -1;
+        if (p.country.ptr)
+            snprintf(e->demo.country, sizeof e->demo.country, "%.*s", (int)p.country.len,
+                     p.country.ptr);
+        if (p.registered_ms.set)
+            e->demo.registered_s = p.registered_ms.v / 1000;
+        return 0;
+    }
+    st_rec_session_event_t *ev = &c->ev_rec;
+    if (st_rec_session_event_decode(c->sess_codec, m->value, m->value_len, ev, err) != 0)
+        return -1;
+    *user = ev->user_id;
+    e->closed = ev->kind == ST_SESSION_EVENT_CLOSED;
+    e->start_ms = ev->start_ms;
+    e->length_s = ev->length_s.v;
+    e->tracks = ev->track_count > 0 ? ev->track_count : 0;
+    return 0;
+}
+
+/* Takes msgs into c->ev: invalid records and those beyond st_applied's partitions per user go to
+ * the dead-letter topic. */
+static int take_records(clu_t *c, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_t *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const st_msg_t *m = &msgs[i];
+        clu_event_t *e = &c->ev[c->n_ev];
+        st_err_t derr = {0};
+        st_str_t user = {0};
+        const char *code = "invalid", *why = NULL;
+        if (decode(c, m, e, &user, &derr) != 0) {
+            if (derr.retriable) {
+                *err = derr;
+                return -1;
+            }
+            why = derr.text;
+        } else if (user.len > CLU_USER_MAX) {
+            why = "user_id longer than 128 bytes";
+        } else {
+            if ((e->user = user_index(c, user.ptr, user.len)) < 0) {
+                st_err_nomem(err);
+                return -1;
+            }
+            clu_user_t *u = &c->users[e->user];
+            if (st_applied_slot(e->is_profile ? &u->applied_p : &u->applied_s, e->partition, true) <
+                0) {
+                c->n_overflow++;
+                code = ST_APPLIED_OVERFLOW_CODE;
+                why = ST_APPLIED_OVERFLOW_TEXT;
+            }
+        }
+        if (why) {
+            if (st_out_dead_letter(out, m, code, why) != 0) {
+                st_err_nomem(err);
+                return -1;
+            }
+            continue;
+        }
+        c->n_ev++;
+    }
+    return 0;
+}
+
+/* Counts a CLOSED into u's profile. */
+static void count_closed(clu_t *c, clu_user_t *u, const clu_event_t *e)
+{
+    clu_store_prof_t *p = &u->prof;
+    p->n += 1;
+    p->sum_s += e->length_s;
+    p->tracks += e->tracks;
+    if (e->length_s > p->max_s)
+        p->max_s = e->length_s;
+    if (p->n_lens == c->cfg.median_window) {
+        memmove(p->lens, p->lens + 1, (size_t)(p->n_lens - 1) * sizeof *p->lens);
+        p->n_lens--;
+    }
+    p->lens[p->n_lens++] = e->length_s;
 }
 
 /* Re-fits k-means on the remembered profiles (z-scored here) and publishes the version. */
@@ -463,17 +477,16 @@ static void refit(clu_t *c)
                   "inertia", m->inertia, "features", feats, "mean", jm, "scale", js, "centroids_z",
                   cents, "made_at_ms", (json_int_t)st_time_wall_ms());
     char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    char key[512];
-    snprintf(key, sizeof key, "%s:clustering:refit", c->cfg.redis_prefix);
     st_err_t err = {0};
-    redisReply *r = text ? st_redis_command(c->redis, &err, "SET %s %s", key, text) : NULL;
-    if (r)
-        freeReplyObject(r);
+    bool stored = text && c->store->put_refit(c->store->ctx, text, &err) == 0;
+    if (!stored)
+        st_log_warn("refit_not_stored", "version=%s error=\"%s\"", version,
+                    text ? err.text : "out of memory");
     st_metric_inc(c->m_refits, 1);
     st_metric_set(c->m_refit_inertia, m->inertia);
     st_metric_set(c->m_refit_users, (double)n);
     st_log_info("refit_published", "version=%s users=%zu k=%d inertia=%.3f stored=%s", version, n,
-                m->k, m->inertia, r ? "yes" : "no");
+                m->k, m->inertia, stored ? "yes" : "no");
     free(text);
     json_decref(doc);
     st_cluster_destroy(m);
@@ -493,240 +506,98 @@ int clu_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err
     c->n_users = 0;
     c->n_ev = 0;
     c->pending = false;
+    c->n_replayed = c->n_copies = c->n_overflow = c->n_changes = c->n_cold = 0;
     if (n == 0)
         return 0;
     if (grow_events(c, n) != 0) {
         st_err_nomem(err);
         return -1;
     }
-    /* Decoded values are borrowed until the next decode: keep what is needed per record. */
-    typedef struct {
-        double length_s;
-        int64_t start_ms;
-        int tracks;
-        bool closed;
-        char gender;
-        int age;
-        char country[64];
-        int64_t registered_s;
-    } rec_t;
-    rec_t *recs = calloc(n, sizeof *recs);
-    if (!recs) {
-        st_err_nomem(err);
+    if (take_records(c, msgs, n, out, err) != 0 || (c->n_ev > 0 && read_users(c, err) != 0))
         return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const st_msg_t *m = &msgs[i];
-        clu_event_t *e = &c->ev[c->n_ev];
-        rec_t *rc = &recs[c->n_ev];
-        bool is_profile = strcmp(m->topic, c->cfg.profiles_topic) == 0;
-        st_err_t derr = {0};
-        const char *why = NULL;
-        st_str_t user = {0};
-        int drc;
-        if (is_profile) {
-            st_rec_profile_t p;
-            if ((drc = st_rec_profile_decode(c->prof_codec, m->value, m->value_len, &p, &derr)) ==
-                0) {
-                user = p.user_id;
-                rc->gender = p.gender.ptr && p.gender.len == 1 ? p.gender.ptr[0] : 0;
-                rc->age = p.age.set ? p.age.v : -1;
-                if (p.country.ptr)
-                    snprintf(rc->country, sizeof rc->country, "%.*s", (int)p.country.len,
-                             p.country.ptr);
-                if (p.registered_ms.set)
-                    rc->registered_s = p.registered_ms.v / 1000;
-            }
-        } else {
-            st_rec_session_event_t *ev = &c->ev_rec;
-            if ((drc = st_rec_session_event_decode(c->sess_codec, m->value, m->value_len, ev,
-                                                   &derr)) == 0) {
-                user = ev->user_id;
-                rc->start_ms = ev->start_ms;
-                rc->closed = ev->kind == ST_SESSION_EVENT_CLOSED;
-                rc->tracks = ev->track_count > 0 ? ev->track_count : 0;
-                rc->length_s = ev->length_s.v;
-            }
-        }
-        if (drc != 0) {
-            if (derr.retriable) {
-                free(recs);
-                *err = derr;
-                return -1;
-            }
-            why = derr.text;
-        } else if (user.len > CLU_USER_MAX) {
-            why = "user_id longer than 128 bytes";
-        }
-        if (why) {
-            if (st_out_dead_letter(out, m, "invalid", why) != 0) {
-                free(recs);
-                st_err_nomem(err);
-                return -1;
-            }
-            continue;
-        }
-        memset(e, 0, sizeof *e);
-        e->user = user_index(c, user.ptr, user.len);
-        if (e->user < 0) {
-            free(recs);
-            st_err_nomem(err);
-            return -1;
-        }
-        e->is_profile = is_profile;
-        e->partition = m->partition;
-        e->offset = m->offset;
-        c->n_ev++;
-    }
-    if (c->n_ev > 0 && read_state(c, err) != 0) {
-        free(recs);
-        return -1;
-    }
     for (size_t i = 0; i < c->n_ev; i++) {
         clu_event_t *e = &c->ev[i];
         clu_user_t *u = &c->users[e->user];
-        const rec_t *rc = &recs[i];
-        int64_t last = e->is_profile ? applied_of(u->part_p, u->applied_p, u->n_p, e->partition)
-                                     : applied_of(u->part_s, u->applied_s, u->n_s, e->partition);
-        if (e->offset <= last) {
-            e->skip = true;
-            st_metric_inc(c->m_replayed, 1);
+        st_applied_t *a = e->is_profile ? &u->applied_p : &u->applied_s;
+        int slot = st_applied_slot(a, e->partition, false);
+        if (st_applied_done(a, slot, e->offset)) {
+            c->n_replayed++;
             continue;
         }
-        if (e->is_profile) {
-            u->prof.gender = rc->gender == 'm' || rc->gender == 'f' ? rc->gender : 0;
-            u->prof.age = rc->age;
-            snprintf(u->prof.country, sizeof u->prof.country, "%s", rc->country);
-            u->prof.registered_s = rc->registered_s;
-            e->op = 'P';
-            e->gender = u->prof.gender;
-            e->age = u->prof.age;
-            snprintf(e->country, sizeof e->country, "%s", u->prof.country);
-            e->registered_s = u->prof.registered_s;
-        } else if (rc->closed && rc->start_ms <= u->prof.last_start_ms) {
-            /* A re-emitted copy of a session already counted: only the marker moves. */
-            e->op = '-';
-            st_metric_inc(c->m_copies, 1);
-            c->pending = true;
-            continue;
-        } else if (rc->closed) {
-            u->prof.last_start_ms = rc->start_ms;
-            u->prof.n += 1;
-            u->prof.sum_s += rc->length_s;
-            u->prof.tracks += rc->tracks;
-            if (rc->length_s > u->prof.max_s)
-                u->prof.max_s = rc->length_s;
-            if (u->prof.n_lens == c->cfg.median_window) {
-                memmove(u->prof.lens, u->prof.lens + 1,
-                        (size_t)(u->prof.n_lens - 1) * sizeof *u->prof.lens);
-                u->prof.n_lens--;
-            }
-            u->prof.lens[u->prof.n_lens++] = rc->length_s;
-            e->op = 'S';
-            e->length_s = rc->length_s;
-            e->start_ms = rc->start_ms;
-            e->tracks = rc->tracks;
-        } else {
-            /* OPENED: nothing to learn; the marker still moves. */
-            e->op = '-';
-            c->pending = true;
-            continue;
-        }
-        int cluster;
-        bool cold;
-        if (assign(c, u, &cluster, &cold)) {
-            const char *version = st_bwatch_version(c->model);
-            if (cluster != u->cluster || cold != u->cold || strcmp(version, u->version) != 0) {
-                u->cluster = cluster;
-                u->cold = cold;
-                snprintf(u->version, sizeof u->version, "%s", version);
-                if (publish(c, u, out, err) != 0) {
-                    free(recs);
-                    return -1;
-                }
-                e->assign = true;
-                e->cluster = cluster;
-                e->cold = cold;
-            }
-        }
+        st_applied_advance(a, slot, e->offset);
+        u->moved = true;
         c->pending = true;
+        if (e->is_profile) {
+            u->prof.demo = e->demo;
+            u->demo_changed = true;
+        } else if (!e->closed) {
+            continue; /* OPENED: nothing to learn; only the marker moves */
+        } else if (st_applied_is_copy(a, e->start_ms)) {
+            c->n_copies++; /* a re-emitted copy of a session already counted: the same */
+            continue;
+        } else {
+            st_applied_closed(a, e->start_ms);
+            e->counted = true;
+            count_closed(c, u, e);
+        }
+        if (reassign(c, u, out, err) != 0)
+            return -1;
     }
-    free(recs);
     return 0;
+}
+
+/* Writes the batch's users that have changes (one round). */
+static int write_users(clu_t *c, st_err_t *err)
+{
+    if (grow_io(c, (size_t)c->n_users) != 0) {
+        st_err_nomem(err);
+        return -1;
+    }
+    /* Each user's counted CLOSED, in batch order, grouped by user. */
+    for (int i = 0; i < c->n_users; i++)
+        c->users[i].n_closed = 0;
+    for (size_t i = 0; i < c->n_ev; i++)
+        c->users[c->ev[i].user].n_closed += c->ev[i].counted;
+    size_t at = 0;
+    for (int i = 0; i < c->n_users; i++) {
+        c->users[i].closed_at = at;
+        at += c->users[i].n_closed;
+        c->users[i].n_closed = 0;
+    }
+    for (size_t i = 0; i < c->n_ev; i++) {
+        const clu_event_t *e = &c->ev[i];
+        clu_user_t *u = &c->users[e->user];
+        if (e->counted)
+            c->closed[u->closed_at + u->n_closed++] = (clu_store_closed_t){
+                .start_ms = e->start_ms, .length_s = e->length_s, .tracks = e->tracks};
+    }
+    size_t nw = 0;
+    for (int i = 0; i < c->n_users; i++) {
+        const clu_user_t *u = &c->users[i];
+        if (!u->moved)
+            continue;
+        c->writes[nw++] = (clu_store_write_t){.user = u->id,
+                                              .sessions = &u->applied_s,
+                                              .profiles = &u->applied_p,
+                                              .closed = c->closed + u->closed_at,
+                                              .n_closed = u->n_closed,
+                                              .demo = u->demo_changed ? &u->prof.demo : NULL,
+                                              .cluster = u->cluster_changed ? &u->cluster : NULL};
+    }
+    return c->store->write(c->store->ctx, c->writes, nw, err);
 }
 
 int clu_apply(void *ctx, st_err_t *err)
 {
     clu_t *c = ctx;
-    if (!c->pending)
-        return 0;
-    char k_app[1024], k_prof[512], k_len[512], k_clu[512], k_pub[512], what[300], part[16], off[32],
-        mw[16], cl[16], a1[40], a2[40], a3[40], g[2] = {0, 0};
-    snprintf(mw, sizeof mw, "%d", c->cfg.median_window);
-    st_redis_pipe_reset(c->redis);
-    size_t queued = 0;
-    for (size_t i = 0; i < c->n_ev; i++) {
-        const clu_event_t *e = &c->ev[i];
-        if (e->skip)
-            continue;
-        const char *user = c->users[e->user].id;
-        snprintf(what, sizeof what, "clu:applied:%s",
-                 e->is_profile ? c->cfg.profiles_topic : c->cfg.sessions_topic);
-        key_of(k_app, sizeof k_app, c->cfg.redis_prefix, user, what);
-        key_of(k_prof, sizeof k_prof, c->cfg.redis_prefix, user, "clu:prof");
-        key_of(k_len, sizeof k_len, c->cfg.redis_prefix, user, "clu:len");
-        key_of(k_clu, sizeof k_clu, c->cfg.redis_prefix, user, "cluster");
-        key_of(k_pub, sizeof k_pub, c->cfg.redis_prefix, user, "profile");
-        snprintf(part, sizeof part, "%d", (int)e->partition);
-        snprintf(off, sizeof off, "%lld", (long long)e->offset);
-        snprintf(cl, sizeof cl, "%d", e->cluster);
-        const char *argv[24] = {k_app, k_prof, k_len, k_clu, k_pub, part, off};
-        int argc = 7;
-        if (e->op == 'S') {
-            snprintf(a1, sizeof a1, "%.17g", e->length_s);
-            snprintf(a2, sizeof a2, "%d", e->tracks);
-            snprintf(a3, sizeof a3, "%lld", (long long)e->start_ms);
-            argv[argc++] = "S";
-            argv[argc++] = a1;
-            argv[argc++] = a2;
-            argv[argc++] = mw;
-            argv[argc++] = a3;
-        } else if (e->op == 'P') {
-            g[0] = e->gender;
-            snprintf(a1, sizeof a1, "%d", e->age);
-            snprintf(a3, sizeof a3, "%lld", (long long)e->registered_s);
-            argv[argc++] = "P";
-            argv[argc++] = g;
-            argv[argc++] = a1;
-            argv[argc++] = e->country;
-            argv[argc++] = a3;
-        } else {
-            argv[argc++] = "-";
-        }
-        argv[argc++] = e->assign ? "1" : "0";
-        argv[argc++] = cl;
-        argv[argc++] = e->cold ? "1" : "0";
-        argv[argc++] = c->users[e->user].version;
-        st_redis_pipe_evalsha(c->redis, c->script, 5, argc - 5, argv, NULL);
-        queued++;
-    }
-    if (queued == 0)
-        return 0;
-    redisReply **r;
-    size_t nr;
-    if (st_redis_exec(c->redis, &r, &nr, err) != 0)
+    if (c->pending && write_users(c, err) != 0)
         return -1;
-    for (size_t i = 0; i < nr; i++)
-        if (r[i]->type == REDIS_REPLY_ERROR) {
-            st_err_set(err, ST_ERR_REDIS, ST_DISP_FATAL, "apply script: %s", r[i]->str);
-            return -1;
-        }
-    for (size_t i = 0; i < c->n_ev; i++)
-        if (!c->ev[i].skip && c->ev[i].assign) {
-            st_metric_inc(c->m_changes, 1);
-            if (c->ev[i].cold)
-                st_metric_inc(c->m_cold, 1);
-        }
     c->pending = false;
+    st_metric_inc(c->m_replayed, c->n_replayed);
+    st_metric_inc(c->m_copies, c->n_copies);
+    st_metric_inc(c->m_overflow, c->n_overflow);
+    st_metric_inc(c->m_changes, c->n_changes);
+    st_metric_inc(c->m_cold, c->n_cold);
+    c->n_replayed = c->n_copies = c->n_overflow = c->n_changes = c->n_cold = 0;
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "clu_core.h"
+#include "clu_store_redis.h"
 #include "st_avro.h"
 #include "st_bwatch.h"
 #include "st_log.h"
@@ -59,6 +60,7 @@ static const st_config_entry_t table[] = {
 typedef struct {
     st_avro_registry_t *reg; /* the service's (borrowed) */
     st_bwatch_t *model;
+    clu_store_t *store;
     clu_t *core;
 } cl_ctx_t;
 
@@ -72,18 +74,21 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     if (!(ctx->model =
               st_bwatch_new(config.model_dir, (int)config.model_poll_ms, errstr, errstr_size)))
         return -1;
-    clu_config_t cc = {.redis_prefix = base->redis_prefix,
-                       .sessions_topic = config.sessions_topic,
+    if (!(ctx->store =
+              clu_store_redis_new(st_service_redis(svc), base->redis_prefix, config.sessions_topic,
+                                  config.profiles_topic, (int)config.median_window))) {
+        st_errstr(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    clu_config_t cc = {.sessions_topic = config.sessions_topic,
                        .profiles_topic = config.profiles_topic,
                        .clusters_topic = config.clusters_topic,
-                       .model_dir = config.model_dir,
                        .cold_min_sessions = (int)config.cold_min_sessions,
                        .median_window = (int)config.median_window,
                        .refit_interval_s = (int)config.refit_interval_s,
                        .refit_max_users = (int)config.refit_max_users,
                        .refit_min_users = (int)config.refit_min_users};
-    if (!(ctx->core =
-              clu_new(&cc, st_service_redis(svc), ctx->reg, ctx->model, errstr, errstr_size)))
+    if (!(ctx->core = clu_new(&cc, ctx->store, ctx->reg, ctx->model, errstr, errstr_size)))
         return -1;
     topics[0] = config.sessions_topic;
     topics[1] = config.profiles_topic;
@@ -107,6 +112,7 @@ static void teardown(void *vctx)
 {
     cl_ctx_t *ctx = vctx;
     clu_destroy(ctx->core);
+    clu_store_redis_destroy(ctx->store);
     st_bwatch_destroy(ctx->model);
 }
 

@@ -1,0 +1,354 @@
+/* clu_store_redis.c - the clusterer's state in Redis (layout, semantics and migration in
+ * clu_store.h). */
+#include "clu_store_redis.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "st_buf.h"
+
+typedef struct {
+    clu_store_t iface;
+    st_redis_t *redis;
+    st_redis_script_t *script;
+    char *prefix;
+    char *old_s, *old_p; /* "clu:applied:<topic>": the previous layout's marker hashes */
+    char mark_s[ST_APPLIED_FIELD_MAX], mark_p[ST_APPLIED_FIELD_MAX]; /* "a:<topic>:" */
+    size_t mark_s_len, mark_p_len;
+    int median_window;
+    char median_window_text[16], lens_from[16]; /* median_window, -median_window */
+    st_buf_t nums;     /* one call's CLOSED values as text, NUL-separated */
+    const char **argv; /* one call's keys and arguments */
+    size_t argv_cap;
+} redis_store_t;
+
+#define KEYS 6
+
+/* One user's write. KEYS: clu:prof, clu:len, cluster, profile, and the previous layout's marker
+ * hashes of both topics (deleted). ARGV: the sessions markers (st_applied: count, then the
+ * (field, offset) pairs), the profiles markers (the same), median_window, the count c of CLOSED
+ * and c triples (start_ms, length_s, tracks); then 'P', gender, age, country, registered_s, or
+ * '-'; then '1', cluster, cold, version, or '0'. The previous layout's ls becomes lc first. */
+static const char write_lua[] = ST_APPLIED_LUA
+    "local h = KEYS[1]\n"
+    "if redis.call('HEXISTS', h, 'lc') == 0 then\n"
+    "  local ls = redis.call('HGET', h, 'ls')\n"
+    "  if ls then redis.call('HSET', h, 'lc', ls) end\n"
+    "end\n"
+    "redis.call('HDEL', h, 'ls')\n"
+    "redis.call('DEL', KEYS[5], KEYS[6])\n"
+    "local ns = tonumber(ARGV[1])\n"
+    "local jp = 2 + 2 * ns\n"
+    "local np = tonumber(ARGV[jp])\n"
+    "local s = ns > 0 and st_applied(h, 1)\n"
+    "local p = np > 0 and st_applied(h, jp)\n"
+    "local i = jp + 1 + 2 * np\n"
+    "local mw = tonumber(ARGV[i])\n"
+    "local nc = tonumber(ARGV[i + 1])\n"
+    "i = i + 2\n"
+    "if s and nc > 0 then\n"
+    "  for k = i, i + 3 * (nc - 1), 3 do\n"
+    "    if st_applied_lc(h, ARGV[k]) then\n"
+    "      local len = tonumber(ARGV[k + 1])\n"
+    "      redis.call('HINCRBY', h, 'n', 1)\n"
+    "      redis.call('HINCRBYFLOAT', h, 'sum_s', ARGV[k + 1])\n"
+    "      redis.call('HINCRBY', h, 'tracks', ARGV[k + 2])\n"
+    "      if len > tonumber(redis.call('HGET', h, 'max_s') or '0') then\n"
+    "        redis.call('HSET', h, 'max_s', ARGV[k + 1])\n"
+    "      end\n"
+    "      redis.call('RPUSH', KEYS[2], ARGV[k + 1])\n"
+    "    end\n"
+    "  end\n"
+    "  redis.call('LTRIM', KEYS[2], -mw, -1)\n"
+    "end\n"
+    "i = i + 3 * nc\n"
+    "if ARGV[i] == 'P' then\n"
+    "  if p then\n"
+    "    local g, age, country, reg = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]\n"
+    "    redis.call('HSET', h, 'gender', g, 'age', age, 'country', country, 'registered_s', reg)\n"
+    "    local pf = {}\n"
+    "    if g == 'm' or g == 'f' then pf[#pf + 1] = 'gender'; pf[#pf + 1] = g end\n"
+    "    if tonumber(age) >= 0 then pf[#pf + 1] = 'age'; pf[#pf + 1] = age end\n"
+    "    if country ~= '' then pf[#pf + 1] = 'country'; pf[#pf + 1] = country end\n"
+    "    if tonumber(reg) > 0 then\n"
+    "      pf[#pf + 1] = 'registered_ms'; pf[#pf + 1] = tostring(tonumber(reg) * 1000)\n"
+    "    end\n"
+    "    redis.call('DEL', KEYS[4])\n"
+    "    if #pf > 0 then redis.call('HSET', KEYS[4], unpack(pf)) end\n"
+    "  end\n"
+    "  i = i + 5\n"
+    "else\n"
+    "  i = i + 1\n"
+    "end\n"
+    "if ARGV[i] == '1' and (s or p) then\n"
+    "  redis.call('HSET', KEYS[3], 'cluster', ARGV[i + 1], 'cold', ARGV[i + 2], 'version',\n"
+    "             ARGV[i + 3])\n"
+    "end\n"
+    "return 1\n";
+
+static void key_of(char *buf, size_t size, const char *prefix, const char *user, const char *what)
+{
+    snprintf(buf, size, "%s:u:{%s}:%s", prefix, user, what);
+}
+
+static bool field_is(const redisReply *f, const char *name)
+{
+    return f->len == strlen(name) && memcmp(f->str, name, f->len) == 0;
+}
+
+static void read_prof(const redis_store_t *s, clu_store_user_t *u, const redisReply *hs)
+{
+    clu_store_prof_t *p = u->prof;
+    const char *ls = NULL;
+    for (size_t j = 0; hs->type == REDIS_REPLY_ARRAY && j + 1 < hs->elements; j += 2) {
+        const redisReply *f = hs->element[j], *v = hs->element[j + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        if (st_applied_read_field(u->sessions, s->mark_s, s->mark_s_len, f->str, f->len, v->str) ||
+            st_applied_read_field(u->profiles, s->mark_p, s->mark_p_len, f->str, f->len, v->str))
+            continue;
+        if (field_is(f, "n"))
+            p->n = atof(v->str);
+        else if (field_is(f, "sum_s"))
+            p->sum_s = atof(v->str);
+        else if (field_is(f, "max_s"))
+            p->max_s = atof(v->str);
+        else if (field_is(f, "tracks"))
+            p->tracks = atof(v->str);
+        else if (field_is(f, "gender"))
+            p->demo.gender = v->str[0] == 'm' || v->str[0] == 'f' ? v->str[0] : 0;
+        else if (field_is(f, "age"))
+            p->demo.age = atoi(v->str);
+        else if (field_is(f, "country"))
+            snprintf(p->demo.country, sizeof p->demo.country, "%s", v->str);
+        else if (field_is(f, "registered_s"))
+            p->demo.registered_s = atoll(v->str);
+        else if (field_is(f, "ls"))
+            ls = v->str;
+    }
+    /* The previous layout's last CLOSED start, until the user's next write makes it lc. */
+    if (ls && u->sessions->last_closed_ms < 0)
+        u->sessions->last_closed_ms = atoll(ls);
+}
+
+static int store_read(void *ctx, clu_store_user_t *users, size_t n, st_err_t *err)
+{
+    redis_store_t *s = ctx;
+    if (n == 0)
+        return 0;
+    char key[1024];
+    st_redis_pipe_reset(s->redis);
+    for (size_t i = 0; i < n; i++) {
+        key_of(key, sizeof key, s->prefix, users[i].user, "clu:prof");
+        const char *hgetall[] = {"HGETALL", key};
+        int rc = st_redis_pipe_argv(s->redis, 2, hgetall, NULL);
+        key_of(key, sizeof key, s->prefix, users[i].user, "clu:len");
+        const char *lrange[] = {"LRANGE", key, s->lens_from, "-1"};
+        rc |= st_redis_pipe_argv(s->redis, 4, lrange, NULL);
+        key_of(key, sizeof key, s->prefix, users[i].user, "cluster");
+        const char *hmget[] = {"HMGET", key, "cluster", "cold", "version"};
+        rc |= st_redis_pipe_argv(s->redis, 5, hmget, NULL);
+        if (rc != 0) {
+            st_err_nomem(err);
+            return -1;
+        }
+    }
+    redisReply **r;
+    size_t nr;
+    if (st_redis_exec(s->redis, &r, &nr, err) != 0)
+        return -1;
+    if (nr != 3 * n) {
+        st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "clusterer read: %zu replies for %zu commands",
+                   nr, 3 * n);
+        return -1;
+    }
+    for (size_t i = 0; i < nr; i++)
+        if (r[i]->type == REDIS_REPLY_ERROR) {
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_FATAL, "clusterer read: %s", r[i]->str);
+            return -1;
+        }
+    for (size_t i = 0; i < n; i++) {
+        clu_store_user_t *u = &users[i];
+        const redisReply *hs = r[3 * i], *lr = r[3 * i + 1], *cr = r[3 * i + 2];
+        clu_store_prof_t *p = u->prof;
+        double *lens = p->lens;
+        *p = (clu_store_prof_t){.demo = {.age = -1}, .lens = lens};
+        read_prof(s, u, hs);
+        for (size_t j = 0;
+             lr->type == REDIS_REPLY_ARRAY && j < lr->elements && p->n_lens < s->median_window; j++)
+            if (lr->element[j]->type == REDIS_REPLY_STRING)
+                p->lens[p->n_lens++] = atof(lr->element[j]->str);
+        clu_store_cluster_t *c = u->cluster;
+        *c = (clu_store_cluster_t){.cluster = -1};
+        if (cr->type == REDIS_REPLY_ARRAY && cr->elements == 3 &&
+            cr->element[0]->type == REDIS_REPLY_STRING &&
+            cr->element[2]->type == REDIS_REPLY_STRING) {
+            c->cluster = atoi(cr->element[0]->str);
+            c->cold = cr->element[1]->type == REDIS_REPLY_STRING && atoi(cr->element[1]->str);
+            snprintf(c->version, sizeof c->version, "%s", cr->element[2]->str);
+        }
+    }
+    return 0;
+}
+
+/* Room for one call of w's arguments in s->argv. */
+static int argv_reserve(redis_store_t *s, const clu_store_write_t *w)
+{
+    size_t need = KEYS + 2 * (1 + 2 * ST_APPLIED_PARTS_MAX) + 2 + 3 * w->n_closed + 5 + 4;
+    if (need <= s->argv_cap)
+        return 0;
+    const char **a = realloc(s->argv, need * sizeof *a);
+    if (!a)
+        return -1;
+    s->argv = a;
+    s->argv_cap = need;
+    return 0;
+}
+
+/* Queues one user's EVALSHA. 0 or -1 (no memory). */
+static int queue_write(redis_store_t *s, const clu_store_write_t *w)
+{
+    char k_prof[512], k_len[512], k_clu[512], k_pub[512], k_old_s[1024], k_old_p[1024],
+        n_closed[16], age[16], registered[24], gender[2] = {0, 0}, cluster[16];
+    st_applied_args_t marks_s, marks_p;
+    if (argv_reserve(s, w) != 0)
+        return -1;
+    /* The CLOSED values first: the pointers into nums are taken once it stops growing. */
+    st_buf_reset(&s->nums);
+    for (size_t k = 0; k < w->n_closed; k++) {
+        char v[3][32];
+        snprintf(v[0], sizeof v[0], "%lld", (long long)w->closed[k].start_ms);
+        snprintf(v[1], sizeof v[1], "%.17g", w->closed[k].length_s);
+        snprintf(v[2], sizeof v[2], "%d", w->closed[k].tracks);
+        for (int j = 0; j < 3; j++)
+            if (st_buf_append(&s->nums, v[j], strlen(v[j]) + 1) != 0)
+                return -1;
+    }
+    const char **argv = s->argv;
+    int na = 0;
+    key_of(k_prof, sizeof k_prof, s->prefix, w->user, "clu:prof");
+    key_of(k_len, sizeof k_len, s->prefix, w->user, "clu:len");
+    key_of(k_clu, sizeof k_clu, s->prefix, w->user, "cluster");
+    key_of(k_pub, sizeof k_pub, s->prefix, w->user, "profile");
+    key_of(k_old_s, sizeof k_old_s, s->prefix, w->user, s->old_s);
+    key_of(k_old_p, sizeof k_old_p, s->prefix, w->user, s->old_p);
+    argv[na++] = k_prof;
+    argv[na++] = k_len;
+    argv[na++] = k_clu;
+    argv[na++] = k_pub;
+    argv[na++] = k_old_s;
+    argv[na++] = k_old_p;
+    na += st_applied_argv(w->sessions, s->mark_s, &marks_s, argv + na);
+    na += st_applied_argv(w->profiles, s->mark_p, &marks_p, argv + na);
+    argv[na++] = s->median_window_text;
+    snprintf(n_closed, sizeof n_closed, "%zu", w->n_closed);
+    argv[na++] = n_closed;
+    const char *num = s->nums.data;
+    for (size_t k = 0; k < 3 * w->n_closed; k++) {
+        argv[na++] = num;
+        num += strlen(num) + 1;
+    }
+    if (w->demo) {
+        gender[0] = w->demo->gender;
+        snprintf(age, sizeof age, "%d", w->demo->age);
+        snprintf(registered, sizeof registered, "%lld", (long long)w->demo->registered_s);
+        argv[na++] = "P";
+        argv[na++] = gender;
+        argv[na++] = age;
+        argv[na++] = w->demo->country;
+        argv[na++] = registered;
+    } else {
+        argv[na++] = "-";
+    }
+    if (w->cluster) {
+        snprintf(cluster, sizeof cluster, "%d", w->cluster->cluster);
+        argv[na++] = "1";
+        argv[na++] = cluster;
+        argv[na++] = w->cluster->cold ? "1" : "0";
+        argv[na++] = w->cluster->version;
+    } else {
+        argv[na++] = "0";
+    }
+    return st_redis_pipe_evalsha(s->redis, s->script, KEYS, na - KEYS, argv, NULL);
+}
+
+static int store_write(void *ctx, const clu_store_write_t *w, size_t n, st_err_t *err)
+{
+    redis_store_t *s = ctx;
+    if (n == 0)
+        return 0;
+    st_redis_pipe_reset(s->redis);
+    for (size_t i = 0; i < n; i++)
+        if (queue_write(s, &w[i]) != 0) {
+            st_err_nomem(err);
+            return -1;
+        }
+    redisReply **r;
+    size_t nr;
+    if (st_redis_exec(s->redis, &r, &nr, err) != 0)
+        return -1;
+    for (size_t i = 0; i < nr; i++)
+        if (r[i]->type == REDIS_REPLY_ERROR) {
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_FATAL, "clusterer write script: %s", r[i]->str);
+            return -1;
+        }
+    return 0;
+}
+
+static int store_put_refit(void *ctx, const char *json, st_err_t *err)
+{
+    redis_store_t *s = ctx;
+    char key[512];
+    snprintf(key, sizeof key, "%s:clustering:refit", s->prefix);
+    const char *argv[] = {"SET", key, json};
+    redisReply *r = st_redis_commandargv(s->redis, err, 3, argv, NULL);
+    if (!r)
+        return -1;
+    int rc = 0;
+    if (r->type == REDIS_REPLY_ERROR) {
+        st_err_set(err, ST_ERR_REDIS, ST_DISP_FATAL, "SET %s: %s", key, r->str);
+        rc = -1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+clu_store_t *clu_store_redis_new(st_redis_t *redis, const char *prefix, const char *sessions_topic,
+                                 const char *profiles_topic, int median_window)
+{
+    redis_store_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->iface = (clu_store_t){s, store_read, store_write, store_put_refit};
+    size_t old_s = strlen("clu:applied:") + strlen(sessions_topic) + 1,
+           old_p = strlen("clu:applied:") + strlen(profiles_topic) + 1;
+    if (!(s->prefix = strdup(prefix)) || !(s->old_s = malloc(old_s)) ||
+        !(s->old_p = malloc(old_p))) {
+        clu_store_redis_destroy(&s->iface);
+        return NULL;
+    }
+    snprintf(s->old_s, old_s, "clu:applied:%s", sessions_topic);
+    snprintf(s->old_p, old_p, "clu:applied:%s", profiles_topic);
+    s->mark_s_len = st_applied_prefix(s->mark_s, sizeof s->mark_s, sessions_topic);
+    s->mark_p_len = st_applied_prefix(s->mark_p, sizeof s->mark_p, profiles_topic);
+    s->median_window = median_window;
+    snprintf(s->median_window_text, sizeof s->median_window_text, "%d", median_window);
+    snprintf(s->lens_from, sizeof s->lens_from, "%d", -median_window);
+    s->redis = redis;
+    s->script = st_redis_script(redis, write_lua);
+    return &s->iface;
+}
+
+void clu_store_redis_destroy(clu_store_t *iface)
+{
+    if (!iface)
+        return;
+    redis_store_t *s = iface->ctx;
+    free(s->prefix);
+    free(s->old_s);
+    free(s->old_p);
+    st_buf_free(&s->nums);
+    free(s->argv);
+    free(s);
+}
