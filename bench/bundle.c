@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "ml/st_rng.h"
 #include "st_bundle.h"
 #include "st_dataset.h"
+#include "st_rng.h"
 #include "st_time.h"
 
 #define N_PREDICT 100000

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "ml/st_nn.h"
-#include "ml/st_rng.h"
+#include "st_nn.h"
+#include "st_rng.h"
 
 #define BENCH_SECONDS 2.0
 

@@ -10,10 +10,10 @@
 #include <string.h>
 
 #include "clu_recent.h"
-#include "ml/st_cluster.h"
-#include "ml/st_kmeans.h"
 #include "st_applied.h"
 #include "st_buf.h"
+#include "st_cluster.h"
+#include "st_kmeans.h"
 #include "st_log.h"
 #include "st_metrics.h"
 #include "st_records.h"

@@ -14,11 +14,11 @@
 #include <sys/stat.h>
 
 #include "fuzz_util.h"
-#include "ml/st_cluster.h"
-#include "ml/st_nn.h"
-#include "ml/st_scaler.h"
 #include "st_bundle.h"
+#include "st_cluster.h"
 #include "st_log.h"
+#include "st_nn.h"
+#include "st_scaler.h"
 
 #define N_NETS 3
 #define N_PF   3

@@ -12,10 +12,10 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "ml/st_cluster.h"
-#include "ml/st_model.h"
-#include "ml/st_nn.h"
-#include "ml/st_scaler.h"
+#include "st_cluster.h"
+#include "st_model.h"
+#include "st_nn.h"
+#include "st_scaler.h"
 
 #define HEADER_BYTES 32 /* st_model.h's layout: magic, 4 x u32, u64 payload length */
 

@@ -9,9 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ml/st_rng.h"
 #include "st_bundle.h"
 #include "st_dataset.h"
+#include "st_rng.h"
 #include "st_session.h"
 #include "st_test.h"
 

@@ -2,11 +2,11 @@
  * cluster model file, on generated data with planted clusters and interleaved half-moons. */
 #include <unistd.h>
 
-#include "ml/st_cluster.h"
-#include "ml/st_kmeans.h"
-#include "ml/st_model.h"
-#include "ml/st_rng.h"
-#include "ml/st_spectral.h"
+#include "st_cluster.h"
+#include "st_kmeans.h"
+#include "st_model.h"
+#include "st_rng.h"
+#include "st_spectral.h"
 #include "st_test.h"
 
 #define N_BLOB 300

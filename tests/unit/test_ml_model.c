@@ -2,9 +2,9 @@
  * truncated, corrupted, foreign and wrong-kind files. Also the scaler's statistics. */
 #include <unistd.h>
 
-#include "ml/st_model.h"
-#include "ml/st_nn.h"
-#include "ml/st_scaler.h"
+#include "st_model.h"
+#include "st_nn.h"
+#include "st_scaler.h"
 #include "st_test.h"
 
 static void tmp_path(char *buf, size_t size, const char *name)

@@ -3,8 +3,8 @@
  * task an MLP cannot learn, early stopping and input validation. */
 #include <float.h>
 
-#include "ml/st_nn.h"
-#include "ml/st_rng.h"
+#include "st_nn.h"
+#include "st_rng.h"
 #include "st_test.h"
 
 /* Central differences on float32 weights with step GC_EPS; a gradient passes when

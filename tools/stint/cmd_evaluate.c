@@ -10,11 +10,11 @@
 #include <sys/stat.h>
 
 #include "commands.h"
-#include "ml/st_cluster.h"
-#include "ml/st_kmeans.h"
 #include "st_bundle.h"
+#include "st_cluster.h"
 #include "st_config.h"
 #include "st_dataset.h"
+#include "st_kmeans.h"
 #include "st_svg.h"
 #include "st_time.h"
 #include "train_data.h"

@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ml/st_rng.h"
 #include "st_buf.h"
 #include "st_err.h"
 #include "st_lastfm.h"
 #include "st_log.h"
+#include "st_rng.h"
 #include "st_session.h"
 
 typedef struct {

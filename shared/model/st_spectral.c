@@ -1,14 +1,14 @@
 /* st_spectral.c - spectral clustering: kNN affinity, normalised Laplacian eigenvectors
  * (LAPACKE_dsyevr), k-means on the row-normalised embedding. */
-#include "ml/st_spectral.h"
+#include "st_spectral.h"
 
 #include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ml/st_kmeans.h"
 #include "st_err.h"
+#include "st_kmeans.h"
 
 void st_spectral_default(st_spectral_cfg_t *cfg)
 {

@@ -41,8 +41,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ml/st_nn.h"
 #include "st_dataset.h"
+#include "st_nn.h"
 #include "st_session.h"
 
 #define ST_BUNDLE_VERSION           1

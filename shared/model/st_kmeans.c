@@ -1,12 +1,12 @@
 /* st_kmeans.c - k-means++ seeding and Lloyd iterations with seeded restarts. */
-#include "ml/st_kmeans.h"
+#include "st_kmeans.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ml/st_rng.h"
 #include "st_err.h"
+#include "st_rng.h"
 
 void st_kmeans_default(st_kmeans_cfg_t *cfg)
 {

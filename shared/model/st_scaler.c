@@ -1,12 +1,12 @@
 /* st_scaler.c - z-score scaling with Welford statistics in double precision. */
-#include "ml/st_scaler.h"
+#include "st_scaler.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ml/st_model.h"
 #include "st_err.h"
+#include "st_model.h"
 
 #define SCALER_KIND_VERSION 1u
 

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ml/st_cluster.h"
+#include "st_cluster.h"
 
 typedef struct {
     int k;

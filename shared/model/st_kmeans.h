@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ml/st_cluster.h"
+#include "st_cluster.h"
 
 typedef struct {
     int k;

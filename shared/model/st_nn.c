@@ -1,7 +1,7 @@
 /* st_nn.c - embeddings, LSTM/GRU layers, dense layers, losses, Adam/SGD and BPTT on float32
  * minibatches; time-major workspaces so each layer's input projections and weight gradients are
  * one cblas_sgemm over all time steps and only the recurrent product runs per step. */
-#include "ml/st_nn.h"
+#include "st_nn.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -11,9 +11,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "ml/st_model.h"
-#include "ml/st_rng.h"
 #include "st_err.h"
+#include "st_model.h"
+#include "st_rng.h"
 
 #define NN_KIND_VERSION 1u
 #define PREDICT_CHUNK   256

@@ -1,6 +1,6 @@
 /* st_rng.c - xoshiro256** with splitmix64 seeding (public-domain algorithms by Vigna and
  * Blackman), plus uniform, bounded, normal draws and a shuffle. */
-#include "ml/st_rng.h"
+#include "st_rng.h"
 
 #include <math.h>
 

@@ -1,13 +1,13 @@
 /* st_cluster.c - the cluster model: assignment of new points, save/load, silhouette and the
  * adjusted Rand index. */
-#include "ml/st_cluster.h"
+#include "st_cluster.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ml/st_model.h"
 #include "st_err.h"
+#include "st_model.h"
 
 #define CLUSTER_KIND_VERSION 1u
 #define MAX_VOTERS           256

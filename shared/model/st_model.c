@@ -1,6 +1,6 @@
 /* st_model.c - the model file container: little-endian header, payload, CRC-32 trailer, and the
  * payload writers/readers shared by the network, scaler and cluster model files. */
-#include "ml/st_model.h"
+#include "st_model.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -10,12 +10,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "ml/st_cluster.h"
-#include "ml/st_kmeans.h"
-#include "ml/st_scaler.h"
-#include "ml/st_spectral.h"
+#include "st_cluster.h"
 #include "st_err.h"
+#include "st_kmeans.h"
 #include "st_log.h"
+#include "st_scaler.h"
+#include "st_spectral.h"
 #include "st_time.h"
 
 #define MAX_NETS     (ST_BUNDLE_MAX_CLUSTERS + 1)
