@@ -1,6 +1,7 @@
 /* ingest.c - parse, encode and deduplicate one batch of listens.raw messages. */
 #include "ingest.h"
 
+#include "st_metrics.h"
 #include "st_records.h"
 
 #include <stdio.h>
@@ -144,5 +145,162 @@ int ingest_batch_decide(ingest_batch_t *b, const char *const *marks)
         else
             r->verdict = INGEST_NEW;
     }
+    return 0;
+}
+
+struct ingest {
+    ingest_batch_t *batch;
+    ingest_store_t *store;
+    char *out_topic;
+    int64_t dedup_ttl_s;
+    /* The batch's valid records: their event ids and owners (store arguments), and the marks
+     * read for them. */
+    const char **ids, **owners, **found, **marks; /* found: per valid record, marks: per record */
+    size_t cap;
+    /* Counts of the batch, added to the metrics once its outputs are acknowledged (apply). */
+    uint64_t n_valid, n_dup, n_invalid[ST_LISTEN_REASON_COUNT];
+    st_metric_t *m_valid, *m_dup, *m_invalid[ST_LISTEN_REASON_COUNT];
+};
+
+ingest_t *ingest_new(st_avro_codec_t *listen_codec, ingest_store_t *store, const ingest_opts_t *o)
+{
+    ingest_t *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->store = store;
+    g->dedup_ttl_s = o->dedup_ttl_s;
+    if (!(g->batch = ingest_batch_new(listen_codec)) || !(g->out_topic = strdup(o->out_topic))) {
+        ingest_destroy(g);
+        return NULL;
+    }
+    g->m_valid = st_metrics_counter("stint_ingest_valid_total", NULL,
+                                    "Valid listens produced to the output topic.");
+    g->m_dup = st_metrics_counter("stint_ingest_duplicates_total", NULL,
+                                  "Exact duplicates dropped (same event_id within the window).");
+    for (int k = 1; k < ST_LISTEN_REASON_COUNT; k++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "reason=\"%s\"",
+                 st_listen_reason_name((st_listen_reason_t)k));
+        g->m_invalid[k] = st_metrics_counter("stint_ingest_invalid_total", labels,
+                                             "Invalid messages sent to the dead-letter topic.");
+    }
+    return g;
+}
+
+void ingest_destroy(ingest_t *g)
+{
+    if (!g)
+        return;
+    ingest_batch_destroy(g->batch);
+    free(g->out_topic);
+    free(g->ids);
+    free(g->owners);
+    free(g->marks);
+    free(g->found);
+    free(g);
+}
+
+static int reserve(ingest_t *g, size_t n)
+{
+    if (n <= g->cap)
+        return 0;
+    const char **ids = realloc(g->ids, n * sizeof *ids);
+    if (!ids)
+        return -1;
+    g->ids = ids;
+    const char **owners = realloc(g->owners, n * sizeof *owners);
+    if (!owners)
+        return -1;
+    g->owners = owners;
+    const char **marks = realloc(g->marks, n * sizeof *marks);
+    if (!marks)
+        return -1;
+    g->marks = marks;
+    const char **found = realloc(g->found, n * sizeof *found);
+    if (!found)
+        return -1;
+    g->found = found;
+    g->cap = n;
+    return 0;
+}
+
+static void clear_counts(ingest_t *g)
+{
+    g->n_valid = g->n_dup = 0;
+    memset(g->n_invalid, 0, sizeof g->n_invalid);
+}
+
+int ingest_process(ingest_t *g, const st_msg_t *msgs, size_t n, int64_t now_ms, st_out_t *out,
+                   st_err_t *err)
+{
+    clear_counts(g);
+    if (reserve(g, n) != 0) {
+        st_err_nomem(err);
+        return -1;
+    }
+    if (ingest_batch_parse(g->batch, msgs, n, now_ms, err) != 0)
+        return -1;
+    /* The marks of the valid records, read in one round; decide wants one per record. */
+    size_t nv = 0;
+    for (size_t i = 0; i < n; i++) {
+        const ingest_record_t *r = ingest_batch_record(g->batch, i);
+        if (r->verdict != INGEST_INVALID)
+            g->ids[nv++] = r->event_id;
+    }
+    bool dedup = g->dedup_ttl_s > 0;
+    if (dedup && nv > 0 && g->store->read(g->store->ctx, g->ids, nv, g->found, err) != 0)
+        return -1;
+    for (size_t i = 0, j = 0; i < n; i++) {
+        bool valid = ingest_batch_record(g->batch, i)->verdict != INGEST_INVALID;
+        g->marks[i] = dedup && valid ? g->found[j] : NULL;
+        j += valid;
+    }
+    if (ingest_batch_decide(g->batch, dedup ? g->marks : NULL) != 0) {
+        st_err_nomem(err);
+        return -1;
+    }
+    const char *data = ingest_batch_data(g->batch);
+    for (size_t i = 0; i < n; i++) {
+        const ingest_record_t *r = ingest_batch_record(g->batch, i);
+        int rc = 0;
+        switch (r->verdict) {
+        case INGEST_INVALID:
+            g->n_invalid[r->reason]++;
+            rc = st_out_dead_letter(out, &msgs[i], st_listen_reason_name(r->reason), r->error);
+            break;
+        case INGEST_NEW:
+            g->n_valid++;
+            rc = st_out_produce(out, g->out_topic, data + r->key_off, r->key_len,
+                                data + r->value_off, r->value_len);
+            break;
+        case INGEST_DUPLICATE:
+            g->n_dup++;
+            break;
+        }
+        if (rc != 0) {
+            st_err_nomem(err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int ingest_apply(ingest_t *g, st_err_t *err)
+{
+    size_t n = ingest_batch_size(g->batch), nw = 0;
+    for (size_t i = 0; i < n && g->dedup_ttl_s > 0; i++) {
+        const ingest_record_t *r = ingest_batch_record(g->batch, i);
+        if (r->verdict != INGEST_NEW)
+            continue;
+        g->ids[nw] = r->event_id;
+        g->owners[nw++] = r->owner;
+    }
+    if (nw > 0 && g->store->write(g->store->ctx, g->ids, g->owners, nw, g->dedup_ttl_s, err) != 0)
+        return -1;
+    st_metric_inc(g->m_valid, g->n_valid);
+    st_metric_inc(g->m_dup, g->n_dup);
+    for (int k = 1; k < ST_LISTEN_REASON_COUNT; k++)
+        st_metric_inc(g->m_invalid[k], g->n_invalid[k]);
+    clear_counts(g);
     return 0;
 }

@@ -1,6 +1,7 @@
-/* ingest.h - the ingest service's batch logic, free of Kafka and Redis so it can be unit tested:
+/* ingest.h - the ingest service's core, free of Kafka and Redis so it can be unit tested:
  * validate and normalise each listens.raw message, encode the valid ones as Avro Listen, and
- * decide which are exact duplicates from the marks the service read from Redis.
+ * decide which are exact duplicates from the marks read through an ingest_store_t
+ * (ingest_store.h: Redis in the daemon, memory in tests). main.c only wires config and setup.
  *
  * Duplicates: an exact duplicate is a second listen with the same event_id (same user, time,
  * artist and track). The first record that carries an event_id owns it: the service writes the mark
@@ -32,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ingest_store.h"
 #include "st_avro.h"
 #include "st_buf.h"
 #include "st_err.h"
@@ -79,5 +81,30 @@ const char *ingest_batch_data(const ingest_batch_t *b);
  * records); marks may be NULL when no mark exists at all (deduplication off: only duplicates
  * within the batch are dropped). Returns 0, or -1 when out of memory. */
 int ingest_batch_decide(ingest_batch_t *b, const char *const *marks);
+
+/* The core: a batch, its store and its counters. */
+typedef struct {
+    const char *out_topic; /* Listens go there (copied) */
+    int64_t dedup_ttl_s;   /* the marks' window; 0: duplicates are caught within a batch only */
+} ingest_opts_t;
+
+typedef struct ingest ingest_t;
+
+/* A core over listen_codec and store (both borrowed, outliving it); registers its metrics.
+ * NULL when out of memory. */
+ingest_t *ingest_new(st_avro_codec_t *listen_codec, ingest_store_t *store, const ingest_opts_t *o);
+/* Frees it; NULL is a no-op. */
+void ingest_destroy(ingest_t *g);
+
+/* The pipeline's process step: parses msgs[0..n) (now_ms for records without a Kafka time),
+ * reads the marks of the valid ones (when dedup_ttl_s > 0), decides, and queues each record to
+ * out: a Listen, a dead letter (code = the reason's name), or nothing (a duplicate). Returns 0,
+ * or -1 with err (the store's error, or out of memory); safe to run again on the same batch. */
+int ingest_process(ingest_t *g, const st_msg_t *msgs, size_t n, int64_t now_ms, st_out_t *out,
+                   st_err_t *err);
+/* The pipeline's apply step, once the batch's outputs are acknowledged: writes the marks of the
+ * records produced and adds the batch's counts to the metrics. 0, or -1 with err (the store's);
+ * safe to run again. */
+int ingest_apply(ingest_t *g, st_err_t *err);
 
 #endif

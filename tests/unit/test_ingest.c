@@ -1,11 +1,14 @@
-/* Unit tests of the ingest service's batch logic (services/ingest/ingest.c, linked from
+/* Unit tests of the ingest service's core (services/ingest/ingest.c, linked from
  * stint-ingest-core): verdicts and reasons of valid and invalid messages, the Avro Listen they
- * become, and the duplicate rules (within a batch, another record's mark, a record's own mark after
- * a crash). */
+ * become, the duplicate rules (within a batch, another record's mark, a record's own mark after
+ * a crash), and the process/apply steps on the in-memory store: outputs, marks written only in
+ * apply, the crash cases of ingest.h and a failed mark write. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "ingest.h"
+#include "ingest_store.h"
+#include "st_metrics.h"
 #include "st_records.h"
 #include "st_test.h"
 
@@ -180,6 +183,144 @@ static void test_large_batch(void)
     ingest_batch_destroy(b);
 }
 
+/* Outputs of one batch as "<topic>|<key>|<value bytes>" lines (dead letters without their
+ * failed_at_ms, which is the wall clock). */
+static char *outputs(const st_out_t *out)
+{
+    st_buf_t b = {0};
+    for (size_t i = 0; i < st_out_count(out); i++) {
+        st_out_rec_t r = st_out_record(out, i);
+        st_buf_printf(&b, "%s|%.*s|", r.topic, (int)r.key_len, (const char *)r.key);
+        const char *v = r.value;
+        size_t len = r.value_len;
+        const char *at = strcmp(r.topic, "listens.dlq") == 0 ? strstr(v, "\"failed_at_ms\"") : NULL;
+        if (at)
+            len = (size_t)(at - v);
+        for (size_t k = 0; k < len; k++)
+            st_buf_printf(&b, "%02x", (unsigned char)v[k]);
+        st_buf_append(&b, "\n", 1);
+    }
+    st_buf_append(&b, "", 1);
+    return b.data;
+}
+
+static double metric(const char *name, const char *labels)
+{
+    return st_metric_value(st_metrics_counter(name, labels, ""));
+}
+
+/* A batch: listen a, a copy of a, b, an invalid message; then the next batch: a again and a new
+ * listen c. Marks are written in apply only; the duplicates of both batches are dropped. */
+static void test_core_flow(void)
+{
+    static const char listen_c[] = "{\"user_id\":\"user_000003\",\"timestamp\":1241478537000,"
+                                   "\"artist_name\":\"X\",\"track_name\":\"Y\"}";
+    ingest_store_t *store = ingest_store_mem_new();
+    ingest_opts_t o = {.out_topic = "listens", .dedup_ttl_s = 3600};
+    ingest_t *g = ingest_new(codec, store, &o);
+    st_out_t *out = st_out_new("listens.dlq");
+    ST_REQUIRE(store && g && out);
+    double valid0 = metric("stint_ingest_valid_total", NULL),
+           dup0 = metric("stint_ingest_duplicates_total", NULL),
+           bad0 = metric("stint_ingest_invalid_total", "reason=\"not_json\"");
+
+    st_msg_t b1[] = {msg(listen_a, 0, 10), msg(listen_a, 0, 11), msg(listen_b, 0, 12),
+                     msg("{", 0, 13)};
+    ST_REQUIRE(ingest_process(g, b1, 4, now_ms(), out, NULL) == 0);
+    ST_EQ_INT(st_out_count(out), 3);
+    ST_EQ_STR(st_out_record(out, 0).topic, "listens");
+    ST_EQ_STR(st_out_record(out, 1).topic, "listens");
+    ST_EQ_STR(st_out_record(out, 2).topic, "listens.dlq");
+    ST_CHECK(strstr(st_out_record(out, 2).value, "\"error_code\":\"not_json\"") != NULL);
+    ST_EQ_INT(ingest_store_mem_count(store), 0);                 /* nothing marked before apply */
+    ST_EQ_INT(metric("stint_ingest_valid_total", NULL), valid0); /* counted in apply */
+    ST_REQUIRE(ingest_apply(g, NULL) == 0);
+    ST_EQ_INT(ingest_store_mem_count(store), 2);
+    static st_listen_t la;
+    ST_REQUIRE(st_listen_parse(listen_a, strlen(listen_a), now_ms(), &la, NULL) == ST_LISTEN_OK);
+    ST_EQ_STR(ingest_store_mem_mark(store, la.event_id), "0:10"); /* the first owner's */
+    ST_EQ_INT(metric("stint_ingest_valid_total", NULL) - valid0, 2);
+    ST_EQ_INT(metric("stint_ingest_duplicates_total", NULL) - dup0, 1);
+    ST_EQ_INT(metric("stint_ingest_invalid_total", "reason=\"not_json\"") - bad0, 1);
+
+    st_out_reset(out);
+    st_msg_t b2[] = {msg(listen_a, 1, 50), msg(listen_c, 1, 51)};
+    ST_REQUIRE(ingest_process(g, b2, 2, now_ms(), out, NULL) == 0);
+    ST_EQ_INT(st_out_count(out), 1); /* a was marked by 0:10 */
+    ST_EQ_STR(st_out_record(out, 0).key, "user_000003");
+    ST_REQUIRE(ingest_apply(g, NULL) == 0);
+    ST_EQ_INT(ingest_store_mem_count(store), 3);
+
+    st_out_destroy(out);
+    ingest_destroy(g);
+    ingest_store_mem_destroy(store);
+}
+
+/* The crash cases of ingest.h on one batch (a, b, a copy of a): a rerun before apply and a rerun
+ * after apply (before the offsets were stored) both produce byte-identical outputs; a failed
+ * mark write fails apply (retriable) and a rerun of apply completes it; another owner's batch
+ * with the same listens then produces nothing. */
+static void test_core_crashes(void)
+{
+    ingest_store_t *store = ingest_store_mem_new();
+    ingest_opts_t o = {.out_topic = "listens", .dedup_ttl_s = 3600};
+    ingest_t *g = ingest_new(codec, store, &o);
+    st_out_t *out = st_out_new("listens.dlq");
+    ST_REQUIRE(store && g && out);
+    st_msg_t b[] = {msg(listen_a, 2, 7), msg(listen_b, 2, 8), msg(listen_a, 2, 9)};
+
+    ST_REQUIRE(ingest_process(g, b, 3, now_ms(), out, NULL) == 0);
+    char *first = outputs(out);
+    ST_EQ_INT(st_out_count(out), 2);
+    /* Crash after produce, before apply: the rerun decides alike. */
+    st_out_reset(out);
+    ST_REQUIRE(ingest_process(g, b, 3, now_ms(), out, NULL) == 0);
+    char *again = outputs(out);
+    ST_EQ_STR(again, first);
+    free(again);
+    /* A failed mark write: apply fails retriably and writes nothing; its rerun writes. */
+    ingest_store_mem_fail_after(store, 0);
+    st_err_t err = {0};
+    ST_EQ_INT(ingest_apply(g, &err), -1);
+    ST_CHECK(st_err_disp(&err) == ST_DISP_RETRY);
+    ST_EQ_INT(ingest_store_mem_count(store), 0);
+    ingest_store_mem_fail_after(store, -1);
+    ST_REQUIRE(ingest_apply(g, NULL) == 0);
+    ST_EQ_INT(ingest_store_mem_count(store), 2);
+    /* Crash after apply, before the offsets: each record finds its own mark and is produced
+     * again, the copy finds the owner's mark and is dropped again. */
+    st_out_reset(out);
+    ST_REQUIRE(ingest_process(g, b, 3, now_ms(), out, NULL) == 0);
+    again = outputs(out);
+    ST_EQ_STR(again, first);
+    free(again);
+    ST_REQUIRE(ingest_apply(g, NULL) == 0);
+    /* The same listens at other offsets (another producer's retry): all duplicates. */
+    st_msg_t later[] = {msg(listen_b, 2, 30), msg(listen_a, 2, 31)};
+    st_out_reset(out);
+    ST_REQUIRE(ingest_process(g, later, 2, now_ms(), out, NULL) == 0);
+    ST_EQ_INT(st_out_count(out), 0);
+    free(first);
+
+    /* Dedup off: the store is never asked, copies within a batch are still dropped. */
+    ingest_store_t *none = ingest_store_mem_new();
+    ingest_opts_t off = {.out_topic = "listens", .dedup_ttl_s = 0};
+    ingest_t *g0 = ingest_new(codec, none, &off);
+    ST_REQUIRE(none && g0);
+    ingest_store_mem_fail_after(none, 0); /* a write would fail */
+    st_out_reset(out);
+    ST_REQUIRE(ingest_process(g0, b, 3, now_ms(), out, NULL) == 0);
+    ST_EQ_INT(st_out_count(out), 2);
+    ST_REQUIRE(ingest_apply(g0, NULL) == 0);
+    ST_EQ_INT(ingest_store_mem_count(none), 0);
+    ingest_destroy(g0);
+    ingest_store_mem_destroy(none);
+
+    st_out_destroy(out);
+    ingest_destroy(g);
+    ingest_store_mem_destroy(store);
+}
+
 int main(void)
 {
     char errstr[512], dir[1024];
@@ -198,6 +339,8 @@ int main(void)
     ST_RUN(test_verdicts_and_reasons);
     ST_RUN(test_duplicates);
     ST_RUN(test_large_batch);
+    ST_RUN(test_core_flow);
+    ST_RUN(test_core_crashes);
     ingest_batch_destroy(NULL);
     st_avro_codec_destroy(codec);
     st_avro_registry_destroy(reg);
