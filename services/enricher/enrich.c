@@ -36,7 +36,7 @@ typedef struct {
 
 struct enrich {
     enrich_config_t conf;
-    char *out_topic, *prefix;
+    char *out_topic;
     st_avro_codec_t *in_codec, *out_codec;
     track_cache_t *lru;
     rec_t *recs;
@@ -44,6 +44,11 @@ struct enrich {
     miss_t *misses;
     size_t nmisses, misses_cap;
     size_t *slots; /* open addressing over misses: index + 1, 0 = empty */
+    /* One store round: the misses asked (indexes), their keys, and what the store answered. */
+    size_t *ask, *lens, ask_cap;
+    const char **keys, **why;
+    st_trackmeta_t *metas;
+    enrich_store_res_t *res;
     size_t slots_mask;
     st_buf_t arena; /* keys, names and encoded outputs of the batch */
     st_buf_t enc;
@@ -63,14 +68,12 @@ enrich_t *enrich_new(const enrich_config_t *conf, char *errstr, size_t errstr_si
     }
     e->conf = *conf;
     e->out_topic = strdup(conf->out_topic);
-    e->prefix = strdup(conf->redis_prefix);
     e->lru = track_cache_new(conf->lru_entries);
-    if (!e->out_topic || !e->prefix || !e->lru) {
+    if (!e->out_topic || !e->lru) {
         st_errstr(errstr, errstr_size, "out of memory");
         goto fail;
     }
     e->conf.out_topic = e->out_topic;
-    e->conf.redis_prefix = e->prefix;
     e->in_codec = st_avro_codec_new(conf->registry, "Listen", NULL, errstr, errstr_size);
     if (!e->in_codec)
         goto fail;
@@ -123,10 +126,15 @@ void enrich_destroy(enrich_t *e)
     free(e->recs);
     free(e->misses);
     free(e->slots);
+    free(e->ask);
+    free(e->lens);
+    free(e->keys);
+    free(e->why);
+    free(e->metas);
+    free(e->res);
     st_buf_free(&e->arena);
     st_buf_free(&e->enc);
     free(e->out_topic);
-    free(e->prefix);
     free(e);
 }
 
@@ -208,6 +216,8 @@ static size_t miss_for(enrich_t *e, const st_rec_listen_t *listen, const char *k
     m->track_len = tlen;
     m->nrecords = 0;
     m->found = false;
+    memset(&m->meta, 0, sizeof m->meta);
+    m->meta.duration_ms = -1;
     if ((m->key_off = arena_add(e, key, len)) == (size_t)-1 || arena_add(e, "", 1) == (size_t)-1 ||
         (m->artist_off = arena_add_lower(e, artist, alen)) == (size_t)-1 ||
         arena_add(e, "", 1) == (size_t)-1 ||
@@ -249,67 +259,82 @@ static int encode(enrich_t *e, const st_rec_listen_t *listen, st_trackmeta_sourc
     return 0;
 }
 
-/* One pipelined round of HMGETs for the misses not found yet; fills found/meta and the LRU. */
+/* Room for a store round over every miss. 0 or -1 (no memory). */
+static int reserve_round(enrich_t *e)
+{
+    size_t n = e->nmisses;
+    if (n <= e->ask_cap)
+        return 0;
+    size_t *ask = realloc(e->ask, n * sizeof *ask);
+    if (!ask)
+        return -1;
+    e->ask = ask;
+    size_t *lens = realloc(e->lens, n * sizeof *lens);
+    if (!lens)
+        return -1;
+    e->lens = lens;
+    const char **keys = realloc(e->keys, n * sizeof *keys);
+    if (!keys)
+        return -1;
+    e->keys = keys;
+    const char **why = realloc(e->why, n * sizeof *why);
+    if (!why)
+        return -1;
+    e->why = why;
+    st_trackmeta_t *metas = realloc(e->metas, n * sizeof *metas);
+    if (!metas)
+        return -1;
+    e->metas = metas;
+    enrich_store_res_t *res = realloc(e->res, n * sizeof *res);
+    if (!res)
+        return -1;
+    e->res = res;
+    e->ask_cap = n;
+    return 0;
+}
+
+/* One store round for the misses not found yet; fills found/meta and the LRU. */
 static int lookup_misses(enrich_t *e, bool count, st_err_t *err)
 {
-    char rkey[ST_TRACKMETA_REDIS_KEY_SIZE + 256];
-    redisReply **replies;
-    size_t nreplies, asked = 0;
-    int64_t now_ms = st_time_wall_ms();
-
-    st_redis_pipe_reset(e->conf.redis);
+    size_t asked = 0;
+    if (reserve_round(e) != 0) {
+        st_err_nomem(err);
+        return -1;
+    }
     for (size_t i = 0; i < e->nmisses; i++) {
-        miss_t *m = &e->misses[i];
+        const miss_t *m = &e->misses[i];
         if (m->found)
             continue;
-        if (st_trackmeta_redis_key(e->prefix, e->arena.data + m->key_off, m->key_len, rkey,
-                                   sizeof rkey) < 0 ||
-            st_trackmeta_pipe_lookup(e->conf.redis, rkey) != 0) {
-            st_err_set(err, ST_ERR_NOMEM, ST_DISP_FATAL, "cannot queue a Redis lookup");
-            return -1;
-        }
-        asked++;
+        e->ask[asked] = i;
+        e->keys[asked] = e->arena.data + m->key_off;
+        e->lens[asked++] = m->key_len;
     }
     if (asked == 0)
         return 0;
-    if (st_redis_exec(e->conf.redis, &replies, &nreplies, err) != 0)
+    if (e->conf.store->lookup(e->conf.store->ctx, e->keys, e->lens, asked, st_time_wall_ms(),
+                              e->metas, e->res, e->why, err) != 0)
         return -1;
-    if (nreplies != asked) {
-        st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "expected %zu replies, got %zu", asked,
-                   nreplies);
-        return -1;
-    }
-    size_t r = 0;
-    for (size_t i = 0; i < e->nmisses; i++) {
-        miss_t *m = &e->misses[i];
-        if (m->found)
-            continue;
-        const redisReply *reply = replies[r++];
-        int rc = reply->type == REDIS_REPLY_ERROR
-                     ? -1
-                     : st_trackmeta_parse_lookup(reply, e->arena.data + m->key_off, m->key_len,
-                                                 now_ms, &m->meta);
-        if (rc < 0) {
-            /* Transient replies (LOADING, BUSY...) already failed the round as retriable; this
-             * one is permanent (e.g. WRONGTYPE: a foreign key under our prefix). Retrying would
-             * stall the stream, so the track stays unknown and is not fetched. */
+    for (size_t j = 0; j < asked; j++) {
+        miss_t *m = &e->misses[e->ask[j]];
+        if (e->res[j] == ENRICH_STORE_BROKEN) {
+            /* Permanent for this key (e.g. WRONGTYPE: a foreign key under our prefix). Retrying
+             * would stall the stream, so the track stays unknown and is not fetched. */
             m->found = true;
             memset(&m->meta, 0, sizeof m->meta);
             m->meta.duration_ms = -1;
             st_metric_inc(e->m_read_errors, 1);
             if (++e->read_errors <= 10 || e->read_errors % 1000 == 0) {
                 char q[300], qr[300];
-                st_log_warn(
-                    "cache_read_error", "track_key=%s reply=%s total=%llu",
-                    st_log_quote(e->arena.data + m->key_off, q, sizeof q),
-                    st_log_quote(reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected shape",
-                                 qr, sizeof qr),
-                    (unsigned long long)e->read_errors);
+                st_log_warn("cache_read_error", "track_key=%s reply=%s total=%llu",
+                            st_log_quote(e->arena.data + m->key_off, q, sizeof q),
+                            st_log_quote(e->why[j] ? e->why[j] : "", qr, sizeof qr),
+                            (unsigned long long)e->read_errors);
             }
             continue;
         }
-        if (rc == 1) {
+        if (e->res[j] == ENRICH_STORE_FOUND) {
             m->found = true;
+            m->meta = e->metas[j];
             if (track_cache_put(e->lru, e->arena.data + m->key_off, m->key_len, m->hash,
                                 &m->meta) != 0) {
                 st_err_nomem(err);
@@ -348,8 +373,7 @@ static size_t request_fetches(enrich_t *e)
     return pending;
 }
 
-int enrich_batch(enrich_t *e, const st_msg_t *msgs, size_t n, enrich_emit_fn emit,
-                 enrich_reject_fn reject, void *out_ctx, st_err_t *err)
+int enrich_batch(enrich_t *e, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_t *err)
 {
     int64_t now_ms = st_time_wall_ms();
     st_rec_listen_t listen;
@@ -370,7 +394,7 @@ int enrich_batch(enrich_t *e, const st_msg_t *msgs, size_t n, enrich_emit_fn emi
                 return -1;
             }
             rec->kind = REC_REJECTED;
-            if (reject(out_ctx, &msgs[i], "invalid", derr.text) != 0)
+            if (st_out_dead_letter(out, &msgs[i], "invalid", derr.text) != 0)
                 goto nomem;
             continue;
         }
@@ -428,16 +452,16 @@ int enrich_batch(enrich_t *e, const st_msg_t *msgs, size_t n, enrich_emit_fn emi
                 *err = derr;
                 return -1;
             }
-            for (int t = 0; t < m->meta.ntags; t++)
+            for (int t = 0; m->found && t < m->meta.ntags && t < ST_TRACKMETA_MAX_TAGS; t++)
                 tags[t] = m->meta.tags[t];
             if (encode(e, &listen, m->found ? m->meta.source : ST_TRACKMETA_NONE,
                        m->meta.duration_ms, m->found ? m->meta.ntags : 0, tags, err) != 0)
                 return -1;
-            if (emit(out_ctx, &msgs[i], e->arena.data + rec->key_off, rec->key_len, e->enc.data,
-                     e->enc.len) != 0)
+            if (st_out_produce(out, e->out_topic, e->arena.data + rec->key_off, rec->key_len,
+                               e->enc.data, e->enc.len) != 0)
                 goto nomem;
-        } else if (emit(out_ctx, &msgs[i], e->arena.data + rec->key_off, rec->key_len,
-                        e->arena.data + rec->value_off, rec->value_len) != 0) {
+        } else if (st_out_produce(out, e->out_topic, e->arena.data + rec->key_off, rec->key_len,
+                                  e->arena.data + rec->value_off, rec->value_len) != 0) {
             goto nomem;
         }
     }

@@ -68,25 +68,14 @@ static const st_config_entry_t table[] = {
 typedef struct {
     st_avro_registry_t *registry; /* the service's (borrowed) */
     fetch_t *fetch;
+    enrich_store_t *store;
     enrich_t *enrich;
 } enricher_t;
-
-static int emit(void *ctx, const st_msg_t *src, const void *key, size_t key_len, const void *value,
-                size_t value_len)
-{
-    (void)src;
-    return st_out_produce(ctx, config.out_topic, key, key_len, value, value_len);
-}
-
-static int reject(void *ctx, const st_msg_t *src, const char *code, const char *text)
-{
-    return st_out_dead_letter(ctx, src, code, text);
-}
 
 static int process(void *vctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_t *err)
 {
     enricher_t *ctx = vctx;
-    int rc = enrich_batch(ctx->enrich, msgs, n, emit, reject, out, err);
+    int rc = enrich_batch(ctx->enrich, msgs, n, out, err);
     fetch_sync_metrics(ctx->fetch);
     return rc;
 }
@@ -149,13 +138,15 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     ctx->registry = st_service_avro(svc);
     if (start_fetching(svc, ctx, errstr, errstr_size) != 0)
         return -1;
-    enrich_config_t ec = {ctx->registry,
-                          config.out_topic,
-                          base->redis_prefix,
-                          st_service_redis(svc),
-                          ctx->fetch ? fetch_fetcher(ctx->fetch) : NULL,
-                          (size_t)config.lru_entries,
-                          config.wait_budget_ms};
+    ctx->store = enrich_store_redis_new(st_service_redis(svc), base->redis_prefix);
+    if (!ctx->store)
+        return st_errstr(errstr, errstr_size, "out of memory");
+    enrich_config_t ec = {.registry = ctx->registry,
+                          .out_topic = config.out_topic,
+                          .store = ctx->store,
+                          .fetcher = ctx->fetch ? fetch_fetcher(ctx->fetch) : NULL,
+                          .lru_entries = (size_t)config.lru_entries,
+                          .wait_budget_ms = config.wait_budget_ms};
     ctx->enrich = enrich_new(&ec, errstr, errstr_size);
     if (!ctx->enrich)
         return -1;
@@ -177,6 +168,7 @@ static void teardown(void *vctx)
     enricher_t *ctx = vctx;
     fetch_destroy(ctx->fetch);
     enrich_destroy(ctx->enrich);
+    enrich_store_redis_destroy(ctx->store);
     memset(ctx, 0, sizeof *ctx);
 }
 
