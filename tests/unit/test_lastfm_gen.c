@@ -1,8 +1,14 @@
 /* Unit tests of `stint gen`: same seed -> identical bytes; the files parse with st_lastfm with
  * exactly the planted malformed lines; the planted sessions come back under the session rule;
- * the catalog and the summary agree. The generator is compiled in (the stint executable's main
- * belongs to tools/stint/main.c), so cmd_gen runs in-process. */
-#include "../../tools/stint/cmd_gen.c"
+ * the catalog and the summary agree. cmd_gen runs in-process (stint-cli-core). */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd_gen.h"
+#include "commands.h"
 
 #include <jansson.h>
 #include <unistd.h>

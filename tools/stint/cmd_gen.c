@@ -10,15 +10,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cmd_gen.h"
+#include "commands.h"
 #include "st_buf.h"
 #include "st_lastfm.h"
 #include "st_time.h"
 
-int cmd_gen(int argc, char **argv);
-
-#define GEN_CATALOG_FILE  "tracks.jsonl"
-#define GEN_SUMMARY_FILE  "gen-summary.json"
-#define GEN_SESSION_GAP_S 1800
 /* The generated data ends at 2009-05-05T00:00:00Z, like the real dataset (never "now"). */
 #define GEN_END_DAY       14369
 #define GEN_MAX_SESSION_S (14 * 3600)
