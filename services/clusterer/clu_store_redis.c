@@ -7,13 +7,16 @@
 #include <string.h>
 
 #include "st_buf.h"
+#include "st_rkey.h"
 
 typedef struct {
     clu_store_t iface;
     st_redis_t *redis;
     st_redis_script_t *script;
     char *prefix;
-    char *old_s, *old_p; /* "clu:applied:<topic>": the previous layout's marker hashes */
+    st_buf_t kb[6];                        /* the keys of the call being built (key_of) */
+    char *sessions_topic, *profiles_topic; /* the previous layout's marker hashes were
+                                              clu:applied:<topic> */
     char mark_s[ST_APPLIED_FIELD_MAX], mark_p[ST_APPLIED_FIELD_MAX]; /* "a:<topic>:" */
     size_t mark_s_len, mark_p_len;
     int median_window;
@@ -87,9 +90,13 @@ static const char write_lua[] = ST_APPLIED_LUA
     "end\n"
     "return 1\n";
 
-static void key_of(char *buf, size_t size, const char *prefix, const char *user, const char *what)
+/* Key i of the call being built (st_rkey.h), in the store's buffer i; NULL when out of memory. */
+static const char *key_of(redis_store_t *s, int i, const char *user, const char *what,
+                          const char *what2)
 {
-    snprintf(buf, size, "%s:u:{%s}:%s", prefix, user, what);
+    st_buf_reset(&s->kb[i]);
+    return st_rkey_user(&s->kb[i], s->prefix, user, strlen(user), what, what2) == 0 ? s->kb[i].data
+                                                                                    : NULL;
 }
 
 static bool field_is(const redisReply *f, const char *name)
@@ -137,19 +144,17 @@ static int store_read(void *ctx, clu_store_user_t *users, size_t n, st_err_t *er
     redis_store_t *s = ctx;
     if (n == 0)
         return 0;
-    char key[1024];
     st_redis_pipe_reset(s->redis);
     for (size_t i = 0; i < n; i++) {
-        key_of(key, sizeof key, s->prefix, users[i].user, "clu:prof");
-        const char *hgetall[] = {"HGETALL", key};
-        int rc = st_redis_pipe_argv(s->redis, 2, hgetall, NULL);
-        key_of(key, sizeof key, s->prefix, users[i].user, "clu:len");
-        const char *lrange[] = {"LRANGE", key, s->lens_from, "-1"};
-        rc |= st_redis_pipe_argv(s->redis, 4, lrange, NULL);
-        key_of(key, sizeof key, s->prefix, users[i].user, "cluster");
-        const char *hmget[] = {"HMGET", key, "cluster", "cold", "version"};
-        rc |= st_redis_pipe_argv(s->redis, 5, hmget, NULL);
-        if (rc != 0) {
+        const char *kp = key_of(s, 0, users[i].user, ST_RKEY_CLU_PROF, NULL),
+                   *kl = key_of(s, 1, users[i].user, ST_RKEY_CLU_LEN, NULL),
+                   *kc = key_of(s, 2, users[i].user, ST_RKEY_CLUSTER, NULL);
+        const char *hgetall[] = {"HGETALL", kp};
+        const char *lrange[] = {"LRANGE", kl, s->lens_from, "-1"};
+        const char *hmget[] = {"HMGET", kc, "cluster", "cold", "version"};
+        if (!kp || !kl || !kc || st_redis_pipe_argv(s->redis, 2, hgetall, NULL) != 0 ||
+            st_redis_pipe_argv(s->redis, 4, lrange, NULL) != 0 ||
+            st_redis_pipe_argv(s->redis, 5, hmget, NULL) != 0) {
             st_err_nomem(err);
             return -1;
         }
@@ -209,8 +214,7 @@ static int argv_reserve(redis_store_t *s, const clu_store_write_t *w)
 /* Queues one user's EVALSHA. 0 or -1 (no memory). */
 static int queue_write(redis_store_t *s, const clu_store_write_t *w)
 {
-    char k_prof[512], k_len[512], k_clu[512], k_pub[512], k_old_s[1024], k_old_p[1024],
-        n_closed[16], age[16], registered[24], gender[2] = {0, 0}, cluster[16];
+    char n_closed[16], age[16], registered[24], gender[2] = {0, 0}, cluster[16];
     st_applied_args_t marks_s, marks_p;
     if (argv_reserve(s, w) != 0)
         return -1;
@@ -227,18 +231,13 @@ static int queue_write(redis_store_t *s, const clu_store_write_t *w)
     }
     const char **argv = s->argv;
     int na = 0;
-    key_of(k_prof, sizeof k_prof, s->prefix, w->user, "clu:prof");
-    key_of(k_len, sizeof k_len, s->prefix, w->user, "clu:len");
-    key_of(k_clu, sizeof k_clu, s->prefix, w->user, "cluster");
-    key_of(k_pub, sizeof k_pub, s->prefix, w->user, "profile");
-    key_of(k_old_s, sizeof k_old_s, s->prefix, w->user, s->old_s);
-    key_of(k_old_p, sizeof k_old_p, s->prefix, w->user, s->old_p);
-    argv[na++] = k_prof;
-    argv[na++] = k_len;
-    argv[na++] = k_clu;
-    argv[na++] = k_pub;
-    argv[na++] = k_old_s;
-    argv[na++] = k_old_p;
+    static const char *const what[KEYS] = {ST_RKEY_CLU_PROF,        ST_RKEY_CLU_LEN,
+                                           ST_RKEY_CLUSTER,         ST_RKEY_PROFILE,
+                                           ST_RKEY_CLU_APPLIED_PRE, ST_RKEY_CLU_APPLIED_PRE};
+    const char *what2[KEYS] = {NULL, NULL, NULL, NULL, s->sessions_topic, s->profiles_topic};
+    for (int k = 0; k < KEYS; k++)
+        if (!(argv[na++] = key_of(s, k, w->user, what[k], what2[k])))
+            return -1;
     na += st_applied_argv(w->sessions, s->mark_s, &marks_s, argv + na);
     na += st_applied_argv(w->profiles, s->mark_p, &marks_p, argv + na);
     argv[na++] = s->median_window_text;
@@ -299,8 +298,12 @@ static int store_write(void *ctx, const clu_store_write_t *w, size_t n, st_err_t
 static int store_put_refit(void *ctx, const char *json, st_err_t *err)
 {
     redis_store_t *s = ctx;
-    char key[512];
-    snprintf(key, sizeof key, "%s:clustering:refit", s->prefix);
+    st_buf_reset(&s->kb[0]);
+    if (st_rkey_refit(&s->kb[0], s->prefix) != 0) {
+        st_err_nomem(err);
+        return -1;
+    }
+    const char *key = s->kb[0].data;
     const char *argv[] = {"SET", key, json};
     redisReply *r = st_redis_commandargv(s->redis, err, 3, argv, NULL);
     if (!r)
@@ -321,15 +324,11 @@ clu_store_t *clu_store_redis_new(st_redis_t *redis, const char *prefix, const ch
     if (!s)
         return NULL;
     s->iface = (clu_store_t){s, store_read, store_write, store_put_refit};
-    size_t old_s = strlen("clu:applied:") + strlen(sessions_topic) + 1,
-           old_p = strlen("clu:applied:") + strlen(profiles_topic) + 1;
-    if (!(s->prefix = strdup(prefix)) || !(s->old_s = malloc(old_s)) ||
-        !(s->old_p = malloc(old_p))) {
+    if (!(s->prefix = strdup(prefix)) || !(s->sessions_topic = strdup(sessions_topic)) ||
+        !(s->profiles_topic = strdup(profiles_topic))) {
         clu_store_redis_destroy(&s->iface);
         return NULL;
     }
-    snprintf(s->old_s, old_s, "clu:applied:%s", sessions_topic);
-    snprintf(s->old_p, old_p, "clu:applied:%s", profiles_topic);
     s->mark_s_len = st_applied_prefix(s->mark_s, sizeof s->mark_s, sessions_topic);
     s->mark_p_len = st_applied_prefix(s->mark_p, sizeof s->mark_p, profiles_topic);
     s->median_window = median_window;
@@ -346,8 +345,10 @@ void clu_store_redis_destroy(clu_store_t *iface)
         return;
     redis_store_t *s = iface->ctx;
     free(s->prefix);
-    free(s->old_s);
-    free(s->old_p);
+    free(s->sessions_topic);
+    free(s->profiles_topic);
+    for (size_t i = 0; i < sizeof s->kb / sizeof s->kb[0]; i++)
+        st_buf_free(&s->kb[i]);
     st_buf_free(&s->nums);
     free(s->argv);
     free(s);

@@ -6,6 +6,7 @@
 
 #include "ingest_store.h"
 #include "st_buf.h"
+#include "st_rkey.h"
 
 typedef struct {
     ingest_store_t iface;
@@ -45,7 +46,7 @@ static int build_keys(redis_store_t *s, const char *const *event_ids, size_t n)
     st_buf_reset(&s->keys);
     for (size_t i = 0; i < n; i++) {
         s->key_offs[i] = s->keys.len;
-        if (st_buf_printf(&s->keys, "%s:ingest:seen:%s", s->prefix, event_ids[i]) != 0 ||
+        if (st_rkey_ingest_seen(&s->keys, s->prefix, event_ids[i]) != 0 ||
             st_buf_append(&s->keys, "", 1) != 0)
             return -1;
     }

@@ -4,13 +4,16 @@
 #include <string.h>
 
 #include "pred_store.h"
+#include "st_buf.h"
 #include "st_log.h"
+#include "st_rkey.h"
 
 typedef struct {
     pred_store_t iface;
     st_redis_t *redis;
     st_redis_script_t *script;
     char *prefix;
+    st_buf_t kb[2];                         /* the keys of the call being built (key_of) */
     char mark_prefix[ST_APPLIED_FIELD_MAX]; /* "a:<in_topic>:" */
     size_t mark_prefix_len;
     const char **argv;
@@ -31,24 +34,35 @@ static const char write_lua[] = ST_APPLIED_LUA "local j = st_applied(KEYS[1], 1)
                                                "redis.call('DEL', KEYS[2])\n"
                                                "return 1\n";
 
-static void key_of(char *buf, size_t size, const char *prefix, const char *user, const char *what)
+/* Key i of the call being built (st_rkey.h), in the store's buffer i; NULL when out of memory. */
+static const char *key_of(redis_store_t *s, int i, const char *user, const char *what,
+                          const char *what2)
 {
-    snprintf(buf, size, "%s:u:{%s}:%s", prefix, user, what);
+    st_buf_reset(&s->kb[i]);
+    return st_rkey_user(&s->kb[i], s->prefix, user, strlen(user), what, what2) == 0 ? s->kb[i].data
+                                                                                    : NULL;
 }
 
 static int store_read(void *ctx, pred_store_user_t *users, size_t n, bool want_cluster,
                       st_err_t *err)
 {
     redis_store_t *s = ctx;
-    char key[1024];
     size_t per_user = want_cluster ? 2 : 1;
     st_redis_pipe_reset(s->redis);
     for (size_t i = 0; i < n; i++) {
-        key_of(key, sizeof key, s->prefix, users[i].user, "pred");
-        st_redis_pipe(s->redis, "HGETALL %s", key);
+        const char *key = key_of(s, 0, users[i].user, ST_RKEY_PRED, NULL);
+        const char *hgetall[] = {"HGETALL", key};
+        if (!key || st_redis_pipe_argv(s->redis, 2, hgetall, NULL) != 0) {
+            st_err_nomem(err);
+            return -1;
+        }
         if (want_cluster) {
-            key_of(key, sizeof key, s->prefix, users[i].user, "cluster");
-            st_redis_pipe(s->redis, "HMGET %s cluster cold version", key);
+            key = key_of(s, 0, users[i].user, ST_RKEY_CLUSTER, NULL);
+            const char *hmget[] = {"HMGET", key, "cluster", "cold", "version"};
+            if (!key || st_redis_pipe_argv(s->redis, 5, hmget, NULL) != 0) {
+                st_err_nomem(err);
+                return -1;
+            }
         }
     }
     if (n == 0)
@@ -123,13 +137,17 @@ static int store_write(void *ctx, const pred_store_write_t *w, size_t n, st_err_
         s->argv = a;
         s->argv_cap = ARGC;
     }
-    char hkey[1024], lkey[1024], lc[24];
+    char lc[24];
     st_applied_args_t marks;
     st_redis_pipe_reset(s->redis);
     for (size_t i = 0; i < n; i++) {
         const char **argv = s->argv;
-        key_of(hkey, sizeof hkey, s->prefix, w[i].user, "pred");
-        key_of(lkey, sizeof lkey, s->prefix, w[i].user, "pred:hist");
+        const char *hkey = key_of(s, 0, w[i].user, ST_RKEY_PRED, NULL),
+                   *lkey = key_of(s, 1, w[i].user, ST_RKEY_PRED_HIST, NULL);
+        if (!hkey || !lkey) {
+            st_err_nomem(err);
+            return -1;
+        }
         int na = 0;
         argv[na++] = hkey;
         argv[na++] = lkey;
@@ -184,6 +202,8 @@ void pred_store_redis_destroy(pred_store_t *iface)
         return;
     redis_store_t *s = iface->ctx;
     free(s->prefix);
+    for (size_t i = 0; i < sizeof s->kb / sizeof s->kb[0]; i++)
+        st_buf_free(&s->kb[i]);
     free(s->argv);
     free(s);
 }

@@ -8,13 +8,13 @@
 #include <string.h>
 
 #include "st_buf.h"
+#include "st_rkey.h"
 
 struct sz_store {
     st_sessionizer_store_t iface;
     st_redis_t *redis;
     st_redis_script_t *put;
     char *prefix;  /* "<p>" */
-    char *kprefix; /* "<p>:" for the st_sessionizer key helpers */
     st_buf_t keys; /* keys of the current round, NUL-separated */
     size_t *key_off;
     size_t key_cap;
@@ -61,7 +61,7 @@ static int get_states(void *ctx, const st_sessionizer_user_t *users, size_t n, s
     st_buf_reset(&s->keys);
     for (size_t i = 0; i < n; i++)
         if (key_slot(s, i) != 0 ||
-            st_sessionizer_state_key(s->kprefix, users[i].id, users[i].len, &s->keys) != 0 ||
+            st_rkey_user(&s->keys, s->prefix, users[i].id, users[i].len, ST_RKEY_SESS, NULL) != 0 ||
             key_end(s) != 0)
             return nomem(err);
     st_redis_pipe_reset(s->redis);
@@ -93,9 +93,10 @@ static int put_states(void *ctx, const st_sessionizer_write_t *w, size_t n, st_e
     st_buf_reset(&s->keys);
     for (size_t i = 0; i < n; i++)
         if (key_slot(s, 2 * i) != 0 ||
-            st_sessionizer_state_key(s->kprefix, w[i].user.id, w[i].user.len, &s->keys) != 0 ||
+            st_rkey_user(&s->keys, s->prefix, w[i].user.id, w[i].user.len, ST_RKEY_SESS, NULL) !=
+                0 ||
             key_end(s) != 0 || key_slot(s, 2 * i + 1) != 0 ||
-            st_sessionizer_deadline_key(s->kprefix, w[i].partition, &s->keys) != 0 ||
+            st_rkey_partition(&s->keys, s->prefix, ST_RKEY_DEADLINES, w[i].partition) != 0 ||
             key_end(s) != 0)
             return nomem(err);
     st_redis_pipe_reset(s->redis);
@@ -136,7 +137,7 @@ static int load_deadlines(void *ctx, int32_t partition,
 {
     sz_store_t *s = ctx;
     st_buf_reset(&s->keys);
-    if (st_sessionizer_deadline_key(s->kprefix, partition, &s->keys) != 0)
+    if (st_rkey_partition(&s->keys, s->prefix, ST_RKEY_DEADLINES, partition) != 0)
         return nomem(err);
     const char *argv[] = {"ZRANGE", s->keys.data, "0", "-1", "WITHSCORES"};
     redisReply *rep = st_redis_commandargv(s->redis, err, 5, argv, NULL);
@@ -161,15 +162,11 @@ sz_store_t *sz_store_new(st_redis_t *redis, const char *prefix)
     sz_store_t *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    size_t len = strlen(prefix);
     s->prefix = strdup(prefix);
-    s->kprefix = malloc(len + 2);
-    if (!s->prefix || !s->kprefix) {
+    if (!s->prefix) {
         sz_store_destroy(s);
         return NULL;
     }
-    memcpy(s->kprefix, prefix, len);
-    memcpy(s->kprefix + len, ":", 2);
     s->redis = redis;
     s->put = st_redis_script(redis, st_sessionizer_lua_put);
     s->iface = (st_sessionizer_store_t){s, get_states, put_states, load_deadlines};
@@ -181,7 +178,6 @@ void sz_store_destroy(sz_store_t *s)
     if (!s)
         return;
     free(s->prefix);
-    free(s->kprefix);
     st_buf_free(&s->keys);
     free(s->key_off);
     free(s);
@@ -195,8 +191,7 @@ st_sessionizer_store_t *sz_store_iface(sz_store_t *s)
 static int commit_key(sz_store_t *s, size_t i, int32_t partition)
 {
     if (key_slot(s, i) != 0 ||
-        st_buf_printf(&s->keys, "%s:st:{p%" PRId32 "}", s->prefix, partition) < 0 ||
-        key_end(s) != 0)
+        st_rkey_partition(&s->keys, s->prefix, ST_RKEY_COMMIT, partition) != 0 || key_end(s) != 0)
         return -1;
     return 0;
 }
@@ -311,9 +306,10 @@ int sz_store_get_profiles(sz_store_t *s, const st_sessionizer_user_t *users, siz
         return 0;
     st_buf_reset(&s->keys);
     for (size_t i = 0; i < n; i++)
-        if (key_slot(s, i) != 0 || st_buf_printf(&s->keys, "%s:u:{", s->prefix) < 0 ||
-            st_buf_append(&s->keys, users[i].id, users[i].len) != 0 ||
-            st_buf_append_str(&s->keys, "}:profile") != 0 || key_end(s) != 0)
+        if (key_slot(s, i) != 0 ||
+            st_rkey_user(&s->keys, s->prefix, users[i].id, users[i].len, ST_RKEY_PROFILE, NULL) !=
+                0 ||
+            key_end(s) != 0)
             return nomem(err);
     st_redis_pipe_reset(s->redis);
     for (size_t i = 0; i < n; i++) {

@@ -205,8 +205,8 @@ typedef struct st_sessionizer st_sessionizer_t;
 typedef enum { ST_SESSIONIZER_BUFFERED = 0, ST_SESSIONIZER_LATE = 1 } st_sessionizer_push_t;
 
 /* The Lua script that writes one user's state (EVALSHA it after SCRIPT LOAD):
- *   KEYS[1] the user's state hash (st_sessionizer_state_key): fields p (position), s (blob)
- *   KEYS[2] the partition's deadline sorted set (st_sessionizer_deadline_key)
+ *   KEYS[1] the user's state hash (st_rkey_user ST_RKEY_SESS): fields p (position), s (blob)
+ *   KEYS[2] the partition's deadline sorted set (st_rkey_partition ST_RKEY_DEADLINES)
  *   ARGV[1] new position (write->pos_text), ARGV[2] state blob, ARGV[3] user id (zset member),
  *   ARGV[4] deadline in ms (decimal) or "" when no session is open (ZREM)
  * Returns 1 when written, 0 when the stored position is at or above ARGV[1] (nothing changed).
@@ -217,12 +217,6 @@ extern const char st_sessionizer_lua_put[];
 
 /* Fills config with the defaults (rule defaults, grace 60 s, recent_n 32). */
 void st_sessionizer_config_default(st_sessionizer_config_t *config);
-
-/* Redis keys: "<prefix>u:{<user_id>}:sess" and "<prefix>dl:{p<partition>}". Appended to out
- * (the caller resets it). Return 0 or -1 (ENOMEM). */
-int st_sessionizer_state_key(const char *prefix, const char *user_id, size_t user_id_len,
-                             st_buf_t *out);
-int st_sessionizer_deadline_key(const char *prefix, int32_t partition, st_buf_t *out);
 
 /* Position order (-1, 0, 1) and its text form
  * "<ms> <hash hi32> <hash lo32> <offset> <closed> <seen>" (decimal fields, exact as Lua numbers;

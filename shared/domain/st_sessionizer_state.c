@@ -1,5 +1,6 @@
-/* st_sessionizer_state.c - the stored form of a user's sessionizer state: the Redis keys, the
- * compare-and-set write script, the position text and the versioned state blob codec. */
+/* st_sessionizer_state.c - the stored form of a user's sessionizer state: the
+ * compare-and-set write script (keys from st_rkey.h), the position text and the versioned state
+ * blob codec. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,19 +42,6 @@ const char st_sessionizer_lua_put[] =
     "  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])\n"
     "end\n"
     "return 1\n";
-int st_sessionizer_state_key(const char *prefix, const char *user_id, size_t user_id_len,
-                             st_buf_t *out)
-{
-    if (st_buf_append_str(out, prefix ? prefix : "") != 0 || st_buf_append_str(out, "u:{") != 0 ||
-        st_buf_append(out, user_id, user_id_len) != 0 || st_buf_append_str(out, "}:sess") != 0)
-        return -1;
-    return 0;
-}
-
-int st_sessionizer_deadline_key(const char *prefix, int32_t partition, st_buf_t *out)
-{
-    return st_buf_printf(out, "%sdl:{p%" PRId32 "}", prefix ? prefix : "", partition) < 0 ? -1 : 0;
-}
 
 int st_sessionizer_pos_cmp(const st_sessionizer_pos_t *a, const st_sessionizer_pos_t *b)
 {

@@ -10,6 +10,7 @@
 
 #include "st_buf.h"
 #include "st_err.h"
+#include "st_rkey.h"
 
 #define TAG_SEP '\x1f'
 
@@ -92,8 +93,14 @@ int st_trackmeta_key(const char *artist, size_t artist_len, const char *track, s
 int st_trackmeta_redis_key(const char *prefix, const char *track_key, size_t len, char *out,
                            size_t out_size)
 {
-    int n = snprintf(out, out_size, "%s:track:%016" PRIx64, prefix, st_hash64(track_key, len, 0));
-    return n < 0 || (size_t)n >= out_size ? -1 : n;
+    st_buf_t b = ST_BUF_INIT;
+    int n = st_rkey_track(&b, prefix, st_hash64(track_key, len, 0)) == 0 ? (int)b.len : -1;
+    if (n >= 0 && (size_t)n < out_size)
+        memcpy(out, b.data, (size_t)n + 1);
+    else
+        n = -1;
+    st_buf_free(&b);
+    return n;
 }
 
 int st_trackmeta_pipe_lookup(st_redis_t *r, const char *redis_key)

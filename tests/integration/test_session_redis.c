@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "st_rkey.h"
 #include "st_session.h"
 #include "st_sessionizer.h"
 #include "st_test.h"
@@ -26,7 +27,7 @@ static int rstore_get(void *ctx, const st_sessionizer_user_t *users, size_t n, s
     rstore_t *r = ctx;
     for (size_t i = 0; i < n; i++) {
         st_buf_reset(&r->key);
-        st_sessionizer_state_key(r->prefix, users[i].id, users[i].len, &r->key);
+        st_rkey_user(&r->key, r->prefix, users[i].id, users[i].len, ST_RKEY_SESS, NULL);
         redisAppendCommand(r->c, "HGET %b s", r->key.data, r->key.len);
     }
     int rc = 0;
@@ -55,8 +56,8 @@ static int rstore_put(void *ctx, const st_sessionizer_write_t *w, size_t n, st_e
     for (size_t i = 0; i < n; i++) {
         st_buf_reset(&r->key);
         st_buf_reset(&r->key2);
-        st_sessionizer_state_key(r->prefix, w[i].user.id, w[i].user.len, &r->key);
-        st_sessionizer_deadline_key(r->prefix, w[i].partition, &r->key2);
+        st_rkey_user(&r->key, r->prefix, w[i].user.id, w[i].user.len, ST_RKEY_SESS, NULL);
+        st_rkey_partition(&r->key2, r->prefix, ST_RKEY_DEADLINES, w[i].partition);
         char deadline[32] = "";
         if (w[i].has_deadline)
             snprintf(deadline, sizeof deadline, "%lld", (long long)w[i].deadline_ms);
@@ -98,7 +99,7 @@ static int rstore_load(void *ctx, int32_t partition,
 {
     rstore_t *r = ctx;
     st_buf_reset(&r->key2);
-    st_sessionizer_deadline_key(r->prefix, partition, &r->key2);
+    st_rkey_partition(&r->key2, r->prefix, ST_RKEY_DEADLINES, partition);
     redisReply *rep = redisCommand(r->c, "ZRANGE %b 0 -1 WITHSCORES", r->key2.data, r->key2.len);
     if (!rep || rep->type != REDIS_REPLY_ARRAY) {
         st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "ZRANGE failed");
@@ -148,8 +149,8 @@ static rstore_t R;
 static long long eval_put(const char *user, const char *pos, const char *deadline)
 {
     st_buf_t k = ST_BUF_INIT, z = ST_BUF_INIT;
-    st_sessionizer_state_key(R.prefix, user, strlen(user), &k);
-    st_sessionizer_deadline_key(R.prefix, 0, &z);
+    st_rkey_user(&k, R.prefix, user, strlen(user), ST_RKEY_SESS, NULL);
+    st_rkey_partition(&z, R.prefix, ST_RKEY_DEADLINES, 0);
     redisReply *rep = redisCommand(R.c, "EVALSHA %s 2 %s %s %s %s %s %s", R.sha, k.data, z.data,
                                    pos, "blob", user, deadline);
     long long v = -99;
@@ -185,7 +186,7 @@ static void test_lua_contract(void)
     ST_EQ_INT(eval_put("c2", "garbage", ""), -1);
     /* The zset follows the last applied write: c1 at 6000, c2 at 7. */
     st_buf_t z = ST_BUF_INIT;
-    st_sessionizer_deadline_key(R.prefix, 0, &z);
+    st_rkey_partition(&z, R.prefix, ST_RKEY_DEADLINES, 0);
     redisReply *rep = redisCommand(R.c, "ZRANGE %s 0 -1 WITHSCORES", z.data);
     ST_REQUIRE(rep && rep->type == REDIS_REPLY_ARRAY);
     ST_EQ_INT(rep->elements, 4);
@@ -353,7 +354,7 @@ static void test_redis_equals_memory(void)
         char user[16];
         snprintf(user, sizeof user, "ru%05d", u);
         st_buf_t k = ST_BUF_INIT;
-        st_sessionizer_state_key(R.prefix, user, strlen(user), &k);
+        st_rkey_user(&k, R.prefix, user, strlen(user), ST_RKEY_SESS, NULL);
         redisReply *rep = redisCommand(R.c, "MEMORY USAGE %s", k.data);
         if (rep && rep->type == REDIS_REPLY_INTEGER) {
             total += rep->integer;
@@ -396,7 +397,7 @@ int main(void)
                 R.c ? R.c->errstr : "out of memory");
         return 1;
     }
-    snprintf(R.prefix, sizeof R.prefix, "test:session:%ld:%lld:", (long)getpid(),
+    snprintf(R.prefix, sizeof R.prefix, "test:session:%ld:%lld", (long)getpid(),
              (long long)st_time_wall_ms());
     redisReply *rep = redisCommand(R.c, "SCRIPT LOAD %s", st_sessionizer_lua_put);
     if (!rep || rep->type != REDIS_REPLY_STRING) {

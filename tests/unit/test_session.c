@@ -1,6 +1,7 @@
 /* Unit tests of st_session: the rule at the gap boundary (known/unknown durations, both reference
  * points), lengths, duplicates, deadlines, history features, and the state serialisation. */
 #include "st_buf.h"
+#include "st_rkey.h"
 #include "st_session.h"
 #include "st_sessionizer.h"
 #include "st_test.h"
@@ -440,11 +441,26 @@ static void test_pos_text(void)
 static void test_keys(void)
 {
     st_buf_t b = ST_BUF_INIT;
-    ST_EQ_INT(st_sessionizer_state_key("t1:", "user_1", 6, &b), 0);
+    ST_EQ_INT(st_rkey_user(&b, "t1", "user_1", 6, ST_RKEY_SESS, NULL), 0);
     ST_EQ_STR(b.data, "t1:u:{user_1}:sess");
     st_buf_reset(&b);
-    ST_EQ_INT(st_sessionizer_deadline_key("t1:", 7, &b), 0);
+    ST_EQ_INT(st_rkey_partition(&b, "t1", ST_RKEY_DEADLINES, 7), 0);
     ST_EQ_STR(b.data, "t1:dl:{p7}");
+    st_buf_reset(&b);
+    ST_EQ_INT(st_rkey_partition(&b, "t1", ST_RKEY_COMMIT, 7), 0);
+    ST_EQ_STR(b.data, "t1:st:{p7}");
+    st_buf_reset(&b);
+    ST_EQ_INT(st_rkey_user(&b, "t1", "u", 1, ST_RKEY_CLU_APPLIED_PRE, "sessions"), 0);
+    ST_EQ_STR(b.data, "t1:u:{u}:clu:applied:sessions");
+    st_buf_reset(&b);
+    ST_EQ_INT(st_rkey_ingest_seen(&b, "t1", "00ff"), 0);
+    ST_EQ_STR(b.data, "t1:ingest:seen:00ff");
+    st_buf_reset(&b);
+    ST_EQ_INT(st_rkey_track(&b, "t1", 0xabcULL), 0);
+    ST_EQ_STR(b.data, "t1:track:0000000000000abc");
+    st_buf_reset(&b);
+    ST_EQ_INT(st_rkey_refit(&b, "t1"), 0);
+    ST_EQ_STR(b.data, "t1:clustering:refit");
     st_buf_free(&b);
     ST_CHECK(strstr(st_sessionizer_lua_put, "HSET") != NULL);
 }

@@ -1,0 +1,34 @@
+/* st_rkey.c - the Redis key builders (layout in st_rkey.h). */
+#include "st_rkey.h"
+
+#include <inttypes.h>
+
+int st_rkey_user(st_buf_t *out, const char *prefix, const char *user, size_t user_len,
+                 const char *what, const char *what2)
+{
+    if (st_buf_append_str(out, prefix) != 0 || st_buf_append_str(out, ":u:{") != 0 ||
+        st_buf_append(out, user, user_len) != 0 || st_buf_append_str(out, "}:") != 0 ||
+        st_buf_append_str(out, what) != 0 || (what2 && st_buf_append_str(out, what2) != 0))
+        return -1;
+    return 0;
+}
+
+int st_rkey_partition(st_buf_t *out, const char *prefix, const char *what, int32_t partition)
+{
+    return st_buf_printf(out, "%s:%s:{p%" PRId32 "}", prefix, what, partition) < 0 ? -1 : 0;
+}
+
+int st_rkey_ingest_seen(st_buf_t *out, const char *prefix, const char *event_id)
+{
+    return st_buf_printf(out, "%s:ingest:seen:%s", prefix, event_id) < 0 ? -1 : 0;
+}
+
+int st_rkey_track(st_buf_t *out, const char *prefix, uint64_t hash)
+{
+    return st_buf_printf(out, "%s:track:%016" PRIx64, prefix, hash) < 0 ? -1 : 0;
+}
+
+int st_rkey_refit(st_buf_t *out, const char *prefix)
+{
+    return st_buf_printf(out, "%s:clustering:refit", prefix) < 0 ? -1 : 0;
+}

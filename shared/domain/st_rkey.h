@@ -1,0 +1,56 @@
+/* st_rkey.h - every Redis key stint writes, built in one place. prefix is redis.prefix (e.g.
+ * "stint", no trailing ':'). A user's keys carry the user id as the Redis Cluster hash tag, so
+ * one script call may touch all of them; a partition's keys carry "p<partition>".
+ *
+ *   <p>:u:{<user>}:sess           hash   the sessionizer's state (st_sessionizer.h)
+ *   <p>:u:{<user>}:profile        hash   the user's profile fields (clusterer -> sessionizer)
+ *   <p>:u:{<user>}:cluster        hash   the user's cluster assignment (clusterer -> predictor)
+ *   <p>:u:{<user>}:clu:prof       hash   the clusterer's per-user state (clu_store.h)
+ *   <p>:u:{<user>}:clu:len        list   the clusterer's recent lengths
+ *   <p>:u:{<user>}:pred           hash   the predictor's per-user state (pred_store.h)
+ *   <p>:dl:{p<n>}                 zset   the sessionizer's deadlines of partition n
+ *   <p>:st:{p<n>}                 hash   the sessionizer's commit point of partition n
+ *   <p>:ingest:seen:<event_id>    string ingest's duplicate mark (ingest_store.h)
+ *   <p>:track:<16 hex digits>     hash   a track's metadata (st_trackmeta.h)
+ *   <p>:clustering:refit          string the clusterer's last re-fit
+ * Keys of earlier layouts, read or deleted during migrations: <p>:u:{<user>}:pred:hist and
+ * <p>:u:{<user>}:clu:applied:<topic>.
+ *
+ * Every builder appends the key and a terminating NUL byte that is not counted in out->len
+ * (st_buf keeps one), and returns 0, or -1 when out of memory. */
+#ifndef ST_RKEY_H
+#define ST_RKEY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "st_buf.h"
+
+/* The <what> of a user's keys. */
+#define ST_RKEY_SESS     "sess"
+#define ST_RKEY_PROFILE  "profile"
+#define ST_RKEY_CLUSTER  "cluster"
+#define ST_RKEY_CLU_PROF "clu:prof"
+#define ST_RKEY_CLU_LEN  "clu:len"
+#define ST_RKEY_PRED     "pred"
+/* Earlier layouts. */
+#define ST_RKEY_PRED_HIST       "pred:hist"
+#define ST_RKEY_CLU_APPLIED_PRE "clu:applied:" /* + topic */
+
+/* The <what> of a partition's keys. */
+#define ST_RKEY_DEADLINES "dl"
+#define ST_RKEY_COMMIT    "st"
+
+/* <prefix>:u:{<user[0..user_len)>}:<what><what2> (what2 may be NULL). */
+int st_rkey_user(st_buf_t *out, const char *prefix, const char *user, size_t user_len,
+                 const char *what, const char *what2);
+/* <prefix>:<what>:{p<partition>} */
+int st_rkey_partition(st_buf_t *out, const char *prefix, const char *what, int32_t partition);
+/* <prefix>:ingest:seen:<event_id> */
+int st_rkey_ingest_seen(st_buf_t *out, const char *prefix, const char *event_id);
+/* <prefix>:track:<hash as 16 lower-case hex digits> */
+int st_rkey_track(st_buf_t *out, const char *prefix, uint64_t hash);
+/* <prefix>:clustering:refit */
+int st_rkey_refit(st_buf_t *out, const char *prefix);
+
+#endif
