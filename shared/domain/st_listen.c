@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "st_session.h"
 #include "st_time.h"
 #include "st_trackmeta.h"
 
@@ -122,8 +123,12 @@ static st_listen_reason_t normalise(field_t user, int64_t ts_ms, field_t artist,
         if (!st_lastfm_utf8_valid(fields[i].ptr, fields[i].len))
             return fail(err, ST_LISTEN_INVALID_UTF8, "%s is not valid UTF-8", names[i]);
     }
-    if (copy_trimmed(out->user_id, user.ptr, user.len) == 0)
+    size_t user_len = copy_trimmed(out->user_id, user.ptr, user.len);
+    if (user_len == 0)
         return fail(err, ST_LISTEN_MISSING_FIELD, "%s is empty", "user_id");
+    /* The one user id contract: every later service keys its state by it within this bound. */
+    if (user_len > ST_SESSION_USER_ID_MAX)
+        return fail(err, ST_LISTEN_TOO_LONG, "user_id is over %d bytes", ST_SESSION_USER_ID_MAX);
     if (has_control(out->user_id))
         return fail(err, ST_LISTEN_BAD_ID, "%s has a control character", "user_id");
     out->has_artist_mbid =

@@ -32,7 +32,9 @@ typedef enum {
     ST_LISTEN_MISSING_FIELD, /* "missing_field": a required field absent/null, or user_id blank */
     ST_LISTEN_BAD_TYPE,      /* "bad_type": a field of the wrong JSON type */
     ST_LISTEN_BAD_TIMESTAMP, /* "bad_timestamp": unparseable, or outside 2000-01-01..now+1 day */
-    ST_LISTEN_TOO_LONG,      /* "too_long": a field over 1 KB, or the message over 64 KB */
+    ST_LISTEN_TOO_LONG,      /* "too_long": user_id over ST_SESSION_USER_ID_MAX (128) bytes
+                                after trimming, another field over 1 KB, or the message over
+                                64 KB */
     ST_LISTEN_INVALID_UTF8,  /* "invalid_utf8": the message or a field is not valid UTF-8 */
     ST_LISTEN_BAD_ID,        /* "bad_id": a control character in user_id or an MBID */
     ST_LISTEN_REASON_COUNT

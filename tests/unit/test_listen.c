@@ -181,6 +181,20 @@ static void test_too_long(void)
     json[0] = '{';
     json[sizeof json - 2] = '}';
     EXPECT(json, ST_LISTEN_TOO_LONG);
+    /* user_id: the bound every service keys its state by (128 bytes after trimming). */
+    char user[200];
+    memset(user, 'u', 129);
+    user[129] = '\0';
+    snprintf(json, sizeof json,
+             "{\"user_id\":\"%s\",\"timestamp\":1241478537000,\"artist_name\":\"A\","
+             "\"track_name\":\"T\"}",
+             user);
+    EXPECT(json, ST_LISTEN_TOO_LONG);
+    snprintf(json, sizeof json,
+             "{\"user_id\":\"  %.128s  \",\"timestamp\":1241478537000,\"artist_name\":\"A\","
+             "\"track_name\":\"T\"}",
+             user);
+    ST_EQ_INT(parse(json), ST_LISTEN_OK); /* 128 bytes once trimmed */
 }
 
 static void test_invalid_utf8(void)
