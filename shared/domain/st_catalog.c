@@ -1,4 +1,5 @@
-/* st_catalog.c - tracks.jsonl reader and the track key -> duration map. */
+/* st_catalog.c - tracks.jsonl reader, the rule for duplicated keys and the track key -> duration
+ * map. */
 #include "st_catalog.h"
 
 #include <errno.h>
@@ -8,8 +9,6 @@
 
 #include "st_buf.h"
 #include "st_log.h"
-
-#define LOG_BAD_MAX 20
 
 struct st_catalog_reader {
     FILE *fp;
@@ -40,8 +39,10 @@ st_catalog_reader_t *st_catalog_reader_open(const char *path, char *errstr, size
 
 static void bad_line(st_catalog_reader_t *r, const char *why)
 {
+    if (r->stats.bad < ST_CATALOG_BAD_LISTED)
+        r->stats.bad_line_no[r->stats.bad] = r->stats.lines;
     r->stats.bad++;
-    if (r->stats.bad <= LOG_BAD_MAX) {
+    if (r->stats.bad <= ST_CATALOG_BAD_LISTED) {
         char q[300], w[300];
         st_log_warn("catalog_bad_line", "file=%s line=%llu reason=%s",
                     st_log_quote(r->path, q, sizeof q), (unsigned long long)r->stats.lines,
@@ -117,6 +118,7 @@ typedef struct {
     uint64_t hash;
     size_t key_off; /* into keys */
     uint32_t key_len;
+    uint32_t lines; /* entries offered for the key (saturates) */
     int64_t duration_ms;
     bool used;
 } slot_t;
@@ -125,7 +127,7 @@ struct st_catalog {
     slot_t *slots;
     size_t cap; /* power of two or 0 */
     size_t n;
-    uint64_t duplicates;
+    uint64_t duplicates, duplicate_keys;
     st_buf_t keys;
 };
 
@@ -145,11 +147,17 @@ static slot_t *find_slot(const st_catalog_t *c, const char *key, size_t len, uin
     }
 }
 
-int st_catalog_put_key(st_catalog_t *c, const char *key, size_t key_len, int64_t duration_ms,
-                       bool replace)
+bool st_catalog_later_wins(int64_t kept_ms, int64_t later_ms)
+{
+    return kept_ms <= 0 && later_ms > 0;
+}
+
+int st_catalog_offer(st_catalog_t *c, const char *key, size_t key_len, int64_t duration_ms)
 {
     if (key_len > UINT32_MAX)
         return -1;
+    if (duration_ms < 0)
+        duration_ms = 0;
     if ((c->n + 1) * 4 > c->cap * 3) {
         size_t cap = c->cap ? c->cap * 2 : 1024;
         slot_t *slots = calloc(cap, sizeof *slots);
@@ -169,17 +177,22 @@ int st_catalog_put_key(st_catalog_t *c, const char *key, size_t key_len, int64_t
     uint64_t h = st_hash64(key, key_len, 0);
     slot_t *s = find_slot(c, key, key_len, h);
     if (s->used) {
-        if (!replace)
-            return 0;
+        c->duplicates++;
+        if (s->lines == 1)
+            c->duplicate_keys++;
+        if (s->lines < UINT32_MAX)
+            s->lines++;
+        if (!st_catalog_later_wins(s->duration_ms, duration_ms))
+            return ST_CATALOG_KEPT;
         s->duration_ms = duration_ms;
-        return 1;
+        return ST_CATALOG_REPLACED;
     }
     size_t off = c->keys.len;
     if (st_buf_append(&c->keys, key, key_len) != 0)
         return -1;
-    *s = (slot_t){h, off, (uint32_t)key_len, duration_ms, true};
+    *s = (slot_t){h, off, (uint32_t)key_len, 1, duration_ms, true};
     c->n++;
-    return 1;
+    return ST_CATALOG_ADDED;
 }
 
 bool st_catalog_lookup_key(const st_catalog_t *c, const char *key, size_t key_len,
@@ -220,12 +233,8 @@ st_catalog_t *st_catalog_load(const char *path, st_catalog_stats_t *stats, char 
     st_err_t err = {0};
     int rc = 0;
     while (c && (rc = st_catalog_reader_next(r, &e, &err)) == 1) {
-        int put = st_catalog_put_key(c, e.key, e.key_len,
-                                     e.meta.duration_ms > 0 ? e.meta.duration_ms : 0, false);
-        if (put < 0)
+        if (st_catalog_offer(c, e.key, e.key_len, e.meta.duration_ms) < 0)
             goto nomem;
-        if (put == 0)
-            c->duplicates++;
     }
     if (!c)
         goto nomem;
@@ -253,6 +262,11 @@ size_t st_catalog_size(const st_catalog_t *c)
 uint64_t st_catalog_duplicates(const st_catalog_t *c)
 {
     return c->duplicates;
+}
+
+uint64_t st_catalog_duplicate_keys(const st_catalog_t *c)
+{
+    return c->duplicate_keys;
 }
 
 void st_catalog_destroy(st_catalog_t *c)

@@ -3,7 +3,8 @@
  * file: st_catalog_reader_* and st_catalog_load). Checks: an accepted line gives a normalised key
  * (one tab, no CR/LF, no ASCII upper case, length as returned), source CATALOG, duration -1 or
  * >= 1, 0..5 tags; the reader's counters add up (lines = good + bad + blank) and agree with the
- * map st_catalog_load builds, where every good line's key is found. */
+ * map st_catalog_load builds, where every good line's key is found, and found with a duration
+ * when the line has one (the rule for duplicated keys: a duration wins over none). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,16 +72,18 @@ static void check_file(const char *path)
     st_catalog_stats_t lst;
     st_catalog_t *c = st_catalog_load(path, &lst, errstr, sizeof errstr);
     if (!c || memcmp(&lst, &st, sizeof st) != 0 ||
-        st_catalog_size(c) + st_catalog_duplicates(c) != good)
+        st_catalog_size(c) + st_catalog_duplicates(c) != good ||
+        st_catalog_duplicate_keys(c) > st_catalog_duplicates(c) ||
+        st_catalog_duplicate_keys(c) > st_catalog_size(c))
         abort();
     st_catalog_reader_destroy(r);
-    /* Every good line's key is in the map. */
+    /* Every good line's key is in the map, with a duration if the line has one. */
     r = st_catalog_reader_open(path, errstr, sizeof errstr);
     if (!r)
         abort();
     while (st_catalog_reader_next(r, &e, &err) == 1) {
         int64_t d;
-        if (!st_catalog_lookup_key(c, e.key, e.key_len, &d))
+        if (!st_catalog_lookup_key(c, e.key, e.key_len, &d) || (e.meta.duration_ms > 0 && d <= 0))
             abort();
     }
     st_catalog_reader_destroy(r);

@@ -1,22 +1,22 @@
 /* cmd_catalog.c - `stint catalog import FILE`: bulk-loads a JSONL track catalog (the generator's
  * tracks.jsonl) into the Redis track cache the enricher reads (st_trackmeta, source CATALOG),
- * pipelined in rounds, so offline runs and demos need no Last.fm API. */
-#include <errno.h>
+ * pipelined in rounds, so offline runs and demos need no Last.fm API. The file is read with the
+ * offline loader's reader, and a key named more than once keeps the entry the offline map keeps
+ * (st_catalog_offer, ST_CATALOG_RULE): only an entry that wins is written, so at the end the cache
+ * holds, for every key of the file, the entry `stint sessions --catalog FILE` uses. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "st_catalog.h"
 #include "st_config.h"
-#include "st_listen.h"
 #include "st_redis.h"
 #include "st_time.h"
 #include "st_trackmeta.h"
 
 int cmd_catalog(int argc, char **argv);
-
-#define MAX_LISTED_BAD_LINES 20
 
 typedef struct {
     char *redis_host;
@@ -46,8 +46,9 @@ typedef struct {
     st_redis_t *redis;
     st_redis_script_t *store;
     const char *prefix;
-    long long loaded, bad, rounds;
-    long long bad_lines[MAX_LISTED_BAD_LINES];
+    st_catalog_t *seen;       /* the keys written so far and their durations (the rule's state) */
+    st_catalog_stats_t stats; /* the reader's line counts */
+    long long writes, rounds;
 } import_t;
 
 /* Sends the queued round; returns 0 or -1 (message printed). */
@@ -73,69 +74,65 @@ static int flush_round(import_t *im)
     return 0;
 }
 
-static int import_file(import_t *im, FILE *in, const char *path, long long round_size)
+/* Offers each entry to the rule in file order and writes the ones that win: a new key, or a
+ * later entry that replaces the one written (a duration where the written entry had none; that
+ * key is written twice, the second write last). Returns 0 or -1 (message printed). */
+static int import_file(import_t *im, st_catalog_reader_t *r, const char *path, long long round_size)
 {
-    char *line = NULL, reason[256];
-    size_t cap = 0;
-    ssize_t len;
-    long long lineno = 0;
-    static char key[2 * ST_LISTEN_FIELD_MAX + 2];
-    st_trackmeta_t meta;
-    int rc = 0;
-
+    st_catalog_entry_t e;
+    st_err_t err = {0};
+    int rc = 0, got;
     st_redis_pipe_reset(im->redis);
-    while ((len = getline(&line, &cap, in)) >= 0) {
-        lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            len--;
-        if (len == 0)
-            continue;
-        int klen = st_trackmeta_parse_catalog_line(line, (size_t)len, key, sizeof key, &meta,
-                                                   reason, sizeof reason);
-        if (klen < 0) {
-            if (im->bad < MAX_LISTED_BAD_LINES) {
-                im->bad_lines[im->bad] = lineno;
-                fprintf(stderr, "stint catalog import: %s:%lld: skipped: %s\n", path, lineno,
-                        reason);
-            }
-            im->bad++;
-            continue;
-        }
-        if (st_trackmeta_pipe_store(im->redis, im->store, im->prefix, key, (size_t)klen, &meta, 0,
-                                    0) != 0) {
-            fprintf(stderr, "stint catalog import: %s:%lld: cannot queue the write\n", path,
-                    lineno);
+    while ((got = st_catalog_reader_next(r, &e, &err)) == 1) {
+        int offer = st_catalog_offer(im->seen, e.key, e.key_len, e.meta.duration_ms);
+        if (offer < 0) {
+            fprintf(stderr, "stint catalog import: out of memory\n");
             rc = -1;
             break;
         }
-        im->loaded++;
+        if (offer == ST_CATALOG_KEPT)
+            continue;
+        if (st_trackmeta_pipe_store(im->redis, im->store, im->prefix, e.key, e.key_len, &e.meta, 0,
+                                    0) != 0) {
+            fprintf(stderr, "stint catalog import: %s:%llu: cannot queue the write\n", path,
+                    (unsigned long long)e.line_no);
+            rc = -1;
+            break;
+        }
+        im->writes++;
         if ((long long)st_redis_pipe_len(im->redis) >= round_size && flush_round(im) != 0) {
             rc = -1;
             break;
         }
     }
-    if (rc == 0 && ferror(in)) {
-        fprintf(stderr, "stint catalog import: %s: read error\n", path);
+    if (rc == 0 && got < 0) {
+        fprintf(stderr, "stint catalog import: %s\n", err.text);
         rc = -1;
     }
     if (rc == 0)
         rc = flush_round(im);
-    free(line);
+    im->stats = *st_catalog_reader_stats(r);
     return rc;
 }
 
 static void print_summary(const import_t *im, const char *path, double elapsed_s)
 {
-    printf("catalog import: file=%s tracks=%lld bad_lines=%lld", path, im->loaded, im->bad);
-    if (im->bad > 0) {
+    uint64_t bad = im->stats.bad;
+    printf("catalog import: file=%s tracks=%zu bad_lines=%llu", path, st_catalog_size(im->seen),
+           (unsigned long long)bad);
+    if (bad > 0) {
         printf(" bad_line_numbers=");
-        long long listed = im->bad < MAX_LISTED_BAD_LINES ? im->bad : MAX_LISTED_BAD_LINES;
-        for (long long i = 0; i < listed; i++)
-            printf("%s%lld", i ? "," : "", im->bad_lines[i]);
-        if (im->bad > listed)
+        uint64_t listed = bad < ST_CATALOG_BAD_LISTED ? bad : ST_CATALOG_BAD_LISTED;
+        for (uint64_t i = 0; i < listed; i++)
+            printf("%s%llu", i ? "," : "", (unsigned long long)im->stats.bad_line_no[i]);
+        if (bad > listed)
             printf(",...");
     }
-    printf(" rounds=%lld prefix=%s elapsed_s=%.2f\n", im->rounds, im->prefix, elapsed_s);
+    printf(" duplicate_keys=%llu duplicate_lines=%llu rule=%s writes=%lld rounds=%lld prefix=%s "
+           "elapsed_s=%.2f\n",
+           (unsigned long long)st_catalog_duplicate_keys(im->seen),
+           (unsigned long long)st_catalog_duplicates(im->seen), ST_CATALOG_RULE, im->writes,
+           im->rounds, im->prefix, elapsed_s);
 }
 
 int cmd_catalog(int argc, char **argv)
@@ -180,9 +177,11 @@ int cmd_catalog(int argc, char **argv)
         return 2;
     }
     const char *path = argv[2];
-    FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-    if (!in) {
-        fprintf(stderr, "stint catalog import: cannot open %s: %s\n", path, strerror(errno));
+    /* "-": standard input, through the same reader. */
+    st_catalog_reader_t *reader =
+        st_catalog_reader_open(strcmp(path, "-") == 0 ? "/dev/stdin" : path, errstr, sizeof errstr);
+    if (!reader) {
+        fprintf(stderr, "stint catalog import: %s\n", errstr);
         st_config_destroy(cfg);
         return 1;
     }
@@ -192,21 +191,24 @@ int cmd_catalog(int argc, char **argv)
     memset(&im, 0, sizeof im);
     im.prefix = conf.redis_prefix;
     im.redis = st_redis_new(&ro);
+    im.seen = st_catalog_new();
     st_err_t err = {0};
-    if (!im.redis || st_redis_ensure(im.redis, 5000, &err) != 0) {
+    if (!im.seen) {
+        fprintf(stderr, "stint catalog import: out of memory\n");
+    } else if (!im.redis || st_redis_ensure(im.redis, 5000, &err) != 0) {
         fprintf(stderr, "stint catalog import: cannot connect to Redis at %s:%d: %s\n",
                 conf.redis_host, (int)conf.redis_port, err.text);
     } else {
         im.store = st_trackmeta_store_script(im.redis);
         int64_t t0 = st_time_mono_ms();
-        if (import_file(&im, in, path, conf.round_size) == 0) {
+        if (import_file(&im, reader, path, conf.round_size) == 0) {
             print_summary(&im, path, (double)(st_time_mono_ms() - t0) / 1000.0);
             rc = 0;
         }
     }
     st_redis_destroy(im.redis);
-    if (in != stdin)
-        fclose(in);
+    st_catalog_destroy(im.seen);
+    st_catalog_reader_destroy(reader);
     st_config_destroy(cfg);
     return rc;
 }

@@ -25,7 +25,8 @@ static void usage(FILE *fp)
           "duration (1 for every session without --catalog), 4 decimals. Readers may ignore\n"
           "the fifth column.\n"
           "  --data DIR       dataset directory (or the listens .tsv itself)\n"
-          "  --catalog FILE   track catalog (tracks.jsonl of `stint gen`): track durations\n"
+          "  --catalog FILE   track catalog (tracks.jsonl of `stint gen`): track durations; of\n"
+          "                   a track named twice, the first line with a duration wins\n"
           "  --out FILE       output file ('-' = stdout; the summary then goes to stderr)\n"
           "  --gap-s S        session gap in seconds (default 1800)\n"
           "  --ref end|start  gap measured from the previous track's end (default) or start\n"
@@ -135,12 +136,14 @@ int cmd_sessions(int argc, char **argv)
             "sessions: users=%" PRIu64 " listens=%" PRIu64 " sessions=%" PRIu64
             " duplicates=%" PRIu64 " malformed=%" PRIu64 " rejected=%" PRIu64
             " unknown_duration_pct=%.1f catalog_tracks=%zu catalog_bad_lines=%" PRIu64
+            " catalog_duplicate_keys=%" PRIu64 " catalog_rule=%s"
             " gap_s=%" PRId64 " ref=%s elapsed_s=%.1f out=%s\n",
             st.users, st.listens, st.sessions, st.duplicates, st.malformed, st.rejected,
             st.listens ? 100.0 * (double)st.unknown_duration / (double)st.listens : 0.0,
-            catalog ? st_catalog_size(catalog) : 0, cstats.bad, opts.rule.gap_ms / 1000,
-            st_session_ref_name(opts.rule.ref), (double)(st_time_mono_ms() - t0) / 1000.0,
-            out_path);
+            catalog ? st_catalog_size(catalog) : 0, cstats.bad,
+            catalog ? st_catalog_duplicate_keys(catalog) : 0, catalog ? ST_CATALOG_RULE : "-",
+            opts.rule.gap_ms / 1000, st_session_ref_name(opts.rule.ref),
+            (double)(st_time_mono_ms() - t0) / 1000.0, out_path);
     st_catalog_destroy(catalog);
     return 0;
 }

@@ -120,10 +120,13 @@ static int load_offline(st_dataset_t *ds, const train_data_opts_t *o, char *src,
     if (rc == 0)
         snprintf(src, src_size,
                  "data=%s listens=%llu duplicates=%llu malformed=%llu rejected=%llu "
-                 "unknown_duration=%llu catalog_tracks=%zu",
+                 "unknown_duration=%llu catalog_tracks=%zu catalog_duplicate_keys=%llu "
+                 "catalog_rule=%s",
                  o->data, (unsigned long long)st.listens, (unsigned long long)st.duplicates,
                  (unsigned long long)st.malformed, (unsigned long long)st.rejected,
-                 (unsigned long long)st.unknown_duration, catalog ? st_catalog_size(catalog) : 0);
+                 (unsigned long long)st.unknown_duration, catalog ? st_catalog_size(catalog) : 0,
+                 (unsigned long long)(catalog ? st_catalog_duplicate_keys(catalog) : 0),
+                 catalog ? ST_CATALOG_RULE : "-");
     st_catalog_destroy(catalog);
     return rc;
 }
