@@ -1,15 +1,21 @@
 /* Unit tests of the offline session builder: catalog keys = Listen.track_key, the catalog reader
  * and map (st_catalog), st_sessions_offline on a hand-written dataset (the worked example of the
  * length, gap - 1 s / gap / gap + 1 s with known and unknown durations, exact duplicates, malformed
- * lines) and the exact TSV of `stint sessions` (cmd_sessions is compiled in). */
-#include "../../tools/stint/cmd_sessions.c"
+ * lines) and the exact TSV of `stint sessions` (cmd_sessions runs in-process, stint-cli-core). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "commands.h"
+#include "st_catalog.h"
 #include "st_listen.h"
 #include "st_log.h"
+#include "st_sessions_offline.h"
 #include "st_test.h"
+#include "st_time.h"
 
 static char tmp_dir[256];
 
