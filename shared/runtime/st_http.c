@@ -47,7 +47,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                      MHD_RESPMEM_PERSISTENT);
     if (strcmp(url, "/metrics") == 0) {
         st_buf_t b = ST_BUF_INIT;
-        if (st_metrics_render(&b) != 0 || st_buf_reserve(&b, 0) != 0) {
+        if (st_metrics_render(&b) != 0 || st_metrics_render_process(&b) != 0 ||
+            st_buf_reserve(&b, 0) != 0) {
             st_buf_free(&b);
             return reply(conn, 500, "text/plain", (char *)"out of memory\n", 14,
                          MHD_RESPMEM_PERSISTENT);

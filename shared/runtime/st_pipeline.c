@@ -62,7 +62,7 @@ struct st_pipeline_s {
     int64_t last_process_ms;
     int64_t last_probe_ms;
     uint64_t dead_letters;
-    st_metric_t *m_in, *m_out, *m_dlq, *m_batches, *m_retries, *m_batch_ms;
+    st_metric_t *m_in, *m_out, *m_dlq, *m_batches, *m_retries, *m_batch_s;
 };
 
 int st_out_produce(st_out_t *out, const char *topic, const void *key, size_t key_len,
@@ -468,9 +468,11 @@ st_pipeline_t *st_pipeline_new(const st_pipeline_opts_t *opts, const st_pipeline
     p->m_batches = st_metrics_counter("stint_batches_total", NULL, "Batches completed.");
     p->m_retries = st_metrics_counter("stint_batch_retries_total", NULL,
                                       "Batch steps retried after a retriable error.");
-    p->m_batch_ms = st_metrics_histogram(
-        "stint_batch_duration_ms", NULL, "Time from the end of polling to the offsets stored.",
-        st_metrics_latency_ms_buckets, st_metrics_latency_ms_nbuckets);
+    p->m_batch_s = st_metrics_histogram("stint_batch_duration_seconds", NULL,
+                                        "Time from the end of polling to the offsets stored, in "
+                                        "seconds.",
+                                        st_metrics_latency_seconds_buckets,
+                                        st_metrics_latency_seconds_nbuckets);
     return p;
 fail:
     st_pipeline_destroy(p);
@@ -612,7 +614,7 @@ static void store_offsets(st_pipeline_t *p)
 /* Runs one batch to completion (or to a stop). Returns 0, or -1 on a fatal error. */
 static int run_batch(st_pipeline_t *p)
 {
-    int64_t t0 = st_time_mono_ms();
+    int64_t t0_us = st_time_mono_us();
     size_t n = p->nmsgs;
     for (size_t i = 0; i < n; i++) {
         rd_kafka_message_t *m = p->msgs[i];
@@ -688,7 +690,7 @@ static int run_batch(st_pipeline_t *p)
     p->dead_letters += p->out.dead_letters;
     st_metric_inc(p->m_dlq, p->out.dead_letters);
     st_metric_inc(p->m_batches, 1);
-    st_metric_observe(p->m_batch_ms, (double)(st_time_mono_ms() - t0));
+    st_metric_observe(p->m_batch_s, (double)(st_time_mono_us() - t0_us) / 1e6);
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #include "st_http.h"
 #include "st_lifecycle.h"
 #include "st_log.h"
+#include "st_metrics.h"
 
 #define OFF(f) offsetof(st_service_config_t, f)
 
@@ -129,6 +130,14 @@ static int run(st_service_t *svc, int argc, char **argv)
     svc->kafka.client_id = svc->client_id;
     svc->kafka.props = st_config_kafka_props(svc->cfg, &svc->kafka.nprops);
 
+    /* Which program and version this target is: shared families (stint_records_in_total, ...)
+     * are told apart by the scrape target's job/instance labels, and this series names them. */
+    char info[256];
+    snprintf(info, sizeof info, "service=\"%s\",version=\"%s\"", def->name, STINT_VERSION);
+    st_metric_set(
+        st_metrics_gauge("stint_build_info", info,
+                         "A constant 1, labelled with the service and the stint version it runs."),
+        1);
     svc->http = st_http_start(svc->base.http_bind, (int)svc->base.http_port, errstr, sizeof errstr);
     if (!svc->http) {
         st_log_error("http_failed", "error=\"%s\"", errstr);

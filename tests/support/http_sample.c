@@ -9,18 +9,21 @@
 int main(void)
 {
     char errstr[256], line[64];
-    static const double bounds[] = {1, 5, 10};
+    static const double bounds[] = {0.1, 1, 2.5};
+    /* Registered interleaved, the way services register label sets: the exposition must still
+     * group each family. */
     st_metric_inc(
         st_metrics_counter("stint_sample_records_total", "topic=\"listens\"", "Records seen."), 41);
-    st_metric_inc(
-        st_metrics_counter("stint_sample_records_total", "topic=\"sessions\"", "Records seen."), 2);
     st_metric_set(st_metrics_gauge("stint_sample_queue_depth", NULL, "Queue depth.\nSecond line."),
                   7.5);
-    st_metric_t *h = st_metrics_histogram("stint_sample_latency_ms", NULL, "Latency.", bounds, 3);
+    st_metric_t *h =
+        st_metrics_histogram("stint_sample_latency_seconds", NULL, "Latency.", bounds, 3);
+    st_metric_inc(
+        st_metrics_counter("stint_sample_records_total", "topic=\"sessions\"", "Records seen."), 2);
+    st_metric_observe(h, 0.0625);
     st_metric_observe(h, 0.5);
-    st_metric_observe(h, 3);
-    st_metric_observe(h, 3);
-    st_metric_observe(h, 100);
+    st_metric_observe(h, 0.5);
+    st_metric_observe(h, 4);
     st_http_t *http = st_http_start("127.0.0.1", 0, errstr, sizeof errstr);
     if (!http) {
         fprintf(stderr, "%s\n", errstr);

@@ -1,5 +1,8 @@
 """The service HTTP endpoint: /metrics parses with the real Prometheus text-format parser
-(prometheus_client) and carries the right values; /healthz and /readyz answer as specified."""
+(prometheus_client) and passes the strict checks of tests/support/prom_exposition.py (families
+registered interleaved come out grouped, one # HELP and # TYPE each, histogram buckets cumulative
+and printed short), carries the right values and the process_* families; /healthz and /readyz
+answer as specified."""
 import os
 import subprocess
 import sys
@@ -7,6 +10,9 @@ import urllib.error
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from prom_exposition import problems  # noqa: E402
 
 failures = 0
 passes = 0
@@ -37,6 +43,10 @@ def main():
         port = int(p.stdout.readline())
         status, body, ctype = get(port, "/metrics")
         check(status == 200 and ctype.startswith("text/plain; version=0.0.4"), "metrics content type")
+        bad = problems(body)
+        for p_ in bad:
+            print("     ", p_)
+        check(not bad, f"strict exposition checks ({len(bad)} problems)")
         fams = {f.name: f for f in text_string_to_metric_families(body)}
         recs = fams.get("stint_sample_records")
         check(recs is not None and recs.type == "counter", "counter family parsed")
@@ -46,15 +56,23 @@ def main():
         gauge = fams.get("stint_sample_queue_depth")
         check(gauge is not None and gauge.type == "gauge" and gauge.samples[0].value == 7.5, "gauge")
         check(gauge is not None and gauge.documentation == "Queue depth.\nSecond line.", "help escaping")
-        hist = fams.get("stint_sample_latency_ms")
+        hist = fams.get("stint_sample_latency_seconds")
         check(hist is not None and hist.type == "histogram", "histogram family parsed")
         if hist:
-            buckets = {float(s.labels["le"]): s.value for s in hist.samples if s.name.endswith("_bucket")}
-            want = {1.0: 1.0, 5.0: 3.0, 10.0: 3.0, float("inf"): 4.0}
-            check(buckets == want, f"cumulative buckets {buckets}")
+            buckets = {s.labels["le"]: s.value for s in hist.samples if s.name.endswith("_bucket")}
+            want = {"0.1": 1.0, "1": 3.0, "2.5": 3.0, "+Inf": 4.0}
+            check(buckets == want, f"cumulative buckets, bounds printed short {buckets}")
             total = [s.value for s in hist.samples if s.name.endswith("_sum")]
             count = [s.value for s in hist.samples if s.name.endswith("_count")]
-            check(total == [106.5] and count == [4.0], "histogram sum and count")
+            check(total == [5.0625] and count == [4.0], "histogram sum and count")
+        for name in ("process_cpu_seconds", "process_resident_memory_bytes",
+                     "process_virtual_memory_bytes", "process_open_fds", "process_max_fds",
+                     "process_start_time_seconds"):
+            f = fams.get(name)
+            v = f.samples[0].value if f and len(f.samples) == 1 else None
+            # A process this young may not have used a whole clock tick of CPU yet.
+            check(v is not None and (v >= 0 if name == "process_cpu_seconds" else v > 0),
+                  f"{name} = {v}")
 
         status, body, _ = get(port, "/healthz")
         check(status == 503 and "kafka=down" in body, "healthz is 503 before Kafka/Redis are reachable")
