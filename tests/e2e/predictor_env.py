@@ -109,12 +109,16 @@ class Env:
              self.tag, "-G", self.tag, "--http.port", str(self.port), "--batch.timeout_ms", "20",
              *extra], stdout=self.log, stderr=subprocess.STDOUT)
 
-    def metrics(self):
+    def metrics_text(self):
+        """The predictor's /metrics, or "" when it does not answer."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
-                text = r.read().decode()
+                return r.read().decode()
         except OSError:
-            return {}
+            return ""
+
+    def metrics(self):
+        text = self.metrics_text()
         out = {}
         for line in text.splitlines():
             m = re.match(r"^(stint_predictor_\w+(?:\{[^}]*\})?) (\S+)$", line)

@@ -2,13 +2,17 @@
 paced SessionEvent stream flows, the symlink is atomically repointed to bundle B. Every session
 still gets exactly one Prediction and one Outcome, both versions appear in the records, each
 partition switches from A to B once and never back, and outcomes carry their prediction's
-version."""
+version. After the swap, /metrics is still a valid exposition (tests/support/prom_exposition.py),
+with stint_predictor_model_info one family: the old version at 0 and the new one at 1."""
 import collections
 import os
 import sys
 import time
 
 from predictor_env import FAILS, Env, check
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from prom_exposition import families, problems  # noqa: E402
 
 
 def main():
@@ -41,6 +45,13 @@ def main():
         m = env.metrics()
         check(m.get("stint_predictor_model_swaps_total") == 1,
               f"one swap counted: {m.get('stint_predictor_model_swaps_total')}")
+        text = env.metrics_text()
+        bad = problems(text)
+        check(not bad, f"/metrics after the swap is a valid exposition: {bad[:5]}")
+        info = families(text).get("stint_predictor_model_info")
+        info = {s.labels["model_version"]: s.value for s in info.samples} if info else {}
+        check(sorted(info.values()) == [0.0, 1.0],
+              f"stint_predictor_model_info after the swap: old version 0, new 1 ({info})")
 
         preds = env.read("predictions", n)
         outs = env.read("outcomes", n)
