@@ -13,7 +13,7 @@
 #define YEAR_S 31556952.0 /* 365.2425 days */
 #define ST_PI  3.14159265358979323846
 
-static const char *const pf_names[ST_BUNDLE__PF_COUNT] = {
+const char *const st_bundle__pf_names[ST_BUNDLE__PF_COUNT] = {
     "mean", "median", "max", "sessions", "tracks", "gender", "age", "country", "registered"};
 
 void st_bundle_spec_default(st_bundle_spec_t *s)
@@ -106,14 +106,14 @@ static int parse_profile_features(st_bundle_t *b, char *errstr, size_t errstr_si
          tok = strtok_r(NULL, ", ", &save)) {
         int f = -1;
         for (int i = 0; i < ST_BUNDLE__PF_COUNT; i++)
-            if (strcmp(tok, pf_names[i]) == 0)
+            if (strcmp(tok, st_bundle__pf_names[i]) == 0)
                 f = i;
         if (f < 0 || b->n_pf == ST_BUNDLE_MAX_PROFILE_FEATS) {
             st_errstr(errstr, errstr_size, "bundle: unknown profile feature \"%s\" (use %s)", tok,
                       "mean, median, max, sessions, tracks, gender, age, country, registered");
             return -1;
         }
-        b->pf_name[b->n_pf] = pf_names[f];
+        b->pf_name[b->n_pf] = st_bundle__pf_names[f];
         b->pf[b->n_pf++] = f;
     }
     if (b->n_pf == 0) {
@@ -123,26 +123,9 @@ static int parse_profile_features(st_bundle_t *b, char *errstr, size_t errstr_si
     return 0;
 }
 
-static int check_spec(const st_bundle_spec_t *s, char *errstr, size_t errstr_size)
-{
-    if (s->kind == ST_BUNDLE_SEQ && (s->window < 1 || s->window > ST_BUNDLE__MAX_STEPS - 1))
-        return st_errstr(errstr, errstr_size,
-                         "bundle: window %d outside 1..%d (an OPENED carries at most %d sessions, "
-                         "the W + 1 the model reads)",
-                         s->window, ST_BUNDLE__MAX_STEPS - 1, ST_SESSION_RECENT_MAX),
-               -1;
-    if (s->layers < 1 || s->layers > 2)
-        return st_errstr(errstr, errstr_size, "bundle: layers %d outside 1..2", s->layers), -1;
-    if (s->cluster != ST_BUNDLE_CLUSTER_NONE && (s->k < 1 || s->k > ST_BUNDLE_MAX_CLUSTERS))
-        return st_errstr(errstr, errstr_size, "bundle: k %d outside 1..%d", s->k,
-                         ST_BUNDLE_MAX_CLUSTERS),
-               -1;
-    return 0;
-}
-
 st_bundle_t *st_bundle__alloc(const st_bundle_spec_t *spec, char *errstr, size_t errstr_size)
 {
-    if (check_spec(spec, errstr, errstr_size) != 0)
+    if (st_bundle_spec_check(spec, errstr, errstr_size) != 0)
         return NULL;
     st_bundle_t *b = calloc(1, sizeof *b);
     if (!b) {

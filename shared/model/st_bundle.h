@@ -104,19 +104,31 @@ void st_bundle_spec_default(st_bundle_spec_t *spec);
  * > 30 users (as the seed). */
 void st_bundle_spec_seed(st_bundle_spec_t *spec);
 
-/* The spec as compact JSON text (keys sorted; caller frees), NULL on no memory. Keys: name, kind
- * (seq|parity), window, cell (lstm|gru), layers, units, units2, dropout, log_target, loss
- * (l1|l2|huber), epochs, batch, patience, lr, clip_norm, cluster (none|kmeans|spectral), k,
- * profile_features, seed_filters, min_cluster_users, scaling (none|all|mixed), mixed_max_users,
- * seed. */
+/* The spec as compact JSON text (keys sorted; caller frees), NULL on no memory. Keys: those of
+ * the table below (name, kind, window, cell, layers, units, units2, dropout, log_target, loss,
+ * epochs, batch, patience, lr, clip_norm, cluster, k, profile_features, seed_filters,
+ * min_cluster_users, scaling, mixed_max_users, seed; docs/training.md lists what each allows). */
 char *st_bundle_spec_json(const st_bundle_spec_t *spec);
+/* The spec's keys live in one table (st_bundle_file.c): each key's field, type and allowed
+ * values. Setting a key, checking a whole spec and every error message about a key use it. */
+int st_bundle_spec_n_keys(void);
+/* The name of key i (0 .. st_bundle_spec_n_keys() - 1), NULL out of range. */
+const char *st_bundle_spec_key(int i);
+/* What key allows, as the error messages say it ("an integer from 1 to 4096", "lstm or gru",
+ * "a number >= 0 and < 1", ...), into buf. Returns 0, or -1 for an unknown key. */
+int st_bundle_spec_allowed(const char *key, char *buf, size_t size);
 /* Sets one key of the spec from text (flags, config files). Returns 0, or -1 with errstr naming
- * the key and value. */
+ * the key, the value and what the key allows (`bundle spec: units="0" is not an integer from 1 to
+ * 4096`), or the keys there are for an unknown key. */
 int st_bundle_spec_set(st_bundle_spec_t *spec, const char *key, const char *value, char *errstr,
                        size_t errstr_size);
-/* Applies every key of a JSON object text to spec (unknown keys are errors). Returns 0 or -1. */
+/* Applies every key of a JSON object text to spec (unknown and duplicate keys are errors).
+ * Returns 0 or -1 with errstr as st_bundle_spec_set's, or with the JSON error's line and column. */
 int st_bundle_spec_from_json(st_bundle_spec_t *spec, const char *json_text, char *errstr,
                              size_t errstr_size);
+/* Checks every field of spec against the table (a spec built in code; st_bundle_train and
+ * st_bundle_load call it). Returns 0, or -1 with errstr as st_bundle_spec_set's. */
+int st_bundle_spec_check(const st_bundle_spec_t *spec, char *errstr, size_t errstr_size);
 
 /* Per-epoch progress of training: net is "global" or "cluster N". Return non-zero to stop. */
 typedef int (*st_bundle_progress_fn)(void *user, const char *net, int epoch, int epochs,

@@ -33,26 +33,348 @@ static const char *const seq_feature_names[ST_BUNDLE_SEQ_FEATURES] = {"country_i
 static const char *const parity_feature_names[ST_BUNDLE_PARITY_FEATURES] = {
     "gender", "age", "country_id", "registered_s", "prev_length_s", "avg_length_s"};
 
-static const char *cell_name(st_nn_cell_t c)
+/* The spec's keys: one table of every key, its field, its type and the values it allows.
+ * st_bundle_spec_set and st_bundle_spec_check check against it, every error message quotes it
+ * (st_bundle_spec_allowed), and st_bundle_spec_json writes the spec from it. */
+typedef enum { K_TEXT, K_LIST, K_WORD, K_BOOL, K_INT, K_REAL, K_U64 } key_type_t;
+
+typedef struct {
+    const char *key;
+    key_type_t type;
+    size_t off;
+    double min, max; /* K_INT, K_REAL, K_U64: the allowed range (K_INT max INT_MAX_D, K_REAL max
+                      * INFINITY: no upper bound but the type's); K_LIST: the item count's */
+    unsigned char min_open, max_open; /* K_REAL: 1 = the bound itself is not allowed */
+    const char *const *words;         /* K_WORD: word i is enum value i; K_LIST: the items */
+    int n_words;                      /* K_WORD, K_LIST */
+    size_t cap;                       /* K_TEXT, K_LIST: the field's size (text < cap bytes) */
+    const char *why;                  /* NULL, or why the bound is what it is */
+} spec_key_t;
+
+static const char *const kind_words[] = {"seq", "parity"};
+static const char *const cell_words[] = {"lstm", "gru"};
+static const char *const loss_words[] = {"l1", "l2", "huber"};
+static const char *const cluster_words[] = {"none", "kmeans", "spectral"};
+static const char *const scale_words[] = {"none", "all", "mixed"};
+
+/* enum fields are read and written as int */
+_Static_assert(sizeof(st_bundle_kind_t) == sizeof(int) && sizeof(st_nn_cell_t) == sizeof(int) &&
+                   sizeof(st_nn_loss_t) == sizeof(int) &&
+                   sizeof(st_bundle_cluster_t) == sizeof(int) &&
+                   sizeof(st_bundle_scale_t) == sizeof(int),
+               "spec enums are int-sized");
+
+#define OFF(f)    offsetof(st_bundle_spec_t, f)
+#define STR_(x)   #x
+#define STR(x)    STR_(x)
+#define INT_MAX_D 2147483647.0       /* an INT key without an upper bound */
+#define U53_MAX   9007199254740991.0 /* 2^53 - 1: every integer up to it is exact in JSON */
+#define TEXT(k, f)                                                                                 \
+    {                                                                                              \
+        k, K_TEXT, OFF(f), 0, 0, 0, 0, NULL, 0, sizeof(((st_bundle_spec_t *)0)->f), NULL           \
+    }
+#define WORD(k, f, w)                                                                              \
+    {                                                                                              \
+        k, K_WORD, OFF(f), 0, 0, 0, 0, w, (int)(sizeof w / sizeof w[0]), 0, NULL                   \
+    }
+#define BOOL(k, f)                                                                                 \
+    {                                                                                              \
+        k, K_BOOL, OFF(f), 0, 1, 0, 0, NULL, 0, 0, NULL                                            \
+    }
+#define INT(k, f, lo, hi, why)                                                                     \
+    {                                                                                              \
+        k, K_INT, OFF(f), lo, hi, 0, 0, NULL, 0, 0, why                                            \
+    }
+#define REAL(k, f, lo, lo_open, hi, hi_open)                                                       \
+    {                                                                                              \
+        k, K_REAL, OFF(f), lo, hi, lo_open, hi_open, NULL, 0, 0, NULL                              \
+    }
+
+static const spec_key_t spec_keys[] = {
+    TEXT("name", name),
+    WORD("kind", kind, kind_words),
+    INT("window", window, 1, ST_BUNDLE_MAX_WINDOW,
+        "an OPENED carries at most " STR(ST_SESSION_RECENT_MAX) " sessions, the W + 1 the model "
+                                                                "reads"),
+    WORD("cell", cell, cell_words),
+    INT("layers", layers, 1, 2, NULL),
+    INT("units", units[0], 1, 4096, NULL),
+    INT("units2", units[1], 1, 4096, NULL),
+    REAL("dropout", dropout, 0, 0, 1, 1),
+    BOOL("log_target", log_target),
+    WORD("loss", loss, loss_words),
+    INT("epochs", epochs, 1, 100000, NULL),
+    INT("batch", batch, 1, 1000000, NULL),
+    INT("patience", patience, 0, 100000, NULL),
+    REAL("lr", lr, 0, 1, 10, 1),
+    REAL("clip_norm", clip_norm, 0, 0, INFINITY, 0),
+    WORD("cluster", cluster, cluster_words),
+    INT("k", k, 1, ST_BUNDLE_MAX_CLUSTERS, NULL),
+    {"profile_features", K_LIST, OFF(profile_features), 1, ST_BUNDLE_MAX_PROFILE_FEATS, 0, 0,
+     st_bundle__pf_names, ST_BUNDLE__PF_COUNT, sizeof(((st_bundle_spec_t *)0)->profile_features),
+     NULL},
+    BOOL("seed_filters", seed_filters),
+    INT("min_cluster_users", min_cluster_users, 1, INT_MAX_D, NULL),
+    WORD("scaling", scaling, scale_words),
+    INT("mixed_max_users", mixed_max_users, 0, INT_MAX_D, NULL),
+    {"seed", K_U64, OFF(seed), 0, U53_MAX, 0, 0, NULL, 0, 0, "2^53 - 1, exact in JSON"},
+};
+#define N_KEYS ((int)(sizeof spec_keys / sizeof spec_keys[0]))
+
+int st_bundle_spec_n_keys(void)
 {
-    return c == ST_NN_CELL_GRU ? "gru" : "lstm";
+    return N_KEYS;
 }
 
-static const char *cluster_name(st_bundle_cluster_t c)
+const char *st_bundle_spec_key(int i)
 {
-    return c == ST_BUNDLE_CLUSTER_KMEANS     ? "kmeans"
-           : c == ST_BUNDLE_CLUSTER_SPECTRAL ? "spectral"
-                                             : "none";
+    return i >= 0 && i < N_KEYS ? spec_keys[i].key : NULL;
 }
 
-static const char *scale_name(st_bundle_scale_t s)
+static const spec_key_t *find_key(const char *key)
 {
-    return s == ST_BUNDLE_SCALE_ALL ? "all" : s == ST_BUNDLE_SCALE_MIXED ? "mixed" : "none";
+    for (int i = 0; i < N_KEYS; i++)
+        if (strcmp(spec_keys[i].key, key) == 0)
+            return &spec_keys[i];
+    return NULL;
 }
 
-static const char *loss_name(st_nn_loss_t l)
+/* A bound as text: integers without a fraction, others as %g. */
+static void bound(char *buf, size_t size, double v)
 {
-    return l == ST_NN_LOSS_L2 ? "l2" : l == ST_NN_LOSS_HUBER ? "huber" : "l1";
+    if (v == floor(v) && fabs(v) <= U53_MAX)
+        snprintf(buf, size, "%.0f", v);
+    else
+        snprintf(buf, size, "%g", v);
+}
+
+/* The words joined: "a, b or c". */
+static void join_words(char *buf, size_t size, const char *const *w, int n, const char *last)
+{
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n && len < size; i++) {
+        const char *sep = i == 0 ? "" : i == n - 1 ? last : ", ";
+        int m = snprintf(buf + len, size - len, "%s%s", sep, w[i]);
+        if (m < 0)
+            break;
+        len += (size_t)m;
+    }
+}
+
+static void allowed_of(const spec_key_t *k, char *buf, size_t size)
+{
+    char lo[32], hi[32], words[256];
+    bound(lo, sizeof lo, k->min);
+    bound(hi, sizeof hi, k->max);
+    switch (k->type) {
+    case K_TEXT:
+        snprintf(buf, size, "text of at most %zu bytes", k->cap - 1);
+        break;
+    case K_LIST:
+        join_words(words, sizeof words, k->words, k->n_words, ", ");
+        snprintf(buf, size, "a comma-separated list of %s to %s of: %s", lo, hi, words);
+        break;
+    case K_WORD:
+        join_words(words, sizeof words, k->words, k->n_words, " or ");
+        snprintf(buf, size, "%s", words);
+        break;
+    case K_BOOL:
+        snprintf(buf, size, "true or false (or a number: 0 false, else true)");
+        break;
+    case K_INT:
+    case K_U64:
+        if (k->max == INT_MAX_D)
+            snprintf(buf, size, "an integer >= %s", lo);
+        else
+            snprintf(buf, size, "an integer from %s to %s%s%s%s", lo, hi, k->why ? " (" : "",
+                     k->why ? k->why : "", k->why ? ")" : "");
+        break;
+    case K_REAL:
+        if (isinf(k->max))
+            snprintf(buf, size, "a number %s %s", k->min_open ? ">" : ">=", lo);
+        else
+            snprintf(buf, size, "a number %s %s and %s %s", k->min_open ? ">" : ">=", lo,
+                     k->max_open ? "<" : "<=", hi);
+        break;
+    }
+}
+
+int st_bundle_spec_allowed(const char *key, char *buf, size_t size)
+{
+    const spec_key_t *k = find_key(key);
+    if (!k)
+        return -1;
+    allowed_of(k, buf, size);
+    return 0;
+}
+
+/* The list's items, each one of k->words, at most k->max of them; the count or -1. */
+static int list_items(const spec_key_t *k, const char *value)
+{
+    char buf[256];
+    if (strlen(value) >= sizeof buf)
+        return -1;
+    snprintf(buf, sizeof buf, "%s", value);
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ", ", &save); tok;
+         tok = strtok_r(NULL, ", ", &save)) {
+        int found = 0;
+        for (int i = 0; i < k->n_words && !found; i++)
+            found = strcmp(tok, k->words[i]) == 0;
+        if (!found || ++n > k->max)
+            return -1;
+    }
+    return n;
+}
+
+/* Checks value against k; on success *num holds the number (K_INT, K_REAL, K_U64, K_BOOL 0/1)
+ * or the word's index (K_WORD). */
+static int parse_value(const spec_key_t *k, const char *value, double *num)
+{
+    char *end;
+    double d = strtod(value, &end);
+    int numeric = *value && *end == 0 && isfinite(d);
+    switch (k->type) {
+    case K_TEXT:
+        return strlen(value) < k->cap ? 0 : -1;
+    case K_LIST:
+        return strlen(value) < k->cap && list_items(k, value) >= k->min ? 0 : -1;
+    case K_WORD:
+        for (int i = 0; i < k->n_words; i++)
+            if (strcmp(value, k->words[i]) == 0) {
+                *num = i;
+                return 0;
+            }
+        return -1;
+    case K_BOOL:
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0 && !numeric)
+            return -1;
+        *num = strcmp(value, "true") == 0 || (numeric && d != 0);
+        return 0;
+    case K_INT:
+    case K_U64:
+        if (!numeric || d != floor(d) || d < k->min || d > k->max)
+            return -1;
+        *num = d;
+        return 0;
+    case K_REAL:
+        d = (double)(float)d; /* the value the float field will hold */
+        if (!numeric || !isfinite(d) || (k->min_open ? d <= k->min : d < k->min) ||
+            (k->max_open ? d >= k->max : d > k->max))
+            return -1;
+        *num = d;
+        return 0;
+    }
+    return -1;
+}
+
+/* The message about a refused value (quoted: text as given; unquoted: a JSON value). */
+static int refused(const spec_key_t *k, const char *value, int quote, char *errstr,
+                   size_t errstr_size)
+{
+    char allowed[512];
+    allowed_of(k, allowed, sizeof allowed);
+    return st_errstr(errstr, errstr_size, "bundle spec: %s=%s%s%s is not %s", k->key,
+                     quote ? "\"" : "", value, quote ? "\"" : "", allowed);
+}
+
+static int bad_value(const spec_key_t *k, const char *value, char *errstr, size_t errstr_size)
+{
+    return refused(k, value, 1, errstr, errstr_size);
+}
+
+static int unknown_key(const char *key, char *errstr, size_t errstr_size)
+{
+    char keys[512];
+    const char *names[N_KEYS];
+    for (int i = 0; i < N_KEYS; i++)
+        names[i] = spec_keys[i].key;
+    join_words(keys, sizeof keys, names, N_KEYS, ", ");
+    return st_errstr(errstr, errstr_size, "bundle spec: unknown key \"%s\" (keys: %s)", key, keys);
+}
+
+int st_bundle_spec_set(st_bundle_spec_t *s, const char *key, const char *value, char *errstr,
+                       size_t errstr_size)
+{
+    const spec_key_t *k = find_key(key);
+    if (!k)
+        return unknown_key(key, errstr, errstr_size);
+    double num = 0;
+    if (parse_value(k, value, &num) != 0)
+        return bad_value(k, value, errstr, errstr_size);
+    char *field = (char *)s + k->off;
+    switch (k->type) {
+    case K_TEXT:
+    case K_LIST:
+        snprintf(field, k->cap, "%s", value);
+        break;
+    case K_WORD:
+    case K_BOOL:
+    case K_INT: {
+        int v = (int)num;
+        memcpy(field, &v, sizeof v);
+        break;
+    }
+    case K_REAL: {
+        float v = (float)num;
+        memcpy(field, &v, sizeof v);
+        break;
+    }
+    case K_U64: {
+        uint64_t v = (uint64_t)num;
+        memcpy(field, &v, sizeof v);
+        break;
+    }
+    }
+    return 0;
+}
+
+/* A field's value as the text st_bundle_spec_set takes (an enum out of range as its number). */
+static void field_text(const st_bundle_spec_t *s, const spec_key_t *k, char *buf, size_t size)
+{
+    const char *field = (const char *)s + k->off;
+    int i;
+    float f;
+    uint64_t u;
+    switch (k->type) {
+    case K_TEXT:
+    case K_LIST:
+        snprintf(buf, size, "%.*s", (int)strnlen(field, k->cap), field);
+        break;
+    case K_WORD:
+        memcpy(&i, field, sizeof i);
+        if (i >= 0 && i < k->n_words)
+            snprintf(buf, size, "%s", k->words[i]);
+        else
+            snprintf(buf, size, "%d", i);
+        break;
+    case K_BOOL:
+    case K_INT:
+        memcpy(&i, field, sizeof i);
+        snprintf(buf, size, "%d", i);
+        break;
+    case K_REAL:
+        memcpy(&f, field, sizeof f);
+        snprintf(buf, size, "%.9g", (double)f);
+        break;
+    case K_U64:
+        memcpy(&u, field, sizeof u);
+        snprintf(buf, size, "%llu", (unsigned long long)u);
+        break;
+    }
+}
+
+int st_bundle_spec_check(const st_bundle_spec_t *s, char *errstr, size_t errstr_size)
+{
+    for (int i = 0; i < N_KEYS; i++) {
+        char text[256];
+        double num;
+        field_text(s, &spec_keys[i], text, sizeof text);
+        if (parse_value(&spec_keys[i], text, &num) != 0)
+            return bad_value(&spec_keys[i], text, errstr, errstr_size);
+    }
+    return 0;
 }
 
 /* A float as the shortest double that prints like it (0.002f -> 0.002, not 0.00200000009). */
@@ -65,108 +387,59 @@ static double f2d(float v)
 
 char *st_bundle_spec_json(const st_bundle_spec_t *s)
 {
-    json_t *o = json_pack(
-        "{s:s, s:s, s:i, s:s, s:i, s:i, s:i, s:f, s:b, s:s, s:i, s:i, s:i, s:f, s:f, s:s, s:i, "
-        "s:s, s:b, s:i, s:s, s:i, s:I}",
-        "name", s->name, "kind", s->kind == ST_BUNDLE_SEQ ? "seq" : "parity", "window", s->window,
-        "cell", cell_name(s->cell), "layers", s->layers, "units", s->units[0], "units2",
-        s->units[1], "dropout", f2d(s->dropout), "log_target", s->log_target, "loss",
-        loss_name(s->loss), "epochs", s->epochs, "batch", s->batch, "patience", s->patience, "lr",
-        f2d(s->lr), "clip_norm", f2d(s->clip_norm), "cluster", cluster_name(s->cluster), "k", s->k,
-        "profile_features", s->profile_features, "seed_filters", s->seed_filters,
-        "min_cluster_users", s->min_cluster_users, "scaling", scale_name(s->scaling),
-        "mixed_max_users", s->mixed_max_users, "seed", (json_int_t)s->seed);
-    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(9)) : NULL;
+    json_t *o = json_object();
+    int ok = o != NULL;
+    for (int i = 0; ok && i < N_KEYS; i++) {
+        const spec_key_t *k = &spec_keys[i];
+        const char *field = (const char *)s + k->off;
+        int v;
+        float f;
+        uint64_t u;
+        json_t *j = NULL;
+        switch (k->type) {
+        case K_TEXT:
+        case K_LIST:
+            j = json_stringn(field, strnlen(field, k->cap));
+            break;
+        case K_WORD:
+            memcpy(&v, field, sizeof v);
+            j = v >= 0 && v < k->n_words ? json_string(k->words[v]) : json_integer(v);
+            break;
+        case K_BOOL:
+            memcpy(&v, field, sizeof v);
+            j = json_boolean(v);
+            break;
+        case K_INT:
+            memcpy(&v, field, sizeof v);
+            j = json_integer(v);
+            break;
+        case K_REAL:
+            memcpy(&f, field, sizeof f);
+            j = json_real(f2d(f));
+            break;
+        case K_U64:
+            memcpy(&u, field, sizeof u);
+            j = json_integer((json_int_t)u);
+            break;
+        }
+        ok = j && json_object_set_new(o, k->key, j) == 0;
+    }
+    char *text = ok ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(o);
     return text;
-}
-
-/* Parses an enum word; -1 when unknown. */
-static int word(const char *v, const char *const *names, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (strcmp(v, names[i]) == 0)
-            return i;
-    return -1;
-}
-
-int st_bundle_spec_set(st_bundle_spec_t *s, const char *key, const char *value, char *errstr,
-                       size_t errstr_size)
-{
-    static const char *const kinds[] = {"seq", "parity"};
-    static const char *const cells[] = {"lstm", "gru"};
-    static const char *const losses[] = {"l1", "l2", "huber"};
-    static const char *const clusters[] = {"none", "kmeans", "spectral"};
-    static const char *const scales[] = {"none", "all", "mixed"};
-    char *end;
-    double d = strtod(value, &end);
-    int numeric = *value && *end == 0 && isfinite(d);
-    int w;
-    if (strcmp(key, "name") == 0) {
-        snprintf(s->name, sizeof s->name, "%s", value);
-        return 0;
-    }
-    if (strcmp(key, "profile_features") == 0) {
-        snprintf(s->profile_features, sizeof s->profile_features, "%s", value);
-        return 0;
-    }
-    if (strcmp(key, "kind") == 0 && (w = word(value, kinds, 2)) >= 0)
-        s->kind = (st_bundle_kind_t)w;
-    else if (strcmp(key, "cell") == 0 && (w = word(value, cells, 2)) >= 0)
-        s->cell = (st_nn_cell_t)w;
-    else if (strcmp(key, "loss") == 0 && (w = word(value, losses, 3)) >= 0)
-        s->loss = (st_nn_loss_t)w;
-    else if (strcmp(key, "cluster") == 0 && (w = word(value, clusters, 3)) >= 0)
-        s->cluster = (st_bundle_cluster_t)w;
-    else if (strcmp(key, "scaling") == 0 && (w = word(value, scales, 3)) >= 0)
-        s->scaling = (st_bundle_scale_t)w;
-    else if ((strcmp(key, "log_target") == 0 || strcmp(key, "seed_filters") == 0) &&
-             (strcmp(value, "true") == 0 || strcmp(value, "false") == 0 || numeric)) {
-        int v = strcmp(value, "true") == 0 || (numeric && d != 0);
-        *(strcmp(key, "log_target") == 0 ? &s->log_target : &s->seed_filters) = v;
-    } else if (numeric && strcmp(key, "window") == 0 && d >= 1 && d < ST_BUNDLE__MAX_STEPS)
-        s->window = (int)d;
-    else if (numeric && strcmp(key, "layers") == 0 && (d == 1 || d == 2))
-        s->layers = (int)d;
-    else if (numeric && strcmp(key, "units") == 0 && d >= 1 && d <= 4096)
-        s->units[0] = (int)d;
-    else if (numeric && strcmp(key, "units2") == 0 && d >= 1 && d <= 4096)
-        s->units[1] = (int)d;
-    else if (numeric && strcmp(key, "dropout") == 0 && d >= 0 && d < 1)
-        s->dropout = (float)d;
-    else if (numeric && strcmp(key, "epochs") == 0 && d >= 1 && d <= 100000)
-        s->epochs = (int)d;
-    else if (numeric && strcmp(key, "batch") == 0 && d >= 1 && d <= 1000000)
-        s->batch = (int)d;
-    else if (numeric && strcmp(key, "patience") == 0 && d >= 0 && d <= 100000)
-        s->patience = (int)d;
-    else if (numeric && strcmp(key, "lr") == 0 && d > 0 && d < 10)
-        s->lr = (float)d;
-    else if (numeric && strcmp(key, "clip_norm") == 0 && d >= 0)
-        s->clip_norm = (float)d;
-    else if (numeric && strcmp(key, "k") == 0 && d >= 1 && d <= ST_BUNDLE_MAX_CLUSTERS)
-        s->k = (int)d;
-    else if (numeric && strcmp(key, "min_cluster_users") == 0 && d >= 1)
-        s->min_cluster_users = (int)d;
-    else if (numeric && strcmp(key, "mixed_max_users") == 0 && d >= 0)
-        s->mixed_max_users = (int)d;
-    else if (numeric && strcmp(key, "seed") == 0 && d >= 0)
-        s->seed = (uint64_t)d;
-    else {
-        st_errstr(errstr, errstr_size, "bundle spec: bad key or value %s=\"%s\"", key, value);
-        return -1;
-    }
-    return 0;
 }
 
 int st_bundle_spec_from_json(st_bundle_spec_t *s, const char *json_text, char *errstr,
                              size_t errstr_size)
 {
     json_error_t je;
-    json_t *o = json_loads(json_text, 0, &je);
+    json_t *o = json_loads(json_text, JSON_REJECT_DUPLICATES, &je);
     if (!o || !json_is_object(o)) {
-        st_errstr(errstr, errstr_size, "bundle spec: JSON line %d: %s", je.line,
-                  o ? "not an object" : je.text);
+        if (o)
+            st_errstr(errstr, errstr_size, "bundle spec: not a JSON object of spec keys");
+        else
+            st_errstr(errstr, errstr_size, "bundle spec: JSON line %d column %d: %s", je.line,
+                      je.column, je.text);
         json_decref(o);
         return -1;
     }
@@ -175,7 +448,7 @@ int st_bundle_spec_from_json(st_bundle_spec_t *s, const char *json_text, char *e
     int rc = 0;
     json_object_foreach(o, key, v)
     {
-        char buf[160];
+        char buf[512];
         if (json_is_string(v))
             snprintf(buf, sizeof buf, "%s", json_string_value(v));
         else if (json_is_integer(v))
@@ -184,8 +457,18 @@ int st_bundle_spec_from_json(st_bundle_spec_t *s, const char *json_text, char *e
             snprintf(buf, sizeof buf, "%.17g", json_real_value(v));
         else if (json_is_boolean(v))
             snprintf(buf, sizeof buf, "%s", json_is_true(v) ? "true" : "false");
-        else
-            snprintf(buf, sizeof buf, "?");
+        else {
+            /* null, an array or an object: no key takes one */
+            const spec_key_t *k = find_key(key);
+            char *dump = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            if (!k)
+                unknown_key(key, errstr, errstr_size);
+            else
+                refused(k, dump ? dump : "?", 0, errstr, errstr_size);
+            free(dump);
+            rc = -1;
+            break;
+        }
         if (st_bundle_spec_set(s, key, buf, errstr, errstr_size) != 0) {
             rc = -1;
             break;

@@ -27,6 +27,9 @@ typedef enum {
     ST_BUNDLE__PF_COUNT
 } st_bundle__profile_feat_t;
 
+/* The profile features' names, in st_bundle__profile_feat_t order. */
+extern const char *const st_bundle__pf_names[ST_BUNDLE__PF_COUNT];
+
 struct st_bundle {
     st_bundle_spec_t spec;
     int steps, features;
