@@ -88,6 +88,7 @@ int ingest_batch_parse(ingest_batch_t *b, const st_msg_t *msgs, size_t n, int64_
             continue;
         }
         r->verdict = INGEST_NEW;
+        r->listened_at_ms = b->listen.timestamp_ms;
         memcpy(r->event_id, b->listen.event_id, sizeof r->event_id);
         if (encode_listen(b, &b->listen, err) != 0)
             return -1;
@@ -153,9 +154,11 @@ struct ingest {
     ingest_store_t *store;
     char *out_topic;
     int64_t dedup_ttl_s;
-    /* The batch's valid records: their event ids and owners (store arguments), and the marks
-     * read for them. */
-    const char **ids, **owners, **found, **marks; /* found: per valid record, marks: per record */
+    ingest_bounds_t bounds;
+    /* The batch's valid (read) or new (write) records as store arguments, the owners found for
+     * them, and the mark of each record for ingest_batch_decide. */
+    ingest_mark_t *args;
+    const char **found, **marks;
     size_t cap;
     /* Counts of the batch, added to the metrics once its outputs are acknowledged (apply). */
     uint64_t n_valid, n_dup, n_invalid[ST_LISTEN_REASON_COUNT];
@@ -169,6 +172,9 @@ ingest_t *ingest_new(st_avro_codec_t *listen_codec, ingest_store_t *store, const
         return NULL;
     g->store = store;
     g->dedup_ttl_s = o->dedup_ttl_s;
+    g->bounds = (ingest_bounds_t){.window_ms = o->dedup_window_s * 1000,
+                                  .ttl_s = o->dedup_ttl_s,
+                                  .max_per_user = o->dedup_max_per_user};
     if (!(g->batch = ingest_batch_new(listen_codec)) || !(g->out_topic = strdup(o->out_topic))) {
         ingest_destroy(g);
         return NULL;
@@ -193,8 +199,7 @@ void ingest_destroy(ingest_t *g)
         return;
     ingest_batch_destroy(g->batch);
     free(g->out_topic);
-    free(g->ids);
-    free(g->owners);
+    free(g->args);
     free(g->marks);
     free(g->found);
     free(g);
@@ -204,14 +209,10 @@ static int reserve(ingest_t *g, size_t n)
 {
     if (n <= g->cap)
         return 0;
-    const char **ids = realloc(g->ids, n * sizeof *ids);
-    if (!ids)
+    ingest_mark_t *args = realloc(g->args, n * sizeof *args);
+    if (!args)
         return -1;
-    g->ids = ids;
-    const char **owners = realloc(g->owners, n * sizeof *owners);
-    if (!owners)
-        return -1;
-    g->owners = owners;
+    g->args = args;
     const char **marks = realloc(g->marks, n * sizeof *marks);
     if (!marks)
         return -1;
@@ -222,6 +223,16 @@ static int reserve(ingest_t *g, size_t n)
     g->found = found;
     g->cap = n;
     return 0;
+}
+
+/* The store's view of a valid record. */
+static ingest_mark_t mark_of(const ingest_t *g, const ingest_record_t *r)
+{
+    return (ingest_mark_t){.user = ingest_batch_data(g->batch) + r->key_off,
+                           .user_len = r->key_len,
+                           .event_id = r->event_id,
+                           .owner = r->owner,
+                           .listened_at_ms = r->listened_at_ms};
 }
 
 static void clear_counts(ingest_t *g)
@@ -245,10 +256,10 @@ int ingest_process(ingest_t *g, const st_msg_t *msgs, size_t n, int64_t now_ms, 
     for (size_t i = 0; i < n; i++) {
         const ingest_record_t *r = ingest_batch_record(g->batch, i);
         if (r->verdict != INGEST_INVALID)
-            g->ids[nv++] = r->event_id;
+            g->args[nv++] = mark_of(g, r);
     }
     bool dedup = g->dedup_ttl_s > 0;
-    if (dedup && nv > 0 && g->store->read(g->store->ctx, g->ids, nv, g->found, err) != 0)
+    if (dedup && nv > 0 && g->store->read(g->store->ctx, g->args, nv, g->found, err) != 0)
         return -1;
     for (size_t i = 0, j = 0; i < n; i++) {
         bool valid = ingest_batch_record(g->batch, i)->verdict != INGEST_INVALID;
@@ -292,10 +303,9 @@ int ingest_apply(ingest_t *g, st_err_t *err)
         const ingest_record_t *r = ingest_batch_record(g->batch, i);
         if (r->verdict != INGEST_NEW)
             continue;
-        g->ids[nw] = r->event_id;
-        g->owners[nw++] = r->owner;
+        g->args[nw++] = mark_of(g, r);
     }
-    if (nw > 0 && g->store->write(g->store->ctx, g->ids, g->owners, nw, g->dedup_ttl_s, err) != 0)
+    if (nw > 0 && g->store->write(g->store->ctx, g->args, nw, &g->bounds, err) != 0)
         return -1;
     st_metric_inc(g->m_valid, g->n_valid);
     st_metric_inc(g->m_dup, g->n_dup);

@@ -4,12 +4,17 @@
  * (ingest_store.h: Redis in the daemon, memory in tests). main.c only wires config and setup.
  *
  * Duplicates: an exact duplicate is a second listen with the same event_id (same user, time,
- * artist and track). The first record that carries an event_id owns it: the service writes the mark
- * "<prefix>:ingest:seen:<event_id>" = "<partition>:<offset>" of that record (SET NX EX ttl), after
- * the batch's outputs are acknowledged (st_pipeline's apply step). A record is a duplicate when an
+ * artist and track). The first record that carries an event_id owns it: the service writes the
+ * mark event_id -> "<partition>:<offset>" of that record under its user (ingest_store.h: kept
+ * while its listen time is within dedup.window_s of the user's newest marked listen, at most
+ * dedup.max_per_user per user, expiring dedup.ttl_s after the user's last write), after the
+ * batch's outputs are acknowledged (st_pipeline's apply step). A record is a duplicate when an
  * earlier record of the same batch had its event_id, or when the mark exists and names another
  * record. A record that finds its own mark is not a duplicate: that is a replay of itself after a
  * crash between apply and the offset store, and it is produced again (a byte-identical copy).
+ * A copy of a listen older than the window (relative to its user's newest listen), or sent after
+ * the user was idle for ttl, is not caught here; the sessionizer still counts it once (an exact
+ * duplicate of a session's listen is dropped by the session rule, or the copy is late).
  *
  * Crash cases (the pipeline produces outputs, waits for the acks, applies, stores offsets):
  * - after produce, before apply: no mark of this batch exists, the replayed batch makes the same
@@ -21,6 +26,8 @@
  *   under different decisions, and the counters (added only in apply) are not inflated by
  *   retried process() calls.
  * - during apply: SET NX is idempotent; the whole round is retried.
+ * - a mark dropped by the window or the cap before a replay reaches its record: the record is
+ *   produced again (identical bytes), as in the first case.
  * A mark is written only after its Listen is acknowledged, so a mark never hides a listen that is
  * not in Kafka. One limit: copies of a listen sent under different Kafka keys may sit on
  * partitions owned by two instances; both may read "no mark" before either writes one, and both
@@ -53,6 +60,7 @@ typedef struct {
     char error[512];             /* INGEST_INVALID: human text */
     char event_id[17];           /* valid records */
     char owner[40];              /* "<partition>:<offset>": the mark value this record writes */
+    int64_t listened_at_ms;      /* valid records */
     size_t key_off, key_len;     /* user_id in ingest_batch_data() */
     size_t value_off, value_len; /* Avro Listen (wire format) in ingest_batch_data() */
 } ingest_record_t;
@@ -84,8 +92,11 @@ int ingest_batch_decide(ingest_batch_t *b, const char *const *marks);
 
 /* The core: a batch, its store and its counters. */
 typedef struct {
-    const char *out_topic; /* Listens go there (copied) */
-    int64_t dedup_ttl_s;   /* the marks' window; 0: duplicates are caught within a batch only */
+    const char *out_topic;      /* Listens go there (copied) */
+    int64_t dedup_ttl_s;        /* wall clock: a user's marks expire this long after its last write;
+                                   0: no marks, duplicates are caught within a batch only */
+    int64_t dedup_window_s;     /* record time: marks kept behind the user's newest listen */
+    int64_t dedup_max_per_user; /* marks kept per user */
 } ingest_opts_t;
 
 typedef struct ingest ingest_t;

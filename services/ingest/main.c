@@ -19,6 +19,8 @@ typedef struct {
     char *out_topic;
     char *dlq_topic;
     int64_t dedup_ttl_s;
+    int64_t dedup_window_s;
+    int64_t dedup_max_per_user;
 } ingest_config_t;
 
 static ingest_config_t config;
@@ -32,7 +34,13 @@ static const st_config_entry_t table[] = {
     {"dlq.topic", ST_CFG_STRING, "listens.dlq", ST_CFG_NOBOUNDS, OFF(dlq_topic), false, 0,
      "dead-letter topic (Avro DeadLetter)"},
     {"dedup.ttl_s", ST_CFG_INT, "3600", 0, 30 * 86400, OFF(dedup_ttl_s), false, 0,
-     "window in which an exact duplicate (same event_id) is dropped; 0 = only within a batch"},
+     "a user's duplicate marks expire this long (wall clock) after its last listen; 0 = no "
+     "marks, exact duplicates (same event_id) are dropped within a batch only"},
+    {"dedup.window_s", ST_CFG_INT, "900", 1, 30 * 86400, OFF(dedup_window_s), false, 0,
+     "an exact duplicate is dropped while its listen time is within this of its user's newest "
+     "listen (record time)"},
+    {"dedup.max_per_user", ST_CFG_INT, "64", 1, 100000, OFF(dedup_max_per_user), false, 0,
+     "duplicate marks kept per user (the oldest go first)"},
     {NULL, 0, NULL, 0, 0, 0, false, 0, NULL},
 };
 
@@ -65,12 +73,18 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
         st_avro_codec_new(st_service_avro(svc), "Listen", config.out_topic, errstr, errstr_size);
     if (!ctx->listen_codec)
         return -1;
-    ingest_opts_t o = {.out_topic = config.out_topic, .dedup_ttl_s = config.dedup_ttl_s};
+    ingest_opts_t o = {.out_topic = config.out_topic,
+                       .dedup_ttl_s = config.dedup_ttl_s,
+                       .dedup_window_s = config.dedup_window_s,
+                       .dedup_max_per_user = config.dedup_max_per_user};
     if (!(ctx->store = ingest_store_redis_new(st_service_redis(svc), sc->redis_prefix)) ||
         !(ctx->core = ingest_new(ctx->listen_codec, ctx->store, &o)))
         return st_errstr(errstr, errstr_size, "out of memory");
-    st_log_info("ingest_config", "in=%s out=%s dlq=%s dedup_ttl_s=%lld prefix=%s", config.in_topic,
-                config.out_topic, config.dlq_topic, (long long)config.dedup_ttl_s,
+    st_log_info("ingest_config",
+                "in=%s out=%s dlq=%s dedup_ttl_s=%lld dedup_window_s=%lld dedup_max_per_user=%lld "
+                "prefix=%s",
+                config.in_topic, config.out_topic, config.dlq_topic, (long long)config.dedup_ttl_s,
+                (long long)config.dedup_window_s, (long long)config.dedup_max_per_user,
                 sc->redis_prefix);
 
     topics[0] = config.in_topic;

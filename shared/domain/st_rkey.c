@@ -18,11 +18,6 @@ int st_rkey_partition(st_buf_t *out, const char *prefix, const char *what, int32
     return st_buf_printf(out, "%s:%s:{p%" PRId32 "}", prefix, what, partition) < 0 ? -1 : 0;
 }
 
-int st_rkey_ingest_seen(st_buf_t *out, const char *prefix, const char *event_id)
-{
-    return st_buf_printf(out, "%s:ingest:seen:%s", prefix, event_id) < 0 ? -1 : 0;
-}
-
 int st_rkey_track(st_buf_t *out, const char *prefix, uint64_t hash)
 {
     return st_buf_printf(out, "%s:track:%016" PRIx64, prefix, hash) < 0 ? -1 : 0;

@@ -388,16 +388,30 @@ static void test_replay_through_ingest(void)
     ST_CHECK(want_profiles > 0);
     ST_EQ_INT(itest_read_topic(t_prof, count_cb, &n_prof), want_profiles);
 
-    /* 8. The marks carry a TTL (the window). */
+    /* 8. The marks are per user (no key per listen), bounded, and expire (dedup.ttl_s). */
     redisContext *rc = itest_redis();
-    char key[256];
-    snprintf(key, sizeof key, "%s:ingest:seen:%016llx", prefix,
-             (unsigned long long)expected.ids[0]);
-    redisReply *ttl = redisCommand(rc, "TTL %s", key);
-    ST_REQUIRE(ttl != NULL);
-    printf("mark %s ttl=%lld\n", key, ttl->integer);
-    ST_CHECK(ttl->type == REDIS_REPLY_INTEGER && ttl->integer > 0 && ttl->integer <= 600);
-    freeReplyObject(ttl);
+    redisReply *old = redisCommand(rc, "KEYS %s:ingest:seen:*", prefix);
+    ST_REQUIRE(old != NULL && old->type == REDIS_REPLY_ARRAY);
+    ST_EQ_INT(old->elements, 0);
+    freeReplyObject(old);
+    redisReply *keys = redisCommand(rc, "KEYS %s:u:{*}:ingest:seen", prefix);
+    ST_REQUIRE(keys != NULL && keys->type == REDIS_REPLY_ARRAY);
+    ST_CHECK(keys->elements > 0 && keys->elements <= 30); /* at most one per user */
+    long long marks = 0;
+    for (size_t i = 0; i < keys->elements; i++) {
+        const char *key = keys->element[i]->str;
+        redisReply *ttl = redisCommand(rc, "TTL %s", key);
+        redisReply *len = redisCommand(rc, "HLEN %s", key);
+        ST_REQUIRE(ttl != NULL && len != NULL);
+        ST_CHECK(ttl->type == REDIS_REPLY_INTEGER && ttl->integer > 0 && ttl->integer <= 600);
+        /* the marks plus the high-water mark field, within dedup.max_per_user (64) */
+        ST_CHECK(len->type == REDIS_REPLY_INTEGER && len->integer >= 2 && len->integer <= 65);
+        marks += len->integer - 1;
+        freeReplyObject(ttl);
+        freeReplyObject(len);
+    }
+    printf("marks: %zu users, %lld marks\n", keys->elements, marks);
+    freeReplyObject(keys);
     redisFree(rc);
 
     st_avro_codec_destroy(o.codec);

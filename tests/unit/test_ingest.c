@@ -216,7 +216,10 @@ static void test_core_flow(void)
     static const char listen_c[] = "{\"user_id\":\"user_000003\",\"timestamp\":1241478537000,"
                                    "\"artist_name\":\"X\",\"track_name\":\"Y\"}";
     ingest_store_t *store = ingest_store_mem_new();
-    ingest_opts_t o = {.out_topic = "listens", .dedup_ttl_s = 3600};
+    ingest_opts_t o = {.out_topic = "listens",
+                       .dedup_ttl_s = 3600,
+                       .dedup_window_s = 900,
+                       .dedup_max_per_user = 64};
     ingest_t *g = ingest_new(codec, store, &o);
     st_out_t *out = st_out_new("listens.dlq");
     ST_REQUIRE(store && g && out);
@@ -238,7 +241,8 @@ static void test_core_flow(void)
     ST_EQ_INT(ingest_store_mem_count(store), 2);
     static st_listen_t la;
     ST_REQUIRE(st_listen_parse(listen_a, strlen(listen_a), now_ms(), &la, NULL) == ST_LISTEN_OK);
-    ST_EQ_STR(ingest_store_mem_mark(store, la.event_id), "0:10"); /* the first owner's */
+    ST_EQ_STR(ingest_store_mem_mark(store, "user_000001", la.event_id),
+              "0:10"); /* the first owner's */
     ST_EQ_INT(metric("stint_ingest_valid_total", NULL) - valid0, 2);
     ST_EQ_INT(metric("stint_ingest_duplicates_total", NULL) - dup0, 1);
     ST_EQ_INT(metric("stint_ingest_invalid_total", "reason=\"not_json\"") - bad0, 1);
@@ -263,7 +267,10 @@ static void test_core_flow(void)
 static void test_core_crashes(void)
 {
     ingest_store_t *store = ingest_store_mem_new();
-    ingest_opts_t o = {.out_topic = "listens", .dedup_ttl_s = 3600};
+    ingest_opts_t o = {.out_topic = "listens",
+                       .dedup_ttl_s = 3600,
+                       .dedup_window_s = 900,
+                       .dedup_max_per_user = 64};
     ingest_t *g = ingest_new(codec, store, &o);
     st_out_t *out = st_out_new("listens.dlq");
     ST_REQUIRE(store && g && out);
@@ -304,7 +311,8 @@ static void test_core_crashes(void)
 
     /* Dedup off: the store is never asked, copies within a batch are still dropped. */
     ingest_store_t *none = ingest_store_mem_new();
-    ingest_opts_t off = {.out_topic = "listens", .dedup_ttl_s = 0};
+    ingest_opts_t off = {
+        .out_topic = "listens", .dedup_ttl_s = 0, .dedup_window_s = 900, .dedup_max_per_user = 64};
     ingest_t *g0 = ingest_new(codec, none, &off);
     ST_REQUIRE(none && g0);
     ingest_store_mem_fail_after(none, 0); /* a write would fail */
@@ -316,6 +324,84 @@ static void test_core_crashes(void)
     ingest_destroy(g0);
     ingest_store_mem_destroy(none);
 
+    st_out_destroy(out);
+    ingest_destroy(g);
+    ingest_store_mem_destroy(store);
+}
+
+/* The marks are per user and bounded by the user's own listening: a copy within the window of the
+ * user's newest listen is dropped, one older than that passes (its mark was dropped), the cap
+ * keeps the newest marks, and another user's listens do not push a user's marks out. */
+static void test_core_bounds(void)
+{
+    ingest_store_t *store = ingest_store_mem_new();
+    ingest_opts_t o = {.out_topic = "listens",
+                       .dedup_ttl_s = 3600,
+                       .dedup_window_s = 600,
+                       .dedup_max_per_user = 3};
+    ingest_t *g = ingest_new(codec, store, &o);
+    st_out_t *out = st_out_new("listens.dlq");
+    ST_REQUIRE(store && g && out);
+    static char v[8][200];
+    static const struct {
+        const char *user;
+        long long t_s; /* listen time, seconds after T0 */
+    } l[] = {{"ann", 0}, {"ann", 300}, {"ann", 700}, {"bob", 100000}, {"ann", 1000}, {"ann", 1100}};
+    const long long t0_ms = 1241478537000LL;
+    st_msg_t m[6];
+    for (int i = 0; i < 6; i++) {
+        snprintf(v[i], sizeof v[i],
+                 "{\"user_id\":\"%s\",\"timestamp\":%lld,\"artist_name\":\"A\","
+                 "\"track_name\":\"T%d\"}",
+                 l[i].user, t0_ms + l[i].t_s * 1000, i);
+        m[i] = msg(v[i], 0, i);
+    }
+    /* One batch per listen, marks applied after each. */
+    for (int i = 0; i < 6; i++) {
+        st_out_reset(out);
+        ST_REQUIRE(ingest_process(g, &m[i], 1, now_ms(), out, NULL) == 0);
+        ST_EQ_INT(st_out_count(out), 1);
+        ST_REQUIRE(ingest_apply(g, NULL) == 0);
+    }
+    /* ann's newest is at 1100 s: the window (600 s) keeps 700, 1000, 1100; 0 and 300 are gone;
+     * bob's far later listen did not touch ann's marks. */
+    ST_EQ_INT(ingest_store_mem_count(store), 4);
+    /* Copies: at 0 s (outside the window: passes), 300 s (outside: passes), 700 s (inside:
+     * dropped), bob's (dropped). */
+    int want[] = {1, 1, 0, 0};
+    int which[] = {0, 1, 2, 3};
+    for (int k = 0; k < 4; k++) {
+        st_msg_t copy = msg(v[which[k]], 1, 100 + k);
+        st_out_reset(out);
+        ST_REQUIRE(ingest_process(g, &copy, 1, now_ms(), out, NULL) == 0);
+        if ((int)st_out_count(out) != want[k])
+            printf("copy of listen %d\n", which[k]);
+        ST_EQ_INT(st_out_count(out), want[k]);
+    }
+    /* The cap: a burst of 5 listens of carl within a second keeps the 3 newest marks. */
+    static char w[5][200];
+    st_msg_t burst[5];
+    for (int i = 0; i < 5; i++) {
+        snprintf(w[i], sizeof w[i],
+                 "{\"user_id\":\"carl\",\"timestamp\":%lld,\"artist_name\":\"A\","
+                 "\"track_name\":\"B%d\"}",
+                 t0_ms + i, i);
+        burst[i] = msg(w[i], 2, i);
+    }
+    st_out_reset(out);
+    ST_REQUIRE(ingest_process(g, burst, 5, now_ms(), out, NULL) == 0);
+    ST_EQ_INT(st_out_count(out), 5);
+    ST_REQUIRE(ingest_apply(g, NULL) == 0);
+    static st_listen_t lc;
+    int kept = 0;
+    for (int i = 0; i < 5; i++) {
+        ST_REQUIRE(st_listen_parse(w[i], strlen(w[i]), now_ms(), &lc, NULL) == ST_LISTEN_OK);
+        const char *mk = ingest_store_mem_mark(store, "carl", lc.event_id);
+        kept += mk != NULL;
+        if (i < 2)
+            ST_CHECK(mk == NULL); /* the two oldest went */
+    }
+    ST_EQ_INT(kept, 3);
     st_out_destroy(out);
     ingest_destroy(g);
     ingest_store_mem_destroy(store);
@@ -341,6 +427,7 @@ int main(void)
     ST_RUN(test_large_batch);
     ST_RUN(test_core_flow);
     ST_RUN(test_core_crashes);
+    ST_RUN(test_core_bounds);
     ingest_batch_destroy(NULL);
     st_avro_codec_destroy(codec);
     st_avro_registry_destroy(reg);
