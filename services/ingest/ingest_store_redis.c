@@ -84,30 +84,36 @@ static int reserve(redis_store_t *s, size_t n)
     return 0;
 }
 
-static int cmp_user(const ingest_mark_t *m, size_t a, size_t b)
+/* A record to sort: its user and its index (ties keep input order). */
+typedef struct {
+    const char *user;
+    size_t len, i;
+} by_user_t;
+
+static int cmp_user(const void *pa, const void *pb)
 {
-    size_t la = m[a].user_len, lb = m[b].user_len;
-    int c = memcmp(m[a].user, m[b].user, la < lb ? la : lb);
+    const by_user_t *a = pa, *b = pb;
+    int c = memcmp(a->user, b->user, a->len < b->len ? a->len : b->len);
     if (c != 0)
         return c;
-    if (la != lb)
-        return la < lb ? -1 : 1;
-    return a < b ? -1 : a > b;
+    if (a->len != b->len)
+        return a->len < b->len ? -1 : 1;
+    return a->i < b->i ? -1 : a->i > b->i;
 }
 
-/* Insertion-sorts order[0..n) by user: batches are a few thousand records, mostly short runs. */
-static void sort_by_user(redis_store_t *s, const ingest_mark_t *m, size_t n)
+/* order[0..n): the records sorted by user, then input order. 0 or -1 (no memory). */
+static int sort_by_user(redis_store_t *s, const ingest_mark_t *m, size_t n)
 {
+    by_user_t *t = malloc(n * sizeof *t);
+    if (!t)
+        return -1;
     for (size_t i = 0; i < n; i++)
-        s->order[i] = i;
-    for (size_t i = 1; i < n; i++) {
-        size_t x = s->order[i], j = i;
-        while (j > 0 && cmp_user(m, s->order[j - 1], x) > 0) {
-            s->order[j] = s->order[j - 1];
-            j--;
-        }
-        s->order[j] = x;
-    }
+        t[i] = (by_user_t){m[i].user, m[i].user_len, i};
+    qsort(t, n, sizeof *t, cmp_user);
+    for (size_t i = 0; i < n; i++)
+        s->order[i] = t[i].i;
+    free(t);
+    return 0;
 }
 
 /* The end (exclusive) of the group of order[] starting at i: the records of one user. */
@@ -146,8 +152,7 @@ static int store_read(void *ctx, const ingest_mark_t *m, size_t n, const char **
         return 0;
     if (reserve(s, n) != 0)
         goto nomem;
-    sort_by_user(s, m, n);
-    if (build_keys(s, m, n) != 0)
+    if (sort_by_user(s, m, n) != 0 || build_keys(s, m, n) != 0)
         goto nomem;
     st_redis_pipe_reset(s->redis);
     size_t groups = 0;
@@ -211,8 +216,7 @@ static int store_write(void *ctx, const ingest_mark_t *m, size_t n, const ingest
         return 0;
     if (reserve(s, n) != 0)
         goto nomem;
-    sort_by_user(s, m, n);
-    if (build_keys(s, m, n) != 0)
+    if (sort_by_user(s, m, n) != 0 || build_keys(s, m, n) != 0)
         goto nomem;
     char window[24], cap[24], ttl[24];
     snprintf(window, sizeof window, "%lld", (long long)b->window_ms);
