@@ -14,7 +14,7 @@
 #include "train_data.h"
 
 typedef struct {
-    char *config; /* JSON spec */
+    char *config; /* spec keys: inline JSON, @FILE or FILE (config_text) */
     char *out;
     char *preset; /* default | seed: the starting spec */
     /* common knobs; NULL = keep the config's value */
@@ -30,9 +30,10 @@ typedef struct {
 
 static const st_config_entry_t train_table[] = {
     {"config", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, offsetof(train_opts_t, config), false, 'c',
-     "JSON object of spec keys (see st_bundle.h: kind, window, cell, layers, units, units2, "
-     "dropout, log_target, loss, epochs, batch, patience, lr, clip_norm, cluster, k, "
-     "profile_features, seed_filters, min_cluster_users, scaling, mixed_max_users, name)"},
+     "a JSON object of spec keys: inline ('{\"units\": 64}', starts with {), @FILE, or a plain "
+     "FILE path (keys and allowed values: docs/training.md; name, kind, window, cell, layers, "
+     "units, units2, dropout, log_target, loss, epochs, batch, patience, lr, clip_norm, cluster, "
+     "k, profile_features, seed_filters, min_cluster_users, scaling, mixed_max_users)"},
     {"out", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, offsetof(train_opts_t, out), false, 'o',
      "bundle directory to write (required)"},
     {"preset", ST_CFG_STRING, "default", ST_CFG_NOBOUNDS, offsetof(train_opts_t, preset), false, 0,
@@ -95,6 +96,28 @@ static char *read_file(const char *path, char *errstr, size_t errstr_size)
     return buf;
 }
 
+/* The text of --config: inline JSON (the argument starts with '{', after any blanks), @FILE, or
+ * FILE (a plain path, as --config always took). NULL with errstr. */
+static char *config_text(const char *arg, char *errstr, size_t errstr_size)
+{
+    const char *p = arg;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    if (*p == '{') {
+        char *text = strdup(arg);
+        if (!text)
+            snprintf(errstr, errstr_size, "out of memory");
+        return text;
+    }
+    const char *path = arg[0] == '@' ? arg + 1 : arg;
+    char err[256];
+    char *text = read_file(path, err, sizeof err);
+    if (!text)
+        snprintf(errstr, errstr_size,
+                 "--config %s (give inline JSON starting with {, @FILE or a FILE path)", err);
+    return text;
+}
+
 /* Mean absolute and squared error of pred against the role's rows. */
 static void errors_of(const st_dataset_t *ds, st_dataset_role_t role, const double *pred,
                       double *mae, double *rmse, double *base_mean, double *base_median)
@@ -124,7 +147,7 @@ int cmd_train(int argc, char **argv)
 {
     train_opts_t o = {0};
     train_data_opts_t d = {0};
-    char err[512];
+    char err[1280];
     st_config_t *cfg = st_config_new("stint train", "train one model bundle for the predictor");
     if (st_config_add_table(cfg, train_data_table, &d, err, sizeof err) != 0 ||
         st_config_add_table(cfg, train_table, &o, err, sizeof err) != 0) {
@@ -151,10 +174,19 @@ int cmd_train(int argc, char **argv)
             cr = ST_CONFIG_USAGE;
         }
     }
+    /* a bad spec value: one line naming the key, the value and what it allows (no usage text) */
+    int spec_error = 0;
     if (cr == ST_CONFIG_OK && o.config) {
-        char *text = read_file(o.config, err, sizeof err);
-        if (!text || st_bundle_spec_from_json(&spec, text, err, sizeof err) != 0)
-            cr = ST_CONFIG_USAGE;
+        char msg[512];
+        char *text = config_text(o.config, err, sizeof err);
+        if (!text) {
+            spec_error = 1;
+        } else if (st_bundle_spec_from_json(&spec, text, msg, sizeof msg) != 0) {
+            int inline_json = o.config[strspn(o.config, " \t\r\n")] == '{';
+            snprintf(err, sizeof err, "--config%s%.600s: %s", inline_json ? "" : " ",
+                     inline_json ? "" : o.config + (o.config[0] == '@'), msg);
+            spec_error = 1;
+        }
         free(text);
     }
     const struct {
@@ -179,10 +211,23 @@ int cmd_train(int argc, char **argv)
                  {"batch", o.batch},
                  {"patience", o.patience},
                  {"min_cluster_users", o.min_cluster_users}};
-    for (size_t i = 0; cr == ST_CONFIG_OK && i < sizeof knobs / sizeof knobs[0]; i++)
-        if (knobs[i].value &&
-            st_bundle_spec_set(&spec, knobs[i].key, knobs[i].value, err, sizeof err) != 0)
-            cr = ST_CONFIG_USAGE;
+    for (size_t i = 0; cr == ST_CONFIG_OK && !spec_error && i < sizeof knobs / sizeof knobs[0];
+         i++) {
+        char msg[512], flag[32];
+        if (!knobs[i].value ||
+            st_bundle_spec_set(&spec, knobs[i].key, knobs[i].value, msg, sizeof msg) == 0)
+            continue;
+        snprintf(flag, sizeof flag, "%s", knobs[i].key);
+        for (char *c = flag; *c; c++)
+            *c = *c == '_' ? '-' : *c;
+        snprintf(err, sizeof err, "--%s: %s", flag, msg);
+        spec_error = 1;
+    }
+    if (spec_error) {
+        fprintf(stderr, "stint train: %s\n", err);
+        st_config_destroy(cfg);
+        return 2;
+    }
     if (cr != ST_CONFIG_OK) {
         if (cr == ST_CONFIG_USAGE) {
             fprintf(stderr, "stint train: %s\n", err);
