@@ -2,7 +2,8 @@
 # test_train_inputs.sh - the input checks of `stint train` and `stint evaluate`, with the real
 # binary on tiny generated data (no servers, a few seconds): --config as inline JSON, @FILE or a
 # plain FILE; a bad spec value refused (exit 2) in one line naming the key, the value and what it
-# allows.
+# allows; too little data refused (exit 2) with what to change, writing no bundle and no table;
+# the one-line warning when the test split has under 50 users.
 set -euo pipefail
 : "${STINT_BIN_DIR:?}"
 export OPENBLAS_NUM_THREADS=1
@@ -11,7 +12,9 @@ trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 stint() { "$STINT_BIN_DIR/stint" "$@"; }
 
+stint gen --users 2 --days 30 --seed 1 --out "$tmp/tiny" >/dev/null 2>&1
 stint gen --users 10 --days 40 --seed 1 --out "$tmp/small" >/dev/null 2>&1
+tiny=(--data "$tmp/tiny" --catalog "$tmp/tiny/tracks.jsonl")
 small=(--data "$tmp/small" --catalog "$tmp/small/tracks.jsonl")
 
 # run NAME CMD...: stdout in $tmp/NAME.out, stderr without log lines in $tmp/NAME.err, exit in $rc
@@ -76,4 +79,27 @@ run c10 train "${small[@]}" --config '{"units": 8' --out "$tmp/x"
     fail "bad JSON: exit $rc, $(cat "$tmp/c10.err")"
 [ ! -e "$tmp/x" ] || fail "a refused spec wrote $tmp/x"
 
-echo "ok: --config inline/@FILE/FILE, spec messages"
+# too little data: exit 2, one line saying what to change, no bundle, no table, no report
+run d1 train "${tiny[@]}" --epochs 1 --out "$tmp/x"
+expect_err d1 2 'stint train: too little data: 2 users have training sessions, at least 5 are needed; use data with more users'
+run d2 evaluate "${tiny[@]}" --split date --epochs 1 --out "$tmp/x"
+expect_err d2 2 'stint evaluate: too little data: 2 users have training sessions, at least 5 are needed; use data with more users'
+[ ! -s "$tmp/d2.out" ] || fail "evaluate on 2 users printed: $(cat "$tmp/d2.out")"
+run d3 evaluate "${small[@]}" --epochs 1 --out "$tmp/x"
+expect_err d3 2 'stint evaluate: too little data: the split left 7 test rows (1 user), and scoring needs at least 30: the user split makes round(0.1 x 10 users) = 1 test user; use more users, a larger --test-frac, or --split date'
+[ ! -s "$tmp/d3.out" ] || fail "evaluate on 7 test rows printed: $(cat "$tmp/d3.out")"
+run d4 train "${small[@]}" --epochs 1 --val-frac 0 --out "$tmp/x"
+expect_err d4 2 'stint train: too little data: the split left no validation rows, and early stopping needs at least 1: --val-frac 0 asks for none; give it a share > 0'
+run d5 train "${small[@]}" --epochs 1 --test-frac 0 --out "$tmp/x"
+expect_err d5 2 'stint train: too little data: the split left 0 test rows (0 users), and scoring needs at least 1: --test-frac 0 asks for none; give it a share > 0'
+[ ! -e "$tmp/x" ] || fail "too little data, yet $tmp/x was written"
+
+# enough data, a small test split: the table (and the bundle) with one warning line
+run e1 evaluate "${small[@]}" --split date --epochs 1 --out "$tmp/report"
+expect_err e1 0 'stint evaluate: warning: the test split has 9 users (35 rows), under 50: its figures are rough; use more users or compare several --seed'
+grep -q '^baseline: per-user mean .*|        35 |' "$tmp/e1.out" || fail "no table: $(cat "$tmp/e1.out")"
+[ -s "$tmp/report/index.html" ] || fail "no report"
+run e2 train "${small[@]}" --epochs 1 --out "$tmp/bundle"
+expect_err e2 0 'stint train: warning: the test split has 1 user (7 rows), under 50: its figures are rough; use more users or compare several --seed'
+[ -s "$tmp/bundle/metadata.json" ] || fail "no bundle"
+echo "ok: --config inline/@FILE/FILE, spec messages, too little data refused, small-split warning"

@@ -17,6 +17,7 @@
 #include "st_kmeans.h"
 #include "st_svg.h"
 #include "st_time.h"
+#include "train_check.h"
 #include "train_data.h"
 
 #define MAX_MODELS 24
@@ -442,8 +443,10 @@ int cmd_evaluate(int argc, char **argv)
         fprintf(stderr, "stint evaluate: out of memory\n");
         goto done;
     }
-    if (n_test == 0) {
-        fprintf(stderr, "stint evaluate: the split left no test rows\n");
+    /* too little data to score: refuse (exit 2) before training, so no table and no report */
+    if (train_check_split(ds, &d, EVAL_MIN_TEST_ROWS, "stint evaluate", err, sizeof err) != 0) {
+        fprintf(stderr, "stint evaluate: %s\n", err);
+        rc = 2;
         goto done;
     }
     const st_dataset_row_t *rows = st_dataset_rows(ds);
@@ -470,6 +473,11 @@ int cmd_evaluate(int argc, char **argv)
             st_bundle_train(ds, &m[i].spec, train_progress, m[i].spec.name, err, sizeof err);
         if (!m[i].bundle) {
             fprintf(stderr, "stint evaluate: %s: %s\n", m[i].spec.name, err);
+            goto done;
+        }
+        if (train_check_bundle(m[i].bundle, err, sizeof err) != 0) {
+            fprintf(stderr, "stint evaluate: %s: %s; no table written\n", m[i].spec.name, err);
+            rc = 2;
             goto done;
         }
         m[i].train_s = (double)(st_time_mono_ms() - ts) / 1000.0;

@@ -11,6 +11,7 @@
 #include "st_config.h"
 #include "st_dataset.h"
 #include "st_time.h"
+#include "train_check.h"
 #include "train_data.h"
 
 typedef struct {
@@ -246,10 +247,21 @@ int cmd_train(int argc, char **argv)
         st_config_destroy(cfg);
         return 1;
     }
+    /* too little data: refuse (exit 2) before training, so no bundle is written */
+    if (train_check_split(ds, &d, TRAIN_MIN_TEST_ROWS, "stint train", err, sizeof err) != 0) {
+        fprintf(stderr, "stint train: %s\n", err);
+        rc = 2;
+        goto done;
+    }
     int64_t t0 = st_time_mono_ms();
     b = st_bundle_train(ds, &spec, train_progress, spec.name, err, sizeof err);
     if (!b) {
         fprintf(stderr, "stint train: %s\n", err);
+        goto done;
+    }
+    if (train_check_bundle(b, err, sizeof err) != 0) {
+        fprintf(stderr, "stint train: %s; no bundle written\n", err);
+        rc = 2;
         goto done;
     }
     double train_s = (double)(st_time_mono_ms() - t0) / 1000.0;
