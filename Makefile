@@ -6,7 +6,7 @@ SERVICES := deploy/local/services
 WITH_STACK := deploy/local/with-stack
 
 .PHONY: all build bootstrap test test-unit test-sanitize fuzz demo bench up down status format format-check clean \
-	distclean compose-test
+	distclean compose-test bench-pipeline-full
 
 all: build
 
@@ -48,6 +48,16 @@ demo: bootstrap
 bench: bootstrap
 	@$(MAKE) --no-print-directory build
 	@$(WITH_STACK) bench/run
+
+# The five services end to end on the local stack: bench/full_pipeline generates USERS x DAYS of
+# listens, trains a small bundle, replays it all (--max) and prints listens/s, CPU and peak RSS per
+# service, broker and Redis CPU, Redis bytes per user and the broker's own produce/consume limit.
+# USERS=1000 DAYS=1500 is the issue's full size (18.7 M listens).
+USERS ?= 400
+DAYS ?= 300
+bench-pipeline-full: bootstrap
+	@$(MAKE) --no-print-directory build
+	@STINT_BIN_DIR=$(abspath $(BUILD))/bin $(WITH_STACK) bench/full_pipeline --users $(USERS) --days $(DAYS)
 
 # The stack (Kafka + Redis) and the five services in the background; see deploy/local/services.
 up: bootstrap
