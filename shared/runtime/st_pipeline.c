@@ -60,7 +60,8 @@ struct st_pipeline_s {
     st_out_t out;
     st_buf_t dlq_buf;
     int64_t last_process_ms;
-    int64_t last_probe_ms;
+    st_redis_t *redis;                    /* PINGed for /healthz (may be NULL) */
+    int64_t kafka_seen_ms, redis_seen_ms; /* last time each was shown reachable (monotonic) */
     uint64_t dead_letters;
     st_metric_t *m_in, *m_out, *m_dlq, *m_batches, *m_retries, *m_batch_s;
 };
@@ -413,6 +414,7 @@ st_pipeline_t *st_pipeline_new(const st_pipeline_opts_t *opts, const st_pipeline
     p->batch_timeout_ms = opts->batch_timeout_ms > 0 ? opts->batch_timeout_ms : 100;
     p->tick_ms = opts->tick_ms;
     p->http = opts->http;
+    p->redis = opts->redis;
     p->msgs = calloc((size_t)p->batch_max, sizeof *p->msgs);
     p->views = calloc((size_t)p->batch_max, sizeof *p->views);
     if (!p->msgs || !p->views) {
@@ -486,7 +488,36 @@ st_producer_t *st_pipeline_producer(st_pipeline_t *p)
 
 void st_pipeline_set_redis_ok(st_pipeline_t *p, bool ok)
 {
+    if (ok)
+        p->redis_seen_ms = st_time_mono_ms();
     st_http_set_redis_ok(p->http, ok);
+}
+
+/* Keeps /healthz true: Kafka and Redis are asked when nothing has shown them reachable for
+ * ST_PIPELINE_PROBE_MS (records and successful batches count), so a stopped server is reported
+ * within about two of those, busy or idle, with or without timer ticks. */
+static void probe_health(st_pipeline_t *p, int64_t now)
+{
+    if (now - p->kafka_seen_ms >= ST_PIPELINE_PROBE_MS) {
+        const struct rd_kafka_metadata *md;
+        bool ok = rd_kafka_metadata(p->consumer, 0, NULL, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (ok) {
+            rd_kafka_metadata_destroy(md);
+            st_kafka_mark_reachable();
+        }
+        st_http_set_kafka_ok(p->http, ok);
+        p->kafka_seen_ms = st_time_mono_ms(); /* the next probe in PROBE_MS either way */
+    }
+    if (p->redis && now - p->redis_seen_ms >= ST_PIPELINE_PROBE_MS) {
+        st_err_t err = {0};
+        const char *argv[] = {"PING"};
+        redisReply *r = st_redis_commandargv(p->redis, &err, 1, argv, NULL);
+        bool ok = r && r->type == REDIS_REPLY_STATUS;
+        if (r)
+            freeReplyObject(r);
+        st_http_set_redis_ok(p->http, ok);
+        p->redis_seen_ms = st_time_mono_ms();
+    }
 }
 
 static void out_reset(st_out_t *out)
@@ -582,8 +613,11 @@ static int produce_outputs(st_pipeline_t *p, st_err_t *err)
         }
     }
     st_metric_inc(p->m_out, p->out.n);
-    st_kafka_mark_reachable();
-    st_http_set_kafka_ok(p->http, true);
+    if (p->out.n > 0) { /* acknowledged records prove the brokers reachable; none proves nothing */
+        st_kafka_mark_reachable();
+        st_http_set_kafka_ok(p->http, true);
+        p->kafka_seen_ms = st_time_mono_ms();
+    }
     return 0;
 }
 
@@ -649,7 +683,8 @@ static int run_batch(st_pipeline_t *p)
             backoff(&wait_ms);
             continue;
         }
-        st_http_set_redis_ok(p->http, true);
+        if (n > 0) /* a timer tick with no records may not have asked Redis anything */
+            st_pipeline_set_redis_ok(p, true);
         if (produce_outputs(p, &err) != 0) {
             if (err.fatal || !err.retriable) {
                 st_log_error("batch_failed", "step=produce error=\"%s\"", err.text);
@@ -678,7 +713,8 @@ static int run_batch(st_pipeline_t *p)
                 return 0;
             backoff(&wait_ms);
         }
-        st_http_set_redis_ok(p->http, true);
+        if (n > 0)
+            st_pipeline_set_redis_ok(p, true);
     }
     for (size_t i = 0; i < n; i++) {
         part_t *pt = find_part(p, p->views[i].topic, p->views[i].partition, false);
@@ -703,25 +739,14 @@ int st_pipeline_run(st_pipeline_t *p)
         collect(p);
         int64_t now = st_time_mono_ms();
         bool tick = p->tick_ms > 0 && now - p->last_process_ms >= p->tick_ms;
-        if (p->nmsgs == 0 && !tick) {
-            /* Idle: keep /healthz honest by probing the brokers now and then. */
-            if (now - p->last_probe_ms > 5000) {
-                const struct rd_kafka_metadata *md;
-                p->last_probe_ms = now;
-                bool ok = rd_kafka_metadata(p->consumer, 0, NULL, &md, 2000) ==
-                          RD_KAFKA_RESP_ERR_NO_ERROR;
-                if (ok) {
-                    rd_kafka_metadata_destroy(md);
-                    st_kafka_mark_reachable();
-                }
-                st_http_set_kafka_ok(p->http, ok);
-            }
-            continue;
-        }
         if (p->nmsgs > 0) {
             st_kafka_mark_reachable();
             st_http_set_kafka_ok(p->http, true);
+            p->kafka_seen_ms = now;
         }
+        probe_health(p, now);
+        if (p->nmsgs == 0 && !tick)
+            continue;
         int rc = run_batch(p);
         p->last_process_ms = st_time_mono_ms();
         destroy_msgs(p);

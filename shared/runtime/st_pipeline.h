@@ -30,6 +30,7 @@
 #include "st_err.h"
 #include "st_http.h"
 #include "st_kafka.h"
+#include "st_redis.h"
 
 /* One consumed record (borrowed views, valid during process()). */
 typedef struct {
@@ -121,7 +122,14 @@ typedef struct {
     int tick_ms;          /* > 0: call process with no records at least this often */
     bool from_beginning;  /* auto.offset.reset=earliest (default true) */
     st_http_t *http;      /* optional: health flags are updated */
+    st_redis_t *redis;    /* optional: the service's Redis (the loop's thread), PINGed for
+                             /healthz when no batch has used it for ST_PIPELINE_PROBE_MS */
 } st_pipeline_opts_t;
+
+/* /healthz freshness: when neither a record nor a batch has shown Kafka (or Redis) reachable for
+ * this long, the loop asks it (a metadata request bounded by 1 s, a PING bounded by the Redis
+ * client's timeout), so /healthz turns within about two of these after a server stops. */
+#define ST_PIPELINE_PROBE_MS 2000
 
 typedef struct st_pipeline_s st_pipeline_t;
 

@@ -173,6 +173,7 @@ static int run(st_service_t *svc, int argc, char **argv)
     po.batch_max = (int)svc->base.batch_max;
     po.batch_timeout_ms = (int)svc->base.batch_timeout_ms;
     po.from_beginning = true;
+    po.redis = svc->redis;
     po.http = svc->http;
     if (def->setup(svc, def->ctx, &h, &po, errstr, sizeof errstr) != 0) {
         st_log_error("setup_failed", "error=\"%s\"", errstr);
