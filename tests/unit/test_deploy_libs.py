@@ -57,15 +57,15 @@ def closure(roots, pkgs):
     for name, (_, _, prov) in pkgs.items():
         for p in prov:
             providers.setdefault(p, []).append(name)
-    seen, todo = set(), list(roots)
-    while todo:
-        p = todo.pop()
+    seen, pending = set(), list(roots)
+    while pending:
+        p = pending.pop()
         if p in seen or p not in pkgs:
             continue
         seen.add(p)
         for alts in pkgs[p][1]:
             for a in alts:
-                todo += [a] if a in pkgs else providers.get(a, [])
+                pending += [a] if a in pkgs else providers.get(a, [])
     return seen
 
 
