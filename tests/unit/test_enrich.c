@@ -12,6 +12,7 @@
 #include "st_metrics.h"
 #include "st_records.h"
 #include "st_test.h"
+#include "st_test_out.h"
 #include "st_time.h"
 
 #define NOW_MS 1700000000000LL
@@ -105,26 +106,6 @@ static enrich_t *new_core(enrich_store_t *store)
     return e;
 }
 
-/* All of out's records as text: topic, key, and the value's bytes in hex. */
-static char *dump(const st_out_t *out)
-{
-    st_buf_t b = {0};
-    for (size_t i = 0; i < st_out_count(out); i++) {
-        st_out_rec_t r = st_out_record(out, i);
-        st_buf_printf(&b, "%s|%.*s|", r.topic, (int)r.key_len, (const char *)r.key);
-        const char *v = r.value;
-        size_t len = r.value_len;
-        const char *at = strcmp(r.topic, "listens.dlq") == 0 ? strstr(v, "\"failed_at_ms\"") : NULL;
-        if (at)
-            len = (size_t)(at - v);
-        for (size_t k = 0; k < len; k++)
-            st_buf_printf(&b, "%02x", (unsigned char)v[k]);
-        st_buf_append(&b, "\n", 1);
-    }
-    st_buf_append(&b, "", 1);
-    return b.data;
-}
-
 static void test_sources_and_order(void)
 {
     enrich_store_t *store = enrich_store_mem_new();
@@ -182,11 +163,11 @@ static void test_lru(void)
     double lru0 =
         st_metric_value(st_metrics_counter("stint_enricher_cache_hits_total", "level=\"lru\"", ""));
     ST_REQUIRE(enrich_batch(e, b.msgs, 6, out, NULL) == 0);
-    char *first = dump(out);
+    char *first = st_test_out_text(out, "listens.dlq");
     ST_EQ_INT(enrich_store_mem_rounds(store), 1);
     st_out_reset(out);
     ST_REQUIRE(enrich_batch(e, b.msgs, 6, out, NULL) == 0);
-    char *second = dump(out);
+    char *second = st_test_out_text(out, "listens.dlq");
     ST_EQ_STR(second, first);
     /* Found entries (catalog, lastfm, the live negative) come from the LRU now. */
     ST_EQ_INT(st_metric_value(

@@ -11,6 +11,7 @@
 #include "st_metrics.h"
 #include "st_records.h"
 #include "st_test.h"
+#include "st_test_out.h"
 
 static st_avro_registry_t *reg;
 static st_avro_codec_t *codec;
@@ -183,27 +184,6 @@ static void test_large_batch(void)
     ingest_batch_destroy(b);
 }
 
-/* Outputs of one batch as "<topic>|<key>|<value bytes>" lines (dead letters without their
- * failed_at_ms, which is the wall clock). */
-static char *outputs(const st_out_t *out)
-{
-    st_buf_t b = {0};
-    for (size_t i = 0; i < st_out_count(out); i++) {
-        st_out_rec_t r = st_out_record(out, i);
-        st_buf_printf(&b, "%s|%.*s|", r.topic, (int)r.key_len, (const char *)r.key);
-        const char *v = r.value;
-        size_t len = r.value_len;
-        const char *at = strcmp(r.topic, "listens.dlq") == 0 ? strstr(v, "\"failed_at_ms\"") : NULL;
-        if (at)
-            len = (size_t)(at - v);
-        for (size_t k = 0; k < len; k++)
-            st_buf_printf(&b, "%02x", (unsigned char)v[k]);
-        st_buf_append(&b, "\n", 1);
-    }
-    st_buf_append(&b, "", 1);
-    return b.data;
-}
-
 static double metric(const char *name, const char *labels)
 {
     return st_metric_value(st_metrics_counter(name, labels, ""));
@@ -277,12 +257,12 @@ static void test_core_crashes(void)
     st_msg_t b[] = {msg(listen_a, 2, 7), msg(listen_b, 2, 8), msg(listen_a, 2, 9)};
 
     ST_REQUIRE(ingest_process(g, b, 3, now_ms(), out, NULL) == 0);
-    char *first = outputs(out);
+    char *first = st_test_out_text(out, "listens.dlq");
     ST_EQ_INT(st_out_count(out), 2);
     /* Crash after produce, before apply: the rerun decides alike. */
     st_out_reset(out);
     ST_REQUIRE(ingest_process(g, b, 3, now_ms(), out, NULL) == 0);
-    char *again = outputs(out);
+    char *again = st_test_out_text(out, "listens.dlq");
     ST_EQ_STR(again, first);
     free(again);
     /* A failed mark write: apply fails retriably and writes nothing; its rerun writes. */
@@ -298,7 +278,7 @@ static void test_core_crashes(void)
      * again, the copy finds the owner's mark and is dropped again. */
     st_out_reset(out);
     ST_REQUIRE(ingest_process(g, b, 3, now_ms(), out, NULL) == 0);
-    again = outputs(out);
+    again = st_test_out_text(out, "listens.dlq");
     ST_EQ_STR(again, first);
     free(again);
     ST_REQUIRE(ingest_apply(g, NULL) == 0);
