@@ -2,6 +2,7 @@
 #include "st_rkey.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 
 int st_rkey_user(st_buf_t *out, const char *prefix, const char *user, size_t user_len,
                  const char *what, const char *what2)
@@ -18,9 +19,17 @@ int st_rkey_partition(st_buf_t *out, const char *prefix, const char *what, int32
     return st_buf_printf(out, "%s:%s:{p%" PRId32 "}", prefix, what, partition) < 0 ? -1 : 0;
 }
 
+#define TRACK_FMT "%s:track:%016" PRIx64
+
 int st_rkey_track(st_buf_t *out, const char *prefix, uint64_t hash)
 {
-    return st_buf_printf(out, "%s:track:%016" PRIx64, prefix, hash) < 0 ? -1 : 0;
+    return st_buf_printf(out, TRACK_FMT, prefix, hash) < 0 ? -1 : 0;
+}
+
+int st_rkey_track_to(char *out, size_t size, const char *prefix, uint64_t hash)
+{
+    int n = snprintf(out, size, TRACK_FMT, prefix, hash);
+    return n < 0 || (size_t)n >= size ? -1 : n;
 }
 
 int st_rkey_refit(st_buf_t *out, const char *prefix)

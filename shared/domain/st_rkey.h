@@ -49,6 +49,9 @@ int st_rkey_user(st_buf_t *out, const char *prefix, const char *user, size_t use
 int st_rkey_partition(st_buf_t *out, const char *prefix, const char *what, int32_t partition);
 /* <prefix>:track:<hash as 16 lower-case hex digits> */
 int st_rkey_track(st_buf_t *out, const char *prefix, uint64_t hash);
+/* The same into out[0..size) (NUL included), for callers on the per-record path that keep no
+ * buffer: the key's length, or -1 when it does not fit. */
+int st_rkey_track_to(char *out, size_t size, const char *prefix, uint64_t hash);
 /* <prefix>:clustering:refit */
 int st_rkey_refit(st_buf_t *out, const char *prefix);
 

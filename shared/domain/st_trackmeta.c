@@ -93,14 +93,7 @@ int st_trackmeta_key(const char *artist, size_t artist_len, const char *track, s
 int st_trackmeta_redis_key(const char *prefix, const char *track_key, size_t len, char *out,
                            size_t out_size)
 {
-    st_buf_t b = ST_BUF_INIT;
-    int n = st_rkey_track(&b, prefix, st_hash64(track_key, len, 0)) == 0 ? (int)b.len : -1;
-    if (n >= 0 && (size_t)n < out_size)
-        memcpy(out, b.data, (size_t)n + 1);
-    else
-        n = -1;
-    st_buf_free(&b);
-    return n;
+    return st_rkey_track_to(out, out_size, prefix, st_hash64(track_key, len, 0));
 }
 
 int st_trackmeta_pipe_lookup(st_redis_t *r, const char *redis_key)

@@ -458,6 +458,10 @@ static void test_keys(void)
     st_buf_reset(&b);
     ST_EQ_INT(st_rkey_track(&b, "t1", 0xabcULL), 0);
     ST_EQ_STR(b.data, "t1:track:0000000000000abc");
+    char fixed[32];
+    ST_EQ_INT(st_rkey_track_to(fixed, sizeof fixed, "t1", 0xabcULL), 25);
+    ST_EQ_STR(fixed, "t1:track:0000000000000abc");
+    ST_EQ_INT(st_rkey_track_to(fixed, 25, "t1", 0xabcULL), -1); /* no room for the NUL */
     st_buf_reset(&b);
     ST_EQ_INT(st_rkey_refit(&b, "t1"), 0);
     ST_EQ_STR(b.data, "t1:clustering:refit");
