@@ -45,7 +45,8 @@ def wait_health(ports, want_status, want_text, timeout_s):
     """Seconds until every port answers want_status with want_text in the body, or None."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout_s:
-        if all(healthz(p)[0] == want_status and want_text in healthz(p)[1] for p in ports.values()):
+        answers = [healthz(p) for p in ports.values()]
+        if all(status == want_status and want_text in body for status, body in answers):
             return time.monotonic() - t0
         time.sleep(0.2)
     return None
