@@ -13,10 +13,19 @@
  * A mark is never replaced while it lives: the first owner to write wins, and a rerun of the same
  * write changes nothing (crash cases in ingest.h).
  *
- * Redis layout: one hash per user, <prefix>:u:{<user>}:ingest:seen (st_rkey.h), fields
- * <event_id> -> "<listened_at_ms> <owner>" and "~h" -> the high-water mark; written by one
- * script call per user (HSETNX, prune, EXPIRE). The previous layout (one string per listen,
- * <prefix>:ingest:seen:<event_id>, with a TTL) is not read: its keys expire by themselves. */
+ * Redis layout: one string per user, <prefix>:u:{<user>}:ingest:marks (st_rkey.h), packed so a
+ * user costs ~60 bytes of key plus 22 bytes per mark (a hash of text fields cost ~3x that): the
+ * high-water mark (6 bytes), then per mark the event id (8 bytes), the listen time in ms (6), the
+ * owner's partition (2) and offset (6), all big-endian. Read with one GET per user; written by one
+ * script call per user that merges, prunes and SETs it back with the ttl (the whole string is
+ * rewritten, at most (max_per_user + the batch's new marks) x 22 bytes). A mark that cannot be
+ * packed (partition over 65535, offset at or past 2^48) is not kept.
+ * Earlier layouts are not read. Upgrading from either only lets through, for one window, copies
+ * of listens marked before the upgrade, which the sessionizer still counts once (ingest.h), and a
+ * replay of the old version's last batch is produced again (identical bytes), as when a mark is
+ * dropped by the window: the previous hash per user (<prefix>:u:{<user>}:ingest:seen) is
+ * deleted by the user's next write, the one string per listen (<prefix>:ingest:seen:<event_id>)
+ * expires by its TTL. */
 #ifndef INGEST_STORE_H
 #define INGEST_STORE_H
 

@@ -8,13 +8,14 @@
  *   <p>:u:{<user>}:clu:prof       hash   the clusterer's per-user state (clu_store.h)
  *   <p>:u:{<user>}:clu:len        list   the clusterer's recent lengths
  *   <p>:u:{<user>}:pred           hash   the predictor's per-user state (pred_store.h)
- *   <p>:u:{<user>}:ingest:seen    hash   ingest's duplicate marks (ingest_store.h)
+ *   <p>:u:{<user>}:ingest:marks   string ingest's duplicate marks, packed (ingest_store.h)
  *   <p>:dl:{p<n>}                 zset   the sessionizer's deadlines of partition n
  *   <p>:st:{p<n>}                 hash   the sessionizer's commit point of partition n
  *   <p>:track:<16 hex digits>     hash   a track's metadata (st_trackmeta.h)
  *   <p>:clustering:refit          string the clusterer's last re-fit
- * Keys of earlier layouts, read or deleted during migrations: <p>:u:{<user>}:pred:hist and
- * <p>:u:{<user>}:clu:applied:<topic>; <p>:ingest:seen:<event_id> strings expire by their TTL.
+ * Keys of earlier layouts, read or deleted during migrations: <p>:u:{<user>}:pred:hist,
+ * <p>:u:{<user>}:clu:applied:<topic> and <p>:u:{<user>}:ingest:seen (a hash of marks);
+ * <p>:ingest:seen:<event_id> strings expire by their TTL.
  *
  * Every builder appends the key and a terminating NUL byte that is not counted in out->len
  * (st_buf keeps one), and returns 0, or -1 when out of memory. */
@@ -27,14 +28,15 @@
 #include "st_buf.h"
 
 /* The <what> of a user's keys. */
-#define ST_RKEY_SESS        "sess"
-#define ST_RKEY_PROFILE     "profile"
-#define ST_RKEY_CLUSTER     "cluster"
-#define ST_RKEY_CLU_PROF    "clu:prof"
-#define ST_RKEY_CLU_LEN     "clu:len"
-#define ST_RKEY_PRED        "pred"
-#define ST_RKEY_INGEST_SEEN "ingest:seen"
+#define ST_RKEY_SESS         "sess"
+#define ST_RKEY_PROFILE      "profile"
+#define ST_RKEY_CLUSTER      "cluster"
+#define ST_RKEY_CLU_PROF     "clu:prof"
+#define ST_RKEY_CLU_LEN      "clu:len"
+#define ST_RKEY_PRED         "pred"
+#define ST_RKEY_INGEST_MARKS "ingest:marks"
 /* Earlier layouts. */
+#define ST_RKEY_INGEST_SEEN     "ingest:seen"
 #define ST_RKEY_PRED_HIST       "pred:hist"
 #define ST_RKEY_CLU_APPLIED_PRE "clu:applied:" /* + topic */
 

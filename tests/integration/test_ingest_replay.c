@@ -394,22 +394,27 @@ static void test_replay_through_ingest(void)
     ST_REQUIRE(old != NULL && old->type == REDIS_REPLY_ARRAY);
     ST_EQ_INT(old->elements, 0);
     freeReplyObject(old);
-    redisReply *keys = redisCommand(rc, "KEYS %s:u:{*}:ingest:seen", prefix);
+    redisReply *keys = redisCommand(rc, "KEYS %s:u:{*}:ingest:marks", prefix);
     ST_REQUIRE(keys != NULL && keys->type == REDIS_REPLY_ARRAY);
     ST_CHECK(keys->elements > 0 && keys->elements <= 30); /* at most one per user */
     long long marks = 0;
     for (size_t i = 0; i < keys->elements; i++) {
         const char *key = keys->element[i]->str;
         redisReply *ttl = redisCommand(rc, "TTL %s", key);
-        redisReply *len = redisCommand(rc, "HLEN %s", key);
+        redisReply *len = redisCommand(rc, "STRLEN %s", key);
         ST_REQUIRE(ttl != NULL && len != NULL);
         ST_CHECK(ttl->type == REDIS_REPLY_INTEGER && ttl->integer > 0 && ttl->integer <= 600);
-        /* the marks plus the high-water mark field, within dedup.max_per_user (64) */
-        ST_CHECK(len->type == REDIS_REPLY_INTEGER && len->integer >= 2 && len->integer <= 65);
-        marks += len->integer - 1;
+        /* the high-water mark (6 bytes) and 1..dedup.max_per_user (64) marks of 22 bytes */
+        ST_CHECK(len->type == REDIS_REPLY_INTEGER && (len->integer - 6) % 22 == 0 &&
+                 len->integer >= 6 + 22 && len->integer <= 6 + 64 * 22);
+        marks += (len->integer - 6) / 22;
         freeReplyObject(ttl);
         freeReplyObject(len);
     }
+    redisReply *prev = redisCommand(rc, "KEYS %s:u:{*}:ingest:seen", prefix);
+    ST_REQUIRE(prev != NULL && prev->type == REDIS_REPLY_ARRAY);
+    ST_EQ_INT(prev->elements, 0);
+    freeReplyObject(prev);
     printf("marks: %zu users, %lld marks\n", keys->elements, marks);
     freeReplyObject(keys);
     redisFree(rc);

@@ -453,8 +453,8 @@ static void test_keys(void)
     ST_EQ_INT(st_rkey_user(&b, "t1", "u", 1, ST_RKEY_CLU_APPLIED_PRE, "sessions"), 0);
     ST_EQ_STR(b.data, "t1:u:{u}:clu:applied:sessions");
     st_buf_reset(&b);
-    ST_EQ_INT(st_rkey_user(&b, "t1", "u", 1, ST_RKEY_INGEST_SEEN, NULL), 0);
-    ST_EQ_STR(b.data, "t1:u:{u}:ingest:seen");
+    ST_EQ_INT(st_rkey_user(&b, "t1", "u", 1, ST_RKEY_INGEST_MARKS, NULL), 0);
+    ST_EQ_STR(b.data, "t1:u:{u}:ingest:marks");
     st_buf_reset(&b);
     ST_EQ_INT(st_rkey_track(&b, "t1", 0xabcULL), 0);
     ST_EQ_STR(b.data, "t1:track:0000000000000abc");
