@@ -1,6 +1,9 @@
-/* bench/parse.c - Last.fm TSV parsing speed (lines/s, MB/s) and a time-ordered merge pass (rate,
- * peak RSS). Without a path it writes a ~190 MB synthetic file in $TMPDIR and removes it after.
- * Usage: bench-parse [PATH]   (PATH: a listens file or a dataset directory, e.g. from stint gen) */
+/* bench/parse.c - listens.raw JSON parsing speed (listens/s, ns/listen) of st_listen_parse against
+ * its jansson-only reference, Last.fm TSV parsing speed (lines/s, MB/s) and a time-ordered merge
+ * pass (rate, peak RSS). Without a path it writes a ~190 MB synthetic file in $TMPDIR and removes
+ * it after.
+ * Usage: bench-parse [PATH]   (PATH: a listens file or a dataset directory, e.g. from stint gen)
+ *        bench-parse --json   (only the JSON figures) */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +11,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "st_buf.h"
 #include "st_lastfm.h"
+#include "st_listen.h"
 #include "st_log.h"
 #include "st_merge.h"
 #include "st_time.h"
@@ -16,6 +21,9 @@
 #define SYNTH_USERS          100
 #define SYNTH_LINES_PER_USER 15000
 #define PARSE_PASSES         3
+#define JSON_MESSAGES        200000
+#define JSON_PASSES          5
+#define JSON_NOW_MS          1798761600000LL /* 2027-01-01, after every synthetic listen */
 
 /* Writes SYNTH_USERS newest-first blocks of realistic lines. Returns 0 or -1. */
 static int write_synthetic(const char *path)
@@ -47,11 +55,96 @@ static double now_s(void)
     return (double)st_time_mono_us() / 1e6;
 }
 
+/* The listens.raw messages replay would send for synthetic records like write_synthetic's (the
+ * same artists, so some need escapes), packed into one buffer; offsets[i]..offsets[i + 1]. */
+static int make_json_messages(st_buf_t *all, size_t *offsets)
+{
+    static const char *const artists[] = {
+        "Deep Dish",      "坂本龍一", "Sigur Rós", "The Knife", "\"Weird Al\" Yankovic",
+        "Nine Inch Nails"};
+    uint32_t x = 7;
+    int64_t ts_s = 1241478537;
+    offsets[0] = 0;
+    for (size_t i = 0; i < JSON_MESSAGES; i++) {
+        char iso[40], line[512];
+        x = x * 1664525u + 1013904223u;
+        ts_s -= 120 + (x >> 24);
+        st_time_format_iso8601(ts_s * 1000, iso, sizeof iso);
+        const char *mbid = (x >> 8) % 10 ? "f1b1cf71-bd35-4e99-8624-24a6e15f133a" : "";
+        int n = snprintf(line, sizeof line, "user_%06u\t%s\t%s\t%s\t%s\tTrack number %u (Live)",
+                         (x >> 3) % 1000, iso, mbid, artists[(x >> 12) % 6],
+                         (x >> 16) % 8 ? "" : mbid, (x >> 4) % 100000);
+        st_lastfm_listen_t rec;
+        if (st_lastfm_parse_listen(line, (size_t)n, &rec) != ST_LASTFM_OK ||
+            st_listen_format_json(&rec, all) != 0)
+            return -1;
+        offsets[i + 1] = all->len;
+    }
+    return 0;
+}
+
+typedef st_listen_reason_t (*listen_parse_fn)(const char *json, size_t len, int64_t now_ms,
+                                              st_listen_t *out, st_err_t *err);
+
+/* Best of JSON_PASSES passes over every message, in listens/s. */
+static double json_rate(listen_parse_fn parse, const st_buf_t *all, const size_t *offsets)
+{
+    static st_listen_t l;
+    double best = 0;
+    for (int pass = 0; pass < JSON_PASSES; pass++) {
+        uint64_t ok = 0;
+        double t0 = now_s();
+        for (size_t i = 0; i < JSON_MESSAGES; i++)
+            ok += parse(all->data + offsets[i], offsets[i + 1] - offsets[i], JSON_NOW_MS, &l,
+                        NULL) == ST_LISTEN_OK;
+        double dt = now_s() - t0;
+        if (ok != JSON_MESSAGES)
+            fprintf(stderr, "bench-parse: %" PRIu64 " of %d messages rejected\n",
+                    JSON_MESSAGES - ok, JSON_MESSAGES);
+        if (dt > 0 && JSON_MESSAGES / dt > best)
+            best = JSON_MESSAGES / dt;
+    }
+    return best;
+}
+
+static int bench_json(void)
+{
+    st_buf_t all = ST_BUF_INIT;
+    size_t *offsets = malloc((JSON_MESSAGES + 1) * sizeof *offsets);
+    if (!offsets || make_json_messages(&all, offsets) != 0) {
+        fprintf(stderr, "bench-parse: cannot build the JSON messages\n");
+        free(offsets);
+        st_buf_free(&all);
+        return -1;
+    }
+    size_t fast = 0;
+    for (size_t i = 0; i < JSON_MESSAGES; i++)
+        fast += st_listen_parse_is_fast(all.data + offsets[i], offsets[i + 1] - offsets[i]);
+    double rate = json_rate(st_listen_parse, &all, offsets);
+    double ref_rate = json_rate(st_listen_parse_reference, &all, offsets);
+    printf("json: %d listens.raw messages, %.0f bytes each on average, %.1f%% plain enough for "
+           "the scanner; best of %d passes:\n",
+           JSON_MESSAGES, (double)all.len / JSON_MESSAGES, 100.0 * (double)fast / JSON_MESSAGES,
+           JSON_PASSES);
+    printf("json:   st_listen_parse (scanner + jansson) %.2f M listens/s, %.0f ns/listen\n",
+           rate / 1e6, 1e9 / rate);
+    printf("json:   st_listen_parse_reference (jansson) %.2f M listens/s, %.0f ns/listen\n",
+           ref_rate / 1e6, 1e9 / ref_rate);
+    printf("json:   speed-up %.2fx\n", rate / ref_rate);
+    free(offsets);
+    st_buf_free(&all);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     char path[4096], err[256];
     bool synthetic = argc < 2;
     st_log_set_level(ST_LOG_ERROR);
+    if (bench_json() != 0)
+        return 1;
+    if (argc == 2 && strcmp(argv[1], "--json") == 0)
+        return 0;
     if (synthetic) {
         snprintf(path, sizeof path, "%s/stint-bench-parse-%d.tsv",
                  getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());

@@ -69,6 +69,19 @@ typedef struct {
 st_listen_reason_t st_listen_parse(const char *json, size_t len, int64_t now_ms, st_listen_t *out,
                                    st_err_t *err);
 
+/* st_listen_parse decodes the common shape of message (a flat object of at most 16 keys whose
+ * keys and strings have no escapes or control characters and whose other values are null, true,
+ * false or integers of at most 18 digits) with its own single-pass scanner, and hands anything
+ * else to jansson; both give the same result, error text and *out for every input. */
+
+/* The jansson path alone, for tests and the bench: st_listen_parse's contract and result. */
+st_listen_reason_t st_listen_parse_reference(const char *json, size_t len, int64_t now_ms,
+                                             st_listen_t *out, st_err_t *err);
+
+/* For tests: true when st_listen_parse would decode json[0..len) with its scanner, false when it
+ * would use jansson or reject the message before decoding (over 64 KB, invalid UTF-8). */
+bool st_listen_parse_is_fast(const char *json, size_t len);
+
 /* The same validation and normalisation applied to a parsed TSV record (what the ingest service
  * would compute for the JSON that st_listen_format_json makes of it). */
 st_listen_reason_t st_listen_from_record(const st_lastfm_listen_t *rec, int64_t now_ms,
