@@ -11,16 +11,26 @@
  *   cluster   the current assignment: cluster, cold, version
  *
  * Redis layout (clu_store_redis.c; <p> = redis.prefix, {..} the Redis Cluster hash tag, so one
- * script call may touch all of a user's keys):
- *   <p>:u:{<user>}:clu:prof  hash: "a:<sessions topic>:<partition>" and
- *                            "a:<profiles topic>:<partition>" -> offset, "lc" -> start_ms (the
- *                            st_applied fields, both topics in this one hash); n, sum_s, max_s,
- *                            tracks; gender (m|f|""), age (-1 unknown), country, registered_s
- *   <p>:u:{<user>}:clu:len   list: the last median_window CLOSED lengths, oldest first
- *   <p>:u:{<user>}:cluster   hash cluster, cold (0/1), version: read by the predictor
- *   <p>:u:{<user>}:profile   hash gender (m|f), age, country, registered_ms, known fields only:
- *                            read by the sessionizer (its OPENED events carry them); replaced
- *                            whenever a UserProfile is applied
+ * script call may touch all of a user's keys). Two keys per user, sized to stay small: every
+ * field of clu:prof is short, so Redis keeps it as one listpack (hash-max-listpack-value 64),
+ * and the lengths, the one long value, are a string of their own.
+ *   <p>:u:{<user>}:clu:prof  hash: "v" -> 2 (this layout; see Migration); "a:<sessions
+ *                            topic>:<partition>" and "a:<profiles topic>:<partition>" -> offset,
+ *                            "lc" -> start_ms (the st_applied fields, both topics in this one
+ *                            hash); n, sum_s, max_s, tracks; gender (m|f|""), age (-1 unknown),
+ *                            country, registered_s (0 unknown): read by the sessionizer too (its
+ *                            OPENED events carry them); cluster, cold (0/1), version: the
+ *                            assignment, read by the predictor
+ *   <p>:u:{<user>}:clu:lens  string: the last median_window CLOSED lengths, oldest first, each
+ *                            the LEB128 of its whole milliseconds (7 bits a byte, low group first,
+ *                            the high bit on every byte but an entry's last: 3 bytes up to 35 min,
+ *                            4 up to 74 h). Exact: the sessionizer's lengths are length_ms/1000
+ *                            and training's are 3-decimal TSV values, so ms/1000.0 gives back the
+ *                            same double and the median feature is the one training computes. A
+ *                            length of another producer with a fraction of a millisecond would
+ *                            be rounded to the millisecond (clamped to [0, 2^53] ms). The write
+ *                            script appends and drops entries from the front, finding their
+ *                            ends by the high bit, without decoding them.
  *   <p>:clustering:refit     string: the last re-fit (JSON, see clu_core.h)
  *
  * Write semantics (both stores): one atomic call per user, in two independent parts, one per
@@ -29,10 +39,10 @@
  * owner of the partition, or by an attempt whose reply was lost) and the part writes nothing.
  * Else its markers move and:
  *   sessions: each CLOSED of the write, in order, is counted (n, sum_s, max_s, tracks, a length
- *             pushed to the list, trimmed to median_window) only when its start is after the
- *             stored lc, which then moves to it (st_applied_lc): the check is made again here,
- *             against the stored lc, not only by the core against the lc it read;
- *   profiles: gender, age, country, registered_s are replaced, and so is <p>:u:{<user>}:profile.
+ *             appended to clu:lens, which keeps the last median_window) only when its start is
+ *             after the stored lc, which then moves to it (st_applied_lc): the check is made
+ *             again here, against the stored lc, not only by the core against the lc it read;
+ *   profiles: gender, age, country, registered_s are replaced.
  * The assignment is written when the write carries one and either part was applied.
  *
  * Why per user, and per topic within it. The core reads each user once per batch, so it has one
@@ -47,9 +57,25 @@
  * A re-emitted copy of a CLOSED (the sessionizer's, at a new offset) is never counted twice, for
  * the same reason.
  *
- * Migration from the previous layout (markers per record in <p>:u:{<user>}:clu:applied:<topic>,
- * hash partition -> offset; the last CLOSED start in clu:prof field "ls"). ls is read as lc when
- * lc is absent, and a user's next write moves it to lc and deletes the old marker hashes. The old
+ * Migration from the layout before "v" 2: the lengths in <p>:u:{<user>}:clu:len (a list of
+ * length_s texts), the assignment in <p>:u:{<user>}:cluster (hash cluster, cold, version) and a
+ * copy of the profile in <p>:u:{<user>}:profile (hash, known fields only, registered_ms). A read
+ * whose clu:prof has no "v" (and no clu:lens) reads clu:len and cluster in a second round, so
+ * the core sees the same state as before; the user's first write of this layout (the script's
+ * HSETNX of "v", so each user's migration runs once and later writes pay one HSETNX) packs the
+ * list into clu:lens (rounded to the millisecond, the rule above), copies cluster's fields into
+ * clu:prof unless it has an assignment already, and deletes clu:len, cluster and profile. All in
+ * the one script call, so a crash leaves a user wholly in one layout or the other. The readers
+ * read both layouts: the predictor pipelines clu:prof's and cluster's fields and takes
+ * clu:prof's when present; the sessionizer reads the profile from clu:prof only, where every
+ * clusterer that wrote a profile hash wrote the same values in the same call. Upgrade the
+ * sessionizer and the predictor before the clusterer: older ones read the keys this layout
+ * deletes (they would see no profile / no assignment until upgraded).
+ *
+ * Migration from the layout before that (markers per record in
+ * <p>:u:{<user>}:clu:applied:<topic>, hash partition -> offset; the last CLOSED start in clu:prof
+ * field "ls"). ls is read as lc when lc is absent, and the user's first write of this layout
+ * moves it to lc and deletes the old marker hashes (with the migration above). The old
  * markers are not read: a clusterer upgraded in place resumes at the committed offsets, so the
  * only records it sees again that the old one applied are those between the committed offset
  * and the old markers (applied, not yet committed when it stopped). Each kind is harmless:
@@ -60,8 +86,9 @@
  *            ended with before (the last one's) and the assignment stored; a user with several
  *            of them in that range may have intermediate assignments published again, as after
  *            any replay.
- * Not covered: running the previous version again after this one wrote (it finds neither ls nor
- * its markers and would count CLOSED copies again). */
+ * Not covered: running a previous version again after this one wrote (it finds neither ls nor
+ * its markers and would count CLOSED copies again; it finds no clu:len and would start the
+ * median window empty). */
 #ifndef CLU_STORE_H
 #define CLU_STORE_H
 

@@ -13,7 +13,10 @@
  *                           st_applied fields); "os" -> the open predictions (pred_open.h
  *                           text). The previous layout's single "o" is still read, and removed
  *                           at the user's next write.
- *   <p>:u:{<user>}:cluster  hash cluster, cold, version (the clusterer's)
+ *   <p>:u:{<user>}:clu:prof fields cluster, cold, version of the clusterer's hash
+ *                           (clu_store.h); for a user the clusterer has not written since it
+ *                           moved them there, its previous layout's <p>:u:{<user>}:cluster hash
+ *                           (the same fields), read in the same round
  *   <p>:u:{<user>}:pred:hist  the history of CLOSED sessions earlier versions kept: no longer
  *                           read (the OPENED carries the recent sessions), deleted at the
  *                           user's next write.

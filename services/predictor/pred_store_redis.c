@@ -43,11 +43,20 @@ static const char *key_of(redis_store_t *s, int i, const char *user, const char 
                                                                                     : NULL;
 }
 
+/* An HMGET cluster cold version reply holding an assignment. */
+static bool has_cluster(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+           r->element[0]->type == REDIS_REPLY_STRING && r->element[2]->type == REDIS_REPLY_STRING;
+}
+
 static int store_read(void *ctx, pred_store_user_t *users, size_t n, bool want_cluster,
                       st_err_t *err)
 {
     redis_store_t *s = ctx;
-    size_t per_user = want_cluster ? 2 : 1;
+    /* The assignment is in clu:prof; users the clusterer has not written since its upgrade still
+     * have it in the previous layout's cluster key (clu_store.h), read in the same round. */
+    size_t per_user = want_cluster ? 3 : 1;
     st_redis_pipe_reset(s->redis);
     for (size_t i = 0; i < n; i++) {
         const char *key = key_of(s, 0, users[i].user, ST_RKEY_PRED, NULL);
@@ -56,8 +65,8 @@ static int store_read(void *ctx, pred_store_user_t *users, size_t n, bool want_c
             st_err_nomem(err);
             return -1;
         }
-        if (want_cluster) {
-            key = key_of(s, 0, users[i].user, ST_RKEY_CLUSTER, NULL);
+        for (int k = 0; want_cluster && k < 2; k++) {
+            key = key_of(s, 0, users[i].user, k == 0 ? ST_RKEY_CLU_PROF : ST_RKEY_CLUSTER, NULL);
             const char *hmget[] = {"HMGET", key, "cluster", "cold", "version"};
             if (!key || st_redis_pipe_argv(s->redis, 5, hmget, NULL) != 0) {
                 st_err_nomem(err);
@@ -84,7 +93,10 @@ static int store_read(void *ctx, pred_store_user_t *users, size_t n, bool want_c
     }
     for (size_t i = 0; i < n; i++) {
         pred_store_user_t *u = &users[i];
-        const redisReply *hs = r[i * per_user], *cl = want_cluster ? r[i * per_user + 1] : NULL;
+        const redisReply *hs = r[i * per_user], *cl = NULL;
+        for (size_t k = 1; k < per_user && !cl; k++)
+            if (has_cluster(r[i * per_user + k]))
+                cl = r[i * per_user + k];
         const redisReply *os = NULL, *legacy = NULL;
         pred_open_reset(u->open);
         u->cluster = -1;
@@ -111,9 +123,7 @@ static int store_read(void *ctx, pred_store_user_t *users, size_t n, bool want_c
             if (legacy && pred_open_parse_legacy(u->open, legacy->str, legacy->len) != 0)
                 st_log_warn("open_state_malformed", "user=%s", u->user);
         }
-        if (cl && cl->type == REDIS_REPLY_ARRAY && cl->elements == 3 &&
-            cl->element[0]->type == REDIS_REPLY_STRING &&
-            cl->element[2]->type == REDIS_REPLY_STRING) {
+        if (cl) {
             u->cluster = atoi(cl->element[0]->str);
             u->cluster_cold =
                 cl->element[1]->type == REDIS_REPLY_STRING && atoi(cl->element[1]->str) != 0;

@@ -73,7 +73,9 @@ static const st_config_entry_t table[] = {
      "emit OPENED at a session's first listen, with corrections if a listen within the grace "
      "changes it (false: OPENED once the grace has passed)"},
     {"profile.lookup", ST_CFG_BOOL, "true", ST_CFG_NOBOUNDS, OFF(profile_lookup), false, 0,
-     "join OPENED events with <redis.prefix>:u:{<user>}:profile (HGETALL)"},
+     "join OPENED events with the profile the clusterer keeps in "
+     "<redis.prefix>:u:{<user>}:clu:prof "
+     "(HMGET)"},
     {"fault.kill_before_apply", ST_CFG_INT, "0", 0, 1000000, OFF(fault_kill_before_apply), false, 0,
      "crash tests only: SIGKILL itself at the N-th batch with events, after they are delivered "
      "and before the states are written (0 = off)"},

@@ -307,14 +307,14 @@ int sz_store_get_profiles(sz_store_t *s, const st_sessionizer_user_t *users, siz
     st_buf_reset(&s->keys);
     for (size_t i = 0; i < n; i++)
         if (key_slot(s, i) != 0 ||
-            st_rkey_user(&s->keys, s->prefix, users[i].id, users[i].len, ST_RKEY_PROFILE, NULL) !=
+            st_rkey_user(&s->keys, s->prefix, users[i].id, users[i].len, ST_RKEY_CLU_PROF, NULL) !=
                 0 ||
             key_end(s) != 0)
             return nomem(err);
     st_redis_pipe_reset(s->redis);
     for (size_t i = 0; i < n; i++) {
-        const char *argv[] = {"HGETALL", key_at(s, i)};
-        if (st_redis_pipe_argv(s->redis, 2, argv, NULL) != 0)
+        const char *argv[] = {"HMGET", key_at(s, i), "gender", "age", "country", "registered_s"};
+        if (st_redis_pipe_argv(s->redis, 6, argv, NULL) != 0)
             return nomem(err);
     }
     redisReply **rep;
@@ -324,35 +324,35 @@ int sz_store_get_profiles(sz_store_t *s, const st_sessionizer_user_t *users, siz
     for (size_t i = 0; i < n && i < nrep; i++) {
         sz_profile_t *p = &out[i];
         memset(p, 0, sizeof *p);
-        if (rep[i]->type != REDIS_REPLY_ARRAY)
+        if (rep[i]->type != REDIS_REPLY_ARRAY || rep[i]->elements != 4)
             continue; /* a key of another type: treated as no profile */
-        p->found = rep[i]->elements > 0;
-        for (size_t k = 0; k + 1 < rep[i]->elements; k += 2) {
-            const redisReply *f = rep[i]->element[k], *v = rep[i]->element[k + 1];
-            if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || v->len == 0)
-                continue;
-            char num[32];
-            char *end;
-            copy_text(num, sizeof num, v);
-            if (strcmp(f->str, "gender") == 0 && (strcmp(num, "m") == 0 || strcmp(num, "f") == 0))
-                copy_text(p->gender, sizeof p->gender, v);
-            else if (strcmp(f->str, "country") == 0)
-                copy_text(p->country, sizeof p->country, v);
-            else if (strcmp(f->str, "age") == 0) {
-                long age = strtol(num, &end, 10);
-                if (*end == '\0' && age >= 0 && age <= 150) {
-                    p->has_age = true;
-                    p->age = (int32_t)age;
-                }
-            } else if (strcmp(f->str, "registered_ms") == 0) {
-                errno = 0;
-                long long ms = strtoll(num, &end, 10);
-                if (*end == '\0' && end != num && errno == 0) {
-                    p->has_registered = true;
-                    p->registered_ms = ms;
-                }
+        const redisReply *const *v = (const redisReply *const *)rep[i]->element;
+        char num[32];
+        char *end;
+        if (v[0]->type == REDIS_REPLY_STRING && v[0]->len == 1 &&
+            (v[0]->str[0] == 'm' || v[0]->str[0] == 'f'))
+            copy_text(p->gender, sizeof p->gender, v[0]);
+        if (v[1]->type == REDIS_REPLY_STRING) {
+            copy_text(num, sizeof num, v[1]);
+            long age = strtol(num, &end, 10);
+            if (*end == '\0' && end != num && age >= 0 && age <= 150) {
+                p->has_age = true;
+                p->age = (int32_t)age;
             }
         }
+        if (v[2]->type == REDIS_REPLY_STRING)
+            copy_text(p->country, sizeof p->country, v[2]);
+        if (v[3]->type == REDIS_REPLY_STRING) {
+            copy_text(num, sizeof num, v[3]);
+            errno = 0;
+            long long sec = strtoll(num, &end, 10);
+            /* 0 is the clusterer's "unknown" */
+            if (*end == '\0' && end != num && errno == 0 && sec > 0 && sec <= INT64_MAX / 1000) {
+                p->has_registered = true;
+                p->registered_ms = sec * 1000;
+            }
+        }
+        p->found = p->gender[0] || p->has_age || p->country[0] || p->has_registered;
     }
     return 0;
 }

@@ -7,9 +7,13 @@
  *   <p>:dl:{p<partition>}      zset: user_id -> deadline_ms of the user's open session
  *   <p>:st:{p<partition>}      zset: score = commit offset, member "<offset>:<stream_time_ms>";
  *                              the last SZ_STORE_COMMIT_POINTS_KEPT commit points of a partition
- *   <p>:u:{<user_id>}:profile  hash (written by the clusterer from users.profiles, read here):
- * gender (m|f), age (integer), country (text), registered_ms (epoch ms); any field may be missing
- * (then null in SessionEvent) */
+ *   <p>:u:{<user_id>}:clu:prof hash, the clusterer's (clu_store.h), of which the profile join
+ *                              reads gender (m|f, else unknown), age (< 0 unknown), country
+ *                              ("" unknown), registered_s (0 unknown); unknown or missing
+ *                              fields are null in SessionEvent.
+ * The profile was a key of its own (<p>:u:{<user_id>}:profile, registered_ms) up to the layout
+ * of clu_store.h's "v" 2; the clusterer that wrote it wrote the same values into clu:prof in the
+ * same script call, so clu:prof alone serves users of either layout. */
 #ifndef SZ_STORE_H
 #define SZ_STORE_H
 
@@ -37,7 +41,7 @@ typedef struct {
 
 /* A user's profile as far as it is known. Strings NUL-terminated ("" = unknown). */
 typedef struct {
-    bool found; /* the profile hash exists */
+    bool found; /* some field is known */
     char gender[8];
     bool has_age;
     int32_t age;
@@ -72,7 +76,7 @@ int sz_store_save_commit_points(sz_store_t *s, const sz_commit_point_t *pts, siz
  * pipelined round. 0 or -1 (err). */
 int sz_store_load_stream_times(sz_store_t *s, sz_commit_point_t *pts, size_t n, st_err_t *err);
 
-/* Reads the profiles of n users (one pipelined round of HGETALL). 0 or -1 (err). */
+/* Reads the profiles of n users (one pipelined round of HMGET). 0 or -1 (err). */
 int sz_store_get_profiles(sz_store_t *s, const st_sessionizer_user_t *users, size_t n,
                           sz_profile_t *out, st_err_t *err);
 

@@ -3,10 +3,10 @@
  * one script call may touch all of them; a partition's keys carry "p<partition>".
  *
  *   <p>:u:{<user>}:sess           hash   the sessionizer's state (st_sessionizer.h)
- *   <p>:u:{<user>}:profile        hash   the user's profile fields (clusterer -> sessionizer)
- *   <p>:u:{<user>}:cluster        hash   the user's cluster assignment (clusterer -> predictor)
- *   <p>:u:{<user>}:clu:prof       hash   the clusterer's per-user state (clu_store.h)
- *   <p>:u:{<user>}:clu:len        list   the clusterer's recent lengths
+ *   <p>:u:{<user>}:clu:prof       hash   the clusterer's per-user state (clu_store.h), with the
+ *                                        profile the sessionizer reads and the cluster
+ *                                        assignment the predictor reads
+ *   <p>:u:{<user>}:clu:lens       string the clusterer's recent lengths, packed
  *   <p>:u:{<user>}:pred           hash   the predictor's per-user state (pred_store.h)
  *   <p>:u:{<user>}:ingest:marks   string ingest's duplicate marks, packed (ingest_store.h)
  *   <p>:dl:{p<n>}                 zset   the sessionizer's deadlines of partition n
@@ -14,7 +14,8 @@
  *   <p>:track:<16 hex digits>     hash   a track's metadata (st_trackmeta.h)
  *   <p>:clustering:refit          string the clusterer's last re-fit
  * Keys of earlier layouts, read or deleted during migrations: <p>:u:{<user>}:pred:hist,
- * <p>:u:{<user>}:clu:applied:<topic> and <p>:u:{<user>}:ingest:seen (a hash of marks);
+ * <p>:u:{<user>}:clu:applied:<topic>, <p>:u:{<user>}:clu:len (a list), <p>:u:{<user>}:profile,
+ * <p>:u:{<user>}:cluster and <p>:u:{<user>}:ingest:seen (a hash of marks);
  * <p>:ingest:seen:<event_id> strings expire by their TTL.
  *
  * Every builder appends the key and a terminating NUL byte that is not counted in out->len
@@ -29,13 +30,14 @@
 
 /* The <what> of a user's keys. */
 #define ST_RKEY_SESS         "sess"
-#define ST_RKEY_PROFILE      "profile"
-#define ST_RKEY_CLUSTER      "cluster"
 #define ST_RKEY_CLU_PROF     "clu:prof"
-#define ST_RKEY_CLU_LEN      "clu:len"
+#define ST_RKEY_CLU_LENS     "clu:lens"
 #define ST_RKEY_PRED         "pred"
 #define ST_RKEY_INGEST_MARKS "ingest:marks"
 /* Earlier layouts. */
+#define ST_RKEY_PROFILE         "profile"
+#define ST_RKEY_CLUSTER         "cluster"
+#define ST_RKEY_CLU_LEN         "clu:len"
 #define ST_RKEY_INGEST_SEEN     "ingest:seen"
 #define ST_RKEY_PRED_HIST       "pred:hist"
 #define ST_RKEY_CLU_APPLIED_PRE "clu:applied:" /* + topic */

@@ -125,7 +125,7 @@ def main():
                                    f"{len(bad_new)} wrong)")
         mismatched = []
         for u in users:
-            h = redis("HMGET", f"{env.tag}:u:{{{u}}}:cluster", "cluster", "cold", "version")
+            h = redis("HMGET", f"{env.tag}:u:{{{u}}}:clu:prof", "cluster", "cold", "version")
             if h != [str(last[u]["cluster"]), "1" if last[u]["cold"] else "0",
                      last[u]["clustering_version"]]:
                 mismatched.append((u, h))

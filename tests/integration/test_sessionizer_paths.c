@@ -1,8 +1,8 @@
 /* Integration (real Kafka + Redis): the side paths of stint-sessionizer. A record later than the
  * grace goes to the late topic with its original bytes; undecodable bytes go to the DLQ as an
- * Avro DeadLetter; OPENED events carry the profile fields of <prefix>:u:{user}:profile when the
- * hash exists and nulls otherwise; and in live mode (idle.flush_ms) an idle session is closed by
- * the wall clock without further input. */
+ * Avro DeadLetter; OPENED events carry the profile fields the clusterer keeps in
+ * <prefix>:u:{user}:clu:prof when it has them and nulls otherwise; and in live mode (idle.flush_ms)
+ * an idle session is closed by the wall clock without further input. */
 #include "st_records.h"
 #include "st_trackmeta.h"
 #include "sz_itest.h"
@@ -67,7 +67,7 @@ typedef struct {
     int64_t registered_ms[8], start_ms[8];
     double length_s[8];
     int32_t track_count[8];
-    bool gender_null[8], age_null[8];
+    bool gender_null[8], age_null[8], country_null[8];
 } events_t;
 
 static int find(const events_t *ev, const char *user, const char *kind)
@@ -98,6 +98,7 @@ static void on_session(void *arg, int32_t partition, const void *key, size_t kle
     ev->gender_null[i] = v.gender.ptr == NULL;
     if (v.gender.ptr)
         snprintf(ev->gender[i], sizeof ev->gender[i], "%s", v.gender.ptr);
+    ev->country_null[i] = v.country.ptr == NULL;
     if (v.country.ptr)
         snprintf(ev->country[i], sizeof ev->country[i], "%s", v.country.ptr);
     ev->age_null[i] = !v.age.set;
@@ -130,9 +131,14 @@ static void test_late_dlq_profile(void)
     ST_REQUIRE(szt_create_topics(&nm, 1) == 0);
     redisContext *rc = itest_redis();
     char pkey[200];
-    snprintf(pkey, sizeof pkey, "%s:u:{pu}:profile", nm.prefix);
-    redisReply *rep = redisCommand(rc, "HSET %s gender f age 25 country Norway registered_ms %s",
-                                   pkey, "1100000000000");
+    snprintf(pkey, sizeof pkey, "%s:u:{pu}:clu:prof", nm.prefix);
+    redisReply *rep = redisCommand(rc, "HSET %s gender f age 25 country Norway registered_s %s",
+                                   pkey, "1100000000");
+    ST_REQUIRE(rep && rep->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(rep);
+    /* What the clusterer stores for a profile that says nothing, next to its other fields. */
+    snprintf(pkey, sizeof pkey, "%s:u:{qq}:clu:prof", nm.prefix);
+    rep = redisCommand(rc, "HSET %s gender %s age -1 country %s registered_s 0 n 3", pkey, "", "");
     ST_REQUIRE(rep && rep->type == REDIS_REPLY_INTEGER);
     freeReplyObject(rep);
     redisFree(rc);
@@ -178,7 +184,8 @@ static void test_late_dlq_profile(void)
     ST_EQ_INT(ev.age[po], 25);
     ST_EQ_STR(ev.country[po], "Norway");
     ST_EQ_INT(ev.registered_ms[po], 1100000000000LL);
-    ST_CHECK(ev.gender_null[qo] && ev.age_null[qo]);
+    ST_CHECK(ev.gender_null[qo] && ev.age_null[qo] && ev.country_null[qo]);
+    ST_EQ_INT(ev.registered_ms[qo], -1);
     ST_EQ_INT(ev.start_ms[pc], T0_MS);
     ST_CHECK(ev.length_s[pc] == 60.0);
     ST_EQ_INT(ev.track_count[pc], 2);
