@@ -54,36 +54,73 @@ static int nomem(st_err_t *err)
     return -1;
 }
 
+/* Queues one read per user of the round's keys, GET of the state or (legacy) HGET s. */
+static int queue_reads(sz_store_t *s, const size_t *idx, size_t n, bool legacy)
+{
+    st_redis_pipe_reset(s->redis);
+    for (size_t k = 0; k < n; k++) {
+        const char *get[] = {"GET", key_at(s, 2 * idx[k])};
+        const char *hget[] = {"HGET", key_at(s, 2 * idx[k] + 1), "s"};
+        if (legacy ? st_redis_pipe_argv(s->redis, 3, hget, NULL)
+                   : st_redis_pipe_argv(s->redis, 2, get, NULL))
+            return -1;
+    }
+    return 0;
+}
+
 static int get_states(void *ctx, const st_sessionizer_user_t *users, size_t n, st_buf_t *out,
                       st_err_t *err)
 {
     sz_store_t *s = ctx;
     st_buf_reset(&s->keys);
-    for (size_t i = 0; i < n; i++)
-        if (key_slot(s, i) != 0 ||
-            st_rkey_user(&s->keys, s->prefix, users[i].id, users[i].len, ST_RKEY_SESS, NULL) != 0 ||
-            key_end(s) != 0)
-            return nomem(err);
-    st_redis_pipe_reset(s->redis);
+    size_t *idx = n ? malloc(n * sizeof *idx) : NULL;
+    if (n && !idx)
+        return nomem(err);
     for (size_t i = 0; i < n; i++) {
-        const char *argv[] = {"HGET", key_at(s, i), "s"};
-        if (st_redis_pipe_argv(s->redis, 3, argv, NULL) != 0)
+        idx[i] = i;
+        if (key_slot(s, 2 * i) != 0 ||
+            st_rkey_user(&s->keys, s->prefix, users[i].id, users[i].len, ST_RKEY_SZ, NULL) != 0 ||
+            key_end(s) != 0 || key_slot(s, 2 * i + 1) != 0 ||
+            st_rkey_user(&s->keys, s->prefix, users[i].id, users[i].len, ST_RKEY_SESS, NULL) != 0 ||
+            key_end(s) != 0) {
+            free(idx);
             return nomem(err);
-    }
-    redisReply **rep;
-    size_t nrep;
-    if (st_redis_exec(s->redis, &rep, &nrep, err) != 0)
-        return -1;
-    for (size_t i = 0; i < n && i < nrep; i++) {
-        if (rep[i]->type == REDIS_REPLY_STRING) {
-            if (st_buf_append(&out[i], rep[i]->str, rep[i]->len) != 0)
-                return nomem(err);
-        } else if (rep[i]->type != REDIS_REPLY_NIL) {
-            st_err_set(err, ST_ERR_REDIS, ST_DISP_PERMANENT, "HGET %s: %s", key_at(s, i),
-                       rep[i]->type == REDIS_REPLY_ERROR ? rep[i]->str : "unexpected reply");
-            return -1;
         }
     }
+    /* Round 1 reads every user's state string; round 2 the previous layout's hash of the users
+     * without one (not yet written by this layout, or new). */
+    for (int legacy = 0; legacy < 2 && n > 0; legacy++) {
+        redisReply **rep;
+        size_t nrep, miss = 0;
+        if (queue_reads(s, idx, n, legacy) != 0) {
+            free(idx);
+            return nomem(err);
+        }
+        if (st_redis_exec(s->redis, &rep, &nrep, err) != 0) {
+            free(idx);
+            return -1;
+        }
+        for (size_t k = 0; k < n && k < nrep; k++) {
+            size_t i = idx[k];
+            if (rep[k]->type == REDIS_REPLY_STRING) {
+                size_t at = legacy ? 0 : st_sessionizer_value_blob(rep[k]->str, rep[k]->len);
+                if (st_buf_append(&out[i], rep[k]->str + at, rep[k]->len - at) != 0) {
+                    free(idx);
+                    return nomem(err);
+                }
+            } else if (rep[k]->type == REDIS_REPLY_NIL) {
+                idx[miss++] = i;
+            } else {
+                st_err_set(err, ST_ERR_REDIS, ST_DISP_PERMANENT, "%s %s: %s",
+                           legacy ? "HGET" : "GET", key_at(s, 2 * i + (size_t)legacy),
+                           rep[k]->type == REDIS_REPLY_ERROR ? rep[k]->str : "unexpected reply");
+                free(idx);
+                return -1;
+            }
+        }
+        n = miss;
+    }
+    free(idx);
     return 0;
 }
 
@@ -92,11 +129,13 @@ static int put_states(void *ctx, const st_sessionizer_write_t *w, size_t n, st_e
     sz_store_t *s = ctx;
     st_buf_reset(&s->keys);
     for (size_t i = 0; i < n; i++)
-        if (key_slot(s, 2 * i) != 0 ||
+        if (key_slot(s, 3 * i) != 0 ||
+            st_rkey_user(&s->keys, s->prefix, w[i].user.id, w[i].user.len, ST_RKEY_SZ, NULL) != 0 ||
+            key_end(s) != 0 || key_slot(s, 3 * i + 1) != 0 ||
+            st_rkey_partition(&s->keys, s->prefix, ST_RKEY_DEADLINES, w[i].partition) != 0 ||
+            key_end(s) != 0 || key_slot(s, 3 * i + 2) != 0 ||
             st_rkey_user(&s->keys, s->prefix, w[i].user.id, w[i].user.len, ST_RKEY_SESS, NULL) !=
                 0 ||
-            key_end(s) != 0 || key_slot(s, 2 * i + 1) != 0 ||
-            st_rkey_partition(&s->keys, s->prefix, ST_RKEY_DEADLINES, w[i].partition) != 0 ||
             key_end(s) != 0)
             return nomem(err);
     st_redis_pipe_reset(s->redis);
@@ -105,11 +144,16 @@ static int put_states(void *ctx, const st_sessionizer_write_t *w, size_t n, st_e
         char deadline[32] = "";
         if (w[i].has_deadline)
             snprintf(deadline, sizeof deadline, "%" PRId64, w[i].deadline_ms);
-        const char *argv[] = {key_at(s, 2 * i), key_at(s, 2 * i + 1), w[i].pos_text,
-                              w[i].blob,        w[i].user.id,         deadline};
-        size_t lens[] = {strlen(argv[0]), strlen(argv[1]), strlen(w[i].pos_text),
+        const char *argv[] = {key_at(s, 3 * i),
+                              key_at(s, 3 * i + 1),
+                              key_at(s, 3 * i + 2),
+                              w[i].pos_text,
+                              w[i].blob,
+                              w[i].user.id,
+                              deadline};
+        size_t lens[] = {strlen(argv[0]), strlen(argv[1]), strlen(argv[2]), strlen(w[i].pos_text),
                          w[i].blob_len,   w[i].user.len,   strlen(deadline)};
-        if (st_redis_pipe_evalsha(s->redis, s->put, 2, 4, argv, lens) != 0)
+        if (st_redis_pipe_evalsha(s->redis, s->put, 3, 4, argv, lens) != 0)
             return nomem(err);
         bytes += w[i].blob_len;
     }

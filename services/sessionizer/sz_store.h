@@ -1,9 +1,14 @@
 /* sz_store.h - the sessionizer's Redis: the st_sessionizer state store (one pipelined round of
- * HGET per read, one pipelined round of EVALSHA st_sessionizer_lua_put per write), the
- * per-partition stream time at each commit point, and the profile join.
+ * GET per read, plus one of HGET for users not yet in this layout; one pipelined round of
+ * EVALSHA st_sessionizer_lua_put per write), the per-partition stream time at each commit point,
+ * and the profile join.
  *
  * Keys (<p> = redis.prefix, e.g. "stint"; {..} is the Redis Cluster hash tag):
- *   <p>:u:{<user_id>}:sess     hash: p = idempotency position, s = state blob (st_sessionizer)
+ *   <p>:u:{<user_id>}:sz       string: the idempotency position (text), '\n', the state blob
+ *                              (st_sessionizer). A string because the blob (~400 B) is over
+ *                              hash-max-listpack-value (64): as a hash field it made the hash
+ *                              a hashtable (bench/full_pipeline --users 100 --days 200: 744 B
+ *                              per user as a hash, 596 B as a string).
  *   <p>:dl:{p<partition>}      zset: user_id -> deadline_ms of the user's open session
  *   <p>:st:{p<partition>}      zset: score = commit offset, member "<offset>:<stream_time_ms>";
  *                              the last SZ_STORE_COMMIT_POINTS_KEPT commit points of a partition
@@ -13,7 +18,19 @@
  *                              fields are null in SessionEvent.
  * The profile was a key of its own (<p>:u:{<user_id>}:profile, registered_ms) up to the layout
  * of clu_store.h's "v" 2; the clusterer that wrote it wrote the same values into clu:prof in the
- * same script call, so clu:prof alone serves users of either layout. */
+ * same script call, so clu:prof alone serves users of either layout.
+ *
+ * Migration from the hash <p>:u:{<user_id>}:sess (p position, s blob; the same position text and
+ * blob). A read GETs sz and, for the users without one, HGETs sess's s in a second round, so the
+ * core sees the same state as before. The write script compares against sz's position, or sess's
+ * p when sz is absent, so the compare-and-set and replay rejection are unchanged; the write that
+ * creates sz deletes sess in the same script call, so a crash leaves a user wholly in one layout
+ * (a refused write changes neither). Only users not written since the upgrade (and new users,
+ * until their first write) cost the second read round.
+ * Upgrade with no old sessionizer running alongside a new one (stop the old instances, or scale
+ * to 0, before starting the new): an old instance given a partition back would not see sz, take
+ * its users for new ones and write sess again, which the new code would then not read. Running a
+ * previous version again after this one wrote is not covered, for the same reason. */
 #ifndef SZ_STORE_H
 #define SZ_STORE_H
 

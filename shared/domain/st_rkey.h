@@ -2,7 +2,7 @@
  * "stint", no trailing ':'). A user's keys carry the user id as the Redis Cluster hash tag, so
  * one script call may touch all of them; a partition's keys carry "p<partition>".
  *
- *   <p>:u:{<user>}:sess           hash   the sessionizer's state (st_sessionizer.h)
+ *   <p>:u:{<user>}:sz             string the sessionizer's state (st_sessionizer.h, sz_store.h)
  *   <p>:u:{<user>}:clu:prof       hash   the clusterer's per-user state (clu_store.h), with the
  *                                        profile the sessionizer reads and the cluster
  *                                        assignment the predictor reads
@@ -13,7 +13,8 @@
  *   <p>:st:{p<n>}                 hash   the sessionizer's commit point of partition n
  *   <p>:track:<16 hex digits>     hash   a track's metadata (st_trackmeta.h)
  *   <p>:clustering:refit          string the clusterer's last re-fit
- * Keys of earlier layouts, read or deleted during migrations: <p>:u:{<user>}:pred:hist,
+ * Keys of earlier layouts, read or deleted during migrations: <p>:u:{<user>}:sess (a hash),
+ * <p>:u:{<user>}:pred:hist,
  * <p>:u:{<user>}:clu:applied:<topic>, <p>:u:{<user>}:clu:len (a list), <p>:u:{<user>}:profile,
  * <p>:u:{<user>}:cluster and <p>:u:{<user>}:ingest:seen (a hash of marks);
  * <p>:ingest:seen:<event_id> strings expire by their TTL.
@@ -29,12 +30,13 @@
 #include "st_buf.h"
 
 /* The <what> of a user's keys. */
-#define ST_RKEY_SESS         "sess"
+#define ST_RKEY_SZ           "sz"
 #define ST_RKEY_CLU_PROF     "clu:prof"
 #define ST_RKEY_CLU_LENS     "clu:lens"
 #define ST_RKEY_PRED         "pred"
 #define ST_RKEY_INGEST_MARKS "ingest:marks"
 /* Earlier layouts. */
+#define ST_RKEY_SESS            "sess"
 #define ST_RKEY_PROFILE         "profile"
 #define ST_RKEY_CLUSTER         "cluster"
 #define ST_RKEY_CLU_LEN         "clu:len"

@@ -167,7 +167,8 @@ typedef struct {
 typedef struct st_sessionizer_store {
     void *ctx;
     /* Reads the states of n users into out[i] (reset by the caller; left empty when the user has
-     * no state). Redis: one pipelined round of HGET <state key> s. */
+     * no state). Redis: one pipelined round of GET <state key>, and HGET <previous key> s for the
+     * users without one. */
     int (*get_states)(void *ctx, const st_sessionizer_user_t *users, size_t n, st_buf_t *out,
                       st_err_t *err);
     /* Writes n states, each only if its position is above the stored one (atomically with the
@@ -205,8 +206,10 @@ typedef struct st_sessionizer st_sessionizer_t;
 typedef enum { ST_SESSIONIZER_BUFFERED = 0, ST_SESSIONIZER_LATE = 1 } st_sessionizer_push_t;
 
 /* The Lua script that writes one user's state (EVALSHA it after SCRIPT LOAD):
- *   KEYS[1] the user's state hash (st_rkey_user ST_RKEY_SESS): fields p (position), s (blob)
+ *   KEYS[1] the user's state (st_rkey_user ST_RKEY_SZ): a string, position text, '\n', blob
  *   KEYS[2] the partition's deadline sorted set (st_rkey_partition ST_RKEY_DEADLINES)
+ *   KEYS[3] the previous layout's hash (ST_RKEY_SESS: p position, s blob): its p is compared when
+ *           KEYS[1] is absent, and it is deleted by the write that creates KEYS[1]
  *   ARGV[1] new position (write->pos_text), ARGV[2] state blob, ARGV[3] user id (zset member),
  *   ARGV[4] deadline in ms (decimal) or "" when no session is open (ZREM)
  * Returns 1 when written, 0 when the stored position is at or above ARGV[1] (nothing changed).
@@ -214,6 +217,8 @@ typedef enum { ST_SESSIONIZER_BUFFERED = 0, ST_SESSIONIZER_LATE = 1 } st_session
  * whole partition), so there run ZADD/ZREM as separate commands after the script: deadlines are
  * always re-checked against the state, so a stale entry only costs a read. */
 extern const char st_sessionizer_lua_put[];
+/* Where the blob starts in a stored KEYS[1] value: after its first '\n' (0 when it has none). */
+size_t st_sessionizer_value_blob(const char *value, size_t len);
 
 /* Fills config with the defaults (rule defaults, grace 60 s, recent_n 32). */
 void st_sessionizer_config_default(st_sessionizer_config_t *config);

@@ -23,7 +23,14 @@ const char st_sessionizer_lua_put[] =
     "end\n"
     "local new = pos(ARGV[1])\n"
     "if not new then return redis.error_reply('st_sessionizer: bad position') end\n"
-    "local cur = redis.call('HGET', KEYS[1], 'p')\n"
+    "local cur = redis.call('GET', KEYS[1])\n"
+    "local legacy = not cur\n"
+    "if cur then\n"
+    "  local nl = string.find(cur, '\\n', 1, true)\n"
+    "  if nl then cur = string.sub(cur, 1, nl - 1) end\n"
+    "else\n"
+    "  cur = redis.call('HGET', KEYS[3], 'p')\n"
+    "end\n"
     "if cur then\n"
     "  local old = pos(cur)\n"
     "  if old then\n"
@@ -35,13 +42,20 @@ const char st_sessionizer_lua_put[] =
     "    if not above then return 0 end\n"
     "  end\n"
     "end\n"
-    "redis.call('HSET', KEYS[1], 'p', ARGV[1], 's', ARGV[2])\n"
+    "redis.call('SET', KEYS[1], ARGV[1] .. '\\n' .. ARGV[2])\n"
+    "if legacy then redis.call('DEL', KEYS[3]) end\n"
     "if ARGV[4] == '' then\n"
     "  redis.call('ZREM', KEYS[2], ARGV[3])\n"
     "else\n"
     "  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])\n"
     "end\n"
     "return 1\n";
+
+size_t st_sessionizer_value_blob(const char *value, size_t len)
+{
+    const char *nl = memchr(value, '\n', len);
+    return nl ? (size_t)(nl - value) + 1 : 0;
+}
 
 int st_sessionizer_pos_cmp(const st_sessionizer_pos_t *a, const st_sessionizer_pos_t *b)
 {

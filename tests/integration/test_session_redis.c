@@ -18,32 +18,43 @@ typedef struct {
     redisContext *c;
     char prefix[96];
     char sha[64];
-    st_buf_t key, key2;
+    st_buf_t key, key2, key3;
 } rstore_t;
 
+/* As the service's store reads (sz_store.c): GET of the state string, then HGET s of the previous
+ * layout's hash for the users without one. */
 static int rstore_get(void *ctx, const st_sessionizer_user_t *users, size_t n, st_buf_t *out,
                       st_err_t *err)
 {
     rstore_t *r = ctx;
     for (size_t i = 0; i < n; i++) {
         st_buf_reset(&r->key);
-        st_rkey_user(&r->key, r->prefix, users[i].id, users[i].len, ST_RKEY_SESS, NULL);
-        redisAppendCommand(r->c, "HGET %b s", r->key.data, r->key.len);
+        st_rkey_user(&r->key, r->prefix, users[i].id, users[i].len, ST_RKEY_SZ, NULL);
+        redisAppendCommand(r->c, "GET %b", r->key.data, r->key.len);
+        st_buf_reset(&r->key2);
+        st_rkey_user(&r->key2, r->prefix, users[i].id, users[i].len, ST_RKEY_SESS, NULL);
+        redisAppendCommand(r->c, "HGET %b s", r->key2.data, r->key2.len);
     }
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        redisReply *rep = NULL;
-        if (redisGetReply(r->c, (void **)&rep) != REDIS_OK || !rep) {
-            st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "HGET: %s", r->c->errstr);
-            return -1;
-        }
-        if (rep->type == REDIS_REPLY_STRING)
-            st_buf_append(&out[i], rep->str, rep->len);
-        else if (rep->type != REDIS_REPLY_NIL) {
-            st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "HGET: reply type %d", rep->type);
+        redisReply *rep[2] = {NULL, NULL};
+        for (int k = 0; k < 2; k++)
+            if (redisGetReply(r->c, (void **)&rep[k]) != REDIS_OK || !rep[k]) {
+                st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "GET: %s", r->c->errstr);
+                return -1;
+            }
+        if (rep[0]->type == REDIS_REPLY_STRING) {
+            size_t at = st_sessionizer_value_blob(rep[0]->str, rep[0]->len);
+            st_buf_append(&out[i], rep[0]->str + at, rep[0]->len - at);
+        } else if (rep[0]->type == REDIS_REPLY_NIL && rep[1]->type == REDIS_REPLY_STRING) {
+            st_buf_append(&out[i], rep[1]->str, rep[1]->len);
+        } else if (rep[0]->type != REDIS_REPLY_NIL || rep[1]->type != REDIS_REPLY_NIL) {
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "GET: reply types %d %d", rep[0]->type,
+                       rep[1]->type);
             rc = -1;
         }
-        freeReplyObject(rep);
+        freeReplyObject(rep[0]);
+        freeReplyObject(rep[1]);
     }
     return rc;
 }
@@ -56,23 +67,26 @@ static int rstore_put(void *ctx, const st_sessionizer_write_t *w, size_t n, st_e
     for (size_t i = 0; i < n; i++) {
         st_buf_reset(&r->key);
         st_buf_reset(&r->key2);
-        st_rkey_user(&r->key, r->prefix, w[i].user.id, w[i].user.len, ST_RKEY_SESS, NULL);
+        st_buf_reset(&r->key3);
+        st_rkey_user(&r->key, r->prefix, w[i].user.id, w[i].user.len, ST_RKEY_SZ, NULL);
         st_rkey_partition(&r->key2, r->prefix, ST_RKEY_DEADLINES, w[i].partition);
+        st_rkey_user(&r->key3, r->prefix, w[i].user.id, w[i].user.len, ST_RKEY_SESS, NULL);
         char deadline[32] = "";
         if (w[i].has_deadline)
             snprintf(deadline, sizeof deadline, "%lld", (long long)w[i].deadline_ms);
-        const char *argv[] = {"EVALSHA",     r->sha,    "2",          r->key.data, r->key2.data,
-                              w[i].pos_text, w[i].blob, w[i].user.id, deadline};
+        const char *argv[] = {"EVALSHA",    r->sha,        "3",       r->key.data,  r->key2.data,
+                              r->key3.data, w[i].pos_text, w[i].blob, w[i].user.id, deadline};
         size_t lens[] = {7,
                          strlen(r->sha),
                          1,
                          r->key.len,
                          r->key2.len,
+                         r->key3.len,
                          strlen(w[i].pos_text),
                          w[i].blob_len,
                          w[i].user.len,
                          strlen(deadline)};
-        redisAppendCommandArgv(r->c, 9, argv, lens);
+        redisAppendCommandArgv(r->c, 10, argv, lens);
     }
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
@@ -148,11 +162,12 @@ static rstore_t R;
 
 static long long eval_put(const char *user, const char *pos, const char *deadline)
 {
-    st_buf_t k = ST_BUF_INIT, z = ST_BUF_INIT;
-    st_rkey_user(&k, R.prefix, user, strlen(user), ST_RKEY_SESS, NULL);
+    st_buf_t k = ST_BUF_INIT, z = ST_BUF_INIT, o = ST_BUF_INIT;
+    st_rkey_user(&k, R.prefix, user, strlen(user), ST_RKEY_SZ, NULL);
     st_rkey_partition(&z, R.prefix, ST_RKEY_DEADLINES, 0);
-    redisReply *rep = redisCommand(R.c, "EVALSHA %s 2 %s %s %s %s %s %s", R.sha, k.data, z.data,
-                                   pos, "blob", user, deadline);
+    st_rkey_user(&o, R.prefix, user, strlen(user), ST_RKEY_SESS, NULL);
+    redisReply *rep = redisCommand(R.c, "EVALSHA %s 3 %s %s %s %s %s %s %s", R.sha, k.data, z.data,
+                                   o.data, pos, "blob", user, deadline);
     long long v = -99;
     if (rep && rep->type == REDIS_REPLY_INTEGER)
         v = rep->integer;
@@ -162,7 +177,83 @@ static long long eval_put(const char *user, const char *pos, const char *deadlin
         freeReplyObject(rep);
     st_buf_free(&k);
     st_buf_free(&z);
+    st_buf_free(&o);
     return v;
+}
+
+/* A reply's string as a NUL-terminated copy ("" when not a string), for the checks below. */
+static void reply_text(redisReply *rep, char *out, size_t size)
+{
+    size_t n = rep && rep->type == REDIS_REPLY_STRING ? rep->len : 0;
+    if (n >= size)
+        n = size - 1;
+    memcpy(out, n ? rep->str : "", n);
+    out[n] = '\0';
+    if (rep)
+        freeReplyObject(rep);
+}
+
+static long long reply_int(redisReply *rep)
+{
+    long long v = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -99;
+    if (rep)
+        freeReplyObject(rep);
+    return v;
+}
+
+/* A user the previous layout wrote (hash p, s) is read as before, a write at or below its position
+ * changes nothing, and the next write moves it to the state string, deleting the hash. */
+static void test_legacy_layout(void)
+{
+    st_sessionizer_state_t st;
+    memset(&st, 0, sizeof st);
+    st.has_pos = true;
+    st.pos = (st_sessionizer_pos_t){.listened_at_ms = 1000,
+                                    .identity_hash = (5ULL << 32) | 7,
+                                    .offset = 10,
+                                    .closed = 0,
+                                    .seen = -1};
+    st.history.session_count = 40;
+    st.history.n_recent = ST_SESSION_RECENT_MAX;
+    for (uint32_t i = 0; i < st.history.n_recent; i++)
+        st.history.recent_length_ms[i] = 600000 + 1000 * (int64_t)i;
+    st_buf_t blob = ST_BUF_INIT, k = ST_BUF_INIT, o = ST_BUF_INIT;
+    ST_REQUIRE(st_sessionizer_state_encode(&st, &blob) == 0);
+    ST_CHECK(blob.len > 64); /* what made the old hash a hashtable */
+    st_rkey_user(&k, R.prefix, "lg1", 3, ST_RKEY_SZ, NULL);
+    st_rkey_user(&o, R.prefix, "lg1", 3, ST_RKEY_SESS, NULL);
+    ST_EQ_INT(reply_int(redisCommand(R.c, "HSET %s p %s s %b", o.data, "1000 5 7 10 0 -1",
+                                     blob.data, blob.len)),
+              2);
+
+    st_sessionizer_store_t rs = rstore_iface(&R);
+    st_sessionizer_user_t u = {"lg1", 3};
+    st_buf_t got = ST_BUF_INIT;
+    ST_EQ_INT(rs.get_states(rs.ctx, &u, 1, &got, NULL), 0);
+    ST_EQ_INT(got.len, blob.len);
+    ST_CHECK(got.len == blob.len && memcmp(got.data, blob.data, blob.len) == 0);
+
+    ST_EQ_INT(eval_put("lg1", "1000 5 7 10 0 -1", ""), 0); /* equal: refused by the old p */
+    ST_EQ_INT(eval_put("lg1", "999 9 9 9 1 5", ""), 0);
+    ST_EQ_INT(reply_int(redisCommand(R.c, "EXISTS %s", o.data)), 1);
+    ST_EQ_INT(reply_int(redisCommand(R.c, "EXISTS %s", k.data)), 0);
+
+    ST_EQ_INT(eval_put("lg1", "1000 5 7 11 0 -1", "9000"), 1);
+    ST_EQ_INT(reply_int(redisCommand(R.c, "EXISTS %s", o.data)), 0);
+    char text[256];
+    reply_text(redisCommand(R.c, "GET %s", k.data), text, sizeof text);
+    ST_EQ_STR(text, "1000 5 7 11 0 -1\nblob");
+    reply_text(redisCommand(R.c, "OBJECT ENCODING %s", k.data), text, sizeof text);
+    ST_CHECK(strcmp(text, "embstr") == 0 || strcmp(text, "raw") == 0);
+    st_buf_reset(&got);
+    ST_EQ_INT(rs.get_states(rs.ctx, &u, 1, &got, NULL), 0);
+    ST_EQ_INT(got.len, 4);
+    ST_CHECK(got.len == 4 && memcmp(got.data, "blob", 4) == 0);
+    ST_EQ_INT(eval_put("lg1", "1000 5 7 11 0 -1", ""), 0); /* now refused by the string's */
+    st_buf_free(&blob);
+    st_buf_free(&k);
+    st_buf_free(&o);
+    st_buf_free(&got);
 }
 
 static void test_lua_contract(void)
@@ -354,11 +445,20 @@ static void test_redis_equals_memory(void)
         char user[16];
         snprintf(user, sizeof user, "ru%05d", u);
         st_buf_t k = ST_BUF_INIT;
-        st_rkey_user(&k, R.prefix, user, strlen(user), ST_RKEY_SESS, NULL);
+        st_rkey_user(&k, R.prefix, user, strlen(user), ST_RKEY_SZ, NULL);
         redisReply *rep = redisCommand(R.c, "MEMORY USAGE %s", k.data);
         if (rep && rep->type == REDIS_REPLY_INTEGER) {
             total += rep->integer;
             users++;
+            /* One string (not a hash: its ~400 B value would make it a hashtable) costing its
+             * value plus the key's own overhead and allocator rounding. */
+            long long used = rep->integer;
+            long long len = reply_int(redisCommand(R.c, "STRLEN %s", k.data));
+            char enc[32];
+            reply_text(redisCommand(R.c, "OBJECT ENCODING %s", k.data), enc, sizeof enc);
+            ST_EQ_STR(enc, "raw");
+            if (used > len + 160)
+                ST_FAIL_AT("state string of %lld B uses %lld B", len, used);
         }
         if (rep)
             freeReplyObject(rep);
@@ -407,11 +507,13 @@ int main(void)
     snprintf(R.sha, sizeof R.sha, "%s", rep->str);
     freeReplyObject(rep);
     ST_RUN(test_lua_contract);
+    ST_RUN(test_legacy_layout);
     delete_prefix(R.c, R.prefix);
     ST_RUN(test_redis_equals_memory);
     delete_prefix(R.c, R.prefix);
     st_buf_free(&R.key);
     st_buf_free(&R.key2);
+    st_buf_free(&R.key3);
     redisFree(R.c);
     return st_test_summary();
 }

@@ -6,6 +6,7 @@
  * equals the reference's (nothing counted twice), and every duplicate event is byte-identical
  * (their number is printed).
  */
+#include "st_rkey.h"
 #include "st_sessionizer.h"
 #include "sz_itest.h"
 
@@ -28,11 +29,14 @@ static long long check_counts(const szt_names_t *nm, const szt_lines_t *ref, lon
         while (j < ref->n && strncmp(ref->v[j], ref->v[i], ulen + 1) == 0)
             j++;
         char key[300];
-        snprintf(key, sizeof key, "%s:u:{%.*s}:sess", nm->prefix, (int)ulen, ref->v[i]);
-        redisReply *rep = redisCommand(c, "HGET %s s", key);
+        snprintf(key, sizeof key, "%s:u:{%.*s}:" ST_RKEY_SZ, nm->prefix, (int)ulen, ref->v[i]);
+        redisReply *rep = redisCommand(c, "GET %s", key);
         st_sessionizer_state_t st;
+        size_t at = rep && rep->type == REDIS_REPLY_STRING
+                        ? st_sessionizer_value_blob(rep->str, rep->len)
+                        : 0;
         if (!rep || rep->type != REDIS_REPLY_STRING ||
-            st_sessionizer_state_decode(rep->str, rep->len, &st, NULL) != 0 ||
+            st_sessionizer_state_decode(rep->str + at, rep->len - at, &st, NULL) != 0 ||
             st.history.session_count != (uint32_t)(j - i) || st.open.active) {
             if (bad++ < 3)
                 printf("     %s: state does not hold %zu closed sessions\n", key, j - i);

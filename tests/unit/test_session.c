@@ -466,7 +466,9 @@ static void test_keys(void)
     ST_EQ_INT(st_rkey_refit(&b, "t1"), 0);
     ST_EQ_STR(b.data, "t1:clustering:refit");
     st_buf_free(&b);
-    ST_CHECK(strstr(st_sessionizer_lua_put, "HSET") != NULL);
+    ST_CHECK(strstr(st_sessionizer_lua_put, "'SET'") != NULL);
+    ST_EQ_INT(st_sessionizer_value_blob("1 2 3 4 0 -1\n\002\001", 14), 13);
+    ST_EQ_INT(st_sessionizer_value_blob("no separator", 12), 0);
 }
 
 int main(void)
