@@ -38,6 +38,9 @@ typedef struct {
     bool early_open;
     bool profile_lookup;
     int64_t fault_kill_before_apply;
+    int64_t clock_quorum;
+    int64_t clock_recent;
+    int64_t ahead_max_s;
 } sz_config_t;
 
 static sz_config_t config;
@@ -69,6 +72,15 @@ static const st_config_entry_t table[] = {
      "live mode: the wall clock moves an idle partition's stream time only after this long, so "
      "an upstream stall (ingest, enricher) shorter than this plus the grace makes no listen late; "
      "idle sessions close this much later"},
+    {"clock.quorum", ST_CFG_INT, "1", 1, ST_SESSIONIZER_CLOCK_MAX, OFF(clock_quorum), false, 0,
+     "a partition's stream time moves to a time only once this many of its recently seen users "
+     "have listened up to it (1 = the largest listen time; see docs/sessionizer.md)"},
+    {"clock.recent", ST_CFG_INT, "64", 0, 1000000, OFF(clock_recent), false, 0,
+     "a user counts for its partition's clock while one of its listens is among the partition's "
+     "last this many records"},
+    {"clock.ahead_max_s", ST_CFG_INT, "604800", 0, 315360000, OFF(ahead_max_s), false, 0,
+     "a listen more than this after its partition's stream time goes to the DLQ "
+     "(ahead_of_stream_time) instead of waiting for the clock; 0 = no bound"},
     {"session.early_open", ST_CFG_BOOL, "true", ST_CFG_NOBOUNDS, OFF(early_open), false, 0,
      "emit OPENED at a session's first listen, with corrections if a listen within the grace "
      "changes it (false: OPENED once the grace has passed)"},
@@ -211,7 +223,8 @@ static int init_partitions(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err
             st_err_nomem(err);
             return -1;
         }
-        ctx->points[np++] = (sz_commit_point_t){p->id, first ? first->offset : -1, false, 0};
+        ctx->points[np++] =
+            (sz_commit_point_t){.partition = p->id, .offset = first ? first->offset : -1};
     }
     size_t nq = 0;
     for (size_t i = 0; i < np; i++)
@@ -229,9 +242,9 @@ static int init_partitions(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err
                 pt = &ctx->points[k];
         if (!pt && config.idle_flush_ms == 0)
             continue;
-        bool has = pt && pt->has_stream_time;
-        int64_t t = has ? pt->stream_time_ms : 0;
-        if (st_sessionizer_assign(ctx->sz, p->id, has, t, err) != 0)
+        bool has = pt && pt->clock.has_time;
+        int64_t t = has ? pt->clock.stream_time_ms : 0;
+        if (st_sessionizer_assign_clock(ctx->sz, p->id, pt ? &pt->clock : NULL, err) != 0)
             return -1;
         p->need_init = false;
         p->has_base = has;
@@ -362,6 +375,21 @@ static int push_all(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err_t *err
         int rc = st_sessionizer_push(ctx->sz, &rec, &perr);
         if (rc == ST_SESSIONIZER_LATE) {
             it->disp = DISP_LATE;
+        } else if (rc == ST_SESSIONIZER_AHEAD) {
+            int64_t st = 0;
+            st_sessionizer_stream_time(ctx->sz, msgs[i].partition, &st);
+            it->disp = DISP_DLQ;
+            it->code = "ahead_of_stream_time";
+            it->text_off = ctx->arena.len;
+            if (st_buf_printf(&ctx->arena,
+                              "listened_at %lld ms is more than clock.ahead_max_s (%lld s) after "
+                              "the partition's stream time %lld ms",
+                              (long long)rec.listened_at_ms, (long long)config.ahead_max_s,
+                              (long long)st) != 0 ||
+                st_buf_append(&ctx->arena, "", 1) != 0) {
+                st_err_nomem(err);
+                return -1;
+            }
         } else if (rc < 0 && it->disp != DISP_DLQ) {
             if (perr.code != ST_ERR_INVALID) {
                 *err = perr;
@@ -568,14 +596,11 @@ static int apply(void *vctx, st_err_t *err)
     size_t np = 0;
     for (size_t i = 0; i < ctx->n_parts; i++) {
         part_t *p = &ctx->parts[i];
-        sz_commit_point_t pt = {p->id, 0, false, 0};
-        if (p->need_init ||
-            st_sessionizer_commit_point(ctx->sz, p->id, &pt.offset, &pt.stream_time_ms,
-                                        &pt.has_stream_time) != 0)
+        sz_commit_point_t pt = {.partition = p->id};
+        if (p->need_init || st_sessionizer_commit_clock(ctx->sz, p->id, &pt.offset, &pt.clock) != 0)
             continue;
         if (p->saved && p->last.offset == pt.offset &&
-            p->last.has_stream_time == pt.has_stream_time &&
-            p->last.stream_time_ms == pt.stream_time_ms)
+            memcmp(&p->last.clock, &pt.clock, sizeof pt.clock) == 0)
             continue;
         if (grow((void **)&ctx->points, &ctx->cap_points, np + 1, sizeof *ctx->points) != 0) {
             st_err_nomem(err);
@@ -620,6 +645,9 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     sc.grace_ms = config.grace_ms;
     sc.recent_n = (uint32_t)config.recent_n;
     sc.announce = config.early_open;
+    sc.clock_quorum = (uint32_t)config.clock_quorum;
+    sc.clock_recent = config.clock_recent;
+    sc.ahead_max_ms = config.ahead_max_s * 1000;
     ctx->svc = svc;
     ctx->reg = st_service_avro(svc);
     ctx->in_codec = st_avro_codec_new(ctx->reg, "EnrichedListen", NULL, errstr, errstr_size);

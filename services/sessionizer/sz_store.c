@@ -251,12 +251,12 @@ int sz_store_save_commit_points(sz_store_t *s, const sz_commit_point_t *pts, siz
             return nomem(err);
     st_redis_pipe_reset(s->redis);
     for (size_t i = 0; i < n; i++) {
-        if (!pts[i].has_stream_time)
+        if (!pts[i].clock.has_time)
             continue;
-        char score[32], member[64], trim[32];
+        char score[32], member[32 + ST_SESSIONIZER_CLOCK_TEXT_MAX], trim[32];
         snprintf(score, sizeof score, "%" PRId64, pts[i].offset);
-        snprintf(member, sizeof member, "%" PRId64 ":%" PRId64, pts[i].offset,
-                 pts[i].stream_time_ms);
+        int k = snprintf(member, sizeof member, "%" PRId64 ":", pts[i].offset);
+        st_sessionizer_clock_format(&pts[i].clock, member + k, sizeof member - (size_t)k);
         snprintf(trim, sizeof trim, "%d", -(SZ_STORE_COMMIT_POINTS_KEPT + 1));
         const char *zadd[] = {"ZADD", key_at(s, i), score, member};
         const char *ztrim[] = {"ZREMRANGEBYRANK", key_at(s, i), "0", trim};
@@ -279,16 +279,20 @@ int sz_store_save_commit_points(sz_store_t *s, const sz_commit_point_t *pts, siz
     return 0;
 }
 
-/* Parses "<offset>:<stream_ms>". */
-static bool parse_point(const redisReply *r, int64_t *offset, int64_t *stream_ms)
+/* Parses "<offset>:<clock>". */
+static bool parse_point(const redisReply *r, int64_t *offset, st_sessionizer_clock_t *clock)
 {
-    long long o, t;
-    int used = -1;
-    if (r->type != REDIS_REPLY_STRING || sscanf(r->str, "%lld:%lld%n", &o, &t, &used) != 2 ||
-        used < 0 || (size_t)used != r->len)
+    if (r->type != REDIS_REPLY_STRING)
+        return false;
+    const char *colon = memchr(r->str, ':', r->len);
+    char *end;
+    long long o = strtoll(r->str, &end, 10);
+    if (!colon || end != colon || end == r->str)
+        return false;
+    size_t rest = r->len - (size_t)(colon + 1 - r->str);
+    if (rest == 0 || st_sessionizer_clock_parse(colon + 1, rest, clock) != 0)
         return false;
     *offset = o;
-    *stream_ms = t;
     return true;
 }
 
@@ -318,19 +322,19 @@ int sz_store_load_stream_times(sz_store_t *s, sz_commit_point_t *pts, size_t n, 
         return -1;
     for (size_t i = 0; i < n && i < nrep; i++) {
         const redisReply *r = rep[i];
-        pts[i].has_stream_time = false;
+        memset(&pts[i].clock, 0, sizeof pts[i].clock);
         if (r->type != REDIS_REPLY_ARRAY) {
             st_err_set(err, ST_ERR_REDIS, ST_DISP_PERMANENT, "ZRANGEBYSCORE %s: %s", key_at(s, i),
                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
             return -1;
         }
         for (size_t k = 0; k < r->elements; k++) {
-            int64_t off, t;
-            if (!parse_point(r->element[k], &off, &t))
+            int64_t off;
+            st_sessionizer_clock_t c;
+            if (!parse_point(r->element[k], &off, &c))
                 continue;
-            if (!pts[i].has_stream_time || t > pts[i].stream_time_ms)
-                pts[i].stream_time_ms = t;
-            pts[i].has_stream_time = true;
+            if (!pts[i].clock.has_time || c.stream_time_ms > pts[i].clock.stream_time_ms)
+                pts[i].clock = c;
         }
     }
     return 0;

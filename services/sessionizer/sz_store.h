@@ -10,8 +10,11 @@
  *                              a hashtable (bench/full_pipeline --users 100 --days 200: 744 B
  *                              per user as a hash, 596 B as a string).
  *   <p>:dl:{p<partition>}      zset: user_id -> deadline_ms of the user's open session
- *   <p>:st:{p<partition>}      zset: score = commit offset, member "<offset>:<stream_time_ms>";
- *                              the last SZ_STORE_COMMIT_POINTS_KEPT commit points of a partition
+ *   <p>:st:{p<partition>}      zset: score = commit offset, member "<offset>:<clock>" (the
+ *                              clock's text form, st_sessionizer_clock_format: stream time, then
+ *                              its users; a bare "<stream_time_ms>" from earlier versions is read
+ *                              as a clock without users); the last SZ_STORE_COMMIT_POINTS_KEPT
+ *                              commit points of a partition
  *   <p>:u:{<user_id>}:clu:prof hash, the clusterer's (clu_store.h), of which the profile join
  *                              reads gender (m|f, else unknown), age (< 0 unknown), country
  *                              ("" unknown), registered_s (0 unknown); unknown or missing
@@ -47,13 +50,13 @@
 
 typedef struct sz_store sz_store_t;
 
-/* One commit point of a partition: the offset the consumer resumes from and the stream time the
- * partition had just before that offset (has_stream_time false: none yet). */
+/* One commit point of a partition: the offset the consumer resumes from and the clock (stream
+ * time and the users it is made of) the partition had just before that offset
+ * (clock.has_time false: none yet). */
 typedef struct {
     int32_t partition;
     int64_t offset;
-    bool has_stream_time;
-    int64_t stream_time_ms;
+    st_sessionizer_clock_t clock;
 } sz_commit_point_t;
 
 /* A user's profile as far as it is known. Strings NUL-terminated ("" = unknown). */
@@ -86,8 +89,8 @@ st_sessionizer_store_t *sz_store_iface(sz_store_t *s);
 int sz_store_save_commit_points(sz_store_t *s, const sz_commit_point_t *pts, size_t n,
                                 st_err_t *err);
 
-/* The stream time of each point's partition at its offset (pts[i].partition, pts[i].offset in;
- * has_stream_time/stream_time_ms out): the one recorded at exactly that offset (the largest if
+/* The clock of each point's partition at its offset (pts[i].partition, pts[i].offset in;
+ * pts[i].clock out): the one recorded at exactly that offset (the largest stream time if
  * several), else none (the replayed records then rebuild it, as docs/sessionizer.md says; a point
  * recorded further on would make records late that were not late the first time). One
  * pipelined round. 0 or -1 (err). */

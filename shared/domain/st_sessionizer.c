@@ -4,6 +4,7 @@
 #include "st_sessionizer.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,24 +17,25 @@ void st_sessionizer_config_default(st_sessionizer_config_t *config)
     st_session_rule_default(&config->rule);
     config->grace_ms = ST_SESSIONIZER_GRACE_MS_DEFAULT;
     config->recent_n = ST_SESSION_RECENT_DEFAULT;
+    config->clock_quorum = ST_SESSIONIZER_CLOCK_QUORUM_DEFAULT;
+    config->clock_recent = ST_SESSIONIZER_CLOCK_RECENT_DEFAULT;
+    config->ahead_max_ms = ST_SESSIONIZER_AHEAD_MS_DEFAULT;
 }
 
 enum { OQ_BUFFERED = 0, OQ_INFLIGHT = 1, OQ_DONE = 2 };
 
-/* The offsets of a partition's accepted records in arrival (= offset) order, with the stream
- * time just before each, so the commit point is the first one not done. */
+/* The offsets of a partition's accepted records in arrival (= offset) order, with the clock
+ * just before each, so the commit point is the first one not done. */
 typedef struct {
     int64_t offset;
-    int64_t stream_before_ms;
-    bool has_before;
+    st_sessionizer_clock_t before;
     uint8_t state;
 } oq_t;
 
 typedef struct st_sz_part {
     int32_t id;
     uint64_t generation;
-    bool has_time;
-    int64_t stream_time_ms;
+    st_sessionizer_clock_t clock; /* clock.has_time, clock.stream_time_ms: the stream time */
     bool has_next;
     int64_t next_offset;
     st_sz_brec_t *heap; /* reorder buffer, min-heap by (t, identity, offset) */
@@ -235,9 +237,9 @@ static part_t *part_find(const st_sessionizer_t *sz, int32_t id)
 /* Watermark: records below it are released, deadlines below it close. Saturating. */
 static bool part_watermark(const st_sessionizer_t *sz, const part_t *p, int64_t *wm)
 {
-    if (!p->has_time)
+    if (!p->clock.has_time)
         return false;
-    *wm = p->stream_time_ms - sz->config.grace_ms;
+    *wm = p->clock.stream_time_ms - sz->config.grace_ms;
     return true;
 }
 
@@ -262,6 +264,15 @@ st_sessionizer_t *st_sessionizer_new(const st_sessionizer_config_t *config,
     if (config->grace_ms < 0 || config->grace_ms > ST_SESSIONIZER_GRACE_MS_MAX) {
         st_errstr(errstr, errstr_size, "sessionizer: grace_ms %" PRId64 " out of range 0..%" PRId64,
                   config->grace_ms, ST_SESSIONIZER_GRACE_MS_MAX);
+        return NULL;
+    }
+    if (config->clock_quorum > ST_SESSIONIZER_CLOCK_MAX || config->clock_recent < 0 ||
+        config->ahead_max_ms < 0) {
+        st_errstr(errstr, errstr_size,
+                  "sessionizer: clock_quorum %" PRIu32 " (0..%d), clock_recent %" PRId64
+                  " or ahead_max_ms %" PRId64 " (>= 0) out of range",
+                  config->clock_quorum, ST_SESSIONIZER_CLOCK_MAX, config->clock_recent,
+                  config->ahead_max_ms);
         return NULL;
     }
     if (config->recent_n < 1 || config->recent_n > ST_SESSION_RECENT_MAX) {
@@ -320,21 +331,42 @@ static int load_deadline_cb(void *arg, const char *user, size_t len, int64_t dea
     return st_sz_dl_set(arg, user, len, deadline_ms);
 }
 
+static bool clock_valid(const st_sessionizer_clock_t *c)
+{
+    if (!c->has_time)
+        return c->n == 0;
+    if (c->stream_time_ms < -ST_SZ_TIME_ABS_MAX || c->stream_time_ms > ST_SZ_TIME_ABS_MAX ||
+        c->n > ST_SESSIONIZER_CLOCK_MAX)
+        return false;
+    for (uint32_t i = 0; i < c->n; i++)
+        if (c->slot[i].t_ms < -ST_SZ_TIME_ABS_MAX || c->slot[i].t_ms > ST_SZ_TIME_ABS_MAX ||
+            c->slot[i].offset < 0 || c->slot[i].offset > ST_SZ_OFFSET_MAX)
+            return false;
+    return true;
+}
+
 int st_sessionizer_assign(st_sessionizer_t *sz, int32_t partition, bool has_stream_time,
                           int64_t stream_time_ms, st_err_t *err)
 {
-    if (has_stream_time &&
-        (stream_time_ms < -ST_SZ_TIME_ABS_MAX || stream_time_ms > ST_SZ_TIME_ABS_MAX)) {
+    st_sessionizer_clock_t c = {.has_time = has_stream_time,
+                                .stream_time_ms = has_stream_time ? stream_time_ms : 0};
+    return st_sessionizer_assign_clock(sz, partition, &c, err);
+}
+
+int st_sessionizer_assign_clock(st_sessionizer_t *sz, int32_t partition,
+                                const st_sessionizer_clock_t *clock, st_err_t *err)
+{
+    if (clock && !clock_valid(clock)) {
         st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT,
-                   "sessionizer: stream time %" PRId64 " out of range", stream_time_ms);
+                   "sessionizer: clock of partition %" PRId32 " out of range", partition);
         return -1;
     }
     part_t fresh;
     memset(&fresh, 0, sizeof fresh);
     fresh.id = partition;
     fresh.generation = sz->next_generation++;
-    fresh.has_time = has_stream_time;
-    fresh.stream_time_ms = has_stream_time ? stream_time_ms : 0;
+    if (clock)
+        fresh.clock = *clock;
     if (sz->store->load_deadlines(sz->store->ctx, partition, load_deadline_cb, &fresh.deadlines,
                                   err) != 0) {
         part_free(&fresh);
@@ -370,6 +402,91 @@ void st_sessionizer_revoke(st_sessionizer_t *sz, int32_t partition)
         return;
     part_free(p);
     *p = sz->parts[--sz->n_parts];
+}
+
+/* Counts a listen (user hash h, time t, offset) in the partition clock c and moves its stream
+ * time (see "Stream time" in st_sessionizer.h): users not seen for clock_recent offsets drop out;
+ * the user's slot takes the time of its last listen; a new user takes a free slot, or replaces
+ * the smallest time when its own is larger; stream time moves up to the smallest time held. */
+static void clock_add(const st_sessionizer_config_t *cfg, st_sessionizer_clock_t *c, uint64_t h,
+                      int64_t t, int64_t offset)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < c->n; i++)
+        if (offset - c->slot[i].offset <= cfg->clock_recent)
+            c->slot[k++] = c->slot[i];
+    c->n = k;
+    uint32_t quorum = cfg->clock_quorum < 1                          ? 1
+                      : cfg->clock_quorum > ST_SESSIONIZER_CLOCK_MAX ? ST_SESSIONIZER_CLOCK_MAX
+                                                                     : cfg->clock_quorum;
+    st_sessionizer_clock_slot_t *own = NULL, *low = NULL;
+    for (uint32_t i = 0; i < c->n; i++) {
+        if (c->slot[i].user_hash == h)
+            own = &c->slot[i];
+        if (!low || c->slot[i].t_ms < low->t_ms)
+            low = &c->slot[i];
+    }
+    if (own) {
+        own->t_ms = t; /* the user's last listen: a stray time is forgotten at its next one */
+        own->offset = offset;
+    } else if (c->n < quorum) {
+        c->slot[c->n++] = (st_sessionizer_clock_slot_t){h, t, offset};
+    } else if (low && t > low->t_ms) {
+        *low = (st_sessionizer_clock_slot_t){h, t, offset};
+    }
+    int64_t min = INT64_MAX;
+    for (uint32_t i = 0; i < c->n; i++)
+        if (c->slot[i].t_ms < min)
+            min = c->slot[i].t_ms;
+    if (c->n > 0 && (!c->has_time || min > c->stream_time_ms)) {
+        c->stream_time_ms = min;
+        c->has_time = true;
+    }
+}
+
+void st_sessionizer_clock_format(const st_sessionizer_clock_t *c, char *buf, size_t size)
+{
+    if (size == 0)
+        return;
+    buf[0] = '\0';
+    if (!c->has_time)
+        return;
+    size_t n = (size_t)snprintf(buf, size, "%" PRId64, c->stream_time_ms);
+    for (uint32_t i = 0; i < c->n && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, ",%016" PRIx64 "/%" PRId64 "/%" PRId64,
+                              c->slot[i].user_hash, c->slot[i].t_ms, c->slot[i].offset);
+}
+
+int st_sessionizer_clock_parse(const char *s, size_t len, st_sessionizer_clock_t *out)
+{
+    char tmp[ST_SESSIONIZER_CLOCK_TEXT_MAX];
+    memset(out, 0, sizeof *out);
+    if (len == 0)
+        return 0;
+    if (len >= sizeof tmp)
+        return -1;
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
+    char *end;
+    long long t = strtoll(tmp, &end, 10);
+    if (end == tmp)
+        return -1;
+    out->has_time = true;
+    out->stream_time_ms = t;
+    while (*end == ',') {
+        if (out->n == ST_SESSIONIZER_CLOCK_MAX)
+            return -1;
+        unsigned long long h;
+        long long st, so;
+        int used = -1;
+        if (sscanf(end + 1, "%16llx/%lld/%lld%n", &h, &st, &so, &used) != 3 || used < 0)
+            return -1;
+        out->slot[out->n++] = (st_sessionizer_clock_slot_t){h, st, so};
+        end += 1 + used;
+    }
+    if (*end != '\0' || !clock_valid(out))
+        return -1;
+    return 0;
 }
 
 int st_sessionizer_push(st_sessionizer_t *sz, const st_sessionizer_record_t *rec, st_err_t *err)
@@ -426,6 +543,16 @@ int st_sessionizer_push(st_sessionizer_t *sz, const st_sessionizer_record_t *rec
         sz->stats.late++;
         return ST_SESSIONIZER_LATE;
     }
+    st_sessionizer_clock_t before = p->clock;
+    clock_add(&sz->config, &p->clock, st_hash64(rec->user_id, rec->user_id_len, 0),
+              rec->listened_at_ms, rec->offset);
+    if (sz->config.ahead_max_ms > 0 &&
+        rec->listened_at_ms - p->clock.stream_time_ms > sz->config.ahead_max_ms) {
+        p->has_next = true;
+        p->next_offset = rec->offset + 1;
+        sz->stats.ahead++;
+        return ST_SESSIONIZER_AHEAD;
+    }
     if (p->heap_n == p->heap_cap) {
         size_t cap = p->heap_cap ? p->heap_cap * 2 : 256;
         st_sz_brec_t *heap = realloc(p->heap, cap * sizeof *heap);
@@ -463,16 +590,14 @@ int st_sessionizer_push(st_sessionizer_t *sz, const st_sessionizer_record_t *rec
         free(r.user);
         goto nomem;
     }
-    p->oq[p->oq_len++] = (oq_t){rec->offset, p->stream_time_ms, p->has_time, OQ_BUFFERED};
+    p->oq[p->oq_len++] = (oq_t){rec->offset, before, OQ_BUFFERED};
     rheap_push(p, &r);
-    if (!p->has_time || rec->listened_at_ms > p->stream_time_ms)
-        p->stream_time_ms = rec->listened_at_ms;
-    p->has_time = true;
     p->has_next = true;
     p->next_offset = rec->offset + 1;
     sz->stats.pushed++;
     return ST_SESSIONIZER_BUFFERED;
 nomem:
+    p->clock = before;
     st_err_set(err, ST_ERR_NOMEM, ST_DISP_FATAL, "sessionizer: out of memory");
     return -1;
 }
@@ -485,18 +610,18 @@ void st_sessionizer_advance_time(st_sessionizer_t *sz, int32_t partition, int64_
         part_t *p = &sz->parts[i];
         if (partition >= 0 && p->id != partition)
             continue;
-        if (!p->has_time || now_ms > p->stream_time_ms)
-            p->stream_time_ms = now_ms;
-        p->has_time = true;
+        if (!p->clock.has_time || now_ms > p->clock.stream_time_ms)
+            p->clock.stream_time_ms = now_ms;
+        p->clock.has_time = true;
     }
 }
 
 int st_sessionizer_stream_time(const st_sessionizer_t *sz, int32_t partition, int64_t *out)
 {
     const part_t *p = part_find(sz, partition);
-    if (!p || !p->has_time)
+    if (!p || !p->clock.has_time)
         return -1;
-    *out = p->stream_time_ms;
+    *out = p->clock.stream_time_ms;
     return 0;
 }
 /* Finds or adds the work item of a user; NULL on ENOMEM. works has room (reserved). */
@@ -759,8 +884,8 @@ int64_t st_sessionizer_lowest_unreleased_offset(const st_sessionizer_t *sz, int3
     return p->next_offset;
 }
 
-int st_sessionizer_commit_point(const st_sessionizer_t *sz, int32_t partition, int64_t *offset,
-                                int64_t *stream_time_ms, bool *has_stream_time)
+int st_sessionizer_commit_clock(const st_sessionizer_t *sz, int32_t partition, int64_t *offset,
+                                st_sessionizer_clock_t *clock)
 {
     const part_t *p = part_find(sz, partition);
     if (!p || !p->has_next)
@@ -768,14 +893,23 @@ int st_sessionizer_commit_point(const st_sessionizer_t *sz, int32_t partition, i
     for (size_t i = p->oq_head; i < p->oq_len; i++) {
         if (p->oq[i].state != OQ_DONE) {
             *offset = p->oq[i].offset;
-            *stream_time_ms = p->oq[i].stream_before_ms;
-            *has_stream_time = p->oq[i].has_before;
+            *clock = p->oq[i].before;
             return 0;
         }
     }
     *offset = p->next_offset;
-    *stream_time_ms = p->stream_time_ms;
-    *has_stream_time = p->has_time;
+    *clock = p->clock;
+    return 0;
+}
+
+int st_sessionizer_commit_point(const st_sessionizer_t *sz, int32_t partition, int64_t *offset,
+                                int64_t *stream_time_ms, bool *has_stream_time)
+{
+    st_sessionizer_clock_t c;
+    if (st_sessionizer_commit_clock(sz, partition, offset, &c) != 0)
+        return -1;
+    *stream_time_ms = c.stream_time_ms;
+    *has_stream_time = c.has_time;
     return 0;
 }
 

@@ -16,12 +16,29 @@
  * re-emits byte-identical events (deterministic session ids), never loses one. Writing first and
  * crashing before delivery would lose them, since the replay is skipped by the stored position.
  *
- * Order and lateness. A partition's stream time is the largest listened_at_ms of the records it
- * accepted (raised further only by st_sessionizer_advance_time); its watermark is stream time -
- * grace. A record is LATE when its time is below the watermark on arrival; every other record is
- * released once the watermark passes its time, in (listened_at_ms, identity_hash, offset) order.
- * Hence a partition's released sequence is exactly its non-late records sorted by that key,
- * whatever the batch boundaries, and exact duplicates (same time and identity) are adjacent.
+ * Order and lateness. A partition's stream time only moves forward (raised by accepted records
+ * and by st_sessionizer_advance_time); its watermark is stream time - grace. A record is LATE
+ * when its time is below the watermark on arrival; every other record is released once the
+ * watermark passes its time, in (listened_at_ms, identity_hash, offset) order. Hence a
+ * partition's released sequence is exactly its non-late records sorted by that key, whatever the
+ * batch boundaries, and exact duplicates (same time and identity) are adjacent.
+ *
+ * Stream time (the partition clock, record time). One user's clock must not move everyone's: a
+ * single listen dated a day ahead would otherwise make every other user's listens on the
+ * partition late for a day. The clock keeps the newest listen time of up to clock_quorum (K)
+ * distinct users seen among the partition's last clock_recent offsets (the K largest such times;
+ * a user not seen for clock_recent offsets drops out), and stream time moves to the smallest of
+ * them: the K-th largest newest time of the recently active users, or the smallest one when fewer
+ * are active. So fewer than K users far ahead of the others cannot move it; their listens wait in
+ * the reorder buffer until the others' times reach them, and are then released in order (that
+ * user's sessions are what offline gives for the same input). A partition with one active user
+ * follows that user. A listen more than ahead_max_ms beyond the stream time (counting itself) is
+ * refused as AHEAD (to the DLQ): the bound on how long a listen may be held, and so on the commit
+ * point's lag. The cost: after a partition-wide silence longer than ahead_max_ms, the first
+ * listens of up to K - 1 users are refused before the clock has its quorum. K = 1 is the largest
+ * accepted time (the earlier rule). The clock is a function of the partition's records in offset
+ * order (and of advance_time), and its state just before each accepted record is kept, so a
+ * commit point restores it exactly.
  *
  * Idempotency. A user's state records the position (time, identity, offset, closed flag) of the
  * last thing applied, increasing along that order; a released record at or below it is a replay
@@ -32,9 +49,8 @@
  * replay applies exactly the rest, once. (Without wall-clock advances the replayed records rebuild
  * the stream time by themselves: the record with the largest time is never released before a
  * larger one arrives, so it is always replayed. The stored stream time matters after idle
- * flushes.) Caveat: one record far in the future raises the stream time, so the records after it
- * are late and the commit point waits for it; such timestamps are rejected upstream (ingest, and
- * the service's decode step: more than ST_LISTEN_FUTURE_MS after the record's Kafka time).
+ * flushes.) A record held for the clock (above) holds the commit point back with it, at most
+ * ahead_max_ms of stream time.
  *
  * Early OPENED (config.announce). A session is announced when its first listen is pushed, not
  * when the grace has passed: at every prepare, each user whose records arrived since the last one
@@ -91,13 +107,50 @@
 #define ST_SESSIONIZER_GRACE_MS_MAX     (INT64_C(1) << 40) /* about 35 years */
 #define ST_SESSIONIZER_POS_TEXT_MAX     80
 
+#define ST_SESSIONIZER_CLOCK_MAX            4
+#define ST_SESSIONIZER_CLOCK_QUORUM_DEFAULT 1
+#define ST_SESSIONIZER_CLOCK_RECENT_DEFAULT 64
+#define ST_SESSIONIZER_AHEAD_MS_DEFAULT     (INT64_C(7) * 86400 * 1000)
+
 typedef struct {
     st_session_rule_t rule;
     int64_t grace_ms;  /* reorder grace in event time, 0..GRACE_MS_MAX (default 60 s) */
     uint32_t recent_n; /* history lengths kept, 1..ST_SESSION_RECENT_MAX (default 16) */
     bool announce;     /* early OPENED (see above); default false: the offline builder and the
                           ordering tests want the authoritative events only */
+    /* The partition clock (see "Stream time" above): the number of distinct recently seen users
+     * whose last listens must reach a time before stream time moves there, 1..CLOCK_MAX (default
+     * 1, the largest time accepted, until the end-of-replay sentinels of the tests and the compose
+     * check come K per partition: see docs/sessionizer.md); a user counts while one of its listens
+     * is among the partition's last clock_recent offsets (default 64). */
+    uint32_t clock_quorum;
+    int64_t clock_recent;
+    /* A listen more than this ahead of its partition's stream time is refused (AHEAD; 0 = no
+     * bound; default 7 days): the bound on how long one listen may be held for the clock. */
+    int64_t ahead_max_ms;
 } st_sessionizer_config_t;
+
+/* A partition's clock: its stream time and the users it is made of (newest listen time, offset
+ * of that user's last listen on the partition, user id hash). Stored with each commit point. */
+typedef struct {
+    uint64_t user_hash;
+    int64_t t_ms;
+    int64_t offset;
+} st_sessionizer_clock_slot_t;
+
+typedef struct {
+    bool has_time;
+    int64_t stream_time_ms;
+    uint32_t n;
+    st_sessionizer_clock_slot_t slot[ST_SESSIONIZER_CLOCK_MAX];
+} st_sessionizer_clock_t;
+
+/* Text form: "<stream_time_ms>" then ",<user hash, 16 hex digits>/<t_ms>/<offset>" per slot;
+ * "" when there is no stream time. */
+#define ST_SESSIONIZER_CLOCK_TEXT_MAX (24 + ST_SESSIONIZER_CLOCK_MAX * 64)
+void st_sessionizer_clock_format(const st_sessionizer_clock_t *clock, char *buf, size_t size);
+/* Parses s[0..len) (a bare "<stream_time_ms>" gives a clock without users). 0, or -1. */
+int st_sessionizer_clock_parse(const char *s, size_t len, st_sessionizer_clock_t *out);
 
 #define ST_SESSIONIZER_ANN_MAX 8 /* announced, not yet closed sessions kept per user */
 
@@ -185,6 +238,7 @@ typedef struct st_sessionizer_store {
 typedef struct {
     uint64_t pushed;         /* records accepted into the reorder buffer */
     uint64_t late;           /* records returned as LATE */
+    uint64_t ahead;          /* records returned as AHEAD */
     uint64_t invalid;        /* records rejected by push (bad user id, offset order) */
     uint64_t released;       /* records handed to the rule */
     uint64_t applied;        /* released records that changed a state (duplicates included) */
@@ -203,7 +257,11 @@ typedef struct {
 
 typedef struct st_sessionizer st_sessionizer_t;
 
-typedef enum { ST_SESSIONIZER_BUFFERED = 0, ST_SESSIONIZER_LATE = 1 } st_sessionizer_push_t;
+typedef enum {
+    ST_SESSIONIZER_BUFFERED = 0,
+    ST_SESSIONIZER_LATE = 1,
+    ST_SESSIONIZER_AHEAD = 2
+} st_sessionizer_push_t;
 
 /* The Lua script that writes one user's state (EVALSHA it after SCRIPT LOAD):
  *   KEYS[1] the user's state (st_rkey_user ST_RKEY_SZ): a string, position text, '\n', blob
@@ -252,11 +310,16 @@ void st_sessionizer_destroy(st_sessionizer_t *sz);
  * push() auto-assigns an unknown partition without stream time. 0 or -1 (err). */
 int st_sessionizer_assign(st_sessionizer_t *sz, int32_t partition, bool has_stream_time,
                           int64_t stream_time_ms, st_err_t *err);
+/* The same with the whole clock committed with the offset (NULL: none). */
+int st_sessionizer_assign_clock(st_sessionizer_t *sz, int32_t partition,
+                                const st_sessionizer_clock_t *clock, st_err_t *err);
 /* Releases a partition: drops its buffer and deadlines (commit first). No-op if unknown. */
 void st_sessionizer_revoke(st_sessionizer_t *sz, int32_t partition);
 
 /* Adds one record. Returns ST_SESSIONIZER_BUFFERED, ST_SESSIONIZER_LATE (the caller sends the
- * original message to sessions.late; nothing is kept), or -1 with err: ST_ERR_INVALID for a bad
+ * original message to sessions.late; nothing is kept), ST_SESSIONIZER_AHEAD (more than
+ * ahead_max_ms after the stream time, even counting this listen in the clock: the caller sends it
+ * to the DLQ; nothing is kept, the clock counts it), or -1 with err: ST_ERR_INVALID for a bad
  * user id (empty, over ST_SESSION_USER_ID_MAX bytes, holding NUL), a time beyond +-2^50 ms or a
  * duration over 2^40 ms (the record is not kept and the commit point may pass it: count it and
  * send it to the DLQ), or for an offset out of range or not above the previous one of the
@@ -301,6 +364,10 @@ int64_t st_sessionizer_lowest_unreleased_offset(const st_sessionizer_t *sz, int3
  * Returns 0, or -1 when nothing was pushed on the partition (nothing to commit). */
 int st_sessionizer_commit_point(const st_sessionizer_t *sz, int32_t partition, int64_t *offset,
                                 int64_t *stream_time_ms, bool *has_stream_time);
+/* The same with the whole clock the partition had just before that offset: store its text form
+ * with the commit and pass it to assign_clock on resume. */
+int st_sessionizer_commit_clock(const st_sessionizer_t *sz, int32_t partition, int64_t *offset,
+                                st_sessionizer_clock_t *clock);
 
 void st_sessionizer_stats(const st_sessionizer_t *sz, st_sessionizer_stats_t *out);
 

@@ -193,10 +193,9 @@ typedef struct {
     size_t n[NPARTS];
 } topic_t;
 
-static void build_topic(lisvec_t *lv, int64_t jitter_ms, topic_t *tp)
+/* The topic of lv in the arrival order its arrival keys give. */
+static void build_topic_as_keyed(lisvec_t *lv, topic_t *tp)
 {
-    for (size_t i = 0; i < lv->n; i++)
-        lv->v[i].arrival_key = lv->v[i].t_ms + (jitter_ms ? urange(0, jitter_ms) : 0);
     qsort(lv->v, lv->n, sizeof *lv->v, cmp_arrival);
     memset(tp, 0, sizeof *tp);
     for (size_t i = 0; i < lv->n; i++) {
@@ -205,6 +204,13 @@ static void build_topic(lisvec_t *lv, int64_t jitter_ms, topic_t *tp)
             tp->v[p] = &lv->v[i];
         lv->v[i].offset = (int64_t)tp->n[p]++;
     }
+}
+
+static void build_topic(lisvec_t *lv, int64_t jitter_ms, topic_t *tp)
+{
+    for (size_t i = 0; i < lv->n; i++)
+        lv->v[i].arrival_key = lv->v[i].t_ms + (jitter_ms ? urange(0, jitter_ms) : 0);
+    build_topic_as_keyed(lv, tp);
 }
 
 typedef struct {
@@ -239,6 +245,7 @@ typedef struct {
     size_t n_late_keys, cap_late_keys;
     uint64_t replay_skips;
     uint64_t duplicates;
+    uint64_t ahead; /* AHEAD answers, replays included */
 } run_info_t;
 
 /* Streams the topic through the sessionizer in random batches; with crash_pct > 0, crashes at
@@ -248,8 +255,9 @@ static void run_stream(const st_sessionizer_config_t *cfg, const topic_t *tp, in
                        st_sessionizer_store_t *store, evlog_t *log, run_info_t *info)
 {
     char errstr[256];
-    int64_t committed[NPARTS] = {0}, committed_time[NPARTS] = {0};
-    bool committed_has_time[NPARTS] = {false};
+    int64_t committed[NPARTS] = {0};
+    /* the clock committed with each offset, through its text form as the service stores it */
+    char committed_clock[NPARTS][ST_SESSIONIZER_CLOCK_TEXT_MAX] = {{0}};
     size_t cursor[NPARTS] = {0};
     int64_t *keys = info->late_keys;
     size_t cap_keys = info->cap_late_keys;
@@ -275,7 +283,11 @@ static void run_stream(const st_sessionizer_config_t *cfg, const topic_t *tp, in
             }
             for (int p = 0; p < NPARTS; p++) {
                 st_err_t err = {0};
-                if (st_sessionizer_assign(sz, p, committed_has_time[p], committed_time[p], &err))
+                st_sessionizer_clock_t clock;
+                if (st_sessionizer_clock_parse(committed_clock[p], strlen(committed_clock[p]),
+                                               &clock) != 0)
+                    ST_FAIL_AT("clock text \"%s\" does not parse", committed_clock[p]);
+                if (st_sessionizer_assign_clock(sz, p, &clock, &err))
                     ST_FAIL_AT("assign: %s", err.text);
                 cursor[p] = (size_t)committed[p];
             }
@@ -296,6 +308,8 @@ static void run_stream(const st_sessionizer_config_t *cfg, const topic_t *tp, in
             int rc = st_sessionizer_push(sz, &rec, &err);
             if (rc < 0)
                 ST_FAIL_AT("push: %s", err.text);
+            if (rc == ST_SESSIONIZER_AHEAD)
+                info->ahead++;
             if (rc == ST_SESSIONIZER_LATE) {
                 if (info->n_late_keys == info->cap_late_keys) {
                     info->cap_late_keys = info->cap_late_keys ? info->cap_late_keys * 2 : 256;
@@ -342,15 +356,14 @@ static void run_stream(const st_sessionizer_config_t *cfg, const topic_t *tp, in
             continue;
         }
         for (int p = 0; p < NPARTS; p++) {
-            int64_t off, st_ms;
-            bool has;
-            if (st_sessionizer_commit_point(sz, p, &off, &st_ms, &has) == 0) {
+            int64_t off;
+            st_sessionizer_clock_t clock;
+            if (st_sessionizer_commit_clock(sz, p, &off, &clock) == 0) {
                 if (off < committed[p])
                     ST_FAIL_AT("commit point went back: %lld < %lld", (long long)off,
                                (long long)committed[p]);
                 committed[p] = off;
-                committed_time[p] = st_ms;
-                committed_has_time[p] = has;
+                st_sessionizer_clock_format(&clock, committed_clock[p], sizeof committed_clock[p]);
             }
         }
         if (flush)
@@ -543,14 +556,16 @@ static size_t sort_unique(int64_t *v, size_t n)
 }
 
 /* Shuffles beyond the grace make late records. Without crashes: the result equals the reference
- * over the non-late listens. With crashes: the same records are late (the stream time is restored
- * from the commit) and the result is the same. */
+ * over the non-late listens. With crashes: the same records are late (the clock is restored from
+ * the commit) and the result is the same; under clock quorums 1 and 3. */
 static void test_late_records_across_crashes(void)
 {
+    size_t total_late = 0;
     for (uint64_t seed = 1; seed <= 4; seed++) {
         rng_state = seed * 104729;
         st_sessionizer_config_t cfg;
         st_sessionizer_config_default(&cfg);
+        cfg.clock_quorum = seed % 2 ? 3 : 1; /* the clock's users are restored too */
         lisvec_t lv = {0};
         generate(&lv, 16, 150, &cfg.rule);
         topic_t tp;
@@ -561,7 +576,7 @@ static void test_late_records_across_crashes(void)
         run_stream(&cfg, &tp, 0, store, &log, &info);
         st_sessionizer_memstore_destroy(store);
         size_t n_late = sort_unique(info.late_keys, info.n_late_keys);
-        ST_CHECK(n_late > 0);
+        total_late += n_late;
         ST_EQ_INT(n_late, info.n_late_keys);
         lisvec_t kept = {0};
         for (size_t i = 0; i < lv.n; i++) {
@@ -600,6 +615,8 @@ static void test_late_records_across_crashes(void)
         free(info.late_keys);
         free(info2.late_keys);
     }
+    printf("     late across crashes: %zu late listens over 4 seeds\n", total_late);
+    ST_CHECK(total_late > 0);
 }
 
 /* Two instances share the store (Redis) with disjoint partitions; mid-run instance 0 stops after
@@ -622,8 +639,9 @@ static void test_two_instances_one_stops(void)
         st_sessionizer_t *inst[2] = {st_sessionizer_new(&cfg, store, errstr, sizeof errstr),
                                      st_sessionizer_new(&cfg, store, errstr, sizeof errstr)};
         int owner[NPARTS] = {0, 0, 1};
-        int64_t committed[NPARTS] = {0}, committed_time[NPARTS] = {0};
-        bool committed_has[NPARTS] = {false};
+        int64_t committed[NPARTS] = {0};
+        st_sessionizer_clock_t committed_clock[NPARTS];
+        memset(committed_clock, 0, sizeof committed_clock);
         size_t cursor[NPARTS] = {0};
         evlog_t log = {0};
         st_err_t err = {0};
@@ -659,7 +677,7 @@ static void test_two_instances_one_stops(void)
                         continue;
                     owner[p] = 1;
                     cursor[p] = (size_t)committed[p];
-                    st_sessionizer_assign(inst[1], p, committed_has[p], committed_time[p], &err);
+                    st_sessionizer_assign_clock(inst[1], p, &committed_clock[p], &err);
                 }
                 done[1] = false;
                 continue;
@@ -668,8 +686,7 @@ static void test_two_instances_one_stops(void)
                 ST_FAIL_AT("finish: %s", err.text);
             for (int p = 0; p < NPARTS; p++)
                 if (owner[p] == i)
-                    st_sessionizer_commit_point(inst[i], p, &committed[p], &committed_time[p],
-                                                &committed_has[p]);
+                    st_sessionizer_commit_clock(inst[i], p, &committed[p], &committed_clock[p]);
             if (flush)
                 done[i] = true;
         }
@@ -1202,10 +1219,168 @@ static void test_release_order_and_late(void)
     fx_free(&fx);
 }
 
+/* lv plus one listen of its user_000003 dated ahead_ms after the middle listen of that user's
+ * partition, arriving right after it (a client with a wrong clock, mid-replay). */
+static void with_one_listen_ahead(const lisvec_t *lv, int64_t ahead_ms, lisvec_t *out)
+{
+    memset(out, 0, sizeof *out);
+    int32_t part = -1;
+    for (size_t i = 0; i < lv->n; i++) {
+        lis_push(out, &lv->v[i]);
+        if (strcmp(lv->v[i].user, "user_000003") == 0)
+            part = lv->v[i].partition;
+    }
+    /* the middle listen of the partition in arrival order */
+    qsort(out->v, out->n, sizeof *out->v, cmp_arrival);
+    size_t n_part = 0, seen = 0;
+    for (size_t i = 0; i < out->n; i++)
+        n_part += out->v[i].partition == part;
+    for (size_t i = 0; i < out->n; i++) {
+        if (out->v[i].partition != part || ++seen != n_part / 2)
+            continue;
+        lis_t l = out->v[i];
+        snprintf(l.user, sizeof l.user, "user_000003");
+        l.t_ms = out->v[i].t_ms + ahead_ms;
+        l.arrival_key = out->v[i].arrival_key; /* arrives with it: ties keep this order */
+        l.identity_hash = 0x5eedULL;
+        l.duration_ms = 200 * S;
+        lis_push(out, &l);
+        break;
+    }
+}
+
+/* One listen dated a day ahead, mid-stream: with the quorum clock no other listen is late and
+ * every session (the early listen's own user's included) is what offline gives for the same
+ * listens, with and without crashes; under the earlier rule (quorum 1) the same stream makes other
+ * users' listens late, so the check can fail. */
+static void test_clock_one_listen_ahead(void)
+{
+    rng_state = 4242;
+    st_sessionizer_config_t cfg;
+    st_sessionizer_config_default(&cfg);
+    cfg.clock_quorum = 3;
+    lisvec_t lv = {0}, all;
+    generate(&lv, 16, 150, &cfg.rule);
+    for (size_t i = 0; i < lv.n; i++)
+        lv.v[i].arrival_key = lv.v[i].t_ms;
+    with_one_listen_ahead(&lv, 86400 * S, &all);
+    topic_t tp;
+    build_topic_as_keyed(&all, &tp);
+    ref_session_t *ref_s;
+    size_t n_ref = reference(&all, &cfg.rule, &ref_s);
+    for (int crash_pct = 0; crash_pct <= 4; crash_pct += 4) {
+        st_sessionizer_store_t *store = st_sessionizer_memstore_new();
+        evlog_t log = {0};
+        run_info_t info = {0};
+        run_stream(&cfg, &tp, crash_pct, store, &log, &info);
+        st_sessionizer_memstore_destroy(store);
+        printf("     one listen a day ahead, %d crashes: %llu late, %llu ahead\n", info.crashes,
+               (unsigned long long)info.late, (unsigned long long)info.ahead);
+        ST_EQ_INT(info.late, 0);
+        ST_EQ_INT(info.ahead, 0);
+        dedup_log(&log);
+        if (compare_with_reference(&log, ref_s, n_ref))
+            ST_FAIL_AT("%d crashes: sessions differ from offline", info.crashes);
+        free(log.v);
+        free(info.late_keys);
+    }
+    /* The earlier rule: the listen moves its partition's clock a day ahead. */
+    st_sessionizer_config_t one = cfg;
+    one.clock_quorum = 1;
+    st_sessionizer_store_t *store = st_sessionizer_memstore_new();
+    evlog_t log = {0};
+    run_info_t info = {0};
+    run_stream(&one, &tp, 0, store, &log, &info);
+    st_sessionizer_memstore_destroy(store);
+    printf("     the same under quorum 1: %llu other listens late\n",
+           (unsigned long long)info.late);
+    ST_CHECK(info.late > 10);
+    free(log.v);
+    free(info.late_keys);
+    free(ref_s);
+    free(all.v);
+    free(lv.v);
+}
+
+/* Past ahead_max_ms the listen is refused (AHEAD), counted in the clock but not kept; everyone
+ * else's sessions are offline's without it. */
+static void test_clock_ahead_bound(void)
+{
+    st_sessionizer_config_t cfg;
+    st_sessionizer_config_default(&cfg);
+    cfg.clock_quorum = 3;
+    cfg.ahead_max_ms = 12 * 3600 * S;
+    /* A busy partition: 5 users of each partition listening every 3 minutes for 4 hours, in two
+     * sessions (a 40 minute break after 2 hours), and every user's listens on one partition. */
+    lisvec_t lv = {0}, all;
+    for (int u = 0; u < 3 * 5; u++) {
+        for (int i = 0; i < 80; i++) {
+            lis_t l = {0};
+            snprintf(l.user, sizeof l.user, "user_%06d", u);
+            l.partition = u % NPARTS;
+            l.t_ms = 1200000000000LL + u * 7 * S + i * 180 * S + (i >= 40 ? 2400 * S : 0);
+            l.duration_ms = i % 7 == 0 ? 0 : 170 * S;
+            l.identity_hash = st_hash64(&i, sizeof i, (uint64_t)u);
+            l.arrival_key = l.t_ms;
+            lis_push(&lv, &l);
+        }
+    }
+    with_one_listen_ahead(&lv, 86400 * S, &all);
+    topic_t tp;
+    build_topic_as_keyed(&all, &tp);
+    ref_session_t *ref_s;
+    size_t n_ref = reference(&lv, &cfg.rule, &ref_s); /* without the refused listen */
+    st_sessionizer_store_t *store = st_sessionizer_memstore_new();
+    evlog_t log = {0};
+    run_info_t info = {0};
+    run_stream(&cfg, &tp, 0, store, &log, &info);
+    st_sessionizer_memstore_destroy(store);
+    ST_EQ_INT(info.ahead, 1);
+    ST_EQ_INT(info.late, 0);
+    dedup_log(&log);
+    if (compare_with_reference(&log, ref_s, n_ref))
+        ST_FAIL_AT("sessions differ from offline without the refused listen");
+    free(log.v);
+    free(info.late_keys);
+    free(ref_s);
+    free(all.v);
+    free(lv.v);
+}
+
+/* The clock's text form (stored with commit points) round-trips; malformed text is refused. */
+static void test_clock_text(void)
+{
+    st_sessionizer_clock_t c = {.has_time = true, .stream_time_ms = 1200000000000LL, .n = 2};
+    c.slot[0] = (st_sessionizer_clock_slot_t){0xfedcba9876543210ULL, 1200000000000LL, 7};
+    c.slot[1] = (st_sessionizer_clock_slot_t){0x1ULL, 1200000100000LL, 12};
+    char text[ST_SESSIONIZER_CLOCK_TEXT_MAX];
+    st_sessionizer_clock_format(&c, text, sizeof text);
+    ST_EQ_STR(text, "1200000000000,fedcba9876543210/1200000000000/7,0000000000000001/"
+                    "1200000100000/12");
+    st_sessionizer_clock_t back;
+    ST_EQ_INT(st_sessionizer_clock_parse(text, strlen(text), &back), 0);
+    ST_CHECK(memcmp(&back, &c, sizeof c) == 0);
+    ST_EQ_INT(st_sessionizer_clock_parse("1200000000000", 13, &back), 0); /* the earlier form */
+    ST_CHECK(back.has_time && back.stream_time_ms == 1200000000000LL && back.n == 0);
+    ST_EQ_INT(st_sessionizer_clock_parse("", 0, &back), 0);
+    ST_CHECK(!back.has_time);
+    static const char *const bad[] = {"x",
+                                      "12,zz/1/2",
+                                      "12,1/2",
+                                      "12,1/2/3,",
+                                      "12 ",
+                                      "12,1/2/-3",
+                                      "12,1/2/3,1/2/3,1/2/3,1/2/3,1/2/3"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (st_sessionizer_clock_parse(bad[i], strlen(bad[i]), &back) != -1)
+            ST_FAIL_AT("\"%s\" parsed", bad[i]);
+}
+
 static void test_idle_close_stream_time(void)
 {
     st_sessionizer_config_t cfg;
     st_sessionizer_config_default(&cfg);
+    cfg.clock_quorum = 1; /* b's listens alone move the clock (the quorum: test_clock_*) */
     fx_t fx;
     fx_init(&fx, &cfg);
     int64_t t0 = 1200000000000LL;
@@ -1263,6 +1438,7 @@ static void test_commit_point_and_resume(void)
 {
     st_sessionizer_config_t cfg;
     st_sessionizer_config_default(&cfg);
+    cfg.clock_quorum = 1; /* stream time = the largest time accepted (the quorum: test_clock_*) */
     fx_t fx;
     fx_init(&fx, &cfg);
     int64_t t0 = 1200000000000LL;
@@ -1352,6 +1528,9 @@ int main(void)
     ST_RUN(test_idle_close_stream_time);
     ST_RUN(test_idle_close_wall_clock);
     ST_RUN(test_commit_point_and_resume);
+    ST_RUN(test_clock_one_listen_ahead);
+    ST_RUN(test_clock_ahead_bound);
+    ST_RUN(test_clock_text);
     ST_RUN(test_resume_after_wall_clock_flush);
     ST_RUN(test_bad_config);
     ST_RUN(test_stream_equals_reference);
