@@ -8,8 +8,10 @@ compose stack's published ports (STINT_KAFKA_BROKERS, STINT_SCHEMA_REGISTRY_URL)
 2. restarts one service container mid-stream (`docker-compose restart`, the sessionizer by
    default; with --kill, SIGKILL and `start`) while the replay still runs, and waits until it is
    healthy again;
-3. publishes one listen per partition with kcat to the published Kafka port, stamped 30 days after
-   the data (as the integration tests' sentinels: every real session then closes by its deadline);
+3. publishes SENTINELS_PER_PARTITION listens per partition (distinct users) with kcat to the
+   published Kafka port, stamped 2 days after the data (as the integration tests' sentinels: as
+   many users as the partition clock's largest quorum, so stream time moves there and every real
+   session closes by its deadline);
 4. checks that nothing was lost or changed: the CLOSED sessions, and the consumer's final view of
    `sessions`, equal `stint sessions` run offline on the same files; every offline session has a
    Prediction; a Prediction comes for each kcat listen; and tools/python/stint_consumer.py reads
@@ -35,7 +37,8 @@ sys.path.insert(0, os.path.join(SRC, "tests", "e2e"))
 from live_env import BIN, BROKERS, FAILS, TopicReader, check  # noqa: E402
 from test_live_corrections import publish, session_view, val  # noqa: E402
 
-SENTINEL_AFTER_S = 30 * 86400
+SENTINEL_AFTER_S = 2 * 86400  # within the sessionizer's clock.ahead_max_s
+SENTINELS_PER_PARTITION = 4  # the largest clock.quorum (ST_SESSIONIZER_CLOCK_MAX)
 CLOSE_DEADLINE_S = 180
 
 
@@ -63,14 +66,17 @@ def murmur2(data):
     return h
 
 
-def sentinel_users(partitions):
-    """One user id per partition of the services' topics (all keyed by user id, murmur2)."""
-    users, i = {}, 0
-    while len(users) < partitions:
+def sentinel_users(partitions, per=SENTINELS_PER_PARTITION):
+    """per user ids for each partition of the services' topics (all keyed by user id, murmur2),
+    partition by partition."""
+    users, i = {p: [] for p in range(partitions)}, 0
+    while any(len(us) < per for us in users.values()):
         u = f"zz_compose_end_{i}"
-        users.setdefault((murmur2(u.encode()) & 0x7fffffff) % partitions, u)
+        us = users[(murmur2(u.encode()) & 0x7fffffff) % partitions]
+        if len(us) < per:
+            us.append(u)
         i += 1
-    return [users[p] for p in range(partitions)]
+    return [u for p in range(partitions) for u in users[p]]
 
 
 def dataset_sessions(data, workdir):
@@ -201,7 +207,7 @@ def main():
             print(out)
             return
 
-        # kcat to the published port: one listen per partition, 30 days after the data.
+        # kcat to the published port: the sentinels, 2 days after the data.
         at = last_listen_s(args.data) + SENTINEL_AFTER_S
         t2 = time.time()
         if not publish(types.SimpleNamespace(topic=lambda t: t),

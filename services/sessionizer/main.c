@@ -72,7 +72,7 @@ static const st_config_entry_t table[] = {
      "live mode: the wall clock moves an idle partition's stream time only after this long, so "
      "an upstream stall (ingest, enricher) shorter than this plus the grace makes no listen late; "
      "idle sessions close this much later"},
-    {"clock.quorum", ST_CFG_INT, "1", 1, ST_SESSIONIZER_CLOCK_MAX, OFF(clock_quorum), false, 0,
+    {"clock.quorum", ST_CFG_INT, "3", 1, ST_SESSIONIZER_CLOCK_MAX, OFF(clock_quorum), false, 0,
      "a partition's stream time moves to a time only once this many of its recently seen users "
      "have listened up to it (1 = the largest listen time; see docs/sessionizer.md)"},
     {"clock.recent", ST_CFG_INT, "64", 0, 1000000, OFF(clock_recent), false, 0,

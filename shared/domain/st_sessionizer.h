@@ -108,7 +108,7 @@
 #define ST_SESSIONIZER_POS_TEXT_MAX     80
 
 #define ST_SESSIONIZER_CLOCK_MAX            4
-#define ST_SESSIONIZER_CLOCK_QUORUM_DEFAULT 1
+#define ST_SESSIONIZER_CLOCK_QUORUM_DEFAULT 3
 #define ST_SESSIONIZER_CLOCK_RECENT_DEFAULT 64
 #define ST_SESSIONIZER_AHEAD_MS_DEFAULT     (INT64_C(7) * 86400 * 1000)
 
@@ -120,9 +120,8 @@ typedef struct {
                           ordering tests want the authoritative events only */
     /* The partition clock (see "Stream time" above): the number of distinct recently seen users
      * whose last listens must reach a time before stream time moves there, 1..CLOCK_MAX (default
-     * 1, the largest time accepted, until the end-of-replay sentinels of the tests and the compose
-     * check come K per partition: see docs/sessionizer.md); a user counts while one of its listens
-     * is among the partition's last clock_recent offsets (default 64). */
+     * 3; 1 = the largest time accepted); a user counts while one of its listens is among the
+     * partition's last clock_recent offsets (default 64). */
     uint32_t clock_quorum;
     int64_t clock_recent;
     /* A listen more than this ahead of its partition's stream time is refused (AHEAD; 0 = no

@@ -4,11 +4,12 @@
  * and read the CLOSED sessions back in the offline TSV format. Header-only, test code only.
  *
  * End of stream: the service closes a user's last session only when its partition's stream time
- * passes the deadline + grace. The tests end every partition with one sentinel listen (user
- * "~end-p<N>", produced to partition N) SZT_SENTINEL_AFTER_MS after the dataset's last listen,
- * which closes every real session by deadline; the sentinel's own session stays open and is
- * ignored. (The wall-clock idle flush cannot be used: the generated data is from 2009, so the
- * wall clock would make all of it late.) */
+ * passes the deadline + grace. The tests end every partition with SZT_SENTINELS sentinel listens
+ * (users "~end-p<N>-<k>", produced to partition N) SZT_SENTINEL_AFTER_MS after the dataset's last
+ * listen: as many users as the partition clock's largest quorum (clock.quorum), so they move its
+ * stream time there and close every real session by deadline; the sentinels' own sessions stay
+ * open and are ignored. (The wall-clock idle flush cannot be used: the generated data is from 2009,
+ * so the wall clock would make all of it late.) */
 #ifndef SZ_ITEST_H
 #define SZ_ITEST_H
 
@@ -19,11 +20,14 @@
 #include "st_merge.h"
 #include "st_records.h"
 #include "st_session.h"
+#include "st_sessionizer.h"
 #include "st_test.h"
+#include "st_trackmeta.h"
 
 #include <sys/stat.h>
 
-#define SZT_SENTINEL_AFTER_MS (30LL * 86400 * 1000)
+#define SZT_SENTINEL_AFTER_MS (2LL * 86400 * 1000) /* within clock.ahead_max_s */
+#define SZT_SENTINELS         ST_SESSIONIZER_CLOCK_MAX
 #define SZT_SENTINEL_PREFIX   "~end-p"
 
 static inline int szt_run(char *const argv[], const char *logpath)
@@ -343,12 +347,22 @@ static inline int szt_encode(st_avro_codec_t *codec, const st_listen_t *l, int64
     return 0;
 }
 
+/* One extra listen produced mid-stream (a client with a wrong clock): user's listen of
+ * listened_at_ms ("Early Artist" - "Early Track", unknown duration), sent just before the first
+ * dataset record at or after at_ms (in time order, jitter 0 only). */
+typedef struct {
+    const char *user;
+    int64_t at_ms, listened_at_ms;
+} szt_inject_t;
+
 /* Produces the dataset in dir to topic as EnrichedListen records keyed by user id: in time order
  * (jitter_ms 0, streamed without buffering) or ordered by time + U[0, jitter_ms) (shuffled
- * within the grace when jitter_ms <= grace), then one sentinel per partition. Returns the number
- * of records produced (sentinels included), or -1. */
-static inline long long szt_produce(st_avro_registry_t *reg, const char *dir, const char *topic,
-                                    int partitions, int64_t jitter_ms, uint64_t seed)
+ * within the grace when jitter_ms <= grace), with inj (may be NULL), then SZT_SENTINELS
+ * sentinels per partition. Returns the number of records produced (sentinels and inj included),
+ * or -1. */
+static inline long long szt_produce_inject(st_avro_registry_t *reg, const char *dir,
+                                           const char *topic, int partitions, int64_t jitter_ms,
+                                           uint64_t seed, const szt_inject_t *inj)
 {
     char errstr[512], path[600];
     snprintf(path, sizeof path, "%s/tracks.jsonl", dir);
@@ -380,6 +394,25 @@ static inline long long szt_produce(st_avro_registry_t *reg, const char *dir, co
         if (l->timestamp_ms > max_ts)
             max_ts = l->timestamp_ms;
         size_t klen = strlen(l->user_id);
+        if (inj && l->timestamp_ms >= inj->at_ms) {
+            static st_listen_t e; /* ~7 KB */
+            memset(&e, 0, sizeof e);
+            snprintf(e.user_id, sizeof e.user_id, "%s", inj->user);
+            e.timestamp_ms = inj->listened_at_ms;
+            strcpy(e.artist_name, "Early Artist");
+            strcpy(e.track_name, "Early Track");
+            st_trackmeta_key(e.artist_name, strlen(e.artist_name), e.track_name,
+                             strlen(e.track_name), e.track_key, sizeof e.track_key);
+            st_listen_event_id(e.user_id, e.timestamp_ms, e.artist_name, e.track_name, e.event_id);
+            st_buf_t ee = ST_BUF_INIT;
+            if (szt_encode(codec, &e, 0, &ee) != 0 ||
+                st_producer_send(prod, topic, -1, e.user_id, strlen(e.user_id), ee.data, ee.len,
+                                 NULL) != 0)
+                return -1;
+            st_buf_free(&ee);
+            produced++;
+            inj = NULL;
+        }
         if (jitter_ms == 0) {
             if (st_producer_send(prod, topic, -1, l->user_id, klen, enc.data, enc.len, NULL) != 0)
                 return -1;
@@ -409,9 +442,10 @@ static inline long long szt_produce(st_avro_registry_t *reg, const char *dir, co
         free(recs[i].value);
     }
     free(recs);
-    for (int p = 0; p < partitions; p++) {
+    for (int i = 0; i < partitions * SZT_SENTINELS; i++) {
+        int p = i / SZT_SENTINELS;
         memset(l, 0, sizeof *l);
-        snprintf(l->user_id, sizeof l->user_id, SZT_SENTINEL_PREFIX "%d", p);
+        snprintf(l->user_id, sizeof l->user_id, SZT_SENTINEL_PREFIX "%d-%d", p, i % SZT_SENTINELS);
         l->timestamp_ms = max_ts + SZT_SENTINEL_AFTER_MS;
         strcpy(l->artist_name, "end");
         strcpy(l->track_name, "end");
@@ -431,6 +465,12 @@ static inline long long szt_produce(st_avro_registry_t *reg, const char *dir, co
     st_avro_codec_destroy(codec);
     st_catalog_destroy(cat);
     return rc == 0 ? produced : -1;
+}
+
+static inline long long szt_produce(st_avro_registry_t *reg, const char *dir, const char *topic,
+                                    int partitions, int64_t jitter_ms, uint64_t seed)
+{
+    return szt_produce_inject(reg, dir, topic, partitions, jitter_ms, seed, NULL);
 }
 
 typedef struct {
@@ -462,8 +502,9 @@ static inline int szt_create_topics(const szt_names_t *nm, int partitions)
     return 0;
 }
 
-static inline pid_t szt_start_fault(const szt_names_t *nm, const char *batch_max,
-                                    const char *kill_before_apply)
+/* Starts stint-sessionizer on nm; clock_quorum NULL: the default. */
+static inline pid_t szt_start_opts(const szt_names_t *nm, const char *batch_max,
+                                   const char *kill_before_apply, const char *clock_quorum)
 {
     char *argv[] = {(char *)nm->bin,
                     "--in.topic",
@@ -488,8 +529,16 @@ static inline pid_t szt_start_fault(const szt_names_t *nm, const char *batch_max
                     "session.timeout.ms=6000",
                     "--fault.kill_before_apply",
                     (char *)kill_before_apply,
+                    clock_quorum ? "--clock.quorum" : NULL,
+                    (char *)clock_quorum,
                     NULL};
     return itest_spawn(argv, nm->logpath);
+}
+
+static inline pid_t szt_start_fault(const szt_names_t *nm, const char *batch_max,
+                                    const char *kill_before_apply)
+{
+    return szt_start_opts(nm, batch_max, kill_before_apply, NULL);
 }
 
 static inline pid_t szt_start(const szt_names_t *nm, const char *batch_max)
@@ -505,18 +554,25 @@ static inline long long szt_committed(const szt_names_t *nm)
     return st_kafka_group_committed(&ko, nm->group, nm->in, errstr, sizeof errstr);
 }
 
-/* Waits until the group committed everything but the sentinels (each stays buffered: it is its
- * partition's latest record). Returns 0, or -1 on timeout. */
-static inline int szt_wait_done(const szt_names_t *nm, long long produced, int partitions,
-                                int timeout_ms)
+/* Waits until the group committed all but `held` records (the sentinels stay buffered: they are
+ * their partitions' latest records). Returns 0, or -1 on timeout. */
+static inline int szt_wait_committed(const szt_names_t *nm, long long produced, long long held,
+                                     int timeout_ms)
 {
     int64_t deadline = st_time_mono_ms() + timeout_ms;
     while (st_time_mono_ms() < deadline) {
-        if (szt_committed(nm) >= produced - partitions)
+        if (szt_committed(nm) >= produced - held)
             return 0;
         itest_sleep_ms(300);
     }
     return -1;
+}
+
+/* The same after szt_produce: all but the SZT_SENTINELS sentinels of each partition. */
+static inline int szt_wait_done(const szt_names_t *nm, long long produced, int partitions,
+                                int timeout_ms)
+{
+    return szt_wait_committed(nm, produced, (long long)partitions * SZT_SENTINELS, timeout_ms);
 }
 
 /* Lines of a log file that contain needle. */
