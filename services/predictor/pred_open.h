@@ -45,10 +45,10 @@ typedef struct {
 
 void pred_open_reset(pred_open_t *p);
 
-/* The text stored in Redis (hash field "os"): "<closed_last_ms>\n" then one line per entry,
- * "L <made_s> <start_ms> <revision> <sid_len>:<sid><payload>" or "R <start_ms> <sid_len>:<sid>"
- * for a retracted id. Appended to out; 0 or -1 (no memory). Retracted ids at or before
- * closed_last_ms are left out (closed_last_ms answers for them). */
+/* The text stored in Redis (the body of the state string, pred_store.h): "<closed_last_ms>\n" then
+ * one line per entry, "L <made_s> <start_ms> <revision> <sid_len>:<sid><payload>" or "R <start_ms>
+ * <sid_len>:<sid>" for a retracted id. Appended to out; 0 or -1 (no memory). Retracted ids at or
+ * before closed_last_ms are left out (closed_last_ms answers for them). */
 int pred_open_format(const pred_open_t *p, st_buf_t *out);
 /* Parses the text of pred_open_format into p (reset first). Malformed lines are skipped.
  * Returns the number of lines skipped. */

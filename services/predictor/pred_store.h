@@ -9,17 +9,40 @@
  *   cluster   the clusterer's assignment (read only: the clusterer writes it)
  *
  * Redis layout (pred_store_redis.c; <p> = redis.prefix, {..} the Redis Cluster hash tag):
- *   <p>:u:{<user>}:pred     hash: "a:<in_topic>:<partition>" -> offset, "lc" -> start_ms (the
- *                           st_applied fields); "os" -> the open predictions (pred_open.h
- *                           text). The previous layout's single "o" is still read, and removed
- *                           at the user's next write.
+ *   <p>:u:{<user>}:pred:s   string: "<lc>" then " <topic>:<partition>=<offset>" per marker (the
+ *                           st_applied fields "lc" and "a:<topic>:<partition>", markers of every
+ *                           topic the user was read from), '\n', then the body: the open
+ *                           predictions (pred_open.h text, which starts with a digit or '-'),
+ *                           or 'o' and the single prediction of the layout before os (hash field
+ *                           o), or nothing (none yet: the closed past ends at lc). One string
+ *                           because the open predictions (~100 B with one entry) are over
+ *                           hash-max-listpack-value (64): as a hash field they made the hash a
+ *                           hashtable, which Redis never converts back (bench/full_pipeline
+ *                           --users 100 --days 200, at the end: 310 B per user as a hash, 208 B
+ *                           as a string; with one open prediction ~512 B and ~280 B).
  *   <p>:u:{<user>}:clu:prof fields cluster, cold, version of the clusterer's hash
  *                           (clu_store.h); for a user the clusterer has not written since it
  *                           moved them there, its previous layout's <p>:u:{<user>}:cluster hash
  *                           (the same fields), read in the same round
  *   <p>:u:{<user>}:pred:hist  the history of CLOSED sessions earlier versions kept: no longer
- *                           read (the OPENED carries the recent sessions), deleted at the
- *                           user's next write.
+ *                           read (the OPENED carries the recent sessions), deleted by the
+ *                           migration below.
+ *
+ * Migration from the hash <p>:u:{<user>}:pred (fields "a:<topic>:<partition>", lc, and os, or
+ * the older single o). A read GETs pred:s and, for the users without one, HGETALLs the hash in a
+ * second round and reads it as before (os, else o with the closed past ending at lc), so the core
+ * sees the same state in either layout. The write script takes the stored state from pred:s, or
+ * from the hash when pred:s is absent (every marker of every topic, lc, os or 'o' + o), so the
+ * compare-and-set refuses the same replays against either layout; the write that creates pred:s
+ * deletes the hash and pred:hist in the same script call, and a refused write changes nothing,
+ * so a crash leaves a user wholly in one layout. A write that carries no new text keeps the
+ * hash's, which is why the body may hold o's text. Users not written since the upgrade (and new
+ * users until their first write) cost the second read round. Later writes touch pred:s alone
+ * (its existence proves the hash and the list are gone). Upgrade with no old predictor running
+ * alongside a new one (stop or scale the old instances to 0 first): an old instance would not
+ * see pred:s, would take the user's markers as absent and apply records again into a new hash
+ * that the new code ignores. Running a previous version again after this one wrote is not
+ * covered, for the same reason.
  *
  * Write semantics (both stores): a user's write first checks every marker it moves; when any
  * stored marker is at or past the write's offset, the records were applied before (by another

@@ -7,14 +7,14 @@
  *                                        profile the sessionizer reads and the cluster
  *                                        assignment the predictor reads
  *   <p>:u:{<user>}:clu:lens       string the clusterer's recent lengths, packed
- *   <p>:u:{<user>}:pred           hash   the predictor's per-user state (pred_store.h)
+ *   <p>:u:{<user>}:pred:s         string the predictor's per-user state (pred_store.h)
  *   <p>:u:{<user>}:ingest:marks   string ingest's duplicate marks, packed (ingest_store.h)
  *   <p>:dl:{p<n>}                 zset   the sessionizer's deadlines of partition n
  *   <p>:st:{p<n>}                 hash   the sessionizer's commit point of partition n
  *   <p>:track:<16 hex digits>     hash   a track's metadata (st_trackmeta.h)
  *   <p>:clustering:refit          string the clusterer's last re-fit
  * Keys of earlier layouts, read or deleted during migrations: <p>:u:{<user>}:sess (a hash),
- * <p>:u:{<user>}:pred:hist,
+ * <p>:u:{<user>}:pred (a hash), <p>:u:{<user>}:pred:hist,
  * <p>:u:{<user>}:clu:applied:<topic>, <p>:u:{<user>}:clu:len (a list), <p>:u:{<user>}:profile,
  * <p>:u:{<user>}:cluster and <p>:u:{<user>}:ingest:seen (a hash of marks);
  * <p>:ingest:seen:<event_id> strings expire by their TTL.
@@ -34,6 +34,7 @@
 #define ST_RKEY_CLU_PROF     "clu:prof"
 #define ST_RKEY_CLU_LENS     "clu:lens"
 #define ST_RKEY_PRED         "pred"
+#define ST_RKEY_PRED_STATE   "pred:s"
 #define ST_RKEY_INGEST_MARKS "ingest:marks"
 /* Earlier layouts. */
 #define ST_RKEY_SESS            "sess"

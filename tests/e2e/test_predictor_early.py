@@ -163,10 +163,11 @@ def main():
 
         left = []
         for u in by_user:
-            out = subprocess.run(["redis-cli", "-p", REDIS_PORT, "--raw", "HGET",
-                                  f"{env.tag}:u:{{{u}}}:pred", "os"],
+            # The state string (pred_store.h): "<lc> <markers>", then the open predictions.
+            out = subprocess.run(["redis-cli", "-p", REDIS_PORT, "--raw", "GET",
+                                  f"{env.tag}:u:{{{u}}}:pred:s"],
                                  capture_output=True, text=True).stdout
-            left += [line for line in out.split("\n") if line.startswith("L ")]
+            left += [line for line in out.split("\n")[1:] if line.startswith("L ")]
         check(not left, f"no open prediction left in Redis once every session closed: {left[:2]}")
         print(f"figures: sessions={n} early_opened={early} corrected={len(corrected)} "
               f"retracting={len(hosts)} spurious={len(spurious)} copies={counts['copies']} "

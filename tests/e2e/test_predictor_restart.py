@@ -68,14 +68,15 @@ def main():
                 by_user[u].append(int(start))
         wrong, open_left, hist = [], [], []
         for u, starts in by_user.items():
-            key = f"{env.tag}:u:{{{u}}}:pred"
-            lc = subprocess.run(["redis-cli", "-p", REDIS_PORT, "--raw", "HGET", key, "lc"],
-                                capture_output=True, text=True).stdout.strip()
+            # The state string (pred_store.h): "<lc> <markers>\n", then the open predictions:
+            # "<closed_last_ms>" and one line per entry, "L ..." an open prediction.
+            text = subprocess.run(["redis-cli", "-p", REDIS_PORT, "--raw", "GET",
+                                   f"{env.tag}:u:{{{u}}}:pred:s"],
+                                  capture_output=True, text=True).stdout
+            head, _, os_text = text.partition("\n")
+            lc = head.split(" ")[0]
             if lc != str(max(starts) * 1000):
                 wrong.append((u, lc, max(starts) * 1000))
-            # "os": "<closed_last_ms>" then one line per entry; "L ..." is an open prediction.
-            os_text = subprocess.run(["redis-cli", "-p", REDIS_PORT, "--raw", "HGET", key, "os"],
-                                     capture_output=True, text=True).stdout
             if any(line.startswith("L ") for line in os_text.split("\n")):
                 open_left.append(u)
             r = subprocess.run(["redis-cli", "-p", REDIS_PORT, "EXISTS",
