@@ -17,6 +17,7 @@
 #include "st_avro.h"
 #include "st_buf.h"
 #include "st_kafka.h"
+#include "st_redis.h"
 #include "st_time.h"
 
 /* build/bin, from the CTest environment. */
@@ -223,6 +224,19 @@ static inline void itest_pt_redis_cleanup(const itest_pt_t *t)
 
 /* Unlinks every Redis key under "<prefix>:" (SCAN, so a big keyspace is not blocked). Returns
  * the number removed. */
+/* A stint Redis client (st_redis) connected to the local Redis; exits when it cannot connect. */
+static inline st_redis_t *itest_st_redis(void)
+{
+    st_redis_opts_t o = {.host = "127.0.0.1", .port = itest_redis_port(), .timeout_ms = 5000};
+    st_redis_t *r = st_redis_new(&o);
+    st_err_t err = {0};
+    if (!r || st_redis_ensure(r, 10000, &err) != 0) {
+        fprintf(stderr, "cannot connect to Redis on %d: %s\n", itest_redis_port(), err.text);
+        exit(1);
+    }
+    return r;
+}
+
 static inline long itest_redis_unlink_prefix(const char *prefix)
 {
     redisContext *rc = itest_redis();

@@ -20,29 +20,6 @@
 static char prefix[96];
 static const char *const sessions_topic = "it.sessions", *const profiles_topic = "it.profiles";
 
-static st_redis_t *connect_redis(void)
-{
-    st_redis_opts_t o = {.host = "127.0.0.1", .port = itest_redis_port(), .timeout_ms = 5000};
-    st_redis_t *r = st_redis_new(&o);
-    st_err_t err = {0};
-    if (!r || st_redis_ensure(r, 10000, &err) != 0) {
-        fprintf(stderr, "cannot connect to Redis on %d: %s\n", itest_redis_port(), err.text);
-        exit(1);
-    }
-    return r;
-}
-
-static void delete_prefix(void)
-{
-    redisContext *c = itest_redis();
-    redisReply *k = redisCommand(c, "KEYS %s:*", prefix);
-    for (size_t i = 0; k && k->type == REDIS_REPLY_ARRAY && i < k->elements; i++)
-        freeReplyObject(redisCommand(c, "DEL %s", k->element[i]->str));
-    if (k)
-        freeReplyObject(k);
-    redisFree(c);
-}
-
 /* A command's reply, which must not be an error (caller frees). */
 static redisReply *cmd(redisContext *c, const char *fmt, ...)
 {
@@ -234,10 +211,10 @@ int main(void)
 {
     snprintf(prefix, sizeof prefix, "it-clu-%d-%lld", (int)getpid(),
              (long long)st_time_wall_ms() % 100000000);
-    redis = connect_redis();
+    redis = itest_st_redis();
     ST_RUN(test_migration);
     ST_RUN(test_packed_lengths);
-    delete_prefix();
+    itest_redis_unlink_prefix(prefix);
     st_redis_destroy(redis);
     return st_test_summary();
 }

@@ -15,29 +15,6 @@
 
 static char prefix[96];
 
-static st_redis_t *connect_redis(void)
-{
-    st_redis_opts_t o = {.host = "127.0.0.1", .port = itest_redis_port(), .timeout_ms = 5000};
-    st_redis_t *r = st_redis_new(&o);
-    st_err_t err = {0};
-    if (!r || st_redis_ensure(r, 10000, &err) != 0) {
-        fprintf(stderr, "cannot connect to Redis on %d: %s\n", itest_redis_port(), err.text);
-        exit(1);
-    }
-    return r;
-}
-
-static void delete_prefix(void)
-{
-    redisContext *c = itest_redis();
-    redisReply *k = redisCommand(c, "KEYS %s:*", prefix);
-    for (size_t i = 0; k && k->type == REDIS_REPLY_ARRAY && i < k->elements; i++)
-        freeReplyObject(redisCommand(c, "DEL %s", k->element[i]->str));
-    if (k)
-        freeReplyObject(k);
-    redisFree(c);
-}
-
 /* One generated mark: its strings live in the arrays. */
 typedef struct {
     char user[16], event_id[17], owner[40];
@@ -67,7 +44,7 @@ static ingest_mark_t as_mark(const gen_mark_t *g)
  * both, sometimes twice (a rerun after a lost reply). */
 static void test_redis_equals_memory(void)
 {
-    st_redis_t *r = connect_redis();
+    st_redis_t *r = itest_st_redis();
     ingest_store_t *rs = ingest_store_redis_new(r, prefix);
     ingest_store_t *ms = ingest_store_mem_new();
     ST_REQUIRE(rs && ms);
@@ -162,7 +139,7 @@ static void test_redis_equals_memory(void)
 /* A hash of the previous layout goes with the user's next write; it is not read. */
 static void test_previous_layout_deleted(void)
 {
-    st_redis_t *r = connect_redis();
+    st_redis_t *r = itest_st_redis();
     ingest_store_t *rs = ingest_store_redis_new(r, prefix);
     ST_REQUIRE(rs != NULL);
     st_buf_t old = ST_BUF_INIT;
@@ -197,6 +174,6 @@ int main(void)
              (long long)st_time_wall_ms());
     ST_RUN(test_redis_equals_memory);
     ST_RUN(test_previous_layout_deleted);
-    delete_prefix();
+    itest_redis_unlink_prefix(prefix);
     return st_test_summary();
 }
