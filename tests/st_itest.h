@@ -5,6 +5,7 @@
 
 #include <hiredis/hiredis.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -224,6 +225,30 @@ static inline void itest_pt_redis_cleanup(const itest_pt_t *t)
 
 /* Unlinks every Redis key under "<prefix>:" (SCAN, so a big keyspace is not blocked). Returns
  * the number removed. */
+/* A command's reply, which must not be an error (caller frees); exits on an error. */
+static inline redisReply *itest_cmd(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "%s: %s\n", fmt, r ? r->str : c->errstr);
+        exit(1);
+    }
+    return r;
+}
+
+/* EXISTS <prefix>:u:{<user>}:<what>. */
+static inline long long itest_user_key_exists(redisContext *c, const char *prefix, const char *user,
+                                              const char *what)
+{
+    redisReply *r = itest_cmd(c, "EXISTS %s:u:{%s}:%s", prefix, user, what);
+    long long n = r->integer;
+    freeReplyObject(r);
+    return n;
+}
+
 /* A stint Redis client (st_redis) connected to the local Redis; exits when it cannot connect. */
 static inline st_redis_t *itest_st_redis(void)
 {

@@ -21,31 +21,10 @@ static char prefix[96];
 static const char *const sessions_topic = "it.sessions", *const profiles_topic = "it.profiles";
 
 /* A command's reply, which must not be an error (caller frees). */
-static redisReply *cmd(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "%s: %s\n", fmt, r ? r->str : c->errstr);
-        exit(1);
-    }
-    return r;
-}
-
-static long long exists(redisContext *c, const char *user, const char *what)
-{
-    redisReply *r = cmd(c, "EXISTS %s:u:{%s}:%s", prefix, user, what);
-    long long n = r->integer;
-    freeReplyObject(r);
-    return n;
-}
-
 static char *hget(redisContext *c, const char *user, const char *field)
 {
     static char out[128];
-    redisReply *r = cmd(c, "HGET %s:u:{%s}:clu:prof %s", prefix, user, field);
+    redisReply *r = itest_cmd(c, "HGET %s:u:{%s}:clu:prof %s", prefix, user, field);
     snprintf(out, sizeof out, "%s", r->type == REDIS_REPLY_STRING ? r->str : "(nil)");
     freeReplyObject(r);
     return out;
@@ -108,13 +87,13 @@ static void test_migration(void)
 {
     redisContext *c = itest_redis();
     /* The previous layout, as its script left it. */
-    freeReplyObject(cmd(c,
-                        "HSET %s:u:{old}:clu:prof a:%s:0 5 ls 1000 n 4 sum_s 72.5 max_s 60 "
-                        "tracks 9 gender f age 30 country Norway registered_s 1100000000",
-                        prefix, sessions_topic));
-    freeReplyObject(cmd(c, "RPUSH %s:u:{old}:clu:len 99 60 1.5 2.25", prefix));
-    freeReplyObject(cmd(c, "HSET %s:u:{old}:cluster cluster 2 cold 0 version v1", prefix));
-    freeReplyObject(cmd(c, "HSET %s:u:{old}:profile gender f age 30 country Norway", prefix));
+    freeReplyObject(itest_cmd(c,
+                              "HSET %s:u:{old}:clu:prof a:%s:0 5 ls 1000 n 4 sum_s 72.5 max_s 60 "
+                              "tracks 9 gender f age 30 country Norway registered_s 1100000000",
+                              prefix, sessions_topic));
+    freeReplyObject(itest_cmd(c, "RPUSH %s:u:{old}:clu:len 99 60 1.5 2.25", prefix));
+    freeReplyObject(itest_cmd(c, "HSET %s:u:{old}:cluster cluster 2 cold 0 version v1", prefix));
+    freeReplyObject(itest_cmd(c, "HSET %s:u:{old}:profile gender f age 30 country Norway", prefix));
 
     clu_store_t *s = clu_store_redis_new(redis, prefix, sessions_topic, profiles_topic, WINDOW);
     pred_store_t *ps = pred_store_redis_new(redis, prefix, sessions_topic);
@@ -135,10 +114,10 @@ static void test_migration(void)
     /* The next write, without an assignment, moves everything. */
     clu_store_closed_t one = {2000, 12.345, 3};
     write_closed(s, "old", 6, &one, 1, NULL);
-    ST_EQ_INT(exists(c, "old", "clu:len"), 0);
-    ST_EQ_INT(exists(c, "old", "cluster"), 0);
-    ST_EQ_INT(exists(c, "old", "profile"), 0);
-    ST_EQ_INT(exists(c, "old", "clu:lens"), 1);
+    ST_EQ_INT(itest_user_key_exists(c, prefix, "old", "clu:len"), 0);
+    ST_EQ_INT(itest_user_key_exists(c, prefix, "old", "cluster"), 0);
+    ST_EQ_INT(itest_user_key_exists(c, prefix, "old", "profile"), 0);
+    ST_EQ_INT(itest_user_key_exists(c, prefix, "old", "clu:lens"), 1);
     ST_EQ_STR(hget(c, "old", "ls"), "(nil)");
     ST_EQ_STR(hget(c, "old", "lc"), "2000");
     ST_EQ_STR(hget(c, "old", "cluster"), "2");
@@ -159,7 +138,7 @@ static void test_migration(void)
     ST_EQ_STR(version, "v2");
     read_user(s, "old", &r);
     ST_CHECK(r.cluster.cluster == 1 && r.cluster.cold);
-    ST_EQ_INT(exists(c, "old", "cluster"), 0);
+    ST_EQ_INT(itest_user_key_exists(c, prefix, "old", "cluster"), 0);
 
     pred_store_redis_destroy(ps);
     clu_store_redis_destroy(s);
@@ -200,7 +179,7 @@ static void test_packed_lengths(void)
     ST_EQ_INT(r.prof.n_lens, WINDOW);
     ST_CHECK(r.lens[2] == 0.128 && r.lens[1] == 0.127 && r.prof.n == (double)n);
     ST_EQ_STR(hget(c, "new", "v"), "2");
-    redisReply *t = cmd(c, "TYPE %s:u:{new}:clu:lens", prefix);
+    redisReply *t = itest_cmd(c, "TYPE %s:u:{new}:clu:lens", prefix);
     ST_EQ_STR(t->str, "string");
     freeReplyObject(t);
     clu_store_redis_destroy(s);

@@ -17,43 +17,10 @@ static char prefix[96];
 static const char *const topic = "it.sessions";
 static st_redis_t *redis;
 
-static st_redis_t *connect_redis(void)
-{
-    st_redis_opts_t o = {.host = "127.0.0.1", .port = itest_redis_port(), .timeout_ms = 5000};
-    st_redis_t *r = st_redis_new(&o);
-    st_err_t err = {0};
-    if (!r || st_redis_ensure(r, 10000, &err) != 0) {
-        fprintf(stderr, "cannot connect to Redis on %d: %s\n", itest_redis_port(), err.text);
-        exit(1);
-    }
-    return r;
-}
-
 /* A command's reply, which must not be an error (caller frees). */
-static redisReply *cmd(redisContext *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "%s: %s\n", fmt, r ? r->str : c->errstr);
-        exit(1);
-    }
-    return r;
-}
-
-static long long exists(redisContext *c, const char *user, const char *what)
-{
-    redisReply *r = cmd(c, "EXISTS %s:u:{%s}:%s", prefix, user, what);
-    long long n = r->integer;
-    freeReplyObject(r);
-    return n;
-}
-
 static long long memory_usage(redisContext *c, const char *user, const char *what)
 {
-    redisReply *r = cmd(c, "MEMORY USAGE %s:u:{%s}:%s SAMPLES 0", prefix, user, what);
+    redisReply *r = itest_cmd(c, "MEMORY USAGE %s:u:{%s}:%s SAMPLES 0", prefix, user, what);
     long long n = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
     freeReplyObject(r);
     return n;
@@ -73,7 +40,7 @@ static void check_head(const char *st, const char *lc, const char *m1, const cha
 static const char *state(redisContext *c, const char *user)
 {
     static char out[1024];
-    redisReply *r = cmd(c, "GET %s:u:{%s}:pred:s", prefix, user);
+    redisReply *r = itest_cmd(c, "GET %s:u:{%s}:pred:s", prefix, user);
     snprintf(out, sizeof out, "%s", r->type == REDIS_REPLY_STRING ? r->str : "(nil)");
     freeReplyObject(r);
     return out;
@@ -137,9 +104,10 @@ static void test_migration_from_hash(void)
     char os[512];
     open_text(os, sizeof os, "u1", 1241000000000LL, 1241000100000LL,
               "1691.5417359261219 3626.4916692307693 2 M b-70bc983eb76e6ca6");
-    freeReplyObject(cmd(c, "HSET %s:u:{u1}:pred a:%s:0 5 a:other.topic:1 9 lc 1240999000000 os %s",
-                        prefix, topic, os));
-    freeReplyObject(cmd(c, "RPUSH %s:u:{u1}:pred:hist x", prefix));
+    freeReplyObject(
+        itest_cmd(c, "HSET %s:u:{u1}:pred a:%s:0 5 a:other.topic:1 9 lc 1240999000000 os %s",
+                  prefix, topic, os));
+    freeReplyObject(itest_cmd(c, "RPUSH %s:u:{u1}:pred:hist x", prefix));
     long long hash_bytes = memory_usage(c, "u1", "pred");
 
     read_t *r = calloc(1, sizeof *r);
@@ -155,13 +123,13 @@ static void test_migration_from_hash(void)
     /* A replay (marker at its offset) writes nothing in either key. */
     write_user(s, "u1", 5, 1241000500000LL, "0\n");
     ST_EQ_STR(state(c, "u1"), "(nil)");
-    ST_EQ_INT(exists(c, "u1", "pred"), 1);
+    ST_EQ_INT(itest_user_key_exists(c, prefix, "u1", "pred"), 1);
 
     /* The next write, keeping the open predictions, moves the user: the string holds what the
      * hash held, the hash and the list are gone. */
     write_user(s, "u1", 6, 1241000500000LL, NULL);
-    ST_EQ_INT(exists(c, "u1", "pred"), 0);
-    ST_EQ_INT(exists(c, "u1", "pred:hist"), 0);
+    ST_EQ_INT(itest_user_key_exists(c, prefix, "u1", "pred"), 0);
+    ST_EQ_INT(itest_user_key_exists(c, prefix, "u1", "pred:hist"), 0);
     char mark0[64], want[1024];
     snprintf(mark0, sizeof mark0, "%s:0=6", topic);
     snprintf(want, sizeof want, "%s", state(c, "u1"));
@@ -189,7 +157,7 @@ static void test_migration_from_hash(void)
      * (a hashtable: os is over hash-max-listpack-value). The bound has room for allocator bins,
      * not for a second encoding. */
     write_user(s, "u1", 8, 1241000500000LL, os);
-    redisReply *t = cmd(c, "TYPE %s:u:{u1}:pred:s", prefix);
+    redisReply *t = itest_cmd(c, "TYPE %s:u:{u1}:pred:s", prefix);
     ST_EQ_STR(t->str, "string");
     freeReplyObject(t);
     long long string_bytes = memory_usage(c, "u1", "pred:s");
@@ -208,8 +176,8 @@ static void test_migration_from_single_o(void)
     pred_store_t *s = pred_store_redis_new(redis, prefix, topic);
     ST_REQUIRE(s != NULL);
     /* The layout before os: one prediction in o, the closed past ending at lc. */
-    freeReplyObject(cmd(c, "HSET %s:u:{u2}:pred a:%s:0 3 lc 500 o %s", prefix, topic,
-                        "1700000000 6:u2:900100 5 M v1"));
+    freeReplyObject(itest_cmd(c, "HSET %s:u:{u2}:pred a:%s:0 3 lc 500 o %s", prefix, topic,
+                              "1700000000 6:u2:900100 5 M v1"));
     read_t *r = calloc(1, sizeof *r);
     ST_REQUIRE(r != NULL);
     read_user(s, "u2", r);
@@ -220,7 +188,7 @@ static void test_migration_from_single_o(void)
 
     /* Moved unchanged (a write without a text): read back the same. */
     write_user(s, "u2", 4, -1, NULL);
-    ST_EQ_INT(exists(c, "u2", "pred"), 0);
+    ST_EQ_INT(itest_user_key_exists(c, prefix, "u2", "pred"), 0);
     read_user(s, "u2", r);
     ST_EQ_INT(r->a.stored[0], 4);
     ST_EQ_INT(r->a.last_closed_ms, 500);
@@ -244,7 +212,7 @@ int main(void)
 {
     snprintf(prefix, sizeof prefix, "it-pred-%d-%lld", (int)getpid(),
              (long long)st_time_wall_ms() % 100000000);
-    redis = connect_redis();
+    redis = itest_st_redis();
     ST_RUN(test_migration_from_hash);
     ST_RUN(test_migration_from_single_o);
     itest_redis_unlink_prefix(prefix);
