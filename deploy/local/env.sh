@@ -23,3 +23,22 @@ STINT_SCHEMA_REGISTRY_URL=${STINT_SCHEMA_REGISTRY_URL-http://127.0.0.1:$STINT_RE
 STINT_REGISTRY_RESERVED_IDS=${STINT_REGISTRY_RESERVED_IDS:-100}
 # The Kubernetes manifest validator (deploy/local/k8s-validate.txt), installed by bootstrap.
 K8S_VALIDATE_VENV=$STINT_CACHE/k8s-validate-1.37.0
+
+# The pid of a program just started with `setsid nohup PROGRAM ... &`, found by a fixed string of
+# its command line: $! is setsid's own pid when setsid had to fork (its caller led a process
+# group, as under job control), and that process exits at once. Prints the newest such process
+# that is the program itself (not setsid or nohup still on the way to it), or the fallback ($!)
+# when none shows up within 5 s.
+stint_started_pid() {
+    local fallback=$1 marker=$2 re i pid cmd
+    re=$(printf '%s' "$marker" | sed 's/[][\\.*^$+?(){}|]/\\&/g')
+    for i in $(seq 50); do
+        for pid in $(pgrep -f -- "$re" | sort -rn); do
+            cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || continue
+            case $cmd in setsid\ * | nohup\ * | '') continue ;; esac
+            case $cmd in *"$marker"*) echo "$pid"; return 0 ;; esac
+        done
+        sleep 0.1
+    done
+    echo "$fallback"
+}
