@@ -61,7 +61,8 @@ def publish(live, listens):
         f"{u}|" + json.dumps({"user_id": u, "timestamp": iso(t), "artist_name": ARTIST,
                               "track_name": track}, separators=(",", ":")) + "\n"
         for u, t, track in listens)
-    r = subprocess.run(["kcat", "-b", BROKERS, "-P", "-t", live.topic("listens.raw"), "-K", "|"],
+    r = subprocess.run(["kcat", "-b", BROKERS, "-X", "partitioner=murmur2_random", "-P", "-t",
+                        live.topic("listens.raw"), "-K", "|"],
                        input=lines, capture_output=True, text=True, timeout=30)
     if not check(r.returncode == 0, f"kcat published {len(listens)} listens"):
         print(r.stderr)

@@ -232,8 +232,8 @@ def main():
     # Redis with AOF, everysec, as the local stack's.
     cmd = services["redis"]["command"]
     c.check("--appendonly" in cmd and cmd[cmd.index("--appendonly") + 1] == "yes", "redis AOF", cmd)
-    c.check("--appendfsync" in cmd and cmd[cmd.index("--appendfsync") + 1] == "everysec",
-            "redis appendfsync everysec", cmd)
+    c.check("--appendfsync" in cmd and cmd[cmd.index("--appendfsync") + 1] == "always",
+            "redis appendfsync always", cmd)
 
     # One-shot jobs in the tools profile; bundles shared between train and the model readers.
     for name in ("gen", "catalog", "replay", "train"):
