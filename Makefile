@@ -6,7 +6,7 @@ SERVICES := deploy/local/services
 WITH_STACK := deploy/local/with-stack
 
 .PHONY: all build bootstrap test test-unit test-sanitize fuzz demo bench up down status format format-check clean \
-	distclean compose-test bench-pipeline-full
+	distclean compose-test bench-pipeline-full chaos bench-soak
 
 all: build
 
@@ -59,6 +59,16 @@ bench-pipeline-full: bootstrap
 	@$(MAKE) --no-print-directory build
 	@STINT_BIN_DIR=$(abspath $(BUILD))/bin $(WITH_STACK) bench/full_pipeline --users $(USERS) --days $(DAYS)
 
+# The five services under live traffic for MINUTES (default 60) at RATE listens/s (2000), a random
+# service SIGKILLed every KILL_EVERY_S (300), on a private stack of its own; one line per minute of
+# RSS, open fds, Redis keys and memory, lags (bench/soak, docs/soak.md).
+MINUTES ?= 60
+RATE ?= 2000
+KILL_EVERY_S ?= 300
+bench-soak: bootstrap
+	@$(MAKE) --no-print-directory build
+	@STINT_BIN_DIR=$(abspath $(BUILD))/bin bench/soak --minutes $(MINUTES) --rate $(RATE) --kill-every-s $(KILL_EVERY_S)
+
 # The stack (Kafka + Redis) and the five services in the background; see deploy/local/services.
 up: bootstrap
 	@$(MAKE) --no-print-directory build
@@ -77,6 +87,15 @@ status:
 # Needs root (rootful podman). See docs/deployment.md, "Running with podman".
 compose-test:
 	@deploy/compose/test
+
+# The whole pipeline under faults on a private stack of its own (tests/chaos/chaos.py): random
+# SIGKILLs of every service, SIGKILL of Redis and of the Kafka broker, a pause past the session
+# timeout, zombies; compared with a clean run and with `stint sessions` offline, and a self-check
+# on planted faults. CHAOS_SEED picks the schedule (printed; rerun a failure with the same seed).
+CHAOS_SEED ?= 1
+chaos: bootstrap
+	@$(MAKE) --no-print-directory build
+	@STINT_BIN_DIR=$(abspath $(BUILD))/bin tests/chaos/chaos.py --seed $(CHAOS_SEED)
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
