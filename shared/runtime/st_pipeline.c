@@ -2,6 +2,7 @@
 #include "st_pipeline.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ typedef struct {
     int64_t consumed_next; /* offset after the last record handed to process(), -1 = none yet */
     int64_t stored;        /* last offset stored, -1 = none */
     int64_t hold;          /* hold set in the current batch, -1 = none */
+    st_metric_t *m_lag;    /* stint_consumer_lag_records{topic,partition} */
 } part_t;
 
 struct st_pipeline_s {
@@ -60,6 +62,7 @@ struct st_pipeline_s {
     st_out_t out;
     st_buf_t dlq_buf;
     int64_t last_process_ms;
+    int64_t lag_updated_ms;               /* last update_lag (monotonic) */
     st_redis_t *redis;                    /* PINGed for /healthz (may be NULL) */
     int64_t kafka_seen_ms, redis_seen_ms; /* last time each was shown reachable (monotonic) */
     uint64_t dead_letters;
@@ -207,6 +210,15 @@ static part_t *find_part(st_pipeline_t *p, const char *topic, int32_t partition,
     pt->topic = strdup(topic);
     pt->partition = partition;
     pt->consumed_next = pt->stored = pt->hold = -1;
+    /* Topic names are [a-zA-Z0-9._-]: nothing to escape in the label value. */
+    char labels[320];
+    snprintf(labels, sizeof labels, "topic=\"%s\",partition=\"%d\"", topic, (int)partition);
+    pt->m_lag = st_metrics_gauge("stint_consumer_lag_records", labels,
+                                 "Records of the partition not yet processed: its end offset (high "
+                                 "watermark of the last fetch) less the offset after the last "
+                                 "record processed; NaN until known, 0 once the partition is no "
+                                 "longer assigned.");
+    st_metric_set(pt->m_lag, NAN);
     return pt;
 }
 
@@ -243,6 +255,7 @@ static void drop_parts(st_pipeline_t *p, const rd_kafka_topic_partition_list_t *
         for (size_t j = 0; j < p->nparts; j++) {
             if (p->parts[j].partition == parts->elems[i].partition &&
                 strcmp(p->parts[j].topic, parts->elems[i].topic) == 0) {
+                st_metric_set(p->parts[j].m_lag, 0); /* another member reports it now */
                 free(p->parts[j].topic);
                 p->parts[j] = p->parts[--p->nparts];
                 break;
@@ -567,10 +580,43 @@ static void collect(st_pipeline_t *p)
     }
 }
 
+/* The lag gauges: per assigned partition, the high watermark of the last fetch response (no
+ * broker round trip) less the next offset to process (or, before the first batch, the fetch
+ * position). A partition with neither known is left as it is. */
+static void update_lag(st_pipeline_t *p)
+{
+    for (size_t i = 0; i < p->nparts; i++) {
+        part_t *pt = &p->parts[i];
+        int64_t next = pt->consumed_next, lo, hi;
+        if (next < 0) {
+            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(l, pt->topic, pt->partition);
+            if (rd_kafka_position(p->consumer, l) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                l->elems[0].offset >= 0)
+                next = l->elems[0].offset;
+            rd_kafka_topic_partition_list_destroy(l);
+        }
+        if (next < 0 ||
+            rd_kafka_get_watermark_offsets(p->consumer, pt->topic, pt->partition, &lo, &hi) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi < 0)
+            continue;
+        st_metric_set(pt->m_lag, (double)(hi > next ? hi - next : 0));
+    }
+}
+
 static void backoff(int *ms)
 {
     st_lifecycle_sleep_ms(*ms);
     *ms = *ms * 2 > 5000 ? 5000 : *ms * 2;
+}
+
+/* Between two attempts at a batch step: the lag gauges stay current while the batch waits for
+ * Kafka or Redis to come back. */
+static void retry_wait(st_pipeline_t *p, int *ms)
+{
+    update_lag(p);
+    backoff(ms);
 }
 
 static void note_error(st_pipeline_t *p, const char *step, const st_err_t *err)
@@ -684,7 +730,7 @@ static int run_batch(st_pipeline_t *p)
             note_error(p, "process", &err);
             if (st_lifecycle_stopping())
                 return 0; /* offsets not stored: the batch is replayed after restart */
-            backoff(&wait_ms);
+            retry_wait(p, &wait_ms);
             continue;
         }
         if (n > 0) /* a timer tick with no records may not have asked Redis anything */
@@ -697,7 +743,7 @@ static int run_batch(st_pipeline_t *p)
             note_error(p, "produce", &err);
             if (st_lifecycle_stopping())
                 return 0;
-            backoff(&wait_ms);
+            retry_wait(p, &wait_ms);
             continue; /* reprocess: same Redis state, same outputs (byte-identical duplicates) */
         }
         break;
@@ -715,7 +761,7 @@ static int run_batch(st_pipeline_t *p)
             note_error(p, "apply", &err);
             if (st_lifecycle_stopping())
                 return 0;
-            backoff(&wait_ms);
+            retry_wait(p, &wait_ms);
         }
         if (n > 0)
             st_pipeline_set_redis_ok(p, true);
@@ -749,6 +795,10 @@ int st_pipeline_run(st_pipeline_t *p)
             p->kafka_seen_ms = now;
         }
         probe_health(p, now);
+        if (now - p->lag_updated_ms >= 1000) {
+            update_lag(p);
+            p->lag_updated_ms = now;
+        }
         if (p->nmsgs == 0 && !tick)
             continue;
         int rc = run_batch(p);

@@ -12,7 +12,12 @@ for what docs/metrics.md promises every service:
 - stint_batch_duration_seconds (a histogram in seconds; no stint_batch_duration_ms any more);
 - every stint_* family is either one of the shared pipeline families or stint_<service>_*, so a
   family name tells the service apart, and the shared ones are told apart by the scrape target
-  (job/instance) and stint_build_info."""
+  (job/instance) and stint_build_info;
+- stint_consumer_lag_records{topic,partition}: one series per partition of the service's input
+  topic(s), 0 once the listen has been processed;
+- every metric the Grafana dashboard (deploy/monitoring/grafana/dashboards/stint.json) queries is
+  a family some service exposes."""
+import json
 import os
 import re
 import sys
@@ -26,7 +31,8 @@ from prom_exposition import families, problems  # noqa: E402
 
 DEADLINE_S = 30
 SHARED = {"stint_records_in", "stint_records_out", "stint_dead_letters", "stint_batches",
-          "stint_batch_retries", "stint_batch_duration_seconds", "stint_build_info"}
+          "stint_batch_retries", "stint_batch_duration_seconds", "stint_build_info",
+          "stint_consumer_lag_records"}
 PROCESS = ("process_cpu_seconds", "process_resident_memory_bytes", "process_virtual_memory_bytes",
            "process_open_fds", "process_max_fds", "process_start_time_seconds")
 
@@ -78,6 +84,7 @@ def main():
               f"the listen went through ingest, enricher, sessionizer, predictor: {got}")
 
         version = project_version()
+        exposed = set()
         for name in SERVICES:
             ctype, text = scrape(ports[name])
             check(ctype.startswith("text/plain; version=0.0.4"), f"{name}: content type {ctype}")
@@ -86,6 +93,17 @@ def main():
                 print(f"      {name}: {p}")
             check(not bad, f"{name}: /metrics is a valid exposition ({len(bad)} problems)")
             fams = families(text)
+            exposed |= {s.name for f in fams.values() for s in f.samples} | set(fams)
+            lag = fams.get("stint_consumer_lag_records")
+            parts = sorted((s.labels.get("topic", ""), s.labels.get("partition", ""))
+                           for s in lag.samples) if lag else []
+            check(lag is not None and lag.type == "gauge" and len(parts) >= 3 and
+                  all(t.startswith(live.tag + ".") for t, _ in parts),
+                  f"{name}: stint_consumer_lag_records per input partition {parts[:4]}")
+            if name in moving:
+                check(all(s.value == 0 for s in lag.samples),
+                      f"{name}: lag 0 once the listen was processed "
+                      f"{[s.value for s in lag.samples]}")
 
             for p in PROCESS:
                 check(p in fams and len(fams[p].samples) == 1, f"{name}: {p} present")
@@ -119,6 +137,14 @@ def main():
             foreign = sorted(f for f in fams if f.startswith("stint_") and f not in SHARED
                              and not f.startswith(f"stint_{name}_"))
             check(not foreign, f"{name}: every other stint_ family is stint_{name}_* ({foreign})")
+        with open(os.path.join(SRC, "deploy", "monitoring", "grafana", "dashboards", "stint.json"),
+                  encoding="utf-8") as f:
+            dash = json.load(f)
+        exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+        names = {n for e in exprs for n in re.findall(r"\b((?:stint|process)_[a-z_]+)\b", e)}
+        unknown = sorted(names - exposed)
+        check(names and not unknown, f"the dashboard's {len(exprs)} queries use only exposed "
+                                     f"metrics ({len(names)} names; unknown: {unknown})")
     finally:
         live.stop()
         live.cleanup()

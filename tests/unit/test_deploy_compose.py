@@ -8,6 +8,7 @@ reads it) and exactly those the services use, ports are published on 127.0.0.1 o
 and the registry on the local stack's ports (deploy/local/env.sh) unless moved by variables. The
 images default to the upstream ones, and deploy/compose/podman.env (the podman path's local images)
 changes nothing but image names. No Docker engine is needed."""
+import json
 import os
 import re
 import shutil
@@ -99,11 +100,41 @@ def check_docker_compose_config():
                              cwd=SRC, capture_output=True, text=True, timeout=60)
         c.check(res.returncode == 0, "docker-compose %s: %s" % (" ".join(args), res.stderr.strip()))
     res = subprocess.run([exe, "-f", os.path.join(SRC, "docker-compose.yml"), "--profile", "tools",
-                          "config", "--services"], cwd=SRC, capture_output=True, text=True, timeout=60)
+                          "--profile", "monitoring", "config", "--services"], cwd=SRC,
+                         capture_output=True, text=True, timeout=60)
     names = set(res.stdout.split())
     want = set(SERVICES) | {"kafka", "redis", "schema-registry", "topics", "gen", "catalog",
-                            "replay", "train"}
+                            "replay", "train", "prometheus", "grafana"}
     c.check(names == want, "docker-compose config --services", sorted(names), sorted(want))
+
+
+def check_monitoring(services):
+    """deploy/monitoring: Prometheus scrapes every service at the port its container listens on,
+    one job each; Grafana is provisioned with that Prometheus and the dashboard, whose JSON
+    parses and whose panels all query the provisioned datasource (the metric names in its
+    queries are checked against live services by tests/e2e/test_metrics_exposition.py)."""
+    mon = os.path.join(SRC, "deploy", "monitoring")
+    with open(os.path.join(mon, "prometheus.yml"), encoding="utf-8") as f:
+        prom = yaml.safe_load(f)
+    jobs = {j["job_name"]: j["static_configs"][0]["targets"] for j in prom["scrape_configs"]}
+    want = {f"stint-{n}": [f"{n}:{services[n]['environment']['STINT_HTTP_PORT']}"]
+            for n in SERVICES}
+    c.check(jobs == want, "prometheus.yml: one job per service, at its container port", jobs, want)
+    with open(os.path.join(mon, "grafana", "provisioning", "datasources", "prometheus.yml"),
+              encoding="utf-8") as f:
+        ds = yaml.safe_load(f)["datasources"][0]
+    c.check(ds["url"] == "http://prometheus:9090" and ds["uid"] == "stint-prometheus",
+            "grafana datasource: the compose Prometheus", ds)
+    with open(os.path.join(mon, "grafana", "dashboards", "stint.json"), encoding="utf-8") as f:
+        dash = json.load(f)
+    uids = {t["datasource"]["uid"] for p in dash["panels"] for t in p["targets"]}
+    c.check(dash["panels"] and uids == {"stint-prometheus"},
+            "dashboard: panels, all on the provisioned datasource", uids)
+    for name in ("prometheus", "grafana"):
+        c.check(services[name].get("profiles") == ["monitoring"],
+                f"{name} only in the monitoring profile", services[name].get("profiles"))
+        c.check(all(p.startswith("127.0.0.1:") for p in services[name].get("ports", [])),
+                f"{name} published on 127.0.0.1 only", services[name].get("ports"))
 
 
 def main():
@@ -111,6 +142,7 @@ def main():
         compose = yaml.safe_load(f)
     services = compose["services"]
     check_docker_compose_config()
+    check_monitoring(services)
 
     # Images and build: one Dockerfile for every stint container.
     stint_containers = {n: s for n, s in services.items() if program_argv(s.get("command"))}
