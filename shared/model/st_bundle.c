@@ -378,6 +378,13 @@ const st_nn_history_t *st_bundle_history(const st_bundle_t *b, int net)
     return (net >= 0 && net < ST_BUNDLE__MAX_NETS && b->has_hist[net]) ? &b->hist[net] : NULL;
 }
 
+double st_bundle_target_scale(const st_bundle_t *b, int net)
+{
+    if (net < 0 || net >= ST_BUNDLE__MAX_NETS || !b->ys[net])
+        return NAN;
+    return st_scaler_scale(b->ys[net], 0);
+}
+
 int st_bundle_net_users(const st_bundle_t *b, int cluster)
 {
     int net = cluster + 1;

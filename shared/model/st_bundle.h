@@ -204,6 +204,9 @@ void st_bundle_input_from_row(const st_bundle_t *b, const st_dataset_t *ds, size
 /* Training diagnostics of network i (0 global, c + 1 cluster c): NULL when absent or loaded
  * from disk. Borrowed. */
 const st_nn_history_t *st_bundle_history(const st_bundle_t *b, int net);
+/* The scale of network net's target scaler (its losses times this are in target units: seconds,
+ * or log1p seconds with log_target); 1 when the target is not scaled, NAN when net is absent. */
+double st_bundle_target_scale(const st_bundle_t *b, int net);
 /* Users the network of cluster c was trained on (0 if it has none); for net -1 all users. */
 int st_bundle_net_users(const st_bundle_t *b, int cluster);
 /* The clustered training users' profile matrix (raw values, n x dim) and labels (borrowed). */

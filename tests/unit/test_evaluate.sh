@@ -26,8 +26,8 @@ table() { grep ' | ' "$1" | sed 's/|[^|]*$//'; }
 
 run "$tmp/r1" "${data[@]}"
 run "$tmp/r2" "${data[@]}"
-for f in index.html predictions.csv pred_actual.svg loss_0.svg loss_3.svg elbow.svg silhouette.svg \
-    clusters.svg; do
+for f in index.html predictions.csv pred_actual.svg residuals.svg loss_0.svg loss_3.svg elbow.svg \
+    silhouette.svg clusters.svg; do
     [ -s "$tmp/r1/$f" ] || fail "missing report file $f"
 done
 grep -q 'epoch=1/2 loss=' "$tmp/r1.log" || fail "no training progress lines"
@@ -35,6 +35,30 @@ grep -q 'dataset_loaded data=.* profiles=[^ ]*/data ' "$tmp/r1.log" ||
     fail "profiles not read from the data directory: $(grep dataset_loaded "$tmp/r1.log")"
 diff <(table "$tmp/r1.out") <(table "$tmp/r2.out") || fail "tables differ between identical runs"
 cmp "$tmp/r1/predictions.csv" "$tmp/r2/predictions.csv" || fail "predictions differ"
+# the bootstrap intervals: one line per row, identical between identical runs
+intervals() { grep -E '^  .* vs mean [0-9.]+ \[[0-9.]+, [0-9.]+\] .* vs median ' "$1"; }
+[ "$(intervals "$tmp/r1.out" | wc -l)" -eq 10 ] || fail "not 10 interval lines: $(cat "$tmp/r1.out")"
+diff <(intervals "$tmp/r1.out") <(intervals "$tmp/r2.out") || fail "intervals differ between identical runs"
+grep -qE 'baseline: per-user median .* vs median 1\.000 \[1\.000, 1\.000\] \(itself\)' "$tmp/r1.out" ||
+    fail "the per-user median against itself is not 1 [1, 1]"
+# the report: a real table with the best row marked (by validation MAE), the header block, the
+# figures' markers
+for s in '<table class="main">' '<tr class="best">' 'beats the per-user median?' \
+    'lowest <b>validation</b> MAE' '--data '"$tmp/data" 'stint evaluate --data' 'test users' \
+    'bootstrap over the'; do
+    grep -qF -- "$s" "$tmp/r1/index.html" || fail "index.html lacks: $s"
+done
+grep -q 'kept: epoch [0-9]' "$tmp/r1/loss_0.svg" || fail "loss chart without the kept epoch"
+grep -q 'chosen k = 5' "$tmp/r1/elbow.svg" || fail "elbow without the chosen k"
+grep -q 'log scale' "$tmp/r1/pred_actual.svg" || fail "predicted vs actual not on log axes"
+# --seeds: the first seed's table is the --seed run's, then a summary over the seeds
+stint evaluate "${data[@]}" --epochs 2 --seeds 3,5 --out "$tmp/rs" 2>"$tmp/rs.log" >"$tmp/rs.out" ||
+    { cat "$tmp/rs.log" >&2; fail "evaluate --seeds 3,5"; }
+diff <(table "$tmp/r1.out") <(sed -n '/== split seed 3/,/== split seed 5/p' "$tmp/rs.out" | table /dev/stdin) ||
+    fail "--seeds 3,5: seed 3's table differs from --seed 3's"
+grep -q '== split seed 5 (2 of 2) ==' "$tmp/rs.out" || fail "--seeds: seed 5 not run"
+grep -q 'over 2 split seeds' "$tmp/rs.out" || fail "--seeds: no summary"
+grep -qF 'Over 2 split seeds' "$tmp/rs/index.html" || fail "--seeds: no summary in index.html"
 
 # the same data set and table through `stint sessions` + --sessions
 stint sessions "${data[@]}" --out "$tmp/sessions.tsv" --quiet >/dev/null 2>&1 || fail "stint sessions"
@@ -169,6 +193,8 @@ done
 set +e
 stint evaluate --preset nope "${data[@]}" 2>/dev/null
 [ $? -eq 2 ] || fail "bad preset should exit 2"
+stint evaluate --seeds 3,x "${data[@]}" 2>/dev/null
+[ $? -eq 2 ] || fail "bad --seeds should exit 2"
 stint train "${data[@]}" 2>/dev/null
 [ $? -eq 2 ] || fail "train without --out should exit 2"
 stint train "${data[@]}" --sessions "$tmp/sessions.tsv" --out "$tmp/x" 2>/dev/null

@@ -58,7 +58,8 @@ static void test_line_chart(void)
         inertia[i] = 1000.0 / (i + 1);
         val[i] = i == 3 ? NAN : 900.0 / (i + 1);
     }
-    st_svg_series_t s[2] = {{"train <loss> & \"more\"", k, inertia, 8}, {"validation", k, val, 8}};
+    st_svg_series_t s[2] = {{"train <loss> & \"more\"", k, inertia, 8, 0, 0, 0, NULL},
+                            {"validation", k, val, 8, 0, 0, 0, NULL}};
     ST_REQUIRE(st_svg_line_chart(path, "Elbow: k < 9", "k", "inertia", s, 2, err, sizeof err) == 0);
     ST_EQ_INT(xml_ok(path), 0);
     char *t = slurp(path);
@@ -119,7 +120,7 @@ static void test_pred_actual(void)
         a[i] = i * 60.0;
         p[i] = i * 55.0 + 300.0;
     }
-    ST_REQUIRE(st_svg_pred_actual(path, "LSTM test set", a, p, 100, "s", err, sizeof err) == 0);
+    ST_REQUIRE(st_svg_pred_actual(path, "LSTM test set", a, p, 100, "s", 0, err, sizeof err) == 0);
     ST_EQ_INT(xml_ok(path), 0);
     char *t = slurp(path);
     ST_EQ_INT(count(t, "<circle"), 100);
@@ -127,8 +128,73 @@ static void test_pred_actual(void)
     ST_CHECK(strstr(t, "y = x") != NULL);
     free(t);
     /* empty input still gives a valid (empty) plot */
-    ST_REQUIRE(st_svg_pred_actual(path, "empty", a, p, 0, NULL, err, sizeof err) == 0);
+    ST_REQUIRE(st_svg_pred_actual(path, "empty", a, p, 0, NULL, 0, err, sizeof err) == 0);
     ST_EQ_INT(xml_ok(path), 0);
+    /* log axes: whole decades (60 .. 5745 s -> 10 .. 10000), the 0 s point not drawn but
+     * counted in the legend */
+    ST_REQUIRE(st_svg_pred_actual(path, "log", a, p, 100, "s", 1, err, sizeof err) == 0);
+    ST_EQ_INT(xml_ok(path), 0);
+    t = slurp(path);
+    ST_EQ_INT(count(t, "<circle"), 99);
+    ST_CHECK(strstr(t, "1 at &lt;= 0 not shown") != NULL);
+    ST_CHECK(strstr(t, ">10000</text>") != NULL && strstr(t, ">100</text>") != NULL);
+    ST_CHECK(strstr(t, "log scale") != NULL);
+    ST_CHECK(strstr(t, "nan") == NULL && strstr(t, "inf") == NULL);
+    free(t);
+    /* residuals: log x, the zero line */
+    ST_REQUIRE(st_svg_residuals(path, "residuals", a, p, 100, "s", err, sizeof err) == 0);
+    ST_EQ_INT(xml_ok(path), 0);
+    t = slurp(path);
+    ST_EQ_INT(count(t, "<circle"), 99);
+    ST_CHECK(strstr(t, "predicted - actual (s)") != NULL);
+    ST_CHECK(strstr(t, "residual 0") != NULL);
+    free(t);
+}
+
+/* 14 series: 12 hues, then dash patterns; a ringed, labelled point and a vertical marker. */
+static void test_line_chart_opts(void)
+{
+    char path[512], err[256];
+    path_of(path, sizeof path, "loss.svg");
+    enum { NS = 14, NP = 10 };
+    double x[NP], y[NS][NP];
+    st_svg_series_t s[NS];
+    char names[NS][16];
+    for (int i = 0; i < NP; i++)
+        x[i] = i + 1;
+    for (int k = 0; k < NS; k++) {
+        for (int i = 0; i < NP; i++)
+            y[k][i] = 100.0 / (i + 1) + k;
+        snprintf(names[k], sizeof names[k], "series %d", k);
+        s[k] = (st_svg_series_t){names[k], x, y[k], NP, 0, 0, 0, NULL};
+    }
+    s[3].mark = 4;
+    s[3].mark_label = "kept: epoch 4";
+    st_svg_opts_t o = {0, 1, 1, 5.0, "chosen k = 5"};
+    ST_REQUIRE(
+        st_svg_line_chart_opts(path, "many", "epoch", "loss (s)", s, NS, &o, err, sizeof err) == 0);
+    ST_EQ_INT(xml_ok(path), 0);
+    char *t = slurp(path);
+    ST_EQ_INT(count(t, "<polyline"), NS);
+    /* the first 12 solid in 12 different colours, 12 and 13 dashed */
+    ST_EQ_INT(count(t, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points"), 1);
+    ST_EQ_INT(count(t, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" "
+                       "stroke-dasharray"),
+              1);
+    ST_EQ_INT(count(t, "stroke=\"#e6b800\""), 2); /* the 12th hue: its polyline and legend */
+    ST_EQ_INT(count(t, "class=\"mark\""), 1);
+    ST_CHECK(strstr(t, "kept: epoch 4") != NULL);
+    ST_CHECK(strstr(t, "chosen k = 5") != NULL);
+    free(t);
+    /* colour groups: two series sharing a colour, the second dashed */
+    st_svg_series_t g[2] = {{"train", x, y[0], NP, 2, 0, 0, NULL},
+                            {"val", x, y[1], NP, 2, 1, 0, NULL}};
+    ST_REQUIRE(st_svg_line_chart_opts(path, "pair", "epoch", "loss", g, 2, NULL, err, sizeof err) ==
+               0);
+    t = slurp(path);
+    ST_EQ_INT(count(t, "stroke=\"#ff7f0e\""), 4);
+    ST_EQ_INT(count(t, "stroke-dasharray=\"7 4\""), 2);
+    free(t);
 }
 
 static void test_unwritable(void)
@@ -151,10 +217,12 @@ int main(void)
     ST_RUN(test_scatter);
     ST_RUN(test_silhouette);
     ST_RUN(test_pred_actual);
+    ST_RUN(test_line_chart_opts);
     ST_RUN(test_unwritable);
     if (!getenv("STINT_KEEP_SVG")) {
-        const char *names[] = {"elbow.svg", "clusters.svg", "silhouette.svg", "pred.svg"};
-        for (size_t i = 0; i < 4; i++) {
+        const char *names[] = {"elbow.svg", "clusters.svg", "silhouette.svg", "pred.svg",
+                               "loss.svg"};
+        for (size_t i = 0; i < 5; i++) {
             char p[512];
             path_of(p, sizeof p, names[i]);
             remove(p);

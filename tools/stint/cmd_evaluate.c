@@ -1,6 +1,8 @@
-/* cmd_evaluate.c - `stint evaluate`: trains every configuration of a preset on one seeded split,
- * scores models and baselines on the identical test rows, prints one table (plus a per-cluster
- * breakdown) and writes report/index.html with SVG figures and report/predictions.csv. */
+/* cmd_evaluate.c - `stint evaluate`: trains every configuration of a preset on one seeded split
+ * (or on each of --seeds), scores models and baselines on the identical test rows, bootstraps
+ * 95 % intervals of each row's MAE ratio to the per-user baselines over the test users, prints
+ * the tables and writes report/index.html (an HTML table, the data set, split and command, SVG
+ * figures) and report/predictions.csv. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -10,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "commands.h"
+#include "st_bootstrap.h"
 #include "st_bundle.h"
 #include "st_cluster.h"
 #include "st_config.h"
@@ -22,11 +25,18 @@
 
 #define MAX_MODELS 24
 #define N_BASE     4
+#define MAX_ROWS   (MAX_MODELS + N_BASE)
+#define MAX_SEEDS  32
+#define CI_LEVEL   0.95
+/* the bootstrap's own seed: fixed, so the same predictions give the same intervals */
+#define BOOT_SEED 20260101u
 
 typedef struct {
     char *preset;
     char *out;
-    int64_t epochs; /* 0: each configuration's own */
+    char *seeds;       /* "" or a comma-separated list of split seeds */
+    int64_t epochs;    /* 0: each configuration's own */
+    int64_t bootstrap; /* resamples of the test users */
 } eval_opts_t;
 
 static const st_config_entry_t eval_table[] = {
@@ -36,6 +46,11 @@ static const st_config_entry_t eval_table[] = {
      "report directory (index.html, SVGs, predictions.csv)"},
     {"epochs", ST_CFG_INT, "0", 0, 100000, offsetof(eval_opts_t, epochs), false, 0,
      "override every configuration's epoch limit (0 = keep)"},
+    {"seeds", ST_CFG_STRING, "", ST_CFG_NOBOUNDS, offsetof(eval_opts_t, seeds), false, 0,
+     "comma-separated split seeds (e.g. 1,2,3): every seed is trained and scored, the report is "
+     "the first seed's plus a summary over all; empty = --seed only"},
+    {"bootstrap", ST_CFG_INT, "2000", 100, 1000000, offsetof(eval_opts_t, bootstrap), false, 0,
+     "bootstrap resamples of the test users for the 95 % intervals"},
     {NULL, ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, 0, false, 0, NULL},
 };
 
@@ -171,16 +186,96 @@ static void csv_field(FILE *fp, const char *s)
     fputc('"', fp);
 }
 
-static int write_report(const char *dir, const st_dataset_t *ds, model_t *m, int n_models,
-                        double *const *base, const double *actual, size_t n_test,
-                        const char *table_text, const char *cluster_text, int best)
+/* One seed's scores, kept for the summary over --seeds. */
+typedef struct {
+    uint64_t seed;
+    int n_rows;
+    char names[MAX_ROWS][64];
+    double mae[MAX_ROWS], val_mae[MAX_ROWS], rmse[MAX_ROWS], train_s[MAX_ROWS];
+    st_bootstrap_ratio_t vs_mean[MAX_ROWS], vs_med[MAX_ROWS];
+    size_t n_test, n_val;
+    int test_users;
+    int best; /* lowest validation MAE among the configurations */
+} run_t;
+
+/* What every seed's run shares. */
+typedef struct {
+    const eval_opts_t *o;
+    const train_data_opts_t *d;
+    int argc;
+    char **argv;
+} eval_ctx_t;
+
+static void html(FILE *fp, const char *s)
 {
-    char path[4096], err[256];
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '<':
+            fputs("&lt;", fp);
+            break;
+        case '>':
+            fputs("&gt;", fp);
+            break;
+        case '&':
+            fputs("&amp;", fp);
+            break;
+        case '"':
+            fputs("&quot;", fp);
+            break;
+        default:
+            fputc(*s, fp);
+        }
+    }
+}
+
+static const char *verdict_text(const st_bootstrap_ratio_t *r)
+{
+    switch (st_bootstrap_verdict(r)) {
+    case ST_BOOTSTRAP_BETTER:
+        return "yes";
+    case ST_BOOTSTRAP_WORSE:
+        return "worse";
+    default:
+        return "not significant";
+    }
+}
+
+/* Loss history of a network in target units: L1 loss x the target scale (seconds, or log1p
+ * seconds with a log target); L2 as its root (RMSE); Huber stays scaled. Fills y, sets *unit. */
+static void unscale_loss(const st_bundle_spec_t *spec, double scale, const double *loss, size_t n,
+                         double *y, const char **unit)
+{
+    if (!isfinite(scale))
+        scale = 1;
+    for (size_t e = 0; e < n; e++) {
+        if (spec->loss == ST_NN_LOSS_L1)
+            y[e] = loss[e] * scale;
+        else if (spec->loss == ST_NN_LOSS_L2)
+            y[e] = sqrt(loss[e]) * scale;
+        else
+            y[e] = loss[e];
+    }
+    if (spec->loss == ST_NN_LOSS_L1)
+        *unit = spec->log_target ? "mean |error| of log1p(length in s), unscaled"
+                                 : "mean |error| (s), unscaled: MAE in seconds";
+    else if (spec->loss == ST_NN_LOSS_L2)
+        *unit = spec->log_target ? "root mean squared error of log1p(length in s), unscaled"
+                                 : "RMSE (s), unscaled";
+    else
+        *unit = "Huber loss (scaled target units)";
+}
+
+/* predictions.csv and the SVG figures; loss_svg[i] set for the configurations with a loss chart,
+ * *have_clusters when the cluster figures were written. */
+static int write_figures(const char *dir, const st_dataset_t *ds, model_t *m, int n_models,
+                         double *const *base, const double *actual, size_t n_test, int best,
+                         int *loss_svg, int *have_clusters, int *chosen_k)
+{
+    char path[4096], err[256] = "";
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "stint evaluate: cannot create %s: %s\n", dir, strerror(errno));
         return -1;
     }
-    /* predictions.csv */
     snprintf(path, sizeof path, "%s/predictions.csv", dir);
     FILE *fp = fopen(path, "w");
     if (!fp) {
@@ -213,53 +308,72 @@ static int write_report(const char *dir, const st_dataset_t *ds, model_t *m, int
     }
     if (fclose(fp) != 0)
         return -1;
-    /* figures */
     int ok = 1;
+    char title[160];
+    snprintf(title, sizeof title, "%s (lowest validation MAE)", m[best].spec.name);
     snprintf(path, sizeof path, "%s/pred_actual.svg", dir);
-    ok &= st_svg_pred_actual(path, m[best].spec.name, actual, m[best].pred, n_test, "s", err,
-                             sizeof err) == 0;
-    /* one loss chart per configuration: train and validation loss of each of its networks */
-    int loss_svg[MAX_MODELS] = {0};
-    double epochs_x[4096];
+    ok &=
+        st_svg_pred_actual(path, title, actual, m[best].pred, n_test, "s", 1, err, sizeof err) == 0;
+    snprintf(path, sizeof path, "%s/residuals.svg", dir);
+    ok &= st_svg_residuals(path, title, actual, m[best].pred, n_test, "s", err, sizeof err) == 0;
+    /* one loss chart per configuration: per network one colour, train solid, validation dashed,
+     * the kept (best validation) epoch ringed */
+    static double epochs_x[4096];
     for (int e = 0; e < 4096; e++)
         epochs_x[e] = e + 1;
     for (int i = 0; i < n_models; i++) {
-        st_svg_series_t series[2 * (ST_BUNDLE_MAX_CLUSTERS + 1)];
-        char names[2 * (ST_BUNDLE_MAX_CLUSTERS + 1)][32];
+        enum { NS = 2 * (ST_BUNDLE_MAX_CLUSTERS + 1) };
+        st_svg_series_t series[NS];
+        char names[NS][32], marks[NS][32];
+        double *ys[NS];
         int ns = 0;
+        const char *unit = "loss";
         for (int net = 0; net <= ST_BUNDLE_MAX_CLUSTERS; net++) {
             const st_nn_history_t *h = st_bundle_history(m[i].bundle, net);
             if (!h || h->epochs == 0)
                 continue;
             size_t ne = (size_t)(h->epochs < 4096 ? h->epochs : 4096);
+            double scale = st_bundle_target_scale(m[i].bundle, net);
             for (int v = 0; v < 2; v++) {
+                ys[ns] = malloc(ne * sizeof(double));
+                if (!ys[ns])
+                    break;
+                unscale_loss(&m[i].spec, scale, v ? h->val_loss : h->loss, ne, ys[ns], &unit);
                 if (net == 0)
                     snprintf(names[ns], sizeof names[ns], "global %s", v ? "val" : "train");
                 else
                     snprintf(names[ns], sizeof names[ns], "cluster %d %s", net - 1,
                              v ? "val" : "train");
-                series[ns] = (st_svg_series_t){names[ns], epochs_x, v ? h->val_loss : h->loss, ne};
+                series[ns] = (st_svg_series_t){names[ns], epochs_x,   ys[ns], ne,
+                                               net + 1,   v ? 1 : -1, 0,      NULL};
+                if (v && h->best_epoch > 0) {
+                    snprintf(marks[ns], sizeof marks[ns], "kept: epoch %d", h->best_epoch);
+                    series[ns].mark = h->best_epoch;
+                    series[ns].mark_label = marks[ns];
+                }
                 ns++;
             }
         }
         if (ns == 0)
             continue;
         snprintf(path, sizeof path, "%s/loss_%d.svg", dir, i);
-        loss_svg[i] =
-            st_svg_line_chart(path, m[i].spec.name, "epoch", "L1 loss (scaled target units)",
-                              series, ns, err, sizeof err) == 0;
+        loss_svg[i] = st_svg_line_chart_opts(path, m[i].spec.name, "epoch", unit, series, ns, NULL,
+                                             err, sizeof err) == 0;
         ok &= loss_svg[i];
+        for (int k = 0; k < ns; k++)
+            free(ys[k]);
     }
     /* clustering figures from the first clustered configuration */
-    int have_clusters = 0;
-    for (int i = 0; i < n_models && !have_clusters; i++) {
+    *have_clusters = 0;
+    for (int i = 0; i < n_models && !*have_clusters; i++) {
         const double *px;
         const int *lab;
         int dim;
         size_t np = st_bundle_profiles(m[i].bundle, &px, &lab, &dim);
         if (np < 3)
             continue;
-        have_clusters = 1;
+        *have_clusters = 1;
+        *chosen_k = st_bundle_k(m[i].bundle);
         double *z = malloc(np * (size_t)dim * sizeof *z);
         double *sil = malloc(np * sizeof *sil);
         if (!z || !sil) {
@@ -294,10 +408,13 @@ static int write_report(const char *dir, const st_dataset_t *ds, model_t *m, int
             inertia[nk++] = c->inertia;
             st_cluster_destroy(c);
         }
-        st_svg_series_t es = {"k-means inertia", ks, inertia, (size_t)nk};
+        char klabel[96];
+        snprintf(klabel, sizeof klabel, "chosen k = %d (%s)", *chosen_k, m[i].spec.name);
+        st_svg_series_t es = {"k-means inertia", ks, inertia, (size_t)nk, 0, 0, 0, NULL};
+        st_svg_opts_t eo = {0, 0, 1, (double)*chosen_k, klabel};
         snprintf(path, sizeof path, "%s/elbow.svg", dir);
-        ok &= st_svg_line_chart(path, "Elbow (training-period user profiles, z-scored)", "k",
-                                "inertia", &es, 1, err, sizeof err) == 0;
+        ok &= st_svg_line_chart_opts(path, "Elbow (training-period user profiles, z-scored)", "k",
+                                     "inertia", &es, 1, &eo, err, sizeof err) == 0;
         st_cluster_silhouette(z, np, dim, lab, sil);
         snprintf(path, sizeof path, "%s/silhouette.svg", dir);
         ok &= st_svg_silhouette(path, m[i].spec.name, sil, lab, np, err, sizeof err) == 0;
@@ -320,46 +437,222 @@ static int write_report(const char *dir, const st_dataset_t *ds, model_t *m, int
     }
     if (!ok)
         fprintf(stderr, "stint evaluate: a figure failed: %s\n", err);
-    snprintf(path, sizeof path, "%s/index.html", dir);
-    fp = fopen(path, "w");
+    return 0;
+}
+
+static const char *split_seed_text(char *buf, size_t size, const run_t *runs, int n_runs)
+{
+    size_t len = 0;
+    buf[0] = 0;
+    for (int r = 0; r < n_runs && len < size; r++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%llu", r ? ", " : "",
+                                (unsigned long long)runs[r].seed);
+    return buf;
+}
+
+/* report/index.html: the header block, the main table of runs[0], the summary over the seeds
+ * (when more than one), the cluster breakdown and the figures. */
+static int write_index(const eval_ctx_t *cx, const st_dataset_t *ds, const run_t *runs, int n_runs,
+                       const char *cluster_html, const int *loss_svg, int n_models,
+                       int have_clusters, int chosen_k)
+{
+    char path[4096], buf[512];
+    snprintf(path, sizeof path, "%s/index.html", cx->o->out);
+    FILE *fp = fopen(path, "w");
     if (!fp) {
         fprintf(stderr, "stint evaluate: %s: %s\n", path, strerror(errno));
         return -1;
     }
-    fprintf(fp, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>stint evaluate</title>"
-                "</head><body>\n<h1>stint evaluate</h1>\n<p>Every row is scored on the identical "
-                "test rows, in seconds. predictions.csv holds every prediction.</p>\n<pre>\n");
-    for (const char *c = table_text; *c; c++) {
-        if (*c == '<')
-            fputs("&lt;", fp);
-        else if (*c == '&')
-            fputs("&amp;", fp);
-        else
-            fputc(*c, fp);
+    const run_t *r0 = &runs[0];
+    const train_data_opts_t *d = cx->d;
+    fputs("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>stint evaluate</title>\n"
+          "<style>body{font-family:Helvetica,Arial,sans-serif;max-width:1200px;margin:1em auto;"
+          "padding:0 1em}table{border-collapse:collapse;margin:0.5em 0}th,td{border:1px solid "
+          "#ccc;padding:3px "
+          "7px}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+          "tr.best{background:#fff3c4;font-weight:bold}tr.base td{color:#555}"
+          "dt{font-weight:bold}dd{margin:0 0 0.4em 1.5em}code{background:#f3f3f3}"
+          ".yes{color:#1a7f37}.worse{color:#b42318}</style>\n"
+          "</head><body>\n<h1>stint evaluate</h1>\n<table class=\"meta\">\n",
+          fp);
+    fputs("<tr><th>data set</th><td>", fp);
+    if (d->data) {
+        fputs("<code>--data ", fp);
+        html(fp, d->data);
+        if (d->catalog) {
+            fputs(" --catalog ", fp);
+            html(fp, d->catalog);
+        }
+        fputs("</code>", fp);
+    } else if (d->sessions) {
+        fputs("<code>--sessions ", fp);
+        html(fp, d->sessions);
+        fputs("</code>", fp);
+    } else {
+        fputs("<code>--from-topic ", fp);
+        html(fp, d->from_topic);
+        fputs("</code>", fp);
     }
-    fputs("\n", fp);
-    for (const char *c = cluster_text; *c; c++) {
-        if (*c == '<')
-            fputs("&lt;", fp);
-        else if (*c == '&')
-            fputs("&amp;", fp);
-        else
-            fputc(*c, fp);
+    if (d->until) {
+        fputs(", sessions before ", fp);
+        html(fp, d->until);
     }
-    fputs("</pre>\n<h2>Predicted vs actual (best model)</h2><img src=\"pred_actual.svg\">\n"
-          "<h2>Loss curves</h2>\n",
+    long long tracks = 0;
+    const st_dataset_row_t *rows = st_dataset_rows(ds);
+    for (size_t r = 0; r < st_dataset_n_rows(ds); r++)
+        tracks += rows[r].track_count;
+    fprintf(fp,
+            "<br>%d users, %zu sessions, %lld listens (tracks played in the sessions), hash "
+            "<code>%016llx</code></td></tr>\n",
+            st_dataset_n_users(ds), st_dataset_n_rows(ds), tracks,
+            (unsigned long long)st_dataset_hash(ds));
+    fprintf(fp,
+            "<tr><th>split</th><td>%s split, seed%s %s, test fraction %.3g, validation fraction "
+            "%.3g%s<br>seed %llu (the table below): train %zu / validation %zu / test %zu rows, "
+            "%d test users</td></tr>\n",
+            d->split, n_runs > 1 ? "s" : "", split_seed_text(buf, sizeof buf, runs, n_runs),
+            d->test_frac, d->val_frac,
+            strcmp(d->split, "user") == 0
+                ? " (each test / validation user cut at a uniformly random 50-100 % of its history)"
+                : "",
+            (unsigned long long)r0->seed, st_dataset_count(ds, ST_DATASET_TRAIN), r0->n_val,
+            r0->n_test, r0->test_users);
+    fprintf(fp, "<tr><th>stint</th><td>version %s, preset <code>", STINT_VERSION);
+    html(fp, cx->o->preset);
+    fputs("</code></td></tr>\n<tr><th>command</th><td><code>stint", fp);
+    for (int i = 0; i < cx->argc; i++) {
+        fputc(' ', fp);
+        int quote = strpbrk(cx->argv[i], " \t'\"$\\&|;<>(){}*?!") != NULL || !cx->argv[i][0];
+        if (quote)
+            fputc('\'', fp);
+        html(fp, cx->argv[i]);
+        if (quote)
+            fputc('\'', fp);
+    }
+    fprintf(
+        fp,
+        "</code></td></tr>\n<tr><th>best row</th><td>&#9733; <b>%s</b>: the lowest "
+        "<b>validation</b> MAE among the configurations (baselines not eligible). It was chosen "
+        "on the VALIDATION rows; the test rows played no part in the choice.</td></tr>\n"
+        "<tr><th>intervals</th><td>%.0f %% percentile bootstrap over the %d TEST USERS (users "
+        "resampled with replacement, all of a user's test rows together; %lld resamples, "
+        "bootstrap seed %u)</td></tr>\n</table>\n",
+        r0->names[r0->best], CI_LEVEL * 100, r0->test_users, (long long)cx->o->bootstrap,
+        (unsigned)BOOT_SEED);
+    fprintf(fp,
+            "<h2>Models and baselines, seed %llu</h2>\n<table class=\"main\">\n<tr><th></th>"
+            "<th>configuration</th><th>val MAE (s)</th><th>test MAE (s)</th>"
+            "<th>MAE / per-user mean [95 %% CI]</th><th>MAE / per-user median [95 %% CI]</th>"
+            "<th>beats the per-user mean?</th><th>beats the per-user median?</th>"
+            "<th>RMSE (s)</th><th>test rows</th><th>train time</th></tr>\n",
+            (unsigned long long)r0->seed);
+    int n_models_run = r0->n_rows - N_BASE;
+    for (int i = 0; i < r0->n_rows; i++) {
+        int is_base = i >= n_models_run;
+        fprintf(fp, "<tr%s><td>%s</td><td>",
+                i == r0->best ? " class=\"best\""
+                : is_base     ? " class=\"base\""
+                              : "",
+                i == r0->best ? "&#9733; best" : "");
+        html(fp, r0->names[i]);
+        fprintf(fp, "</td><td class=\"n\">%.1f</td><td class=\"n\">%.1f</td>", r0->val_mae[i],
+                r0->mae[i]);
+        for (int b = 0; b < 2; b++) {
+            const st_bootstrap_ratio_t *c = b ? &r0->vs_med[i] : &r0->vs_mean[i];
+            fprintf(fp, "<td class=\"n\">%.3f [%.3f, %.3f]</td>", c->ratio, c->lo, c->hi);
+        }
+        for (int b = 0; b < 2; b++) {
+            const st_bootstrap_ratio_t *c = b ? &r0->vs_med[i] : &r0->vs_mean[i];
+            if (i == n_models_run + b)
+                fputs("<td>(this baseline)</td>", fp);
+            else
+                fprintf(fp, "<td class=\"%s\">%s%s</td>",
+                        st_bootstrap_verdict(c) == ST_BOOTSTRAP_BETTER  ? "yes"
+                        : st_bootstrap_verdict(c) == ST_BOOTSTRAP_WORSE ? "worse"
+                                                                        : "ns",
+                        st_bootstrap_verdict(c) == ST_BOOTSTRAP_BETTER ? "yes" : "",
+                        st_bootstrap_verdict(c) == ST_BOOTSTRAP_BETTER ? "" : verdict_text(c));
+        }
+        fprintf(fp, "<td class=\"n\">%.1f</td><td class=\"n\">%zu</td>", r0->rmse[i], r0->n_test);
+        if (is_base)
+            fputs("<td>-</td></tr>\n", fp);
+        else
+            fprintf(fp, "<td class=\"n\">%.1f s</td></tr>\n", r0->train_s[i]);
+    }
+    fputs("</table>\n<dl>\n"
+          "<dt>val MAE (s)</dt><dd>mean absolute error on the VALIDATION rows (validation users "
+          "from their cut on), in seconds; the only column used to pick the best row.</dd>\n"
+          "<dt>test MAE (s)</dt><dd>mean |predicted - actual| session length over the TEST rows "
+          "(test users from their cut on), in seconds; every row is scored on the identical test "
+          "rows.</dd>\n"
+          "<dt>MAE / per-user mean, MAE / per-user median</dt><dd>the row's test MAE divided by "
+          "the test MAE of the baseline that predicts each user's mean (median) TRAIN session "
+          "length (\"normalized MAE\"); below 1 is better than the baseline. In brackets the 95 % "
+          "bootstrap interval over test users.</dd>\n"
+          "<dt>beats the per-user mean / median?</dt><dd><b>yes</b> only when the whole 95 % "
+          "interval is below 1; <b>worse</b> when it is entirely above 1; otherwise <b>not "
+          "significant</b>: the test users cannot tell the row from the baseline.</dd>\n"
+          "<dt>RMSE (s)</dt><dd>root mean squared error on the test rows.</dd>\n"
+          "<dt>train time</dt><dd>wall time to train the configuration (all its networks).</dd>\n"
+          "<dt>baselines</dt><dd>fit on TRAIN rows: per-user mean, per-user median, the last "
+          "session's length, the global TRAIN median.</dd>\n</dl>\n",
+          fp);
+    if (n_runs > 1) {
+        fprintf(fp,
+                "<h2>Over %d split seeds</h2>\n<p>Each seed is a different split (test and "
+                "validation users and cuts) and a different model initialisation. Test MAE "
+                "divided by the per-user baselines' test MAE of the same seed.</p>\n"
+                "<table class=\"seeds\">\n<tr><th>configuration</th>",
+                n_runs);
+        for (int r = 0; r < n_runs; r++)
+            fprintf(fp, "<th>/ median, seed %llu</th>", (unsigned long long)runs[r].seed);
+        fputs("<th>/ median: mean [min, max]</th><th>/ mean: mean [min, max]</th>"
+              "<th>seeds where it beats the per-user median (whole CI &lt; 1)</th></tr>\n",
+              fp);
+        for (int i = 0; i < r0->n_rows; i++) {
+            fputs("<tr><td>", fp);
+            html(fp, r0->names[i]);
+            fputs("</td>", fp);
+            double s[2] = {0, 0}, lo[2] = {INFINITY, INFINITY}, hi[2] = {-INFINITY, -INFINITY};
+            int wins = 0;
+            for (int r = 0; r < n_runs; r++) {
+                fprintf(fp, "<td class=\"n\">%.3f</td>", runs[r].vs_med[i].ratio);
+                for (int b = 0; b < 2; b++) {
+                    double v = b ? runs[r].vs_mean[i].ratio : runs[r].vs_med[i].ratio;
+                    s[b] += v;
+                    lo[b] = fmin(lo[b], v);
+                    hi[b] = fmax(hi[b], v);
+                }
+                wins += st_bootstrap_verdict(&runs[r].vs_med[i]) == ST_BOOTSTRAP_BETTER;
+            }
+            for (int b = 0; b < 2; b++)
+                fprintf(fp, "<td class=\"n\">%.3f [%.3f, %.3f]</td>", s[b] / n_runs, lo[b], hi[b]);
+            fprintf(fp, "<td class=\"n\">%d of %d</td></tr>\n", wins, n_runs);
+        }
+        fputs("</table>\n", fp);
+    }
+    if (cluster_html && *cluster_html)
+        fputs(cluster_html, fp);
+    fputs("<h2>Predicted vs actual (best row, log axes)</h2><img src=\"pred_actual.svg\">\n"
+          "<h2>Residuals (best row)</h2><img src=\"residuals.svg\">\n"
+          "<h2>Loss curves</h2>\n<p>Per network: training loss solid, validation loss dashed, "
+          "one colour per network; the ring marks the kept epoch (the lowest validation loss). "
+          "Losses are unscaled to the target's units: seconds for models trained on the length, "
+          "log1p(seconds) for the log-target models.</p>\n",
           fp);
     for (int i = 0; i < n_models; i++)
         if (loss_svg[i])
             fprintf(fp, "<img src=\"loss_%d.svg\">\n", i);
     if (have_clusters)
-        fputs("<h2>Elbow</h2><img src=\"elbow.svg\">\n<h2>Silhouette</h2><img "
-              "src=\"silhouette.svg\">\n<h2>Clusters</h2><img src=\"clusters.svg\">\n",
-              fp);
-    fputs("</body></html>\n", fp);
+        fprintf(fp,
+                "<h2>Elbow</h2><p>k-means inertia for k = 1..15; the dashed line marks the k the "
+                "clustered configuration uses (k = %d, set in its spec, not chosen from this "
+                "plot).</p><img src=\"elbow.svg\">\n<h2>Silhouette</h2><img "
+                "src=\"silhouette.svg\">\n<h2>Clusters</h2><img src=\"clusters.svg\">\n",
+                chosen_k);
+    fputs("<p>predictions.csv holds every test prediction of every row.</p>\n</body></html>\n", fp);
     return fclose(fp) == 0 ? 0 : -1;
 }
-
 /* Appends printf output to a growing string. */
 static void add(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -385,6 +678,277 @@ static void add(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
         if (*len == 0)
             p[0] = 0;
     }
+}
+
+/* Trains and scores every configuration on ds's current split (seed), prints the tables and
+ * fills res; with full, also writes predictions.csv and the figures and the cluster table's HTML
+ * into *chtml. Returns 0, 1 (failure) or 2 (too little data / a diverged network). */
+static int evaluate_one(const eval_ctx_t *cx, st_dataset_t *ds, uint64_t seed, int full, run_t *res,
+                        int *loss_svg, int *have_clusters, int *chosen_k, char **chtml)
+{
+    const eval_opts_t *o = cx->o;
+    char err[512];
+    st_bundle_spec_t specs[MAX_MODELS];
+    int n_models = preset_specs(o->preset, seed, specs);
+    size_t n_test = st_dataset_count(ds, ST_DATASET_TEST);
+    size_t n_val = st_dataset_count(ds, ST_DATASET_VAL);
+    int rc = 1;
+    model_t m[MAX_MODELS];
+    memset(m, 0, sizeof m);
+    double *actual = malloc((n_test + 1) * sizeof *actual);
+    double *vactual = malloc((n_val + 1) * sizeof *vactual);
+    double *vpred = malloc((n_val + 1) * sizeof *vpred);
+    double *ea = malloc((n_test + 1) * sizeof *ea), *eb = malloc((n_test + 1) * sizeof *eb);
+    double *base[N_BASE], *vbase[N_BASE];
+    int *user_of = malloc((n_test + 1) * sizeof *user_of);
+    int bad_alloc = !actual || !vactual || !vpred || !ea || !eb || !user_of;
+    for (int i = 0; i < N_BASE; i++) {
+        base[i] = malloc((n_test + 1) * sizeof(double));
+        vbase[i] = malloc((n_val + 1) * sizeof(double));
+        bad_alloc |= !base[i] || !vbase[i];
+    }
+    char *table = NULL, *ctable = NULL, *ch = NULL;
+    size_t tl = 0, tc = 0, cl = 0, cc = 0, hl = 0, hc = 0;
+    if (bad_alloc) {
+        fprintf(stderr, "stint evaluate: out of memory\n");
+        goto done;
+    }
+    /* too little data to score: refuse (exit 2) before training, so no table and no report */
+    if (train_check_split(ds, cx->d, EVAL_MIN_TEST_ROWS, "stint evaluate", err, sizeof err) != 0) {
+        fprintf(stderr, "stint evaluate: %s\n", err);
+        rc = 2;
+        goto done;
+    }
+    const st_dataset_row_t *rows = st_dataset_rows(ds);
+    size_t j = 0, jv = 0;
+    for (size_t r = 0; r < st_dataset_n_rows(ds); r++) {
+        if (rows[r].role != ST_DATASET_TEST && rows[r].role != ST_DATASET_VAL)
+            continue;
+        st_dataset_baselines_t bl;
+        st_dataset_baselines(ds, r, &bl);
+        double b4[N_BASE] = {bl.user_mean_s, bl.user_median_s, bl.last_s, bl.global_median_s};
+        if (rows[r].role == ST_DATASET_VAL) {
+            vactual[jv] = rows[r].length_s;
+            for (int i = 0; i < N_BASE; i++)
+                vbase[i][jv] = b4[i];
+            jv++;
+            continue;
+        }
+        actual[j] = rows[r].length_s;
+        user_of[j] = rows[r].user;
+        for (int i = 0; i < N_BASE; i++)
+            base[i][j] = b4[i];
+        j++;
+    }
+    memset(res, 0, sizeof *res);
+    res->seed = seed;
+    res->n_rows = n_models + N_BASE;
+    res->n_test = n_test;
+    res->n_val = n_val;
+    for (int i = 0; i < n_models; i++) {
+        m[i].spec = specs[i];
+        if (o->epochs > 0)
+            m[i].spec.epochs = (int)o->epochs;
+        int64_t ts = st_time_mono_ms();
+        m[i].bundle =
+            st_bundle_train(ds, &m[i].spec, train_progress, m[i].spec.name, err, sizeof err);
+        if (!m[i].bundle) {
+            fprintf(stderr, "stint evaluate: %s: %s\n", m[i].spec.name, err);
+            goto done;
+        }
+        if (train_check_bundle(m[i].bundle, err, sizeof err) != 0) {
+            fprintf(stderr, "stint evaluate: %s: %s; no table written\n", m[i].spec.name, err);
+            rc = 2;
+            goto done;
+        }
+        m[i].train_s = (double)(st_time_mono_ms() - ts) / 1000.0;
+        m[i].pred = malloc(n_test * sizeof(double));
+        if (!m[i].pred)
+            goto done;
+        size_t bad = train_predict_rows(m[i].bundle, ds, ST_DATASET_TEST, m[i].pred);
+        if (bad)
+            fprintf(stderr,
+                    "stint evaluate: %s: %zu non-finite predictions replaced by the "
+                    "global median\n",
+                    m[i].spec.name, bad);
+        train_predict_rows(m[i].bundle, ds, ST_DATASET_VAL, vpred);
+        res->val_mae[i] = score(vpred, vactual, NULL, n_val).mae;
+    }
+    for (int i = 0; i < N_BASE; i++)
+        res->val_mae[n_models + i] = score(vbase[i], vactual, NULL, n_val).mae;
+    score_t s_mean = score(base[0], actual, NULL, n_test);
+    score_t s_median = score(base[1], actual, NULL, n_test);
+    add(&table, &tl, &tc, "%-42s | %9s | %8s | %8s | %9s | %9s | %10s\n", "configuration",
+        "MAE (s)", "nMAE/mean", "nMAE/med", "RMSE (s)", "test rows", "train time");
+    add(&table, &tl, &tc,
+        "-------------------------------------------+-----------+----------+----------+-----------+"
+        "-"
+        "----------+-----------\n");
+    int best = 0;
+    for (int i = 0; i < n_models + N_BASE; i++) {
+        const double *p = i < n_models ? m[i].pred : base[i - n_models];
+        score_t s = score(p, actual, NULL, n_test);
+        if (i < n_models && res->val_mae[i] < res->val_mae[best])
+            best = i;
+        char tt[32];
+        if (i < n_models)
+            snprintf(tt, sizeof tt, "%.1f s", m[i].train_s);
+        else
+            snprintf(tt, sizeof tt, "-");
+        add(&table, &tl, &tc, "%-42s | %9.1f | %8.3f | %8.3f | %9.1f | %9zu | %10s\n",
+            i < n_models ? m[i].spec.name : base_names[i - n_models], s.mae, s.mae / s_mean.mae,
+            s.mae / s_median.mae, s.rmse, s.n, tt);
+        const char *nm = i < n_models ? m[i].spec.name : base_names[i - n_models];
+        size_t nl = strnlen(nm, sizeof res->names[i] - 1);
+        memcpy(res->names[i], nm, nl);
+        res->names[i][nl] = 0;
+        res->mae[i] = s.mae;
+        res->rmse[i] = s.rmse;
+        res->train_s[i] = i < n_models ? m[i].train_s : 0;
+        /* the intervals: the same users resampled for every row (same bootstrap seed) */
+        for (size_t t = 0; t < n_test; t++)
+            ea[t] = fabs(p[t] - actual[t]);
+        for (int b = 0; b < 2; b++) {
+            for (size_t t = 0; t < n_test; t++)
+                eb[t] = fabs(base[b][t] - actual[t]);
+            if (st_bootstrap_ratio(ea, eb, user_of, n_test, (int)o->bootstrap, CI_LEVEL, BOOT_SEED,
+                                   b ? &res->vs_med[i] : &res->vs_mean[i], err, sizeof err) != 0) {
+                fprintf(stderr, "stint evaluate: %s\n", err);
+                goto done;
+            }
+        }
+        res->test_users = res->vs_med[i].groups;
+    }
+    res->best = best;
+    /* per-cluster breakdown, by the clusters of the first clustered configuration */
+    int cm = -1;
+    for (int i = 0; i < n_models && cm < 0; i++)
+        if (st_bundle_k(m[i].bundle) > 0)
+            cm = i;
+    if (cm >= 0) {
+        int k = st_bundle_k(m[cm].bundle);
+        int *keep = malloc(n_test * sizeof *keep);
+        int *cl_of = malloc(n_test * sizeof *cl_of);
+        if (keep && cl_of) {
+            for (size_t t = 0; t < n_test; t++)
+                cl_of[t] = st_bundle_user_cluster(m[cm].bundle, st_dataset_user_id(ds, user_of[t]));
+            add(&ctable, &cl, &cc,
+                "MAE (s) per cluster of \"%s\" (-1 = not clustered: filtered or "
+                "unseen, global model)\n",
+                m[cm].spec.name);
+            add(&ch, &hl, &hc,
+                "<h2>Test MAE (s) per cluster of \"%s\"</h2>\n<p>Cluster -1: users not clustered "
+                "(filtered or unseen), predicted by the global network.</p>\n"
+                "<table class=\"clusters\">\n<tr><th>configuration \\ cluster</th>",
+                m[cm].spec.name);
+            add(&ctable, &cl, &cc, "%-42s", "configuration \\ cluster");
+            for (int c = -1; c < k; c++) {
+                add(&ctable, &cl, &cc, " | %8d", c);
+                add(&ch, &hl, &hc, "<th>%d</th>", c);
+            }
+            add(&ctable, &cl, &cc, "\n%-42s", "test rows");
+            add(&ch, &hl, &hc, "</tr>\n<tr><td>test rows</td>");
+            for (int c = -1; c < k; c++) {
+                size_t n = 0;
+                for (size_t t = 0; t < n_test; t++)
+                    n += cl_of[t] == c;
+                add(&ctable, &cl, &cc, " | %8zu", n);
+                add(&ch, &hl, &hc, "<td class=\"n\">%zu</td>", n);
+            }
+            add(&ctable, &cl, &cc, "\n");
+            add(&ch, &hl, &hc, "</tr>\n");
+            for (int i = 0; i < n_models + N_BASE; i++) {
+                const double *p = i < n_models ? m[i].pred : base[i - n_models];
+                add(&ctable, &cl, &cc, "%-42s", res->names[i]);
+                add(&ch, &hl, &hc, "<tr><td>%s</td>", res->names[i]); /* names: no markup */
+                for (int c = -1; c < k; c++) {
+                    for (size_t t = 0; t < n_test; t++)
+                        keep[t] = cl_of[t] == c;
+                    score_t s = score(p, actual, keep, n_test);
+                    if (s.n) {
+                        add(&ctable, &cl, &cc, " | %8.1f", s.mae);
+                        add(&ch, &hl, &hc, "<td class=\"n\">%.1f</td>", s.mae);
+                    } else {
+                        add(&ctable, &cl, &cc, " | %8s", "-");
+                        add(&ch, &hl, &hc, "<td>-</td>");
+                    }
+                }
+                add(&ctable, &cl, &cc, "\n");
+                add(&ch, &hl, &hc, "</tr>\n");
+            }
+            add(&ch, &hl, &hc, "</table>\n");
+        }
+        free(keep);
+        free(cl_of);
+    }
+    if (!table || (cm >= 0 && !ctable)) {
+        fprintf(stderr, "stint evaluate: out of memory\n");
+        goto done;
+    }
+    printf("\n%s\n%s", table, ctable ? ctable : "");
+    printf("\n%.0f %% intervals of MAE / baseline MAE, bootstrap over %d test users (%lld "
+           "resamples); best row by validation MAE: %s\n",
+           CI_LEVEL * 100, res->test_users, (long long)o->bootstrap, res->names[best]);
+    for (int i = 0; i < res->n_rows; i++)
+        printf("  %-40s  vs mean %.3f [%.3f, %.3f] %-15s  vs median %.3f [%.3f, %.3f] %s\n",
+               res->names[i], res->vs_mean[i].ratio, res->vs_mean[i].lo, res->vs_mean[i].hi,
+               i == n_models ? "(itself)" : verdict_text(&res->vs_mean[i]), res->vs_med[i].ratio,
+               res->vs_med[i].lo, res->vs_med[i].hi,
+               i == n_models + 1 ? "(itself)" : verdict_text(&res->vs_med[i]));
+    printf("\ndataset: %zu sessions, %d users, train %zu / val %zu / test %zu rows, split %s, seed "
+           "%llu\n",
+           st_dataset_n_rows(ds), st_dataset_n_users(ds), st_dataset_count(ds, ST_DATASET_TRAIN),
+           n_val, n_test, cx->d->split, (unsigned long long)seed);
+    if (full && write_figures(o->out, ds, m, n_models, base, actual, n_test, best, loss_svg,
+                              have_clusters, chosen_k) != 0)
+        goto done;
+    if (full) {
+        *chtml = ch;
+        ch = NULL;
+    }
+    rc = 0;
+done:
+    for (int i = 0; i < MAX_MODELS; i++) {
+        st_bundle_destroy(m[i].bundle);
+        free(m[i].pred);
+    }
+    for (int i = 0; i < N_BASE; i++) {
+        free(base[i]);
+        free(vbase[i]);
+    }
+    free(actual);
+    free(vactual);
+    free(vpred);
+    free(ea);
+    free(eb);
+    free(user_of);
+    free(table);
+    free(ctable);
+    free(ch);
+    return rc;
+}
+
+/* Parses "1,2,3" into seeds (at most MAX_SEEDS); returns the count, or -1. */
+static int parse_seeds(const char *text, uint64_t *seeds)
+{
+    int n = 0;
+    const char *p = text;
+    while (*p) {
+        char *end;
+        errno = 0;
+        if (*p < '0' || *p > '9')
+            return -1;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (errno || end == p || n == MAX_SEEDS || v > 9007199254740991ULL)
+            return -1;
+        seeds[n++] = v;
+        if (*end == ',')
+            end++;
+        else if (*end)
+            return -1;
+        p = end;
+    }
+    return n;
 }
 
 int cmd_evaluate(int argc, char **argv)
@@ -413,182 +977,98 @@ int cmd_evaluate(int argc, char **argv)
         st_config_destroy(cfg);
         return cr == ST_CONFIG_EXIT ? 0 : 2;
     }
-    st_bundle_spec_t specs[MAX_MODELS];
-    int n_models = preset_specs(o.preset, (uint64_t)d.seed, specs);
-    if (n_models < 0) {
+    st_bundle_spec_t probe[MAX_MODELS];
+    uint64_t seeds[MAX_SEEDS];
+    int n_seeds = 1;
+    seeds[0] = (uint64_t)d.seed;
+    if (o.seeds && *o.seeds && (n_seeds = parse_seeds(o.seeds, seeds)) < 1) {
+        fprintf(stderr,
+                "stint evaluate: --seeds \"%s\": give 1 to %d comma-separated seeds (e.g. "
+                "1,2,3)\n",
+                o.seeds, MAX_SEEDS);
+        st_config_destroy(cfg);
+        return 2;
+    }
+    if (preset_specs(o.preset, seeds[0], probe) < 0) {
         fprintf(stderr, "stint evaluate: unknown --preset \"%s\" (default or seed)\n", o.preset);
         st_config_usage(cfg, stderr);
         st_config_destroy(cfg);
         return 2;
     }
     int64_t t0 = st_time_mono_ms();
+    d.seed = (int64_t)seeds[0];
     st_dataset_t *ds = train_data_load(&d, err, sizeof err);
     if (!ds) {
         fprintf(stderr, "stint evaluate: %s\n", err);
         st_config_destroy(cfg);
         return 1;
     }
-    size_t n_test = st_dataset_count(ds, ST_DATASET_TEST);
-    int rc = 1;
-    model_t m[MAX_MODELS];
-    memset(m, 0, sizeof m);
-    double *actual = malloc((n_test + 1) * sizeof *actual);
-    double *base[N_BASE];
-    int *user_of = malloc((n_test + 1) * sizeof *user_of);
-    for (int i = 0; i < N_BASE; i++)
-        base[i] = malloc((n_test + 1) * sizeof(double));
-    char *table = NULL, *ctable = NULL;
-    size_t tl = 0, tc = 0, cl = 0, cc = 0;
-    if (!actual || !user_of || !base[0] || !base[1] || !base[2] || !base[3]) {
-        fprintf(stderr, "stint evaluate: out of memory\n");
-        goto done;
-    }
-    /* too little data to score: refuse (exit 2) before training, so no table and no report */
-    if (train_check_split(ds, &d, EVAL_MIN_TEST_ROWS, "stint evaluate", err, sizeof err) != 0) {
-        fprintf(stderr, "stint evaluate: %s\n", err);
-        rc = 2;
-        goto done;
-    }
-    const st_dataset_row_t *rows = st_dataset_rows(ds);
-    size_t j = 0;
-    for (size_t r = 0; r < st_dataset_n_rows(ds); r++) {
-        if (rows[r].role != ST_DATASET_TEST)
-            continue;
-        st_dataset_baselines_t bl;
-        st_dataset_baselines(ds, r, &bl);
-        actual[j] = rows[r].length_s;
-        user_of[j] = rows[r].user;
-        base[0][j] = bl.user_mean_s;
-        base[1][j] = bl.user_median_s;
-        base[2][j] = bl.last_s;
-        base[3][j] = bl.global_median_s;
-        j++;
-    }
-    for (int i = 0; i < n_models; i++) {
-        m[i].spec = specs[i];
-        if (o.epochs > 0)
-            m[i].spec.epochs = (int)o.epochs;
-        int64_t ts = st_time_mono_ms();
-        m[i].bundle =
-            st_bundle_train(ds, &m[i].spec, train_progress, m[i].spec.name, err, sizeof err);
-        if (!m[i].bundle) {
-            fprintf(stderr, "stint evaluate: %s: %s\n", m[i].spec.name, err);
-            goto done;
+    eval_ctx_t cx = {&o, &d, argc, argv};
+    run_t *runs = calloc((size_t)n_seeds, sizeof *runs);
+    int loss_svg[MAX_MODELS] = {0}, have_clusters = 0, chosen_k = 0;
+    char *chtml = NULL;
+    int rc = runs ? 0 : 1;
+    for (int r = 0; r < n_seeds && rc == 0; r++) {
+        if (r > 0) {
+            st_dataset_split_cfg_t sc;
+            st_dataset_split_default(&sc);
+            sc.kind =
+                strcmp(d.split, "date") == 0 ? ST_DATASET_SPLIT_DATE : ST_DATASET_SPLIT_USER_CUT;
+            sc.test_frac = d.test_frac;
+            sc.val_frac = d.val_frac;
+            sc.seed = seeds[r];
+            d.seed = (int64_t)seeds[r];
+            if (st_dataset_split(ds, &sc, err, sizeof err) != 0) {
+                fprintf(stderr, "stint evaluate: %s\n", err);
+                rc = 1;
+                break;
+            }
         }
-        if (train_check_bundle(m[i].bundle, err, sizeof err) != 0) {
-            fprintf(stderr, "stint evaluate: %s: %s; no table written\n", m[i].spec.name, err);
-            rc = 2;
-            goto done;
-        }
-        m[i].train_s = (double)(st_time_mono_ms() - ts) / 1000.0;
-        m[i].pred = malloc(n_test * sizeof(double));
-        if (!m[i].pred)
-            goto done;
-        size_t bad = train_predict_rows(m[i].bundle, ds, ST_DATASET_TEST, m[i].pred);
-        if (bad)
-            fprintf(stderr,
-                    "stint evaluate: %s: %zu non-finite predictions replaced by the "
-                    "global median\n",
-                    m[i].spec.name, bad);
+        if (n_seeds > 1)
+            printf("\n== split seed %llu (%d of %d) ==\n", (unsigned long long)seeds[r], r + 1,
+                   n_seeds);
+        rc = evaluate_one(&cx, ds, seeds[r], r == 0, &runs[r], loss_svg, &have_clusters, &chosen_k,
+                          &chtml);
     }
-    score_t s_mean = score(base[0], actual, NULL, n_test);
-    score_t s_median = score(base[1], actual, NULL, n_test);
-    add(&table, &tl, &tc, "%-42s | %9s | %8s | %8s | %9s | %9s | %10s\n", "configuration",
-        "MAE (s)", "nMAE/mean", "nMAE/med", "RMSE (s)", "test rows", "train time");
-    add(&table, &tl, &tc,
-        "-------------------------------------------+-----------+----------+----------+-----------+"
-        "-"
-        "----------+-----------\n");
-    int best = 0;
-    double best_mae = INFINITY;
-    for (int i = 0; i < n_models + N_BASE; i++) {
-        const double *p = i < n_models ? m[i].pred : base[i - n_models];
-        score_t s = score(p, actual, NULL, n_test);
-        if (i < n_models && s.mae < best_mae) {
-            best_mae = s.mae;
-            best = i;
+    if (rc == 0 && n_seeds > 1) {
+        printf("\nover %d split seeds: MAE / per-user median, mean [min, max]; seeds where the "
+               "whole interval is below 1\n",
+               n_seeds);
+        for (int i = 0; i < runs[0].n_rows; i++) {
+            double s = 0, lo = INFINITY, hi = -INFINITY;
+            int wins = 0;
+            for (int r = 0; r < n_seeds; r++) {
+                double v = runs[r].vs_med[i].ratio;
+                s += v;
+                lo = fmin(lo, v);
+                hi = fmax(hi, v);
+                wins += st_bootstrap_verdict(&runs[r].vs_med[i]) == ST_BOOTSTRAP_BETTER;
+            }
+            printf("  %-40s  %.3f [%.3f, %.3f]  %d of %d\n", runs[0].names[i], s / n_seeds, lo, hi,
+                   wins, n_seeds);
         }
-        char tt[32];
-        if (i < n_models)
-            snprintf(tt, sizeof tt, "%.1f s", m[i].train_s);
+    }
+    if (rc == 0) {
+        /* the header describes the first seed's split: re-split the data set back to it */
+        if (n_seeds > 1) {
+            st_dataset_split_cfg_t sc;
+            st_dataset_split_default(&sc);
+            sc.kind =
+                strcmp(d.split, "date") == 0 ? ST_DATASET_SPLIT_DATE : ST_DATASET_SPLIT_USER_CUT;
+            sc.test_frac = d.test_frac;
+            sc.val_frac = d.val_frac;
+            sc.seed = seeds[0];
+            st_dataset_split(ds, &sc, err, sizeof err);
+        }
+        if (write_index(&cx, ds, runs, n_seeds, chtml, loss_svg, runs[0].n_rows - N_BASE,
+                        have_clusters, chosen_k) != 0)
+            rc = 1;
         else
-            snprintf(tt, sizeof tt, "-");
-        add(&table, &tl, &tc, "%-42s | %9.1f | %8.3f | %8.3f | %9.1f | %9zu | %10s\n",
-            i < n_models ? m[i].spec.name : base_names[i - n_models], s.mae, s.mae / s_mean.mae,
-            s.mae / s_median.mae, s.rmse, s.n, tt);
+            printf("report: %s/index.html, %s/predictions.csv; total %.1f s\n", o.out, o.out,
+                   (double)(st_time_mono_ms() - t0) / 1000.0);
     }
-    /* per-cluster breakdown, by the clusters of the first clustered configuration */
-    int cm = -1;
-    for (int i = 0; i < n_models && cm < 0; i++)
-        if (st_bundle_k(m[i].bundle) > 0)
-            cm = i;
-    if (cm >= 0) {
-        int k = st_bundle_k(m[cm].bundle);
-        int *keep = malloc(n_test * sizeof *keep);
-        int *cl_of = malloc(n_test * sizeof *cl_of);
-        if (keep && cl_of) {
-            for (size_t t = 0; t < n_test; t++)
-                cl_of[t] = st_bundle_user_cluster(m[cm].bundle, st_dataset_user_id(ds, user_of[t]));
-            add(&ctable, &cl, &cc,
-                "MAE (s) per cluster of \"%s\" (-1 = not clustered: filtered or "
-                "unseen, global model)\n",
-                m[cm].spec.name);
-            add(&ctable, &cl, &cc, "%-42s", "configuration \\ cluster");
-            for (int c = -1; c < k; c++)
-                add(&ctable, &cl, &cc, " | %8d", c);
-            add(&ctable, &cl, &cc, "\n%-42s", "test rows");
-            for (int c = -1; c < k; c++) {
-                size_t n = 0;
-                for (size_t t = 0; t < n_test; t++)
-                    n += cl_of[t] == c;
-                add(&ctable, &cl, &cc, " | %8zu", n);
-            }
-            add(&ctable, &cl, &cc, "\n");
-            for (int i = 0; i < n_models + N_BASE; i++) {
-                const double *p = i < n_models ? m[i].pred : base[i - n_models];
-                add(&ctable, &cl, &cc, "%-42s",
-                    i < n_models ? m[i].spec.name : base_names[i - n_models]);
-                for (int c = -1; c < k; c++) {
-                    for (size_t t = 0; t < n_test; t++)
-                        keep[t] = cl_of[t] == c;
-                    score_t s = score(p, actual, keep, n_test);
-                    if (s.n)
-                        add(&ctable, &cl, &cc, " | %8.1f", s.mae);
-                    else
-                        add(&ctable, &cl, &cc, " | %8s", "-");
-                }
-                add(&ctable, &cl, &cc, "\n");
-            }
-        }
-        free(keep);
-        free(cl_of);
-    }
-    if (!table || (cm >= 0 && !ctable)) {
-        fprintf(stderr, "stint evaluate: out of memory\n");
-        goto done;
-    }
-    printf("\n%s\n%s", table, ctable ? ctable : "");
-    printf("\ndataset: %zu sessions, %d users, train %zu / val %zu / test %zu rows, split %s, seed "
-           "%lld\n",
-           st_dataset_n_rows(ds), st_dataset_n_users(ds), st_dataset_count(ds, ST_DATASET_TRAIN),
-           st_dataset_count(ds, ST_DATASET_VAL), n_test, d.split, (long long)d.seed);
-    if (write_report(o.out, ds, m, n_models, base, actual, n_test, table, ctable ? ctable : "",
-                     best) != 0)
-        goto done;
-    printf("report: %s/index.html, %s/predictions.csv; total %.1f s\n", o.out, o.out,
-           (double)(st_time_mono_ms() - t0) / 1000.0);
-    rc = 0;
-done:
-    for (int i = 0; i < MAX_MODELS; i++) {
-        st_bundle_destroy(m[i].bundle);
-        free(m[i].pred);
-    }
-    for (int i = 0; i < N_BASE; i++)
-        free(base[i]);
-    free(actual);
-    free(user_of);
-    free(table);
-    free(ctable);
+    free(chtml);
+    free(runs);
     st_dataset_destroy(ds);
     st_config_destroy(cfg);
     return rc;
