@@ -110,6 +110,9 @@ typedef struct {
     bool need_init; /* assigned, stream time not restored yet */
     bool saved;     /* last commit point written to Redis */
     sz_commit_point_t last;
+    /* The offset after the partition's last record pushed, and the one last written to Redis
+     * with a commit point (-1 = none), for `stint lag --sessionizer`. */
+    int64_t read_next, read_saved;
     /* Live mode: the stream time after the partition's last record, and when (monotonic). */
     bool has_base;
     int64_t base_stream_ms, base_mono_ms;
@@ -172,6 +175,7 @@ static part_t *part_get(sz_ctx_t *ctx, int32_t id, bool create)
     part_t *p = &ctx->parts[ctx->n_parts++];
     memset(p, 0, sizeof *p);
     p->id = id;
+    p->read_next = p->read_saved = -1;
     return p;
 }
 
@@ -187,6 +191,7 @@ static void on_assign(void *vctx, const rd_kafka_topic_partition_list_t *parts)
         }
         p->need_init = true;
         p->saved = false;
+        p->read_next = p->read_saved = -1; /* what an earlier assignment read is not ours */
     }
 }
 
@@ -365,6 +370,9 @@ static int push_all(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err_t *err
             st_err_nomem(err);
             return -1;
         }
+        part_t *part = part_get(ctx, msgs[i].partition, false);
+        if (msgs[i].offset + 1 > part->read_next)
+            part->read_next = msgs[i].offset + 1;
         st_sessionizer_record_t rec = it->rec;
         /* An undecodable record is pushed without a user: rejected, but the commit point may
          * pass its offset. */
@@ -591,16 +599,17 @@ static int apply(void *vctx, st_err_t *err)
     if (ctx->prepared && st_sessionizer_finish(ctx->sz, err) != 0)
         return -1;
     ctx->prepared = false;
-    /* Commit points after the finish: recorded in Redis (stream time for a resume), then held so
-     * the pipeline stores exactly these offsets. */
+    /* Commit points after the finish: recorded in Redis (stream time for a resume, and how far
+     * the partition has been read), then held so the pipeline stores exactly these offsets. */
     size_t np = 0;
     for (size_t i = 0; i < ctx->n_parts; i++) {
         part_t *p = &ctx->parts[i];
-        sz_commit_point_t pt = {.partition = p->id};
+        sz_commit_point_t pt = {.partition = p->id, .read_next = p->read_next};
         if (p->need_init || st_sessionizer_commit_clock(ctx->sz, p->id, &pt.offset, &pt.clock) != 0)
             continue;
         if (p->saved && p->last.offset == pt.offset &&
-            memcmp(&p->last.clock, &pt.clock, sizeof pt.clock) == 0)
+            memcmp(&p->last.clock, &pt.clock, sizeof pt.clock) == 0 &&
+            p->read_saved == p->read_next)
             continue;
         if (grow((void **)&ctx->points, &ctx->cap_points, np + 1, sizeof *ctx->points) != 0) {
             st_err_nomem(err);
@@ -608,7 +617,7 @@ static int apply(void *vctx, st_err_t *err)
         }
         ctx->points[np++] = pt;
     }
-    if (sz_store_save_commit_points(ctx->store, ctx->points, np, err) != 0) {
+    if (sz_store_save_commit_points(ctx->store, config.in_topic, ctx->points, np, err) != 0) {
         err->retriable = !err->fatal;
         return -1;
     }
@@ -616,6 +625,7 @@ static int apply(void *vctx, st_err_t *err)
         part_t *p = part_get(ctx, ctx->points[i].partition, false);
         p->saved = true;
         p->last = ctx->points[i];
+        p->read_saved = ctx->points[i].read_next;
     }
     for (size_t i = 0; i < ctx->n_parts; i++) {
         int64_t off, t;

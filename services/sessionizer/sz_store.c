@@ -240,17 +240,26 @@ static int commit_key(sz_store_t *s, size_t i, int32_t partition)
     return 0;
 }
 
-int sz_store_save_commit_points(sz_store_t *s, const sz_commit_point_t *pts, size_t n,
-                                st_err_t *err)
+int sz_store_save_commit_points(sz_store_t *s, const char *topic, const sz_commit_point_t *pts,
+                                size_t n, st_err_t *err)
 {
     if (n == 0)
         return 0;
     st_buf_reset(&s->keys);
     for (size_t i = 0; i < n; i++)
-        if (commit_key(s, i, pts[i].partition) != 0)
+        if (commit_key(s, 2 * i, pts[i].partition) != 0 || key_slot(s, 2 * i + 1) != 0 ||
+            st_rkey_partition(&s->keys, s->prefix, ST_RKEY_READ, pts[i].partition) != 0 ||
+            key_end(s) != 0)
             return nomem(err);
     st_redis_pipe_reset(s->redis);
     for (size_t i = 0; i < n; i++) {
+        if (pts[i].read_next >= 0) {
+            char read[32];
+            snprintf(read, sizeof read, "%" PRId64, pts[i].read_next);
+            const char *hset[] = {"HSET", key_at(s, 2 * i + 1), topic, read};
+            if (st_redis_pipe_argv(s->redis, 4, hset, NULL) != 0)
+                return nomem(err);
+        }
         if (!pts[i].clock.has_time)
             continue;
         char score[32], member[32 + ST_SESSIONIZER_CLOCK_TEXT_MAX], trim[32];
@@ -258,8 +267,8 @@ int sz_store_save_commit_points(sz_store_t *s, const sz_commit_point_t *pts, siz
         int k = snprintf(member, sizeof member, "%" PRId64 ":", pts[i].offset);
         st_sessionizer_clock_format(&pts[i].clock, member + k, sizeof member - (size_t)k);
         snprintf(trim, sizeof trim, "%d", -(SZ_STORE_COMMIT_POINTS_KEPT + 1));
-        const char *zadd[] = {"ZADD", key_at(s, i), score, member};
-        const char *ztrim[] = {"ZREMRANGEBYRANK", key_at(s, i), "0", trim};
+        const char *zadd[] = {"ZADD", key_at(s, 2 * i), score, member};
+        const char *ztrim[] = {"ZREMRANGEBYRANK", key_at(s, 2 * i), "0", trim};
         if (st_redis_pipe_argv(s->redis, 4, zadd, NULL) != 0 ||
             st_redis_pipe_argv(s->redis, 4, ztrim, NULL) != 0)
             return nomem(err);

@@ -15,6 +15,10 @@
  *                              its users; a bare "<stream_time_ms>" from earlier versions is read
  *                              as a clock without users); the last SZ_STORE_COMMIT_POINTS_KEPT
  *                              commit points of a partition
+ *   <p>:rd:{p<partition>}      hash: input topic -> the offset after the last record of the
+ *                              partition the sessionizer has read and applied (saved with the
+ *                              commit points): its read position, ahead of the commit point by
+ *                              the records it holds; `stint lag --sessionizer` reads it
  *   <p>:u:{<user_id>}:clu:prof hash, the clusterer's (clu_store.h), of which the profile join
  *                              reads gender (m|f, else unknown), age (< 0 unknown), country
  *                              ("" unknown), registered_s (0 unknown); unknown or missing
@@ -57,6 +61,7 @@ typedef struct {
     int32_t partition;
     int64_t offset;
     st_sessionizer_clock_t clock;
+    int64_t read_next; /* the read position saved with it (-1 = none; ignored by loads) */
 } sz_commit_point_t;
 
 /* A user's profile as far as it is known. Strings NUL-terminated ("" = unknown). */
@@ -84,10 +89,10 @@ void sz_store_destroy(sz_store_t *s);
 /* The st_sessionizer_store_t view (owned by s). */
 st_sessionizer_store_t *sz_store_iface(sz_store_t *s);
 
-/* Records commit points (one pipelined round: ZADD + trim per point). 0 or -1 (err, retriable
- * on a connection error). */
-int sz_store_save_commit_points(sz_store_t *s, const sz_commit_point_t *pts, size_t n,
-                                st_err_t *err);
+/* Records commit points (one pipelined round: ZADD + trim per point with a clock, HSET of
+ * read_next under topic per point with one). 0 or -1 (err, retriable on a connection error). */
+int sz_store_save_commit_points(sz_store_t *s, const char *topic, const sz_commit_point_t *pts,
+                                size_t n, st_err_t *err);
 
 /* The clock of each point's partition at its offset (pts[i].partition, pts[i].offset in;
  * pts[i].clock out): the one recorded at exactly that offset (the largest stream time if

@@ -11,6 +11,7 @@
  *   <p>:u:{<user>}:ingest:marks   string ingest's duplicate marks, packed (ingest_store.h)
  *   <p>:dl:{p<n>}                 zset   the sessionizer's deadlines of partition n
  *   <p>:st:{p<n>}                 hash   the sessionizer's commit point of partition n
+ *   <p>:rd:{p<n>}                 hash   the sessionizer's read position of partition n, by topic
  *   <p>:track:<16 hex digits>     hash   a track's metadata (st_trackmeta.h)
  *   <p>:clustering:refit          string the clusterer's last re-fit
  * Keys of earlier layouts, read or deleted during migrations: <p>:u:{<user>}:sess (a hash),
@@ -48,6 +49,7 @@
 /* The <what> of a partition's keys. */
 #define ST_RKEY_DEADLINES "dl"
 #define ST_RKEY_COMMIT    "st"
+#define ST_RKEY_READ      "rd"
 
 /* <prefix>:u:{<user[0..user_len)>}:<what><what2> (what2 may be NULL). */
 int st_rkey_user(st_buf_t *out, const char *prefix, const char *user, size_t user_len,

@@ -521,3 +521,224 @@ int64_t st_kafka_group_committed(const st_kafka_opts_t *opts, const char *group,
     rd_kafka_destroy(rk);
     return total;
 }
+
+static bool unreachable(rd_kafka_resp_err_t e)
+{
+    return e == RD_KAFKA_RESP_ERR__TRANSPORT || e == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+           e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || e == RD_KAFKA_RESP_ERR__RESOLVE;
+}
+
+static int kafka_fail(rd_kafka_resp_err_t e, char *errstr, size_t errstr_size, const char *what,
+                      const char *name)
+{
+    st_errstr(errstr, errstr_size, "%s %s: %s", what, name, rd_kafka_err2str(e));
+    return unreachable(e) ? ST_KAFKA_E_UNREACHABLE : -1;
+}
+
+/* Members of group and what they own: owned gets every assigned partition, its offset field the
+ * index of the member's "<consumer id>/<host>" in *names (caller frees both). */
+static int group_members(rd_kafka_t *rk, const char *group, st_kafka_group_t *g,
+                         rd_kafka_topic_partition_list_t *owned, char ***names, char *errstr,
+                         size_t errstr_size)
+{
+    char buf[512];
+    int rc = 0;
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *ao =
+        rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
+    rd_kafka_AdminOptions_set_request_timeout(ao, 10000, buf, sizeof buf);
+    const char *groups[1] = {group};
+    rd_kafka_DescribeConsumerGroups(rk, groups, 1, ao, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
+    if (!ev) {
+        rc = kafka_fail(RD_KAFKA_RESP_ERR__TIMED_OUT, errstr, errstr_size, "describe group", group);
+    } else if (rd_kafka_event_error(ev)) {
+        rc = kafka_fail(rd_kafka_event_error(ev), errstr, errstr_size, "describe group", group);
+    } else {
+        size_t n = 0;
+        const rd_kafka_ConsumerGroupDescription_t **d =
+            rd_kafka_DescribeConsumerGroups_result_groups(
+                rd_kafka_event_DescribeConsumerGroups_result(ev), &n);
+        const rd_kafka_error_t *ge = n == 1 ? rd_kafka_ConsumerGroupDescription_error(d[0]) : NULL;
+        if (n != 1) {
+            rc = st_errstr(errstr, errstr_size, "describe group %s: no answer for it", group);
+        } else if (ge && rd_kafka_error_code(ge) == RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND) {
+            snprintf(g->state, sizeof g->state, "Dead");
+        } else if (ge) {
+            rc = kafka_fail(rd_kafka_error_code(ge), errstr, errstr_size, "describe group", group);
+        } else {
+            snprintf(
+                g->state, sizeof g->state, "%s",
+                rd_kafka_consumer_group_state_name(rd_kafka_ConsumerGroupDescription_state(d[0])));
+            size_t nm = rd_kafka_ConsumerGroupDescription_member_count(d[0]);
+            *names = calloc(nm ? nm : 1, sizeof **names);
+            for (size_t i = 0; *names && i < nm; i++) {
+                const rd_kafka_MemberDescription_t *m =
+                    rd_kafka_ConsumerGroupDescription_member(d[0], i);
+                const char *id = rd_kafka_MemberDescription_consumer_id(m);
+                const char *host = rd_kafka_MemberDescription_host(m);
+                size_t len = strlen(id) + strlen(host) + 2;
+                if (!((*names)[i] = malloc(len)))
+                    break;
+                snprintf((*names)[i], len, "%s/%s", id, host);
+                g->members++;
+                const rd_kafka_topic_partition_list_t *a =
+                    rd_kafka_MemberAssignment_partitions(rd_kafka_MemberDescription_assignment(m));
+                for (int k = 0; a && k < a->cnt; k++)
+                    rd_kafka_topic_partition_list_add(owned, a->elems[k].topic,
+                                                      a->elems[k].partition)
+                        ->offset = (int64_t)i;
+            }
+            if (!*names || g->members != (int)nm)
+                rc = st_errstr(errstr, errstr_size, "out of memory");
+        }
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(ao);
+    rd_kafka_queue_destroy(q);
+    return rc;
+}
+
+static int part_cmp(const void *a, const void *b)
+{
+    const st_kafka_group_part_t *x = a, *y = b;
+    int c = strcmp(x->topic, y->topic);
+    return c ? c : (x->partition > y->partition) - (x->partition < y->partition);
+}
+
+static bool topic_selected(const struct rd_kafka_metadata_topic *t, const char *const *topics,
+                           size_t ntopics, const rd_kafka_topic_partition_list_t *committed,
+                           const rd_kafka_topic_partition_list_t *owned)
+{
+    for (size_t i = 0; i < ntopics; i++)
+        if (strcmp(topics[i], t->topic) == 0)
+            return true;
+    if (ntopics > 0)
+        return false;
+    for (int i = 0; i < committed->cnt; i++)
+        if (committed->elems[i].offset >= 0 && strcmp(committed->elems[i].topic, t->topic) == 0)
+            return true;
+    for (int i = 0; i < owned->cnt; i++)
+        if (strcmp(owned->elems[i].topic, t->topic) == 0)
+            return true;
+    return false;
+}
+
+/* Builds the rows of the selected topics. */
+static int group_rows(rd_kafka_t *rk, const struct rd_kafka_metadata *md, const char *const *topics,
+                      size_t ntopics, const rd_kafka_topic_partition_list_t *committed,
+                      const rd_kafka_topic_partition_list_t *owned, char **names,
+                      st_kafka_group_t *g, char *errstr, size_t errstr_size)
+{
+    size_t cap = 0;
+    for (int t = 0; t < md->topic_cnt; t++)
+        if (topic_selected(&md->topics[t], topics, ntopics, committed, owned))
+            cap += (size_t)md->topics[t].partition_cnt;
+    if (cap == 0)
+        return 0;
+    if (!(g->parts = calloc(cap, sizeof *g->parts)))
+        return st_errstr(errstr, errstr_size, "out of memory");
+    for (int t = 0; t < md->topic_cnt; t++) {
+        const struct rd_kafka_metadata_topic *mt = &md->topics[t];
+        if (!topic_selected(mt, topics, ntopics, committed, owned))
+            continue;
+        for (int i = 0; i < mt->partition_cnt; i++) {
+            st_kafka_group_part_t *p = &g->parts[g->nparts];
+            int32_t id = mt->partitions[i].id;
+            rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
+                rk, mt->topic, id, &p->log_start, &p->log_end, 10000);
+            if (e)
+                return kafka_fail(e, errstr, errstr_size, "watermarks of", mt->topic);
+            const rd_kafka_topic_partition_t *c =
+                rd_kafka_topic_partition_list_find(committed, mt->topic, id);
+            const rd_kafka_topic_partition_t *o =
+                rd_kafka_topic_partition_list_find(owned, mt->topic, id);
+            p->partition = id;
+            p->committed = c && !c->err && c->offset >= 0 ? c->offset : -1;
+            p->topic = strdup(mt->topic);
+            p->member = o ? strdup(names[o->offset]) : NULL;
+            g->nparts++;
+            if (!p->topic || (o && !p->member))
+                return st_errstr(errstr, errstr_size, "out of memory");
+        }
+    }
+    qsort(g->parts, g->nparts, sizeof *g->parts, part_cmp);
+    return 0;
+}
+
+/* Every partition of every topic but Kafka's own (__consumer_offsets, ...), for one OffsetFetch
+ * of the group: its committed topics are not known otherwise without the Admin API's
+ * ListConsumerGroupOffsets (see st_kafka_commit_outside_group for why not). */
+int st_kafka_group_describe(const st_kafka_opts_t *opts, const char *group,
+                            const char *const *topics, size_t ntopics, st_kafka_group_t *out,
+                            char *errstr, size_t errstr_size)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->state, sizeof out->state, "Unknown");
+    rd_kafka_t *rk = group_client(opts, group, errstr, errstr_size);
+    if (!rk)
+        return -1;
+    int rc = 0, nnames;
+    char **names = NULL;
+    rd_kafka_topic_partition_list_t *all = rd_kafka_topic_partition_list_new(64);
+    rd_kafka_topic_partition_list_t *owned = rd_kafka_topic_partition_list_new(16);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, 10000);
+    if (e) {
+        md = NULL;
+        rc = kafka_fail(e, errstr, errstr_size, "metadata from", opts->brokers);
+        goto out;
+    }
+    for (size_t i = 0; i < ntopics; i++) {
+        int found = -1;
+        for (int t = 0; t < md->topic_cnt && found < 0; t++)
+            if (strcmp(md->topics[t].topic, topics[i]) == 0 && !md->topics[t].err)
+                found = t;
+        if (found < 0) {
+            rc = ST_KAFKA_E_NO_TOPIC;
+            st_errstr(errstr, errstr_size, "unknown topic %s", topics[i]);
+            goto out;
+        }
+    }
+    for (int t = 0; t < md->topic_cnt; t++)
+        if (!md->topics[t].err && strncmp(md->topics[t].topic, "__", 2) != 0)
+            for (int i = 0; i < md->topics[t].partition_cnt; i++)
+                rd_kafka_topic_partition_list_add(all, md->topics[t].topic,
+                                                  md->topics[t].partitions[i].id);
+    if (all->cnt > 0 && (e = rd_kafka_committed(rk, all, 10000)) != 0) {
+        rc = kafka_fail(e, errstr, errstr_size, "committed offsets of", group);
+        goto out;
+    }
+    for (int i = 0; i < all->cnt && !out->has_commits; i++)
+        out->has_commits = !all->elems[i].err && all->elems[i].offset >= 0;
+    if ((rc = group_members(rk, group, out, owned, &names, errstr, errstr_size)) != 0)
+        goto out;
+    rc = group_rows(rk, md, topics, ntopics, all, owned, names, out, errstr, errstr_size);
+out:
+    nnames = out->members;
+    if (rc != 0) {
+        st_kafka_group_clear(out);
+        if (rc != -1 && rc != ST_KAFKA_E_UNREACHABLE && rc != ST_KAFKA_E_NO_TOPIC)
+            rc = -1;
+    }
+    for (int i = 0; names && i < nnames; i++)
+        free(names[i]);
+    free(names);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_partition_list_destroy(all);
+    rd_kafka_topic_partition_list_destroy(owned);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+void st_kafka_group_clear(st_kafka_group_t *g)
+{
+    for (size_t i = 0; i < g->nparts; i++) {
+        free(g->parts[i].topic);
+        free(g->parts[i].member);
+    }
+    free(g->parts);
+    memset(g, 0, sizeof *g);
+}

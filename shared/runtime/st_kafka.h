@@ -81,4 +81,39 @@ int64_t st_kafka_topic_end_offsets(const st_kafka_opts_t *opts, const char *topi
 int64_t st_kafka_group_committed(const st_kafka_opts_t *opts, const char *group, const char *topic,
                                  char *errstr, size_t errstr_size);
 
+/* One partition in a consumer group's view. */
+typedef struct {
+    char *topic; /* owned by the st_kafka_group_t */
+    int32_t partition;
+    int64_t committed; /* the group's committed offset, -1 = none */
+    int64_t log_start; /* low watermark */
+    int64_t log_end;   /* high watermark */
+    char *member;      /* "<consumer id>/<host>" of the member it is assigned to, NULL = none */
+} st_kafka_group_part_t;
+
+/* A consumer group as `kafka-consumer-groups --describe` shows it. */
+typedef struct {
+    char state[32];   /* the coordinator's: Stable, Empty, PreparingRebalance, Dead, ... */
+    int members;      /* active members */
+    bool has_commits; /* a committed offset on some partition of some topic */
+    st_kafka_group_part_t *parts; /* sorted by topic, then partition */
+    size_t nparts;
+} st_kafka_group_t;
+
+/* Error classes of st_kafka_group_describe (besides -1: anything else). */
+#define ST_KAFKA_E_UNREACHABLE (-2) /* no broker answered */
+#define ST_KAFKA_E_NO_TOPIC    (-3) /* a topic asked for does not exist */
+
+/* Describes group on topics[0..ntopics) (every partition of each), or, when ntopics is 0, on the
+ * topics the group has committed offsets for or has a member assigned to: committed offsets,
+ * watermarks, owning member, state. Reads the group from outside (a consumer that never joins,
+ * as st_kafka_commit_outside_group). Fills *out (free with st_kafka_group_clear) and returns 0,
+ * or returns -1, ST_KAFKA_E_UNREACHABLE or ST_KAFKA_E_NO_TOPIC with errstr (*out then empty).
+ * An unknown group is not an error: state Dead (or Empty), no members, has_commits false. */
+int st_kafka_group_describe(const st_kafka_opts_t *opts, const char *group,
+                            const char *const *topics, size_t ntopics, st_kafka_group_t *out,
+                            char *errstr, size_t errstr_size);
+/* Frees what st_kafka_group_describe filled in and empties g. */
+void st_kafka_group_clear(st_kafka_group_t *g);
+
 #endif

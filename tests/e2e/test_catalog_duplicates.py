@@ -145,7 +145,7 @@ def wait_lag_zero(live, group, topic, timeout_s=180):
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         r = subprocess.run([os.path.join(BIN, "stint"), "lag", "-b", BROKERS, "-G", group, topic,
-                            "--wait", "--settle", "10", "--timeout", "60"],
+                            "--wait", "--timeout", "60", "--total"],
                            capture_output=True, text=True, env=live.env, timeout=120)
         if r.stdout.strip() == "0":
             return True
