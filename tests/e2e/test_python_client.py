@@ -29,6 +29,7 @@ from live_env import BIN, BROKERS, FAILS, SRC, LiveServices, TopicReader, check
 
 SYSTEM_PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 PIP_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "stint", "pip")
+WHEELHOUSE = os.path.join(os.path.expanduser("~"), ".cache", "stint", "python-client-wheels")
 GAP_S = 5
 GRACE_MS = 10000
 DEADLINE_S = 90  # from publishing to every Prediction and Outcome (expected ~20 s)
@@ -65,36 +66,58 @@ def iso(sec):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sec))
 
 
+def pip(venv, args, env):
+    return subprocess.run([os.path.join(venv, "bin", "pip"), *args], capture_output=True,
+                          text=True, env=env)
+
+
 def install(tmp):
-    """A venv with clients/python installed; returns its bin directory, None when pip failed."""
+    """A venv with clients/python installed; returns its bin directory, None when pip failed.
+
+    pip's own HTTP cache does not keep PyPI's files on every machine (none is written here), so
+    the downloads are kept as wheels in WHEELHOUSE: the install runs offline from it (--no-index,
+    build backend included), and only when that fails (first run, or changed requirements) does
+    `pip wheel` fetch them from PyPI first."""
     src = os.path.join(tmp, "stint-client-src")  # a copy: pip builds in the tree it is given
     shutil.copytree(os.path.join(SRC, "clients", "python"), src,
                     ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     venv = os.path.join(tmp, "venv")
-    warm = os.path.isdir(PIP_CACHE) and any(os.scandir(PIP_CACHE))
     t0 = time.monotonic()
     r = subprocess.run([SYSTEM_PY, "-m", "venv", venv], capture_output=True, text=True)
     if not check(r.returncode == 0, f"{SYSTEM_PY} -m venv: exit 0"):
         print(r.stdout + r.stderr)
         return None
     t1 = time.monotonic()
-    env = dict(os.environ, PIP_CACHE_DIR=PIP_CACHE, PIP_DISABLE_PIP_VERSION_CHECK="1")
-    env.pop("PYTHONPATH", None)
-    r = subprocess.run([os.path.join(venv, "bin", "pip"), "install", "--timeout", "15",
-                        "--retries", "2", src], capture_output=True, text=True, env=env)
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_CACHE_DIR=PIP_CACHE)
+    for k in ("PYTHONPATH", "PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_NO_INDEX"):
+        env.pop(k, None)
+    offline = ["install", "--no-index", "--find-links", WHEELHOUSE, src]
+    r = pip(venv, offline, env) if os.path.isdir(WHEELHOUSE) else None
+    warm = r is not None and r.returncode == 0
+    if not warm:
+        os.makedirs(WHEELHOUSE, exist_ok=True)
+        online = ["--timeout", "15", "--retries", "2"]
+        r = pip(venv, ["wheel", *online, "-w", WHEELHOUSE, src], env)
+        if r.returncode == 0:
+            r = pip(venv, ["download", *online, "-d", WHEELHOUSE, "setuptools>=61"], env)
+        for f in os.listdir(WHEELHOUSE):  # the package itself is always built from src
+            if f.startswith("stint_client-"):
+                os.remove(os.path.join(WHEELHOUSE, f))
+        if r.returncode == 0:
+            r = pip(venv, offline, env)
     t2 = time.monotonic()
     if not check(r.returncode == 0, "pip install clients/python in a fresh venv: exit 0"):
         last = [line for line in r.stderr.splitlines() if line.strip()][-5:]
-        print("pip install needs PyPI (https://pypi.org) unless ~/.cache/stint/pip holds every "
-              "download already; is PyPI reachable?\n" + "\n".join(last))
+        print(f"pip install clients/python needs PyPI (https://pypi.org) unless {WHEELHOUSE} "
+              "holds every wheel already; is PyPI reachable?\n" + "\n".join(last))
         return None
     ck = subprocess.run([os.path.join(venv, "bin", "python"), "-c",
                          "import confluent_kafka, fastavro, stint_client; "
                          "print(confluent_kafka.version()[0], fastavro.__version__)"],
                         capture_output=True, text=True, env=env)
     print(f"timing: venv {t1 - t0:.1f} s, pip install {t2 - t1:.1f} s "
-          f"({'warm' if warm else 'cold'} cache {PIP_CACHE}); confluent-kafka, fastavro: "
-          f"{ck.stdout.strip()}")
+          f"({'warm: offline from' if warm else 'cold: PyPI into'} {WHEELHOUSE}); "
+          f"confluent-kafka, fastavro: {ck.stdout.strip()}")
     check(ck.returncode == 0, "the venv imports stint_client, confluent_kafka and fastavro")
     return os.path.join(venv, "bin")
 

@@ -10,7 +10,11 @@ fixed and every primitive), so nothing beyond confluent-kafka is needed.
 
     stint_consumer.py --topic predictions [--brokers 127.0.0.1:19092] [--max N] [--timeout S]
 
-prints one JSON object per record. As a module: SchemaSource, decode_message, consume."""
+prints one JSON object per record. As a module: SchemaSource, decode_message, consume.
+
+For users this is superseded by the pip-installable client in clients/python (`stint-client`,
+producer and consumer, current confluent-kafka from PyPI, one-line errors); this script stays as
+the tests' dependency-free reader on Debian's python3-confluent-kafka."""
 import argparse
 import json
 import os

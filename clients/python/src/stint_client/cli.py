@@ -184,11 +184,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
         return 130
-    except BrokenPipeError:  # | head
-        try:
-            sys.stdout = None
-        finally:
-            return 0
+    except BrokenPipeError:  # | head: stop quietly, and keep Python's exit flush quiet too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ from .producer import DEFAULT_BROKERS
 
 DEFAULT_REGISTRY_URL = "http://127.0.0.1:18081/apis/ccompat/v7"
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_FATAL_CODES = {KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED,
+                KafkaError.CLUSTER_AUTHORIZATION_FAILED, KafkaError.SASL_AUTHENTICATION_FAILED,
+                KafkaError._AUTHENTICATION, KafkaError._SSL}
 
 
 def registry_url_from_env():
@@ -148,9 +151,9 @@ class RecordConsumer:
                     continue
                 if code == KafkaError.UNKNOWN_TOPIC_OR_PART:
                     raise UnknownTopic(f"topic {self.topic!r} disappeared")
-                if m.error().fatal() or not m.error().retriable():
+                if m.error().fatal() or code in _FATAL_CODES:
                     raise KafkaFailure(f"{self.topic}: {m.error().str()}")
-                continue
+                continue  # a broker gone or restarting: librdkafka reconnects on its own
             eof.discard(m.partition())
             last = time.monotonic()
             value = decode_value(m.topic(), m.value(), self._avro)
