@@ -627,7 +627,10 @@ static int write_index(const eval_ctx_t *cx, const st_dataset_t *ds, const run_t
             }
             for (int b = 0; b < 2; b++)
                 fprintf(fp, "<td class=\"n\">%.3f [%.3f, %.3f]</td>", s[b] / n_runs, lo[b], hi[b]);
-            fprintf(fp, "<td class=\"n\">%d of %d</td></tr>\n", wins, n_runs);
+            if (i == n_models_run + 1)
+                fputs("<td>(this baseline)</td></tr>\n", fp);
+            else
+                fprintf(fp, "<td class=\"n\">%d of %d</td></tr>\n", wins, n_runs);
         }
         fputs("</table>\n", fp);
     }
@@ -1044,8 +1047,12 @@ int cmd_evaluate(int argc, char **argv)
                 hi = fmax(hi, v);
                 wins += st_bootstrap_verdict(&runs[r].vs_med[i]) == ST_BOOTSTRAP_BETTER;
             }
-            printf("  %-40s  %.3f [%.3f, %.3f]  %d of %d\n", runs[0].names[i], s / n_seeds, lo, hi,
-                   wins, n_seeds);
+            if (i == runs[0].n_rows - N_BASE + 1)
+                printf("  %-40s  %.3f [%.3f, %.3f]  (itself)\n", runs[0].names[i], s / n_seeds, lo,
+                       hi);
+            else
+                printf("  %-40s  %.3f [%.3f, %.3f]  %d of %d\n", runs[0].names[i], s / n_seeds, lo,
+                       hi, wins, n_seeds);
         }
     }
     if (rc == 0) {
