@@ -7,7 +7,9 @@ stopped at the end: the stack's Kafka and Redis are killed here, so no other tes
 1. `stint gen` a small dataset (--users, --days, --seed), `stint train` a small bundle (k-means),
    `stint sessions` offline on the same files.
 2. A clean run: the five services (one instance each) on run-unique topics, consumer groups and
-   Redis prefix, `stint replay --max`, then SENTINELS listens per partition two days after the data
+   Redis prefix; the profiles first, until the clusterer has stored them all (the sessionizer joins
+   a profile into OPENED as it is when it reads it, so a clusterer that a fault holds back would
+   change predictions through the data rather than through a fault); `stint replay --max`, then SENTINELS listens per partition two days after the data
    (the partition clocks move on, so every real session closes), until every offline session is
    CLOSED and has its PredictionOutcome; SIGTERM (exit 0 each); everything read back.
 3. A chaos run of the same data on other topics, groups and prefix, with two instances of the
@@ -40,7 +42,6 @@ stopped at the end: the stack's Kafka and Redis are killed here, so no other tes
 Usage: tests/chaos/chaos.py [--seed 1] [--users 60] [--days 90] [--replay-s 100] [--keep]
 Environment: STINT_BIN_DIR (default build/bin). Exit 0 when every check held."""
 import argparse
-import copy
 import json
 import os
 import pickle
@@ -173,7 +174,9 @@ class Run:
         self.ports = {}
         self.exits = []  # (instance, exit code) of every stop
         self.faults = []  # (t, what)
+        self.zombies = []  # instances that resumed after the group had moved on
         self.readers = {}
+        RUNS.append(self)
 
     def t(self, topic):
         return f"{self.tag}.{topic}"
@@ -257,10 +260,29 @@ class Run:
                 p.kill()
                 self.exits.append((key, "no exit within 90 s"))
 
+    def profiles(self):
+        """The profiles first, and wait until the clusterer has stored every one: the sessionizer
+        joins them into OPENED as they are when it reads them (docs/sessionizer.md), so a clusterer
+        held back by a fault would change predictions through the data, not through a fault."""
+        r = subprocess.run([os.path.join(BIN, "stint"), "replay", "--data", self.data, "--topic",
+                            self.t("listens.raw"), "--profiles-topic", self.t("users.profiles"),
+                            "--until", "1971-01-01T00:00:00Z", "--progress", "never"],
+                           capture_output=True, text=True, env=self.env, timeout=120)
+        m = re.search(r"profiles_sent=(\d+)", r.stdout)
+        if r.returncode != 0 or not m:
+            raise RuntimeError(f"stint replay (profiles): exit {r.returncode}: {r.stdout}{r.stderr}")
+        want = int(m.group(1))
+        redis = full_pipeline.Redis(self.env["STINT_REDIS_PORT"])
+        deadline = time.time() + 60
+        while len(redis.scan(full_pipeline.redis_glob_escape(self.tag) + ":u:{*}:clu:prof")) < want:
+            if time.time() > deadline:
+                raise RuntimeError(f"the clusterer did not store {want} profiles within 60 s")
+            time.sleep(0.2)
+
     def replay(self, speed):
         argv = [os.path.join(BIN, "stint"), "replay", "--data", self.data, "--topic",
-                self.t("listens.raw"), "--profiles-topic", self.t("users.profiles"), "--progress",
-                "never", "--bad-lines-logged", "0"]
+                self.t("listens.raw"), "--profiles-topic", "", "--progress", "never",
+                "--bad-lines-logged", "0"]
         argv += ["--speed", str(speed)] if speed else ["--max"]
         return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env=self.env)
@@ -280,11 +302,42 @@ class Run:
         self.start(key)
         self.ready(key, 120)
 
+    @staticmethod
+    def holds_partitions(path):
+        """Whether the instance's last assignment event (its log) gave it partitions."""
+        last = None
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                m = re.search(r"partitions_(assigned|revoked) count=(\d+)", line)
+                if m:
+                    last = m.groups()
+        return last is not None and last[0] == "assigned" and int(last[1]) > 0
+
     def pause(self, key):
+        """SIGSTOP past the session timeout, SIGCONT; then the instance must find that the group
+        took its partitions away (its log says the assignment was lost), or the zombie case did
+        not happen and the run fails."""
         p = self.procs[key]
+        path = os.path.join(self.home, "services", f"{key[0]}-{key[1]}.log")
+        deadline = time.time() + 90  # after a broker restart the group takes a while to settle
+        while not self.holds_partitions(path):
+            if time.time() > deadline:
+                raise RuntimeError(f"stint-{key[0]} #{key[1]} held no partitions for 90 s")
+            time.sleep(0.2)
+        start = os.path.getsize(path)
         p.send_signal(signal.SIGSTOP)
         time.sleep(PAUSE_S)
         p.send_signal(signal.SIGCONT)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                f.seek(start)
+                if re.search(r"partitions_revoked .*ASSIGNMENT_LOST", f.read()):
+                    self.zombies.append(key)
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"stint-{key[0]} #{key[1]} resumed after {PAUSE_S:.0f} s without "
+                           f"losing its partitions: the zombie case did not happen")
 
     def chaos(self, rng):
         faults = [(f"SIGKILL stint-{s}", lambda s=s: self.kill_service(s, rng)) for s in SERVICES]
@@ -301,6 +354,7 @@ class Run:
 
     def go(self, speed, rng, sentinel_at, offline):
         self.start_all()
+        self.profiles()
         self.t0 = time.monotonic()
         rp = self.replay(speed)
         if rng is not None:
@@ -324,6 +378,17 @@ class Run:
             if set(closed) >= want and len(outs) >= len(want):
                 break
             time.sleep(0.5)
+        # Every group has read everything (the sessionizer: its read position; the others: their
+        # committed offsets), so the clusterer's and the predictor's states are final too.
+        for svc in SERVICES:
+            argv = [os.path.join(BIN, "stint"), "lag", "-G", f"{self.tag}-stint-{svc}", "--wait",
+                    "--timeout", str(max(10, int(deadline - time.time()))), "--total"]
+            if svc == "sessionizer":
+                argv += ["--sessionizer", "--redis.prefix", self.tag]
+            r = subprocess.run(argv, capture_output=True, text=True, env=self.env, timeout=CATCH_UP_S)
+            if r.returncode != 0:
+                raise RuntimeError(f"stint lag: {svc} not caught up (exit {r.returncode}): "
+                                   f"{(r.stdout + r.stderr).strip()[-500:]}")
         self.caught_up_s = time.monotonic() - self.t0
         time.sleep(3)  # anything that should not come would come now
         self.stop_all()
@@ -449,7 +514,7 @@ def norm_redis(state):
     only); and the wall-clock time an open prediction was made (for its TTL).""" 
     out = {}
     for k, (kind, v) in state.items():
-        if re.match(r"st:\{p\d+\}$", k):
+        if re.match(r"(st|rd):\{p\d+\}$", k):
             v = "(positions)"
         elif k.endswith(":sz"):
             v = sz_view(v)
@@ -465,6 +530,7 @@ def norm_redis(state):
 
 
 SENTINELS = []
+RUNS = []  # every Run, so that an error on the way kills what they started
 
 
 # --- the checks --------------------------------------------------------------------------------
@@ -596,19 +662,19 @@ def self_check(clean, chaos, offline):
                            if not (e["kind"] == "CLOSED" and e["session_id"] == sid)]
 
     def changed_outcome(res):
-        res["predictions.outcomes"][0]["actual_length_s"] += 1.0
         sid = res["predictions.outcomes"][0]["session_id"]
-        for o in res["predictions.outcomes"][1:]:
-            if o["session_id"] == sid:
-                o["actual_length_s"] += 1.0
+        res["predictions.outcomes"] = [dict(o, actual_length_s=o["actual_length_s"] + 1.0)
+                                       if o["session_id"] == sid else o
+                                       for o in res["predictions.outcomes"]]
 
     def changed_cluster(res):
         c = res["users.clusters"][-1]
-        c["cluster"] = (c["cluster"] or 0) + 1
+        res["users.clusters"] = res["users.clusters"][:-1] + [dict(c, cluster=(c["cluster"] or 0) + 1)]
 
     def changed_redis(res):
         k = sorted(k for k in res["redis"] if k.endswith(":clu:prof"))[0]
         kind, v = res["redis"][k]
+        res["redis"] = dict(res["redis"])
         res["redis"][k] = (kind, [(f, x + b"1" if f == b"n" else x) for f, x in v])
 
     def dropped_prediction(res):
@@ -627,7 +693,7 @@ def self_check(clean, chaos, offline):
                         ("a cluster assignment changed", changed_cluster),
                         ("a user's session count in Redis changed", changed_redis),
                         ("a prediction dropped", dropped_prediction)):
-        planted = copy.deepcopy(chaos)
+        planted = dict(chaos)  # each plant replaces what it changes, never edits it in place
         plant(planted)
         caught = compare(clean, planted, offline)
         print(f"{'ok  ' if caught else 'FAIL'}  self-check: {name}: "
@@ -707,7 +773,8 @@ def main():
         for n in sorted(notes):
             print(f"note  {n}", flush=True)
         n_closed = len(stream_check.closed_sessions(chaos_res["sessions"], SENTINELS)[0])
-        print(f"chaos run: {len(chaos.faults)} faults; {len(chaos_res['sessions'])} session events "
+        print(f"chaos run: {len(chaos.faults)} faults, {len(chaos.zombies)} instances resumed "
+              f"after losing their partitions; {len(chaos_res['sessions'])} session events "
               f"({n_closed} sessions), {len(chaos_res['predictions'])} predictions, "
               f"{len(chaos_res['predictions.outcomes'])} outcomes, "
               f"{len(chaos_res['users.clusters'])} cluster assignments, "
@@ -721,6 +788,12 @@ def main():
         ok = not fails and checker_ok
         log(f"{'passed' if ok else 'FAILED'} in {time.time() - t0:.0f} s (seed {a.seed})")
     finally:
+        for run in RUNS:
+            for p in run.procs.values():
+                if p.poll() is None:
+                    p.kill()
+            for r in run.readers.values():
+                r.close()
         stack.stop()
         if a.keep or not ok:
             log(f"kept {tmp}")
