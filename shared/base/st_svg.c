@@ -513,7 +513,7 @@ int st_svg_pred_actual(const char *path, const char *title, const double *actual
     legend_entry(&b, 1, "#d62728", "y = x");
     if (hidden) {
         char text[64];
-        snprintf(text, sizeof text, "%zu at <= 0 not shown", hidden);
+        snprintf(text, sizeof text, "%zu <= 0 hidden", hidden);
         legend_entry(&b, 2, "#ffffff", text);
     }
     return finish(&b, path, errstr, errstr_size);
@@ -560,7 +560,7 @@ int st_svg_residuals(const char *path, const char *title, const double *actual,
     legend_entry(&b, 1, "#d62728", "residual 0");
     if (hidden) {
         char text[64];
-        snprintf(text, sizeof text, "%zu at actual <= 0 not shown", hidden);
+        snprintf(text, sizeof text, "%zu <= 0 hidden", hidden);
         legend_entry(&b, 2, "#ffffff", text);
     }
     return finish(&b, path, errstr, errstr_size);

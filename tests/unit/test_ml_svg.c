@@ -136,7 +136,7 @@ static void test_pred_actual(void)
     ST_EQ_INT(xml_ok(path), 0);
     t = slurp(path);
     ST_EQ_INT(count(t, "<circle"), 99);
-    ST_CHECK(strstr(t, "1 at &lt;= 0 not shown") != NULL);
+    ST_CHECK(strstr(t, "1 &lt;= 0 hidden") != NULL);
     ST_CHECK(strstr(t, ">10000</text>") != NULL && strstr(t, ">100</text>") != NULL);
     ST_CHECK(strstr(t, "log scale") != NULL);
     ST_CHECK(strstr(t, "nan") == NULL && strstr(t, "inf") == NULL);
