@@ -17,8 +17,8 @@ stopped at the end: the stack's Kafka and Redis are killed here, so no other tes
    --replay-s seconds, and meanwhile, one after the other in a seeded random order with a few
    seconds between them:
      - SIGKILL of every service (one instance of each), restarted after 0-2 s;
-     - SIGKILL of redis-server, restarted at once (`stack restart redis`, AOF as shipped);
-     - SIGKILL of the Kafka broker, restarted at once;
+     - SIGKILL of redis-server, twice, restarted at once (`stack restart redis`, AOF as shipped);
+     - SIGKILL of the Kafka broker, twice, restarted at once;
      - SIGSTOP of the clusterer (alone in its group) past its session timeout (6 s here), then
        SIGCONT: it comes back after the group gave its partitions up;
      - zombies: SIGSTOP of one of the two sessionizers, and of one of the two predictors, past the
@@ -341,9 +341,9 @@ class Run:
 
     def chaos(self, rng):
         faults = [(f"SIGKILL stint-{s}", lambda s=s: self.kill_service(s, rng)) for s in SERVICES]
-        faults += [("SIGKILL redis-server, restart", lambda: self.stack.hard_kill("redis")),
-                   ("SIGKILL kafka broker, restart", lambda: self.stack.hard_kill("kafka")),
-                   (f"SIGSTOP stint-clusterer {PAUSE_S:.0f} s (alone in its group)",
+        faults += [("SIGKILL redis-server, restart", lambda: self.stack.hard_kill("redis"))] * 2
+        faults += [("SIGKILL kafka broker, restart", lambda: self.stack.hard_kill("kafka"))] * 2
+        faults += [(f"SIGSTOP stint-clusterer {PAUSE_S:.0f} s (alone in its group)",
                     lambda: self.pause(("clusterer", 0)))]
         faults += [(f"zombie: SIGSTOP stint-{s} #1 {PAUSE_S:.0f} s (its partitions move to #0)",
                     lambda s=s: self.pause((s, 1))) for s in TWO]
