@@ -35,6 +35,8 @@ typedef struct {
     int64_t stored;        /* last offset stored, -1 = none */
     int64_t hold;          /* hold set in the current batch, -1 = none */
     st_metric_t *m_lag;    /* stint_consumer_lag_records{topic,partition} */
+    int64_t committed;     /* the group's commit when assigned (-1 none), once asked */
+    bool committed_asked;
 } part_t;
 
 struct st_pipeline_s {
@@ -209,7 +211,8 @@ static part_t *find_part(st_pipeline_t *p, const char *topic, int32_t partition,
     part_t *pt = &p->parts[p->nparts++];
     pt->topic = strdup(topic);
     pt->partition = partition;
-    pt->consumed_next = pt->stored = pt->hold = -1;
+    pt->consumed_next = pt->stored = pt->hold = pt->committed = -1;
+    pt->committed_asked = false;
     /* Topic names are [a-zA-Z0-9._-]: nothing to escape in the label value. */
     char labels[320];
     snprintf(labels, sizeof labels, "topic=\"%s\",partition=\"%d\"", topic, (int)partition);
@@ -580,14 +583,39 @@ static void collect(st_pipeline_t *p)
     }
 }
 
+/* Where consumption of pt starts when nothing has been read since the assignment: the group's
+ * committed offset, asked once per assignment (one broker round trip of at most 1 s), else the
+ * end of the partition (no commit: the consumer starts at the end, librdkafka's default reset).
+ * -1 when unknown (the broker did not answer that one question). */
+static int64_t start_offset(st_pipeline_t *p, part_t *pt, int64_t hi)
+{
+    if (!pt->committed_asked) {
+        pt->committed_asked = true;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, pt->topic, pt->partition);
+        if (rd_kafka_committed(p->consumer, l, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            !l->elems[0].err)
+            pt->committed = l->elems[0].offset >= 0 ? l->elems[0].offset : INT64_MAX;
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    if (pt->committed < 0) /* the broker did not answer: unknown until a record is read */
+        return -1;
+    return pt->committed == INT64_MAX ? hi : pt->committed;
+}
+
 /* The lag gauges: per assigned partition, the high watermark of the last fetch response (no
- * broker round trip) less the next offset to process (or, before the first batch, the fetch
- * position). A partition with neither known is left as it is. */
+ * broker round trip) less the next offset to process: after the last record processed, else the
+ * fetch position, else where consumption starts (start_offset). A partition with neither end nor
+ * start known is left as it is. */
 static void update_lag(st_pipeline_t *p)
 {
     for (size_t i = 0; i < p->nparts; i++) {
         part_t *pt = &p->parts[i];
         int64_t next = pt->consumed_next, lo, hi;
+        if (rd_kafka_get_watermark_offsets(p->consumer, pt->topic, pt->partition, &lo, &hi) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi < 0)
+            continue;
         if (next < 0) {
             rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
             rd_kafka_topic_partition_list_add(l, pt->topic, pt->partition);
@@ -596,10 +624,9 @@ static void update_lag(st_pipeline_t *p)
                 next = l->elems[0].offset;
             rd_kafka_topic_partition_list_destroy(l);
         }
-        if (next < 0 ||
-            rd_kafka_get_watermark_offsets(p->consumer, pt->topic, pt->partition, &lo, &hi) !=
-                RD_KAFKA_RESP_ERR_NO_ERROR ||
-            hi < 0)
+        if (next < 0)
+            next = start_offset(p, pt, hi);
+        if (next < 0)
             continue;
         st_metric_set(pt->m_lag, (double)(hi > next ? hi - next : 0));
     }

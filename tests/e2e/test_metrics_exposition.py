@@ -83,6 +83,17 @@ def main():
         check(all(v and v >= 1 for v in got.values()),
               f"the listen went through ingest, enricher, sessionizer, predictor: {got}")
 
+        # The lag gauges are NaN until a service knows the partition's end (its first fetch
+        # response) and where it reads from; they are updated every second.
+        deadline = time.time() + DEADLINE_S
+        while time.time() < deadline:
+            lags = [s.value for n in SERVICES for f in [families(scrape(ports[n])[1])]
+                    for s in (f["stint_consumer_lag_records"].samples
+                              if "stint_consumer_lag_records" in f else [])]
+            if lags and all(v == v for v in lags):
+                break
+            time.sleep(0.2)
+
         version = project_version()
         exposed = set()
         for name in SERVICES:
