@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,9 @@ struct st_http_s {
     int port;
     atomic_bool kafka_ok;
     atomic_bool redis_ok;
-    atomic_bool ready;
+    pthread_mutex_t mu; /* guards ready and ready_detail */
+    bool ready;
+    char ready_detail[256];
 };
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
@@ -66,9 +69,22 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                      MHD_RESPMEM_MUST_COPY);
     }
     if (strcmp(url, "/readyz") == 0) {
-        bool ok = atomic_load(&h->ready);
-        return reply(conn, ok ? 200 : 503, "text/plain", (char *)(ok ? "ready\n" : "not ready\n"),
-                     ok ? 6 : 10, MHD_RESPMEM_PERSISTENT);
+        bool k = atomic_load(&h->kafka_ok), r = atomic_load(&h->redis_ok);
+        char body[320];
+        pthread_mutex_lock(&h->mu);
+        bool ok = h->ready && k && r;
+        int n;
+        if (ok)
+            n = snprintf(body, sizeof body, "ready %s\n", h->ready_detail);
+        else if (!k || !r)
+            n = snprintf(body, sizeof body, "not ready: kafka=%s redis=%s\n", k ? "ok" : "down",
+                         r ? "ok" : "down");
+        else
+            n = snprintf(body, sizeof body, "not ready: %s\n", h->ready_detail);
+        pthread_mutex_unlock(&h->mu);
+        if (n >= (int)sizeof body)
+            n = (int)sizeof body - 1;
+        return reply(conn, ok ? 200 : 503, "text/plain", body, (size_t)n, MHD_RESPMEM_MUST_COPY);
     }
     return reply(conn, 404, "text/plain", (char *)"not found\n", 10, MHD_RESPMEM_PERSISTENT);
 }
@@ -90,7 +106,8 @@ st_http_t *st_http_start(const char *bind_addr, int port, char *errstr, size_t e
     }
     atomic_init(&h->kafka_ok, false);
     atomic_init(&h->redis_ok, false);
-    atomic_init(&h->ready, false);
+    pthread_mutex_init(&h->mu, NULL);
+    snprintf(h->ready_detail, sizeof h->ready_detail, "starting");
     h->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
                                  handle, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
@@ -109,6 +126,7 @@ void st_http_stop(st_http_t *h)
     if (!h)
         return;
     MHD_stop_daemon(h->daemon);
+    pthread_mutex_destroy(&h->mu);
     free(h);
 }
 
@@ -129,8 +147,12 @@ void st_http_set_redis_ok(st_http_t *h, bool ok)
         atomic_store(&h->redis_ok, ok);
 }
 
-void st_http_set_ready(st_http_t *h, bool ready)
+void st_http_set_ready(st_http_t *h, bool ready, const char *detail)
 {
-    if (h)
-        atomic_store(&h->ready, ready);
+    if (!h)
+        return;
+    pthread_mutex_lock(&h->mu);
+    h->ready = ready;
+    snprintf(h->ready_detail, sizeof h->ready_detail, "%s", detail ? detail : "");
+    pthread_mutex_unlock(&h->mu);
 }

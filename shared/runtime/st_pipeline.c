@@ -36,7 +36,8 @@ typedef struct {
     int64_t hold;          /* hold set in the current batch, -1 = none */
     st_metric_t *m_lag;    /* stint_consumer_lag_records{topic,partition} */
     int64_t committed;     /* the group's commit when assigned (-1 none), once asked */
-    bool committed_asked;
+    int64_t committed_asked_ms; /* when it was last asked (monotonic), 0 = not yet */
+    int64_t lag;                /* as last computed by update_lag, -1 = not known yet */
 } part_t;
 
 struct st_pipeline_s {
@@ -64,12 +65,26 @@ struct st_pipeline_s {
     st_out_t out;
     st_buf_t dlq_buf;
     int64_t last_process_ms;
-    int64_t lag_updated_ms;               /* last update_lag (monotonic) */
-    st_redis_t *redis;                    /* PINGed for /healthz (may be NULL) */
+    int64_t lag_updated_ms; /* last update_lag (monotonic) */
+    int64_t ready_lag_max;  /* /readyz: caught up = total lag at most this */
+    bool assigned;          /* the group has given this member its partitions (possibly none) */
+    bool running;           /* inside st_pipeline_run: readiness is reported */
+    st_redis_t *redis;      /* PINGed for /healthz (may be NULL) */
     int64_t kafka_seen_ms, redis_seen_ms; /* last time each was shown reachable (monotonic) */
     uint64_t dead_letters;
     st_metric_t *m_in, *m_out, *m_dlq, *m_batches, *m_retries, *m_batch_s;
+    st_metric_t *m_phase[4]; /* stint_loop_seconds_total{phase}: see phase_names */
 };
+
+/* Where the consumer loop's wall time goes: waiting for and collecting records, process(),
+ * producing and waiting for the acknowledgements, apply() (retries included). */
+enum { PHASE_POLL, PHASE_PROCESS, PHASE_PRODUCE, PHASE_APPLY };
+static const char *const phase_names[4] = {"poll", "process", "produce", "apply"};
+
+static void phase_add(st_pipeline_t *p, int phase, int64_t since_us)
+{
+    st_metric_add(p->m_phase[phase], (double)(st_time_mono_us() - since_us) / 1e6);
+}
 
 int st_out_produce(st_out_t *out, const char *topic, const void *key, size_t key_len,
                    const void *value, size_t value_len)
@@ -197,6 +212,8 @@ st_out_rec_t st_out_record(const st_out_t *out, size_t i)
                           r->value_len};
 }
 
+static void update_ready(st_pipeline_t *p);
+
 static part_t *find_part(st_pipeline_t *p, const char *topic, int32_t partition, bool create)
 {
     for (size_t i = 0; i < p->nparts; i++)
@@ -211,8 +228,8 @@ static part_t *find_part(st_pipeline_t *p, const char *topic, int32_t partition,
     part_t *pt = &p->parts[p->nparts++];
     pt->topic = strdup(topic);
     pt->partition = partition;
-    pt->consumed_next = pt->stored = pt->hold = pt->committed = -1;
-    pt->committed_asked = false;
+    pt->consumed_next = pt->stored = pt->hold = pt->committed = pt->lag = -1;
+    pt->committed_asked_ms = 0;
     /* Topic names are [a-zA-Z0-9._-]: nothing to escape in the label value. */
     char labels[320];
     snprintf(labels, sizeof labels, "topic=\"%s\",partition=\"%d\"", topic, (int)partition);
@@ -363,6 +380,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         if (p->h.on_assign)
             p->h.on_assign(p->h.ctx, parts);
+        p->assigned = true;
+        update_ready(p);
         return;
     }
     /* Revoke happens inside the poll that collects a batch, so no batch is between process and
@@ -389,6 +408,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         p->h.on_revoke(p->h.ctx, parts);
     drop_parts(p, parts);
     rd_kafka_assign(rk, NULL);
+    p->assigned = false;
+    update_ready(p);
 }
 
 /* Looks up the output topics before the first batch: their first records are then not held
@@ -429,6 +450,7 @@ st_pipeline_t *st_pipeline_new(const st_pipeline_opts_t *opts, const st_pipeline
     p->batch_max = opts->batch_max > 0 ? opts->batch_max : 5000;
     p->batch_timeout_ms = opts->batch_timeout_ms > 0 ? opts->batch_timeout_ms : 100;
     p->tick_ms = opts->tick_ms;
+    p->ready_lag_max = opts->ready_lag_max;
     p->http = opts->http;
     p->redis = opts->redis;
     p->msgs = calloc((size_t)p->batch_max, sizeof *p->msgs);
@@ -488,6 +510,15 @@ st_pipeline_t *st_pipeline_new(const st_pipeline_opts_t *opts, const st_pipeline
     p->m_dlq = st_metrics_counter("stint_dead_letters_total", NULL,
                                   "Records sent to the dead-letter topic.");
     p->m_batches = st_metrics_counter("stint_batches_total", NULL, "Batches completed.");
+    for (int i = 0; i < 4; i++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "phase=\"%s\"", phase_names[i]);
+        p->m_phase[i] = st_metrics_counter(
+            "stint_loop_seconds_total", labels,
+            "Wall time of the consumer loop by phase: poll (waiting for and collecting records), "
+            "process, produce (sending the outputs and waiting for their acknowledgements), apply "
+            "(the Redis writes after the acknowledgements); retries count in their phase.");
+    }
     p->m_retries = st_metrics_counter("stint_batch_retries_total", NULL,
                                       "Batch steps retried after a retriable error.");
     p->m_batch_s = st_metrics_histogram("stint_batch_duration_seconds", NULL,
@@ -583,14 +614,54 @@ static void collect(st_pipeline_t *p)
     }
 }
 
+/* /readyz: ready once the group has assigned this member its partitions (none is a valid
+ * assignment: a standby member of a group with more members than partitions is ready) and the
+ * total lag over them, as last computed (at most a second old), is at most ready_lag_max. The
+ * lag counts records not yet processed, so a sessionizer's held records do not count. */
+static void update_ready(st_pipeline_t *p)
+{
+    if (!p->running)
+        return;
+    if (!p->assigned) {
+        st_http_set_ready(p->http, false, "waiting for the group to assign partitions");
+        return;
+    }
+    char d[256];
+    int64_t total = 0;
+    const part_t *worst = NULL;
+    for (size_t i = 0; i < p->nparts; i++) {
+        const part_t *pt = &p->parts[i];
+        if (pt->lag < 0) {
+            snprintf(d, sizeof d, "lag of %s[%d] not known yet", pt->topic, (int)pt->partition);
+            st_http_set_ready(p->http, false, d);
+            return;
+        }
+        total += pt->lag;
+        if (!worst || pt->lag > worst->lag)
+            worst = pt;
+    }
+    if (total > p->ready_lag_max) {
+        snprintf(d, sizeof d, "lag=%lld > http.ready_lag_max=%lld (most behind: %s[%d] lag=%lld)",
+                 (long long)total, (long long)p->ready_lag_max, worst->topic, (int)worst->partition,
+                 (long long)worst->lag);
+        st_http_set_ready(p->http, false, d);
+        return;
+    }
+    snprintf(d, sizeof d, "partitions=%zu lag=%lld", p->nparts, (long long)total);
+    st_http_set_ready(p->http, true, d);
+}
+
 /* Where consumption of pt starts when nothing has been read since the assignment: the group's
  * committed offset, asked once per assignment (one broker round trip of at most 1 s), else the
  * end of the partition (no commit: the consumer starts at the end, librdkafka's default reset).
- * -1 when unknown (the broker did not answer that one question). */
+ * -1 when unknown (the broker did not answer: asked again COMMITTED_RETRY_MS later). */
+#define COMMITTED_RETRY_MS 5000
 static int64_t start_offset(st_pipeline_t *p, part_t *pt, int64_t hi)
 {
-    if (!pt->committed_asked) {
-        pt->committed_asked = true;
+    int64_t now = st_time_mono_ms();
+    if (pt->committed_asked_ms == 0 ||
+        (pt->committed < 0 && now - pt->committed_asked_ms >= COMMITTED_RETRY_MS)) {
+        pt->committed_asked_ms = now;
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, pt->topic, pt->partition);
         if (rd_kafka_committed(p->consumer, l, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
@@ -628,8 +699,10 @@ static void update_lag(st_pipeline_t *p)
             next = start_offset(p, pt, hi);
         if (next < 0)
             continue;
-        st_metric_set(pt->m_lag, (double)(hi > next ? hi - next : 0));
+        pt->lag = hi > next ? hi - next : 0;
+        st_metric_set(pt->m_lag, (double)pt->lag);
     }
+    update_ready(p);
 }
 
 static void backoff(int *ms)
@@ -749,7 +822,10 @@ static int run_batch(st_pipeline_t *p)
         out_reset(&p->out);
         for (size_t i = 0; i < p->nparts; i++)
             p->parts[i].hold = -1;
-        if (p->h.process(p->h.ctx, p->views, n, &p->out, &err) != 0) {
+        int64_t t_us = st_time_mono_us();
+        int prc = p->h.process(p->h.ctx, p->views, n, &p->out, &err);
+        phase_add(p, PHASE_PROCESS, t_us);
+        if (prc != 0) {
             if (!err.retriable || err.fatal) {
                 st_log_error("batch_failed", "step=process error=\"%s\"", err.text);
                 return -1;
@@ -762,7 +838,10 @@ static int run_batch(st_pipeline_t *p)
         }
         if (n > 0) /* a timer tick with no records may not have asked Redis anything */
             st_pipeline_set_redis_ok(p, true);
-        if (produce_outputs(p, &err) != 0) {
+        t_us = st_time_mono_us();
+        prc = produce_outputs(p, &err);
+        phase_add(p, PHASE_PRODUCE, t_us);
+        if (prc != 0) {
             if (err.fatal || !err.retriable) {
                 st_log_error("batch_failed", "step=produce error=\"%s\"", err.text);
                 return -1;
@@ -779,7 +858,10 @@ static int run_batch(st_pipeline_t *p)
         wait_ms = 100;
         for (;;) {
             st_err_t err = {0};
-            if (p->h.apply(p->h.ctx, &err) == 0)
+            int64_t t_us = st_time_mono_us();
+            int arc = p->h.apply(p->h.ctx, &err);
+            phase_add(p, PHASE_APPLY, t_us);
+            if (arc == 0)
                 break;
             if (!err.retriable || err.fatal) {
                 st_log_error("batch_failed", "step=apply error=\"%s\"", err.text);
@@ -809,11 +891,14 @@ static int run_batch(st_pipeline_t *p)
 
 int st_pipeline_run(st_pipeline_t *p)
 {
-    st_http_set_ready(p->http, true);
+    p->running = true;
+    update_ready(p);
     st_http_set_kafka_ok(p->http, true);
     p->last_process_ms = st_time_mono_ms();
     while (!st_lifecycle_stopping()) {
+        int64_t t_us = st_time_mono_us();
         collect(p);
+        phase_add(p, PHASE_POLL, t_us);
         int64_t now = st_time_mono_ms();
         bool tick = p->tick_ms > 0 && now - p->last_process_ms >= p->tick_ms;
         if (p->nmsgs > 0) {
@@ -832,11 +917,13 @@ int st_pipeline_run(st_pipeline_t *p)
         p->last_process_ms = st_time_mono_ms();
         destroy_msgs(p);
         if (rc != 0) {
-            st_http_set_ready(p->http, false);
+            p->running = false;
+            st_http_set_ready(p->http, false, "stopped by a fatal error");
             return -1;
         }
     }
-    st_http_set_ready(p->http, false);
+    p->running = false;
+    st_http_set_ready(p->http, false, "stopping");
     return 0;
 }
 

@@ -117,13 +117,15 @@ typedef struct {
     const char *dlq_topic;       /* NULL = dead letters are logged and counted only */
     st_dlq_encode_fn dlq_encode; /* NULL = JSON */
     void *dlq_ctx;
-    int batch_max;        /* records per batch, default 5000 */
-    int batch_timeout_ms; /* max wait to fill a batch, default 100 */
-    int tick_ms;          /* > 0: call process with no records at least this often */
-    bool from_beginning;  /* auto.offset.reset=earliest (default true) */
-    st_http_t *http;      /* optional: health flags are updated */
-    st_redis_t *redis;    /* optional: the service's Redis (the loop's thread), PINGed for
-                             /healthz when no batch has used it for ST_PIPELINE_PROBE_MS */
+    int batch_max;         /* records per batch, default 5000 */
+    int batch_timeout_ms;  /* max wait to fill a batch, default 100 */
+    int tick_ms;           /* > 0: call process with no records at least this often */
+    bool from_beginning;   /* auto.offset.reset=earliest (default true) */
+    st_http_t *http;       /* optional: health flags and readiness are updated */
+    int64_t ready_lag_max; /* /readyz caught up: total lag over the assigned partitions at most
+                              this many records (0 = none left) */
+    st_redis_t *redis;     /* optional: the service's Redis (the loop's thread), PINGed for
+                              /healthz when no batch has used it for ST_PIPELINE_PROBE_MS */
 } st_pipeline_opts_t;
 
 /* /healthz freshness: when neither a record nor a batch has shown Kafka (or Redis) reachable for

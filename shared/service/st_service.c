@@ -31,6 +31,9 @@ static const st_config_entry_t base_table[] = {
      "address of the /metrics, /healthz, /readyz endpoint"},
     {"http.port", ST_CFG_INT, "0", 0, 65535, OFF(http_port), false, 0,
      "port of that endpoint (0 = any free port, logged at start)"},
+    {"http.ready_lag_max", ST_CFG_INT, "5000", 0, 1000000000000, OFF(http_ready_lag_max), false, 0,
+     "/readyz is 200 once the group has assigned the service its partitions and their total lag "
+     "(records not yet processed) is at most this"},
     {"batch.max", ST_CFG_INT, "5000", 1, 1000000, OFF(batch_max), false, 0, "records per batch"},
     {"batch.timeout_ms", ST_CFG_INT, "100", 1, 60000, OFF(batch_timeout_ms), false, 0,
      "longest wait for the first record of a batch (a batch takes what has arrived, never waits to "
@@ -175,6 +178,7 @@ static int run(st_service_t *svc, int argc, char **argv)
     po.from_beginning = true;
     po.redis = svc->redis;
     po.http = svc->http;
+    po.ready_lag_max = svc->base.http_ready_lag_max;
     if (def->setup(svc, def->ctx, &h, &po, errstr, sizeof errstr) != 0) {
         st_log_error("setup_failed", "error=\"%s\"", errstr);
         return 1;

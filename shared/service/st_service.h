@@ -24,6 +24,7 @@ typedef struct {
     char *redis_prefix;
     char *http_bind;
     int64_t http_port;
+    int64_t http_ready_lag_max;
     int64_t batch_max;
     int64_t batch_timeout_ms;
     char *schemas_dir;

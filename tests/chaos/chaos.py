@@ -56,6 +56,7 @@ import tempfile
 import threading
 import time
 import types
+import urllib.error
 import urllib.request
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -222,6 +223,8 @@ class Run:
         logf.close()
 
     def ready(self, key, timeout_s=60):
+        """Until the instance's group has assigned it its partitions: /readyz 200, or 503 for the
+        lag only (a restarted instance mid-run is behind; it is not waited for)."""
         deadline = time.time() + timeout_s
         while time.time() < deadline:
             if self.procs[key].poll() is not None:
@@ -231,6 +234,9 @@ class Run:
                                             timeout=2) as r:
                     if r.status == 200:
                         return
+            except urllib.error.HTTPError as e:
+                if e.read().decode(errors="replace").startswith("not ready: lag="):
+                    return
             except OSError:
                 pass
             time.sleep(0.2)

@@ -1,9 +1,13 @@
-"""integration: /healthz tells the truth within seconds. stint-ingest (a batch loop without timer
-ticks) and stint-enricher (with a 1 s tick, the path that used to skip the probes) run idle on
-their own topics; Redis is stopped, then started again; then Kafka. Each service's /healthz must
-turn 503 naming the server that is down within 10 s of the stop, and 200 again within 30 s of
-the restart; both then stop with SIGTERM and exit 0. Stops and restarts the shared local stack's
-servers (ctest runs tests one at a time)."""
+"""integration: /healthz and /readyz tell the truth within seconds. stint-ingest (a batch loop
+without timer ticks) and stint-enricher (with a 1 s tick, the path that used to skip the probes)
+run on their own topics. /readyz is 200 once the group has assigned the partitions and nothing is
+left to read. A backlog of 5,000 listens, read by an ingest limited to one record per batch with
+http.ready_lag_max=100, must turn its /readyz 503 naming the lag, and 200 again only once at
+most 100 are left (its output topic says how many it processed). Then Redis is stopped and
+started again, then Kafka: each service's /healthz and /readyz must turn 503 naming the server
+that is down within 10 s of the stop, and 200 again within 30 s (60 s for Kafka) of the restart;
+both then stop with SIGTERM and exit 0. Stops and restarts the shared local stack's servers
+(ctest runs tests one at a time)."""
 import os
 import re
 import signal
@@ -31,9 +35,9 @@ def check(ok, what):
         FAILS.append(what)
 
 
-def healthz(port):
+def get(port, path):
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as r:
             return r.status, r.read().decode().strip()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode().strip()
@@ -41,15 +45,67 @@ def healthz(port):
         return 0, str(e)
 
 
-def wait_health(ports, want_status, want_text, timeout_s):
-    """Seconds until every port answers want_status with want_text in the body, or None."""
+def wait_health(ports, wants, timeout_s):
+    """Seconds until every port answers each (path, status, text in the body) of wants, or None."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout_s:
-        answers = [healthz(p) for p in ports.values()]
-        if all(status == want_status and want_text in body for status, body in answers):
+        answers = {(name, path): get(p, path) for name, p in ports.items() for path, _, _ in wants}
+        if all(answers[name, path][0] == want_status and want_text in answers[name, path][1]
+               for name in ports for path, want_status, want_text in wants):
             return time.monotonic() - t0
         time.sleep(0.2)
+    print(f"after {timeout_s} s: {answers}")
     return None
+
+
+HEALTHY = [("/healthz", 200, "kafka=ok redis=ok"), ("/readyz", 200, "ready partitions=1 lag=0")]
+
+
+def down(server):
+    return [("/healthz", 503, f"{server}=down"), ("/readyz", 503, f"{server}=down")]
+
+
+def end_offset(consumer, topic):
+    from confluent_kafka import TopicPartition
+    return consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
+
+
+def backlog(ports, topics):
+    """Publishes 5,000 listens at once and follows ingest's /readyz until it is 200 again."""
+    from confluent_kafka import Consumer, Producer
+
+    n, lag_max = 5000, 100
+    prod = Producer({"bootstrap.servers": BROKERS, "linger.ms": 20})
+    t0 = 1230768000
+    for i in range(n):
+        user = f"user_{i % 50:06d}"
+        ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + i * 60))
+        prod.produce(topics["raw"], key=user,
+                     value=f'{{"user_id":"{user}","timestamp":"{ts}","artist_name":"A",'
+                           f'"track_name":"T{i}"}}')
+        prod.poll(0)
+    check(prod.flush(30) == 0, f"{n} listens published")
+    del prod
+    cons = Consumer({"bootstrap.servers": BROKERS, "group.id": f"{topics['raw']}-probe"})
+    # The lag is computed every second from the last fetch's end offset: the backlog shows within
+    # a few seconds; from then on, 200 must mean caught up.
+    seen_lag, ready_at = None, None
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        status, body = get(ports["ingest"], "/readyz")
+        if status == 503 and f"> http.ready_lag_max={lag_max}" in body:
+            seen_lag = seen_lag or body
+        if status == 200 and seen_lag:
+            ready_at = end_offset(cons, topics["listens"])
+            break
+        time.sleep(0.1)
+    check(seen_lag is not None, f"ingest /readyz 503 naming the lag while behind ({seen_lag!r})")
+    check(ready_at is not None and ready_at >= n - lag_max,
+          f"ingest /readyz 200 again only once at most {lag_max} are left to read "
+          f"({ready_at} of {n} processed)")
+    t = wait_health({"ingest": ports["ingest"]}, [HEALTHY[1]], 60)
+    check(t is not None, "ingest /readyz reports lag=0 once all are processed")
+    cons.close()
 
 
 def stack(*args):
@@ -63,16 +119,18 @@ def main():
     from confluent_kafka.admin import AdminClient, NewTopic
 
     tag = f"it-hz-{os.getpid()}-{int(time.time())}"
-    topics = {k: f"{tag}.{k}" for k in ("raw", "listens", "enriched", "ldlq", "edlq")}
+    topics = {k: f"{tag}.{k}" for k in ("raw", "listens", "idle", "enriched", "ldlq", "edlq")}
     admin = AdminClient({"bootstrap.servers": BROKERS})
     for f in admin.create_topics([NewTopic(t, 1, 1) for t in topics.values()]).values():
         f.result(30)
     tmp = tempfile.mkdtemp(prefix="stint-healthz-")
     common = ["-b", BROKERS, "--redis.port", REDIS_PORT, "--redis.prefix", tag, "--http.port", "0"]
     args = {
+        # One record per batch: a backlog takes seconds to read. The enricher reads a topic of
+        # its own, so that it makes no Last.fm requests.
         "ingest": ["--in.topic", topics["raw"], "--out.topic", topics["listens"], "--dlq.topic",
-                   topics["ldlq"]],
-        "enricher": ["--in.topic", topics["listens"], "--out.topic", topics["enriched"],
+                   topics["ldlq"], "--batch.max", "1", "--http.ready_lag_max", "100"],
+        "enricher": ["--in.topic", topics["idle"], "--out.topic", topics["enriched"],
                      "--dlq.topic", topics["edlq"]],
     }
     procs, ports, logs = {}, {}, {}
@@ -94,24 +152,28 @@ def main():
         check(len(ports) == 2, f"both services started: {sorted(ports)}")
         if len(ports) != 2:
             return 1
-        t = wait_health(ports, 200, "kafka=ok redis=ok", 30)
-        check(t is not None, "healthy at start")
+        t = wait_health(ports, HEALTHY, 30)
+        check(t is not None, "healthy, and ready (assigned, nothing to read) at start")
+
+        backlog(ports, topics)
 
         check(stack("stop", "redis") == 0, "redis stopped")
-        t = wait_health(ports, 503, "redis=down", 10)
-        check(t is not None, f"/healthz 503 redis=down within 10 s of the stop "
+        t = wait_health(ports, down("redis"), 10)
+        check(t is not None, f"/healthz and /readyz 503 redis=down within 10 s of the stop "
                              f"({t if t is None else round(t, 1)} s)")
         check(stack("up") == 0, "stack up again")
-        t = wait_health(ports, 200, "kafka=ok redis=ok", 30)
-        check(t is not None, f"healthy again within 30 s ({t if t is None else round(t, 1)} s)")
+        t = wait_health(ports, HEALTHY, 30)
+        check(t is not None, f"healthy and ready again within 30 s "
+                             f"({t if t is None else round(t, 1)} s)")
 
         check(stack("stop", "kafka") == 0, "kafka stopped")
-        t = wait_health(ports, 503, "kafka=down", 10)
-        check(t is not None, f"/healthz 503 kafka=down within 10 s of the stop "
+        t = wait_health(ports, down("kafka"), 10)
+        check(t is not None, f"/healthz and /readyz 503 kafka=down within 10 s of the stop "
                              f"({t if t is None else round(t, 1)} s)")
         check(stack("up") == 0, "stack up again")
-        t = wait_health(ports, 200, "kafka=ok redis=ok", 60)
-        check(t is not None, f"healthy again within 60 s ({t if t is None else round(t, 1)} s)")
+        t = wait_health(ports, HEALTHY, 60)
+        check(t is not None, f"healthy and ready again within 60 s "
+                             f"({t if t is None else round(t, 1)} s)")
         for name, p in procs.items():
             p.send_signal(signal.SIGTERM)
             try:

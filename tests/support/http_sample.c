@@ -29,7 +29,7 @@ int main(void)
         fprintf(stderr, "%s\n", errstr);
         return 1;
     }
-    st_http_set_ready(http, true);
+    st_http_set_ready(http, true, "sample");
     printf("%d\n", st_http_port(http));
     fflush(stdout);
     while (fgets(line, sizeof line, stdin)) {

@@ -76,13 +76,16 @@ def main():
 
         status, body, _ = get(port, "/healthz")
         check(status == 503 and "kafka=down" in body, "healthz is 503 before Kafka/Redis are reachable")
+        status, body, _ = get(port, "/readyz")
+        check(status == 503 and body.startswith("not ready: kafka=down"),
+              f"readyz is 503 while Kafka/Redis are not reachable ({body.strip()!r})")
         p.stdin.write("health\n")
         p.stdin.flush()
         p.stdout.readline()
         status, body, _ = get(port, "/healthz")
         check(status == 200 and body.startswith("ok"), "healthz is 200 once both are reachable")
-        status, _, _ = get(port, "/readyz")
-        check(status == 200, "readyz")
+        status, body, _ = get(port, "/readyz")
+        check(status == 200 and body == "ready sample\n", f"readyz 200 with its detail ({body!r})")
         status, _, _ = get(port, "/nope")
         check(status == 404, "unknown path is 404")
     finally:
