@@ -19,7 +19,8 @@ struct st_metric_s {
     char *labels; /* "" when none */
     char *help;
     _Atomic uint64_t count; /* counter value, or histogram observation count */
-    _Atomic uint64_t bits;  /* gauge value, or histogram sum, as double bits */
+    _Atomic uint64_t bits;  /* gauge value, histogram sum, or a counter's st_metric_add part,
+                               as double bits */
     double *bounds;
     size_t nbounds;
     _Atomic uint64_t *buckets; /* nbounds + 1, non-cumulative */
@@ -162,9 +163,11 @@ void st_metric_observe(st_metric_t *m, double value)
 
 double st_metric_value(const st_metric_t *m)
 {
+    double v = bitsd(atomic_load_explicit(&m->bits, memory_order_relaxed));
     if (m->kind == KIND_GAUGE)
-        return bitsd(atomic_load_explicit(&m->bits, memory_order_relaxed));
-    return (double)atomic_load_explicit(&m->count, memory_order_relaxed);
+        return v;
+    return (double)atomic_load_explicit(&m->count, memory_order_relaxed) +
+           (m->kind == KIND_COUNTER ? v : 0);
 }
 
 /* The shortest "%g" form that strtod reads back as the same double: 0.1 is "0.1", not
@@ -231,8 +234,15 @@ static int render_samples(st_buf_t *out, const st_metric_t *m)
 {
     int rc = 0;
     if (m->kind == KIND_COUNTER) {
+        uint64_t count = atomic_load(&m->count);
+        double added = bitsd(atomic_load(&m->bits));
         rc |= series(out, m->name, "", m->labels, NULL);
-        rc |= st_buf_printf(out, "%llu\n", (unsigned long long)atomic_load(&m->count));
+        if (added == 0)
+            rc |= st_buf_printf(out, "%llu\n", (unsigned long long)count);
+        else {
+            rc |= append_double(out, (double)count + added);
+            rc |= st_buf_append_str(out, "\n");
+        }
     } else if (m->kind == KIND_GAUGE) {
         rc |= series(out, m->name, "", m->labels, NULL);
         rc |= append_double(out, bitsd(atomic_load(&m->bits)));

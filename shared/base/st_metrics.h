@@ -24,6 +24,8 @@ st_metric_t *st_metrics_histogram(const char *name, const char *labels, const ch
 
 void st_metric_inc(st_metric_t *m, uint64_t by);
 void st_metric_set(st_metric_t *m, double value);
+/* Gauges; also counters of fractional amounts such as seconds (delta >= 0), whose value is then
+ * what st_metric_inc counted plus what this added. */
 void st_metric_add(st_metric_t *m, double delta);
 void st_metric_observe(st_metric_t *m, double value);
 /* Current value of a counter or gauge (tests, and services that read their own gauges). */

@@ -32,7 +32,7 @@ from prom_exposition import families, problems  # noqa: E402
 DEADLINE_S = 30
 SHARED = {"stint_records_in", "stint_records_out", "stint_dead_letters", "stint_batches",
           "stint_batch_retries", "stint_batch_duration_seconds", "stint_build_info",
-          "stint_consumer_lag_records"}
+          "stint_consumer_lag_records", "stint_loop_seconds"}
 PROCESS = ("process_cpu_seconds", "process_resident_memory_bytes", "process_virtual_memory_bytes",
            "process_open_fds", "process_max_fds", "process_start_time_seconds")
 

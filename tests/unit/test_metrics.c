@@ -289,6 +289,30 @@ static void test_histogram_cumulative(void)
     st_metrics_reset();
 }
 
+/* A counter of seconds: whole counts print as integers; once fractional amounts are added it
+ * prints their sum with the counts, and st_metric_value agrees. */
+static void test_fractional_counter(void)
+{
+    st_metrics_reset();
+    st_metric_t *n = st_metrics_counter("t_things_total", NULL, "Things.");
+    st_metric_t *s = st_metrics_counter("t_busy_seconds_total", "phase=\"poll\"", "Busy.");
+    st_metric_inc(n, 3);
+    st_metric_add(s, 0.25);
+    st_metric_add(s, 1.5);
+    char *text = render();
+    ST_REQUIRE(text);
+    ST_EQ_INT(check_structure(text), 2);
+    char got[32];
+    ST_REQUIRE(value_of(text, "t_things_total", got, sizeof got));
+    ST_EQ_STR(got, "3");
+    ST_REQUIRE(value_of(text, "t_busy_seconds_total{phase=\"poll\"}", got, sizeof got));
+    ST_EQ_STR(got, "1.75");
+    ST_NEAR(st_metric_value(s), 1.75, 1e-12);
+    ST_NEAR(st_metric_value(n), 3, 1e-12);
+    free(text);
+    st_metrics_reset();
+}
+
 /* One name registered as two kinds cannot be rendered as one family: registration aborts. */
 static void test_kind_conflict_aborts(void)
 {
@@ -349,6 +373,7 @@ int main(void)
     ST_RUN(test_late_label_set_joins_family);
     ST_RUN(test_number_format);
     ST_RUN(test_histogram_cumulative);
+    ST_RUN(test_fractional_counter);
     ST_RUN(test_kind_conflict_aborts);
     ST_RUN(test_process_metrics);
     return st_test_summary();
