@@ -469,10 +469,18 @@ st_pipeline_t *st_pipeline_new(const st_pipeline_opts_t *opts, const st_pipeline
         {"heartbeat.interval.ms", "1000"},
         {"auto.offset.reset", opts->from_beginning ? "earliest" : "latest"},
         {"group.id", opts->group_id},
-        /* The prefetch queue, per partition in librdkafka 2.0 (default 64 MB): while a service
-         * catches up it fills, which made ingest's RSS ~100 MB on 6 partitions. 4 MB is ~20,000
-         * listens per partition, several batches ahead. */
-        {"queued.max.messages.kbytes", "4096"},
+        /* The prefetch queue. librdkafka 2.0 (Debian 12) backs a partition's fetcher off for
+         * ~1 s whenever its queue is over either threshold (fetch.queue.backoff.ms exists only from
+         * 2.2), so a queue that holds less than a second of consumption starves the loop: at 4 MB
+         * ingest spent half its time in poll (27,700 listens/s end to end). The default (64 MB per
+         * partition) is fast but costs ~560 MB of RSS while a service catches up. Measured with
+         * bench/full_pipeline --users 400 --days 300 (listens/s, peak RSS of ingest):
+         * 4 MB: 27,700, 47 MB; unlimited: 45,800, 558 MB; 12 MB: 52,000, 73 MB;
+         * 12 MB with 256 KB fetches per partition: 54,700, 63 MB (kept). The message-count
+         * threshold is raised so that the byte threshold alone decides. */
+        {"queued.max.messages.kbytes", "12288"},
+        {"queued.min.messages", "1000000"},
+        {"max.partition.fetch.bytes", "262144"},
     };
     rd_kafka_conf_t *conf = st_kafka_conf_new(
         &opts->kafka, defaults, sizeof defaults / sizeof defaults[0], errstr, errstr_size);
