@@ -45,8 +45,11 @@ redisReply *st_redis_commandargv(st_redis_t *r, st_err_t *err, int argc, const c
                                  const size_t *argvlen);
 
 /* Pipelining: queue commands, then st_redis_exec sends them in one write and reads every reply.
- * Commands are kept until the next st_redis_pipe_reset so the round can be resent when a script
- * was missing (NOSCRIPT). Scripts must therefore be idempotent. */
+ * A round of two or more commands goes as one MULTI ... EXEC transaction: Redis applies it and
+ * appends it to its AOF in one piece (one fsync per round under appendfsync always), and a Redis
+ * crash keeps all of a round or none of it. (On a Redis Cluster a transaction must stay within one
+ * hash slot.) Commands are kept until the next st_redis_pipe_reset so the round can be resent when
+ * a script was missing (NOSCRIPT). Scripts must therefore be idempotent. */
 void st_redis_pipe_reset(st_redis_t *r);
 int st_redis_pipe(st_redis_t *r, const char *fmt, ...);
 int st_redis_pipe_argv(st_redis_t *r, int argc, const char **argv, const size_t *argvlen);
@@ -58,7 +61,9 @@ size_t st_redis_pipe_len(const st_redis_t *r);
 /* Sends the queued commands and reads their replies into an array owned by r (valid until the
  * next exec/reset). Error replies are returned in place (type REDIS_REPLY_ERROR) except NOSCRIPT,
  * which is handled. Returns 0, or -1 on a connection error (retriable; nothing is known about
- * which commands ran, so the caller retries the whole round, which idempotent scripts allow). */
+ * whether the round ran, so the caller retries the whole round, which idempotent scripts allow) or
+ * when the server refused a command at queue time, so none ran (retriable if the refusal is
+ * transient, like OOM or READONLY; fatal otherwise). */
 int st_redis_exec(st_redis_t *r, redisReply ***replies, size_t *nreplies, st_err_t *err);
 
 #endif
