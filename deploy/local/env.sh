@@ -27,15 +27,21 @@ K8S_VALIDATE_VENV=$STINT_CACHE/k8s-validate-1.37.0
 # The pid of a program just started with `setsid nohup PROGRAM ... &`, found by a fixed string of
 # its command line: $! is setsid's own pid when setsid had to fork (its caller led a process
 # group, as under job control), and that process exits at once. Prints the newest such process
-# that is the program itself (not setsid or nohup still on the way to it), or the fallback ($!)
+# that is the program itself (not setsid or nohup still on the way to it, nor a child it forked
+# that still shows the same command line, as a shell script's subshells do), or the fallback ($!)
 # when none shows up within 5 s.
 stint_started_pid() {
-    local fallback=$1 marker=$2 re i pid cmd
+    local fallback=$1 marker=$2 re i pid cmd ppid
     re=$(printf '%s' "$marker" | sed 's/[][\\.*^$+?(){}|]/\\&/g')
     for i in $(seq 50); do
         for pid in $(pgrep -f -- "$re" | sort -rn); do
             cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || continue
             case $cmd in setsid\ * | nohup\ * | '') continue ;; esac
+            ppid=$(awk '/^PPid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || continue
+            case $(tr '\0' ' ' 2>/dev/null <"/proc/$ppid/cmdline") in
+                setsid\ * | nohup\ *) ;;
+                *"$marker"*) continue ;;
+            esac
             case $cmd in *"$marker"*) echo "$pid"; return 0 ;; esac
         done
         sleep 0.1
