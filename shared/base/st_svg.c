@@ -38,6 +38,7 @@ static const char *colour(int i)
 typedef struct {
     double x0, x1, y0, y1; /* data range shown */
     int log_x, log_y;      /* log10 axes (x0, y0 > 0 then) */
+    int int_x;             /* x ticks at whole numbers only */
 } frame_t;
 
 static void esc(st_buf_t *b, const char *s)
@@ -129,8 +130,9 @@ static void nice_range_log(double *lo, double *hi)
 }
 
 /* Tick values of one axis into v (at most cap); *step is the linear step (for the labels' digits,
- * 0 on a log axis). Log axes tick every decade, and at 2 and 5 x too over at most three decades. */
-static int ticks(double lo, double hi, int log_axis, double *v, int cap, double *step)
+ * 0 on a log axis), at least 1 when integer. Log axes tick every decade, and at 2 and 5 x too over
+ * at most three decades. */
+static int ticks(double lo, double hi, int log_axis, int integer, double *v, int cap, double *step)
 {
     int n = 0;
     if (log_axis) {
@@ -148,6 +150,8 @@ static int ticks(double lo, double hi, int log_axis, double *v, int cap, double 
         return n;
     }
     double s = tick_step(hi - lo);
+    if (integer && s < 1.0)
+        s = 1.0;
     *step = s;
     for (int i = 0; i <= MAX_TICK * 2 && n < cap; i++) {
         double t = ceil(lo / s - 1e-9) * s + i * s;
@@ -198,8 +202,8 @@ static void axes(st_buf_t *b, const frame_t *f, const char *x_label, const char 
 {
     char num[64];
     double xv[MAX_TICK * 4], yv[MAX_TICK * 4], xs, ys;
-    int nx = ticks(f->x0, f->x1, f->log_x, xv, MAX_TICK * 4, &xs);
-    int ny = y_ticks ? ticks(f->y0, f->y1, f->log_y, yv, MAX_TICK * 4, &ys) : 0;
+    int nx = ticks(f->x0, f->x1, f->log_x, f->int_x, xv, MAX_TICK * 4, &xs);
+    int ny = y_ticks ? ticks(f->y0, f->y1, f->log_y, 0, yv, MAX_TICK * 4, &ys) : 0;
     st_buf_append_str(b, "<g stroke=\"#e6e6e6\" stroke-width=\"1\">\n");
     for (int i = 0; i < nx; i++)
         st_buf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", px(f, xv[i]),
@@ -298,10 +302,11 @@ int st_svg_line_chart_opts(const char *path, const char *title, const char *x_la
                            const char *y_label, const st_svg_series_t *series, int n_series,
                            const st_svg_opts_t *opts, char *errstr, size_t errstr_size)
 {
-    frame_t f = {INFINITY, -INFINITY, INFINITY, -INFINITY, 0, 0};
+    frame_t f = {INFINITY, -INFINITY, INFINITY, -INFINITY, 0, 0, 0};
     if (opts) {
         f.log_x = opts->log_x;
         f.log_y = opts->log_y;
+        f.int_x = opts->int_x;
     }
     for (int s = 0; s < n_series; s++)
         for (size_t i = 0; i < series[s].n; i++)
@@ -381,7 +386,7 @@ int st_svg_scatter(const char *path, const char *title, const char *x_label, con
                    const double *x, const double *y, const int *labels, size_t n, char *errstr,
                    size_t errstr_size)
 {
-    frame_t f = {INFINITY, -INFINITY, INFINITY, -INFINITY, 0, 0};
+    frame_t f = {INFINITY, -INFINITY, INFINITY, -INFINITY, 0, 0, 0};
     int max_label = 0;
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(x[i]) || !isfinite(y[i]))
@@ -434,8 +439,13 @@ int st_svg_silhouette(const char *path, const char *title, const double *values,
     if (!sorted)
         return st_errstr(errstr, errstr_size, "%s: out of memory", path);
     double gap = used > 0 ? fmax(1.0, (double)used * 0.02) : 1.0;
-    frame_t f = {
-        lo < -0.1 ? floor(lo * 10.0) / 10.0 : -0.1, 1.0, 0.0, (double)used + gap * (k + 1), 0, 0};
+    frame_t f = {lo < -0.1 ? floor(lo * 10.0) / 10.0 : -0.1,
+                 1.0,
+                 0.0,
+                 (double)used + gap * (k + 1),
+                 0,
+                 0,
+                 0};
     st_buf_t b = ST_BUF_INIT;
     begin(&b, title);
     axes(&b, &f, "silhouette value", "cluster", 0);
@@ -473,7 +483,7 @@ int st_svg_pred_actual(const char *path, const char *title, const double *actual
                        const double *predicted, size_t n, const char *unit, int log_axes,
                        char *errstr, size_t errstr_size)
 {
-    frame_t f = {INFINITY, -INFINITY, INFINITY, -INFINITY, log_axes, log_axes};
+    frame_t f = {INFINITY, -INFINITY, INFINITY, -INFINITY, log_axes, log_axes, 0};
     double lo = INFINITY, hi = -INFINITY;
     size_t hidden = 0;
     for (size_t i = 0; i < n; i++) {
@@ -523,7 +533,7 @@ int st_svg_residuals(const char *path, const char *title, const double *actual,
                      const double *predicted, size_t n, const char *unit, char *errstr,
                      size_t errstr_size)
 {
-    frame_t f = {INFINITY, -INFINITY, INFINITY, -INFINITY, 1, 0};
+    frame_t f = {INFINITY, -INFINITY, INFINITY, -INFINITY, 1, 0, 0};
     size_t hidden = 0;
     for (size_t i = 0; i < n; i++) {
         double res = predicted[i] - actual[i];

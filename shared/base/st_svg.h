@@ -27,6 +27,7 @@ typedef struct {
     int vline;        /* draw a dashed vertical marker at vline_x, labelled vline_label */
     double vline_x;
     const char *vline_label;
+    int int_x; /* x ticks at whole numbers only (epochs, k) */
 } st_svg_opts_t;
 
 /* One polyline with markers per series, a legend when any series has a name. */

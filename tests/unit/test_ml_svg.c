@@ -170,7 +170,7 @@ static void test_line_chart_opts(void)
     }
     s[3].mark = 4;
     s[3].mark_label = "kept: epoch 4";
-    st_svg_opts_t o = {0, 1, 1, 5.0, "chosen k = 5"};
+    st_svg_opts_t o = {0, 1, 1, 5.0, "chosen k = 5", 0};
     ST_REQUIRE(
         st_svg_line_chart_opts(path, "many", "epoch", "loss (s)", s, NS, &o, err, sizeof err) == 0);
     ST_EQ_INT(xml_ok(path), 0);
@@ -194,6 +194,20 @@ static void test_line_chart_opts(void)
     t = slurp(path);
     ST_EQ_INT(count(t, "stroke=\"#ff7f0e\""), 4);
     ST_EQ_INT(count(t, "stroke-dasharray=\"7 4\""), 2);
+    free(t);
+    /* three epochs: fractional x ticks unless int_x */
+    st_svg_series_t e = {"val", x, y[0], 3, 0, 0, 0, NULL};
+    ST_REQUIRE(st_svg_line_chart_opts(path, "e", "epoch", "loss", &e, 1, NULL, err, sizeof err) ==
+               0);
+    t = slurp(path);
+    ST_CHECK(strstr(t, ">1.5<") != NULL);
+    free(t);
+    st_svg_opts_t io = {.int_x = 1};
+    ST_REQUIRE(st_svg_line_chart_opts(path, "e", "epoch", "loss", &e, 1, &io, err, sizeof err) ==
+               0);
+    t = slurp(path);
+    ST_CHECK(strstr(t, ">1.5<") == NULL && strstr(t, ">2.5<") == NULL);
+    ST_CHECK(strstr(t, ">1<") != NULL && strstr(t, ">2<") != NULL && strstr(t, ">3<") != NULL);
     free(t);
 }
 

@@ -357,7 +357,8 @@ static int write_figures(const char *dir, const st_dataset_t *ds, model_t *m, in
         if (ns == 0)
             continue;
         snprintf(path, sizeof path, "%s/loss_%d.svg", dir, i);
-        loss_svg[i] = st_svg_line_chart_opts(path, m[i].spec.name, "epoch", unit, series, ns, NULL,
+        st_svg_opts_t lo = {.int_x = 1};
+        loss_svg[i] = st_svg_line_chart_opts(path, m[i].spec.name, "epoch", unit, series, ns, &lo,
                                              err, sizeof err) == 0;
         ok &= loss_svg[i];
         for (int k = 0; k < ns; k++)
@@ -411,7 +412,7 @@ static int write_figures(const char *dir, const st_dataset_t *ds, model_t *m, in
         char klabel[96];
         snprintf(klabel, sizeof klabel, "chosen k = %d (%s)", *chosen_k, m[i].spec.name);
         st_svg_series_t es = {"k-means inertia", ks, inertia, (size_t)nk, 0, 0, 0, NULL};
-        st_svg_opts_t eo = {0, 0, 1, (double)*chosen_k, klabel};
+        st_svg_opts_t eo = {0, 0, 1, (double)*chosen_k, klabel, 1};
         snprintf(path, sizeof path, "%s/elbow.svg", dir);
         ok &= st_svg_line_chart_opts(path, "Elbow (training-period user profiles, z-scored)", "k",
                                      "inertia", &es, 1, &eo, err, sizeof err) == 0;
