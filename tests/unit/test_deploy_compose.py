@@ -80,11 +80,12 @@ def check_podman_env(exe):
         for svc in cfg.get("services", {}).values():
             images.setdefault(id(cfg), set()).add(svc.pop("image", None))
     c.check(upstream == local, "with podman.env only the image names differ")
-    c.check(not images[id(upstream)] & {names.get("STINT_KAFKA_IMAGE"), names.get("STINT_REDIS_IMAGE"),
-                                        names.get("STINT_REGISTRY_IMAGE")}, "upstream images by default",
+    stand_ins = {names.get(k) for k in ("STINT_KAFKA_IMAGE", "STINT_REDIS_IMAGE",
+                                        "STINT_REGISTRY_IMAGE", "STINT_PROMETHEUS_IMAGE")}
+    c.check(None not in stand_ins, "podman.env has a local Kafka, Redis, registry and Prometheus")
+    c.check(not images[id(upstream)] & stand_ins, "upstream images by default",
             sorted(images[id(upstream)]))
-    c.check({names.get("STINT_KAFKA_IMAGE"), names.get("STINT_REDIS_IMAGE"),
-             names.get("STINT_REGISTRY_IMAGE")} <= images[id(local)], "podman.env's images are used",
+    c.check(stand_ins <= images[id(local)], "podman.env's images are used",
             sorted(images[id(local)]))
 
 
