@@ -21,6 +21,16 @@ STINT_REGISTRY_HEAP=${STINT_REGISTRY_HEAP:-256m}
 STINT_SCHEMA_REGISTRY_URL=${STINT_SCHEMA_REGISTRY_URL-http://127.0.0.1:$STINT_REGISTRY_PORT/apis/ccompat/v7}
 # Ids 1..this are taken by placeholders in a new registry, so registry ids never equal static ones.
 STINT_REGISTRY_RESERVED_IDS=${STINT_REGISTRY_RESERVED_IDS:-100}
+# A Redis Cluster beside the single Redis (deploy/local/stack, STINT_REDIS_CLUSTER=1): 3 primaries
+# and 3 replicas on 127.0.0.1, ports STINT_REDIS_CLUSTER_PORT..+5, their cluster bus ports 10000
+# higher (17000..17005 and 27000..27005 by default, clear of every port above, of the services'
+# 19201..19205 and of deploy/compose/test's 26379..29105). STINT_REDIS_CLUSTER_NODES is the seed
+# list for cluster clients, the three first ports; exported only when the cluster is on, so a
+# default stack's processes see the same environment as before.
+STINT_REDIS_CLUSTER=${STINT_REDIS_CLUSTER:-0}
+STINT_REDIS_CLUSTER_PORT=${STINT_REDIS_CLUSTER_PORT:-17000}
+STINT_REDIS_CLUSTER_NODES=${STINT_REDIS_CLUSTER_NODES:-127.0.0.1:$STINT_REDIS_CLUSTER_PORT,127.0.0.1:$((STINT_REDIS_CLUSTER_PORT + 1)),127.0.0.1:$((STINT_REDIS_CLUSTER_PORT + 2))}
+[ "$STINT_REDIS_CLUSTER" = 1 ] && export STINT_REDIS_CLUSTER_NODES
 # The Kubernetes manifest validator (deploy/local/k8s-validate.txt), installed by bootstrap.
 K8S_VALIDATE_VENV=$STINT_CACHE/k8s-validate-1.37.0
 
