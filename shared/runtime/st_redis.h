@@ -1,7 +1,12 @@
 /* st_redis.h - Redis access for services: connect with a timeout, AUTH/SELECT, reconnect with
  * backoff, pipelined rounds, and Lua scripts loaded once and called by SHA (the SHA-1 of the
  * source, known from the start; reloaded on NOSCRIPT and after every reconnect). hiredis 0.14,
- * RESP2, synchronous. One st_redis_t per thread. */
+ * RESP2, synchronous. One st_redis_t per thread.
+ *
+ * With opts.cluster the same calls work on a Redis Cluster: the client reads the slot map
+ * (CLUSTER SLOTS) from the seed node, sends each command to the primary of its first key's hash
+ * slot (one pipeline per node and round), follows MOVED and ASK, and loads the scripts on every
+ * node it talks to. A round on a cluster is not a transaction (see st_redis_exec). */
 #ifndef ST_REDIS_H
 #define ST_REDIS_H
 
@@ -17,6 +22,7 @@ typedef struct {
     const char *password; /* NULL/"" = no AUTH */
     int db;               /* SELECT db when > 0 */
     int timeout_ms;       /* connect and command timeout; default 5000 */
+    bool cluster;         /* Redis Cluster: host:port is a seed node (st_redis.c, "Cluster") */
 } st_redis_opts_t;
 
 typedef struct st_redis_s st_redis_t;
@@ -44,12 +50,27 @@ redisReply *st_redis_command(st_redis_t *r, st_err_t *err, const char *fmt, ...)
 redisReply *st_redis_commandargv(st_redis_t *r, st_err_t *err, int argc, const char **argv,
                                  const size_t *argvlen);
 
+/* What a cluster client has met since it was created (all 0 on a single node). */
+typedef struct {
+    unsigned long long map_reads; /* CLUSTER SLOTS answers taken */
+    unsigned long long moved;     /* MOVED replies followed */
+    unsigned long long ask;       /* ASK replies followed */
+    unsigned long long noscript;  /* NOSCRIPT replies (scripts loaded on that node again) */
+} st_redis_cluster_stats_t;
+
+st_redis_cluster_stats_t st_redis_cluster_stats(const st_redis_t *r);
+
+/* The Redis Cluster hash slot of a key (CRC16 of the key, or of its {hash tag}, mod 16384). */
+int st_redis_key_slot(const char *key, size_t len);
+
 /* Pipelining: queue commands, then st_redis_exec sends them in one write and reads every reply.
  * A round of two or more commands goes as one MULTI ... EXEC transaction: Redis applies it and
  * appends it to its AOF in one piece (one fsync per round under appendfsync always), and a Redis
- * crash keeps all of a round or none of it. (On a Redis Cluster a transaction must stay within one
- * hash slot.) Commands are kept until the next st_redis_pipe_reset so the round can be resent when
- * a script was missing (NOSCRIPT). Scripts must therefore be idempotent. */
+ * crash keeps all of a round or none of it. On a Redis Cluster a round is one pipeline per node and
+ * no transaction (a transaction must stay within one hash slot): a round that failed half-way is
+ * sent again whole, which the idempotent scripts allow. Commands are kept until the next
+ * st_redis_pipe_reset so the round can be resent when a script was missing (NOSCRIPT). Scripts must
+ * therefore be idempotent. */
 void st_redis_pipe_reset(st_redis_t *r);
 int st_redis_pipe(st_redis_t *r, const char *fmt, ...);
 int st_redis_pipe_argv(st_redis_t *r, int argc, const char **argv, const size_t *argvlen);

@@ -25,6 +25,8 @@ static const st_config_entry_t base_table[] = {
     {"redis.password", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(redis_password), true, 0,
      "Redis AUTH password"},
     {"redis.db", ST_CFG_INT, "0", 0, 15, OFF(redis_db), false, 0, "Redis database number"},
+    {"redis.cluster", ST_CFG_BOOL, "false", ST_CFG_NOBOUNDS, OFF(redis_cluster), false, 0,
+     "Redis Cluster: redis.host:redis.port is a seed node, the slot map is read from it"},
     {"redis.prefix", ST_CFG_STRING, "stint", ST_CFG_NOBOUNDS, OFF(redis_prefix), false, 0,
      "prefix of every Redis key this service writes"},
     {"http.bind", ST_CFG_STRING, "127.0.0.1", ST_CFG_NOBOUNDS, OFF(http_bind), false, 0,
@@ -146,9 +148,10 @@ static int run(st_service_t *svc, int argc, char **argv)
         st_log_error("http_failed", "error=\"%s\"", errstr);
         return 1;
     }
-    st_log_info("starting", "version=%s brokers=%s group=%s redis=%s:%lld http=%s:%d",
+    st_log_info("starting", "version=%s brokers=%s group=%s redis=%s:%lld%s http=%s:%d",
                 STINT_VERSION, svc->base.kafka_brokers, svc->group, svc->base.redis_host,
-                (long long)svc->base.redis_port, svc->base.http_bind, st_http_port(svc->http));
+                (long long)svc->base.redis_port, svc->base.redis_cluster ? " redis_cluster=1" : "",
+                svc->base.http_bind, st_http_port(svc->http));
 
     svc->avro = st_avro_registry_new(svc->base.schemas_dir, svc->base.schema_registry_url, errstr,
                                      sizeof errstr);
@@ -157,8 +160,12 @@ static int run(st_service_t *svc, int argc, char **argv)
         return 1;
     }
 
-    st_redis_opts_t ro = {svc->base.redis_host, (int)svc->base.redis_port, svc->base.redis_password,
-                          (int)svc->base.redis_db, 5000};
+    st_redis_opts_t ro = {svc->base.redis_host,
+                          (int)svc->base.redis_port,
+                          svc->base.redis_password,
+                          (int)svc->base.redis_db,
+                          5000,
+                          svc->base.redis_cluster};
     svc->redis = st_redis_new(&ro);
     st_err_t err = {0};
     if (st_redis_ensure(svc->redis, -1, &err) != 0) {

@@ -21,6 +21,7 @@ typedef struct {
     int64_t redis_port;
     char *redis_password;
     int64_t redis_db;
+    bool redis_cluster;
     char *redis_prefix;
     char *http_bind;
     int64_t http_port;

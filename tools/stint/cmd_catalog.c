@@ -23,6 +23,7 @@ typedef struct {
     int64_t redis_port;
     char *redis_password;
     int64_t redis_db;
+    bool redis_cluster;
     char *redis_prefix;
     int64_t round_size;
 } catalog_config_t;
@@ -35,6 +36,8 @@ static const st_config_entry_t table[] = {
     {"redis.password", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(redis_password), true, 0,
      "Redis AUTH password"},
     {"redis.db", ST_CFG_INT, "0", 0, 15, OFF(redis_db), false, 0, "Redis database number"},
+    {"redis.cluster", ST_CFG_BOOL, "false", ST_CFG_NOBOUNDS, OFF(redis_cluster), false, 0,
+     "Redis Cluster: redis.host:redis.port is a seed node"},
     {"redis.prefix", ST_CFG_STRING, "stint", ST_CFG_NOBOUNDS, OFF(redis_prefix), false, 0,
      "prefix of the cache keys (the enricher's redis.prefix)"},
     {"import.round_size", ST_CFG_INT, "1000", 1, 100000, OFF(round_size), false, 0,
@@ -185,8 +188,9 @@ int cmd_catalog(int argc, char **argv)
         st_config_destroy(cfg);
         return 1;
     }
-    st_redis_opts_t ro = {conf.redis_host, (int)conf.redis_port, conf.redis_password,
-                          (int)conf.redis_db, 5000};
+    st_redis_opts_t ro = {
+        conf.redis_host,   (int)conf.redis_port, conf.redis_password, (int)conf.redis_db, 5000,
+        conf.redis_cluster};
     import_t im;
     memset(&im, 0, sizeof im);
     im.prefix = conf.redis_prefix;

@@ -34,6 +34,7 @@ typedef struct {
     int64_t redis_port;
     char *redis_password;
     int64_t redis_db;
+    bool redis_cluster;
     char *redis_prefix;
 } lag_config_t;
 
@@ -65,6 +66,8 @@ static const st_config_entry_t lag_table[] = {
      "Redis AUTH password (--sessionizer)"},
     {"redis.db", ST_CFG_INT, "0", 0, 15, OFF(redis_db), false, 0,
      "Redis database number (--sessionizer)"},
+    {"redis.cluster", ST_CFG_BOOL, "false", ST_CFG_NOBOUNDS, OFF(redis_cluster), false, 0,
+     "Redis Cluster: redis.host:redis.port is a seed node (--sessionizer)"},
     {"redis.prefix", ST_CFG_STRING, "stint", ST_CFG_NOBOUNDS, OFF(redis_prefix), false, 0,
      "the sessionizer's redis.prefix (--sessionizer)"},
     {NULL, 0, NULL, 0, 0, 0, false, 0, NULL},
@@ -95,8 +98,9 @@ static int read_positions(lag_t *l, char *errstr, size_t errstr_size)
     st_err_t err = {0};
     int rc = 0;
     if (!l->redis) {
-        st_redis_opts_t ro = {l->c.redis_host, (int)l->c.redis_port, l->c.redis_password,
-                              (int)l->c.redis_db, 5000};
+        st_redis_opts_t ro = {
+            l->c.redis_host,   (int)l->c.redis_port, l->c.redis_password, (int)l->c.redis_db, 5000,
+            l->c.redis_cluster};
         l->redis = st_redis_new(&ro);
         if (!l->redis || st_redis_ensure(l->redis, 5000, &err) != 0) {
             st_errstr(errstr, errstr_size, "cannot connect to Redis at %s:%d: %s", l->c.redis_host,
