@@ -18,6 +18,8 @@ struct sz_store {
     st_buf_t keys; /* keys of the current round, NUL-separated */
     size_t *key_off;
     size_t key_cap;
+    size_t *key_rem; /* put_states: the writes whose deadline goes (round 3) */
+    size_t rem_cap;
     sz_store_stats_t stats;
 };
 
@@ -124,6 +126,44 @@ static int get_states(void *ctx, const st_sessionizer_user_t *users, size_t n, s
     return 0;
 }
 
+/* Runs the queued round and checks that no reply is an error. */
+static int exec_checked(sz_store_t *s, const char *what, redisReply ***rep, size_t *nrep,
+                        st_err_t *err)
+{
+    if (st_redis_exec(s->redis, rep, nrep, err) != 0)
+        return -1;
+    for (size_t i = 0; i < *nrep; i++)
+        if ((*rep)[i]->type == REDIS_REPLY_ERROR) {
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_PERMANENT, "%s: %s", what, (*rep)[i]->str);
+            return -1;
+        }
+    return 0;
+}
+
+/* The states and the partitions' deadline sets, in three rounds of single-key commands (one
+ * hash slot each, as Redis Cluster wants; the deadline set of a partition and a user's state are
+ * in different slots, so no one command or transaction can hold both):
+ *
+ *   1. ZADD <dl:{p}> deadline user, for each write that leaves a session open;
+ *   2. EVALSHA st_sessionizer_lua_put, for each write (the compare-and-set on the position);
+ *   3. ZREM <dl:{p}> user, for each write of round 2 that was applied and leaves no session open.
+ *
+ * The rule to keep: every user whose stored state has an open session is in the set, with its
+ * deadline. Extra entries are harmless: a deadline that fires reads the state and closes nothing
+ * if the state says so (one read, and the entry goes with the next write of that user).
+ * - A crash after 1, before 2: the set has the new deadline, the state is the old one. The batch
+ *   was not committed, so it is replayed, from the old state, and makes the same writes.
+ * - A crash during or after 2, before 3: the states are written (some or all), the set still has
+ *   entries for sessions that closed: extra entries. The replay finds the new states (its
+ *   records are at or below their positions), writes nothing for them; the entries stay until
+ *   they fire or the user's next write.
+ * - Round 1 before round 2 is what keeps the rule: an open session is never stored without its
+ *   deadline. (One transaction did both before; this order costs a round trip per batch.)
+ * - A write refused by the compare-and-set (a replay, or an instance that lost the partition and
+ *   has not noticed yet) still did its ZADD: an entry with an older deadline, harmless as above;
+ *   it does no ZREM (round 3 only removes for applied writes), so it cannot take away the
+ *   deadline of the instance that owns the partition now.
+ * On a single Redis each round of two or more commands is a MULTI ... EXEC transaction. */
 static int put_states(void *ctx, const st_sessionizer_write_t *w, size_t n, st_err_t *err)
 {
     sz_store_t *s = ctx;
@@ -138,40 +178,70 @@ static int put_states(void *ctx, const st_sessionizer_write_t *w, size_t n, st_e
                 0 ||
             key_end(s) != 0)
             return nomem(err);
+    redisReply **rep;
+    size_t nrep;
+
+    /* 1. the deadlines of the sessions left open */
+    st_redis_pipe_reset(s->redis);
+    for (size_t i = 0; i < n; i++) {
+        if (!w[i].has_deadline)
+            continue;
+        char deadline[32];
+        snprintf(deadline, sizeof deadline, "%" PRId64, w[i].deadline_ms);
+        const char *argv[] = {"ZADD", key_at(s, 3 * i + 1), deadline, w[i].user.id};
+        size_t lens[] = {4, strlen(argv[1]), strlen(deadline), w[i].user.len};
+        if (st_redis_pipe_argv(s->redis, 4, argv, lens) != 0)
+            return nomem(err);
+    }
+    if (st_redis_pipe_len(s->redis) > 0 && exec_checked(s, "deadline set", &rep, &nrep, err) != 0)
+        return -1;
+
+    /* 2. the states */
     st_redis_pipe_reset(s->redis);
     uint64_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
-        char deadline[32] = "";
-        if (w[i].has_deadline)
-            snprintf(deadline, sizeof deadline, "%" PRId64, w[i].deadline_ms);
-        const char *argv[] = {key_at(s, 3 * i),
-                              key_at(s, 3 * i + 1),
-                              key_at(s, 3 * i + 2),
-                              w[i].pos_text,
-                              w[i].blob,
-                              w[i].user.id,
-                              deadline};
-        size_t lens[] = {strlen(argv[0]), strlen(argv[1]), strlen(argv[2]), strlen(w[i].pos_text),
-                         w[i].blob_len,   w[i].user.len,   strlen(deadline)};
-        if (st_redis_pipe_evalsha(s->redis, s->put, 3, 4, argv, lens) != 0)
+        const char *argv[] = {key_at(s, 3 * i), key_at(s, 3 * i + 2), w[i].pos_text, w[i].blob};
+        size_t lens[] = {strlen(argv[0]), strlen(argv[1]), strlen(w[i].pos_text), w[i].blob_len};
+        if (st_redis_pipe_evalsha(s->redis, s->put, 2, 2, argv, lens) != 0)
             return nomem(err);
         bytes += w[i].blob_len;
     }
-    redisReply **rep;
-    size_t nrep;
-    if (st_redis_exec(s->redis, &rep, &nrep, err) != 0)
+    if (n > 0 && exec_checked(s, "state write script", &rep, &nrep, err) != 0)
         return -1;
     for (size_t i = 0; i < nrep; i++) {
         if (rep[i]->type != REDIS_REPLY_INTEGER) {
-            st_err_set(err, ST_ERR_REDIS, ST_DISP_PERMANENT, "state write script: %s",
-                       rep[i]->type == REDIS_REPLY_ERROR ? rep[i]->str : "unexpected reply");
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_PERMANENT,
+                       "state write script: unexpected reply");
             return -1;
         }
     }
-    for (size_t i = 0; i < nrep; i++)
+    /* 3. the deadlines of the sessions no longer open, for the writes that were applied (the
+     * replies are gone with the next reset: note which first) */
+    size_t nrem = 0;
+    if (n > s->rem_cap) {
+        size_t *k = realloc(s->key_rem, n * sizeof *k);
+        if (!k)
+            return nomem(err);
+        s->key_rem = k;
+        s->rem_cap = n;
+    }
+    for (size_t i = 0; i < n && i < nrep; i++) {
         rep[i]->integer ? s->stats.writes_applied++ : s->stats.writes_rejected++;
+        if (rep[i]->integer && !w[i].has_deadline)
+            s->key_rem[nrem++] = i;
+    }
     s->stats.state_bytes += bytes;
-    return 0;
+    if (nrem == 0)
+        return 0;
+    st_redis_pipe_reset(s->redis);
+    for (size_t k = 0; k < nrem; k++) {
+        size_t i = s->key_rem[k];
+        const char *argv[] = {"ZREM", key_at(s, 3 * i + 1), w[i].user.id};
+        size_t lens[] = {4, strlen(argv[1]), w[i].user.len};
+        if (st_redis_pipe_argv(s->redis, 3, argv, lens) != 0)
+            return nomem(err);
+    }
+    return exec_checked(s, "deadline set", &rep, &nrep, err);
 }
 
 static int load_deadlines(void *ctx, int32_t partition,
@@ -224,6 +294,7 @@ void sz_store_destroy(sz_store_t *s)
     free(s->prefix);
     st_buf_free(&s->keys);
     free(s->key_off);
+    free(s->key_rem);
     free(s);
 }
 

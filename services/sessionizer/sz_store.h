@@ -1,7 +1,8 @@
 /* sz_store.h - the sessionizer's Redis: the st_sessionizer state store (one pipelined round of
- * GET per read, plus one of HGET for users not yet in this layout; one pipelined round of
- * EVALSHA st_sessionizer_lua_put per write), the per-partition stream time at each commit point,
- * and the profile join.
+ * GET per read, plus one of HGET for users not yet in this layout; per write, a round of ZADD to
+ * the deadline sets, one of EVALSHA st_sessionizer_lua_put and one of ZREM: sz_store.c), the
+ * per-partition stream time at each commit point, and the profile join. Every command touches
+ * one hash slot, so the store runs on Redis Cluster as on a single Redis.
  *
  * Keys (<p> = redis.prefix, e.g. "stint"; {..} is the Redis Cluster hash tag):
  *   <p>:u:{<user_id>}:sz       string: the idempotency position (text), '\n', the state blob

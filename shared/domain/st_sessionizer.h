@@ -209,8 +209,8 @@ typedef struct {
     char pos_text[ST_SESSIONIZER_POS_TEXT_MAX]; /* ARGV[1] of the script */
     const char *blob;                           /* ARGV[2] */
     size_t blob_len;
-    bool has_deadline;   /* an open session remains: ZADD; otherwise ZREM */
-    int64_t deadline_ms; /* ARGV[4] when has_deadline */
+    bool has_deadline;   /* an open session remains (its deadline goes in the partition's set) */
+    int64_t deadline_ms; /* when has_deadline */
 } st_sessionizer_write_t;
 
 /* The state store. The service implements it over Redis; st_sessionizer_memstore_new() gives the
@@ -223,8 +223,13 @@ typedef struct st_sessionizer_store {
      * users without one. */
     int (*get_states)(void *ctx, const st_sessionizer_user_t *users, size_t n, st_buf_t *out,
                       st_err_t *err);
-    /* Writes n states, each only if its position is above the stored one (atomically with the
-     * partition's deadline set). Redis: one pipelined round of EVALSHA st_sessionizer_lua_put. */
+    /* Writes n states, each only if its position is above the stored one, and keeps the
+     * partition's deadline set up to date: it must hold every user whose stored state has an
+     * open session, with that session's deadline (entries of users without one are allowed: a
+     * deadline is always checked against the state before it closes anything). Redis, three
+     * rounds of single-key commands, so that it works on Redis Cluster too: ZADD of the writes
+     * with a deadline, then EVALSHA st_sessionizer_lua_put of every write, then ZREM of the
+     * written ones without a deadline (sz_store.c argues the crash cases). */
     int (*put_states)(void *ctx, const st_sessionizer_write_t *writes, size_t n, st_err_t *err);
     /* Calls add(arg, user, len, deadline_ms) for each entry of the partition's deadline set
      * (an add returning -1 stops with -1). Redis: ZRANGE <deadline key> 0 -1 WITHSCORES. */
@@ -264,15 +269,12 @@ typedef enum {
 
 /* The Lua script that writes one user's state (EVALSHA it after SCRIPT LOAD):
  *   KEYS[1] the user's state (st_rkey_user ST_RKEY_SZ): a string, position text, '\n', blob
- *   KEYS[2] the partition's deadline sorted set (st_rkey_partition ST_RKEY_DEADLINES)
- *   KEYS[3] the previous layout's hash (ST_RKEY_SESS: p position, s blob): its p is compared when
+ *   KEYS[2] the previous layout's hash (ST_RKEY_SESS: p position, s blob): its p is compared when
  *           KEYS[1] is absent, and it is deleted by the write that creates KEYS[1]
- *   ARGV[1] new position (write->pos_text), ARGV[2] state blob, ARGV[3] user id (zset member),
- *   ARGV[4] deadline in ms (decimal) or "" when no session is open (ZREM)
+ *   ARGV[1] new position (write->pos_text), ARGV[2] state blob
  * Returns 1 when written, 0 when the stored position is at or above ARGV[1] (nothing changed).
- * Both keys of one call must be on one node; on Redis Cluster they are not (the zset holds a
- * whole partition), so there run ZADD/ZREM as separate commands after the script: deadlines are
- * always re-checked against the state, so a stale entry only costs a read. */
+ * Both keys carry the user's hash tag: one slot, as Redis Cluster requires of a script. The
+ * partition's deadline set is written around it (st_sessionizer_store_t.put_states). */
 extern const char st_sessionizer_lua_put[];
 /* Where the blob starts in a stored KEYS[1] value: after its first '\n' (0 when it has none). */
 size_t st_sessionizer_value_blob(const char *value, size_t len);

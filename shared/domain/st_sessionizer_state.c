@@ -29,7 +29,7 @@ const char st_sessionizer_lua_put[] =
     "  local nl = string.find(cur, '\\n', 1, true)\n"
     "  if nl then cur = string.sub(cur, 1, nl - 1) end\n"
     "else\n"
-    "  cur = redis.call('HGET', KEYS[3], 'p')\n"
+    "  cur = redis.call('HGET', KEYS[2], 'p')\n"
     "end\n"
     "if cur then\n"
     "  local old = pos(cur)\n"
@@ -43,12 +43,7 @@ const char st_sessionizer_lua_put[] =
     "  end\n"
     "end\n"
     "redis.call('SET', KEYS[1], ARGV[1] .. '\\n' .. ARGV[2])\n"
-    "if legacy then redis.call('DEL', KEYS[3]) end\n"
-    "if ARGV[4] == '' then\n"
-    "  redis.call('ZREM', KEYS[2], ARGV[3])\n"
-    "else\n"
-    "  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])\n"
-    "end\n"
+    "if legacy then redis.call('DEL', KEYS[2]) end\n"
     "return 1\n";
 
 size_t st_sessionizer_value_blob(const char *value, size_t len)
