@@ -3,10 +3,12 @@ it runs. A cluster of its own (3 primaries, 3 replicas: deploy/local/stack with 
 temp dir, the first free block of ports from 17250), the stack's Kafka and registry, and
 bench/full_pipeline --redis-cluster: 200 users x 300 days (709,975 listens) replayed --max into the
 five services (redis.cluster=true), 300 slots moved from the seed to another primary
-(redis-cli --cluster reshard) while they write, then a primary SIGKILLed (its replica takes over).
-Passes when the run catches up, every service exits 0 on SIGTERM, every CLOSED session equals
-`stint sessions` offline, and the topics hold one prediction per session and one outcome per
-closed session (nothing lost, nothing counted twice). About a minute."""
+(redis-cli --cluster reshard) while they write, then a primary SIGKILLed (its replica takes over);
+meanwhile the clusterer is SIGKILLed and started again (3 s in). Passes when the run catches up,
+every service exits 0 on SIGTERM, every CLOSED session equals `stint sessions` offline, the
+clusterer's per-user count of CLOSED sessions in Redis equals the closed sessions of each user
+(nothing counted twice through the crash, the reshard or the failover), and the topics hold one
+prediction per session and one outcome per closed session. About a minute."""
 import os
 import re
 import shutil
@@ -44,7 +46,8 @@ def main():
         bench = subprocess.run(
             [os.path.join(SRC, "bench", "full_pipeline"), "--users", "200", "--days", "300",
              "--epochs", "1", "--perf-records", "20000", "--redis-cluster", f"127.0.0.1:{base}",
-             "--redis-reshard", "1", "--redis-failover", "2", "--timeout", "300"],
+             "--redis-reshard", "1", "--redis-failover", "2", "--crash", "clusterer",
+             "--timeout", "300"],
             capture_output=True, text=True, timeout=900)
         out = bench.stdout + bench.stderr
         print(out, flush=True)
@@ -59,6 +62,9 @@ def main():
         check(re.search(r"--redis-reshard: exit 0, [1-9]\d* slots moved", out),
               "slots moved by redis-cli --cluster reshard during the run")
         check("--redis-failover: SIGKILL to the primary" in out, "a primary SIGKILLed mid-run")
+        check("--crash: SIGKILL to stint-clusterer" in out, "the clusterer SIGKILLed, restarted")
+        check(re.search(r"the clusterer's count in Redis equals them for all [1-9]", out),
+              "the clusterer's count of CLOSED sessions in Redis exact for every user")
         m = re.search(r"streaming = offline\s+([\d,]+) CLOSED sessions, each equal", out)
         check(m is not None and int(m.group(1).replace(",", "")) > 40000,
               "every CLOSED session equal to stint sessions offline")
