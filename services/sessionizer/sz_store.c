@@ -163,7 +163,8 @@ static int exec_checked(sz_store_t *s, const char *what, redisReply ***rep, size
  *   has not noticed yet) still did its ZADD: an entry with an older deadline, harmless as above;
  *   it does no ZREM (round 3 only removes for applied writes), so it cannot take away the
  *   deadline of the instance that owns the partition now.
- * On a single Redis each round of two or more commands is a MULTI ... EXEC transaction. */
+ * No round is a transaction (st_redis.h): within a round a crash can leave any subset applied,
+ * which the cases above already allow. */
 static int put_states(void *ctx, const st_sessionizer_write_t *w, size_t n, st_err_t *err)
 {
     sz_store_t *s = ctx;

@@ -672,50 +672,6 @@ static int replies_fit(round_t *rd, st_err_t *err)
     return 0;
 }
 
-/* A round of two or more commands is sent as one transaction, MULTI ... EXEC. Redis writes a
- * transaction to its AOF in one piece, so with appendfsync always a round costs one fsync instead
- * of one per 16 KB the server reads (ingest's and the sessionizer's apply phase 4-29 % shorter in
- * two A/B pairs of bench/full_pipeline), and a crash of Redis keeps all of a round or none of it.
- * Commands the server refuses at queue time (OOM, a replica's READONLY, a wrong arity) abort the
- * whole transaction (EXECABORT): nothing ran, and the round fails with the first refusal, retriable
- * when that one is. Errors at run time (a script's error, NOSCRIPT) come back in place as before.
- */
-static int read_transaction(rconn_t *c, round_t *rd, st_err_t *err)
-{
-    redisReply *rep = read_reply(c, err); /* +OK to MULTI */
-    if (!rep)
-        return -1;
-    bool multi_ok = rep->type == REDIS_REPLY_STATUS;
-    freeReplyObject(rep);
-    char refusal[256] = "";
-    for (size_t i = 0; i < rd->npipe; i++) { /* +QUEUED, or the reason it was refused */
-        if (!(rep = read_reply(c, err)))
-            return -1;
-        if (rep->type == REDIS_REPLY_ERROR && !refusal[0])
-            snprintf(refusal, sizeof refusal, "%s", rep->str);
-        freeReplyObject(rep);
-    }
-    if (!(rep = read_reply(c, err)))
-        return -1;
-    if (!multi_ok || rep->type != REDIS_REPLY_ARRAY || rep->elements != rd->npipe) {
-        const char *why = refusal[0]                       ? refusal
-                          : rep->type == REDIS_REPLY_ERROR ? rep->str
-                                                           : "unexpected reply to EXEC";
-        bool transient = transient_error(why);
-        st_err_set(err, ST_ERR_REDIS, transient ? ST_DISP_RETRY : ST_DISP_FATAL,
-                   transient ? "redis refuses for now: %s" : "redis refused the round: %s", why);
-        freeReplyObject(rep);
-        return -1;
-    }
-    for (size_t i = 0; i < rd->npipe; i++) {
-        rd->replies[i] = rep->element[i]; /* taken over; freeReplyObject skips NULL */
-        rep->element[i] = NULL;
-        rd->nreplies = i + 1;
-    }
-    freeReplyObject(rep);
-    return 0;
-}
-
 /* After a round's replies are in: a transient error reply (the server busy, loading, a cluster
  * failing over) fails the round as retriable. */
 static int check_transient(const round_t *rd, st_err_t *err)
@@ -730,21 +686,27 @@ static int check_transient(const round_t *rd, st_err_t *err)
     return 0;
 }
 
-/* The SHA of an EVALSHA is fixed at queue time, so after a reload (same source, same SHA) the
+/* A round is a plain pipeline, not a MULTI ... EXEC transaction. Transactions were tried
+ * (4816183, one fsync per round under appendfsync always) and taken out again: Redis 7.0.15,
+ * SIGKILLed while appending a transaction to its AOF, truncates the file at the last whole
+ * command on restart ("short read ... Truncating the AOF", aof-load-truncated), which can leave a
+ * MULTI without its EXEC in the file; the next transaction appended after it then loads, on the
+ * restart after that, as part of the first ("MULTI calls can not be nested"), so commands never
+ * acknowledged are applied. test_pipeline_hardkill caught it in CI (counter 40,407 of 40,000).
+ * A round that fails half-way is sent again whole, which the idempotent scripts and
+ * compare-and-sets allow; nothing relies on a round being atomic.
+ *
+ * The SHA of an EVALSHA is fixed at queue time, so after a reload (same source, same SHA) the
  * queued round is still valid and can simply be resent. */
 static int send_round(st_redis_t *r, st_err_t *err, bool *noscript)
 {
-    static const char multi[] = "*1\r\n$5\r\nMULTI\r\n", exec[] = "*1\r\n$4\r\nEXEC\r\n";
     rconn_t *c = &r->conns[0];
     round_t *rd = &r->rd;
     *noscript = false;
     free_replies(rd);
     if (rd->npipe == 0)
         return 0;
-    bool tx = rd->npipe >= 2;
-    if ((tx && redisAppendFormattedCommand(c->c, multi, sizeof multi - 1) != REDIS_OK) ||
-        redisAppendFormattedCommand(c->c, rd->pipe.data, rd->pipe.len) != REDIS_OK ||
-        (tx && redisAppendFormattedCommand(c->c, exec, sizeof exec - 1) != REDIS_OK)) {
+    if (redisAppendFormattedCommand(c->c, rd->pipe.data, rd->pipe.len) != REDIS_OK) {
         st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "redis append: %s", c->c->errstr);
         conn_close(c);
         return -1;
@@ -753,17 +715,12 @@ static int send_round(st_redis_t *r, st_err_t *err, bool *noscript)
         conn_close(c);
         return -1;
     }
-    if (tx) {
-        if (read_transaction(c, rd, err) != 0)
+    for (size_t i = 0; i < rd->npipe; i++) {
+        if (!(rd->replies[i] = read_reply(c, err)))
             return -1;
-    } else {
-        if (!(rd->replies[0] = read_reply(c, err)))
-            return -1;
-        rd->nreplies = 1;
-    }
-    for (size_t i = 0; i < rd->nreplies; i++) {
-        redisReply *x = rd->replies[i];
-        if (x->type == REDIS_REPLY_ERROR && strncmp(x->str, "NOSCRIPT", 8) == 0)
+        rd->nreplies = i + 1;
+        if (rd->replies[i]->type == REDIS_REPLY_ERROR &&
+            strncmp(rd->replies[i]->str, "NOSCRIPT", 8) == 0)
             *noscript = true;
     }
     return check_transient(rd, err);
@@ -772,12 +729,10 @@ static int send_round(st_redis_t *r, st_err_t *err, bool *noscript)
 /* ---- Redis Cluster: a round over the nodes ----
  *
  * Each command goes to the primary of its first key's hash slot: one pipeline per node, all sent
- * before any is read, so the nodes work in parallel. No MULTI ... EXEC: a transaction must stay
- * within one hash slot, and a round spans many. A round on a cluster is therefore not atomic
- * against a Redis crash; what it relies on instead is what every round relied on before
- * transactions: each command is idempotent (a state script writes the state a batch leads to,
- * whatever was there), so a round that failed half-way is simply sent again. Commands on one key
- * keep their order (one slot, one node, one pipeline).
+ * before any is read, so the nodes work in parallel. As on a single node, a round is not atomic
+ * (see send_round): each command is idempotent (a state script writes the state a batch leads
+ * to, whatever was there), so a round that failed half-way is simply sent again. Commands on one
+ * key keep their order (one slot, one node, one pipeline).
  *
  * Replies MOVED (the slot lives elsewhere now: resharding, a failover) and ASK (the slot is being
  * migrated and this key has gone) send the command again, to the node named, after an ASKING for

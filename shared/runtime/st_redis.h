@@ -63,12 +63,10 @@ st_redis_cluster_stats_t st_redis_cluster_stats(const st_redis_t *r);
 /* The Redis Cluster hash slot of a key (CRC16 of the key, or of its {hash tag}, mod 16384). */
 int st_redis_key_slot(const char *key, size_t len);
 
-/* Pipelining: queue commands, then st_redis_exec sends them in one write and reads every reply.
- * A round of two or more commands goes as one MULTI ... EXEC transaction: Redis applies it and
- * appends it to its AOF in one piece (one fsync per round under appendfsync always), and a Redis
- * crash keeps all of a round or none of it. On a Redis Cluster a round is one pipeline per node and
- * no transaction (a transaction must stay within one hash slot): a round that failed half-way is
- * sent again whole, which the idempotent scripts allow. Commands are kept until the next
+/* Pipelining: queue commands, then st_redis_exec sends them in one write and reads every reply
+ * (on a Redis Cluster: one pipeline per node). A round is not a transaction: a round that failed
+ * half-way is sent again whole, which the idempotent scripts allow (st_redis.c, send_round, says
+ * why MULTI ... EXEC was taken out). Commands are kept until the next
  * st_redis_pipe_reset so the round can be resent when a script was missing (NOSCRIPT). Scripts must
  * therefore be idempotent. */
 void st_redis_pipe_reset(st_redis_t *r);
@@ -82,9 +80,9 @@ size_t st_redis_pipe_len(const st_redis_t *r);
 /* Sends the queued commands and reads their replies into an array owned by r (valid until the
  * next exec/reset). Error replies are returned in place (type REDIS_REPLY_ERROR) except NOSCRIPT,
  * which is handled. Returns 0, or -1 on a connection error (retriable; nothing is known about
- * whether the round ran, so the caller retries the whole round, which idempotent scripts allow) or
- * when the server refused a command at queue time, so none ran (retriable if the refusal is
- * transient, like OOM or READONLY; fatal otherwise). */
+ * how much of the round ran, so the caller retries the whole round, which idempotent scripts
+ * allow) or when a reply is a transient refusal (OOM, READONLY, LOADING, BUSY, TRYAGAIN,
+ * CLUSTERDOWN: retriable; the commands before it may have run, as above). */
 int st_redis_exec(st_redis_t *r, redisReply ***replies, size_t *nreplies, st_err_t *err);
 
 #endif
