@@ -28,6 +28,7 @@ struct st_config_s {
     slot_t *slots;
     size_t nslots;
     st_config_prop_t *props;
+    char **prop_sources; /* where each prop came from, for --dump-config */
     size_t nprops;
 };
 
@@ -59,8 +60,10 @@ void st_config_destroy(st_config_t *cfg)
     for (size_t i = 0; i < cfg->nprops; i++) {
         free(cfg->props[i].name);
         free(cfg->props[i].value);
+        free(cfg->prop_sources[i]);
     }
     free(cfg->props);
+    free(cfg->prop_sources);
     free(cfg->slots);
     free(cfg->program);
     free(cfg->summary);
@@ -200,6 +203,13 @@ void st_config_set_positional(st_config_t *cfg, const char *usage)
     cfg->positional = usage ? strdup(usage) : NULL;
 }
 
+/* librdkafka properties whose values are redacted and may come from a *_FILE variable. */
+static bool secret_prop(const char *name)
+{
+    return strstr(name, "password") || strstr(name, "secret") || strstr(name, "sasl.jaas") ||
+           strstr(name, "token") || strstr(name, ".key.pem");
+}
+
 static int add_prop(st_config_t *cfg, const char *name, size_t namelen, const char *value,
                     const char *source, char *errstr, size_t size)
 {
@@ -210,7 +220,8 @@ static int add_prop(st_config_t *cfg, const char *name, size_t namelen, const ch
     rd_kafka_conf_res_t res = rd_kafka_conf_set(probe, n, value, errbuf, sizeof errbuf);
     rd_kafka_conf_destroy(probe);
     if (res != RD_KAFKA_CONF_OK) {
-        st_errstr(errstr, size, "kafka property %s=%s (from %s): %s", n, value, source, errbuf);
+        st_errstr(errstr, size, "kafka property %s=%s (from %s): %s", n,
+                  secret_prop(n) ? "***" : value, source, errbuf);
         free(n);
         return -1;
     }
@@ -219,6 +230,8 @@ static int add_prop(st_config_t *cfg, const char *name, size_t namelen, const ch
             free(n);
             free(cfg->props[i].value);
             cfg->props[i].value = strdup(value);
+            free(cfg->prop_sources[i]);
+            cfg->prop_sources[i] = strdup(source);
             return 0;
         }
     }
@@ -226,8 +239,13 @@ static int add_prop(st_config_t *cfg, const char *name, size_t namelen, const ch
     if (!p)
         st_oom_abort("config properties");
     cfg->props = p;
+    char **ps = realloc(cfg->prop_sources, (cfg->nprops + 1) * sizeof *ps);
+    if (!ps)
+        st_oom_abort("config properties");
+    cfg->prop_sources = ps;
     cfg->props[cfg->nprops].name = n;
     cfg->props[cfg->nprops].value = strdup(value);
+    cfg->prop_sources[cfg->nprops] = strdup(source);
     cfg->nprops++;
     return 0;
 }
@@ -291,19 +309,88 @@ static int load_file(st_config_t *cfg, const char *path, char *errstr, size_t si
     return 0;
 }
 
+#define SECRET_FILE_MAX (64 * 1024)
+
+/* The value of a secret from the file named by variable var (the Docker and Kubernetes secrets
+ * convention, e.g. STINT_REDIS_PASSWORD_FILE=/run/secrets/redis_password): the whole file, one
+ * trailing newline removed. Returns a string the caller frees, or NULL with errstr naming var. */
+static char *read_secret_file(const char *var, const char *path, char *errstr, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        st_errstr(errstr, size, "%s=%s: cannot read the file: %s", var, path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(SECRET_FILE_MAX + 1);
+    if (!buf)
+        st_oom_abort("secret file");
+    size_t n = fread(buf, 1, SECRET_FILE_MAX + 1, f);
+    int read_errno = ferror(f) ? errno : 0;
+    fclose(f);
+    const char *why = read_errno             ? strerror(read_errno)
+                      : n > SECRET_FILE_MAX  ? "larger than 64 KiB"
+                      : memchr(buf, '\0', n) ? "it contains a NUL byte"
+                                             : NULL;
+    if (!why) {
+        if (n > 0 && buf[n - 1] == '\n')
+            n--;
+        if (n > 0 && buf[n - 1] == '\r')
+            n--;
+        buf[n] = '\0';
+        if (n == 0)
+            why = "the file is empty";
+    }
+    if (why) {
+        st_errstr(errstr, size, "%s=%s: %s", var, path, why);
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* A secret set by var or read from the file named by var_FILE, not both. *value is what to use
+ * (NULL: neither is set); *owned is it when it was read from a file (the caller frees it). */
+static int secret_env(const char *var, const char *var_value, const char **value, char **owned,
+                      char *source, size_t source_size, char *errstr, size_t size)
+{
+    char file_var[300];
+    snprintf(file_var, sizeof file_var, "%s_FILE", var);
+    const char *path = getenv(file_var);
+    *owned = NULL;
+    *value = var_value;
+    snprintf(source, source_size, "env %s", var);
+    if (!path)
+        return 0;
+    if (var_value)
+        return st_errstr(errstr, size, "%s and %s are both set: set one of them", var, file_var);
+    if (!(*owned = read_secret_file(file_var, path, errstr, size)))
+        return -1;
+    *value = *owned;
+    snprintf(source, source_size, "file %s", file_var);
+    return 0;
+}
+
 static int load_env(st_config_t *cfg, char *errstr, size_t size)
 {
-    char name[256], source[300];
+    char name[256], source[320];
     for (size_t i = 0; i < cfg->nslots; i++) {
         slot_t *s = &cfg->slots[i];
         const char *v = getenv(st_config_env_name(s->e->key, name, sizeof name));
+        char *owned = NULL;
+        if (s->e->secret &&
+            secret_env(name, v, &v, &owned, source, sizeof source, errstr, size) != 0)
+            return -1;
         if (!v)
             continue;
-        snprintf(source, sizeof source, "env %s", name);
-        if (set_slot(s, v, source, errstr, size) != 0)
+        if (!s->e->secret)
+            snprintf(source, sizeof source, "env %s", name);
+        int rc = set_slot(s, v, source, errstr, size);
+        free(owned);
+        if (rc != 0)
             return -1;
     }
-    /* STINT_RDKAFKA_SASL_MECHANISMS=PLAIN -> sasl.mechanisms=PLAIN */
+    /* STINT_RDKAFKA_SASL_MECHANISMS=PLAIN -> sasl.mechanisms=PLAIN; a secret property may come
+     * from a file instead: STINT_RDKAFKA_SASL_PASSWORD_FILE=/run/secrets/kafka_password. */
     for (char **e = environ; e && *e; e++) {
         if (strncmp(*e, RDKAFKA_ENV_PREFIX, strlen(RDKAFKA_ENV_PREFIX)) != 0)
             continue;
@@ -315,8 +402,27 @@ static int load_env(st_config_t *cfg, char *errstr, size_t size)
         for (size_t j = 0; j < n; j++)
             prop[j] = p[j] == '_' ? '.' : (char)tolower((unsigned char)p[j]);
         prop[n] = '\0';
-        snprintf(source, sizeof source, "env %.*s", (int)(eq - *e), *e);
-        if (add_prop(cfg, prop, n, eq + 1, source, errstr, size) != 0)
+        snprintf(name, sizeof name, "%.*s", (int)(eq - *e), *e);
+        const char *value = eq + 1;
+        char *owned = NULL;
+        size_t namelen = strlen(name);
+        if (namelen > 5 && strcmp(name + namelen - 5, "_FILE") == 0 && n > 5 && secret_prop(prop)) {
+            n -= 5; /* sasl.password.file -> sasl.password */
+            prop[n] = '\0';
+            name[namelen - 5] = '\0';
+            if (getenv(name)) /* handled (and refused) with the plain variable */
+                continue;
+            if (secret_env(name, NULL, &value, &owned, source, sizeof source, errstr, size) != 0)
+                return -1;
+        } else if (secret_prop(prop)) {
+            if (secret_env(name, value, &value, &owned, source, sizeof source, errstr, size) != 0)
+                return -1;
+        } else {
+            snprintf(source, sizeof source, "env %s", name);
+        }
+        int rc = add_prop(cfg, prop, n, value, source, errstr, size);
+        free(owned);
+        if (rc != 0)
             return -1;
     }
     return 0;
@@ -480,15 +586,13 @@ void st_config_usage(const st_config_t *cfg, FILE *out)
         "\n  -F FILE                          read key=value settings (non-stint keys go to "
         "librdkafka)\n"
         "  -X PROP=VALUE                    set a librdkafka property (also STINT_RDKAFKA_<PROP>)\n"
+        "  <VAR>_FILE=PATH                  a secret's value read from a file (one trailing "
+        "newline\n"
+        "                                   off), e.g. STINT_REDIS_PASSWORD_FILE or\n"
+        "                                   STINT_RDKAFKA_SASL_PASSWORD_FILE\n"
         "  -v / -q                          debug / warnings-only logging\n"
         "  --dump-config                    print the effective configuration and exit\n"
         "  -h, --help                       this text\n");
-}
-
-static bool secret_prop(const char *name)
-{
-    return strstr(name, "password") || strstr(name, "secret") || strstr(name, "sasl.jaas") ||
-           strstr(name, "token") || strstr(name, ".key.pem");
 }
 
 void st_config_dump(const st_config_t *cfg, FILE *out)
@@ -516,8 +620,9 @@ void st_config_dump(const st_config_t *cfg, FILE *out)
         fprintf(out, "  # %s\n", s->source);
     }
     for (size_t i = 0; i < cfg->nprops; i++)
-        fprintf(out, "rdkafka.%s=%s  # librdkafka\n", cfg->props[i].name,
-                secret_prop(cfg->props[i].name) ? "***" : cfg->props[i].value);
+        fprintf(out, "rdkafka.%s=%s  # librdkafka, %s\n", cfg->props[i].name,
+                secret_prop(cfg->props[i].name) ? "***" : cfg->props[i].value,
+                cfg->prop_sources[i]);
 }
 
 const st_config_prop_t *st_config_kafka_props(const st_config_t *cfg, size_t *n)

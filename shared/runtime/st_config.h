@@ -5,6 +5,10 @@
  * (STINT_<NAME>, the key upper-cased with '.' and '-' turned into '_') < command-line flags
  * (`--key value` or `--key=value`). `-X prop=value` (and, in the -F file or environment, keys of
  * the form `kafka.<prop>` / STINT_KAFKA_<PROP> that are not stint keys) go to librdkafka.
+ * A secret setting (and a secret librdkafka property given as STINT_RDKAFKA_<PROP>) can instead
+ * be read from the file named by <VAR>_FILE (e.g. STINT_REDIS_PASSWORD_FILE=/run/secrets/x, the
+ * Docker and Kubernetes secrets convention): the whole file, one trailing newline removed; an
+ * unreadable or empty file, or both VAR and VAR_FILE set, is an error naming the variable.
  * `--dump-config` prints the effective configuration with secrets redacted. Every value is
  * validated (type, bounds) before the program connects anywhere, and errors name the key, the bad
  * value and where it came from. */
@@ -24,8 +28,9 @@ typedef struct {
     const char *default_value; /* as text; NULL = unset (strings only) */
     double min, max;           /* bounds for INT and DOUBLE; ignored when min > max */
     size_t offset;             /* offsetof() the field in the program's struct */
-    bool secret;               /* redacted by --dump-config */
-    char short_flag;           /* e.g. 'b' for -b; 0 = none */
+    bool
+        secret; /* redacted by --dump-config; may be read from the file named by STINT_<KEY>_FILE */
+    char short_flag; /* e.g. 'b' for -b; 0 = none */
     const char *help;
 } st_config_entry_t;
 
@@ -70,7 +75,8 @@ int st_config_set(st_config_t *cfg, const char *key, const char *value, const ch
 
 /* Prints usage (flags of every table with defaults and env names) to out. */
 void st_config_usage(const st_config_t *cfg, FILE *out);
-/* Prints the effective configuration, one `key=value  # source` per line, secrets redacted. */
+/* Prints the effective configuration, one `key=value  # source` per line, secrets redacted
+ * (the source still says where they came from, e.g. "file STINT_REDIS_PASSWORD_FILE"). */
 void st_config_dump(const st_config_t *cfg, FILE *out);
 
 /* The librdkafka properties gathered so far (borrowed). */

@@ -44,6 +44,32 @@ static void clear_env(void)
     unsetenv("STINT_REDIS_PORT");
     unsetenv("STINT_MODEL_RATIO");
     unsetenv("STINT_RDKAFKA_LINGER_MS");
+    unsetenv("STINT_REDIS_PASSWORD");
+    unsetenv("STINT_REDIS_PASSWORD_FILE");
+    unsetenv("STINT_REDIS_PORT_FILE");
+    unsetenv("STINT_RDKAFKA_SASL_PASSWORD");
+    unsetenv("STINT_RDKAFKA_SASL_PASSWORD_FILE");
+}
+
+/* Writes bytes (len of them: the text may hold a NUL) to a secret file of its own. */
+static const char *write_secret(const char *name, const char *bytes, size_t len)
+{
+    static char path[96];
+    snprintf(path, sizeof path, "/tmp/stint-config-test-%d.%s", (int)getpid(), name);
+    FILE *f = fopen(path, "w");
+    fwrite(bytes, 1, len, f);
+    fclose(f);
+    return path;
+}
+
+static char *dump_text(st_config_t *cfg)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    st_config_dump(cfg, f);
+    fclose(f);
+    return buf;
 }
 
 /* Loads argv (NULL-terminated) into a fresh config; returns the result and the config. */
@@ -58,6 +84,18 @@ static st_config_result_t load(cfg_t *c, st_config_t **out, char **argv, char *e
         return ST_CONFIG_USAGE;
     int npos = 0;
     return st_config_load(*out, argc, argv, &npos, err, errsize);
+}
+
+/* The config holds exactly one librdkafka property, name=value. */
+static void check_one_prop(const st_config_t *cfg, const char *name, const char *value)
+{
+    size_t n;
+    const st_config_prop_t *props = st_config_kafka_props(cfg, &n);
+    ST_EQ_INT(n, 1);
+    if (n == 1) {
+        ST_EQ_STR(props[0].name, name);
+        ST_EQ_STR(props[0].value, value);
+    }
 }
 
 static void test_defaults(void)
@@ -91,12 +129,8 @@ static void test_precedence(void)
     ST_EQ_STR(c.brokers, "file:1");
     ST_EQ_INT(c.port, 1111);
     size_t n;
-    const st_config_prop_t *props = st_config_kafka_props(cfg, &n);
-    ST_EQ_INT(n, 1);
-    if (n == 1) {
-        ST_EQ_STR(props[0].name, "linger.ms");
-        ST_EQ_STR(props[0].value, "7");
-    }
+    const st_config_prop_t *props;
+    check_one_prop(cfg, "linger.ms", "7");
     st_config_destroy(cfg);
 
     /* environment beats the file */
@@ -191,6 +225,113 @@ static void test_dump_redacts_secrets(void)
     st_config_destroy(cfg);
 }
 
+/* STINT_<KEY>_FILE and STINT_RDKAFKA_<PROP>_FILE: the file's bytes, one trailing newline off;
+ * the value is redacted in the dump, which names the variable it came from. */
+static void test_secret_files(void)
+{
+    static const struct {
+        const char *bytes;
+        size_t len;
+        const char *expect;
+    } cases[] = {
+        {"hunter2\n", 8, "hunter2"},
+        {"hunter2", 7, "hunter2"},
+        {"hunter2\r\n", 9, "hunter2"},
+        {"hunter2\n\n", 9, "hunter2\n"}, /* only one newline is the file's end */
+        {" two words ", 11, " two words "},
+    };
+    char *argv[] = {"test", NULL};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cfg_t c;
+        st_config_t *cfg;
+        char err[256] = "";
+        clear_env();
+        const char *path = write_secret("redis", cases[i].bytes, cases[i].len);
+        setenv("STINT_REDIS_PASSWORD_FILE", path, 1);
+        ST_EQ_INT(load(&c, &cfg, argv, err, sizeof err), ST_CONFIG_OK);
+        ST_EQ_STR(c.password, cases[i].expect);
+        char *dump = dump_text(cfg);
+        ST_CHECK(strstr(dump, "redis.password=***  # file STINT_REDIS_PASSWORD_FILE\n") != NULL);
+        ST_CHECK(strstr(dump, "hunter2") == NULL);
+        free(dump);
+        st_config_destroy(cfg);
+        unlink(path);
+    }
+
+    /* a librdkafka secret from a file; a flag still beats the environment */
+    cfg_t c;
+    st_config_t *cfg;
+    char err[256] = "";
+    clear_env();
+    const char *path = write_secret("sasl", "s3cr3t\n", 7);
+    setenv("STINT_RDKAFKA_SASL_PASSWORD_FILE", path, 1);
+    setenv("STINT_REDIS_PASSWORD", "from-env", 1);
+    char *a2[] = {"test", "--redis.password", "from-flag", NULL};
+    ST_EQ_INT(load(&c, &cfg, a2, err, sizeof err), ST_CONFIG_OK);
+    ST_EQ_STR(c.password, "from-flag");
+    check_one_prop(cfg, "sasl.password", "s3cr3t");
+    char *dump = dump_text(cfg);
+    ST_CHECK(strstr(dump, "rdkafka.sasl.password=***  # librdkafka, file "
+                          "STINT_RDKAFKA_SASL_PASSWORD_FILE\n") != NULL);
+    ST_CHECK(strstr(dump, "redis.password=***  # flag --redis.password\n") != NULL);
+    ST_CHECK(strstr(dump, "s3cr3t") == NULL && strstr(dump, "from-") == NULL);
+    free(dump);
+    st_config_destroy(cfg);
+    unlink(path);
+
+    /* _FILE is for secrets only: STINT_REDIS_PORT_FILE is not read */
+    clear_env();
+    setenv("STINT_REDIS_PORT_FILE", "/nonexistent", 1);
+    ST_EQ_INT(load(&c, &cfg, argv, err, sizeof err), ST_CONFIG_OK);
+    ST_EQ_INT(c.port, 16379);
+    st_config_destroy(cfg);
+    clear_env();
+}
+
+/* Each failure is one line that names the variable (and never holds the secret). */
+static void test_secret_file_errors(void)
+{
+    static const struct {
+        const char *var, *plain_var, *bytes;
+        size_t len;
+        const char *expect;
+    } cases[] = {
+        {"STINT_REDIS_PASSWORD_FILE", NULL, NULL, 0, "cannot read the file: No such file"},
+        {"STINT_REDIS_PASSWORD_FILE", NULL, "", 0, "the file is empty"},
+        {"STINT_REDIS_PASSWORD_FILE", NULL, "\n", 1, "the file is empty"},
+        {"STINT_REDIS_PASSWORD_FILE", NULL, "a\0b", 3, "it contains a NUL byte"},
+        {"STINT_REDIS_PASSWORD_FILE", "STINT_REDIS_PASSWORD", "hunter2", 7,
+         "STINT_REDIS_PASSWORD and STINT_REDIS_PASSWORD_FILE are both set: set one of them"},
+        {"STINT_RDKAFKA_SASL_PASSWORD_FILE", NULL, "", 0, "the file is empty"},
+        {"STINT_RDKAFKA_SASL_PASSWORD_FILE", "STINT_RDKAFKA_SASL_PASSWORD", "hunter2", 7,
+         "STINT_RDKAFKA_SASL_PASSWORD and STINT_RDKAFKA_SASL_PASSWORD_FILE are both set"},
+    };
+    char *argv[] = {"test", NULL};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cfg_t c;
+        st_config_t *cfg;
+        char err[256] = "", expect[256];
+        clear_env();
+        const char *path = cases[i].bytes ? write_secret("bad", cases[i].bytes, cases[i].len)
+                                          : "/nonexistent/secret";
+        setenv(cases[i].var, path, 1);
+        if (cases[i].plain_var)
+            setenv(cases[i].plain_var, "hunter2", 1);
+        /* a file's failure names the variable and the file; "both set" names the two variables */
+        snprintf(expect, sizeof expect, "%s=%s: %s", cases[i].var, path, cases[i].expect);
+        if (cases[i].plain_var)
+            snprintf(expect, sizeof expect, "%s", cases[i].expect);
+        ST_EQ_INT(load(&c, &cfg, argv, err, sizeof err), ST_CONFIG_USAGE);
+        if (!strstr(err, expect))
+            ST_FAIL_AT("case %zu: error \"%s\" does not contain \"%s\"", i, err, expect);
+        ST_CHECK(strchr(err, '\n') == NULL && strstr(err, "hunter2") == NULL);
+        st_config_destroy(cfg);
+        if (cases[i].bytes)
+            unlink(path);
+    }
+    clear_env();
+}
+
 static void test_positional_and_verbosity(void)
 {
     cfg_t c;
@@ -232,6 +373,8 @@ int main(void)
     ST_RUN(test_precedence);
     ST_RUN(test_errors_name_key_and_value);
     ST_RUN(test_dump_redacts_secrets);
+    ST_RUN(test_secret_files);
+    ST_RUN(test_secret_file_errors);
     ST_RUN(test_positional_and_verbosity);
     ST_RUN(test_env_names);
     return st_test_summary();
