@@ -39,6 +39,10 @@ void st_bundle_spec_default(st_bundle_spec_t *s)
     s->min_cluster_users = 10;
     s->scaling = ST_BUNDLE_SCALE_ALL;
     s->mixed_max_users = 200;
+    s->trees = 1000;
+    s->depth = 6;
+    s->eta = 0.05f;
+    s->threads = 1;
     s->seed = 1;
 }
 
@@ -60,6 +64,14 @@ void st_bundle_spec_seed(st_bundle_spec_t *s)
     s->seed_filters = 1;
     s->min_cluster_users = 31; /* the seed: one model per cluster with > 30 users */
     s->scaling = ST_BUNDLE_SCALE_MIXED;
+}
+
+void st_bundle_spec_gbt(st_bundle_spec_t *s)
+{
+    st_bundle_spec_default(s);
+    snprintf(s->name, sizeof s->name, "gbt");
+    s->kind = ST_BUNDLE_GBT;
+    s->patience = 50;
 }
 
 const st_bundle_spec_t *st_bundle_spec(const st_bundle_t *b)
@@ -84,6 +96,8 @@ void st_bundle_destroy(st_bundle_t *b)
         if (b->has_hist[i])
             st_nn_history_free(&b->hist[i]);
     }
+    st_gbt_destroy(b->gbt);
+    free(b->gbt_row);
     st_cluster_destroy(b->clusters);
     st_scaler_destroy(b->profile_scaler);
     for (size_t i = 0; i < b->n_prof; i++)
@@ -133,12 +147,25 @@ st_bundle_t *st_bundle__alloc(const st_bundle_spec_t *spec, char *errstr, size_t
         return NULL;
     }
     b->spec = *spec;
-    b->steps = spec->kind == ST_BUNDLE_SEQ ? spec->window + 1 : 1;
-    b->features = spec->kind == ST_BUNDLE_SEQ ? ST_BUNDLE_SEQ_FEATURES : ST_BUNDLE_PARITY_FEATURES;
+    int parity = spec->kind == ST_BUNDLE_PARITY;
+    b->steps = parity ? 1 : spec->window + 1;
+    b->features = parity ? ST_BUNDLE_PARITY_FEATURES : ST_BUNDLE_SEQ_FEATURES;
     b->xbuf = malloc((size_t)b->steps * (size_t)b->features * sizeof *b->xbuf);
-    if (!b->xbuf || parse_profile_features(b, errstr, errstr_size) != 0) {
-        if (!b->xbuf)
-            st_errstr(errstr, errstr_size, "bundle: out of memory");
+    if (spec->kind == ST_BUNDLE_GBT) {
+        b->gbt_cols = spec->window + ST_BUNDLE__GBT_TAIL;
+        b->gbt_row = malloc((size_t)b->gbt_cols * sizeof *b->gbt_row);
+    }
+    if (!b->xbuf || (b->gbt_cols && !b->gbt_row)) {
+        st_errstr(errstr, errstr_size, "bundle: out of memory");
+        st_bundle_destroy(b);
+        return NULL;
+    }
+    if (spec->kind == ST_BUNDLE_GBT && spec->cluster != ST_BUNDLE_CLUSTER_NONE) {
+        st_errstr(errstr, errstr_size, "bundle spec: kind=gbt takes no clustering (cluster=none)");
+        st_bundle_destroy(b);
+        return NULL;
+    }
+    if (parse_profile_features(b, errstr, errstr_size) != 0) {
         st_bundle_destroy(b);
         return NULL;
     }
@@ -292,7 +319,8 @@ void st_bundle_input_from_row(const st_bundle_t *b, const st_dataset_t *ds, size
     const st_dataset_row_t *rows = st_dataset_rows(ds);
     const st_dataset_row_t *r = &rows[row];
     const st_dataset_profile_t *p = st_dataset_profile(ds, r->user);
-    int want = b->spec.kind == ST_BUNDLE_SEQ ? b->steps : 1; /* W + 1 for the oldest step's gap */
+    /* W + 1 for the oldest step's gap */
+    int want = b->spec.kind != ST_BUNDLE_PARITY ? b->steps : 1;
     int n = r->index < want ? r->index : want;
     for (int j = 0; j < n; j++) {
         const st_dataset_row_t *h = &rows[row - (size_t)n + (size_t)j];
@@ -325,8 +353,82 @@ static double length_of(const st_bundle_t *b, double y)
     return v > 0 ? v : 0;
 }
 
+/* The gbt row's columns after the W lags: (step, feature) of the SEQ input, step -1 the newest
+ * earlier session, 0 the predicted one. */
+static const struct {
+    int step, feature;
+    const char *name;
+} gbt_tail[ST_BUNDLE__GBT_TAIL] = {{-1, 2, "prev_log1p_track_count"},
+                                   {-1, 3, "prev_unknown_share"},
+                                   {-1, 4, "prev_log1p_gap_s"},
+                                   {0, 4, "log1p_gap_s"},
+                                   {0, 5, "hour_sin"},
+                                   {0, 6, "hour_cos"},
+                                   {0, 7, "weekday_sin"},
+                                   {0, 8, "weekday_cos"},
+                                   {0, 0, "country_id"},
+                                   {0, 10, "gender"},
+                                   {0, 11, "age"},
+                                   {0, 12, "account_age_years"},
+                                   {0, 13, "log1p_median_length_s"},
+                                   {0, 14, "log1p_mean_length_s"},
+                                   {0, 15, "log1p_sessions"}};
+
+void st_bundle__gbt_flatten(const st_bundle_t *b, const float *x, int len, float *row)
+{
+    int F = b->features, W = b->steps - 1, first = b->steps - len; /* first valid step */
+    for (int t = 0; t < W; t++)
+        row[t] = t >= first ? x[(size_t)t * (size_t)F + 1] : NAN;
+    for (int c = 0; c < ST_BUNDLE__GBT_TAIL; c++) {
+        int t = W + gbt_tail[c].step;
+        row[W + c] = t >= first ? x[(size_t)t * (size_t)F + (size_t)gbt_tail[c].feature] : NAN;
+    }
+}
+
+int st_bundle_gbt_cols(const st_bundle_t *b)
+{
+    return b->gbt_cols;
+}
+
+int st_bundle_gbt_feature_name(const st_bundle_t *b, int c, char *buf, size_t size)
+{
+    int W = b->steps - 1;
+    if (c < 0 || c >= b->gbt_cols)
+        return -1;
+    if (c < W)
+        snprintf(buf, size, "log1p_length_s_lag%d", W - c);
+    else
+        snprintf(buf, size, "%s", gbt_tail[c - W].name);
+    return 0;
+}
+
+int st_bundle_gbt_row(st_bundle_t *b, const st_bundle_input_t *in, float *row)
+{
+    if (b->spec.kind != ST_BUNDLE_GBT)
+        return -1;
+    int len;
+    st_bundle__fill_x(b, in, b->xbuf, &len);
+    st_bundle__gbt_flatten(b, b->xbuf, len, row);
+    return b->gbt_cols;
+}
+
+int st_bundle_gbt_gain(const st_bundle_t *b, double *gain, char *errstr, size_t errstr_size)
+{
+    if (!b->gbt)
+        return st_errstr(errstr, errstr_size, "bundle: not a gbt bundle");
+    return st_gbt_gain(b->gbt, gain, errstr, errstr_size);
+}
+
 int st_bundle_predict(st_bundle_t *b, const st_bundle_input_t *in, double *length_s)
 {
+    if (b->gbt) {
+        float y;
+        st_bundle_gbt_row(b, in, b->gbt_row);
+        if (st_gbt_predict(b->gbt, b->gbt_row, &y) != 0 || !isfinite(y))
+            return -1;
+        *length_s = length_of(b, y);
+        return 0;
+    }
     int net =
         (in->cluster >= 0 && in->cluster < b->k && b->nn[in->cluster + 1]) ? in->cluster + 1 : 0;
     int len;
@@ -388,7 +490,8 @@ double st_bundle_target_scale(const st_bundle_t *b, int net)
 int st_bundle_net_users(const st_bundle_t *b, int cluster)
 {
     int net = cluster + 1;
-    return (net >= 0 && net < ST_BUNDLE__MAX_NETS && b->nn[net]) ? b->net_users[net] : 0;
+    int trained = net >= 0 && net < ST_BUNDLE__MAX_NETS && (b->nn[net] || (net == 0 && b->gbt));
+    return trained ? b->net_users[net] : 0;
 }
 
 size_t st_bundle_profiles(const st_bundle_t *b, const double **x, const int **labels, int *dim)

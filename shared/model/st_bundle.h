@@ -30,6 +30,13 @@
  * PARITY (the seed's model) has one step of ST_BUNDLE_PARITY_FEATURES raw values: gender, age,
  * country_id (numeric, as the seed), registered_s, prev_length_s, avg_length_s. The seed's other
  * three columns (start, user id, session id) are identifiers and are never features.
+ * GBT (gradient-boosted trees, st_gbt) computes the SEQ input of W + 1 steps (the same
+ * st_bundle__fill_x) and flattens it into one row of W + 15 columns (st_bundle_gbt_feature_name):
+ * log1p_length_s of the W earlier sessions (lag W .. lag 1, missing = NAN when the user has fewer),
+ * the previous session's log1p_track_count, unknown_share and log1p_gap_s, then the predicted
+ * session's log1p_gap_s, hour and weekday sin/cos, country_id, gender, age, account_age_years,
+ * log1p_median_length_s, log1p_mean_length_s, log1p_sessions. Unscaled; the target is log1p(length)
+ * with log_target. Its bundle holds gbt.stm (st_gbt file) instead of the networks and scalers.
  * Age as the seed computed it: profile age + (event year - registration year) (years of
  * 365.2425 days); the profile age alone when the registration is unknown.
  *
@@ -54,7 +61,7 @@
 #define ST_BUNDLE_MAX_WINDOW    (ST_SESSION_RECENT_MAX - 1)
 #define ST_BUNDLE_COUNTRY_VOCAB 32 /* embedding rows: id 0 unknown, ids 1..31 */
 
-typedef enum { ST_BUNDLE_SEQ = 0, ST_BUNDLE_PARITY = 1 } st_bundle_kind_t;
+typedef enum { ST_BUNDLE_SEQ = 0, ST_BUNDLE_PARITY = 1, ST_BUNDLE_GBT = 2 } st_bundle_kind_t;
 typedef enum {
     ST_BUNDLE_CLUSTER_NONE = 0,
     ST_BUNDLE_CLUSTER_KMEANS = 1,
@@ -91,6 +98,11 @@ typedef struct {
     int min_cluster_users; /* a cluster with fewer users gets no network of its own */
     st_bundle_scale_t scaling;
     int mixed_max_users;
+    /* gbt only: boosting rounds at most (early stopping on VAL after `patience` rounds without a
+     * better validation loss), tree depth, learning rate, training threads */
+    int trees, depth;
+    float eta;
+    int threads;
     uint64_t seed;
 } st_bundle_spec_t;
 
@@ -103,6 +115,10 @@ void st_bundle_spec_default(st_bundle_spec_t *spec);
  * 30 epochs (patience 4), k-means 5, seed filters, mixed scaling, a network for clusters of
  * > 30 users (as the seed). */
 void st_bundle_spec_seed(st_bundle_spec_t *spec);
+/* Gradient-boosted trees (xgboost) on the seq model's features flattened into one row: gbt, W 16,
+ * log target, L1 (reg:absoluteerror), at most 1000 trees of depth 6, eta 0.05, patience 50,
+ * 1 thread, no clustering. */
+void st_bundle_spec_gbt(st_bundle_spec_t *spec);
 
 /* The spec as compact JSON text (keys sorted; caller frees), NULL on no memory. Keys: those of
  * the table below (name, kind, window, cell, layers, units, units2, dropout, log_target, loss,
@@ -174,8 +190,9 @@ typedef struct {
     int cluster;                  /* the user's cluster, < 0 or >= k: the global network */
 } st_bundle_input_t;
 
-/* Predicts the session's length in seconds (>= 0) into *length_s. Allocates nothing. Returns 0,
- * or -1 when the inputs give a non-finite prediction. */
+/* Predicts the session's length in seconds (>= 0) into *length_s. Allocates nothing (a gbt
+ * bundle: nothing of ours; xgboost's prediction allocates inside). Returns 0, or -1 when the inputs
+ * give a non-finite prediction (or xgboost fails). */
 int st_bundle_predict(st_bundle_t *b, const st_bundle_input_t *in, double *length_s);
 
 /* The network input of in, unscaled: steps x features floats into x (cap of them at least),
@@ -184,6 +201,18 @@ int st_bundle_predict(st_bundle_t *b, const st_bundle_input_t *in, double *lengt
  * too small. */
 int st_bundle_features(const st_bundle_t *b, const st_bundle_input_t *in, float *x, size_t cap,
                        int *steps);
+
+/* Columns of a gbt bundle's row (W + 15), 0 for the other kinds. */
+int st_bundle_gbt_cols(const st_bundle_t *b);
+/* The name of column c of a gbt bundle's row into buf ("log1p_length_s_lag3", "hour_sin", ...).
+ * Returns 0, or -1 when c is out of range. */
+int st_bundle_gbt_feature_name(const st_bundle_t *b, int c, char *buf, size_t size);
+/* The flattened row of in (st_bundle_gbt_cols floats into row): what the trees see, for
+ * training, serving and the tests alike. Returns the column count, or -1 for another kind. */
+int st_bundle_gbt_row(st_bundle_t *b, const st_bundle_input_t *in, float *row);
+/* Total split gain per column of a gbt bundle's trees into gain[st_bundle_gbt_cols]. Returns 0,
+ * or -1 with errstr (not a gbt bundle, or xgboost failed). */
+int st_bundle_gbt_gain(const st_bundle_t *b, double *gain, char *errstr, size_t errstr_size);
 
 /* The cluster of a training user by id (from user_clusters.tsv), -1 if not clustered. */
 int st_bundle_user_cluster(const st_bundle_t *b, const char *user_id);

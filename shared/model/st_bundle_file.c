@@ -51,7 +51,7 @@ typedef struct {
     const char *why;                  /* NULL, or why the bound is what it is */
 } spec_key_t;
 
-static const char *const kind_words[] = {"seq", "parity"};
+static const char *const kind_words[] = {"seq", "parity", "gbt"};
 static const char *const cell_words[] = {"lstm", "gru"};
 static const char *const loss_words[] = {"l1", "l2", "huber"};
 static const char *const cluster_words[] = {"none", "kmeans", "spectral"};
@@ -117,6 +117,10 @@ static const spec_key_t spec_keys[] = {
     INT("min_cluster_users", min_cluster_users, 1, INT_MAX_D, NULL),
     WORD("scaling", scaling, scale_words),
     INT("mixed_max_users", mixed_max_users, 0, INT_MAX_D, NULL),
+    INT("trees", trees, 1, 100000, NULL),
+    INT("depth", depth, 1, 20, NULL),
+    REAL("eta", eta, 0, 1, 1, 0),
+    INT("threads", threads, 1, 256, NULL),
     {"seed", K_U64, OFF(seed), 0, U53_MAX, 0, 0, NULL, 0, 0, "2^53 - 1, exact in JSON"},
 };
 #define N_KEYS ((int)(sizeof spec_keys / sizeof spec_keys[0]))
@@ -501,6 +505,11 @@ int st_bundle_save(const st_bundle_t *b, const char *dir, const char *metrics_js
     if (fclose(fp) != 0)
         return st_errstr(errstr, errstr_size, "%s: write failed", path), -1;
     json_t *nets = json_array();
+    if (b->gbt) {
+        path_in(path, sizeof path, dir, "gbt.stm");
+        if (st_gbt_save(b->gbt, path, errstr, errstr_size) != 0)
+            goto fail;
+    }
     for (int i = 0; i < ST_BUNDLE__MAX_NETS; i++) {
         if (!b->nn[i])
             continue;
@@ -546,11 +555,17 @@ int st_bundle_save(const st_bundle_t *b, const char *dir, const char *metrics_js
     json_t *spec = spec_text ? json_loads(spec_text, 0, NULL) : NULL;
     free(spec_text);
     json_t *feats = json_array();
-    int nf = b->features;
-    for (int f = 0; f < nf; f++)
-        json_array_append_new(feats,
-                              json_string(b->spec.kind == ST_BUNDLE_SEQ ? seq_feature_names[f]
-                                                                        : parity_feature_names[f]));
+    int nf = b->gbt ? b->gbt_cols : b->features;
+    for (int f = 0; f < nf; f++) {
+        char fname[64];
+        if (b->gbt)
+            st_bundle_gbt_feature_name(b, f, fname, sizeof fname);
+        else
+            snprintf(fname, sizeof fname, "%s",
+                     b->spec.kind == ST_BUNDLE_SEQ ? seq_feature_names[f]
+                                                   : parity_feature_names[f]);
+        json_array_append_new(feats, json_string(fname));
+    }
     json_t *pfs = json_array();
     for (int f = 0; f < b->n_pf; f++)
         json_array_append_new(pfs, json_string(b->pf_name[f]));
@@ -561,7 +576,7 @@ int st_bundle_save(const st_bundle_t *b, const char *dir, const char *metrics_js
         json_pack("{s:i, s:s, s:o, s:s, s:o, s:i, s:i, s:i, s:s, s:o, s:i, s:o, s:o}", "version",
                   ST_BUNDLE_VERSION, "stint_version", STINT_VERSION, "spec",
                   spec ? spec : json_null(), "data_hash", hash, "features", feats, "steps",
-                  b->steps, "window", b->spec.kind == ST_BUNDLE_SEQ ? b->spec.window : 1,
+                  b->steps, "window", b->spec.kind != ST_BUNDLE_PARITY ? b->spec.window : 1,
                   "country_vocab", ST_BUNDLE_COUNTRY_VOCAB, "target_transform",
                   b->spec.log_target ? "log1p" : "identity", "nets", nets, "k", b->k,
                   "profile_features", pfs, "metrics", metrics ? metrics : json_object());
@@ -677,7 +692,21 @@ st_bundle_t *st_bundle_load(const char *dir, char *errstr, size_t errstr_size)
         if (!(b->ctx[net] = st_nn_ctx_new(b->nn[net], errstr, errstr_size)))
             goto fail;
     }
-    if (!b->nn[0]) {
+    if (b->spec.kind == ST_BUNDLE_GBT) {
+        if (json_array_size(nets) > 0 || json_integer_value(json_object_get(meta, "k")) != 0) {
+            st_errstr(errstr, errstr_size,
+                      "%s/metadata.json: a gbt bundle has no networks or clusters", dir);
+            goto fail;
+        }
+        path_in(path, sizeof path, dir, "gbt.stm");
+        if (!(b->gbt = st_gbt_load(path, errstr, errstr_size)))
+            goto fail;
+        if (st_gbt_cols(b->gbt) != b->gbt_cols) {
+            st_errstr(errstr, errstr_size, "%s: %d columns, window %d needs %d", path,
+                      st_gbt_cols(b->gbt), b->spec.window, b->gbt_cols);
+            goto fail;
+        }
+    } else if (!b->nn[0]) {
         st_errstr(errstr, errstr_size, "%s: no global network (net_0)", dir);
         goto fail;
     }

@@ -7,12 +7,14 @@
 
 #include "st_bundle.h"
 #include "st_cluster.h"
+#include "st_gbt.h"
 #include "st_nn.h"
 #include "st_scaler.h"
 
 #define ST_BUNDLE__MAX_NETS     (ST_BUNDLE_MAX_CLUSTERS + 1)
 #define ST_BUNDLE__MAX_STEPS    (ST_BUNDLE_MAX_WINDOW + 1) /* W + 1 */
 #define ST_BUNDLE__COUNTRY_NAME 64
+#define ST_BUNDLE__GBT_TAIL     15 /* gbt row columns after the W lags */
 
 typedef enum {
     ST_BUNDLE__PF_MEAN,
@@ -55,6 +57,10 @@ struct st_bundle {
     st_nn_history_t hist[ST_BUNDLE__MAX_NETS];
     int has_hist[ST_BUNDLE__MAX_NETS];
     float *xbuf;
+    /* gbt: the trees (instead of the networks) and the flattened row */
+    st_gbt_t *gbt;
+    int gbt_cols;
+    float *gbt_row;
 };
 
 /* A bundle of spec with its scratch buffer and profile features, nothing fitted or loaded yet
@@ -62,6 +68,8 @@ struct st_bundle {
 st_bundle_t *st_bundle__alloc(const st_bundle_spec_t *spec, char *errstr, size_t errstr_size);
 /* Writes the unscaled network input of in into x (steps x features) and its valid length. */
 void st_bundle__fill_x(const st_bundle_t *b, const st_bundle_input_t *in, float *x, int *length);
+/* Flattens fill_x's output x (valid length len) into the gbt row (b->gbt_cols floats). */
+void st_bundle__gbt_flatten(const st_bundle_t *b, const float *x, int len, float *row);
 /* The gender feature: m 1, f 0, else -1. */
 double st_bundle__gender_value(char g);
 

@@ -208,6 +208,31 @@ static int on_epoch(void *user, int epoch, int epochs, double loss, double val_l
     return p->fn ? p->fn(p->user, p->net, epoch, epochs, loss, val_loss, elapsed_s, eta_s) : 0;
 }
 
+/* The model inputs (per floats each: the network input, or a gbt bundle's flattened row; len[k]
+ * its valid steps, len may be NULL for gbt) and targets of the TRAIN rows (from 0) and VAL rows
+ * (from n_tr) of the member users (member NULL: every user). */
+static void fill_rows(st_bundle_t *b, const st_dataset_t *ds, const unsigned char *member,
+                      size_t n_tr, float *x, size_t per, int *len, float *y)
+{
+    const st_dataset_row_t *rows = st_dataset_rows(ds);
+    double rl[ST_BUNDLE__MAX_STEPS + 1], ru[ST_BUNDLE__MAX_STEPS + 1];
+    int64_t rs[ST_BUNDLE__MAX_STEPS + 1];
+    int rt[ST_BUNDLE__MAX_STEPS + 1];
+    size_t it = 0, iv = n_tr;
+    for (size_t i = 0; i < st_dataset_n_rows(ds); i++) {
+        if ((member && !member[rows[i].user]) || rows[i].role == ST_DATASET_TEST)
+            continue;
+        size_t k = rows[i].role == ST_DATASET_TRAIN ? it++ : iv++;
+        st_bundle_input_t in;
+        st_bundle_input_from_row(b, ds, i, &in, rl, rs, rt, ru);
+        if (b->spec.kind == ST_BUNDLE_GBT)
+            st_bundle_gbt_row(b, &in, x + k * per);
+        else
+            st_bundle__fill_x(b, &in, x + k * per, &len[k]);
+        y[k] = (float)target_of(b, rows[i].length_s);
+    }
+}
+
 /* Builds the rows of one network (cluster < 0: all users) and trains it into b->nn[net]. */
 static int train_net(st_bundle_t *b, const st_dataset_t *ds, int cluster,
                      st_bundle_progress_fn progress, void *progress_user, char *errstr,
@@ -250,19 +275,7 @@ static int train_net(st_bundle_t *b, const st_dataset_t *ds, int cluster,
         free(member);
         goto oom0;
     }
-    double rl[ST_BUNDLE__MAX_STEPS + 1], ru[ST_BUNDLE__MAX_STEPS + 1];
-    int64_t rs[ST_BUNDLE__MAX_STEPS + 1];
-    int rt[ST_BUNDLE__MAX_STEPS + 1];
-    size_t it = 0, iv = n_tr;
-    for (size_t i = 0; i < nr; i++) {
-        if (!member[rows[i].user] || rows[i].role == ST_DATASET_TEST)
-            continue;
-        size_t k = rows[i].role == ST_DATASET_TRAIN ? it++ : iv++;
-        st_bundle_input_t in;
-        st_bundle_input_from_row(b, ds, i, &in, rl, rs, rt, ru);
-        st_bundle__fill_x(b, &in, x + k * per, &len[k]);
-        y[k] = (float)target_of(b, rows[i].length_s);
-    }
+    fill_rows(b, ds, member, n_tr, x, per, len, y);
     free(member);
     /* scalers, fit on TRAIN rows only */
     int scale = b->spec.scaling == ST_BUNDLE_SCALE_ALL ||
@@ -342,6 +355,52 @@ oom0:
     return -1;
 }
 
+/* Trains the trees of a gbt bundle on the flattened rows of every user (TRAIN; VAL for early
+ * stopping), through the same input path as serving (st_bundle_input_from_row, fill_x). */
+static int train_gbt(st_bundle_t *b, const st_dataset_t *ds, st_bundle_progress_fn progress,
+                     void *progress_user, char *errstr, size_t errstr_size)
+{
+    size_t n_tr = st_dataset_count(ds, ST_DATASET_TRAIN);
+    size_t n_va = st_dataset_count(ds, ST_DATASET_VAL), cols = (size_t)b->gbt_cols;
+    const st_dataset_row_t *rows = st_dataset_rows(ds);
+    float *x = malloc((n_tr + n_va + 1) * cols * sizeof *x);
+    float *y = malloc((n_tr + n_va + 1) * sizeof *y);
+    if (!x || !y) {
+        free(x);
+        free(y);
+        st_errstr(errstr, errstr_size, "bundle: out of memory");
+        return -1;
+    }
+    fill_rows(b, ds, NULL, n_tr, x, cols, NULL, y);
+    st_gbt_cfg_t gc;
+    st_gbt_default(&gc);
+    gc.rounds = b->spec.trees;
+    gc.depth = b->spec.depth;
+    gc.eta = b->spec.eta;
+    gc.patience = b->spec.patience;
+    gc.threads = b->spec.threads;
+    gc.loss = b->spec.loss == ST_NN_LOSS_L2      ? ST_GBT_LOSS_L2
+              : b->spec.loss == ST_NN_LOSS_HUBER ? ST_GBT_LOSS_HUBER
+                                                 : ST_GBT_LOSS_L1;
+    gc.seed = b->spec.seed;
+    progress_ctx_t pc = {progress, progress_user, "global"};
+    gc.progress = on_epoch;
+    gc.progress_user = &pc;
+    b->net_users[0] = 0;
+    for (int u = 0; u < st_dataset_n_users(ds); u++) {
+        size_t first = st_dataset_user_first(ds, u), has_train = 0;
+        for (size_t i = 0; i < st_dataset_user_rows(ds, u) && !has_train; i++)
+            has_train = rows[first + i].role == ST_DATASET_TRAIN;
+        b->net_users[0] += has_train > 0;
+    }
+    b->gbt = st_gbt_train(x, y, n_tr, x + n_tr * cols, y + n_tr, n_va, b->gbt_cols, &gc,
+                          &b->hist[0], errstr, errstr_size);
+    b->has_hist[0] = b->gbt != NULL;
+    free(x);
+    free(y);
+    return b->gbt ? 0 : -1;
+}
+
 st_bundle_t *st_bundle_train(const st_dataset_t *ds, const st_bundle_spec_t *spec,
                              st_bundle_progress_fn progress, void *progress_user, char *errstr,
                              size_t errstr_size)
@@ -353,6 +412,11 @@ st_bundle_t *st_bundle_train(const st_dataset_t *ds, const st_bundle_spec_t *spe
     if (fit_countries(b, ds) != 0) {
         st_errstr(errstr, errstr_size, "bundle: out of memory");
         goto fail;
+    }
+    if (spec->kind == ST_BUNDLE_GBT) {
+        if (train_gbt(b, ds, progress, progress_user, errstr, errstr_size) != 0)
+            goto fail;
+        return b;
     }
     if (spec->cluster != ST_BUNDLE_CLUSTER_NONE && fit_clusters(b, ds, errstr, errstr_size) != 0)
         goto fail;

@@ -301,5 +301,5 @@ int st_bwatch_history_needed(const st_bwatch_t *pm)
     if (!pm->cur.bundle)
         return 0;
     const st_bundle_spec_t *s = st_bundle_spec(pm->cur.bundle);
-    return s->kind == ST_BUNDLE_SEQ ? s->window + 1 : 1;
+    return s->kind != ST_BUNDLE_PARITY ? s->window + 1 : 1;
 }

@@ -84,7 +84,7 @@ static void test_messages(void)
 /* Every key: what its message says is allowed is exactly what is accepted. */
 static void test_every_key_both_sides_of_its_bounds(void)
 {
-    ST_EQ_INT(st_bundle_spec_n_keys(), 23);
+    ST_EQ_INT(st_bundle_spec_n_keys(), 27);
     ST_CHECK(st_bundle_spec_key(st_bundle_spec_n_keys()) == NULL);
     char allowed[512], v[64];
     ST_EQ_INT(st_bundle_spec_allowed("nope", allowed, sizeof allowed), -1);
@@ -217,10 +217,12 @@ static void test_json(void)
     ST_CHECK(strncmp(err, "bundle spec: JSON line 1 column ", 32) == 0);
     ST_EQ_INT(st_bundle_spec_from_json(&s, "[1]", err, sizeof err), -1);
     ST_EQ_STR(err, "bundle spec: not a JSON object of spec keys");
-    /* both presets round-trip through their JSON, and the JSON has exactly the table's keys */
-    for (int p = 0; p < 2; p++) {
+    /* the presets round-trip through their JSON, and the JSON has exactly the table's keys */
+    for (int p = 0; p < 3; p++) {
         st_bundle_spec_t a, b;
-        if (p)
+        if (p == 2)
+            st_bundle_spec_gbt(&a);
+        else if (p)
             st_bundle_spec_seed(&a);
         else
             st_bundle_spec_default(&a);
@@ -255,7 +257,7 @@ static void test_check(void)
     st_bundle_spec_default(&s);
     s.kind = (st_bundle_kind_t)7;
     ST_EQ_INT(st_bundle_spec_check(&s, err, sizeof err), -1);
-    ST_EQ_STR(err, "bundle spec: kind=\"7\" is not seq or parity");
+    ST_EQ_STR(err, "bundle spec: kind=\"7\" is not seq, parity or gbt");
     st_bundle_spec_default(&s);
     s.dropout = 1.0f;
     ST_EQ_INT(st_bundle_spec_check(&s, err, sizeof err), -1);

@@ -17,11 +17,11 @@
 typedef struct {
     char *config; /* spec keys: inline JSON, @FILE or FILE (config_text) */
     char *out;
-    char *preset; /* default | seed: the starting spec */
+    char *preset; /* default | seed | gbt: the starting spec */
     /* common knobs; NULL = keep the config's value */
     char *name, *kind, *cell, *window, *layers, *units, *dropout, *epochs, *cluster, *k, *scaling,
         *profile_features, *seed_filters, *log_target, *loss, *lr, *batch, *patience,
-        *min_cluster_users;
+        *min_cluster_users, *trees, *depth, *eta, *threads;
 } train_opts_t;
 
 #define KNOB(key, field, help)                                                                     \
@@ -34,13 +34,16 @@ static const st_config_entry_t train_table[] = {
      "a JSON object of spec keys: inline ('{\"units\": 64}', starts with {), @FILE, or a plain "
      "FILE path (keys and allowed values: docs/training.md; name, kind, window, cell, layers, "
      "units, units2, dropout, log_target, loss, epochs, batch, patience, lr, clip_norm, cluster, "
-     "k, profile_features, seed_filters, min_cluster_users, scaling, mixed_max_users)"},
+     "k, profile_features, seed_filters, min_cluster_users, scaling, mixed_max_users, trees, "
+     "depth, "
+     "eta, threads)"},
     {"out", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, offsetof(train_opts_t, out), false, 'o',
      "bundle directory to write (required)"},
     {"preset", ST_CFG_STRING, "default", ST_CFG_NOBOUNDS, offsetof(train_opts_t, preset), false, 0,
-     "starting spec before the config: default (sequence model) or seed (seed parity)"},
+     "starting spec before the config: default (sequence model), seed (seed parity) or gbt "
+     "(gradient-boosted trees)"},
     KNOB("name", name, "configuration name"),
-    KNOB("kind", kind, "seq or parity"),
+    KNOB("kind", kind, "seq, parity or gbt"),
     KNOB("cell", cell, "lstm or gru"),
     KNOB("window", window, "W, earlier sessions in the sequence"),
     KNOB("layers", layers, "recurrent layers, 1 or 2"),
@@ -58,6 +61,10 @@ static const st_config_entry_t train_table[] = {
     KNOB("batch", batch, "minibatch size"),
     KNOB("patience", patience, "early-stopping patience in epochs (0: none)"),
     KNOB("min-cluster-users", min_cluster_users, "users a cluster needs for its own network"),
+    KNOB("trees", trees, "gbt: boosting rounds at most (early stopping: --patience rounds)"),
+    KNOB("depth", depth, "gbt: tree depth"),
+    KNOB("eta", eta, "gbt: learning rate"),
+    KNOB("threads", threads, "gbt: training threads"),
     {NULL, ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, 0, false, 0, NULL},
 };
 
@@ -170,8 +177,10 @@ int cmd_train(int argc, char **argv)
             st_bundle_spec_default(&spec);
         else if (strcmp(o.preset, "seed") == 0)
             st_bundle_spec_seed(&spec);
+        else if (strcmp(o.preset, "gbt") == 0)
+            st_bundle_spec_gbt(&spec);
         else {
-            snprintf(err, sizeof err, "--preset must be default or seed");
+            snprintf(err, sizeof err, "--preset must be default, seed or gbt");
             cr = ST_CONFIG_USAGE;
         }
     }
@@ -211,7 +220,11 @@ int cmd_train(int argc, char **argv)
                  {"lr", o.lr},
                  {"batch", o.batch},
                  {"patience", o.patience},
-                 {"min_cluster_users", o.min_cluster_users}};
+                 {"min_cluster_users", o.min_cluster_users},
+                 {"trees", o.trees},
+                 {"depth", o.depth},
+                 {"eta", o.eta},
+                 {"threads", o.threads}};
     for (size_t i = 0; cr == ST_CONFIG_OK && !spec_error && i < sizeof knobs / sizeof knobs[0];
          i++) {
         char msg[512], flag[32];
