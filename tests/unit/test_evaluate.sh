@@ -26,7 +26,7 @@ table() { grep ' | ' "$1" | sed 's/|[^|]*$//'; }
 
 run "$tmp/r1" "${data[@]}"
 run "$tmp/r2" "${data[@]}"
-for f in index.html predictions.csv pred_actual.svg residuals.svg loss_0.svg loss_3.svg elbow.svg \
+for f in index.html predictions.csv pred_actual.svg residuals.svg loss_0.svg loss_3.svg loss_6.svg elbow.svg \
     silhouette.svg clusters.svg; do
     [ -s "$tmp/r1/$f" ] || fail "missing report file $f"
 done
@@ -37,7 +37,7 @@ diff <(table "$tmp/r1.out") <(table "$tmp/r2.out") || fail "tables differ betwee
 cmp "$tmp/r1/predictions.csv" "$tmp/r2/predictions.csv" || fail "predictions differ"
 # the bootstrap intervals: one line per row, identical between identical runs
 intervals() { grep -E '^  .* vs mean [0-9.]+ \[[0-9.]+, [0-9.]+\] .* vs median ' "$1"; }
-[ "$(intervals "$tmp/r1.out" | wc -l)" -eq 10 ] || fail "not 10 interval lines: $(cat "$tmp/r1.out")"
+[ "$(intervals "$tmp/r1.out" | wc -l)" -eq 11 ] || fail "not 11 interval lines: $(cat "$tmp/r1.out")"
 diff <(intervals "$tmp/r1.out") <(intervals "$tmp/r2.out") || fail "intervals differ between identical runs"
 grep -qE 'baseline: per-user median .* vs median 1\.000 \[1\.000, 1\.000\] \(itself\)' "$tmp/r1.out" ||
     fail "the per-user median against itself is not 1 [1, 1]"
@@ -45,7 +45,7 @@ grep -qE 'baseline: per-user median .* vs median 1\.000 \[1\.000, 1\.000\] \(its
 # figures' markers
 for s in '<table class="main">' '<tr class="best">' 'beats the per-user median?' \
     'lowest <b>validation</b> MAE' '--data '"$tmp/data" 'stint evaluate --data' 'test users' \
-    'bootstrap over the'; do
+    'bootstrap over the' 'Feature importances of "GBT xgboost' '<td>log1p_length_s_lag1</td>'; do
     grep -qF -- "$s" "$tmp/r1/index.html" || fail "index.html lacks: $s"
 done
 grep -q 'kept: epoch [0-9]' "$tmp/r1/loss_0.svg" || fail "loss chart without the kept epoch"
@@ -69,14 +69,14 @@ h3=$(hash_of "$tmp/r3.log")
 diff <(table "$tmp/r1.out") <(table "$tmp/r3.out") || fail "tables differ between --data and --sessions"
 cmp "$tmp/r1/predictions.csv" "$tmp/r3/predictions.csv" || fail "predictions differ (--data/--sessions)"
 
-for row in "seq LSTM(32) W16 log-L1" "seed parity: LSTM(250) k-means 5 mixed" \
+for row in "seq LSTM(32) W16 log-L1" "seed parity: LSTM(250) k-means 5 mixed" "GBT xgboost W16 log-L1 depth 6" \
     "baseline: per-user mean" "baseline: per-user median" "baseline: last session" \
     "baseline: global median"; do
     grep -qF "$row" "$tmp/r1.out" || fail "row missing: $row"
 done
 # every row on the same number of test rows, equal to the CSV's rows
 n_csv=$(($(wc -l <"$tmp/r1/predictions.csv") - 1))
-counts=$(grep -E '^(seq|seed|baseline)' "$tmp/r1.out" | grep ' s$\| -$' | awk -F'|' '{print $6+0}' | sort -u)
+counts=$(grep -E '^(seq|seed|GBT|baseline)' "$tmp/r1.out" | grep ' s$\| -$' | awk -F'|' '{print $6+0}' | sort -u)
 [ "$counts" = "$n_csv" ] || fail "test rows per row: '$counts' vs csv $n_csv"
 # every MAE in the table can be recomputed from predictions.csv
 python3 - "$tmp/r1/predictions.csv" "$tmp/r1.out" <<'PY' || fail "table MAE != MAE recomputed from predictions.csv"
@@ -172,7 +172,7 @@ leak_train() { # leak_train DATA_DIR OUT ARGS...
     stint train --data "$dir" --catalog "$dir/tracks.jsonl" --epochs 2 --seed 3 "$@" --out "$out" \
         >/dev/null 2>"$out.log" || { cat "$out.log" >&2; fail "train for the leak test"; }
 }
-for cfg in "kmeans:--cluster kmeans --k 3" "parity:--preset seed"; do
+for cfg in "kmeans:--cluster kmeans --k 3" "parity:--preset seed" "gbt:--preset gbt"; do
     name=${cfg%%:*}
     read -r -a args <<<"${cfg#*:}"
     leak_train "$tmp/data" "$tmp/leak_a_$name" "${args[@]}"

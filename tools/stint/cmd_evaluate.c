@@ -90,6 +90,8 @@ static int preset_specs(const char *preset, uint64_t seed, st_bundle_spec_t *s)
         s[n].cluster = ST_BUNDLE_CLUSTER_NONE;
         s[n].scaling = ST_BUNDLE_SCALE_NONE;
         set_name(&s[n++], "seed parity: LSTM(250) raw inputs");
+        st_bundle_spec_gbt(&s[n]);
+        set_name(&s[n++], "GBT xgboost W16 log-L1 depth 6");
     } else if (strcmp(preset, "seed") == 0) {
         static const struct {
             const char *name;
@@ -684,6 +686,49 @@ static void add(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
     }
 }
 
+/* The gbt configurations' feature importances (total split gain, as a share of the model's
+ * total) as HTML into *buf: one table per gbt configuration, its columns by gain. */
+static void importance_html(char **buf, size_t *len, size_t *cap, const model_t *m, int n_models)
+{
+    for (int i = 0; i < n_models; i++) {
+        int cols = st_bundle_gbt_cols(m[i].bundle);
+        double *gain = cols > 0 ? calloc((size_t)cols, sizeof *gain) : NULL;
+        int *order = cols > 0 ? calloc((size_t)cols, sizeof *order) : NULL;
+        char err[256], name[64];
+        if (!gain || !order || st_bundle_gbt_gain(m[i].bundle, gain, err, sizeof err) != 0) {
+            free(gain);
+            free(order);
+            continue;
+        }
+        double total = 0;
+        for (int c = 0; c < cols; c++) {
+            order[c] = c;
+            total += gain[c];
+        }
+        /* by gain, descending; insertion sort keeps equal gains in column order */
+        for (int a = 1; a < cols; a++)
+            for (int b = a; b > 0 && gain[order[b]] > gain[order[b - 1]]; b--) {
+                int t = order[b];
+                order[b] = order[b - 1];
+                order[b - 1] = t;
+            }
+        add(buf, len, cap,
+            "<h2>Feature importances of \"%s\"</h2>\n<p>Total gain of the splits on each feature, "
+            "as a share of all the trees' gain (xgboost <code>total_gain</code>). Features: the "
+            "sequence models' session-start input flattened into one row.</p>\n"
+            "<table class=\"importance\">\n<tr><th>feature</th><th>gain share</th></tr>\n",
+            m[i].spec.name);
+        for (int k = 0; k < cols; k++) {
+            st_bundle_gbt_feature_name(m[i].bundle, order[k], name, sizeof name);
+            add(buf, len, cap, "<tr><td>%s</td><td class=\"n\">%.1f %%</td></tr>\n", name,
+                total > 0 ? 100.0 * gain[order[k]] / total : 0.0);
+        }
+        add(buf, len, cap, "</table>\n");
+        free(gain);
+        free(order);
+    }
+}
+
 /* Trains and scores every configuration on ds's current split (seed), prints the tables and
  * fills res; with full, also writes predictions.csv and the figures and the cluster table's HTML
  * into *chtml. Returns 0, 1 (failure) or 2 (too little data / a diverged network). */
@@ -907,6 +952,7 @@ static int evaluate_one(const eval_ctx_t *cx, st_dataset_t *ds, uint64_t seed, i
                               have_clusters, chosen_k) != 0)
         goto done;
     if (full) {
+        importance_html(&ch, &hl, &hc, m, n_models);
         *chtml = ch;
         ch = NULL;
     }
