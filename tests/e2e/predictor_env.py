@@ -57,10 +57,10 @@ class Env:
                 user, start = line.split("\t")[:2]
                 self.session_ids.add(f"{user}:{int(start) * 1000}")
 
-    def train(self, out, epochs, seed):
-        """A bundle via `stint train`."""
+    def train(self, out, epochs, seed, *extra):
+        """A bundle via `stint train` (extra: more arguments, e.g. --preset gbt)."""
         r = run([os.path.join(BIN, "stint"), "train", "--sessions", self.sessions, "--profiles",
-                 self.profiles, "--out", out, "--epochs", str(epochs), "--seed", str(seed)])
+                 self.profiles, "--out", out, "--epochs", str(epochs), "--seed", str(seed), *extra])
         assert r.returncode == 0 and os.path.exists(os.path.join(out, "metadata.json")), \
             "training failed"
 

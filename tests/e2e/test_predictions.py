@@ -7,17 +7,23 @@ MAE (the predictor's /metrics gauge, and recomputed from the outcomes) equals th
 the same bundle on the same sessions (within 1e-6: serving computes the features training used);
 SIGTERM exits 0."""
 import collections
+import json
 import os
 import sys
 
 from predictor_env import BIN, FAILS, Env, check, run
 
 
-def main():
-    env = Env("pred", users=30, days=40)
+def main(name="pred", kind="seq", *train_args):
+    """The checks above for the bundle of kind `stint train ... train_args` writes
+    (test_predictions_gbt runs them on a GBT bundle); name keeps the topics apart."""
+    env = Env(name, users=30, days=40)
     try:
         model = os.path.join(env.tmp, "model")
-        env.train(model, epochs=10, seed=1)
+        env.train(model, 10, 1, *train_args)
+        with open(os.path.join(model, "metadata.json"), encoding="utf-8") as f:
+            got = json.load(f)["spec"]["kind"]
+        check(got == kind, f"a {kind} bundle ({got})")
         r = run([os.path.join(BIN, "stint-session-events"), "offline", "--sessions", env.sessions,
                  "--profiles", env.profiles, "--model", model])
         assert r.returncode == 0

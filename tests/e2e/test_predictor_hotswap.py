@@ -1,5 +1,6 @@
-"""e2e: hot swap under load. The predictor's --model.dir is a symlink to bundle A; while a
-paced SessionEvent stream flows, the symlink is atomically repointed to bundle B. Every session
+"""e2e: hot swap under load. The predictor's --model.dir is a symlink to bundle A (a sequence
+model); while a paced SessionEvent stream flows, the symlink is atomically repointed to bundle B
+(gradient-boosted trees, `stint train --preset gbt`: a swap across kinds needs nothing more). Every session
 still gets exactly one Prediction and one Outcome, both versions appear in the records, each
 partition switches from A to B once and never back, and outcomes carry their prediction's
 version. After the swap, /metrics is still a valid exposition (tests/support/prom_exposition.py),
@@ -20,7 +21,7 @@ def main():
     try:
         a, b = os.path.join(env.tmp, "bundle-a"), os.path.join(env.tmp, "bundle-b")
         env.train(a, epochs=4, seed=1)
-        env.train(b, epochs=8, seed=2)
+        env.train(b, 8, 2, "--preset", "gbt")
         link = os.path.join(env.tmp, "model")
         os.symlink(a, link)
         n = len(env.session_ids)
