@@ -116,7 +116,7 @@ void st_bundle_spec_default(st_bundle_spec_t *spec);
  * > 30 users (as the seed). */
 void st_bundle_spec_seed(st_bundle_spec_t *spec);
 /* Gradient-boosted trees (xgboost) on the seq model's features flattened into one row: gbt, W 16,
- * log target, L1 (reg:absoluteerror), at most 1000 trees of depth 6, eta 0.05, patience 50,
+ * log target, L1 (st_gbt's sign gradients), at most 1000 trees of depth 6, eta 0.05, patience 50,
  * 1 thread, no clustering. */
 void st_bundle_spec_gbt(st_bundle_spec_t *spec);
 

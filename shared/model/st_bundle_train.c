@@ -396,6 +396,11 @@ static int train_gbt(st_bundle_t *b, const st_dataset_t *ds, st_bundle_progress_
     b->gbt = st_gbt_train(x, y, n_tr, x + n_tr * cols, y + n_tr, n_va, b->gbt_cols, &gc,
                           &b->hist[0], errstr, errstr_size);
     b->has_hist[0] = b->gbt != NULL;
+    if (b->gbt)
+        st_log_info("gbt_trained",
+                    "model=\"%s\" rounds=%d kept=%d best_val_loss=%.5f rows=%zu cols=%d",
+                    b->spec.name, b->hist[0].epochs, st_gbt_rounds(b->gbt),
+                    b->hist[0].best_val_loss, n_tr, b->gbt_cols);
     free(x);
     free(y);
     return b->gbt ? 0 : -1;

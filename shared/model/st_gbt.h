@@ -2,8 +2,10 @@
  * on dense float rows with early stopping on validation rows, one-row prediction, the model file
  * (xgboost's UBJSON model inside the st_model container) and per-feature gain importances.
  *
- * Missing values are NAN in the rows (xgboost learns a default direction for them). Training is
- * deterministic for the same rows, config and thread count (tree_method hist, seeded). */
+ * L1 is boosted on sign gradients with unit hessians (steps of at most eta), not xgboost 1.7's
+ * reg:absoluteerror, which ignores eta. Missing values are NAN in the rows (xgboost learns a
+ * default direction for them). Training is deterministic for the same rows, config and thread count
+ * (tree_method hist, seeded). */
 #ifndef ST_GBT_H
 #define ST_GBT_H
 

@@ -3,7 +3,8 @@
  * (missing parts are empty files). The binary files (networks, scalers, the cluster model; their
  * parsers have fuzz_model) come from a template written once per process with the current writers:
  * a seq bundle (window 2, 16 features) or, when the metadata mentions "parity", a parity bundle
- * (1 step, 6 features); both with 3 networks and k-means k = 2 over 3 profile features. A bundle
+ * (1 step, 6 features); both with 3 networks and k-means k = 2 over 3 profile features; when it
+ * mentions "gbt", a gbt bundle (window 2: trees over 17 columns in gbt.stm). A bundle
  * that loads must answer every query (cluster of a user, country ids, cluster of a profile in
  * -1..k-1, a prediction that is -1 or >= 0 s), save, and load back with the same answers. */
 #include <math.h>
@@ -16,6 +17,7 @@
 #include "fuzz_util.h"
 #include "st_bundle.h"
 #include "st_cluster.h"
+#include "st_gbt.h"
 #include "st_log.h"
 #include "st_nn.h"
 #include "st_scaler.h"
@@ -26,7 +28,7 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char seq_dir[512], parity_dir[512], resaved[512];
+static char seq_dir[512], parity_dir[512], gbt_dir[512], resaved[512];
 
 static void path_in(char *out, size_t size, const char *dir, const char *name)
 {
@@ -86,12 +88,38 @@ static void write_template(char *dir, size_t dir_size, const char *name, int ste
     st_scaler_destroy(p);
 }
 
+/* A gbt bundle's trees: a few rounds on rows of the window-2 layout (2 + 15 columns). */
+static void write_gbt_template(void)
+{
+    enum { ROWS = 64, COLS = 2 + 15 };
+    static float x[ROWS * COLS], y[ROWS];
+    char path[600], errstr[256];
+    snprintf(gbt_dir, sizeof gbt_dir, "%s/gbt", fuzz_scratch_dir());
+    if (mkdir(gbt_dir, 0700) != 0)
+        abort();
+    for (int i = 0; i < ROWS; i++) {
+        for (int c = 0; c < COLS; c++)
+            x[i * COLS + c] = (float)((i * 7 + c * 3) % 11);
+        y[i] = 5.0f + (float)(i % 5);
+    }
+    st_gbt_cfg_t gc;
+    st_gbt_default(&gc);
+    gc.rounds = 4;
+    gc.depth = 2;
+    st_gbt_t *g = st_gbt_train(x, y, ROWS, NULL, NULL, 0, COLS, &gc, NULL, errstr, sizeof errstr);
+    path_in(path, sizeof path, gbt_dir, "gbt.stm");
+    if (!g || st_gbt_save(g, path, errstr, sizeof errstr) != 0)
+        abort();
+    st_gbt_destroy(g);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
     st_log_set_level(ST_LOG_ERROR);
     write_template(seq_dir, sizeof seq_dir, "seq", 3, ST_BUNDLE_SEQ_FEATURES, 1);
     write_template(parity_dir, sizeof parity_dir, "parity", 1, ST_BUNDLE_PARITY_FEATURES, 0);
+    write_gbt_template();
     snprintf(resaved, sizeof resaved, "%s/resaved", fuzz_scratch_dir());
     return 0;
 }
@@ -163,11 +191,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         len[i + 1] = (size_t)(part[i] + len[i] - part[i + 1]);
         len[i] = (size_t)(nul - part[i]);
     }
-    static const char parity[] = "\"parity\"";
+    static const char parity[] = "\"parity\"", gbt[] = "\"gbt\"";
     const char *dir = seq_dir;
     for (size_t i = 0; i + sizeof parity - 1 <= len[0]; i++)
         if (memcmp(part[0] + i, parity, sizeof parity - 1) == 0)
             dir = parity_dir;
+    for (size_t i = 0; dir == seq_dir && i + sizeof gbt - 1 <= len[0]; i++)
+        if (memcmp(part[0] + i, gbt, sizeof gbt - 1) == 0)
+            dir = gbt_dir;
     char path[600], errstr[512];
     for (int i = 0; i < 3; i++) {
         path_in(path, sizeof path, dir, names[i]);

@@ -1,7 +1,7 @@
 /* test_gbt.c - the gbt bundle kind (xgboost trees, st_gbt): trained on generated sessions it beats
  * the per-user mean on the VAL rows, is deterministic, saves and loads back to identical
- * predictions, sees the seq model's features flattened (the serving path), and damaged or foreign
- * model bytes are refused with a message naming the check. */
+ * predictions, sees the seq model's features flattened (the serving path), L1 boosting steps
+ * follow eta, and damaged or foreign model bytes are refused with a message naming the check. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,6 +279,39 @@ static void test_bad_model_bytes(void)
     rm_bundle(g_dir);
 }
 
+/* L1 boosting takes steps of at most eta (sign gradients, unit hessians): after one round no
+ * prediction is more than eta from the training targets' median, and a larger eta goes further.
+ * (xgboost 1.7's reg:absoluteerror ignored eta and refit every leaf at full step.) */
+static void test_l1_steps_follow_eta(void)
+{
+    enum { ROWS = 200, COLS = 3 };
+    static float x[ROWS * COLS], y[ROWS];
+    char err[256];
+    for (int i = 0; i < ROWS; i++) {
+        for (int c = 0; c < COLS; c++)
+            x[i * COLS + c] = (float)((i * (c + 3)) % 17);
+        y[i] = (float)(x[i * COLS] > 8 ? 10 : 2) + (float)(i % 3); /* median 4 */
+    }
+    double moved[2];
+    for (int k = 0; k < 2; k++) {
+        st_gbt_cfg_t c;
+        st_gbt_default(&c);
+        c.rounds = 1;
+        c.eta = k ? 0.5 : 0.05;
+        st_gbt_t *g = st_gbt_train(x, y, ROWS, NULL, NULL, 0, COLS, &c, NULL, err, sizeof err);
+        ST_REQUIRE(g != NULL);
+        moved[k] = 0;
+        for (int i = 0; i < ROWS; i++) {
+            float p;
+            ST_REQUIRE(st_gbt_predict(g, x + i * COLS, &p) == 0);
+            moved[k] = fmax(moved[k], fabs(p - 4.0));
+        }
+        st_gbt_destroy(g);
+    }
+    ST_CHECK(moved[0] > 0 && moved[0] <= 0.05 + 1e-6);
+    ST_CHECK(moved[1] > 5 * moved[0] && moved[1] <= 0.5 + 1e-6);
+}
+
 static void test_spec(void)
 {
     char err[512];
@@ -304,6 +337,7 @@ int main(void)
     ST_RUN(test_beats_the_user_mean_and_round_trips);
     ST_RUN(test_row_is_the_seq_input);
     ST_RUN(test_bad_model_bytes);
+    ST_RUN(test_l1_steps_follow_eta);
     ST_RUN(test_spec);
     return st_test_summary();
 }
