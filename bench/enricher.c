@@ -72,7 +72,7 @@ int main(int argc, char **argv)
         die("create topics", errstr);
 
     /* The warm cache: every track in Redis (source CATALOG). */
-    st_redis_opts_t ro = {"127.0.0.1", redis_port, NULL, 0, 5000, false};
+    st_redis_opts_t ro = {.host = "127.0.0.1", .port = redis_port, .timeout_ms = 5000};
     st_redis_t *r = st_redis_new(&ro);
     if (!r || st_redis_ensure(r, 5000, &err) != 0)
         die("redis", err.text);

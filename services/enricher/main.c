@@ -112,6 +112,7 @@ static int start_fetching(st_service_t *svc, enricher_t *ctx, char *errstr, size
     fc.fetcher.queue_max = (size_t)config.queue_max;
     fc.redis.host = base->redis_host;
     fc.redis.port = (int)base->redis_port;
+    fc.redis.username = base->redis_username;
     fc.redis.password = base->redis_password;
     fc.redis.db = (int)base->redis_db;
     fc.redis.timeout_ms = 5000;

@@ -42,6 +42,7 @@ typedef struct {
 
 struct st_pipeline_s {
     st_pipeline_handler_t h;
+    char retry_text[sizeof(((st_err_t *)0)->text)]; /* the error of the last retry logged */
     rd_kafka_t *consumer;
     st_producer_t *producer;
     st_kafka_opts_t kafka; /* the caller's, valid until destroy: for the commit at close */
@@ -739,8 +740,17 @@ static void note_error(st_pipeline_t *p, const char *step, const st_err_t *err)
         st_http_set_redis_ok(p->http, false);
     if (err->code == ST_ERR_KAFKA || err->code == ST_ERR_TIMEOUT)
         st_http_set_kafka_ok(p->http, false);
-    st_log_warn("batch_retry", "step=%s code=%s retriable=%d error=%s", step,
-                st_err_code_name(err->code), err->retriable, st_log_quote(err->text, q, sizeof q));
+    /* One line per distinct failure: a batch retried every 5 s for as long as a server refuses
+     * (an ACL that forbids a command) repeats itself at debug level only. */
+    if (strcmp(p->retry_text, err->text) != 0)
+        st_log_warn("batch_retry", "step=%s code=%s retriable=%d error=%s", step,
+                    st_err_code_name(err->code), err->retriable,
+                    st_log_quote(err->text, q, sizeof q));
+    else
+        st_log_debug("batch_retry", "step=%s code=%s retriable=%d error=%s repeated=1", step,
+                     st_err_code_name(err->code), err->retriable,
+                     st_log_quote(err->text, q, sizeof q));
+    snprintf(p->retry_text, sizeof p->retry_text, "%s", err->text);
     st_metric_inc(p->m_retries, 1);
 }
 
@@ -898,6 +908,7 @@ static int run_batch(st_pipeline_t *p)
     p->dead_letters += p->out.dead_letters;
     st_metric_inc(p->m_dlq, p->out.dead_letters);
     st_metric_inc(p->m_batches, 1);
+    p->retry_text[0] = '\0'; /* a batch went through: the next failure is news */
     st_metric_observe(p->m_batch_s, (double)(st_time_mono_us() - t0_us) / 1e6);
     return 0;
 }

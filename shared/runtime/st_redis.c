@@ -47,6 +47,7 @@ typedef struct {
     int port;
     redisContext *c;
     bool logged_down;
+    char down_text[sizeof(((st_err_t *)0)->text)]; /* the failure last logged: one line each */
     /* cluster rounds: what this node is sent in the current pass */
     st_buf_t out;
     size_t *cmds; /* the round's command indices, in the order sent */
@@ -65,6 +66,7 @@ typedef struct {
 } round_t;
 
 struct st_redis_s {
+    char *username;
     char *password;
     int db;
     int timeout_ms;
@@ -103,6 +105,7 @@ st_redis_t *st_redis_new(const st_redis_opts_t *opts)
         st_oom_abort("st_redis_new");
     conn_add(r, opts->host && *opts->host ? opts->host : "127.0.0.1",
              opts->port > 0 ? opts->port : 6379);
+    r->username = opts->username && *opts->username ? strdup(opts->username) : NULL;
     r->password = opts->password && *opts->password ? strdup(opts->password) : NULL;
     r->db = opts->db;
     r->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 5000;
@@ -160,6 +163,7 @@ void st_redis_destroy(st_redis_t *r)
         free(s->source);
         free(s);
     }
+    free(r->username);
     free(r->password);
     free(r);
 }
@@ -188,7 +192,41 @@ static bool transient_error(const char *msg)
     return false;
 }
 
-static int load_script(rconn_t *c, st_redis_script_t *s, st_err_t *err)
+/* A refusal by the server's access control (Redis 6+ ACL, or requirepass): the user or password
+ * is wrong, or missing, or the user's ACL forbids a command or key. Filled into err as one line
+ * naming the setting or ACL rule to fix. It is retriable: the server's ACL can be fixed while the
+ * service waits, not ready, retrying with backoff (one log line per distinct failure). Returns
+ * whether msg was such a refusal. */
+static bool acl_refusal(const st_redis_t *r, const rconn_t *c, const char *what, const char *msg,
+                        st_err_t *err)
+{
+    const char *fix;
+    if (strncmp(msg, "WRONGPASS", 9) == 0 || strstr(msg, "invalid password") ||
+        strstr(msg, "invalid username-password"))
+        fix = r->username ? "check redis.username and redis.password, and that the user is on"
+                          : "check redis.password (and set redis.username for an ACL user)";
+    else if (strstr(msg, "without any password configured"))
+        fix = "the server has no password for the default user: unset redis.password, or set "
+              "redis.username to an ACL user";
+    else if (strstr(msg, "wrong number of arguments for 'auth'"))
+        fix = "redis.username needs Redis 6 or later (ACL users)";
+    else if (strncmp(msg, "NOAUTH", 6) == 0)
+        fix = "the server requires a password: set redis.password (and redis.username for an ACL "
+              "user)";
+    else if (strncmp(msg, "NOPERM", 6) == 0)
+        fix = "allow the command (+<command>) or the keys (~<redis.prefix>:*) in the user's ACL "
+              "rule; docs/deployment.md, Secrets, lists what stint needs";
+    else
+        return false;
+    char addr[300] = "cluster";
+    if (c)
+        snprintf(addr, sizeof addr, "%s:%d", c->host, c->port);
+    st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "redis %s refuses %s as user \"%s\": %s (%s)",
+               addr, what, r->username ? r->username : "default", msg, fix);
+    return true;
+}
+
+static int load_script(const st_redis_t *r, rconn_t *c, st_redis_script_t *s, st_err_t *err)
 {
     redisReply *rep = redisCommand(c->c, "SCRIPT LOAD %s", s->source);
     if (!rep) {
@@ -206,9 +244,10 @@ static int load_script(rconn_t *c, st_redis_script_t *s, st_err_t *err)
         }
     } else {
         bool transient = rep->type == REDIS_REPLY_ERROR && transient_error(rep->str);
-        st_err_set(err, ST_ERR_REDIS, transient ? ST_DISP_RETRY : ST_DISP_FATAL,
-                   "SCRIPT LOAD failed: %s",
-                   rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+        if (rep->type != REDIS_REPLY_ERROR || !acl_refusal(r, c, "SCRIPT LOAD", rep->str, err))
+            st_err_set(err, ST_ERR_REDIS, transient ? ST_DISP_RETRY : ST_DISP_FATAL,
+                       "SCRIPT LOAD failed: %s",
+                       rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
         rc = -1;
     }
     freeReplyObject(rep);
@@ -218,11 +257,22 @@ static int load_script(rconn_t *c, st_redis_script_t *s, st_err_t *err)
 static int load_scripts(st_redis_t *r, rconn_t *c, st_err_t *err)
 {
     for (st_redis_script_t *s = r->scripts; s; s = s->next)
-        if (load_script(c, s, err) != 0) {
+        if (load_script(r, c, s, err) != 0) {
             conn_close(c);
             return -1;
         }
     return 0;
+}
+
+/* Notes that node c is down with e; returns whether to log it: the first failure, and each one
+ * that differs from the last logged (a server refusing connections, then the password), so a
+ * retry loop writes one line per distinct failure. */
+static bool note_down(rconn_t *c, const st_err_t *e)
+{
+    bool log = !c->logged_down || strcmp(c->down_text, e->text) != 0;
+    c->logged_down = true;
+    snprintf(c->down_text, sizeof c->down_text, "%s", e->text);
+    return log;
 }
 
 /* One connection attempt to one node: connect, AUTH, SELECT, load scripts. */
@@ -244,16 +294,16 @@ static int connect_once(st_redis_t *r, rconn_t *conn, st_err_t *err)
     }
     redisSetTimeout(c, tv);
     conn->c = c;
-    if (r->password) {
-        redisReply *rep = redisCommand(c, "AUTH %s", r->password);
+    if (r->password || r->username) {
+        /* AUTH username password is Redis 6's ACL form; AUTH password is the default user. */
+        redisReply *rep =
+            r->username ? redisCommand(c, "AUTH %s %s", r->username, r->password ? r->password : "")
+                        : redisCommand(c, "AUTH %s", r->password);
         bool ok = rep && rep->type != REDIS_REPLY_ERROR;
-        /* Only a refused password is fatal; no answer, or "max number of clients", is retried. */
-        bool refused = rep && rep->type == REDIS_REPLY_ERROR &&
-                       (strncmp(rep->str, "WRONGPASS", 9) == 0 || strstr(rep->str, "password") ||
-                        strncmp(rep->str, "NOAUTH", 6) == 0);
-        if (!ok)
-            st_err_set(err, ST_ERR_REDIS, refused ? ST_DISP_FATAL : ST_DISP_RETRY,
-                       "redis AUTH failed: %s", rep ? rep->str : c->errstr);
+        /* Refusals name the setting to fix; no answer, or "max number of clients", is retried. */
+        if (!ok && (!rep || !acl_refusal(r, conn, "AUTH", rep->str, err)))
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "redis AUTH failed: %s",
+                       rep ? rep->str : c->errstr);
         if (rep)
             freeReplyObject(rep);
         if (!ok) {
@@ -264,7 +314,7 @@ static int connect_once(st_redis_t *r, rconn_t *conn, st_err_t *err)
     if (r->db > 0) {
         redisReply *rep = redisCommand(c, "SELECT %d", r->db);
         bool ok = rep && rep->type != REDIS_REPLY_ERROR;
-        if (!ok) {
+        if (!ok && (!rep || !acl_refusal(r, conn, "SELECT", rep->str, err))) {
             bool transient = !rep || transient_error(rep->str);
             st_err_set(err, ST_ERR_REDIS, transient ? ST_DISP_RETRY : ST_DISP_FATAL,
                        "redis SELECT %d failed", r->db);
@@ -292,9 +342,10 @@ static int conn_ensure(st_redis_t *r, size_t i, st_err_t *err)
     st_err_t e = {0};
     if (connect_once(r, c, &e) == 0)
         return 0;
-    if (!c->logged_down)
-        st_log_warn("redis_down", "addr=%s:%d error=\"%s\"", c->host, c->port, e.text);
-    c->logged_down = true;
+    char q[600];
+    if (note_down(c, &e))
+        st_log_warn("redis_down", "addr=%s:%d error=%s", c->host, c->port,
+                    st_log_quote(e.text, q, sizeof q));
     if (err && err->code == ST_ERR_NONE)
         *err = e;
     return -1;
@@ -452,10 +503,10 @@ int st_redis_ensure(st_redis_t *r, int max_wait_ms, st_err_t *err)
         }
         bool last = !e.retriable || max_wait_ms == 0 || st_lifecycle_stopping() ||
                     (max_wait_ms > 0 && st_time_mono_ms() >= deadline);
-        if (!c0->logged_down)
-            st_log_warn("redis_down", "addr=%s:%d error=\"%s\"%s", c0->host, c0->port, e.text,
-                        last ? "" : " retrying=1");
-        c0->logged_down = true;
+        char q[600];
+        if (note_down(c0, &e))
+            st_log_warn("redis_down", "addr=%s:%d error=%s%s", c0->host, c0->port,
+                        st_log_quote(e.text, q, sizeof q), last ? "" : " retrying=1");
         if (last) {
             if (err && err->code == ST_ERR_NONE)
                 *err = e;
@@ -478,7 +529,7 @@ st_redis_script_t *st_redis_script(st_redis_t *r, const char *lua_source)
     s->next = r->scripts;
     r->scripts = s;
     for (size_t i = 0; i < r->nconns; i++)
-        if (r->conns[i].c && load_script(&r->conns[i], s, NULL) != 0)
+        if (r->conns[i].c && load_script(r, &r->conns[i], s, NULL) != 0)
             conn_close(&r->conns[i]);
     return s;
 }
@@ -488,7 +539,7 @@ const char *st_redis_script_sha(const st_redis_script_t *s)
     return s->sha;
 }
 
-static redisReply *check_reply(rconn_t *c, redisReply *rep, st_err_t *err)
+static redisReply *check_reply(const st_redis_t *r, rconn_t *c, redisReply *rep, st_err_t *err)
 {
     if (!rep) {
         st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "redis %s:%d: %s", c->host, c->port,
@@ -497,8 +548,10 @@ static redisReply *check_reply(rconn_t *c, redisReply *rep, st_err_t *err)
         return NULL;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
-        st_err_set(err, ST_ERR_REDIS, transient_error(rep->str) ? ST_DISP_RETRY : ST_DISP_PERMANENT,
-                   "redis error: %s", rep->str);
+        if (!acl_refusal(r, c, "a command", rep->str, err))
+            st_err_set(err, ST_ERR_REDIS,
+                       transient_error(rep->str) ? ST_DISP_RETRY : ST_DISP_PERMANENT,
+                       "redis error: %s", rep->str);
         freeReplyObject(rep);
         return NULL;
     }
@@ -558,7 +611,7 @@ redisReply *st_redis_command(st_redis_t *r, st_err_t *err, const char *fmt, ...)
     va_start(ap, fmt);
     redisReply *rep = redisvCommand(r->conns[0].c, fmt, ap);
     va_end(ap);
-    return check_reply(&r->conns[0], rep, err);
+    return check_reply(r, &r->conns[0], rep, err);
 }
 
 redisReply *st_redis_commandargv(st_redis_t *r, st_err_t *err, int argc, const char **argv,
@@ -571,7 +624,7 @@ redisReply *st_redis_commandargv(st_redis_t *r, st_err_t *err, int argc, const c
         long long len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
         return cluster_command(r, err, cmd, len);
     }
-    return check_reply(&r->conns[0], redisCommandArgv(r->conns[0].c, argc, argv, argvlen), err);
+    return check_reply(r, &r->conns[0], redisCommandArgv(r->conns[0].c, argc, argv, argvlen), err);
 }
 
 void st_redis_pipe_reset(st_redis_t *r)
@@ -673,15 +726,20 @@ static int replies_fit(round_t *rd, st_err_t *err)
 }
 
 /* After a round's replies are in: a transient error reply (the server busy, loading, a cluster
- * failing over) fails the round as retriable. */
-static int check_transient(const round_t *rd, st_err_t *err)
+ * failing over) or an ACL refusal (NOPERM: fixed on the server, see acl_refusal) fails the round
+ * as retriable. */
+static int check_transient(const st_redis_t *r, const round_t *rd, st_err_t *err)
 {
     for (size_t i = 0; i < rd->nreplies; i++) {
         redisReply *x = rd->replies[i];
-        if (x->type == REDIS_REPLY_ERROR && transient_error(x->str)) {
+        if (x->type != REDIS_REPLY_ERROR)
+            continue;
+        if (transient_error(x->str)) {
             st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "redis refuses for now: %s", x->str);
             return -1;
         }
+        if (acl_refusal(r, r->cluster ? NULL : &r->conns[0], "a command", x->str, err))
+            return -1;
     }
     return 0;
 }
@@ -723,7 +781,7 @@ static int send_round(st_redis_t *r, st_err_t *err, bool *noscript)
             strncmp(rd->replies[i]->str, "NOSCRIPT", 8) == 0)
             *noscript = true;
     }
-    return check_transient(rd, err);
+    return check_transient(r, rd, err);
 }
 
 /* ---- Redis Cluster: a round over the nodes ----
@@ -914,7 +972,7 @@ static int cluster_exec(st_redis_t *r, st_err_t *err)
         goto out;
     }
     rd->nreplies = rd->npipe;
-    rc = check_transient(rd, err);
+    rc = check_transient(r, rd, err);
     goto out;
 down:
     /* A node failed mid-round: the replies still on the other connections would be read by the

@@ -23,6 +23,7 @@ typedef struct {
     int db;               /* SELECT db when > 0 */
     int timeout_ms;       /* connect and command timeout; default 5000 */
     bool cluster;         /* Redis Cluster: host:port is a seed node (st_redis.c, "Cluster") */
+    const char *username; /* Redis 6+ ACL user: AUTH username password; NULL/"" = AUTH password */
 } st_redis_opts_t;
 
 typedef struct st_redis_s st_redis_t;

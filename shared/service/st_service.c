@@ -22,6 +22,8 @@ static const st_config_entry_t base_table[] = {
     {"redis.host", ST_CFG_STRING, "127.0.0.1", ST_CFG_NOBOUNDS, OFF(redis_host), false, 0,
      "Redis host"},
     {"redis.port", ST_CFG_INT, "16379", 1, 65535, OFF(redis_port), false, 0, "Redis port"},
+    {"redis.username", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(redis_username), false, 0,
+     "Redis ACL user (Redis 6+: AUTH username password; unset = the default user)"},
     {"redis.password", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(redis_password), true, 0,
      "Redis AUTH password"},
     {"redis.db", ST_CFG_INT, "0", 0, 15, OFF(redis_db), false, 0, "Redis database number"},
@@ -160,12 +162,13 @@ static int run(st_service_t *svc, int argc, char **argv)
         return 1;
     }
 
-    st_redis_opts_t ro = {svc->base.redis_host,
-                          (int)svc->base.redis_port,
-                          svc->base.redis_password,
-                          (int)svc->base.redis_db,
-                          5000,
-                          svc->base.redis_cluster};
+    st_redis_opts_t ro = {.host = svc->base.redis_host,
+                          .port = (int)svc->base.redis_port,
+                          .username = svc->base.redis_username,
+                          .password = svc->base.redis_password,
+                          .db = (int)svc->base.redis_db,
+                          .timeout_ms = 5000,
+                          .cluster = svc->base.redis_cluster};
     svc->redis = st_redis_new(&ro);
     st_err_t err = {0};
     if (st_redis_ensure(svc->redis, -1, &err) != 0) {

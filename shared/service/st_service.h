@@ -19,6 +19,7 @@ typedef struct {
     char *kafka_group;
     char *redis_host;
     int64_t redis_port;
+    char *redis_username;
     char *redis_password;
     int64_t redis_db;
     bool redis_cluster;

@@ -21,6 +21,7 @@ int cmd_catalog(int argc, char **argv);
 typedef struct {
     char *redis_host;
     int64_t redis_port;
+    char *redis_username;
     char *redis_password;
     int64_t redis_db;
     bool redis_cluster;
@@ -33,6 +34,8 @@ static const st_config_entry_t table[] = {
     {"redis.host", ST_CFG_STRING, "127.0.0.1", ST_CFG_NOBOUNDS, OFF(redis_host), false, 0,
      "Redis host"},
     {"redis.port", ST_CFG_INT, "16379", 1, 65535, OFF(redis_port), false, 0, "Redis port"},
+    {"redis.username", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(redis_username), false, 0,
+     "Redis ACL user (Redis 6+: AUTH username password; unset = the default user)"},
     {"redis.password", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(redis_password), true, 0,
      "Redis AUTH password"},
     {"redis.db", ST_CFG_INT, "0", 0, 15, OFF(redis_db), false, 0, "Redis database number"},
@@ -188,9 +191,13 @@ int cmd_catalog(int argc, char **argv)
         st_config_destroy(cfg);
         return 1;
     }
-    st_redis_opts_t ro = {
-        conf.redis_host,   (int)conf.redis_port, conf.redis_password, (int)conf.redis_db, 5000,
-        conf.redis_cluster};
+    st_redis_opts_t ro = {.host = conf.redis_host,
+                          .port = (int)conf.redis_port,
+                          .username = conf.redis_username,
+                          .password = conf.redis_password,
+                          .db = (int)conf.redis_db,
+                          .timeout_ms = 5000,
+                          .cluster = conf.redis_cluster};
     import_t im;
     memset(&im, 0, sizeof im);
     im.prefix = conf.redis_prefix;

@@ -32,6 +32,7 @@ typedef struct {
     bool sessionizer;
     char *redis_host;
     int64_t redis_port;
+    char *redis_username;
     char *redis_password;
     int64_t redis_db;
     bool redis_cluster;
@@ -62,6 +63,8 @@ static const st_config_entry_t lag_table[] = {
      "Redis host (--sessionizer)"},
     {"redis.port", ST_CFG_INT, "16379", 1, 65535, OFF(redis_port), false, 0,
      "Redis port (--sessionizer)"},
+    {"redis.username", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(redis_username), false, 0,
+     "Redis ACL user (--sessionizer; unset = the default user)"},
     {"redis.password", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(redis_password), true, 0,
      "Redis AUTH password (--sessionizer)"},
     {"redis.db", ST_CFG_INT, "0", 0, 15, OFF(redis_db), false, 0,
@@ -98,9 +101,13 @@ static int read_positions(lag_t *l, char *errstr, size_t errstr_size)
     st_err_t err = {0};
     int rc = 0;
     if (!l->redis) {
-        st_redis_opts_t ro = {
-            l->c.redis_host,   (int)l->c.redis_port, l->c.redis_password, (int)l->c.redis_db, 5000,
-            l->c.redis_cluster};
+        st_redis_opts_t ro = {.host = l->c.redis_host,
+                              .port = (int)l->c.redis_port,
+                              .username = l->c.redis_username,
+                              .password = l->c.redis_password,
+                              .db = (int)l->c.redis_db,
+                              .timeout_ms = 5000,
+                              .cluster = l->c.redis_cluster};
         l->redis = st_redis_new(&ro);
         if (!l->redis || st_redis_ensure(l->redis, 5000, &err) != 0) {
             st_errstr(errstr, errstr_size, "cannot connect to Redis at %s:%d: %s", l->c.redis_host,
