@@ -15,14 +15,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
-SRC = os.environ.get("STINT_SOURCE_DIR") or os.path.abspath(
-    os.path.join(os.path.dirname(__file__), "..", ".."))
-BIN = os.environ.get("STINT_BIN_DIR") or os.path.join(SRC, "build", "bin")
-BROKERS = os.environ.get("STINT_KAFKA_BROKERS",
-                         "127.0.0.1:" + os.environ.get("STINT_KAFKA_PORT", "19092"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from itest import BIN, BROKERS, SRC, get  # noqa: E402
+
 REDIS_PORT = os.environ.get("STINT_REDIS_PORT", "16379")
 STACK = os.path.join(SRC, "deploy", "local", "stack")
 
@@ -33,16 +29,6 @@ def check(ok, what):
     print(("ok    " if ok else "FAIL  ") + what, flush=True)
     if not ok:
         FAILS.append(what)
-
-
-def get(port, path):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as r:
-            return r.status, r.read().decode().strip()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode().strip()
-    except OSError as e:
-        return 0, str(e)
 
 
 def wait_health(ports, wants, timeout_s):
