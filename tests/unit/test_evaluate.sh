@@ -41,6 +41,15 @@ intervals() { grep -E '^  .* vs mean [0-9.]+ \[[0-9.]+, [0-9.]+\] .* vs median '
 diff <(intervals "$tmp/r1.out") <(intervals "$tmp/r2.out") || fail "intervals differ between identical runs"
 grep -qE 'baseline: per-user median .* vs median 1\.000 \[1\.000, 1\.000\] \(itself\)' "$tmp/r1.out" ||
     fail "the per-user median against itself is not 1 [1, 1]"
+# every row against the best one (chosen on validation): the best row's own ratio is 1 [1, 1]
+best=$(sed -n 's/.*best row by validation MAE: //p' "$tmp/r1.out")
+[ -n "$best" ] || fail "no best row named"
+grep -qF "  $best " "$tmp/r1.out" &&
+    grep -F "  $best " "$tmp/r1.out" | grep -qE 'vs best 1\.000 \[1\.000, 1\.000\] \(itself\)' ||
+    fail "the best row ($best) against itself is not 1 [1, 1]"
+[ "$(grep -cE 'vs best [0-9.]+ \[[0-9.]+, [0-9.]+\]' "$tmp/r1.out")" -eq 11 ] ||
+    fail "not every row has an interval against the best row"
+grep -qF 'MAE / best row [95 % CI]' "$tmp/r1/index.html" || fail "index.html lacks the vs-best column"
 # the report: a real table with the best row marked (by validation MAE), the header block, the
 # figures' markers
 for s in '<table class="main">' '<tr class="best">' 'beats the per-user median?' \

@@ -195,6 +195,7 @@ typedef struct {
     char names[MAX_ROWS][64];
     double mae[MAX_ROWS], val_mae[MAX_ROWS], rmse[MAX_ROWS], train_s[MAX_ROWS];
     st_bootstrap_ratio_t vs_mean[MAX_ROWS], vs_med[MAX_ROWS];
+    st_bootstrap_ratio_t vs_best[MAX_ROWS]; /* against the best row (chosen on VAL) */
     size_t n_test, n_val;
     int test_users;
     int best; /* lowest validation MAE among the configurations */
@@ -547,6 +548,7 @@ static int write_index(const eval_ctx_t *cx, const st_dataset_t *ds, const run_t
             "<th>configuration</th><th>val MAE (s)</th><th>test MAE (s)</th>"
             "<th>MAE / per-user mean [95 %% CI]</th><th>MAE / per-user median [95 %% CI]</th>"
             "<th>beats the per-user mean?</th><th>beats the per-user median?</th>"
+            "<th>MAE / best row [95 %% CI]</th>"
             "<th>RMSE (s)</th><th>test rows</th><th>train time</th></tr>\n",
             (unsigned long long)r0->seed);
     int n_models_run = r0->n_rows - N_BASE;
@@ -576,6 +578,11 @@ static int write_index(const eval_ctx_t *cx, const st_dataset_t *ds, const run_t
                         st_bootstrap_verdict(c) == ST_BOOTSTRAP_BETTER ? "yes" : "",
                         st_bootstrap_verdict(c) == ST_BOOTSTRAP_BETTER ? "" : verdict_text(c));
         }
+        if (i == r0->best)
+            fputs("<td>(the best row)</td>", fp);
+        else
+            fprintf(fp, "<td class=\"n\">%.3f [%.3f, %.3f]</td>", r0->vs_best[i].ratio,
+                    r0->vs_best[i].lo, r0->vs_best[i].hi);
         fprintf(fp, "<td class=\"n\">%.1f</td><td class=\"n\">%zu</td>", r0->rmse[i], r0->n_test);
         if (is_base)
             fputs("<td>-</td></tr>\n", fp);
@@ -595,6 +602,9 @@ static int write_index(const eval_ctx_t *cx, const st_dataset_t *ds, const run_t
           "<dt>beats the per-user mean / median?</dt><dd><b>yes</b> only when the whole 95 % "
           "interval is below 1; <b>worse</b> when it is entirely above 1; otherwise <b>not "
           "significant</b>: the test users cannot tell the row from the baseline.</dd>\n"
+          "<dt>MAE / best row</dt><dd>the row's test MAE divided by the best row's (chosen on "
+          "VALIDATION), with its 95 % bootstrap interval over test users: an interval that "
+          "contains 1 means the test users cannot tell the two apart.</dd>\n"
           "<dt>RMSE (s)</dt><dd>root mean squared error on the test rows.</dd>\n"
           "<dt>train time</dt><dd>wall time to train the configuration (all its networks).</dd>\n"
           "<dt>baselines</dt><dd>fit on TRAIN rows: per-user mean, per-user median, the last "
@@ -834,11 +844,12 @@ static int evaluate_one(const eval_ctx_t *cx, st_dataset_t *ds, uint64_t seed, i
         "-"
         "----------+-----------\n");
     int best = 0;
+    for (int i = 1; i < n_models; i++)
+        if (res->val_mae[i] < res->val_mae[best])
+            best = i;
     for (int i = 0; i < n_models + N_BASE; i++) {
         const double *p = i < n_models ? m[i].pred : base[i - n_models];
         score_t s = score(p, actual, NULL, n_test);
-        if (i < n_models && res->val_mae[i] < res->val_mae[best])
-            best = i;
         char tt[32];
         if (i < n_models)
             snprintf(tt, sizeof tt, "%.1f s", m[i].train_s);
@@ -857,11 +868,15 @@ static int evaluate_one(const eval_ctx_t *cx, st_dataset_t *ds, uint64_t seed, i
         /* the intervals: the same users resampled for every row (same bootstrap seed) */
         for (size_t t = 0; t < n_test; t++)
             ea[t] = fabs(p[t] - actual[t]);
-        for (int b = 0; b < 2; b++) {
+        for (int b = 0; b < 3; b++) {
+            const double *q = b < 2 ? base[b] : m[best].pred;
+            st_bootstrap_ratio_t *to = b == 0   ? &res->vs_mean[i]
+                                       : b == 1 ? &res->vs_med[i]
+                                                : &res->vs_best[i];
             for (size_t t = 0; t < n_test; t++)
-                eb[t] = fabs(base[b][t] - actual[t]);
+                eb[t] = fabs(q[t] - actual[t]);
             if (st_bootstrap_ratio(ea, eb, user_of, n_test, (int)o->bootstrap, CI_LEVEL, BOOT_SEED,
-                                   b ? &res->vs_med[i] : &res->vs_mean[i], err, sizeof err) != 0) {
+                                   to, err, sizeof err) != 0) {
                 fprintf(stderr, "stint evaluate: %s\n", err);
                 goto done;
             }
@@ -939,11 +954,14 @@ static int evaluate_one(const eval_ctx_t *cx, st_dataset_t *ds, uint64_t seed, i
            "resamples); best row by validation MAE: %s\n",
            CI_LEVEL * 100, res->test_users, (long long)o->bootstrap, res->names[best]);
     for (int i = 0; i < res->n_rows; i++)
-        printf("  %-40s  vs mean %.3f [%.3f, %.3f] %-15s  vs median %.3f [%.3f, %.3f] %s\n",
+        printf("  %-40s  vs mean %.3f [%.3f, %.3f] %-15s  vs median %.3f [%.3f, %.3f] %-15s  "
+               "vs best %.3f [%.3f, %.3f] %s\n",
                res->names[i], res->vs_mean[i].ratio, res->vs_mean[i].lo, res->vs_mean[i].hi,
                i == n_models ? "(itself)" : verdict_text(&res->vs_mean[i]), res->vs_med[i].ratio,
                res->vs_med[i].lo, res->vs_med[i].hi,
-               i == n_models + 1 ? "(itself)" : verdict_text(&res->vs_med[i]));
+               i == n_models + 1 ? "(itself)" : verdict_text(&res->vs_med[i]),
+               res->vs_best[i].ratio, res->vs_best[i].lo, res->vs_best[i].hi,
+               i == best ? "(itself)" : verdict_text(&res->vs_best[i]));
     printf("\ndataset: %zu sessions, %d users, train %zu / val %zu / test %zu rows, split %s, seed "
            "%llu\n",
            st_dataset_n_rows(ds), st_dataset_n_users(ds), st_dataset_count(ds, ST_DATASET_TRAIN),
