@@ -68,6 +68,20 @@ diff <(table "$tmp/r1.out") <(sed -n '/== split seed 3/,/== split seed 5/p' "$tm
 grep -q '== split seed 5 (2 of 2) ==' "$tmp/rs.out" || fail "--seeds: seed 5 not run"
 grep -q 'over 2 split seeds' "$tmp/rs.out" || fail "--seeds: no summary"
 grep -qF 'Over 2 split seeds' "$tmp/rs/index.html" || fail "--seeds: no summary in index.html"
+# --model-seeds: each configuration trained twice on the same split; the first training is the
+# configuration's own (the same table as without), the spread is printed, and different model
+# seeds give different networks (a nonzero sd somewhere)
+stint evaluate "${data[@]}" --epochs 2 --seed 3 --model-seeds 2 --out "$tmp/rm" 2>"$tmp/rm.log" \
+    >"$tmp/rm.out" || { cat "$tmp/rm.log" >&2; fail "evaluate --model-seeds 2"; }
+diff <(table "$tmp/r1.out") <(table "$tmp/rm.out") ||
+    fail "--model-seeds 2: the first model seed's table differs from the plain run's"
+grep -q 'MAE (s) over 2 model seeds' "$tmp/rm.out" || fail "--model-seeds: no spread block"
+spread=$(grep -E '^  .* test +[0-9.]+ \+- +[0-9.]+ +val +[0-9.]+ \+- +[0-9.]+' "$tmp/rm.out")
+[ "$(wc -l <<<"$spread")" -eq 7 ] || fail "--model-seeds: not one spread line per configuration: $spread"
+grep -qE 'test +[0-9.]+ \+- +[0-9]*[1-9][0-9]*\.[0-9]|test +[0-9.]+ \+- +0\.[1-9]' <<<"$spread" ||
+    fail "--model-seeds: every sd is 0 (the model seed is not used): $spread"
+[ "$(grep -c '(best)' <<<"$spread")" -eq 1 ] || fail "--model-seeds: not one best row"
+grep -qF 'Seed spread: 2 model seeds' "$tmp/rm/index.html" || fail "--model-seeds: no spread in index.html"
 
 # the same data set and table through `stint sessions` + --sessions
 stint sessions "${data[@]}" --out "$tmp/sessions.tsv" --quiet >/dev/null 2>&1 || fail "stint sessions"

@@ -30,13 +30,16 @@
 #define CI_LEVEL   0.95
 /* the bootstrap's own seed: fixed, so the same predictions give the same intervals */
 #define BOOT_SEED 20260101u
+/* --model-seeds: training k of a configuration uses its seed + k * this */
+#define MODEL_SEED_STEP 1000003u
 
 typedef struct {
     char *preset;
     char *out;
-    char *seeds;       /* "" or a comma-separated list of split seeds */
-    int64_t epochs;    /* 0: each configuration's own */
-    int64_t bootstrap; /* resamples of the test users */
+    char *seeds;         /* "" or a comma-separated list of split seeds */
+    int64_t epochs;      /* 0: each configuration's own */
+    int64_t bootstrap;   /* resamples of the test users */
+    int64_t model_seeds; /* trainings of each configuration, with different model seeds */
 } eval_opts_t;
 
 static const st_config_entry_t eval_table[] = {
@@ -51,6 +54,11 @@ static const st_config_entry_t eval_table[] = {
      "the first seed's plus a summary over all; empty = --seed only"},
     {"bootstrap", ST_CFG_INT, "2000", 100, 1000000, offsetof(eval_opts_t, bootstrap), false, 0,
      "bootstrap resamples of the test users for the 95 % intervals"},
+    {"model-seeds", ST_CFG_INT, "1", 1, 10, offsetof(eval_opts_t, model_seeds), false, 0,
+     "train each configuration this many times with different model seeds (initialisation, "
+     "shuffling) on the same split: the table adds the mean and sd of the test and validation "
+     "MAE, the best row is the lowest mean validation MAE; intervals, predictions and figures "
+     "are the first model seed's"},
     {NULL, ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, 0, false, 0, NULL},
 };
 
@@ -196,6 +204,9 @@ typedef struct {
     double mae[MAX_ROWS], val_mae[MAX_ROWS], rmse[MAX_ROWS], train_s[MAX_ROWS];
     st_bootstrap_ratio_t vs_mean[MAX_ROWS], vs_med[MAX_ROWS];
     st_bootstrap_ratio_t vs_best[MAX_ROWS]; /* against the best row (chosen on VAL) */
+    /* over --model-seeds trainings (configurations only): mean and sd of test and VAL MAE */
+    double seeds_mae[MAX_ROWS], seeds_mae_sd[MAX_ROWS], seeds_val[MAX_ROWS], seeds_val_sd[MAX_ROWS];
+    int model_seeds;
     size_t n_test, n_val;
     int test_users;
     int best; /* lowest validation MAE among the configurations */
@@ -589,7 +600,28 @@ static int write_index(const eval_ctx_t *cx, const st_dataset_t *ds, const run_t
         else
             fprintf(fp, "<td class=\"n\">%.1f s</td></tr>\n", r0->train_s[i]);
     }
-    fputs("</table>\n<dl>\n"
+    fputs("</table>\n", fp);
+    if (r0->model_seeds > 1) {
+        fprintf(fp,
+                "<h2>Seed spread: %d model seeds per configuration</h2>\n<p>Each configuration "
+                "trained %d times on the same split with different model seeds (initialisation, "
+                "shuffling). The best row is the lowest <b>mean validation</b> MAE; the table "
+                "above, its intervals and the figures are the first model seed's. A difference "
+                "between rows smaller than their sd is not a win.</p>\n<table class=\"seeds\">\n"
+                "<tr><th>configuration</th><th>test MAE (s), mean &plusmn; sd</th>"
+                "<th>val MAE (s), mean &plusmn; sd</th></tr>\n",
+                r0->model_seeds, r0->model_seeds);
+        for (int i = 0; i < n_models_run; i++) {
+            fprintf(fp, "<tr%s><td>", i == r0->best ? " class=\"best\"" : "");
+            html(fp, r0->names[i]);
+            fprintf(fp,
+                    "</td><td class=\"n\">%.1f &plusmn; %.1f</td><td class=\"n\">%.1f &plusmn; "
+                    "%.1f</td></tr>\n",
+                    r0->seeds_mae[i], r0->seeds_mae_sd[i], r0->seeds_val[i], r0->seeds_val_sd[i]);
+        }
+        fputs("</table>\n", fp);
+    }
+    fputs("<dl>\n"
           "<dt>val MAE (s)</dt><dd>mean absolute error on the VALIDATION rows (validation users "
           "from their cut on), in seconds; the only column used to pick the best row.</dd>\n"
           "<dt>test MAE (s)</dt><dd>mean |predicted - actual| session length over the TEST rows "
@@ -739,6 +771,34 @@ static void importance_html(char **buf, size_t *len, size_t *cap, const model_t 
     }
 }
 
+/* Trains m->spec on ds and predicts the n_test TEST rows into m->pred (allocated). Returns 0, or
+ * -1 with errstr: m->bundle NULL when training failed, set when the trained bundle is unusable
+ * (train_check_bundle: too little data, a diverged network). */
+static int train_score(st_dataset_t *ds, model_t *m, size_t n_test, char *errstr,
+                       size_t errstr_size)
+{
+    int64_t ts = st_time_mono_ms();
+    m->bundle = st_bundle_train(ds, &m->spec, train_progress, m->spec.name, errstr, errstr_size);
+    if (!m->bundle)
+        return -1;
+    if (train_check_bundle(m->bundle, errstr, errstr_size) != 0)
+        return -1;
+    m->train_s = (double)(st_time_mono_ms() - ts) / 1000.0;
+    m->pred = malloc((n_test + 1) * sizeof(double));
+    if (!m->pred) {
+        st_bundle_destroy(m->bundle);
+        m->bundle = NULL;
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    size_t bad = train_predict_rows(m->bundle, ds, ST_DATASET_TEST, m->pred);
+    if (bad)
+        fprintf(stderr,
+                "stint evaluate: %s: %zu non-finite predictions replaced by the global median\n",
+                m->spec.name, bad);
+    return 0;
+}
+
 /* Trains and scores every configuration on ds's current split (seed), prints the tables and
  * fills res; with full, also writes predictions.csv and the figures and the cluster table's HTML
  * into *chtml. Returns 0, 1 (failure) or 2 (too little data / a diverged network). */
@@ -804,34 +864,38 @@ static int evaluate_one(const eval_ctx_t *cx, st_dataset_t *ds, uint64_t seed, i
     res->n_rows = n_models + N_BASE;
     res->n_test = n_test;
     res->n_val = n_val;
+    res->model_seeds = (int)o->model_seeds;
     for (int i = 0; i < n_models; i++) {
-        m[i].spec = specs[i];
-        if (o->epochs > 0)
-            m[i].spec.epochs = (int)o->epochs;
-        int64_t ts = st_time_mono_ms();
-        m[i].bundle =
-            st_bundle_train(ds, &m[i].spec, train_progress, m[i].spec.name, err, sizeof err);
-        if (!m[i].bundle) {
-            fprintf(stderr, "stint evaluate: %s: %s\n", m[i].spec.name, err);
-            goto done;
+        double sum_t = 0, sum_t2 = 0, sum_v = 0, sum_v2 = 0;
+        for (int k = 0; k < res->model_seeds; k++) {
+            model_t mk = {specs[i], NULL, NULL, 0};
+            if (o->epochs > 0)
+                mk.spec.epochs = (int)o->epochs;
+            mk.spec.seed += (uint64_t)k * MODEL_SEED_STEP; /* k = 0: the configuration's own */
+            if (train_score(ds, &mk, n_test, err, sizeof err) != 0) {
+                fprintf(stderr, "stint evaluate: %s: %s%s\n", mk.spec.name, err,
+                        mk.bundle ? "; no table written" : "");
+                rc = mk.bundle ? 2 : 1;
+                st_bundle_destroy(mk.bundle);
+                goto done;
+            }
+            train_predict_rows(mk.bundle, ds, ST_DATASET_VAL, vpred);
+            double vm = score(vpred, vactual, NULL, n_val).mae;
+            double tm = score(mk.pred, actual, NULL, n_test).mae;
+            sum_t += tm, sum_t2 += tm * tm, sum_v += vm, sum_v2 += vm * vm;
+            if (k == 0) {
+                m[i] = mk;
+                res->val_mae[i] = vm;
+            } else {
+                st_bundle_destroy(mk.bundle);
+                free(mk.pred);
+            }
         }
-        if (train_check_bundle(m[i].bundle, err, sizeof err) != 0) {
-            fprintf(stderr, "stint evaluate: %s: %s; no table written\n", m[i].spec.name, err);
-            rc = 2;
-            goto done;
-        }
-        m[i].train_s = (double)(st_time_mono_ms() - ts) / 1000.0;
-        m[i].pred = malloc(n_test * sizeof(double));
-        if (!m[i].pred)
-            goto done;
-        size_t bad = train_predict_rows(m[i].bundle, ds, ST_DATASET_TEST, m[i].pred);
-        if (bad)
-            fprintf(stderr,
-                    "stint evaluate: %s: %zu non-finite predictions replaced by the "
-                    "global median\n",
-                    m[i].spec.name, bad);
-        train_predict_rows(m[i].bundle, ds, ST_DATASET_VAL, vpred);
-        res->val_mae[i] = score(vpred, vactual, NULL, n_val).mae;
+        int n = res->model_seeds;
+        res->seeds_mae[i] = sum_t / n;
+        res->seeds_val[i] = sum_v / n;
+        res->seeds_mae_sd[i] = n > 1 ? sqrt(fmax(0, (sum_t2 - sum_t * sum_t / n) / (n - 1))) : 0;
+        res->seeds_val_sd[i] = n > 1 ? sqrt(fmax(0, (sum_v2 - sum_v * sum_v / n) / (n - 1))) : 0;
     }
     for (int i = 0; i < N_BASE; i++)
         res->val_mae[n_models + i] = score(vbase[i], vactual, NULL, n_val).mae;
@@ -843,9 +907,10 @@ static int evaluate_one(const eval_ctx_t *cx, st_dataset_t *ds, uint64_t seed, i
         "-------------------------------------------+-----------+----------+----------+-----------+"
         "-"
         "----------+-----------\n");
+    /* the best configuration: the lowest validation MAE (its mean over --model-seeds) */
     int best = 0;
     for (int i = 1; i < n_models; i++)
-        if (res->val_mae[i] < res->val_mae[best])
+        if (res->seeds_val[i] < res->seeds_val[best])
             best = i;
     for (int i = 0; i < n_models + N_BASE; i++) {
         const double *p = i < n_models ? m[i].pred : base[i - n_models];
@@ -950,6 +1015,15 @@ static int evaluate_one(const eval_ctx_t *cx, st_dataset_t *ds, uint64_t seed, i
         goto done;
     }
     printf("\n%s\n%s", table, ctable ? ctable : "");
+    if (res->model_seeds > 1) {
+        printf("\nMAE (s) over %d model seeds of each configuration (same split), mean +- sd; the "
+               "best row is the lowest mean validation MAE. A gap smaller than the sd is no win.\n",
+               res->model_seeds);
+        for (int i = 0; i < n_models; i++)
+            printf("  %-40s  test %8.1f +- %6.1f   val %8.1f +- %6.1f%s\n", res->names[i],
+                   res->seeds_mae[i], res->seeds_mae_sd[i], res->seeds_val[i], res->seeds_val_sd[i],
+                   i == best ? "   (best)" : "");
+    }
     printf("\n%.0f %% intervals of MAE / baseline MAE, bootstrap over %d test users (%lld "
            "resamples); best row by validation MAE: %s\n",
            CI_LEVEL * 100, res->test_users, (long long)o->bootstrap, res->names[best]);
