@@ -74,7 +74,10 @@ def dump_config(argv, env=None):
 
 
 def consumed(dump, name):
-    """True when the --dump-config output shows that environment variable NAME was read."""
+    """True when the --dump-config output shows that environment variable NAME was read (a
+    secret's NAME_FILE shows as the source "file NAME_FILE")."""
+    if any(src.split(", ")[-1] == "file " + name for _, src in dump.values()):
+        return True
     if name.startswith("STINT_RDKAFKA_"):
         prop = "rdkafka." + name[len("STINT_RDKAFKA_"):].lower().replace("_", ".")
         return prop in dump

@@ -10,8 +10,10 @@ read, and topics.yaml is what deploy/k8s/gen-topics-configmap makes of deploy/to
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import yaml
 
@@ -21,6 +23,8 @@ from deploy_check import (SERVICES, SRC, Checker, consumed, dump_config,  # noqa
 
 K8S = os.path.join(SRC, "deploy", "k8s")
 KUBE_VERSIONS = ["1.29.0", "1.34.0"]
+# Copies of the mounted Secrets' files (the example values), for --dump-config.
+SECRET_COPIES = tempfile.mkdtemp(prefix="stint-k8s-secrets-")
 c = Checker()
 
 
@@ -143,6 +147,27 @@ def main():
                     c.check(var in env, "%s: $(%s) is defined" % (where, var))
                     if var in sources:
                         config_use[sources[var]] = True
+            # A *_FILE secret is a file of a Secret mounted read-only into the container: the
+            # key must exist, and --dump-config below reads a copy of its placeholder value.
+            secret_mounts = {m["mountPath"]: (volumes[m["name"]]["secret"]["secretName"], m)
+                             for m in ctr.get("volumeMounts", [])
+                             if "secret" in volumes.get(m["name"], {})}
+            for var, val in list(env.items()):
+                if not (var.startswith("STINT_") and var.endswith("_FILE")):
+                    continue
+                mp = next((p for p in secret_mounts if val.startswith(p.rstrip("/") + "/")), None)
+                if mp is None:
+                    c.check(False, "%s: %s=%s is not a file of a mounted Secret" % (where, var, val))
+                    continue
+                sname, mount = secret_mounts[mp]
+                key = val[len(mp.rstrip("/")) + 1:]
+                c.check(mount.get("readOnly") is True, "%s: Secret %s mounted read-only" % (where, sname))
+                c.check(key in secrets.get(sname, {}), "%s: %s refers to %s/%s" % (where, var, sname, key))
+                copy = os.path.join(SECRET_COPIES, name, sname, key)
+                os.makedirs(os.path.dirname(copy), exist_ok=True)
+                with open(copy, "w", encoding="utf-8") as f:
+                    f.write(str(secrets.get(sname, {}).get(key, "x")) + "\n")
+                env[var] = copy
             argv = program_argv(ctr.get("command"))
             if argv is None:
                 continue
@@ -213,4 +238,7 @@ def main():
     c.finish()
 
 
-main()
+try:
+    main()
+finally:
+    shutil.rmtree(SECRET_COPIES, ignore_errors=True)
