@@ -2,6 +2,10 @@
 // With --recreate, the named topics are deleted first (their data is gone) and created empty.
 // Run by deploy/local/stack with the broker's own jars on the classpath:
 //   java -cp 'libs/*' CreateTopics.java [--recreate] BOOTSTRAP PARTITIONS name[:compact] ...
+// STINT_KAFKA_CLIENT_CONFIG, when set, names a properties file of client settings (security.protocol,
+// sasl.*, ssl.*) loaded into the Admin client's (deploy/local/secure-stack).
+import java.io.FileInputStream;
+import java.io.InputStream;
 import java.util.*;
 import java.util.concurrent.ExecutionException;
 import org.apache.kafka.clients.admin.*;
@@ -16,6 +20,12 @@ public class CreateTopics {
             System.exit(2);
         }
         Properties props = new Properties();
+        String clientConfig = System.getenv("STINT_KAFKA_CLIENT_CONFIG");
+        if (clientConfig != null && !clientConfig.isEmpty()) {
+            try (InputStream in = new FileInputStream(clientConfig)) {
+                props.load(in);
+            }
+        }
         props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
         props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "15000");
         int partitions = Integer.parseInt(args[1]);
