@@ -47,6 +47,8 @@ typedef struct {
     int port;
     redisContext *c;
     bool logged_down;
+    int replicas; /* cluster: replicas the slot map lists for this primary */
+    bool sent;    /* cluster: sent commands in the current round (WAIT goes to it after) */
     char down_text[sizeof(((st_err_t *)0)->text)]; /* the failure last logged: one line each */
     /* cluster rounds: what this node is sent in the current pass */
     st_buf_t out;
@@ -71,7 +73,8 @@ struct st_redis_s {
     int db;
     int timeout_ms;
     bool cluster;
-    rconn_t *conns; /* single node: conns[0]; cluster: the seed, then nodes as learnt */
+    int wait_replicas; /* cluster: WAIT for this many replicas after a round (capped per node) */
+    rconn_t *conns;    /* single node: conns[0]; cluster: the seed, then nodes as learnt */
     size_t nconns;
     uint16_t *slots; /* cluster: the node of each hash slot, NO_NODE when not known */
     bool map_ok;     /* cluster: slots is the last CLUSTER SLOTS answer, no redirect since */
@@ -110,6 +113,7 @@ st_redis_t *st_redis_new(const st_redis_opts_t *opts)
     r->db = opts->db;
     r->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 5000;
     r->cluster = opts->cluster;
+    r->wait_replicas = opts->wait_replicas > 0 ? opts->wait_replicas : 0;
     if (r->cluster) {
         r->slots = malloc(NSLOTS * sizeof *r->slots);
         if (!r->slots)
@@ -461,6 +465,8 @@ static int refresh_map(st_redis_t *r, st_err_t *err)
         snprintf(asked, sizeof asked, "%s", r->conns[i].host);
         for (size_t s = 0; s < NSLOTS; s++)
             r->slots[s] = NO_NODE;
+        for (size_t n = 0; n < r->nconns; n++)
+            r->conns[n].replicas = 0;
         for (size_t k = 0; k < rep->elements; k++) {
             redisReply *e = rep->element[k];
             if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
@@ -473,6 +479,10 @@ static int refresh_map(st_redis_t *r, st_err_t *err)
             const char *host =
                 h->type == REDIS_REPLY_STRING && h->len > 0 && strcmp(h->str, "?") ? h->str : asked;
             size_t node = conn_add(r, host, (int)pt->integer);
+            /* elements 3.. are the range's replicas */
+            int nrep = (int)e->elements - 3;
+            if (nrep > r->conns[node].replicas)
+                r->conns[node].replicas = nrep;
             long long lo = e->element[0]->integer, hi = e->element[1]->integer;
             for (long long s = lo < 0 ? 0 : lo; s <= hi && s < NSLOTS; s++)
                 r->slots[s] = (uint16_t)node;
@@ -837,6 +847,70 @@ static int conn_queue(rconn_t *c, size_t cmd, bool asking)
     return 0;
 }
 
+/* After a round on a cluster: WAIT on every primary the round was sent to, for
+ * min(redis.wait_replicas, the replicas the slot map lists for it), so that what the caller is
+ * about to treat as stored (and commit the input offsets of) is on a replica too. Replication is
+ * asynchronous: without this, a primary that dies right after answering can take writes its
+ * replica never got, the replica is promoted, and those writes are gone with their offsets
+ * committed. All WAITs are sent before any is read; each waits at most half the command timeout.
+ * A primary that falls short fails the round as retriable (the map is read again: a replica may
+ * be gone, or the primary too). A primary with no replica listed is not waited for (nothing to
+ * wait for; a failover there loses the node's keys anyway). */
+static int wait_replicas(st_redis_t *r, st_err_t *err)
+{
+    if (r->wait_replicas <= 0)
+        return 0;
+    int wait_ms = r->timeout_ms / 2, rc = 0;
+    for (size_t n = 0; n < r->nconns; n++) {
+        rconn_t *c = &r->conns[n];
+        c->sent = c->sent && c->replicas > 0 && c->c;
+        if (!c->sent)
+            continue;
+        int want = r->wait_replicas < c->replicas ? r->wait_replicas : c->replicas;
+        if (redisAppendCommand(c->c, "WAIT %d %d", want, wait_ms) != REDIS_OK) {
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "redis append: %s", c->c->errstr);
+            rc = -1;
+            goto out;
+        }
+    }
+    for (size_t n = 0; n < r->nconns && rc == 0; n++) {
+        rconn_t *c = &r->conns[n];
+        if (!c->sent)
+            continue;
+        int want = r->wait_replicas < c->replicas ? r->wait_replicas : c->replicas;
+        redisReply *rep = read_reply(c, err);
+        c->sent = false; /* its reply is read (or the connection is closed) */
+        if (!rep) {
+            rc = -1;
+            break;
+        }
+        long long got = rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+        if (got < want) {
+            st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY,
+                       "redis %s:%d: WAIT: %lld of %d replicas have the round after %d ms (a "
+                       "replica down or behind? redis.wait_replicas=%d)%s%s",
+                       c->host, c->port, got < 0 ? 0 : got, want, wait_ms, r->wait_replicas,
+                       rep->type == REDIS_REPLY_ERROR ? ": " : "",
+                       rep->type == REDIS_REPLY_ERROR ? rep->str : "");
+            rc = -1;
+        } else {
+            r->stats.waits++;
+        }
+        freeReplyObject(rep);
+    }
+out:
+    /* A WAIT whose reply was not read would be read by the next round: close those. */
+    for (size_t n = 0; n < r->nconns; n++)
+        if (r->conns[n].sent) {
+            r->conns[n].sent = false;
+            if (rc != 0)
+                conn_close(&r->conns[n]);
+        }
+    if (rc != 0)
+        r->map_ok = false;
+    return rc;
+}
+
 static int cluster_exec(st_redis_t *r, st_err_t *err)
 {
     static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
@@ -857,6 +931,8 @@ static int cluster_exec(st_redis_t *r, st_err_t *err)
         return -1;
     }
     size_t *next = pending + rd->npipe, npend = rd->npipe;
+    for (size_t n = 0; n < r->nconns; n++)
+        r->conns[n].sent = false;
     for (size_t i = 0; i < rd->npipe; i++) {
         pending[i] = i;
         ask_to[i] = NO_NODE;
@@ -900,6 +976,7 @@ static int cluster_exec(st_redis_t *r, st_err_t *err)
                     st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "redis append: %s", c->c->errstr);
                 goto down;
             }
+            c->sent = true;
         }
         /* Everything written before anything is read, so the nodes work at once (reading a
          * node's replies would otherwise be what sends the next node its commands). Redis keeps
@@ -973,6 +1050,8 @@ static int cluster_exec(st_redis_t *r, st_err_t *err)
     }
     rd->nreplies = rd->npipe;
     rc = check_transient(r, rd, err);
+    if (rc == 0 && wait_replicas(r, err) != 0)
+        rc = -1;
     goto out;
 down:
     /* A node failed mid-round: the replies still on the other connections would be read by the

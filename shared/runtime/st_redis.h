@@ -24,6 +24,9 @@ typedef struct {
     int timeout_ms;       /* connect and command timeout; default 5000 */
     bool cluster;         /* Redis Cluster: host:port is a seed node (st_redis.c, "Cluster") */
     const char *username; /* Redis 6+ ACL user: AUTH username password; NULL/"" = AUTH password */
+    int wait_replicas;    /* cluster: after each round, WAIT until this many replicas of every
+                             primary it went to have it (capped at the replicas the slot map lists
+                             for that primary); 0 = don't wait (st_redis.c, wait_replicas) */
 } st_redis_opts_t;
 
 typedef struct st_redis_s st_redis_t;
@@ -57,6 +60,7 @@ typedef struct {
     unsigned long long moved;     /* MOVED replies followed */
     unsigned long long ask;       /* ASK replies followed */
     unsigned long long noscript;  /* NOSCRIPT replies (scripts loaded on that node again) */
+    unsigned long long waits;     /* WAITs answered with enough replicas (wait_replicas) */
 } st_redis_cluster_stats_t;
 
 st_redis_cluster_stats_t st_redis_cluster_stats(const st_redis_t *r);

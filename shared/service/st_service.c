@@ -29,6 +29,10 @@ static const st_config_entry_t base_table[] = {
     {"redis.db", ST_CFG_INT, "0", 0, 15, OFF(redis_db), false, 0, "Redis database number"},
     {"redis.cluster", ST_CFG_BOOL, "false", ST_CFG_NOBOUNDS, OFF(redis_cluster), false, 0,
      "Redis Cluster: redis.host:redis.port is a seed node, the slot map is read from it"},
+    {"redis.wait_replicas", ST_CFG_INT, "1", 0, 16, OFF(redis_wait_replicas), false, 0,
+     "Redis Cluster: a batch counts as stored (and its input offsets are committed) once every "
+     "primary it wrote to has it on this many replicas (WAIT; capped at the replicas the slot map "
+     "lists for that primary), so a failover loses no acknowledged write; 0 = don't wait"},
     {"redis.prefix", ST_CFG_STRING, "stint", ST_CFG_NOBOUNDS, OFF(redis_prefix), false, 0,
      "prefix of every Redis key this service writes"},
     {"http.bind", ST_CFG_STRING, "127.0.0.1", ST_CFG_NOBOUNDS, OFF(http_bind), false, 0,
@@ -168,7 +172,8 @@ static int run(st_service_t *svc, int argc, char **argv)
                           .password = svc->base.redis_password,
                           .db = (int)svc->base.redis_db,
                           .timeout_ms = 5000,
-                          .cluster = svc->base.redis_cluster};
+                          .cluster = svc->base.redis_cluster,
+                          .wait_replicas = (int)svc->base.redis_wait_replicas};
     svc->redis = st_redis_new(&ro);
     st_err_t err = {0};
     if (st_redis_ensure(svc->redis, -1, &err) != 0) {

@@ -23,6 +23,7 @@ typedef struct {
     char *redis_password;
     int64_t redis_db;
     bool redis_cluster;
+    int64_t redis_wait_replicas;
     char *redis_prefix;
     char *http_bind;
     int64_t http_port;

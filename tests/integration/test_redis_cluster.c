@@ -10,7 +10,11 @@
  * - a slot migrated by hand as `redis-cli --cluster reshard` does it: while it is MIGRATING, a new
  *   key of the slot is written through ASK (on the importing node, nowhere else) and an old one
  *   is read where it still is; once the slot belongs to the other node, the client's stale map
- *   gets MOVED and the round still returns the right values. The slot is moved back after. */
+ *   gets MOVED and the round still returns the right values. The slot is moved back after;
+ * - wait_replicas: a round answered only once every primary it went to has it on its replica
+ *   (WAIT); with a replica stopped (SIGSTOP, own cluster only) the round fails as retriable,
+ *   naming WAIT, and succeeds again once the replica runs. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -407,6 +411,82 @@ static void test_reshard_ask_and_moved(void)
     st_redis_destroy(mig_client);
 }
 
+/* The pid of a replica of the primary nodes[k] (INFO server on it), or -1. */
+static int replica_pid(int k)
+{
+    redisReply *r = redisCommand(nodes[k].c, "CLUSTER NODES");
+    MUST(r && r->type == REDIS_REPLY_STRING);
+    int pid = -1;
+    for (char *ln = r->str; ln && *ln && pid < 0;
+         ln = strchr(ln, '\n') ? strchr(ln, '\n') + 1 : NULL) {
+        char id[64], addr[128], flags[128], master[64];
+        if (sscanf(ln, "%63s %127s %127s %63s", id, addr, flags, master) != 4 ||
+            !strstr(flags, "slave") || strcmp(master, nodes[k].id) != 0)
+            continue;
+        char *colon = strrchr(strtok(addr, "@"), ':');
+        redisContext *c = colon ? redisConnect("127.0.0.1", atoi(colon + 1)) : NULL;
+        redisReply *info = c && !c->err ? redisCommand(c, "INFO server") : NULL;
+        const char *p =
+            info && info->type == REDIS_REPLY_STRING ? strstr(info->str, "process_id:") : NULL;
+        if (p)
+            pid = atoi(p + strlen("process_id:"));
+        freeReplyObject(info);
+        redisFree(c);
+    }
+    freeReplyObject(r);
+    return pid;
+}
+
+static int set_round(st_redis_t *r, const char *what, st_err_t *err)
+{
+    st_redis_pipe_reset(r);
+    for (int i = 0; i < NKEYS; i++) {
+        char k[128];
+        key(k, sizeof k, i, what);
+        const char *argv[] = {"SET", k, "w"};
+        MUST(st_redis_pipe_argv(r, 3, argv, NULL) == 0);
+    }
+    redisReply **rep;
+    size_t n;
+    return st_redis_exec(r, &rep, &n, err);
+}
+
+static void test_wait_replicas(void)
+{
+    char host[64];
+    int port;
+    seed(host, sizeof host, &port);
+    st_redis_opts_t o = {
+        .host = host, .port = port, .timeout_ms = 2000, .cluster = true, .wait_replicas = 1};
+    st_redis_t *r = st_redis_new(&o);
+    st_err_t err = {0};
+    ST_REQUIRE(st_redis_ensure(r, 10000, &err) == 0);
+    ST_REQUIRE(set_round(r, "w", &err) == 0);
+    /* every primary has a replica (3 + 3): one WAIT per primary the round went to */
+    ST_EQ_INT(st_redis_cluster_stats(r).waits, (unsigned long long)nnodes);
+    if (own_home[0]) {
+        int k = owner(st_redis_key_slot("{u0}", 4));
+        int pid = k >= 0 ? replica_pid(k) : -1;
+        ST_REQUIRE(pid > 0);
+        ST_REQUIRE(kill(pid, SIGSTOP) == 0);
+        err = (st_err_t){0};
+        int rc = set_round(r, "w2", &err); /* WAITs up to 1 s: less than cluster-node-timeout */
+        kill(pid, SIGCONT);
+        ST_EQ_INT(rc, -1);
+        ST_REQUIRE(err.retriable);
+        ST_REQUIRE(strstr(err.text, "WAIT: 0 of 1 replicas") != NULL);
+        err = (st_err_t){0};
+        int ok = -1;
+        for (int attempt = 0; attempt < 20 && ok != 0; attempt++) {
+            ok = set_round(r, "w2", &err);
+            if (ok != 0)
+                usleep(200 * 1000);
+        }
+        ST_EQ_INT(ok, 0);
+    }
+    st_redis_destroy(r);
+}
+
 static void cleanup(void)
 {
     for (int k = 0; k < nnodes; k++) {
@@ -435,6 +515,7 @@ int main(void)
     ST_RUN(test_scripts_on_every_node);
     ST_RUN(test_single_commands);
     ST_RUN(test_reshard_ask_and_moved);
+    ST_RUN(test_wait_replicas);
     cleanup();
     return st_test_summary();
 }
