@@ -1,11 +1,16 @@
 /* bench/ml.c - figures for the ML core: training samples/s of the seed's model (LSTM(250), one
- * step, 9 features, batch 400, Dense(1), L1, Adam) and of LSTM(64) over 16 steps; inference
- * latency at batch 1 (st_nn_ctx_predict) and throughput at batch 256 (st_nn_predict). Each
- * figure runs for about BENCH_SECONDS. Run with OPENBLAS_NUM_THREADS=1 for one-core figures
- * (unset, the benchmark sets one thread itself). */
+ * step, batch 400, Dense(1), L1, Adam), of LSTM(64) over 16 steps at batch 400 and of the networks
+ * `stint evaluate`'s default preset trains (W16, 16 features with a country embedding, batch 64,
+ * clip 1); inference latency at batch 1 (st_nn_ctx_predict) and throughput at batch 256
+ * (st_nn_predict). Each training figure runs for about BENCH_SECONDS. Run with
+ * OPENBLAS_NUM_THREADS=1 for one-core figures (unset, the benchmark sets one thread itself).
+ * `bench-ml -t [name substring]` prints the training figures only (of the matching rows). Per CPU
+ * second: samples over the process's CPU time, the figure to compare at one thread on a busy
+ * machine. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "st_nn.h"
@@ -13,11 +18,16 @@
 
 #define BENCH_SECONDS 2.0
 
-static double now_s(void)
+static double clock_s(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double now_s(void)
+{
+    return clock_s(CLOCK_MONOTONIC);
 }
 
 typedef struct {
@@ -27,7 +37,7 @@ typedef struct {
     int *lengths;
 } set_t;
 
-static set_t make_set(size_t n, int steps, int features)
+static set_t make_set(size_t n, int steps, int features, int embed)
 {
     set_t s = {n, steps, features, NULL, NULL, NULL};
     st_rng_t rng;
@@ -39,6 +49,10 @@ static set_t make_set(size_t n, int steps, int features)
         s.x[i] = (float)st_rng_normal(&rng);
     for (size_t i = 0; i < n; i++) {
         s.lengths[i] = 1 + (int)st_rng_below(&rng, (uint64_t)steps);
+        if (embed)
+            for (int t = 0; t < steps; t++)
+                s.x[(i * (size_t)steps + (size_t)t) * (size_t)features] =
+                    (float)st_rng_below(&rng, 32);
         s.y[i] = s.x[i * (size_t)steps * (size_t)features] * 0.5f + 0.1f;
     }
     return s;
@@ -51,14 +65,31 @@ static void free_set(set_t *s)
     free(s->lengths);
 }
 
-static st_nn_t *make_net(int steps, int units)
+typedef struct {
+    const char *name;
+    st_nn_cell_t cell;
+    int layers, units, steps, features, embed; /* embed: a country id (vocab 32, dim 4) first */
+    float dropout, clip_norm;
+    int batch;
+    size_t n_train;
+} cfg_t;
+
+static st_nn_t *make_net(const cfg_t *k)
 {
     char err[256];
     st_nn_arch_t a;
     st_nn_arch_default(&a);
-    a.steps = steps;
-    a.features = 9;
-    a.rnn_units[0] = units;
+    a.steps = k->steps;
+    a.features = k->features;
+    a.cell = k->cell;
+    a.rnn_layers = k->layers;
+    a.rnn_units[0] = a.rnn_units[1] = k->units;
+    a.dropout = k->dropout;
+    if (k->embed) {
+        a.n_embed = 1;
+        a.embed_vocab[0] = 32;
+        a.embed_dim[0] = 4;
+    }
     st_nn_t *nn = st_nn_new(&a, err, sizeof err);
     if (!nn) {
         fprintf(stderr, "bench: %s\n", err);
@@ -67,18 +98,21 @@ static st_nn_t *make_net(int steps, int units)
     return nn;
 }
 
-static void bench_model(const char *name, int steps, int units, size_t n_train)
+static void bench_model(const cfg_t *k, int train_only)
 {
     char err[256];
-    st_nn_t *nn = make_net(steps, units);
-    set_t s = make_set(n_train, steps, 9);
-    st_nn_data_t d = {s.n, steps, 9, s.x, s.lengths, s.y};
+    const char *name = k->name;
+    int steps = k->steps, F = k->features;
+    st_nn_t *nn = make_net(k);
+    set_t s = make_set(k->n_train, steps, F, k->embed);
+    st_nn_data_t d = {s.n, steps, F, s.x, s.lengths, s.y};
     st_nn_train_cfg_t c;
     st_nn_train_default(&c);
     c.loss = ST_NN_LOSS_L1;
-    c.batch = 400;
+    c.batch = k->batch;
+    c.clip_norm = k->clip_norm;
     c.epochs = 1;
-    double t0 = now_s(), elapsed;
+    double t0 = now_s(), cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID), elapsed;
     size_t samples = 0;
     do {
         if (st_nn_train(nn, &d, NULL, &c, NULL, err, sizeof err) != 0) {
@@ -88,8 +122,14 @@ static void bench_model(const char *name, int steps, int units, size_t n_train)
         samples += s.n;
         elapsed = now_s() - t0;
     } while (elapsed < BENCH_SECONDS);
-    printf("%-34s train  %10.0f samples/s  (batch 400, %zu samples in %.2f s)\n", name,
-           (double)samples / elapsed, samples, elapsed);
+    double cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+    printf("%-40s train  %10.0f samples/s  (%.0f per CPU s; batch %d, %zu samples in %.2f s)\n",
+           name, (double)samples / elapsed, (double)samples / cpu, k->batch, samples, elapsed);
+    if (train_only) {
+        st_nn_destroy(nn);
+        free_set(&s);
+        return;
+    }
 
     st_nn_ctx_t *ctx = st_nn_ctx_new(nn, err, sizeof err);
     float out;
@@ -98,25 +138,25 @@ static void bench_model(const char *name, int steps, int units, size_t n_train)
     do {
         for (int i = 0; i < 1000; i++, calls++) {
             size_t row = (size_t)calls % s.n;
-            st_nn_ctx_predict(ctx, s.x + row * (size_t)steps * 9, s.lengths[row], &out);
+            st_nn_ctx_predict(ctx, s.x + row * (size_t)steps * (size_t)F, s.lengths[row], &out);
         }
         elapsed = now_s() - t0;
     } while (elapsed < BENCH_SECONDS / 2);
-    printf("%-34s batch1 %10.2f us/prediction  (%ld calls)\n", name, elapsed / calls * 1e6, calls);
+    printf("%-40s batch1 %10.2f us/prediction  (%ld calls)\n", name, elapsed / calls * 1e6, calls);
 
     float *pred = malloc(256 * sizeof(float));
-    st_nn_data_t chunk = {256, steps, 9, NULL, NULL, NULL};
+    st_nn_data_t chunk = {256, steps, F, NULL, NULL, NULL};
     samples = 0;
     t0 = now_s();
     do {
         size_t start = (samples % (s.n - 256 + 1));
-        chunk.x = s.x + start * (size_t)steps * 9;
+        chunk.x = s.x + start * (size_t)steps * (size_t)F;
         chunk.lengths = s.lengths + start;
         st_nn_predict(nn, &chunk, pred, err, sizeof err);
         samples += 256;
         elapsed = now_s() - t0;
     } while (elapsed < BENCH_SECONDS / 2);
-    printf("%-34s b256   %10.0f predictions/s (%.2f us/prediction)\n", name,
+    printf("%-40s b256   %10.0f predictions/s (%.2f us/prediction)\n", name,
            (double)samples / elapsed, elapsed / (double)samples * 1e6);
     free(pred);
     st_nn_ctx_destroy(ctx);
@@ -124,14 +164,26 @@ static void bench_model(const char *name, int steps, int units, size_t n_train)
     free_set(&s);
 }
 
-int main(void)
+static const cfg_t configs[] = {
+    {"seed LSTM(250) 1 step x 9 feat", ST_NN_CELL_LSTM, 1, 250, 1, 9, 0, 0, 0, 400, 40000},
+    {"LSTM(64) 16 steps x 9 feat", ST_NN_CELL_LSTM, 1, 64, 16, 9, 0, 0, 0, 400, 8000},
+    {"eval seq LSTM(32) W16 b64", ST_NN_CELL_LSTM, 1, 32, 16, 16, 1, 0, 1, 64, 8000},
+    {"eval seq GRU(32) W16 b64", ST_NN_CELL_GRU, 1, 32, 16, 16, 1, 0, 1, 64, 8000},
+    {"eval seq LSTM(64)x2 W16 drop0.1 b64", ST_NN_CELL_LSTM, 2, 64, 16, 16, 1, 0.1f, 1, 64, 4000},
+    {"eval parity LSTM(250) 1 step x 6 feat", ST_NN_CELL_LSTM, 1, 250, 1, 6, 0, 0, 0, 400, 40000},
+};
+
+int main(int argc, char **argv)
 {
+    int train_only = argc > 1 && strcmp(argv[1], "-t") == 0;
+    const char *filter = train_only && argc > 2 ? argv[2] : NULL;
     const char *threads = getenv("OPENBLAS_NUM_THREADS");
     if (!threads)
         openblas_set_num_threads(1);
     printf("bench-ml: OPENBLAS_NUM_THREADS=%s, float32, %.0f s per training figure\n",
            threads ? threads : "1 (set by the benchmark)", BENCH_SECONDS);
-    bench_model("seed LSTM(250) 1 step x 9 feat", 1, 250, 40000);
-    bench_model("LSTM(64) 16 steps x 9 feat", 16, 64, 8000);
+    for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
+        if (!filter || strstr(configs[i].name, filter))
+            bench_model(&configs[i], train_only);
     return 0;
 }

@@ -13,6 +13,7 @@
 
 #include "st_err.h"
 #include "st_model.h"
+#include "st_nn_act.h"
 #include "st_rng.h"
 
 #define NN_KIND_VERSION 1u
@@ -67,22 +68,6 @@ struct st_nn_ctx {
     const st_nn_t *nn;
     ws_t *ws;
 };
-
-static float sigmoidf(float x)
-{
-    return 1.0f / (1.0f + expf(-x));
-}
-
-/* tanh through one double exp: glibc's tanhf goes through a slow expm1f and took over half of
- * the training time. Relative error ~1e-12 before rounding to float; the cubic term covers
- * |x| < 1e-4 where 1 - 2 / (e^2x + 1) would cancel. */
-static float tanh_f(float x)
-{
-    double d = (double)x;
-    if (fabs(d) < 1e-4)
-        return (float)(d - d * d * d / 3.0);
-    return (float)(1.0 - 2.0 / (exp(2.0 * d) + 1.0));
-}
 
 /* C = alpha * op(A) op(B) + beta * C, row-major; a one-row product goes to sgemv, which is much
  * cheaper than sgemm at batch 1. */
@@ -528,21 +513,18 @@ static void lstm_forward(const st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, int 
                 continue;
             }
             float *zb = z + (size_t)b * (size_t)G;
+            st_nn__sigmoid_vec(zb, 2 * H);
+            st_nn__tanh_vec(zb + 2 * H, H);
+            st_nn__sigmoid_vec(zb + 3 * H, H);
+            float *cb = cn + o, *tb = tanh_c + o;
             for (int j = 0; j < H; j++) {
-                float ig = sigmoidf(zb[j]);
-                float fg = sigmoidf(zb[H + j]);
-                float gg = tanh_f(zb[2 * H + j]);
-                float og = sigmoidf(zb[3 * H + j]);
-                float cc = fg * cp[o + (size_t)j] + ig * gg;
-                zb[j] = ig;
-                zb[H + j] = fg;
-                zb[2 * H + j] = gg;
-                zb[3 * H + j] = og;
-                float tc = tanh_f(cc);
-                cn[o + (size_t)j] = cc;
-                tanh_c[o + (size_t)j] = tc;
-                hn[o + (size_t)j] = og * tc;
+                float cc = zb[H + j] * cp[o + (size_t)j] + zb[j] * zb[2 * H + j];
+                cb[j] = cc;
+                tb[j] = cc;
             }
+            st_nn__tanh_vec(tb, H);
+            for (int j = 0; j < H; j++)
+                hn[o + (size_t)j] = zb[3 * H + j] * tb[j];
         }
     }
 }
@@ -575,15 +557,17 @@ static void gru_forward(const st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, int l
             }
             float *xb = x + (size_t)b * (size_t)G;
             const float *rb = rp + (size_t)b * (size_t)G;
+            for (int j = 0; j < 2 * H; j++)
+                xb[j] += rb[j];
+            st_nn__sigmoid_vec(xb, 2 * H);
             for (int j = 0; j < H; j++) {
-                float zg = sigmoidf(xb[j] + rb[j]);
-                float rg = sigmoidf(xb[H + j] + rb[H + j]);
                 float rh = rb[2 * H + j];
-                float hh = tanh_f(xb[2 * H + j] + rg * rh);
-                xb[j] = zg;
-                xb[H + j] = rg;
-                xb[2 * H + j] = hh;
                 rh_out[o + (size_t)j] = rh;
+                xb[2 * H + j] += xb[H + j] * rh;
+            }
+            st_nn__tanh_vec(xb + 2 * H, H);
+            for (int j = 0; j < H; j++) {
+                float zg = xb[j], hh = xb[2 * H + j];
                 hn[o + (size_t)j] = zg * hp[o + (size_t)j] + (1.0f - zg) * hh;
             }
         }
@@ -596,8 +580,7 @@ static void apply_act(st_nn_act_t act, float *v, size_t n)
         for (size_t i = 0; i < n; i++)
             v[i] = v[i] > 0.0f ? v[i] : 0.0f;
     } else if (act == ST_NN_ACT_TANH) {
-        for (size_t i = 0; i < n; i++)
-            v[i] = tanh_f(v[i]);
+        st_nn__tanh_vec(v, (int)n);
     }
 }
 

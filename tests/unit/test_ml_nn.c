@@ -1,9 +1,11 @@
-/* Unit tests of st_nn: finite-difference gradient checks (dense, embedding, LSTM, GRU, stacked),
- * masking of right-aligned sequences, batch vs single-sample inference, determinism, a sequence
- * task an MLP cannot learn, early stopping and input validation. */
+/* Unit tests of st_nn: the error bounds of its exp / sigmoid / tanh approximations (st_nn_act.h),
+ * finite-difference gradient checks (dense, embedding, LSTM, GRU, stacked), masking of
+ * right-aligned sequences, batch vs single-sample inference, determinism, a sequence task an MLP
+ * cannot learn (LSTM and GRU), early stopping and input validation. */
 #include <float.h>
 
 #include "st_nn.h"
+#include "st_nn_act.h"
 #include "st_rng.h"
 #include "st_test.h"
 
@@ -115,6 +117,96 @@ static st_nn_arch_t small_arch(st_nn_cell_t cell, int layers)
     a.rnn_units[1] = 4;
     a.seed = 7;
     return a;
+}
+
+/* Inputs of the activation checks besides a dense grid over [-100, 100] (step 2^-10) and random
+ * tiny and denormal values: the exponent clamps (-87, 88, their neighbours), tanh's branch point
+ * 0.625 and saturation at 10, signed zeros, FLT_MIN, denormals, FLT_MAX and the infinities. */
+static const float act_edges[] = {
+    0.0f,   -0.0f,   1e-30f,  -1e-30f,    1e-40f, -1e-40f,   FLT_MIN,  -FLT_MIN,    1e-8f,
+    -1e-8f, 1e-4f,   -1e-4f,  0.6249999f, 0.625f, 0.625001f, -0.625f,  -0.6249999f, 9.999f,
+    10.0f,  10.001f, -10.0f,  17.0f,      -17.0f, 86.9f,     87.0f,    87.1f,       87.5f,
+    88.0f,  88.1f,   88.7f,   89.0f,      -86.9f, -87.0f,    -87.1f,   -88.0f,      -88.7f,
+    -89.0f, 100.0f,  -100.0f, 1e6f,       -1e6f,  FLT_MAX,   -FLT_MAX, INFINITY,    -INFINITY};
+
+typedef struct {
+    double exp_rel, sig_abs, sig_rel, tanh_abs, tanh_rel;
+} act_err_t;
+
+static void act_error_at(float x, act_err_t *e)
+{
+    double d = (double)x;
+    if (d >= -87.0 && d <= 88.0) { /* inside the clamp: relative error of exp */
+        double ref = exp(d), got = (double)st_nn__exp(x);
+        double rel = fabs(got - ref) / ref;
+        e->exp_rel = rel > e->exp_rel ? rel : e->exp_rel;
+    }
+    double s_ref = 1.0 / (1.0 + exp(-d)), s = (double)st_nn__sigmoid(x);
+    double t_ref = tanh(d), t = (double)st_nn__tanh(x);
+    double sa = fabs(s - s_ref), ta = fabs(t - t_ref);
+    e->sig_abs = sa > e->sig_abs ? sa : e->sig_abs;
+    e->tanh_abs = ta > e->tanh_abs ? ta : e->tanh_abs;
+    if (s_ref > 1e-30) { /* relative error where the result is a normal float */
+        double sr = sa / s_ref;
+        e->sig_rel = sr > e->sig_rel ? sr : e->sig_rel;
+    }
+    if (fabs(t_ref) > 1e-30) {
+        double tr = ta / fabs(t_ref);
+        e->tanh_rel = tr > e->tanh_rel ? tr : e->tanh_rel;
+    }
+    /* ranges and symmetry hold exactly */
+    if (!(s >= 0.0 && s <= 1.0) || !(t >= -1.0 && t <= 1.0) || st_nn__tanh(-x) != -st_nn__tanh(x))
+        e->sig_abs = e->tanh_abs = INFINITY;
+}
+
+/* The approximations against double precision: exp within 1.2e-7 relative, sigmoid and tanh
+ * within 1.2e-7 absolute and 2e-7 relative (where the result is above 1e-30); saturation is exact;
+ * a NaN stays NaN; the block-of-8 vector forms equal the scalar ones (lengths not multiples of 8).
+ */
+static void test_activation_errors(void)
+{
+    act_err_t e = {0, 0, 0, 0, 0};
+    for (int i = -100 * 1024; i <= 100 * 1024; i++)
+        act_error_at((float)i / 1024.0f, &e);
+    st_rng_t rng;
+    st_rng_seed(&rng, 7);
+    for (int i = 0; i < 200000; i++) { /* random floats in [-20, 20] and log-uniform tiny ones */
+        act_error_at((float)(40.0 * st_rng_uniform(&rng) - 20.0), &e);
+        float tiny = (float)exp(-90.0 * st_rng_uniform(&rng));
+        act_error_at(i & 1 ? tiny : -tiny, &e);
+    }
+    for (size_t i = 0; i < sizeof act_edges / sizeof act_edges[0]; i++)
+        act_error_at(act_edges[i], &e);
+    printf("     max error: exp %.3g rel, sigmoid %.3g abs %.3g rel, tanh %.3g abs %.3g rel\n",
+           e.exp_rel, e.sig_abs, e.sig_rel, e.tanh_abs, e.tanh_rel);
+    ST_CHECK(e.exp_rel <= 1.2e-7);
+    ST_CHECK(e.sig_abs <= 1.2e-7);
+    ST_CHECK(e.sig_rel <= 2e-7);
+    ST_CHECK(e.tanh_abs <= 1.2e-7);
+    ST_CHECK(e.tanh_rel <= 2e-7);
+    ST_CHECK(st_nn__sigmoid(100.0f) == 1.0f && st_nn__sigmoid(-100.0f) < 1e-37f);
+    ST_CHECK(st_nn__tanh(100.0f) == 1.0f && st_nn__tanh(-100.0f) == -1.0f);
+    ST_CHECK(st_nn__tanh(1e-40f) == 1e-40f && st_nn__tanh(0.0f) == 0.0f);
+    ST_CHECK(st_nn__sigmoid(0.0f) == 0.5f);
+    ST_CHECK(isnan(st_nn__exp(NAN)) && isnan(st_nn__sigmoid(NAN)) && isnan(st_nn__tanh(NAN)));
+    ST_CHECK(isnan(st_nn__sigmoid(-NAN)) && isnan(st_nn__tanh(-NAN)));
+
+    enum { N = sizeof act_edges / sizeof act_edges[0] + 1 }; /* the edges, then a NaN */
+    float v[N], s[N], t[N];
+    for (int i = 0; i < N; i++)
+        v[i] = i < N - 1 ? act_edges[i] * (i % 3 == 0 ? 1.0f : 1e-3f) : NAN;
+    memcpy(s, v, sizeof v);
+    memcpy(t, v, sizeof v);
+    st_nn__sigmoid_vec(s, N);
+    st_nn__tanh_vec(t, N);
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        float ws = st_nn__sigmoid(v[i]), wt = st_nn__tanh(v[i]);
+        bad += isnan(ws) ? !isnan(s[i]) : s[i] != ws;
+        bad += isnan(wt) ? !isnan(t[i]) : t[i] != wt;
+    }
+    ST_EQ_INT(bad, 0);
+    ST_CHECK(isnan(s[N - 1]) && isnan(t[N - 1]));
 }
 
 static void test_grad_dense(void)
@@ -240,7 +332,7 @@ static set_t sum_set(int n, int steps, uint64_t seed)
     return s;
 }
 
-static double train_sum_task(int rnn_layers, double *val_mae)
+static double train_sum_task(st_nn_cell_t cell, int rnn_layers, double *val_mae)
 {
     char err[256];
     set_t tr = sum_set(2000, 8, 11), va = sum_set(500, 8, 12);
@@ -248,6 +340,7 @@ static double train_sum_task(int rnn_layers, double *val_mae)
     st_nn_arch_default(&a);
     a.steps = 8;
     a.features = 1;
+    a.cell = cell;
     a.rnn_layers = rnn_layers;
     a.rnn_units[0] = 16;
     a.dense_layers = rnn_layers ? 0 : 1;
@@ -274,15 +367,19 @@ static double train_sum_task(int rnn_layers, double *val_mae)
     return rc;
 }
 
+/* Training converges with the approximated gate nonlinearities, for both cells. */
 static void test_lstm_learns_sum(void)
 {
-    double lstm_mae, mlp_mae;
-    ST_REQUIRE(train_sum_task(1, &lstm_mae) == 0);
-    ST_REQUIRE(train_sum_task(0, &mlp_mae) == 0);
-    printf("     sum task validation MAE: LSTM %.4f, MLP on the last step %.4f\n", lstm_mae,
-           mlp_mae);
+    double lstm_mae, gru_mae, mlp_mae;
+    ST_REQUIRE(train_sum_task(ST_NN_CELL_LSTM, 1, &lstm_mae) == 0);
+    ST_REQUIRE(train_sum_task(ST_NN_CELL_GRU, 1, &gru_mae) == 0);
+    ST_REQUIRE(train_sum_task(ST_NN_CELL_LSTM, 0, &mlp_mae) == 0);
+    printf("     sum task validation MAE: LSTM %.4f, GRU %.4f, MLP on the last step %.4f\n",
+           lstm_mae, gru_mae, mlp_mae);
     ST_CHECK(lstm_mae < 0.25 * mlp_mae);
     ST_CHECK(lstm_mae < 0.05);
+    ST_CHECK(gru_mae < 0.25 * mlp_mae);
+    ST_CHECK(gru_mae < 0.05);
 }
 
 static void train_once(uint64_t seed, float **params_out, size_t *np, float *pred)
@@ -614,6 +711,7 @@ static void test_batch_vs_single(void)
 
 int main(void)
 {
+    ST_RUN(test_activation_errors);
     ST_RUN(test_grad_dense);
     ST_RUN(test_grad_embedding);
     ST_RUN(test_grad_lstm);
