@@ -1,6 +1,8 @@
 /* st_kafka.c - librdkafka configuration, idempotent producer, admin and offset helpers. */
 #include "st_kafka.h"
 
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +19,88 @@ bool st_kafka_reachable(void)
     return atomic_load(&kafka_reachable);
 }
 
+/* The refusals in force (st_kafka_deny): each one's key, and when it was last logged. */
+#define DENIED_MAX      16
+#define DENIED_RELOG_MS (10 * 60 * 1000)
+static pthread_mutex_t denied_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char key[256];
+    int64_t logged_ms;
+} denied[DENIED_MAX];
+static atomic_int ndenied;
+
+void st_kafka_deny(const char *key, const char *event, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    int64_t now = st_time_mono_ms();
+    bool log = false;
+    pthread_mutex_lock(&denied_mu);
+    int n = atomic_load(&ndenied), i = 0;
+    while (i < n && strcmp(denied[i].key, key) != 0)
+        i++;
+    if (i == n && n < DENIED_MAX) {
+        snprintf(denied[i].key, sizeof denied[i].key, "%s", key);
+        denied[i].logged_ms = now;
+        atomic_store(&ndenied, n + 1);
+        log = true;
+    } else if (i < n && now - denied[i].logged_ms >= DENIED_RELOG_MS) {
+        denied[i].logged_ms = now;
+        log = true;
+    }
+    pthread_mutex_unlock(&denied_mu);
+    if (log)
+        st_log_error(event, "%s", text);
+}
+
+bool st_kafka_denied(void)
+{
+    return atomic_load(&ndenied) > 0;
+}
+
+void st_kafka_allowed(const char *key)
+{
+    if (atomic_load(&ndenied) == 0)
+        return;
+    size_t klen = key ? strlen(key) : 0;
+    bool prefix = klen == 0 || key[klen - 1] == ':';
+    pthread_mutex_lock(&denied_mu);
+    int n = atomic_load(&ndenied), kept = 0;
+    for (int i = 0; i < n; i++) {
+        if (prefix ? strncmp(denied[i].key, key ? key : "", klen) == 0
+                   : strcmp(denied[i].key, key) == 0) {
+            st_log_info("kafka_allowed", "refusal=%s state=gone", denied[i].key);
+            continue;
+        }
+        if (kept != i)
+            denied[kept] = denied[i];
+        kept++;
+    }
+    atomic_store(&ndenied, kept);
+    pthread_mutex_unlock(&denied_mu);
+}
+
 void st_kafka_mark_reachable(void)
 {
     if (!atomic_exchange(&kafka_reachable, true))
         st_log_info("kafka_reachable", "state=up");
+    st_kafka_allowed("auth"); /* a broker answered: the client's login is accepted */
+}
+
+/* A connection the broker closed because it refuses the client's TLS certificate or SASL
+ * login: librdkafka 2.0 reports most as _TRANSPORT ("sslv3 alert certificate unknown" when the
+ * broker does not trust the certificate), some as _SSL or _AUTHENTICATION. */
+static bool login_refused(int err, const char *reason)
+{
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL)
+        return true;
+    if (err != RD_KAFKA_RESP_ERR__TRANSPORT || !reason)
+        return false;
+    return strstr(reason, "alert") || strstr(reason, "certificate") ||
+           strstr(reason, "handshake") || strstr(reason, "SASL") || strstr(reason, "uthentication");
 }
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -30,6 +110,10 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
                        : level == 4 ? ST_LOG_WARN
                        : level <= 6 ? ST_LOG_INFO
                                     : ST_LOG_DEBUG;
+    /* A refused login comes to error_cb too, which says once what to fix: librdkafka's own
+     * line, at every reconnect, is debug. */
+    if (strcmp(fac, "FAIL") == 0 && login_refused(RD_KAFKA_RESP_ERR__TRANSPORT, buf))
+        l = ST_LOG_DEBUG;
     ST_LOG_AT(l, "rdkafka", "client=%s facility=%s msg=%s", rd_kafka_name(rk), fac,
               st_log_quote(buf, q, sizeof q));
 }
@@ -44,6 +128,16 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         st_log_fatal("kafka_fatal", "client=%s error=%s reason=%s", rd_kafka_name(rk),
                      rd_kafka_err2name(orig), st_log_quote(fatal, q, sizeof q));
         st_lifecycle_request_failed_stop();
+        return;
+    }
+    if (login_refused(err, reason)) {
+        st_kafka_deny("auth", "kafka_login_refused",
+                      "client=%s error=%s reason=%s (the brokers refuse this client's TLS "
+                      "certificate or SASL login: check ssl.certificate.location, ssl.key.location "
+                      "and ssl.ca.location, or sasl.username and sasl.password "
+                      "(STINT_RDKAFKA_SSL_*, STINT_RDKAFKA_SASL_*), and security.protocol)",
+                      rd_kafka_name(rk), rd_kafka_err2name((rd_kafka_resp_err_t)err),
+                      st_log_quote(reason, q, sizeof q));
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
@@ -105,16 +199,35 @@ struct st_producer_s {
 static bool permanent_error(rd_kafka_resp_err_t e)
 {
     return e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
-           e == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE || e == RD_KAFKA_RESP_ERR_INVALID_RECORD ||
-           e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+           e == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE || e == RD_KAFKA_RESP_ERR_INVALID_RECORD;
+}
+
+/* The client may not write the topic: an ACL, which can be granted while the service waits, so
+ * the batch is retried (with backoff, unhealthy meanwhile: st_kafka_denied) rather than fatal. */
+static bool write_denied(rd_kafka_resp_err_t e)
+{
+    return e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
            e == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED ||
            e == RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+}
+
+void st_kafka_deny_write(const char *topic, const char *detail)
+{
+    char key[300];
+    snprintf(key, sizeof key, "write:%s", topic);
+    st_kafka_deny(key, "kafka_write_denied",
+                  "topic=%s error=\"%s\" (this service's Kafka principal, the identity of "
+                  "ssl.certificate.location or sasl.username, may not write topic %s: grant it "
+                  "Write and Describe on the topic, or fix the output topic setting)",
+                  topic, detail, topic);
 }
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     st_producer_t *p = opaque;
     (void)rk;
+    if (m->err && write_denied(m->err))
+        st_kafka_deny_write(rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
     if (m->err) {
         bool first = atomic_fetch_add(&p->failed, 1) == p->failed_seen;
         bool first_permanent = permanent_error(m->err) && !atomic_exchange(&p->permanent, true);
@@ -297,6 +410,26 @@ static rd_kafka_t *admin_client(const st_kafka_opts_t *opts, char *errstr, size_
     return rk;
 }
 
+static bool authorization_failed(rd_kafka_resp_err_t e)
+{
+    return e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+           e == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED;
+}
+
+/* Whether topic exists (a metadata request: needs Describe on it, not Create). */
+static bool topic_exists(rd_kafka_t *rk, const char *topic)
+{
+    char buf[256];
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    if (!rkt)
+        return false;
+    int n = topic_partitions(rk, rkt, 10000, buf, sizeof buf);
+    rd_kafka_topic_destroy(rkt);
+    return n > 0;
+}
+
+/* A principal without Create permission gets an authorization error for every topic, existing or
+ * not (a secured broker, deploy/local/secure-stack): an existing one counts as present. */
 int st_kafka_create_topics(const st_kafka_opts_t *opts, const char *const *topics, size_t ntopics,
                            int partitions, char *errstr, size_t errstr_size)
 {
@@ -328,7 +461,9 @@ int st_kafka_create_topics(const st_kafka_opts_t *opts, const char *const *topic
             rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
         for (size_t i = 0; i < n; i++) {
             rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
-            if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS &&
+                !(authorization_failed(e) &&
+                  topic_exists(rk, rd_kafka_topic_result_name(res[i])))) {
                 rc = st_errstr(errstr, errstr_size, "topic %s: %s",
                                rd_kafka_topic_result_name(res[i]),
                                rd_kafka_topic_result_error_string(res[i]));

@@ -30,7 +30,22 @@ rd_kafka_conf_t *st_kafka_conf_new(const st_kafka_opts_t *opts, const char *cons
 /* Health as last seen by the error callback: false after "all brokers down" until a broker
  * answers again. Process-wide. */
 bool st_kafka_reachable(void);
+/* Also ends an "auth" refusal (st_kafka_deny): a broker answered, so the login is accepted. */
 void st_kafka_mark_reachable(void);
+
+/* Refusals by the brokers, process-wide: a login (TLS certificate, SASL) refused, or an ACL that
+ * denies a topic or the group. key names the refusal ("auth", "group", "read:<topic>",
+ * "write:<topic>"): each distinct one is logged once as an error line (event, then fmt's text,
+ * which names the setting to fix), again at most every 10 minutes while it lasts, and
+ * st_kafka_denied() is true (the service's /healthz unhealthy) until st_kafka_allowed() ends it
+ * when access is shown (key: that refusal; one ending in ':' every key it begins, NULL all). The
+ * error callback reports refused logins, the producer refused writes; the consumer loop the
+ * rest. */
+void st_kafka_deny(const char *key, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void st_kafka_deny_write(const char *topic, const char *detail);
+bool st_kafka_denied(void);
+void st_kafka_allowed(const char *key);
 
 typedef struct st_producer_s st_producer_t;
 

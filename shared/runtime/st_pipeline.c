@@ -73,6 +73,8 @@ struct st_pipeline_s {
     st_redis_t *redis;      /* PINGed for /healthz (may be NULL) */
     int64_t kafka_seen_ms, redis_seen_ms; /* last time each was shown reachable (monotonic) */
     uint64_t dead_letters;
+    char **denied_out; /* output topics the principal may not write (asked again in probes) */
+    size_t ndenied_out;
     st_metric_t *m_in, *m_out, *m_dlq, *m_batches, *m_retries, *m_batch_s;
     st_metric_t *m_phase[4]; /* stint_loop_seconds_total{phase}: see phase_names */
 };
@@ -85,6 +87,24 @@ static const char *const phase_names[4] = {"poll", "process", "produce", "apply"
 static void phase_add(st_pipeline_t *p, int phase, int64_t since_us)
 {
     st_metric_add(p->m_phase[phase], (double)(st_time_mono_us() - since_us) / 1e6);
+}
+
+/* Access shown to topic (records read from it, or written): its refusal of kind ("read:",
+ * "write:") is over. */
+static void topic_allowed(const char *kind, const char *topic)
+{
+    char key[300];
+    if (!st_kafka_denied())
+        return;
+    snprintf(key, sizeof key, "%s%s", kind, topic);
+    st_kafka_allowed(key);
+}
+
+/* Kafka's part of /healthz: reachable, and nothing refused (st_kafka_denied: a login, a topic
+ * or the group). */
+static void set_kafka_ok(st_pipeline_t *p, bool ok)
+{
+    st_http_set_kafka_ok(p->http, ok && !st_kafka_denied());
 }
 
 int st_out_produce(st_out_t *out, const char *topic, const void *key, size_t key_len,
@@ -382,6 +402,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (p->h.on_assign)
             p->h.on_assign(p->h.ctx, parts);
         p->assigned = true;
+        /* The group let this member in: its Read on the group and these topics is granted. */
+        st_kafka_allowed("group");
+        for (int i = 0; i < parts->cnt; i++)
+            topic_allowed("read:", parts->elems[i].topic);
         update_ready(p);
         return;
     }
@@ -426,9 +450,35 @@ static void prepare_outputs(st_pipeline_t *p, const st_pipeline_opts_t *opts)
         if (!topic || !*topic)
             continue;
         if (st_producer_prepare_topic(p->producer, topic, left > 1000 ? (int)left : 1000, err,
-                                      sizeof err) != 0)
-            st_log_error("output_topic", "topic=%s error=%s", topic,
-                         st_log_quote(err, q, sizeof q));
+                                      sizeof err) == 0)
+            continue;
+        if (strstr(err, "uthorization")) {
+            char **d = realloc(p->denied_out, (p->ndenied_out + 1) * sizeof *d);
+            if (d && (d[p->ndenied_out] = strdup(topic)) != NULL) {
+                p->denied_out = d;
+                p->ndenied_out++;
+                st_kafka_deny_write(topic, err);
+                continue;
+            }
+            if (d)
+                p->denied_out = d;
+        }
+        st_log_error("output_topic", "topic=%s error=%s", topic, st_log_quote(err, q, sizeof q));
+    }
+}
+
+/* Output topics refused at start: asked again, each success ends its refusal. */
+static void probe_denied_outputs(st_pipeline_t *p)
+{
+    for (size_t i = 0; i < p->ndenied_out;) {
+        char err[512];
+        if (st_producer_prepare_topic(p->producer, p->denied_out[i], 1000, err, sizeof err) != 0) {
+            i++;
+            continue;
+        }
+        topic_allowed("write:", p->denied_out[i]);
+        free(p->denied_out[i]);
+        p->denied_out[i] = p->denied_out[--p->ndenied_out];
     }
 }
 
@@ -570,7 +620,9 @@ static void probe_health(st_pipeline_t *p, int64_t now)
             rd_kafka_metadata_destroy(md);
             st_kafka_mark_reachable();
         }
-        st_http_set_kafka_ok(p->http, ok);
+        if (ok && p->ndenied_out > 0)
+            probe_denied_outputs(p);
+        set_kafka_ok(p, ok);
         p->kafka_seen_ms = st_time_mono_ms(); /* the next probe in PROBE_MS either way */
     }
     if (p->redis && now - p->redis_seen_ms >= ST_PIPELINE_PROBE_MS) {
@@ -599,6 +651,30 @@ static void destroy_msgs(st_pipeline_t *p)
     p->nmsgs = 0;
 }
 
+/* The group or an input topic refused to this service's principal: one line naming what to
+ * grant or fix (st_kafka_deny), /healthz unhealthy until the group assigns partitions. */
+static void consume_denied(st_pipeline_t *p, const rd_kafka_message_t *m)
+{
+    char q[600], key[300];
+    const char *detail = st_log_quote(rd_kafka_message_errstr(m), q, sizeof q);
+    if (m->err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED) {
+        const char *g = p->group_id ? p->group_id : "";
+        st_kafka_deny("group", "kafka_group_denied",
+                      "group=%s error=%s detail=%s (this service's Kafka principal, the identity "
+                      "of ssl.certificate.location or sasl.username, may not use consumer group "
+                      "%s: grant it Read on the group, or fix kafka.group)",
+                      g, rd_kafka_err2name(m->err), detail, g);
+        return;
+    }
+    const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "?";
+    snprintf(key, sizeof key, "read:%s", topic);
+    st_kafka_deny(key, "kafka_read_denied",
+                  "topic=%s error=%s detail=%s (this service's Kafka principal, the identity of "
+                  "ssl.certificate.location or sasl.username, may not read topic %s: grant it "
+                  "Read and Describe on the topic, or fix the input topic setting)",
+                  topic, rd_kafka_err2name(m->err), detail, topic);
+}
+
 /* Polls up to batch_max records: waits up to batch_timeout_ms for the first one, then takes what
  * the client has already fetched and returns. A batch never waits for more records to arrive:
  * under load the fetched queue fills whole batches anyway, and a live trickle goes through at
@@ -618,7 +694,10 @@ static void collect(st_pipeline_t *p)
             continue;
         }
         if (m->err) {
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            if (m->err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED ||
+                m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+                consume_denied(p, m);
+            else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 st_log_warn("consume_error", "error=%s detail=\"%s\"", rd_kafka_err2name(m->err),
                             rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
@@ -788,7 +867,12 @@ static int produce_outputs(st_pipeline_t *p, st_err_t *err)
     st_metric_inc(p->m_out, p->out.n);
     if (p->out.n > 0) { /* acknowledged records prove the brokers reachable; none proves nothing */
         st_kafka_mark_reachable();
-        st_http_set_kafka_ok(p->http, true);
+        /* every topic of the batch took its records (records of one topic mostly adjoin) */
+        for (size_t i = 0; i < p->out.n && st_kafka_denied(); i++)
+            if (i == 0 || strcmp(p->out.data.data + p->out.recs[i].topic_off,
+                                 p->out.data.data + p->out.recs[i - 1].topic_off) != 0)
+                topic_allowed("write:", p->out.data.data + p->out.recs[i].topic_off);
+        set_kafka_ok(p, true);
         p->kafka_seen_ms = st_time_mono_ms();
     }
     return 0;
@@ -917,7 +1001,7 @@ int st_pipeline_run(st_pipeline_t *p)
 {
     p->running = true;
     update_ready(p);
-    st_http_set_kafka_ok(p->http, true);
+    set_kafka_ok(p, true);
     p->last_process_ms = st_time_mono_ms();
     while (!st_lifecycle_stopping()) {
         int64_t t_us = st_time_mono_us();
@@ -927,7 +1011,9 @@ int st_pipeline_run(st_pipeline_t *p)
         bool tick = p->tick_ms > 0 && now - p->last_process_ms >= p->tick_ms;
         if (p->nmsgs > 0) {
             st_kafka_mark_reachable();
-            st_http_set_kafka_ok(p->http, true);
+            for (size_t i = 0; i < p->nmsgs && st_kafka_denied(); i++)
+                topic_allowed("read:", rd_kafka_topic_name(p->msgs[i]->rkt));
+            set_kafka_ok(p, true);
             p->kafka_seen_ms = now;
         }
         probe_health(p, now);
@@ -1000,6 +1086,9 @@ void st_pipeline_destroy(st_pipeline_t *p)
     if (p->unsent)
         rd_kafka_topic_partition_list_destroy(p->unsent);
     free(p->group_id);
+    for (size_t i = 0; i < p->ndenied_out; i++)
+        free(p->denied_out[i]);
+    free(p->denied_out);
     st_producer_destroy(p->producer);
     for (size_t i = 0; i < p->nparts; i++)
         free(p->parts[i].topic);
