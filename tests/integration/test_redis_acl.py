@@ -12,9 +12,7 @@ without +evalsha. Kafka is the shared local stack's (topics of the test's own).
 - --dump-config shows redis.password=*** from the file, never the password.
 The redis-server is killed at the end whatever happens. About 40 s."""
 import os
-import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +20,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from itest import BIN, BROKERS, Checklist, get  # noqa: E402
+from itest import (BIN, BROKERS, Checklist, get, logged_http_port,  # noqa: E402
+                   stop_service)
 
 REDIS_SERVER = "/usr/bin/redis-server"
 ADMIN_PASSWORD = "acl-test-admin"
@@ -99,22 +98,13 @@ class Ingest:
         self.env = env
         self.proc = subprocess.Popen(self.argv, stdout=open(self.log, "w"),
                                      stderr=subprocess.STDOUT, env=env)
-        m = wait_for(lambda: re.search(r" starting .*http=127\.0\.0\.1:(\d+)", read(self.log)),
-                     20)
-        self.port = int(m.group(1)) if m else None
+        self.port = logged_http_port(self.log)
 
     def health(self):
         return get(self.port, "/healthz") if self.port else (0, "no port")
 
     def stop(self):
-        if self.proc.poll() is not None:
-            return self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return "timeout"
+        return stop_service(self.proc)
 
 
 def publish(topic, n, start):

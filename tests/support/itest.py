@@ -1,8 +1,13 @@
 """Helpers of the Python integration tests that run stint services: where the source, the
 programs and Kafka are (STINT_SOURCE_DIR, STINT_BIN_DIR, STINT_KAFKA_BROKERS as ctest sets them),
-one HTTP GET of a service's /healthz, /readyz or /metrics that never raises, and a checklist that
-prints each check."""
+one HTTP GET of a service's /healthz, /readyz or /metrics that never raises, the HTTP port a
+service started with --http.port 0 logs, its stop by SIGTERM, and a checklist that prints each
+check."""
 import os
+import re
+import signal
+import subprocess
+import time
 import urllib.error
 import urllib.request
 
@@ -22,6 +27,34 @@ def get(port, path):
         return e.code, e.read().decode().strip()
     except OSError as e:
         return 0, str(e)
+
+
+def logged_http_port(log_path, timeout_s=20):
+    """The HTTP port of the service whose log is log_path, from its "starting ... http=" line
+    (--http.port 0: a free one), or None when it has not logged one within timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with open(log_path, encoding="utf-8", errors="replace") as f:
+                m = re.search(r" starting .*http=127\.0\.0\.1:(\d+)", f.read())
+        except OSError:
+            m = None
+        if m or time.monotonic() >= deadline:
+            return int(m.group(1)) if m else None
+        time.sleep(0.2)
+
+
+def stop_service(proc, timeout_s=30):
+    """SIGTERM to a service (a Popen); its exit code, or "timeout" when it had to be killed."""
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return "timeout"
 
 
 class Checklist:
