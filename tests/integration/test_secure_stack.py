@@ -11,14 +11,29 @@ service.
   --max`); the five services each as its own principal (`secure-stack env <service>`); a
   Prediction arrives on `predictions` (`stint tail --follow` as the tools principal), every
   service's /healthz is 200, and each exits 0 on SIGTERM;
+- the crash (issue 23: "the crash test run once against the secured stack"), within the positive
+  path: the catalog is imported into the secure Redis first (`stint catalog import` as
+  stint-tools, whose ACL user may write stint:track:*), so that the enricher, which has no Last.fm
+  key here, knows every duration that `stint sessions --catalog` offline knows; the sessionizer
+  runs with --batch.max 200 (many batches per stream) and --clock.quorum 1 (20 users on 6
+  partitions are too few for the default quorum of 3: its clock lags a quiet user by more than
+  clock.ahead_max_s and sends listens to sessions.dlq that offline keeps). Its /metrics is read
+  every 50 ms and it gets a SIGKILL as soon as stint_records_in_total > 0 (failing if it had
+  already consumed everything the enricher wrote), and is started again at once with the same
+  principal's environment and arguments. Once the CLOSED sessions on `sessions` (`stint tail`
+  as stint-tools) number at least the offline sessions less one per user and have not changed
+  for 5 s: every CLOSED session equals `stint sessions` offline (start, length, tracks), none is
+  closed twice differently, and each offline session not closed is its user's last
+  (bench/full_pipeline's offline_check);
 - the refusals, run side by side: ingest with a client certificate the broker does not trust
   (self-signed), ingest with the clusterer's identity (no ACL on its group and topics), the
   enricher with a wrong Redis password, ingest as a Redis ACL user without +evalsha. Each gives
   exactly one error line naming the setting to fix (ssl.certificate.location, kafka.group,
   redis.password, the ACL rule), /healthz not 200, still running a while later (no crash loop,
   no repeated line), exit 0 on SIGTERM.
-The stack is stopped and the temp dirs removed whatever happens. About 2 minutes, most of it the
-stack's start (certificates, Kafka, topics, ACLs)."""
+The stack is stopped and the temp dirs removed whatever happens. About 1.5 to 2.5 minutes, most of
+it the stack's start (certificates, Kafka, topics, ACLs); bounded at BUDGET_S (200 s)."""
+import json
 import os
 import re
 import shutil
@@ -31,16 +46,19 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "deploy", "compose"))
 from itest import (BIN, SRC, Checklist, get, logged_http_port,  # noqa: E402
                    stop_service)
 from live_env import SERVICES, free_port_block  # noqa: E402
 from predictor_env import Env  # noqa: E402
+from stream_check import closed_sessions, dataset_sessions  # noqa: E402
 
 SECURE_STACK = os.path.join(SRC, "deploy", "local", "secure-stack")
 PORT_VARS = ("STINT_SECURE_KAFKA_PORT", "STINT_SECURE_CONTROLLER_PORT",
              "STINT_SECURE_KAFKA_MTLS_PORT", "STINT_SECURE_REDIS_TLS_PORT",
              "STINT_SECURE_REDIS_PORT")
-BUDGET_S = 170  # the whole test; every wait below is bounded, and by this too
+BUDGET_S = 200  # the whole test; every wait below is bounded, and by this too
+SESSIONIZER_BATCH = 200  # records per batch of the crashed sessionizer: several batches a stream
 
 CHECKS = Checklist()
 check, FAILS = CHECKS.check, CHECKS.failed
@@ -111,7 +129,7 @@ class Service:
     """stint-<name> with the environment given, HTTP on a free port (read from its log)."""
 
     def __init__(self, tmp, name, env, label, *args):
-        self.name, self.label = name, label
+        self.name, self.label, self.env = name, label, env
         self.log = os.path.join(tmp, f"{label}.log")
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen([os.path.join(BIN, f"stint-{name}"), "--http.port", "0",
@@ -160,9 +178,119 @@ def no_plaintext(stack):
               f"a PLAINTEXT Kafka client on 127.0.0.1:{p} fails (exit {proc.returncode})")
 
 
+def metric(svc, name):
+    """The value of an unlabelled counter on svc's /metrics, or None when it does not answer."""
+    st, body = get(svc.port, "/metrics") if svc.port else (0, "")
+    m = re.search(rf"^{name}(?:{{[^}}]*}})? (\d+(?:\.\d+)?)", body, re.M) if st == 200 else None
+    return int(float(m.group(1))) if m else None
+
+
+def tail_sessions(tools):
+    """The events on `sessions` read as stint-tools (`stint tail`, no --follow), or None."""
+    try:
+        r = subprocess.run([os.path.join(BIN, "stint"), "tail", "sessions"], env=tools,
+                           capture_output=True, text=True, timeout=left(30))
+    except subprocess.TimeoutExpired:
+        return None
+    if r.returncode != 0:
+        return None
+    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+
+def crash(tmp, svcs, tools, listens, sessionizer_args):
+    """SIGKILL to the sessionizer as soon as it has consumed records but not all of them, the
+    same command (its principal's environment) started again at once; returns (the new Service,
+    in svcs in place of the old one, the records consumed before the kill), or None when the
+    kill did not land mid-stream."""
+    i = next(k for k, s in enumerate(svcs) if s.name == "sessionizer")
+    old = svcs[i]
+    if not check(old.wait_port() is not None, "stint-sessionizer as stint-sessionizer: started"):
+        return None
+    deadline = time.monotonic() + left(60)
+    n = None
+    while time.monotonic() < deadline:
+        n = metric(old, "stint_records_in_total")
+        if n:
+            break
+        time.sleep(0.05)
+    if not check(bool(n), f"stint-sessionizer consumed records within 60 s ({n})"):
+        return None
+    os.kill(old.proc.pid, signal.SIGKILL)
+    old.proc.wait()
+    new = Service(tmp, "sessionizer", old.env, "sessionizer-restarted", *sessionizer_args)
+    svcs[i] = new
+    print(f"      SIGKILL to stint-sessionizer after {n} of the {listens} listens replayed, "
+          f"started again at once")
+    if not check(n < listens, f"the SIGKILL landed mid-stream: {n} records consumed of {listens}"
+                              f" (had it finished, the crash would test nothing)"):
+        return None
+    check(new.wait_port() is not None, "stint-sessionizer started again (same principal)")
+    return new, n
+
+
+def crash_guarantee(tools, offline, users, before, new, enricher):
+    """Every CLOSED session on `sessions` equals `stint sessions` offline (start, length,
+    tracks), none closed twice differently, and each offline session not closed is its user's
+    last: bench/full_pipeline's offline_check, read as stint-tools once the CLOSED count holds."""
+    want = len(offline) - users
+    deadline = time.monotonic() + left(75)
+    count, since, events, still = -1, time.monotonic(), None, False
+    while time.monotonic() < deadline and not still:
+        got = tail_sessions(tools)
+        if got is not None:
+            events = got
+            c = sum(1 for e in events if e.get("kind") == "CLOSED")
+            if c != count:
+                count, since = c, time.monotonic()
+            still = c >= want and time.monotonic() - since >= 5
+        if not still:
+            time.sleep(0.5)
+    if not check(still,
+                 f"at least {want} CLOSED sessions on sessions (offline {len(offline)} - {users} "
+                 f"users' last), unchanged for 5 s, within 75 s ({count})"):
+        return
+    closed, twice = closed_sessions(events, set())
+    n_closed = sum(1 for e in events if e.get("kind") == "CLOSED")
+    last = {}
+    for u, start in offline:
+        last[u] = max(last.get(u, start), start)
+    differ = [k for k in closed if offline.get(k) != closed[k]]
+    open_not_last = [k for k in offline if k not in closed and last[k[0]] != k[1]]
+    again = metric(new, "stint_records_in_total")
+    enriched = metric(enricher, "stint_records_out_total")
+    check(enriched is not None and before < enriched,
+          f"the SIGKILL came before the sessionizer had consumed all the enricher's output "
+          f"({before} of {enriched})")
+    print(f"      the restarted sessionizer consumed {again} records ({before} before the kill); "
+          f"{n_closed} CLOSED events on sessions, {len(closed)} distinct: {n_closed - len(closed)}"
+          f" copies replayed; {len(events)} events in all")
+    check(not differ, f"every CLOSED session equals `stint sessions` offline (start, length, "
+                      f"tracks): {len(differ)} differ (e.g. {differ[:2]}: "
+                      f"{[closed[k] for k in differ[:2]]} vs "
+                      f"{[offline.get(k) for k in differ[:2]]})")
+    check(not twice,
+          f"no session closed twice differently ({len(twice)}, e.g. {sorted(twice)[:2]})")
+    check(not open_not_last, f"each offline session not closed is its user's last "
+                             f"({len(open_not_last)} are not, e.g. {open_not_last[:2]})")
+
+
 def positive(stack, tmp, data):
-    """Replay as tools, the five services as themselves, a Prediction out, all healthy."""
+    """The catalog imported and the replay as tools, the five services as themselves, a crash of
+    the sessionizer mid-stream, a Prediction out, all healthy, streaming = offline."""
     tools = stack.principal_env("tools")
+    # The enricher's durations come from the catalog in Redis (no Last.fm key here, and Last.fm
+    # is unreachable): imported as stint-tools (ACL ~stint:*), the one `stint sessions
+    # --catalog` offline reads too, so streaming and offline see the same durations.
+    catalog = os.path.join(data.data, "tracks.jsonl")
+    r = subprocess.run([os.path.join(BIN, "stint"), "catalog", "import", catalog], env=tools,
+                       capture_output=True, text=True, timeout=left(60))
+    if not check(r.returncode == 0, f"stint catalog import as stint-tools (Redis user "
+                                    f"stint-tools): {(r.stdout + r.stderr).strip()[:300]}"):
+        return
+    offline = dataset_sessions(data.data, tmp)
+    if not check(len(offline) > 0, f"stint sessions --catalog offline: {len(offline)} sessions"):
+        return
+    users = len({u for u, _ in offline})
     r = subprocess.run([os.path.join(BIN, "stint"), "replay", "--data", data.data, "--max",
                         "--progress", "never", "--bad-lines-logged", "0"], env=tools,
                        capture_output=True, text=True, timeout=left(60))
@@ -170,14 +298,28 @@ def positive(stack, tmp, data):
     if not check(r.returncode == 0 and m and int(m.group(1)) > 1000,
                  f"stint replay --max as stint-tools: {m.group(0) if m else r.stderr[-300:]}"):
         return
+    listens = int(m.group(1))
     model = os.path.join(data.tmp, "model")
+    # Small batches, so that the sessionizer takes several to go through the stream and the
+    # SIGKILL lands between two of them; and the partition clock of the largest listen time
+    # (--clock.quorum 1): 20 users on 6 partitions are too few for the default quorum of 3, whose
+    # clock then lags a quiet user by over clock.ahead_max_s and sends listens to sessions.dlq
+    # (ahead_of_stream_time), which `stint sessions` offline keeps; the replay is in event-time
+    # order, so no listen is late either way. The same arguments for the restarted one.
+    sessionizer_args = ["--batch.max", str(SESSIONIZER_BATCH), "--clock.quorum", "1"]
     svcs = []
     try:
         for name in SERVICES:
-            extra = ["--model.dir", model] if name in ("clusterer", "predictor") else []
+            extra = ["--model.dir", model] if name in ("clusterer", "predictor") else \
+                sessionizer_args if name == "sessionizer" else []
             svcs.append(Service(tmp, name, stack.principal_env(name), name, *extra))
+        crashed = crash(tmp, svcs, tools, listens, sessionizer_args)
         for s in svcs:
-            check(s.wait_port() is not None, f"stint-{s.name} as stint-{s.name}: started")
+            if s.name != "sessionizer":
+                check(s.wait_port() is not None, f"stint-{s.name} as stint-{s.name}: started")
+        if crashed:
+            crash_guarantee(tools, offline, users, crashed[1], crashed[0],
+                            next(s for s in svcs if s.name == "enricher"))
         reader = subprocess.run([os.path.join(BIN, "stint"), "tail", "predictions", "--follow",
                                  "-n", "1"], env=tools, capture_output=True, text=True,
                                 timeout=left(60))
@@ -186,11 +328,11 @@ def positive(stack, tmp, data):
               f"a Prediction on predictions, read as stint-tools ({reader.stdout.strip()[:160]})")
         for s in svcs:
             st = wait_for(lambda: (lambda h: h if h[0] == 200 else None)(s.health()), 20)
-            check(st is not None, f"stint-{s.name}: /healthz 200 ({s.health()})")
+            check(st is not None, f"{s.label}: /healthz 200 ({s.health()})")
     finally:
         for s in svcs:
             rc = stop_service(s.proc)
-            check(rc == 0, f"stint-{s.name}: SIGTERM -> exit {rc}")
+            check(rc == 0, f"{s.label}: SIGTERM -> exit {rc}")
         if FAILS:
             for s in svcs:
                 print(s.tail())
