@@ -24,6 +24,10 @@ struct st_redis_script_s {
 
 #define NSLOTS  16384
 #define NO_NODE UINT16_MAX
+/* The slot map is read again at least this often (besides after MOVED or a failed node): it is
+ * also where the client learns which primaries have a replica to WAIT for, and a replica that
+ * attached or rejoined later (after a failover) is only seen there. */
+#define MAP_MAX_AGE_MS 5000
 
 /* Grows *arr (elements of elem bytes) to hold at least need. 0 or -1 (ENOMEM, unchanged). */
 static int grow(void **arr, size_t *cap, size_t need, size_t elem)
@@ -76,8 +80,9 @@ struct st_redis_s {
     int wait_replicas; /* cluster: WAIT for this many replicas after a round (capped per node) */
     rconn_t *conns;    /* single node: conns[0]; cluster: the seed, then nodes as learnt */
     size_t nconns;
-    uint16_t *slots; /* cluster: the node of each hash slot, NO_NODE when not known */
-    bool map_ok;     /* cluster: slots is the last CLUSTER SLOTS answer, no redirect since */
+    uint16_t *slots;     /* cluster: the node of each hash slot, NO_NODE when not known */
+    bool map_ok;         /* cluster: slots is the last CLUSTER SLOTS answer, no redirect since */
+    int64_t map_read_ms; /* cluster: when it was read (st_time_mono_ms) */
     st_redis_cluster_stats_t stats;
     st_redis_script_t *scripts;
     round_t rd;
@@ -434,11 +439,14 @@ static int cmd_slot(const char *p, const char *e)
 }
 
 /* CLUSTER SLOTS from the first node that answers: the slot map, and a connection entry for every
- * primary. 0, or -1 (retriable) when no known node answers with a map. */
+ * primary. Nodes already connected are asked first, so that a seed that is gone (or a host that
+ * does not answer, each costing a connect timeout) is not in the way of the periodic re-read.
+ * 0, or -1 (retriable) when no known node answers with a map. */
 static int refresh_map(st_redis_t *r, st_err_t *err)
 {
-    for (size_t i = 0; i < r->nconns; i++) {
-        if (conn_ensure(r, i, err) != 0)
+    for (size_t t = 0; t < 2 * r->nconns; t++) {
+        size_t i = t % r->nconns;
+        if ((t < r->nconns) != (r->conns[i].c != NULL) || conn_ensure(r, i, err) != 0)
             continue;
         redisReply *rep = redisCommand(r->conns[i].c, "CLUSTER SLOTS");
         if (!rep) {
@@ -489,6 +497,7 @@ static int refresh_map(st_redis_t *r, st_err_t *err)
         }
         freeReplyObject(rep);
         r->map_ok = true;
+        r->map_read_ms = st_time_mono_ms();
         r->stats.map_reads++;
         return 0;
     }
@@ -939,6 +948,8 @@ static int cluster_exec(st_redis_t *r, st_err_t *err)
     }
     int rc = -1;
     for (int pass = 0; pass < 5 && npend > 0; pass++) {
+        if (pass == 0 && r->map_ok && st_time_mono_ms() - r->map_read_ms > MAP_MAX_AGE_MS)
+            r->map_ok = false;
         if (!r->map_ok && refresh_map(r, err) != 0)
             goto out;
         for (size_t n = 0; n < r->nconns; n++) {
