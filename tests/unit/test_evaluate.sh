@@ -2,9 +2,10 @@
 # test_evaluate.sh - `stint evaluate` / `stint train` end to end on a small generated dataset,
 # sessionized in-process (--data DIR --catalog FILE): every row present, identical test rows
 # everywhere, the report files, the same seed giving the same table digit for digit (train times
-# aside) and the same predictions.csv; the --data path and `stint sessions` + --sessions giving the
-# identical data set (hash) and the identical table; --until on both paths; and the leak test on
-# the --data path: changing the test users' test-period listens changes no training artefact.
+# aside), the same predictions.csv and report whether trained on 2 threads or 1 (--jobs); the
+# --data path and `stint sessions` + --sessions giving the identical data set (hash) and the
+# identical table; --until on both paths; and the leak test on the --data path: changing the test
+# users' test-period listens changes no training artefact.
 set -euo pipefail
 : "${STINT_BIN_DIR:?}" "${STINT_SOURCE_DIR:?}"
 export OPENBLAS_NUM_THREADS=1
@@ -24,8 +25,8 @@ run() { # run OUT_DIR SOURCE_ARGS...
 hash_of() { grep -o 'dataset_loaded .*hash=[0-9a-f]*' "$1" | grep -o 'hash=[0-9a-f]*$'; }
 table() { grep ' | ' "$1" | sed 's/|[^|]*$//'; }
 
-run "$tmp/r1" "${data[@]}"
-run "$tmp/r2" "${data[@]}"
+run "$tmp/r1" "${data[@]}" --jobs 2
+run "$tmp/r2" "${data[@]}" --jobs 1
 for f in index.html predictions.csv pred_actual.svg residuals.svg loss_0.svg loss_3.svg loss_6.svg elbow.svg \
     silhouette.svg clusters.svg; do
     [ -s "$tmp/r1/$f" ] || fail "missing report file $f"
@@ -33,8 +34,14 @@ done
 grep -q 'epoch=1/2 loss=' "$tmp/r1.log" || fail "no training progress lines"
 grep -q 'dataset_loaded data=.* profiles=[^ ]*/data ' "$tmp/r1.log" ||
     fail "profiles not read from the data directory: $(grep dataset_loaded "$tmp/r1.log")"
-diff <(table "$tmp/r1.out") <(table "$tmp/r2.out") || fail "tables differ between identical runs"
-cmp "$tmp/r1/predictions.csv" "$tmp/r2/predictions.csv" || fail "predictions differ"
+diff <(table "$tmp/r1.out") <(table "$tmp/r2.out") || fail "tables differ between --jobs 2 and --jobs 1"
+cmp "$tmp/r1/predictions.csv" "$tmp/r2/predictions.csv" || fail "predictions differ (--jobs 2 / --jobs 1)"
+# the report too, but for the train times and the command line
+report() { grep -v '<th>command</th>' "$1/index.html" | sed 's|<td class="n">[0-9.]* s</td>|T|g'; }
+diff <(report "$tmp/r1") <(report "$tmp/r2") || fail "index.html differs between --jobs 2 and --jobs 1"
+for f in "$tmp"/r1/*.svg; do
+    cmp "$f" "$tmp/r2/${f##*/}" || fail "${f##*/} differs between --jobs 2 and --jobs 1"
+done
 # the bootstrap intervals: one line per row, identical between identical runs
 intervals() { grep -E '^  .* vs mean [0-9.]+ \[[0-9.]+, [0-9.]+\] .* vs median ' "$1"; }
 [ "$(intervals "$tmp/r1.out" | wc -l)" -eq 11 ] || fail "not 11 interval lines: $(cat "$tmp/r1.out")"
@@ -70,9 +77,14 @@ grep -q 'over 2 split seeds' "$tmp/rs.out" || fail "--seeds: no summary"
 grep -qF 'Over 2 split seeds' "$tmp/rs/index.html" || fail "--seeds: no summary in index.html"
 # --model-seeds: each configuration trained twice on the same split; the first training is the
 # configuration's own (the same table as without), the spread is printed, and different model
-# seeds give different networks (a nonzero sd somewhere)
-stint evaluate "${data[@]}" --epochs 2 --seed 3 --model-seeds 2 --out "$tmp/rm" 2>"$tmp/rm.log" \
-    >"$tmp/rm.out" || { cat "$tmp/rm.log" >&2; fail "evaluate --model-seeds 2"; }
+# seeds give different networks (a nonzero sd somewhere); on 3 threads the same as on 1
+stint evaluate "${data[@]}" --epochs 2 --seed 3 --model-seeds 2 --jobs 3 --out "$tmp/rm" \
+    2>"$tmp/rm.log" >"$tmp/rm.out" || { cat "$tmp/rm.log" >&2; fail "evaluate --model-seeds 2"; }
+stint evaluate "${data[@]}" --epochs 2 --seed 3 --model-seeds 2 --jobs 1 --out "$tmp/rm1" \
+    2>"$tmp/rm1.log" >"$tmp/rm1.out" || { cat "$tmp/rm1.log" >&2; fail "evaluate --model-seeds 2 --jobs 1"; }
+results() { grep -v '^report: ' "$1" | sed 's/| *[0-9.]* s$/|/'; }
+diff <(results "$tmp/rm.out") <(results "$tmp/rm1.out") ||
+    fail "--model-seeds 2: --jobs 3 and --jobs 1 print different results"
 diff <(table "$tmp/r1.out") <(table "$tmp/rm.out") ||
     fail "--model-seeds 2: the first model seed's table differs from the plain run's"
 grep -q 'MAE (s) over 2 model seeds' "$tmp/rm.out" || fail "--model-seeds: no spread block"
@@ -218,6 +230,8 @@ stint evaluate --preset nope "${data[@]}" 2>/dev/null
 [ $? -eq 2 ] || fail "bad preset should exit 2"
 stint evaluate --seeds 3,x "${data[@]}" 2>/dev/null
 [ $? -eq 2 ] || fail "bad --seeds should exit 2"
+stint evaluate --jobs 65 "${data[@]}" 2>/dev/null
+[ $? -eq 2 ] || fail "--jobs 65 should exit 2"
 stint train "${data[@]}" 2>/dev/null
 [ $? -eq 2 ] || fail "train without --out should exit 2"
 stint train "${data[@]}" --sessions "$tmp/sessions.tsv" --out "$tmp/x" 2>/dev/null

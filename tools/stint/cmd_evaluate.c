@@ -2,14 +2,18 @@
  * (or on each of --seeds), scores models and baselines on the identical test rows, bootstraps
  * 95 % intervals of each row's MAE ratio to the per-user baselines over the test users, prints
  * the tables and writes report/index.html (an HTML table, the data set, split and command, SVG
- * figures) and report/predictions.csv. */
+ * figures) and report/predictions.csv. --jobs trains the configurations on several threads. */
+#include <cblas.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "st_bootstrap.h"
@@ -32,6 +36,9 @@
 #define BOOT_SEED 20260101u
 /* --model-seeds: training k of a configuration uses its seed + k * this */
 #define MODEL_SEED_STEP 1000003u
+#define MAX_JOBS        64
+/* --jobs 0: the online CPUs, at most this many */
+#define AUTO_JOBS_MAX 4
 
 typedef struct {
     char *preset;
@@ -40,6 +47,7 @@ typedef struct {
     int64_t epochs;      /* 0: each configuration's own */
     int64_t bootstrap;   /* resamples of the test users */
     int64_t model_seeds; /* trainings of each configuration, with different model seeds */
+    int64_t jobs;        /* training threads; 0: the online CPUs, at most AUTO_JOBS_MAX */
 } eval_opts_t;
 
 static const st_config_entry_t eval_table[] = {
@@ -59,6 +67,10 @@ static const st_config_entry_t eval_table[] = {
      "shuffling) on the same split: the table adds the mean and sd of the test and validation "
      "MAE, the best row is the lowest mean validation MAE; intervals, predictions and figures "
      "are the first model seed's"},
+    {"jobs", ST_CFG_INT, "0", 0, MAX_JOBS, offsetof(eval_opts_t, jobs), false, 0,
+     "train this many configurations (x model seeds) at once, each on its own thread with one "
+     "OpenBLAS thread; the output is identical for every value (train times aside); 0 = the "
+     "online CPUs, at most 4"},
     {NULL, ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, 0, false, 0, NULL},
 };
 
@@ -774,7 +786,7 @@ static void importance_html(char **buf, size_t *len, size_t *cap, const model_t 
 /* Trains m->spec on ds and predicts the n_test TEST rows into m->pred (allocated). Returns 0, or
  * -1 with errstr: m->bundle NULL when training failed, set when the trained bundle is unusable
  * (train_check_bundle: too little data, a diverged network). */
-static int train_score(st_dataset_t *ds, model_t *m, size_t n_test, char *errstr,
+static int train_score(const st_dataset_t *ds, model_t *m, size_t n_test, char *errstr,
                        size_t errstr_size)
 {
     int64_t ts = st_time_mono_ms();
@@ -799,6 +811,85 @@ static int train_score(st_dataset_t *ds, model_t *m, size_t n_test, char *errstr
     return 0;
 }
 
+/* One training of one configuration with one model seed: the unit of --jobs work. A worker fills
+ * everything but m.spec and keep; nothing is read from a unit before every worker is joined. */
+typedef struct {
+    model_t m; /* the bundle and predictions stay only with keep */
+    int keep;  /* the first model seed: its bundle and predictions make the table */
+    double test_mae, val_mae;
+    int rc; /* 0, 1 (training failed) or 2 (unusable bundle), as evaluate_one */
+    char err[512];
+} unit_t;
+
+/* The units of one split and what their scoring reads; ds and the arrays are read-only while the
+ * workers run. */
+typedef struct {
+    const st_dataset_t *ds;
+    unit_t *units;
+    int n_units;
+    size_t n_test, n_val;
+    const double *actual, *vactual;
+    atomic_int next;   /* the next unit to take */
+    atomic_int failed; /* a unit failed: take no more (those taken still finish) */
+} pool_t;
+
+static void run_unit(const pool_t *p, unit_t *u)
+{
+    double *vpred = malloc((p->n_val + 1) * sizeof *vpred);
+    if (!vpred) {
+        snprintf(u->err, sizeof u->err, "out of memory");
+        u->rc = 1;
+        return;
+    }
+    if (train_score(p->ds, &u->m, p->n_test, u->err, sizeof u->err) != 0) {
+        u->rc = u->m.bundle ? 2 : 1;
+        st_bundle_destroy(u->m.bundle);
+        u->m.bundle = NULL;
+        free(vpred);
+        return;
+    }
+    train_predict_rows(u->m.bundle, p->ds, ST_DATASET_VAL, vpred);
+    u->val_mae = score(vpred, p->vactual, NULL, p->n_val).mae;
+    u->test_mae = score(u->m.pred, p->actual, NULL, p->n_test).mae;
+    free(vpred);
+    if (!u->keep) {
+        st_bundle_destroy(u->m.bundle);
+        free(u->m.pred);
+        u->m.bundle = NULL;
+        u->m.pred = NULL;
+    }
+}
+
+/* A worker: takes units in index order until none is left or one failed. Units are taken in
+ * order, so every unit before the first failing one has run: the error reported is the one a
+ * single thread would meet first. */
+static void *pool_work(void *arg)
+{
+    pool_t *p = arg;
+    while (!atomic_load(&p->failed)) {
+        int i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->n_units)
+            break;
+        run_unit(p, &p->units[i]);
+        if (p->units[i].rc != 0)
+            atomic_store(&p->failed, 1);
+    }
+    return NULL;
+}
+
+/* Runs every unit on up to jobs threads, the calling thread one of them (a thread that cannot be
+ * created leaves fewer workers, not an error), and joins them. */
+static void pool_run(pool_t *p, int jobs)
+{
+    pthread_t th[MAX_JOBS];
+    int n = 0;
+    while (n < jobs - 1 && n < p->n_units - 1 && pthread_create(&th[n], NULL, pool_work, p) == 0)
+        n++;
+    pool_work(p);
+    for (int t = 0; t < n; t++)
+        pthread_join(th[t], NULL);
+}
+
 /* Trains and scores every configuration on ds's current split (seed), prints the tables and
  * fills res; with full, also writes predictions.csv and the figures and the cluster table's HTML
  * into *chtml. Returns 0, 1 (failure) or 2 (too little data / a diverged network). */
@@ -816,11 +907,11 @@ static int evaluate_one(const eval_ctx_t *cx, st_dataset_t *ds, uint64_t seed, i
     memset(m, 0, sizeof m);
     double *actual = malloc((n_test + 1) * sizeof *actual);
     double *vactual = malloc((n_val + 1) * sizeof *vactual);
-    double *vpred = malloc((n_val + 1) * sizeof *vpred);
     double *ea = malloc((n_test + 1) * sizeof *ea), *eb = malloc((n_test + 1) * sizeof *eb);
     double *base[N_BASE], *vbase[N_BASE];
     int *user_of = malloc((n_test + 1) * sizeof *user_of);
-    int bad_alloc = !actual || !vactual || !vpred || !ea || !eb || !user_of;
+    unit_t *units = calloc((size_t)n_models * (size_t)o->model_seeds, sizeof *units);
+    int bad_alloc = !actual || !vactual || !ea || !eb || !user_of || !units;
     for (int i = 0; i < N_BASE; i++) {
         base[i] = malloc((n_test + 1) * sizeof(double));
         vbase[i] = malloc((n_val + 1) * sizeof(double));
@@ -865,33 +956,40 @@ static int evaluate_one(const eval_ctx_t *cx, st_dataset_t *ds, uint64_t seed, i
     res->n_test = n_test;
     res->n_val = n_val;
     res->model_seeds = (int)o->model_seeds;
+    /* unit i * model_seeds + k: configuration i, model seed k */
+    int ms = res->model_seeds;
+    for (int i = 0; i < n_models; i++)
+        for (int k = 0; k < ms; k++) {
+            unit_t *u = &units[i * ms + k];
+            u->m.spec = specs[i];
+            if (o->epochs > 0)
+                u->m.spec.epochs = (int)o->epochs;
+            u->m.spec.seed += (uint64_t)k * MODEL_SEED_STEP; /* k = 0: the configuration's own */
+            u->keep = k == 0;
+        }
+    pool_t pool = {ds, units, n_models * ms, n_test, n_val, actual, vactual, 0, 0};
+    pool_run(&pool, (int)o->jobs);
+    for (int i = 0; i < n_models; i++) {
+        m[i] = units[i * ms].m; /* freed at done from here on, also after a failure */
+        units[i * ms].m.bundle = NULL;
+        units[i * ms].m.pred = NULL;
+    }
+    for (int u = 0; u < n_models * ms; u++)
+        if (units[u].rc != 0) {
+            fprintf(stderr, "stint evaluate: %s: %s%s\n", units[u].m.spec.name, units[u].err,
+                    units[u].rc == 2 ? "; no table written" : "");
+            rc = units[u].rc;
+            goto done;
+        }
+    /* the sums in the order of a single thread, so the spread is the same for every --jobs */
     for (int i = 0; i < n_models; i++) {
         double sum_t = 0, sum_t2 = 0, sum_v = 0, sum_v2 = 0;
-        for (int k = 0; k < res->model_seeds; k++) {
-            model_t mk = {specs[i], NULL, NULL, 0};
-            if (o->epochs > 0)
-                mk.spec.epochs = (int)o->epochs;
-            mk.spec.seed += (uint64_t)k * MODEL_SEED_STEP; /* k = 0: the configuration's own */
-            if (train_score(ds, &mk, n_test, err, sizeof err) != 0) {
-                fprintf(stderr, "stint evaluate: %s: %s%s\n", mk.spec.name, err,
-                        mk.bundle ? "; no table written" : "");
-                rc = mk.bundle ? 2 : 1;
-                st_bundle_destroy(mk.bundle);
-                goto done;
-            }
-            train_predict_rows(mk.bundle, ds, ST_DATASET_VAL, vpred);
-            double vm = score(vpred, vactual, NULL, n_val).mae;
-            double tm = score(mk.pred, actual, NULL, n_test).mae;
+        for (int k = 0; k < ms; k++) {
+            double tm = units[i * ms + k].test_mae, vm = units[i * ms + k].val_mae;
             sum_t += tm, sum_t2 += tm * tm, sum_v += vm, sum_v2 += vm * vm;
-            if (k == 0) {
-                m[i] = mk;
-                res->val_mae[i] = vm;
-            } else {
-                st_bundle_destroy(mk.bundle);
-                free(mk.pred);
-            }
         }
-        int n = res->model_seeds;
+        res->val_mae[i] = units[i * ms].val_mae;
+        int n = ms;
         res->seeds_mae[i] = sum_t / n;
         res->seeds_val[i] = sum_v / n;
         res->seeds_mae_sd[i] = n > 1 ? sqrt(fmax(0, (sum_t2 - sum_t * sum_t / n) / (n - 1))) : 0;
@@ -1060,7 +1158,7 @@ done:
     }
     free(actual);
     free(vactual);
-    free(vpred);
+    free(units);
     free(ea);
     free(eb);
     free(user_of);
@@ -1137,6 +1235,15 @@ int cmd_evaluate(int argc, char **argv)
         st_config_destroy(cfg);
         return 2;
     }
+    if (o.jobs == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        o.jobs = cpus < 1 ? 1 : cpus > AUTO_JOBS_MAX ? AUTO_JOBS_MAX : cpus;
+    }
+    /* One OpenBLAS thread per training, whatever OPENBLAS_NUM_THREADS says: the cores go to
+     * --jobs (a second OpenBLAS thread is slower on these small products, docs/training.md), and
+     * the results do not depend on how OpenBLAS splits a product. Process-wide, so set once here,
+     * before any thread trains. */
+    openblas_set_num_threads(1);
     int64_t t0 = st_time_mono_ms();
     d.seed = (int64_t)seeds[0];
     st_dataset_t *ds = train_data_load(&d, err, sizeof err);
