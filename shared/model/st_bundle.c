@@ -31,6 +31,7 @@ void st_bundle_spec_default(st_bundle_spec_t *s)
     s->epochs = 40;
     s->batch = 64;
     s->patience = 8;
+    s->epoch_rows = 262144;
     s->lr = 2e-3f;
     s->clip_norm = 1.0f;
     s->cluster = ST_BUNDLE_CLUSTER_NONE;
@@ -57,6 +58,7 @@ void st_bundle_spec_seed(st_bundle_spec_t *s)
     s->log_target = 0;
     s->batch = 400;
     s->patience = 4;
+    s->epoch_rows = 0; /* the seed's epochs: every row */
     s->lr = 1e-3f;
     s->clip_norm = 0;
     s->epochs = 30;

@@ -88,6 +88,7 @@ typedef struct {
     int log_target; /* train on log1p(length_s) */
     st_nn_loss_t loss;
     int epochs, batch, patience;
+    int epoch_rows; /* training rows per epoch (st_nn_train_cfg_t.epoch_rows), 0: all */
     float lr, clip_norm;
     st_bundle_cluster_t cluster;
     int k;
@@ -106,14 +107,15 @@ typedef struct {
     uint64_t seed;
 } st_bundle_spec_t;
 
-/* Defaults: the improved model. seq, W 16, LSTM 1 x 32, dropout 0, log target, L1, 40 epochs,
- * batch 64, patience 8 (chosen on validation MAE over split seeds 1-3), lr 2e-3, clip 1, no
- * clustering (k 5, features "mean,median,sessions", no filters, min users 10), scaling all,
+/* Defaults: the improved model. seq, W 16, LSTM 1 x 32, dropout 0, log target, L1, 40 epochs of
+ * at most 262,144 rows (2^18; all rows below that, so only data larger than ~200 users x 2 years
+ * see it), batch 64, patience 8 (chosen on validation MAE over split seeds 1-3), lr 2e-3, clip 1,
+ * no clustering (k 5, features "mean,median,sessions", no filters, min users 10), scaling all,
  * mixed_max_users 200, seed 1. */
 void st_bundle_spec_default(st_bundle_spec_t *spec);
 /* The seed-parity model: parity, LSTM(250), no log target, L1 (MAE), Adam 1e-3, batch 400,
- * 30 epochs (patience 4), k-means 5, seed filters, mixed scaling, a network for clusters of
- * > 30 users (as the seed). */
+ * 30 epochs of every row (patience 4), k-means 5, seed filters, mixed scaling, a network for
+ * clusters of > 30 users (as the seed). */
 void st_bundle_spec_seed(st_bundle_spec_t *spec);
 /* Gradient-boosted trees (xgboost) on the seq model's features flattened into one row: gbt, W 16,
  * log target, L1 (st_gbt's sign gradients), at most 1000 trees of depth 6, eta 0.05, patience 50,
@@ -122,7 +124,7 @@ void st_bundle_spec_gbt(st_bundle_spec_t *spec);
 
 /* The spec as compact JSON text (keys sorted; caller frees), NULL on no memory. Keys: those of
  * the table below (name, kind, window, cell, layers, units, units2, dropout, log_target, loss,
- * epochs, batch, patience, lr, clip_norm, cluster, k, profile_features, seed_filters,
+ * epochs, batch, patience, epoch_rows, lr, clip_norm, cluster, k, profile_features, seed_filters,
  * min_cluster_users, scaling, mixed_max_users, seed; docs/training.md lists what each allows). */
 char *st_bundle_spec_json(const st_bundle_spec_t *spec);
 /* The spec's keys live in one table (st_bundle_file.c): each key's field, type and allowed

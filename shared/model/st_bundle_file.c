@@ -106,6 +106,7 @@ static const spec_key_t spec_keys[] = {
     INT("epochs", epochs, 1, 100000, NULL),
     INT("batch", batch, 1, 1000000, NULL),
     INT("patience", patience, 0, 100000, NULL),
+    INT("epoch_rows", epoch_rows, 0, INT_MAX_D, NULL),
     REAL("lr", lr, 0, 1, 10, 1),
     REAL("clip_norm", clip_norm, 0, 0, INFINITY, 0),
     WORD("cluster", cluster, cluster_words),

@@ -324,6 +324,7 @@ static int train_net(st_bundle_t *b, const st_dataset_t *ds, int cluster,
     tc.batch = b->spec.batch;
     tc.epochs = b->spec.epochs;
     tc.patience = b->spec.patience;
+    tc.epoch_rows = (size_t)b->spec.epoch_rows;
     tc.seed = b->spec.seed * 7919u + (uint64_t)net;
     char net_name[32];
     if (cluster < 0)

@@ -1026,13 +1026,21 @@ int st_nn_train(st_nn_t *nn, const st_nn_data_t *train, const st_nn_data_t *val,
     double best_val = INFINITY, t_start = now_s();
     int best_epoch = 0, wait = 0, epochs_run = 0, stopped_early = 0;
     long step = 0;
+    size_t per_epoch = cfg->epoch_rows > 0 && cfg->epoch_rows < n ? cfg->epoch_rows : n;
+    size_t pos = n; /* next row of idx; n: the order is used up */
     for (int epoch = 1; epoch <= cfg->epochs; epoch++) {
-        if (cfg->shuffle)
-            st_rng_shuffle(&rng, idx, n);
         double sum = 0.0;
-        for (size_t s = 0; s < n; s += (size_t)B) {
-            int count = (int)(n - s < (size_t)B ? n - s : (size_t)B);
-            const int *bidx = idx + s;
+        for (size_t done = 0; done < per_epoch;) {
+            if (pos == n) {
+                if (cfg->shuffle)
+                    st_rng_shuffle(&rng, idx, n);
+                pos = 0;
+            }
+            size_t want = per_epoch - done < (size_t)B ? per_epoch - done : (size_t)B;
+            int count = (int)(n - pos < want ? n - pos : want);
+            const int *bidx = idx + pos;
+            pos += (size_t)count;
+            done += (size_t)count;
             gather(nn, nn->ws, train, bidx, 0, count);
             forward(nn, nn->ws, count, &rng);
             sum += loss_grad(nn, nn->ws, count, train, bidx, 0, cfg->loss, cfg->huber_delta, 1) *
@@ -1060,7 +1068,7 @@ int st_nn_train(st_nn_t *nn, const st_nn_data_t *train, const st_nn_data_t *val,
                 }
             }
         }
-        double loss = sum / (double)n, val_loss = NAN;
+        double loss = sum / (double)per_epoch, val_loss = NAN;
         epochs_run = epoch;
         loss_hist[epoch - 1] = loss;
         if (!isfinite(loss)) {

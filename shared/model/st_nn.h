@@ -85,7 +85,12 @@ typedef struct {
     int patience;    /* early stopping on the validation loss; <= 0: run all epochs */
     float min_delta; /* an improvement must exceed this */
     int shuffle;     /* reshuffle training rows every epoch (seeded) */
-    uint64_t seed;   /* shuffling and dropout */
+    /* Rows per epoch: 0 (or >= the training rows) is every row once; fewer makes an epoch that
+     * many rows taken on from where the last epoch stopped, the order reshuffled each time the
+     * rows run out, so early stopping and progress come at this many rows however large the
+     * data. */
+    size_t epoch_rows;
+    uint64_t seed; /* shuffling and dropout */
     /* Called after every epoch (epoch counts from 1; val_loss is NAN without validation data);
      * return non-zero to stop training (e.g. on SIGINT). May be NULL. */
     int (*progress)(void *user, int epoch, int epochs, double loss, double val_loss,

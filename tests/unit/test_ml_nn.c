@@ -422,6 +422,64 @@ static void test_determinism(void)
     free(w3);
 }
 
+/* Trains the train_once network with this epoch size and count; returns its parameters. */
+static float *train_epochs(size_t epoch_rows, int epochs, int batch, size_t *np, int *hist_epochs)
+{
+    char err[256];
+    st_nn_arch_t a = small_arch(ST_NN_CELL_LSTM, 2);
+    a.dropout = 0.2f; /* the RNG is used between shuffles too */
+    a.seed = 7;
+    set_t s = random_set(60, 4, 3, 2, 0, 0, 5);
+    st_nn_data_t d = view(&s);
+    st_nn_t *nn = st_nn_new(&a, err, sizeof err);
+    st_nn_train_cfg_t c;
+    st_nn_train_default(&c);
+    c.batch = batch;
+    c.epochs = epochs;
+    c.epoch_rows = epoch_rows;
+    c.seed = 7;
+    st_nn_history_t h = {0};
+    ST_CHECK(st_nn_train(nn, &d, NULL, &c, &h, err, sizeof err) == 0);
+    *hist_epochs = h.epochs;
+    for (int e = 0; e < h.epochs; e++)
+        ST_CHECK(isfinite(h.loss[e]));
+    st_nn_history_free(&h);
+    float *w = st_nn_params(nn, np), *out = malloc(*np * sizeof(float));
+    memcpy(out, w, *np * sizeof(float));
+    st_nn_destroy(nn);
+    set_free(&s);
+    return out;
+}
+
+/* epoch_rows: 0, the row count or more is the plain epoch (bit for bit); a quarter of the rows
+ * makes four epochs walk exactly the batches of one (the order reshuffled only when the rows run
+ * out), so 12 quarter epochs end at the weights of 3 whole ones. */
+static void test_epoch_rows(void)
+{
+    size_t n0, n1, n2, n3, n4, n5;
+    int e0, e1, e2, e3, e4, e5;
+    float *all = train_epochs(0, 3, 15, &n0, &e0);
+    float *exact = train_epochs(60, 3, 15, &n1, &e1);
+    float *more = train_epochs(1000, 3, 15, &n2, &e2);
+    float *quarter = train_epochs(15, 12, 15, &n3, &e3);
+    float *short_run = train_epochs(15, 3, 15, &n4, &e4);
+    float *uneven = train_epochs(20, 9, 16, &n5, &e5); /* batches of 16 + 4 */
+    ST_EQ_INT(e0, 3);
+    ST_EQ_INT(e3, 12);
+    ST_EQ_INT(e5, 9);
+    ST_EQ_INT(memcmp(all, exact, n0 * sizeof(float)), 0);
+    ST_EQ_INT(memcmp(all, more, n0 * sizeof(float)), 0);
+    ST_EQ_INT(memcmp(all, quarter, n0 * sizeof(float)), 0);
+    ST_CHECK(memcmp(all, short_run, n0 * sizeof(float)) != 0); /* 3 quarters: not 3 epochs */
+    ST_CHECK(memcmp(all, uneven, n0 * sizeof(float)) != 0);
+    free(all);
+    free(exact);
+    free(more);
+    free(quarter);
+    free(short_run);
+    free(uneven);
+}
+
 static int count_epochs(void *user, int epoch, int epochs, double loss, double val_loss,
                         double elapsed_s, double eta_s)
 {
@@ -724,6 +782,7 @@ int main(void)
     ST_RUN(test_optimizers);
     ST_RUN(test_dropout);
     ST_RUN(test_determinism);
+    ST_RUN(test_epoch_rows);
     ST_RUN(test_early_stopping);
     ST_RUN(test_lstm_learns_sum);
     ST_RUN(test_bad_input);

@@ -20,7 +20,7 @@ typedef struct {
     char *preset; /* default | seed | gbt: the starting spec */
     /* common knobs; NULL = keep the config's value */
     char *name, *kind, *cell, *window, *layers, *units, *dropout, *epochs, *cluster, *k, *scaling,
-        *profile_features, *seed_filters, *log_target, *loss, *lr, *batch, *patience,
+        *profile_features, *seed_filters, *log_target, *loss, *lr, *batch, *patience, *epoch_rows,
         *min_cluster_users, *trees, *depth, *eta, *threads;
 } train_opts_t;
 
@@ -33,7 +33,8 @@ static const st_config_entry_t train_table[] = {
     {"config", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, offsetof(train_opts_t, config), false, 'c',
      "a JSON object of spec keys: inline ('{\"units\": 64}', starts with {), @FILE, or a plain "
      "FILE path (keys and allowed values: docs/training.md; name, kind, window, cell, layers, "
-     "units, units2, dropout, log_target, loss, epochs, batch, patience, lr, clip_norm, cluster, "
+     "units, units2, dropout, log_target, loss, epochs, batch, patience, epoch_rows, lr, "
+     "clip_norm, cluster, "
      "k, profile_features, seed_filters, min_cluster_users, scaling, mixed_max_users, trees, "
      "depth, "
      "eta, threads)"},
@@ -60,6 +61,7 @@ static const st_config_entry_t train_table[] = {
     KNOB("lr", lr, "Adam learning rate"),
     KNOB("batch", batch, "minibatch size"),
     KNOB("patience", patience, "early-stopping patience in epochs (0: none)"),
+    KNOB("epoch-rows", epoch_rows, "training rows per epoch (0: all)"),
     KNOB("min-cluster-users", min_cluster_users, "users a cluster needs for its own network"),
     KNOB("trees", trees, "gbt: boosting rounds at most (early stopping: --patience rounds)"),
     KNOB("depth", depth, "gbt: tree depth"),
@@ -220,6 +222,7 @@ int cmd_train(int argc, char **argv)
                  {"lr", o.lr},
                  {"batch", o.batch},
                  {"patience", o.patience},
+                 {"epoch_rows", o.epoch_rows},
                  {"min_cluster_users", o.min_cluster_users},
                  {"trees", o.trees},
                  {"depth", o.depth},
