@@ -28,6 +28,8 @@ static struct {
     int64_t logged_ms;
 } denied[DENIED_MAX];
 static atomic_int ndenied;
+/* When a refusal found the table full (logged, untracked: /healthz is failing anyway), 0: never. */
+static int64_t overflow_logged_ms;
 
 void st_kafka_deny(const char *key, const char *event, const char *fmt, ...)
 {
@@ -51,9 +53,16 @@ void st_kafka_deny(const char *key, const char *event, const char *fmt, ...)
         denied[i].logged_ms = now;
         log = true;
     }
+    bool overflow = i == n && n == DENIED_MAX &&
+                    (overflow_logged_ms == 0 || now - overflow_logged_ms >= DENIED_RELOG_MS);
+    if (overflow)
+        overflow_logged_ms = now;
     pthread_mutex_unlock(&denied_mu);
     if (log)
         st_log_error(event, "%s", text);
+    else if (overflow)
+        st_log_error(event, "%s (and more: over %d refusals in force, the rest not listed)", text,
+                     DENIED_MAX);
 }
 
 bool st_kafka_denied(void)
@@ -325,28 +334,35 @@ int st_producer_send(st_producer_t *p, const char *topic, int32_t partition, con
     }
 }
 
-/* The partition count of rkt's topic from a metadata request, or -1 with errstr (no answer in
- * timeout_ms, or the topic does not exist). */
-static int topic_partitions(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int timeout_ms, char *errstr,
-                            size_t errstr_size)
+/* The partition count of rkt's topic from a metadata request, or -1 with errstr and, when
+ * whyp is not NULL, *whyp (no answer in timeout_ms, the topic does not exist, or its metadata is
+ * refused: RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED). */
+static int topic_partitions(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int timeout_ms,
+                            rd_kafka_resp_err_t *whyp, char *errstr, size_t errstr_size)
 {
     const char *topic = rd_kafka_topic_name(rkt);
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    if (whyp)
+        *whyp = e;
     if (e)
         return st_errstr(errstr, errstr_size, "metadata for %s: %s", topic, rd_kafka_err2str(e));
     int n = -1;
-    if (md->topic_cnt == 1 && !md->topics[0].err)
+    if (md->topic_cnt == 1 && !md->topics[0].err) {
         n = md->topics[0].partition_cnt;
-    else
+    } else {
+        e = md->topic_cnt ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+        if (whyp)
+            *whyp = e;
         st_errstr(errstr, errstr_size, "topic %s: %s", topic,
-                  md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "not found");
+                  md->topic_cnt ? rd_kafka_err2str(e) : "not found");
+    }
     rd_kafka_metadata_destroy(md);
     return n;
 }
 
-int st_producer_prepare_topic(st_producer_t *p, const char *topic, int timeout_ms, char *errstr,
-                              size_t errstr_size)
+rd_kafka_resp_err_t st_producer_prepare_topic(st_producer_t *p, const char *topic, int timeout_ms,
+                                              char *errstr, size_t errstr_size)
 {
     rd_kafka_topic_t *rkt = NULL;
     for (size_t i = 0; i < p->ntopics && !rkt; i++)
@@ -354,15 +370,22 @@ int st_producer_prepare_topic(st_producer_t *p, const char *topic, int timeout_m
             rkt = p->topics[i];
     if (!rkt) {
         rd_kafka_topic_t **t = realloc(p->topics, (p->ntopics + 1) * sizeof *t);
-        if (!t)
-            return st_errstr(errstr, errstr_size, "out of memory");
+        if (!t) {
+            st_errstr(errstr, errstr_size, "out of memory");
+            return RD_KAFKA_RESP_ERR__FAIL;
+        }
         p->topics = t;
-        if (!(rkt = rd_kafka_topic_new(p->rk, topic, NULL)))
-            return st_errstr(errstr, errstr_size, "topic %s: %s", topic,
-                             rd_kafka_err2str(rd_kafka_last_error()));
+        if (!(rkt = rd_kafka_topic_new(p->rk, topic, NULL))) {
+            rd_kafka_resp_err_t e = rd_kafka_last_error();
+            st_errstr(errstr, errstr_size, "topic %s: %s", topic, rd_kafka_err2str(e));
+            return e ? e : RD_KAFKA_RESP_ERR__FAIL;
+        }
         p->topics[p->ntopics++] = rkt;
     }
-    return topic_partitions(p->rk, rkt, timeout_ms, errstr, errstr_size) < 0 ? -1 : 0;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__FAIL;
+    return topic_partitions(p->rk, rkt, timeout_ms, &e, errstr, errstr_size) < 0
+               ? (e ? e : RD_KAFKA_RESP_ERR__FAIL)
+               : RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 uint64_t st_producer_in_flight(const st_producer_t *p)
@@ -423,7 +446,7 @@ static bool topic_exists(rd_kafka_t *rk, const char *topic)
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     if (!rkt)
         return false;
-    int n = topic_partitions(rk, rkt, 10000, buf, sizeof buf);
+    int n = topic_partitions(rk, rkt, 10000, NULL, buf, sizeof buf);
     rd_kafka_topic_destroy(rkt);
     return n > 0;
 }
@@ -602,7 +625,7 @@ static int partition_count(rd_kafka_t *rk, const char *topic, char *errstr, size
     if (!rkt)
         return st_errstr(errstr, errstr_size, "topic %s: %s", topic,
                          rd_kafka_err2str(rd_kafka_last_error()));
-    int n = topic_partitions(rk, rkt, 10000, errstr, errstr_size);
+    int n = topic_partitions(rk, rkt, 10000, NULL, errstr, errstr_size);
     rd_kafka_topic_destroy(rkt);
     return n;
 }

@@ -68,10 +68,12 @@ int st_producer_wait(st_producer_t *p, int timeout_ms, st_err_t *err);
 uint64_t st_producer_in_flight(const st_producer_t *p);
 /* Looks up topic's metadata now and keeps a handle to it for the producer's life, so that the
  * first record to it is sent at once: librdkafka (2.0) otherwise holds a topic's first record
- * about 1 s for a metadata round of its own. Returns 0, or -1 with errstr (the topic does not
- * exist, or no broker answered within timeout_ms); the producer is usable either way. */
-int st_producer_prepare_topic(st_producer_t *p, const char *topic, int timeout_ms, char *errstr,
-                              size_t errstr_size);
+ * about 1 s for a metadata round of its own. Returns RD_KAFKA_RESP_ERR_NO_ERROR, or the reason
+ * with errstr (RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC or the topic's own error when it does not exist,
+ * RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED when an ACL refuses it, a timeout when no broker
+ * answered within timeout_ms); the producer is usable either way. */
+rd_kafka_resp_err_t st_producer_prepare_topic(st_producer_t *p, const char *topic, int timeout_ms,
+                                              char *errstr, size_t errstr_size);
 
 /* Deletes topics; names that do not exist are skipped. Returns the number deleted, or -1 with
  * errstr. */

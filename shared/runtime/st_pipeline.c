@@ -449,10 +449,11 @@ static void prepare_outputs(st_pipeline_t *p, const st_pipeline_opts_t *opts)
         int64_t left = deadline - st_time_mono_ms();
         if (!topic || !*topic)
             continue;
-        if (st_producer_prepare_topic(p->producer, topic, left > 1000 ? (int)left : 1000, err,
-                                      sizeof err) == 0)
+        rd_kafka_resp_err_t e = st_producer_prepare_topic(
+            p->producer, topic, left > 1000 ? (int)left : 1000, err, sizeof err);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
             continue;
-        if (strstr(err, "uthorization")) {
+        if (e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
             char **d = realloc(p->denied_out, (p->ndenied_out + 1) * sizeof *d);
             if (d && (d[p->ndenied_out] = strdup(topic)) != NULL) {
                 p->denied_out = d;
@@ -472,7 +473,8 @@ static void probe_denied_outputs(st_pipeline_t *p)
 {
     for (size_t i = 0; i < p->ndenied_out;) {
         char err[512];
-        if (st_producer_prepare_topic(p->producer, p->denied_out[i], 1000, err, sizeof err) != 0) {
+        if (st_producer_prepare_topic(p->producer, p->denied_out[i], 1000, err, sizeof err) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
             i++;
             continue;
         }

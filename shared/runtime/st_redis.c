@@ -856,6 +856,12 @@ static int conn_queue(rconn_t *c, size_t cmd, bool asking)
     return 0;
 }
 
+/* The replicas a WAIT on c's node asks for. */
+static int wait_want(const st_redis_t *r, const rconn_t *c)
+{
+    return r->wait_replicas < c->replicas ? r->wait_replicas : c->replicas;
+}
+
 /* After a round on a cluster: WAIT on every primary the round was sent to, for
  * min(redis.wait_replicas, the replicas the slot map lists for it), so that what the caller is
  * about to treat as stored (and commit the input offsets of) is on a replica too. Replication is
@@ -875,8 +881,7 @@ static int wait_replicas(st_redis_t *r, st_err_t *err)
         c->sent = c->sent && c->replicas > 0 && c->c;
         if (!c->sent)
             continue;
-        int want = r->wait_replicas < c->replicas ? r->wait_replicas : c->replicas;
-        if (redisAppendCommand(c->c, "WAIT %d %d", want, wait_ms) != REDIS_OK) {
+        if (redisAppendCommand(c->c, "WAIT %d %d", wait_want(r, c), wait_ms) != REDIS_OK) {
             st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "redis append: %s", c->c->errstr);
             rc = -1;
             goto out;
@@ -886,7 +891,7 @@ static int wait_replicas(st_redis_t *r, st_err_t *err)
         rconn_t *c = &r->conns[n];
         if (!c->sent)
             continue;
-        int want = r->wait_replicas < c->replicas ? r->wait_replicas : c->replicas;
+        int want = wait_want(r, c);
         redisReply *rep = read_reply(c, err);
         c->sent = false; /* its reply is read (or the connection is closed) */
         if (!rep) {
