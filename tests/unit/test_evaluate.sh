@@ -4,8 +4,8 @@
 # everywhere, the report files, the same seed giving the same table digit for digit (train times
 # aside), the same predictions.csv and report whether trained on 2 threads or 1 (--jobs); the
 # --data path and `stint sessions` + --sessions giving the identical data set (hash) and the
-# identical table; --until on both paths; and the leak test on the --data path: changing the test
-# users' test-period listens changes no training artefact.
+# identical table; --until on both paths; --only keeping its rows as they were; and the leak test
+# on the --data path: changing the test users' test-period listens changes no training artefact.
 set -euo pipefail
 : "${STINT_BIN_DIR:?}" "${STINT_SOURCE_DIR:?}"
 export OPENBLAS_NUM_THREADS=1
@@ -224,8 +224,21 @@ for cfg in "kmeans:--cluster kmeans --k 3" "parity:--preset seed" "gbt:--preset 
     done
 done
 
+# --only: the chosen configurations (and every baseline), each row as in the full run
+main_rows() { sed -n '/^configuration  *|/,/^$/p' "$1" | grep ' | ' | sed 's/|[^|]*$//' |
+    grep -e '^seq LSTM(32) W16 log-L1 ' -e '^GBT' -e '^baseline'; }
+run "$tmp/only" "${data[@]}" --only "LSTM(32) W16 log-L1, GBT"
+[ "$(table "$tmp/only.out" | grep -vc -e '^configuration' -e '^---')" -eq 6 ] ||
+    fail "--only: not 2 configurations + 4 baselines: $(table "$tmp/only.out")"
+[ "$(main_rows "$tmp/only.out" | wc -l)" -eq 6 ] || fail "--only: rows missing"
+diff <(main_rows "$tmp/only.out") <(main_rows "$tmp/r1.out") || fail "--only: rows differ from the full run's"
+
 # usage errors exit 2
 set +e
+msg=$(stint evaluate --only "LSTM(32),nope" "${data[@]}" 2>&1 >/dev/null)
+[ $? -eq 2 ] || fail "--only naming no configuration should exit 2"
+grep -qF -- '--only: "nope" is in no configuration name of preset default (seq LSTM(32) W16 log-L1;' <<<"$msg" ||
+    fail "--only: unclear error: $msg"
 stint evaluate --preset nope "${data[@]}" 2>/dev/null
 [ $? -eq 2 ] || fail "bad preset should exit 2"
 stint evaluate --seeds 3,x "${data[@]}" 2>/dev/null

@@ -42,6 +42,7 @@
 
 typedef struct {
     char *preset;
+    char *only; /* "" or comma-separated parts of configuration names: keep those that match */
     char *out;
     char *seeds;         /* "" or a comma-separated list of split seeds */
     int64_t epochs;      /* 0: each configuration's own */
@@ -53,6 +54,10 @@ typedef struct {
 static const st_config_entry_t eval_table[] = {
     {"preset", ST_CFG_STRING, "default", ST_CFG_NOBOUNDS, offsetof(eval_opts_t, preset), false, 0,
      "default (improved models + seed parity) or seed (the seed's experiment list)"},
+    {"only", ST_CFG_STRING, "", ST_CFG_NOBOUNDS, offsetof(eval_opts_t, only), false, 0,
+     "comma-separated parts of configuration names (e.g. \"LSTM(32) W16 log-L1,GBT\"): train "
+     "and score only the preset's configurations whose name contains one of them (baselines "
+     "always); empty = all"},
     {"out", ST_CFG_STRING, "report", ST_CFG_NOBOUNDS, offsetof(eval_opts_t, out), false, 0,
      "report directory (index.html, SVGs, predictions.csv)"},
     {"epochs", ST_CFG_INT, "0", 0, 100000, offsetof(eval_opts_t, epochs), false, 0,
@@ -163,6 +168,49 @@ static int preset_specs(const char *preset, uint64_t seed, st_bundle_spec_t *s)
     for (int i = 0; i < n; i++)
         s[i].seed = seed;
     return n;
+}
+
+/* The preset's configurations that --only keeps (all when only is empty), in the preset's order.
+ * Returns their count, or -1 with errstr (an unknown preset, a part that matches none). */
+static int eval_specs(const eval_opts_t *o, uint64_t seed, st_bundle_spec_t *s, char *errstr,
+                      size_t errstr_size)
+{
+    int n = preset_specs(o->preset, seed, s);
+    if (n < 0) {
+        snprintf(errstr, errstr_size, "unknown --preset \"%s\" (default or seed)", o->preset);
+        return -1;
+    }
+    if (!o->only || !*o->only)
+        return n;
+    char parts[1024];
+    snprintf(parts, sizeof parts, "%s", o->only);
+    int keep[MAX_MODELS] = {0};
+    char *save = NULL;
+    for (char *t = strtok_r(parts, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ')
+            t++;
+        int hits = 0;
+        for (int i = 0; i < n; i++)
+            if (*t && strstr(s[i].name, t))
+                keep[i] = 1, hits++;
+        if (hits == 0) {
+            size_t len = (size_t)snprintf(errstr, errstr_size,
+                                          "--only: \"%s\" is in no configuration name of preset "
+                                          "%s (",
+                                          t, o->preset);
+            for (int i = 0; i < n && len < errstr_size; i++)
+                len += (size_t)snprintf(errstr + len, errstr_size - len, "%s%s", i ? "; " : "",
+                                        s[i].name);
+            if (len < errstr_size)
+                snprintf(errstr + len, errstr_size - len, ")");
+            return -1;
+        }
+    }
+    int kept = 0;
+    for (int i = 0; i < n; i++)
+        if (keep[i])
+            s[kept++] = s[i];
+    return kept;
 }
 
 typedef struct {
@@ -899,7 +947,7 @@ static int evaluate_one(const eval_ctx_t *cx, st_dataset_t *ds, uint64_t seed, i
     const eval_opts_t *o = cx->o;
     char err[512];
     st_bundle_spec_t specs[MAX_MODELS];
-    int n_models = preset_specs(o->preset, seed, specs);
+    int n_models = eval_specs(o, seed, specs, err, sizeof err); /* checked in cmd_evaluate */
     size_t n_test = st_dataset_count(ds, ST_DATASET_TEST);
     size_t n_val = st_dataset_count(ds, ST_DATASET_VAL);
     int rc = 1;
@@ -1229,8 +1277,8 @@ int cmd_evaluate(int argc, char **argv)
         st_config_destroy(cfg);
         return 2;
     }
-    if (preset_specs(o.preset, seeds[0], probe) < 0) {
-        fprintf(stderr, "stint evaluate: unknown --preset \"%s\" (default or seed)\n", o.preset);
+    if (eval_specs(&o, seeds[0], probe, err, sizeof err) < 0) {
+        fprintf(stderr, "stint evaluate: %s\n", err);
         st_config_usage(cfg, stderr);
         st_config_destroy(cfg);
         return 2;
