@@ -168,6 +168,16 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, 
     return 0;
 }
 
+bool st_kafka_conf_known(const char *name)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* Only "unknown" matters: a value the property refuses still means it exists. */
+    bool known = rd_kafka_conf_set(conf, name, "1", err, sizeof err) != RD_KAFKA_CONF_UNKNOWN;
+    rd_kafka_conf_destroy(conf);
+    return known;
+}
+
 rd_kafka_conf_t *st_kafka_conf_new(const st_kafka_opts_t *opts, const char *const (*defaults)[2],
                                    size_t ndefaults, char *errstr, size_t errstr_size)
 {

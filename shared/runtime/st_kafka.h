@@ -20,6 +20,10 @@ typedef struct {
     size_t nprops;
 } st_kafka_opts_t;
 
+/* Whether the linked librdkafka knows the configuration property name (settings that only some
+ * versions have, e.g. fetch.queue.backoff.ms from 2.2). */
+bool st_kafka_conf_known(const char *name);
+
 /* A new librdkafka configuration: brokers, client id, log/error callbacks routed to st_log, then
  * the caller's defaults (name/value pairs, may be NULL), then opts->props, so that -X overrides
  * everything. Returns NULL and fills errstr when a property is rejected. Caller owns it until it

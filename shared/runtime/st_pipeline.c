@@ -513,6 +513,9 @@ st_pipeline_t *st_pipeline_new(const st_pipeline_opts_t *opts, const st_pipeline
         goto fail;
     }
 
+    /* With fetch.queue.backoff.ms (librdkafka >= 2.2) the fetcher waits 20 ms, not ~1 s, when
+     * the queue is full, so a small queue no longer starves the loop; see the prefetch below. */
+    bool short_backoff = st_kafka_conf_known("fetch.queue.backoff.ms");
     const char *const defaults[][2] = {
         {"enable.auto.offset.store", "false"},
         {"enable.auto.commit", "true"},
@@ -535,15 +538,32 @@ st_pipeline_t *st_pipeline_new(const st_pipeline_opts_t *opts, const st_pipeline
          * op count, not the bytes, is the memory. On the 18.7 M run (--users 1000 --days 1500) a
          * count bound of 1,000,000 left the sessionizer at 73 MB peak RSS (306 s); 50,000 gives 63
          * MB (and ingest 60 MB) at 358 s, one run each. A deployment that wants the speed back sets
-         * queued.min.messages (-X / STINT_RDKAFKA_*) and gives the memory. */
-        {"queued.max.messages.kbytes", "12288"},
+         * queued.min.messages (-X / STINT_RDKAFKA_*) and gives the memory.
+         * Built against librdkafka 2.12.1 (the source of the rdkafka-sys 4.10.0 crate), the same
+         * bench (--users 400 --days 300, 2026-12-06, interleaved): these settings 49,759 and 51,190
+         * listens/s (2.0.2), 52,490 and 51,222 (2.12.1); with fetch.queue.backoff.ms 20 85,566 and
+         * 72,512 but ingest 66-67 MB and the sessionizer 70-71 MB; with that and 4 MB queues 74,395
+         * (one run, another job starting) and every service <= 54 MB. So with the short backoff
+         * the queue is 4 MB. */
+        {"queued.max.messages.kbytes", short_backoff ? "4096" : "12288"},
         {"queued.min.messages", "50000"},
         {"max.partition.fetch.bytes", "262144"},
+        {"fetch.queue.backoff.ms", "20"}, /* last: left out where librdkafka lacks it */
     };
-    rd_kafka_conf_t *conf = st_kafka_conf_new(
-        &opts->kafka, defaults, sizeof defaults / sizeof defaults[0], errstr, errstr_size);
+    size_t ndefaults = sizeof defaults / sizeof defaults[0] - (short_backoff ? 0 : 1);
+    rd_kafka_conf_t *conf =
+        st_kafka_conf_new(&opts->kafka, defaults, ndefaults, errstr, errstr_size);
     if (!conf)
         goto fail;
+    char qkb[32] = "?", backoff[32] = "none (librdkafka < 2.2: ~1 s)";
+    size_t sz = sizeof qkb;
+    rd_kafka_conf_get(conf, "queued.max.messages.kbytes", qkb, &sz);
+    sz = sizeof backoff;
+    if (short_backoff)
+        rd_kafka_conf_get(conf, "fetch.queue.backoff.ms", backoff, &sz);
+    st_log_info("kafka_consumer",
+                "librdkafka=%s queued_max_kbytes=%s fetch_queue_backoff_ms=\"%s\"",
+                rd_kafka_version_str(), qkb, backoff);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, p);
     p->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, buf, sizeof buf);

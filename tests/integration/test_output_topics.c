@@ -1,7 +1,9 @@
 /* Integration: output topics are looked up before the first batch. st_producer_prepare_topic
  * accepts an existing topic and names a missing one (and says why: an ACL's refusal is told
  * apart by its code, test_secure_stack); a service whose output topic is missing
- * says so at start (not only as delivery timeouts later) and still stops cleanly. */
+ * says so at start (not only as delivery timeouts later) and still stops cleanly, and logs the
+ * consumer prefetch it chose for its librdkafka (a 20 ms full-queue backoff and 4 MB queues
+ * where librdkafka >= 2.2 offers the backoff, else 12 MB). */
 #include "st_itest.h"
 #include "st_test.h"
 
@@ -42,6 +44,14 @@ static void test_service_reports_missing_output(void)
     ST_CHECK(itest_log_has(logpath, "output_topic"));
     ST_CHECK(itest_log_has(logpath, topic_missing));
     ST_CHECK(waitpid(pid, NULL, WNOHANG) == 0); /* reported, not fatal */
+    /* The prefetch it chose for the librdkafka it runs, said at start. */
+    ST_CHECK(st_kafka_conf_known("queued.max.messages.kbytes"));
+    ST_CHECK(!st_kafka_conf_known("queued.max.messages.kilobytes"));
+    bool short_backoff = st_kafka_conf_known("fetch.queue.backoff.ms");
+    ST_CHECK(itest_log_has(logpath,
+                           short_backoff ? "queued_max_kbytes=4096 " : "queued_max_kbytes=12288 "));
+    ST_CHECK(itest_log_has(logpath, short_backoff ? "fetch_queue_backoff_ms=\"20\""
+                                                  : "fetch_queue_backoff_ms=\"none"));
     kill(pid, SIGTERM);
     ST_EQ_INT(itest_wait(pid, 30000), 0);
 }
