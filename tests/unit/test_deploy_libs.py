@@ -3,7 +3,10 @@
 that `ldd` shows for build/bin's programs belongs (dpkg -S) to a Debian package that the runtime
 stage of deploy/docker/Dockerfile installs, or that one of those (or debian:12-slim's essential
 packages) depends on; every library a binary names directly (DT_NEEDED) comes from a package the
-stage lists itself. The build stage installs the -dev packages of deploy/local/packages.txt."""
+stage lists itself. The one exception is librdkafka, which the build stage builds from source
+(deploy/local/build-librdkafka into the prefix its cmake gets as STINT_RDKAFKA_PREFIX) and the
+runtime stage copies to the same path, the binaries' RPATH: a library no package owns must be such
+a copy. The build stage installs the -dev packages of deploy/local/packages.txt."""
 import os
 import re
 import subprocess
@@ -104,6 +107,22 @@ def main():
     c.check("debian:12-slim" in open(os.path.join(SRC, "deploy", "docker", "Dockerfile")).read(),
             "runtime on debian:12-slim")
 
+    # librdkafka: built in the build stage, copied into the runtime stage at the same prefix.
+    build_text = "\n".join(stages.get("build", []))
+    m = re.search(r"^RUN build-librdkafka (/\S+)$", build_text, re.M)
+    rdk_prefix = m.group(1) if m else None
+    c.check(rdk_prefix is not None, "the build stage runs build-librdkafka PREFIX")
+    c.check(rdk_prefix is not None and "-DSTINT_RDKAFKA_PREFIX=%s " % rdk_prefix in build_text,
+            "the build stage's cmake links the librdkafka it built", rdk_prefix)
+    copied = {}
+    for line in stages.get("runtime", []):
+        m = re.match(r"^COPY\s+--from=build\s+(\S+)\s+(\S+)$", line)
+        if m:
+            copied[os.path.basename(m.group(2))] = (m.group(1), m.group(2))
+    rdk = copied.get("librdkafka.so.1")
+    c.check(rdk is not None and rdk[0] == rdk[1] == "%s/lib/librdkafka.so.1" % rdk_prefix,
+            "the runtime stage copies librdkafka.so.1 to the path it was built for", rdk, rdk_prefix)
+
     pkgs = installed_packages()
     missing_runtime = [p for p in runtime if p not in pkgs]
     c.check(not missing_runtime, "runtime packages are real (installed here)", missing_runtime)
@@ -111,7 +130,7 @@ def main():
     base = closure(essential, pkgs)
     covered = closure(set(runtime) | set(essential), pkgs)
 
-    seen = {}
+    seen, copied_deps_checked = {}, set()
     for prog in PROGRAMS:
         path = os.path.join(BIN, prog)
         if not c.check(os.access(path, os.X_OK), "%s is built" % path):
@@ -133,6 +152,20 @@ def main():
         own = seen
         for soname, lib in sorted(libs.items()):
             pkg = own.get(lib)
+            if pkg is None and soname in copied:
+                # the build stage's own build (checked above): what it names directly comes from
+                # packages the runtime stage lists, as for the binaries
+                rdk_elf = subprocess.run(["readelf", "-d", lib], capture_output=True, text=True).stdout
+                for dep in re.findall(r"\(NEEDED\)\s+Shared library: \[(\S+)\]", rdk_elf):
+                    if dep.startswith("ld-linux") or (lib, dep) in copied_deps_checked:
+                        continue  # the dynamic loader (libc6, essential); or checked already
+                    copied_deps_checked.add((lib, dep))
+                    dep_path = libs.get(dep)
+                    dep_pkg = owners([dep_path]).get(dep_path) if dep_path else None
+                    c.check(dep_pkg in runtime or dep_pkg in base,
+                            "%s links %s directly: add %s to the runtime stage's apt-get install"
+                            % (soname, dep, dep_pkg), dep_pkg, runtime)
+                continue
             if not c.check(pkg is not None, "%s: %s (%s) belongs to a Debian package" % (prog, soname, lib)):
                 continue
             c.check(pkg in covered, "%s: %s comes from %s, which the runtime stage does not install "
