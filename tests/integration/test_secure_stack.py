@@ -8,7 +8,8 @@ service.
   the broker;
 - the positive path: a small generated dataset (`stint gen`, 20 users x 30 days) and a bundle
   trained on it (tests/e2e/predictor_env.py), replayed as the tools principal (`stint replay
-  --max`); the five services each as its own principal (`secure-stack env <service>`); a
+  --max`); the five services each as its own principal (`secure-stack env <service>`: SASL_SSL
+  with SCRAM-SHA-512, the user's password from a file); a
   Prediction arrives on `predictions` (`stint tail --follow` as the tools principal), every
   service's /healthz is 200, and each exits 0 on SIGTERM;
 - the crash (issue 23: "the crash test run once against the secured stack"), within the positive
@@ -25,12 +26,12 @@ service.
   for 5 s: every CLOSED session equals `stint sessions` offline (start, length, tracks), none is
   closed twice differently, and each offline session not closed is its user's last
   (bench/full_pipeline's offline_check);
-- the refusals, run side by side: ingest with a client certificate the broker does not trust
-  (self-signed), ingest with the clusterer's identity (no ACL on its group and topics), the
-  enricher with a wrong Redis password, ingest as a Redis ACL user without +evalsha. Each gives
-  exactly one error line naming the setting to fix (ssl.certificate.location, kafka.group,
-  redis.password, the ACL rule), /healthz not 200, still running a while later (no crash loop,
-  no repeated line), exit 0 on SIGTERM.
+- the refusals, run side by side: ingest with a wrong SCRAM password, ingest on the mTLS listener
+  with a client certificate the broker does not trust (self-signed), ingest with the clusterer's
+  identity (no ACL on its group and topics), the enricher with a wrong Redis password, ingest as a
+  Redis ACL user without +evalsha. Each gives exactly one error line naming the setting to fix
+  (sasl.password, ssl.certificate.location, kafka.group, redis.password, the ACL rule), /healthz
+  not 200, still running a while later (no crash loop, no repeated line), exit 0 on SIGTERM.
 The stack is stopped and the temp dirs removed whatever happens. About 1.5 to 2.5 minutes, most of
 it the stack's start (certificates, Kafka, topics, ACLs); bounded at BUDGET_S (200 s)."""
 import json
@@ -152,10 +153,10 @@ def no_plaintext(stack):
     """A PLAINTEXT client fails on every Kafka port; the same client over mTLS lists the broker."""
     tools = stack.principal_env("tools")
     ok = subprocess.run(
-        ["kcat", "-b", tools["STINT_KAFKA_BROKERS"], "-L", "-m", "10", "-X",
+        ["kcat", "-b", tools["STINT_SECURE_MTLS_BROKERS"], "-L", "-m", "10", "-X",
          "security.protocol=SSL", "-X", f"ssl.ca.location={tools['STINT_RDKAFKA_SSL_CA_LOCATION']}",
-         "-X", f"ssl.certificate.location={tools['STINT_RDKAFKA_SSL_CERTIFICATE_LOCATION']}",
-         "-X", f"ssl.key.location={tools['STINT_RDKAFKA_SSL_KEY_LOCATION']}"],
+         "-X", f"ssl.certificate.location={tools['STINT_SECURE_MTLS_CERTIFICATE_LOCATION']}",
+         "-X", f"ssl.key.location={tools['STINT_SECURE_MTLS_KEY_LOCATION']}"],
         capture_output=True, text=True, timeout=left(20))
     check(ok.returncode == 0 and "1 brokers:" in ok.stdout,
           "kcat over mTLS with the tools' certificate lists the broker")
@@ -339,7 +340,7 @@ def positive(stack, tmp, data):
 
 
 def refusals(stack, tmp, data):
-    """The four refusals side by side; each one line, unhealthy, alive, exit 0."""
+    """The five refusals side by side; each one line, unhealthy, alive, exit 0."""
     rogue_key, rogue_pem = os.path.join(tmp, "rogue.key"), os.path.join(tmp, "rogue.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=stint-ingest", "-keyout", rogue_key, "-out", rogue_pem],
@@ -364,7 +365,17 @@ def refusals(stack, tmp, data):
 
     cases = []  # (service, what the one line names, healthz body part)
     env = stack.principal_env("ingest")
-    env.update(STINT_RDKAFKA_SSL_CERTIFICATE_LOCATION=rogue_pem,
+    env["STINT_RDKAFKA_SASL_PASSWORD_FILE"] = wrong_pw
+    cases.append((Service(tmp, "ingest", env, "ingest-wrong-kafka-password"),
+                  "sasl.password", "kafka=down"))
+    # The same refusal on the mTLS listener: a self-signed certificate with the right CN.
+    env = stack.principal_env("ingest")
+    for k in ("STINT_RDKAFKA_SASL_MECHANISM", "STINT_RDKAFKA_SASL_USERNAME",
+              "STINT_RDKAFKA_SASL_PASSWORD_FILE"):
+        env.pop(k, None)
+    env.update(STINT_KAFKA_BROKERS=env["STINT_SECURE_MTLS_BROKERS"],
+               STINT_RDKAFKA_SECURITY_PROTOCOL="SSL",
+               STINT_RDKAFKA_SSL_CERTIFICATE_LOCATION=rogue_pem,
                STINT_RDKAFKA_SSL_KEY_LOCATION=rogue_key)
     cases.append((Service(tmp, "ingest", env, "ingest-rogue-certificate"),
                   "ssl.certificate.location", "kafka=down"))
