@@ -109,7 +109,7 @@ def main():
 
     # librdkafka: built in the build stage, copied into the runtime stage at the same prefix.
     build_text = "\n".join(stages.get("build", []))
-    m = re.search(r"^RUN build-librdkafka (/\S+)$", build_text, re.M)
+    m = re.search(r"^RUN (?:\w+=\S+ )*build-librdkafka (/\S+)(?: &&.*)?$", build_text, re.M)
     rdk_prefix = m.group(1) if m else None
     c.check(rdk_prefix is not None, "the build stage runs build-librdkafka PREFIX")
     c.check(rdk_prefix is not None and "-DSTINT_RDKAFKA_PREFIX=%s " % rdk_prefix in build_text,
