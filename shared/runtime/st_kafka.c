@@ -587,10 +587,11 @@ static rd_kafka_t *group_client(const st_kafka_opts_t *opts, const char *group, 
 
 /* Through a consumer that never joins the group rather than the Admin API's
  * List/AlterConsumerGroupOffsets: on a client without a consumer group of its own, librdkafka
- * (2.0.2 here, and later ones) crashes when the coordinator answers NOT_COORDINATOR, as it does
- * right after a broker restart (a consumer-group op on a NULL group; seen as a SIGSEGV at close in
- * test_pipeline_restarts). Such a consumer's commit carries no member id and no generation, which
- * the broker accepts only while the group has no members: the guarantee wanted here. */
+ * 2.0.2 (not re-checked on the 2.12.1 stint now builds) crashes when the coordinator answers
+ * NOT_COORDINATOR, as it does right after a broker restart (a consumer-group op on a NULL group;
+ * seen as a SIGSEGV at close in test_pipeline_restarts). Such a consumer's commit carries no
+ * member id and no generation, which the broker accepts only while the group has no members: the
+ * guarantee wanted here. */
 int st_kafka_commit_outside_group(const st_kafka_opts_t *opts, const char *group,
                                   const rd_kafka_topic_partition_list_t *offsets, char *errstr,
                                   size_t errstr_size)
