@@ -46,8 +46,9 @@ endif()
 if(RDKAFKA_VERSION VERSION_LESS 2.2)
   message(WARNING "librdkafka ${RDKAFKA_VERSION} has no fetch.queue.backoff.ms: a consumer whose "
                   "prefetch queue fills stops fetching for ~1 s, so it catches up slower "
-                  "(the 18.7 M-listen year: 358 s against 252, docs/deployment.md). deploy/local/bootstrap builds 2.12.1 into "
-                  "${STINT_RDKAFKA_PREFIX}; then configure again.")
+                  "(the 18.7 M-listen year: 358 s against 243-282, docs/deployment.md). "
+                  "deploy/local/bootstrap builds 2.12.1 into ${STINT_RDKAFKA_PREFIX}; then "
+                  "configure again.")
 endif()
 stint_require_pkg(AVRO avro-c libavro-dev)
 stint_require_pkg(JANSSON jansson libjansson-dev)

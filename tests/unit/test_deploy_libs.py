@@ -72,6 +72,12 @@ def closure(roots, pkgs):
     return seen
 
 
+def dt_needed(path):
+    """The sonames an ELF file names directly (readelf -d, DT_NEEDED)."""
+    elf = subprocess.run(["readelf", "-d", path], capture_output=True, text=True).stdout
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[(\S+)\]", elf)
+
+
 def owners(paths):
     """{path: package} through one dpkg -S call, trying each path as ldd gives it, its real path
     and its /usr/lib form (usrmerge)."""
@@ -143,9 +149,7 @@ def main():
             if m and not SANITIZER_RUNTIME.match(m.group(1)):
                 libs[m.group(1)] = m.group(2)
         c.check(len(libs) > 5, "%s: ldd lists its libraries" % prog, sorted(libs))
-        elf = subprocess.run(["readelf", "-d", path], capture_output=True, text=True).stdout
-        needed = [n for n in re.findall(r"\(NEEDED\)\s+Shared library: \[(\S+)\]", elf)
-                  if not SANITIZER_RUNTIME.match(n)]
+        needed = [n for n in dt_needed(path) if not SANITIZER_RUNTIME.match(n)]
         c.check(bool(needed), "%s: readelf shows DT_NEEDED" % prog)
         new = sorted(set(libs.values()) - set(seen))
         seen.update(owners(new) if new else {})
@@ -155,13 +159,11 @@ def main():
             if pkg is None and soname in copied:
                 # the build stage's own build (checked above): what it names directly comes from
                 # packages the runtime stage lists, as for the binaries
-                rdk_elf = subprocess.run(["readelf", "-d", lib], capture_output=True, text=True).stdout
-                for dep in re.findall(r"\(NEEDED\)\s+Shared library: \[(\S+)\]", rdk_elf):
+                for dep in dt_needed(lib):
                     if dep.startswith("ld-linux") or (lib, dep) in copied_deps_checked:
                         continue  # the dynamic loader (libc6, essential); or checked already
                     copied_deps_checked.add((lib, dep))
-                    dep_path = libs.get(dep)
-                    dep_pkg = owners([dep_path]).get(dep_path) if dep_path else None
+                    dep_pkg = own.get(libs.get(dep))  # ldd lists it too: its owner is known
                     c.check(dep_pkg in runtime or dep_pkg in base,
                             "%s links %s directly: add %s to the runtime stage's apt-get install"
                             % (soname, dep, dep_pkg), dep_pkg, runtime)
