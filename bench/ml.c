@@ -4,9 +4,11 @@
  * clip 1); inference latency at batch 1 (st_nn_ctx_predict) and throughput at batch 256
  * (st_nn_predict). Each training figure runs for about BENCH_SECONDS. Run with
  * OPENBLAS_NUM_THREADS=1 for one-core figures (unset, the benchmark sets one thread itself).
- * `bench-ml -t [name substring]` prints the training figures only (of the matching rows). Per CPU
+ * `bench-ml -t [name substring]` prints the training figures only (of the matching rows); -j N
+ * trains on N threads (st_nn_train_cfg_t.threads: the batch split over them). Per CPU
  * second: samples over the process's CPU time, the figure to compare at one thread on a busy
- * machine. */
+ * machine. The header names the kernels OpenBLAS chose for this CPU (OPENBLAS_CORETYPE overrides
+ * the choice: compare figures only on the same kernels). */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +100,8 @@ static st_nn_t *make_net(const cfg_t *k)
     return nn;
 }
 
+static int train_threads = 1; /* -j */
+
 static void bench_model(const cfg_t *k, int train_only)
 {
     char err[256];
@@ -112,6 +116,7 @@ static void bench_model(const cfg_t *k, int train_only)
     c.batch = k->batch;
     c.clip_norm = k->clip_norm;
     c.epochs = 1;
+    c.threads = train_threads;
     double t0 = now_s(), cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID), elapsed;
     size_t samples = 0;
     do {
@@ -175,13 +180,31 @@ static const cfg_t configs[] = {
 
 int main(int argc, char **argv)
 {
-    int train_only = argc > 1 && strcmp(argv[1], "-t") == 0;
-    const char *filter = train_only && argc > 2 ? argv[2] : NULL;
+    int train_only = 0;
+    const char *filter = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-t") == 0) {
+            train_only = 1;
+        } else if (strcmp(argv[i], "-j") == 0 && i + 1 < argc) {
+            train_threads = atoi(argv[++i]);
+            if (train_threads < 1 || train_threads > ST_NN_MAX_THREADS) {
+                fprintf(stderr, "bench-ml: -j takes 1..%d\n", ST_NN_MAX_THREADS);
+                return 2;
+            }
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "usage: bench-ml [-t] [-j THREADS] [NAME-SUBSTRING]\n");
+            return 2;
+        } else {
+            filter = argv[i];
+        }
+    }
     const char *threads = getenv("OPENBLAS_NUM_THREADS");
     if (!threads)
         openblas_set_num_threads(1);
-    printf("bench-ml: OPENBLAS_NUM_THREADS=%s, float32, %.0f s per training figure\n",
-           threads ? threads : "1 (set by the benchmark)", BENCH_SECONDS);
+    printf("bench-ml: OpenBLAS kernels %s, OPENBLAS_NUM_THREADS=%s, training threads %d, float32, "
+           "%.0f s per training figure\n",
+           openblas_get_corename(), threads ? threads : "1 (set by the benchmark)", train_threads,
+           BENCH_SECONDS);
     for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
         if (!filter || strstr(configs[i].name, filter))
             bench_model(&configs[i], train_only);

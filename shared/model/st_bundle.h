@@ -100,9 +100,11 @@ typedef struct {
     st_bundle_scale_t scaling;
     int mixed_max_users;
     /* gbt only: boosting rounds at most (early stopping on VAL after `patience` rounds without a
-     * better validation loss), tree depth, learning rate, training threads */
+     * better validation loss), tree depth, learning rate */
     int trees, depth;
     float eta;
+    /* training threads: a network's batches split over them (st_nn_train_cfg_t.threads),
+     * xgboost's nthread; a result is reproducible for the same spec, threads included */
     int threads;
     uint64_t seed;
 } st_bundle_spec_t;

@@ -326,6 +326,7 @@ static int train_net(st_bundle_t *b, const st_dataset_t *ds, int cluster,
     tc.patience = b->spec.patience;
     tc.epoch_rows = (size_t)b->spec.epoch_rows;
     tc.seed = b->spec.seed * 7919u + (uint64_t)net;
+    tc.threads = b->spec.threads < ST_NN_MAX_THREADS ? b->spec.threads : ST_NN_MAX_THREADS;
     char net_name[32];
     if (cluster < 0)
         snprintf(net_name, sizeof net_name, "global");

@@ -5,6 +5,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -636,10 +637,10 @@ static void forward(const st_nn_t *nn, ws_t *ws, int B, st_rng_t *drop_rng)
     }
 }
 
-static void lstm_backward(st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, int l, int B, int need_dlin)
+static void lstm_backward(const st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, float *g, int l, int B,
+                          int need_dlin)
 {
     const float *p = nn->params;
-    float *g = nn->grads;
     int T = ws->steps, t0 = ws->t0, H = r->units, G = r->gates * H;
     size_t bh = (size_t)B * (size_t)H, bg = (size_t)B * (size_t)G;
     float *dh = ws->dh, *dc = ws->dc;
@@ -693,10 +694,10 @@ static void lstm_backward(st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, int l, in
            ws->dlin[l] + (size_t)t0 * (size_t)B * (size_t)r->in, r->in);
 }
 
-static void gru_backward(st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, int l, int B, int need_dlin)
+static void gru_backward(const st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, float *g, int l, int B,
+                         int need_dlin)
 {
     const float *p = nn->params;
-    float *g = nn->grads;
     int T = ws->steps, t0 = ws->t0, H = r->units, G = r->gates * H;
     size_t bh = (size_t)B * (size_t)H, bg = (size_t)B * (size_t)G;
     float *dh = ws->dh;
@@ -757,8 +758,8 @@ static void gru_backward(st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, int l, int
 
 /* Adds d(loss)/d(embedding rows) from dxin, the gradient of the first layer's input for steps
  * t_from..T-1 ([T - t_from][B][in_width]). */
-static void embed_backward(st_nn_t *nn, const ws_t *ws, const float *dxin, int t_from, int B,
-                           const st_nn_data_t *d, const int *idx, size_t start)
+static void embed_backward(const st_nn_t *nn, const ws_t *ws, float *grads, const float *dxin,
+                           int t_from, int B, const st_nn_data_t *d, const int *idx, size_t start)
 {
     const st_nn_arch_t *a = &nn->arch;
     int T = a->steps, F = a->features, W = nn->in_width;
@@ -773,7 +774,7 @@ static void embed_backward(st_nn_t *nn, const ws_t *ws, const float *dxin, int t
             for (int k = 0; k < a->n_embed; k++) {
                 float v = src[k];
                 int id = (v >= 0.0f && v < (float)a->embed_vocab[k]) ? (int)v : 0;
-                float *row = nn->grads + nn->emb[k] + (size_t)id * (size_t)a->embed_dim[k];
+                float *row = grads + nn->emb[k] + (size_t)id * (size_t)a->embed_dim[k];
                 for (int j = 0; j < a->embed_dim[k]; j++)
                     row[j] += g[pos + j];
                 pos += a->embed_dim[k];
@@ -781,9 +782,9 @@ static void embed_backward(st_nn_t *nn, const ws_t *ws, const float *dxin, int t
         }
 }
 
-/* Backward pass from dL/d(output) in ws->dcur; accumulates into nn->grads. */
-static void backward(st_nn_t *nn, ws_t *ws, int B, const st_nn_data_t *d, const int *idx,
-                     size_t start)
+/* Backward pass from dL/d(output) in ws->dcur; accumulates into grads (n_params floats). */
+static void backward(const st_nn_t *nn, ws_t *ws, float *grads, int B, const st_nn_data_t *d,
+                     const int *idx, size_t start)
 {
     int L = nn->arch.rnn_layers, T = ws->steps, embed = nn->arch.n_embed > 0;
     float *dcur = ws->dcur, *dprev = ws->dprev;
@@ -801,8 +802,8 @@ static void backward(st_nn_t *nn, ws_t *ws, int B, const st_nn_data_t *d, const 
                 dcur[i] *= 1.0f - out[i] * out[i];
         }
         const float *in = k > 0 ? ws->dense_out[k - 1] : dense_in0;
-        mm(1, 0, dl->in, dl->out, B, in, dl->in, dcur, dl->out, 1.0f, nn->grads + dl->w, dl->out);
-        colsum_add(dcur, (size_t)B, dl->out, nn->grads + dl->b);
+        mm(1, 0, dl->in, dl->out, B, in, dl->in, dcur, dl->out, 1.0f, grads + dl->w, dl->out);
+        colsum_add(dcur, (size_t)B, dl->out, grads + dl->b);
         if (k > 0 || L > 0 || embed) {
             mm(0, 1, B, dl->in, dl->out, dcur, dl->out, nn->params + dl->w, dl->out, 0.0f, dprev,
                dl->in);
@@ -813,7 +814,7 @@ static void backward(st_nn_t *nn, ws_t *ws, int B, const st_nn_data_t *d, const 
     }
     if (L == 0) {
         if (embed) /* dcur = d(last input step) */
-            embed_backward(nn, ws, dcur, T - 1, B, d, idx, start);
+            embed_backward(nn, ws, grads, dcur, T - 1, B, d, idx, start);
         return;
     }
     size_t top_bh = (size_t)B * (size_t)nn->rnn[L - 1].units;
@@ -823,9 +824,9 @@ static void backward(st_nn_t *nn, ws_t *ws, int B, const st_nn_data_t *d, const 
         const rnn_layer_t *r = &nn->rnn[l];
         int need_dlin = l > 0 || embed;
         if (nn->arch.cell == ST_NN_CELL_LSTM)
-            lstm_backward(nn, r, ws, l, B, need_dlin);
+            lstm_backward(nn, r, ws, grads, l, B, need_dlin);
         else
-            gru_backward(nn, r, ws, l, B, need_dlin);
+            gru_backward(nn, r, ws, grads, l, B, need_dlin);
         if (!need_dlin)
             continue;
         size_t bin = (size_t)B * (size_t)r->in;
@@ -837,18 +838,19 @@ static void backward(st_nn_t *nn, ws_t *ws, int B, const st_nn_data_t *d, const 
             for (size_t i = 0; i < bin; i++)
                 dst[(size_t)t * bin + i] = dlin[(size_t)t * bin + i] * ws->dmask[l][i];
         if (l == 0)
-            embed_backward(nn, ws, dlin + (size_t)ws->t0 * bin, ws->t0, B, d, idx, start);
+            embed_backward(nn, ws, grads, dlin + (size_t)ws->t0 * bin, ws->t0, B, d, idx, start);
     }
 }
 
-/* Loss of the B rows (mean over rows and outputs) and its gradient into ws->dcur. */
+/* Loss of the B rows (mean over rows and outputs) and, with want_grad, its gradient into ws->dcur:
+ * that of the mean over grad_rows rows (B, or the whole batch when these rows are a part of it). */
 static double loss_grad(const st_nn_t *nn, ws_t *ws, int B, const st_nn_data_t *d, const int *idx,
-                        size_t start, st_nn_loss_t loss, float delta, int want_grad)
+                        size_t start, st_nn_loss_t loss, float delta, int want_grad, int grad_rows)
 {
     int O = nn->arch.outputs;
     const float *pred = ws->dense_out[nn->n_dense - 1];
     double total = 0.0;
-    float scale = 1.0f / (float)((size_t)B * (size_t)O);
+    float scale = 1.0f / (float)((size_t)grad_rows * (size_t)O);
     for (int b = 0; b < B; b++) {
         size_t i = idx ? (size_t)idx[b] : start + (size_t)b;
         for (int k = 0; k < O; k++) {
@@ -895,9 +897,9 @@ int st_nn_loss_grad(st_nn_t *nn, const st_nn_data_t *data, const int *idx, int c
     for (int l = 0; l < nn->arch.rnn_layers; l++)
         for (size_t i = 0; i < (size_t)count * (size_t)nn->rnn[l].in; i++)
             nn->ws->dmask[l][i] = 1.0f;
-    *loss_value = loss_grad(nn, nn->ws, count, data, idx, 0, loss, huber_delta, 1);
+    *loss_value = loss_grad(nn, nn->ws, count, data, idx, 0, loss, huber_delta, 1, count);
     memset(nn->grads, 0, nn->n_params * sizeof(float));
-    backward(nn, nn->ws, count, data, idx, 0);
+    backward(nn, nn->ws, nn->grads, count, data, idx, 0);
     return 0;
 }
 
@@ -928,7 +930,8 @@ int st_nn_evaluate(st_nn_t *nn, const st_nn_data_t *data, st_nn_loss_t loss, flo
         int count = (int)(data->n - start < (size_t)chunk ? data->n - start : (size_t)chunk);
         gather(nn, nn->ws, data, NULL, start, count);
         forward(nn, nn->ws, count, NULL);
-        total += loss_grad(nn, nn->ws, count, data, NULL, start, loss, huber_delta, 0) * count;
+        total +=
+            loss_grad(nn, nn->ws, count, data, NULL, start, loss, huber_delta, 0, count) * count;
     }
     *mean_loss = total / (double)data->n;
     return 0;
@@ -979,6 +982,9 @@ static int cfg_check(const st_nn_train_cfg_t *c, char *errstr, size_t errstr_siz
         return st_errstr(errstr, errstr_size, "nn: batch %d outside 1..1000000", c->batch);
     if (c->epochs < 1)
         return st_errstr(errstr, errstr_size, "nn: epochs %d must be >= 1", c->epochs);
+    if (c->threads < 0 || c->threads > ST_NN_MAX_THREADS)
+        return st_errstr(errstr, errstr_size, "nn: threads %d outside 1..%d", c->threads,
+                         ST_NN_MAX_THREADS);
     return 0;
 }
 
@@ -995,6 +1001,199 @@ static void clip_grads(float *g, size_t n, float clip_norm)
         for (size_t i = 0; i < n; i++)
             g[i] *= s;
     }
+}
+
+/* Data-parallel training. A step's rows are split into contiguous parts, one per thread; each
+ * part runs forward and backward on buffers of its own (part 0: nn->ws, nn->grads) with the
+ * gradient scaled to the mean over the whole step, and the parts' gradients are then added in
+ * part order, so a run is reproducible for a given thread count. A part has at least
+ * PART_MIN_ROWS rows: smaller products cost more in waiting than they save. With one part (one
+ * thread, or a small last batch) the step is exactly the single-threaded one, dropout included;
+ * with several, each part draws its dropout masks from a stream of its own, seeded from a
+ * generator apart from the shuffling one, so the order of the rows is the same for every count. */
+#define PART_MIN_ROWS 16
+
+typedef struct {
+    ws_t *ws;
+    float *grads;
+    st_rng_t rng;
+    const int *idx;
+    int count;
+    double loss_sum;
+} part_t;
+
+typedef struct {
+    st_nn_t *nn;
+    const st_nn_data_t *data;
+    const st_nn_train_cfg_t *cfg;
+    int threads, active, step_rows;
+    st_rng_t part_seeds; /* the parts' dropout streams, step after step */
+    part_t part[ST_NN_MAX_THREADS];
+    pthread_t th[ST_NN_MAX_THREADS];
+    int started; /* worker threads running (parts 1..started) */
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    unsigned long gen;
+    int pending, stop;
+} team_t;
+
+static void part_run(team_t *tm, part_t *pt, st_rng_t *drop_rng)
+{
+    st_nn_t *nn = tm->nn;
+    const st_nn_train_cfg_t *c = tm->cfg;
+    gather(nn, pt->ws, tm->data, pt->idx, 0, pt->count);
+    forward(nn, pt->ws, pt->count, drop_rng);
+    pt->loss_sum = loss_grad(nn, pt->ws, pt->count, tm->data, pt->idx, 0, c->loss, c->huber_delta,
+                             1, tm->step_rows) *
+                   pt->count;
+    memset(pt->grads, 0, nn->n_params * sizeof(float));
+    backward(nn, pt->ws, pt->grads, pt->count, tm->data, pt->idx, 0);
+}
+
+typedef struct {
+    team_t *tm;
+    int k;
+} worker_arg_t;
+
+static void *team_worker(void *arg)
+{
+    worker_arg_t *wa = arg;
+    team_t *tm = wa->tm;
+    int k = wa->k;
+    free(wa);
+    unsigned long seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&tm->mu);
+        while (tm->gen == seen && !tm->stop)
+            pthread_cond_wait(&tm->go, &tm->mu);
+        if (tm->stop) {
+            pthread_mutex_unlock(&tm->mu);
+            return NULL;
+        }
+        seen = tm->gen;
+        int mine = k < tm->active;
+        pthread_mutex_unlock(&tm->mu);
+        if (mine)
+            part_run(tm, &tm->part[k], &tm->part[k].rng);
+        pthread_mutex_lock(&tm->mu);
+        if (--tm->pending == 0)
+            pthread_cond_signal(&tm->done);
+        pthread_mutex_unlock(&tm->mu);
+    }
+}
+
+static void team_stop(team_t *tm)
+{
+    if (tm->started > 0) {
+        pthread_mutex_lock(&tm->mu);
+        tm->stop = 1;
+        pthread_cond_broadcast(&tm->go);
+        pthread_mutex_unlock(&tm->mu);
+        for (int k = 1; k <= tm->started; k++)
+            pthread_join(tm->th[k], NULL);
+    }
+    for (int k = 1; k < tm->threads; k++) {
+        ws_free(tm->part[k].ws);
+        free(tm->part[k].grads);
+    }
+    if (tm->threads > 1) {
+        pthread_mutex_destroy(&tm->mu);
+        pthread_cond_destroy(&tm->go);
+        pthread_cond_destroy(&tm->done);
+    }
+}
+
+/* Buffers and threads for threads parts of at most batch rows in all; fewer threads when the
+ * batch cannot give each PART_MIN_ROWS rows. */
+static int team_start(team_t *tm, st_nn_t *nn, const st_nn_data_t *data,
+                      const st_nn_train_cfg_t *cfg, int batch, char *errstr, size_t errstr_size)
+{
+    memset(tm, 0, sizeof *tm);
+    tm->nn = nn;
+    tm->data = data;
+    tm->cfg = cfg;
+    int threads = cfg->threads > 1 ? cfg->threads : 1;
+    if (threads > batch / PART_MIN_ROWS)
+        threads = batch / PART_MIN_ROWS > 1 ? batch / PART_MIN_ROWS : 1;
+    tm->threads = threads;
+    tm->part[0].grads = nn->grads;
+    st_rng_seed(&tm->part_seeds, cfg->seed ^ 0x9e3779b97f4a7c15ull);
+    if (threads == 1)
+        return 0;
+    pthread_mutex_init(&tm->mu, NULL);
+    pthread_cond_init(&tm->go, NULL);
+    pthread_cond_init(&tm->done, NULL);
+    /* parts of a full batch, or of a smaller one split in fewer parts (then < 2 x PART_MIN_ROWS) */
+    int part_rows = (batch + threads - 1) / threads;
+    if (part_rows < 2 * PART_MIN_ROWS)
+        part_rows = 2 * PART_MIN_ROWS;
+    for (int k = 1; k < threads; k++) {
+        tm->part[k].ws = ws_new(nn, part_rows, 1);
+        tm->part[k].grads = malloc(nn->n_params * sizeof(float));
+        if (!tm->part[k].ws || !tm->part[k].grads)
+            goto fail;
+    }
+    for (int k = 1; k < threads; k++) {
+        worker_arg_t *wa = malloc(sizeof *wa);
+        if (!wa)
+            goto fail;
+        wa->tm = tm;
+        wa->k = k;
+        if (pthread_create(&tm->th[k], NULL, team_worker, wa) != 0) {
+            free(wa);
+            goto fail;
+        }
+        tm->started = k;
+    }
+    return 0;
+fail:
+    team_stop(tm);
+    return st_errstr(errstr, errstr_size, "nn: out of memory or threads for %d training threads",
+                     threads);
+}
+
+/* One step over count rows of idx: the loss summed over the rows, the mean gradient in
+ * nn->grads. rng is the training generator, which draws the dropout masks of a one-part step. */
+static double team_step(team_t *tm, const int *idx, int count, st_rng_t *rng)
+{
+    st_nn_t *nn = tm->nn;
+    int parts = count / PART_MIN_ROWS < tm->threads ? count / PART_MIN_ROWS : tm->threads;
+    tm->step_rows = count;
+    tm->part[0].ws = nn->ws; /* validation between epochs may have grown (replaced) it */
+    if (parts <= 1) {
+        part_t *pt = &tm->part[0];
+        pt->idx = idx;
+        pt->count = count;
+        part_run(tm, pt, rng);
+        return pt->loss_sum;
+    }
+    for (int k = 0, off = 0; k < parts; k++) {
+        part_t *pt = &tm->part[k];
+        pt->idx = idx + off;
+        pt->count = count / parts + (k < count % parts);
+        off += pt->count;
+        st_rng_seed(&pt->rng, st_rng_next(&tm->part_seeds));
+    }
+    pthread_mutex_lock(&tm->mu);
+    tm->active = parts;
+    tm->pending = tm->started;
+    tm->gen++;
+    pthread_cond_broadcast(&tm->go);
+    pthread_mutex_unlock(&tm->mu);
+    part_run(tm, &tm->part[0], &tm->part[0].rng);
+    pthread_mutex_lock(&tm->mu);
+    while (tm->pending > 0)
+        pthread_cond_wait(&tm->done, &tm->mu);
+    pthread_mutex_unlock(&tm->mu);
+    double loss = tm->part[0].loss_sum;
+    size_t np = nn->n_params;
+    for (int k = 1; k < parts; k++) {
+        const float *g = tm->part[k].grads;
+        for (size_t i = 0; i < np; i++)
+            nn->grads[i] += g[i];
+        loss += tm->part[k].loss_sum;
+    }
+    return loss;
 }
 
 int st_nn_train(st_nn_t *nn, const st_nn_data_t *train, const st_nn_data_t *val,
@@ -1015,10 +1214,15 @@ int st_nn_train(st_nn_t *nn, const st_nn_data_t *train, const st_nn_data_t *val,
     double *loss_hist = calloc((size_t)cfg->epochs, sizeof(double));
     double *val_hist = calloc((size_t)cfg->epochs, sizeof(double));
     int rc = -1;
-    if (!idx || !m || !v || (val && !best) || !loss_hist || !val_hist) {
+    team_t *tm = calloc(1, sizeof *tm);
+    int team_up = 0;
+    if (!idx || !m || !v || (val && !best) || !loss_hist || !val_hist || !tm) {
         st_errstr(errstr, errstr_size, "nn: out of memory for training state");
         goto out;
     }
+    if (team_start(tm, nn, train, cfg, B, errstr, errstr_size) != 0)
+        goto out;
+    team_up = 1;
     for (size_t i = 0; i < n; i++)
         idx[i] = (int)i;
     st_rng_t rng;
@@ -1041,12 +1245,7 @@ int st_nn_train(st_nn_t *nn, const st_nn_data_t *train, const st_nn_data_t *val,
             const int *bidx = idx + pos;
             pos += (size_t)count;
             done += (size_t)count;
-            gather(nn, nn->ws, train, bidx, 0, count);
-            forward(nn, nn->ws, count, &rng);
-            sum += loss_grad(nn, nn->ws, count, train, bidx, 0, cfg->loss, cfg->huber_delta, 1) *
-                   count;
-            memset(nn->grads, 0, np * sizeof(float));
-            backward(nn, nn->ws, count, train, bidx, 0);
+            sum += team_step(tm, bidx, count, &rng);
             clip_grads(nn->grads, np, cfg->clip_norm);
             step++;
             float *w = nn->params;
@@ -1115,6 +1314,9 @@ int st_nn_train(st_nn_t *nn, const st_nn_data_t *train, const st_nn_data_t *val,
     }
     rc = 0;
 out:
+    if (team_up)
+        team_stop(tm);
+    free(tm);
     free(idx);
     free(m);
     free(v);

@@ -44,9 +44,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ST_NN_MAX_RNN   2
-#define ST_NN_MAX_DENSE 2
-#define ST_NN_MAX_EMBED 4
+#define ST_NN_MAX_RNN     2
+#define ST_NN_MAX_THREADS 64
+#define ST_NN_MAX_DENSE   2
+#define ST_NN_MAX_EMBED   4
 
 typedef enum { ST_NN_CELL_LSTM = 0, ST_NN_CELL_GRU = 1 } st_nn_cell_t;
 typedef enum { ST_NN_ACT_LINEAR = 0, ST_NN_ACT_RELU = 1, ST_NN_ACT_TANH = 2 } st_nn_act_t;
@@ -91,6 +92,10 @@ typedef struct {
      * data. */
     size_t epoch_rows;
     uint64_t seed; /* shuffling and dropout */
+    /* Threads a step's batch is split over (data parallel, parts of at least 16 rows; 0 or 1:
+     * the calling thread only). The result depends on it: reproducible for the same seed and
+     * threads. Run OpenBLAS at one thread beside it (openblas_set_num_threads(1)). */
+    int threads;
     /* Called after every epoch (epoch counts from 1; val_loss is NAN without validation data);
      * return non-zero to stop training (e.g. on SIGINT). May be NULL. */
     int (*progress)(void *user, int epoch, int epochs, double loss, double val_loss,

@@ -422,6 +422,105 @@ static void test_determinism(void)
     free(w3);
 }
 
+/* A copy of nn's parameters (np: their count); destroys nn and frees its training set. */
+static float *take_params(st_nn_t *nn, set_t *s, size_t *np)
+{
+    float *w = st_nn_params(nn, np), *out = malloc(*np * sizeof(float));
+    memcpy(out, w, *np * sizeof(float));
+    st_nn_destroy(nn);
+    set_free(s);
+    return out;
+}
+
+/* Trains a 2-layer LSTM (or a GRU) with a country-like embedding on 200 rows (validated on
+ * them too) over this many threads; returns its parameters. */
+static float *train_threads(st_nn_cell_t cell, int threads, float dropout, int batch, int epochs,
+                            size_t *np)
+{
+    char err[256];
+    st_nn_arch_t a = small_arch(cell, cell == ST_NN_CELL_LSTM ? 2 : 1);
+    a.n_embed = 1;
+    a.embed_vocab[0] = 6;
+    a.embed_dim[0] = 2;
+    a.dropout = dropout;
+    set_t s = random_set(200, 4, 3, 2, 1, 6, 21);
+    st_nn_data_t d = view(&s);
+    st_nn_t *nn = st_nn_new(&a, err, sizeof err);
+    st_nn_train_cfg_t c;
+    st_nn_train_default(&c);
+    c.batch = batch;
+    c.epochs = epochs;
+    c.clip_norm = 1.0f;
+    c.seed = 9;
+    c.threads = threads;
+    /* validation after each epoch regrows the network's batch buffers (256 rows), which part 0
+     * trains in */
+    ST_CHECK(st_nn_train(nn, &d, &d, &c, NULL, err, sizeof err) == 0);
+    return take_params(nn, &s, np);
+}
+
+static float max_abs_diff(const float *a, const float *b, size_t n)
+{
+    float m = 0.0f;
+    for (size_t i = 0; i < n; i++)
+        m = fabsf(a[i] - b[i]) > m ? fabsf(a[i] - b[i]) : m;
+    return m;
+}
+
+/* Data-parallel training: without dropout, 2 and 3 threads reach the single thread's weights but
+ * for the order of the gradient sums (parts of 32, or of 21-22 rows); with dropout a thread count
+ * is reproducible bit for bit; a batch too small to split (16 rows) is the single-threaded step
+ * exactly, dropout included; an out-of-range count is refused. */
+static void test_threads(void)
+{
+    for (int cell = 0; cell < 2; cell++) {
+        size_t n1, n2, n3;
+        float *w1 = train_threads((st_nn_cell_t)cell, 1, 0.0f, 64, 3, &n1);
+        float *w2 = train_threads((st_nn_cell_t)cell, 2, 0.0f, 64, 3, &n2);
+        float *w3 = train_threads((st_nn_cell_t)cell, 3, 0.0f, 64, 3, &n3);
+        ST_EQ_INT(n1, n2);
+        ST_EQ_INT(n1, n3);
+        float d2 = max_abs_diff(w1, w2, n1), d3 = max_abs_diff(w1, w3, n1);
+        printf("     %s: max |w(1 thread) - w(2)| %.2g, - w(3) %.2g\n", cell ? "GRU" : "LSTMx2",
+               (double)d2, (double)d3);
+        ST_CHECK(d2 < 1e-5f);
+        ST_CHECK(d3 < 1e-5f);
+        float *w0 = train_threads((st_nn_cell_t)cell, 1, 0.0f, 64, 1, &n1);
+        ST_CHECK(max_abs_diff(w0, w1, n1) > 1e-3f); /* the epochs moved the weights */
+        free(w0);
+        free(w1);
+        free(w2);
+        free(w3);
+    }
+    size_t n;
+    float *a = train_threads(ST_NN_CELL_LSTM, 2, 0.2f, 64, 2, &n);
+    float *b = train_threads(ST_NN_CELL_LSTM, 2, 0.2f, 64, 2, &n);
+    float *one = train_threads(ST_NN_CELL_LSTM, 1, 0.2f, 64, 2, &n);
+    ST_EQ_INT(memcmp(a, b, n * sizeof(float)), 0);
+    ST_CHECK(memcmp(a, one, n * sizeof(float)) != 0); /* other dropout masks */
+    free(a);
+    free(b);
+    free(one);
+    a = train_threads(ST_NN_CELL_LSTM, 2, 0.2f, 16, 2, &n);
+    b = train_threads(ST_NN_CELL_LSTM, 1, 0.2f, 16, 2, &n);
+    ST_EQ_INT(memcmp(a, b, n * sizeof(float)), 0);
+    free(a);
+    free(b);
+
+    char err[256];
+    st_nn_arch_t arch = small_arch(ST_NN_CELL_LSTM, 1);
+    set_t s = random_set(40, 4, 3, 2, 0, 0, 5);
+    st_nn_data_t d = view(&s);
+    st_nn_t *nn = st_nn_new(&arch, err, sizeof err);
+    st_nn_train_cfg_t c;
+    st_nn_train_default(&c);
+    c.threads = ST_NN_MAX_THREADS + 1;
+    ST_CHECK(st_nn_train(nn, &d, NULL, &c, NULL, err, sizeof err) != 0);
+    ST_CHECK(strstr(err, "threads") != NULL);
+    st_nn_destroy(nn);
+    set_free(&s);
+}
+
 /* Trains the train_once network with this epoch size and count; returns its parameters. */
 static float *train_epochs(size_t epoch_rows, int epochs, int batch, size_t *np, int *hist_epochs)
 {
@@ -444,11 +543,7 @@ static float *train_epochs(size_t epoch_rows, int epochs, int batch, size_t *np,
     for (int e = 0; e < h.epochs; e++)
         ST_CHECK(isfinite(h.loss[e]));
     st_nn_history_free(&h);
-    float *w = st_nn_params(nn, np), *out = malloc(*np * sizeof(float));
-    memcpy(out, w, *np * sizeof(float));
-    st_nn_destroy(nn);
-    set_free(&s);
-    return out;
+    return take_params(nn, &s, np);
 }
 
 /* epoch_rows: 0, the row count or more is the plain epoch (bit for bit); a quarter of the rows
@@ -782,6 +877,7 @@ int main(void)
     ST_RUN(test_optimizers);
     ST_RUN(test_dropout);
     ST_RUN(test_determinism);
+    ST_RUN(test_threads);
     ST_RUN(test_epoch_rows);
     ST_RUN(test_early_stopping);
     ST_RUN(test_lstm_learns_sum);

@@ -1,15 +1,18 @@
 /* cmd_train.c - `stint train`: trains one model bundle on a seeded split and writes it (see
  * st_bundle.h for the bundle layout) with its test metrics next to the baselines. */
+#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "st_bundle.h"
 #include "st_config.h"
 #include "st_dataset.h"
+#include "st_nn.h"
 #include "st_time.h"
 #include "train_check.h"
 #include "train_data.h"
@@ -66,7 +69,9 @@ static const st_config_entry_t train_table[] = {
     KNOB("trees", trees, "gbt: boosting rounds at most (early stopping: --patience rounds)"),
     KNOB("depth", depth, "gbt: tree depth"),
     KNOB("eta", eta, "gbt: learning rate"),
-    KNOB("threads", threads, "gbt: training threads"),
+    KNOB("threads", threads,
+         "training threads (a network's batch split over them; xgboost's nthread); default: the "
+         "online CPUs, recorded in the bundle's spec"),
     {NULL, ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, 0, false, 0, NULL},
 };
 
@@ -185,6 +190,7 @@ int cmd_train(int argc, char **argv)
             snprintf(err, sizeof err, "--preset must be default, seed or gbt");
             cr = ST_CONFIG_USAGE;
         }
+        spec.threads = 0; /* unless the config or --threads names a count: the online CPUs */
     }
     /* a bad spec value: one line naming the key, the value and what it allows (no usage text) */
     int spec_error = 0;
@@ -254,6 +260,15 @@ int cmd_train(int argc, char **argv)
         return cr == ST_CONFIG_EXIT ? 0 : 2;
     }
     spec.seed = (uint64_t)d.seed; /* one seed for the split and the model */
+    if (spec.threads == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        spec.threads = cpus < 1 ? 1 : cpus > ST_NN_MAX_THREADS ? ST_NN_MAX_THREADS : (int)cpus;
+    }
+    /* The cores go to spec.threads (the networks' batches split over threads, xgboost's
+     * nthread): one OpenBLAS thread each, whatever OPENBLAS_NUM_THREADS says (a second OpenBLAS
+     * thread is slower on these small products, docs/training.md). Process-wide, so set here,
+     * before any thread trains. */
+    openblas_set_num_threads(1);
     int rc = 1;
     double *pred = NULL;
     st_bundle_t *b = NULL;
