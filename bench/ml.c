@@ -5,11 +5,14 @@
  * (st_nn_predict). Each training figure runs for about BENCH_SECONDS. Run with
  * OPENBLAS_NUM_THREADS=1 for one-core figures (unset, the benchmark sets one thread itself).
  * `bench-ml -t [name substring]` prints the training figures only (of the matching rows); -j N
- * trains on N threads (st_nn_train_cfg_t.threads: the batch split over them). Per CPU
+ * trains on N threads (st_nn_train_cfg_t.threads: the batch split over them). `bench-ml -p` prints
+ * one core's float32 multiply-add peak (AVX-512 or AVX2, as the CPU has), the ceiling the training
+ * figures are measured against in docs/training.md. Per CPU
  * second: samples over the process's CPU time, the figure to compare at one thread on a busy
  * machine. The header names the kernels OpenBLAS chose for this CPU (OPENBLAS_CORETYPE overrides
  * the choice: compare figures only on the same kernels). */
 #include <cblas.h>
+#include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +105,50 @@ static st_nn_t *make_net(const cfg_t *k)
 
 static int train_threads = 1; /* -j */
 
+/* FLOP/s of 12 independent chains of fused multiply-adds, 16 (AVX-512) or 8 (AVX2) lanes each:
+ * enough chains to cover the FMA units' latency, so the figure is their throughput. */
+#define PEAK_ITERS 100000000L
+#define FMA_PEAK(name, target_name, vec_t, set1, fmadd)                                            \
+    __attribute__((target(target_name))) static double name(void)                                  \
+    {                                                                                              \
+        vec_t acc[12], m = set1(0.999999f), c = set1(1e-7f);                                       \
+        for (int i = 0; i < 12; i++)                                                               \
+            acc[i] = set1((float)i);                                                               \
+        double t0 = now_s();                                                                       \
+        for (long k = 0; k < PEAK_ITERS; k++) {                                                    \
+            _Pragma("GCC unroll 12") /* the chains in registers */                                 \
+                for (int i = 0; i < 12; i++) acc[i] = fmadd(acc[i], m, c);                         \
+        }                                                                                          \
+        double t = now_s() - t0;                                                                   \
+        float lanes[sizeof(vec_t) / sizeof(float)], sum = 0.0f;                                    \
+        for (int i = 0; i < 12; i++) {                                                             \
+            memcpy(lanes, &acc[i], sizeof lanes);                                                  \
+            for (size_t j = 0; j < sizeof lanes / sizeof lanes[0]; j++)                            \
+                sum += lanes[j];                                                                   \
+        }                                                                                          \
+        /* the sum keeps the chains alive */                                                       \
+        return sum == sum ? (double)PEAK_ITERS * 12 * (double)sizeof lanes / 2 / t                 \
+                          : 0.0; /* 2 FLOP/lane */                                                 \
+    }
+FMA_PEAK(fma_peak_avx512, "avx512f", __m512, _mm512_set1_ps, _mm512_fmadd_ps)
+FMA_PEAK(fma_peak_avx2, "avx2,fma", __m256, _mm256_set1_ps, _mm256_fmadd_ps)
+#undef FMA_PEAK
+
+static int print_peak(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) {
+        printf("bench-ml: one core's float32 FMA peak, AVX-512: %.1f GFLOP/s\n",
+               fma_peak_avx512() / 1e9);
+    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        printf("bench-ml: one core's float32 FMA peak, AVX2: %.1f GFLOP/s\n",
+               fma_peak_avx2() / 1e9);
+    } else {
+        printf("bench-ml: no AVX2 FMA on this CPU: no peak figure\n");
+    }
+    return 0;
+}
+
 static void bench_model(const cfg_t *k, int train_only)
 {
     char err[256];
@@ -183,7 +230,9 @@ int main(int argc, char **argv)
     int train_only = 0;
     const char *filter = NULL;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-t") == 0) {
+        if (strcmp(argv[i], "-p") == 0) {
+            return print_peak();
+        } else if (strcmp(argv[i], "-t") == 0) {
             train_only = 1;
         } else if (strcmp(argv[i], "-j") == 0 && i + 1 < argc) {
             train_threads = atoi(argv[++i]);
@@ -192,7 +241,7 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "usage: bench-ml [-t] [-j THREADS] [NAME-SUBSTRING]\n");
+            fprintf(stderr, "usage: bench-ml [-t] [-j THREADS] [NAME-SUBSTRING] | bench-ml -p\n");
             return 2;
         } else {
             filter = argv[i];

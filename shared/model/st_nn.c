@@ -20,6 +20,16 @@
 #define NN_KIND_VERSION 1u
 #define PREDICT_CHUNK   256
 
+/* The gate loops compiled for AVX-512 (x86-64-v4), AVX2 (x86-64-v3) and baseline x86-64, the
+ * loader picking one per CPU (target_clones, a glibc ifunc): the nonlinearities of st_nn_act.h run
+ * 16 lanes wide in one, two or four registers. CMake builds this file with -ffp-contract=off, so
+ * no clone fuses a multiply-add the baseline rounds twice: the three give the same floats. */
+#if defined(ST_NN_CLONES) && defined(__x86_64__)
+#define ST_NN_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define ST_NN_HOT
+#endif
+
 typedef struct {
     int in, units, gates; /* gates: 4 (LSTM) or 3 (GRU) */
     size_t w, u, b, b2;   /* offsets of kernel (in x G), recurrent kernel (H x G), biases */
@@ -486,7 +496,7 @@ static void gather(const st_nn_t *nn, ws_t *ws, const st_nn_data_t *d, const int
     ws->t0 = T - maxlen;
 }
 
-static void lstm_forward(const st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, int l, int B)
+ST_NN_HOT static void lstm_forward(const st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, int l, int B)
 {
     const float *p = nn->params;
     int T = ws->steps, t0 = ws->t0, H = r->units, G = r->gates * H;
@@ -530,7 +540,7 @@ static void lstm_forward(const st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, int 
     }
 }
 
-static void gru_forward(const st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, int l, int B)
+ST_NN_HOT static void gru_forward(const st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, int l, int B)
 {
     const float *p = nn->params;
     int T = ws->steps, t0 = ws->t0, H = r->units, G = r->gates * H;
@@ -575,7 +585,7 @@ static void gru_forward(const st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, int l
     }
 }
 
-static void apply_act(st_nn_act_t act, float *v, size_t n)
+ST_NN_HOT static void apply_act(st_nn_act_t act, float *v, size_t n)
 {
     if (act == ST_NN_ACT_RELU) {
         for (size_t i = 0; i < n; i++)
@@ -637,8 +647,8 @@ static void forward(const st_nn_t *nn, ws_t *ws, int B, st_rng_t *drop_rng)
     }
 }
 
-static void lstm_backward(const st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, float *g, int l, int B,
-                          int need_dlin)
+ST_NN_HOT static void lstm_backward(const st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, float *g,
+                                    int l, int B, int need_dlin)
 {
     const float *p = nn->params;
     int T = ws->steps, t0 = ws->t0, H = r->units, G = r->gates * H;
@@ -694,8 +704,8 @@ static void lstm_backward(const st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, flo
            ws->dlin[l] + (size_t)t0 * (size_t)B * (size_t)r->in, r->in);
 }
 
-static void gru_backward(const st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, float *g, int l, int B,
-                         int need_dlin)
+ST_NN_HOT static void gru_backward(const st_nn_t *nn, const rnn_layer_t *r, ws_t *ws, float *g,
+                                   int l, int B, int need_dlin)
 {
     const float *p = nn->params;
     int T = ws->steps, t0 = ws->t0, H = r->units, G = r->gates * H;

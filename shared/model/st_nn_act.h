@@ -1,5 +1,5 @@
 /* st_nn_act.h - private to st_nn.c and its unit test (tests/unit/test_ml_nn.c): the gate
- * nonlinearities, four lanes at a time. exp by range reduction to [-ln2/2, ln2/2] and Cephes'
+ * nonlinearities, sixteen lanes at a time. exp by range reduction to [-ln2/2, ln2/2] and Cephes'
  * degree-6 polynomial (relative error < 2 ulp); libm's expf and a double tanh per element were over
  * a third of the training time. Inputs are clamped to where the results are normal floats; a NaN
  * stays NaN. test_ml_nn bounds the errors against double precision over [-100, 100], the clamp
@@ -11,26 +11,33 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Four floats at a time through GCC / clang vector extensions (SSE2 or NEON registers): GCC's -O2
- * leaves the scalar loop alone (its selects count as control flow), so the lanes are written out.
- * The scalar forms below are lane 0 of the same code: one set of results. */
-typedef float st_nn__vf __attribute__((vector_size(16)));
-typedef int32_t st_nn__vi __attribute__((vector_size(16)));
-typedef uint32_t st_nn__vu __attribute__((vector_size(16)));
+/* Sixteen floats at a time through GCC / clang vector extensions: GCC's -O2 leaves the scalar loop
+ * alone (its selects count as control flow), so the lanes are written out. One AVX-512 register,
+ * two AVX2 ones, four SSE2 or NEON ones, whichever the caller is compiled for (st_nn.c compiles
+ * its gate loops for all three, ST_NN_HOT). The scalar forms below are lane 0 of the same code:
+ * one set of results. */
+#define ST_NN__LANES 16
+/* Always inlined, so each clone computes in its own registers: no call passes a vector, and GCC's
+ * note that 64-byte vector arguments change the ABI without AVX-512 concerns nothing here. */
+#define ST_NN__INLINE static inline __attribute__((always_inline))
+#pragma GCC diagnostic ignored "-Wpsabi" /* GCC reports it at the end of the file: not popped */
+typedef float st_nn__vf __attribute__((vector_size(4 * ST_NN__LANES)));
+typedef int32_t st_nn__vi __attribute__((vector_size(4 * ST_NN__LANES)));
+typedef uint32_t st_nn__vu __attribute__((vector_size(4 * ST_NN__LANES)));
 
 /* m ? a : b per lane; m is a comparison's result (all ones or zero). */
-static inline st_nn__vf st_nn__vsel(st_nn__vi m, st_nn__vf a, st_nn__vf b)
+ST_NN__INLINE st_nn__vf st_nn__vsel(st_nn__vi m, st_nn__vf a, st_nn__vf b)
 {
     return (st_nn__vf)((m & (st_nn__vi)a) | (~m & (st_nn__vi)b));
 }
 
-static inline st_nn__vf st_nn__vsplat(float x)
+ST_NN__INLINE st_nn__vf st_nn__vsplat(float x)
 {
-    st_nn__vf v = {x, x, x, x};
-    return v;
+    st_nn__vf zero = {0};
+    return zero + x;
 }
 
-static inline st_nn__vf st_nn__vexp(st_nn__vf x)
+ST_NN__INLINE st_nn__vf st_nn__vexp(st_nn__vf x)
 {
     const st_nn__vf magic = st_nn__vsplat(12582912.0f);    /* 1.5 * 2^23: adding it rounds */
     x = st_nn__vsel(x < -87.0f, st_nn__vsplat(-87.0f), x); /* a NaN passes both */
@@ -50,14 +57,14 @@ static inline st_nn__vf st_nn__vexp(st_nn__vf x)
     return y * (st_nn__vf)eb;
 }
 
-static inline st_nn__vf st_nn__vsigmoid(st_nn__vf x)
+ST_NN__INLINE st_nn__vf st_nn__vsigmoid(st_nn__vf x)
 {
     return 1.0f / (1.0f + st_nn__vexp(-x));
 }
 
 /* Cephes' tanhf polynomial below |x| 0.625, 1 - 2 / (e^2|x| + 1) above (saturated from 10, where
  * it rounds to 1); a NaN takes the polynomial branch and stays NaN. */
-static inline st_nn__vf st_nn__vtanh(st_nn__vf x)
+ST_NN__INLINE st_nn__vf st_nn__vtanh(st_nn__vf x)
 {
     const st_nn__vf zero = st_nn__vsplat(0.0f);
     st_nn__vi neg = x < zero;
@@ -90,13 +97,13 @@ static inline float st_nn__tanh(float x)
     return st_nn__vtanh(st_nn__vsplat(x))[0];
 }
 
-/* In-place sigmoid / tanh of v[0..n), four at a time; the last n % 4 through a padded vector. */
+/* In-place sigmoid / tanh of v[0..n), ST_NN__LANES at a time; the rest through a padded vector. */
 #define ST_NN__ACT_VEC(name, fn)                                                                   \
-    static inline void name(float *v, int n)                                                       \
+    ST_NN__INLINE void name(float *v, int n)                                                       \
     {                                                                                              \
         int j = 0;                                                                                 \
         st_nn__vf x;                                                                               \
-        for (; j + 4 <= n; j += 4) {                                                               \
+        for (; j + ST_NN__LANES <= n; j += ST_NN__LANES) {                                         \
             memcpy(&x, v + j, sizeof x);                                                           \
             x = fn(x);                                                                             \
             memcpy(v + j, &x, sizeof x);                                                           \

@@ -161,7 +161,7 @@ static void act_error_at(float x, act_err_t *e)
 
 /* The approximations against double precision: exp within 1.2e-7 relative, sigmoid and tanh
  * within 1.2e-7 absolute and 2e-7 relative (where the result is above 1e-30); saturation is exact;
- * a NaN stays NaN; the block-of-8 vector forms equal the scalar ones (lengths not multiples of 8).
+ * a NaN stays NaN; the vector forms equal the scalar ones (a length not a multiple of the lanes).
  */
 static void test_activation_errors(void)
 {
@@ -208,6 +208,67 @@ static void test_activation_errors(void)
     ST_EQ_INT(bad, 0);
     ST_CHECK(isnan(s[N - 1]) && isnan(t[N - 1]));
 }
+
+/* st_nn.c's gate loops are compiled for AVX-512 and AVX2 too (ST_NN_HOT, with -ffp-contract=off,
+ * as this file): the same nonlinearities built for those targets give the baseline's floats bit
+ * for bit, over the activation grid, random inputs and the edges, on each target this CPU has. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define ACT_CLONE(target_name, fn)                                                                 \
+    __attribute__((target(target_name))) static void fn(float *s, float *t, int n)                 \
+    {                                                                                              \
+        st_nn__sigmoid_vec(s, n);                                                                  \
+        st_nn__tanh_vec(t, n);                                                                     \
+    }
+ACT_CLONE("arch=x86-64-v4", act_v4)
+ACT_CLONE("arch=x86-64-v3", act_v3)
+#undef ACT_CLONE
+
+static void test_activation_clones(void)
+{
+    enum { GRID = 200 * 1024 + 1, RANDOM = 100003, EDGES = sizeof act_edges / sizeof act_edges[0] };
+    int n = GRID + RANDOM + EDGES + 1;
+    float *v = malloc((size_t)n * sizeof(float)), *base = malloc(2 * (size_t)n * sizeof(float)),
+          *got = malloc(2 * (size_t)n * sizeof(float));
+    ST_REQUIRE(v && base && got);
+    st_rng_t rng;
+    st_rng_seed(&rng, 11);
+    for (int i = 0; i < n; i++)
+        v[i] = i < GRID                    ? (float)(i - 100 * 1024) / 1024.0f
+               : i < GRID + RANDOM         ? (float)(60.0 * st_rng_uniform(&rng) - 30.0)
+               : i < GRID + RANDOM + EDGES ? act_edges[i - GRID - RANDOM]
+                                           : NAN;
+    memcpy(base, v, (size_t)n * sizeof(float));
+    memcpy(base + n, v, (size_t)n * sizeof(float));
+    st_nn__sigmoid_vec(base, n);
+    st_nn__tanh_vec(base + n, n);
+    __builtin_cpu_init();
+    int checked = 0;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) {
+        memcpy(got, v, (size_t)n * sizeof(float));
+        memcpy(got + n, v, (size_t)n * sizeof(float));
+        act_v4(got, got + n, n);
+        ST_EQ_INT(memcmp(got, base, 2 * (size_t)n * sizeof(float)), 0);
+        checked++;
+    }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        memcpy(got, v, (size_t)n * sizeof(float));
+        memcpy(got + n, v, (size_t)n * sizeof(float));
+        act_v3(got, got + n, n);
+        ST_EQ_INT(memcmp(got, base, 2 * (size_t)n * sizeof(float)), 0);
+        checked++;
+    }
+    printf("     %d of the 2 clone targets checked on this CPU\n", checked);
+    free(v);
+    free(base);
+    free(got);
+}
+#else
+static void test_activation_clones(void)
+{
+    printf("     not an x86-64 GCC/clang build: no clones\n");
+}
+#endif
 
 static void test_grad_dense(void)
 {
@@ -865,6 +926,7 @@ static void test_batch_vs_single(void)
 int main(void)
 {
     ST_RUN(test_activation_errors);
+    ST_RUN(test_activation_clones);
     ST_RUN(test_grad_dense);
     ST_RUN(test_grad_embedding);
     ST_RUN(test_grad_lstm);
