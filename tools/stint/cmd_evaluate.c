@@ -20,6 +20,7 @@
 #include "st_bundle.h"
 #include "st_cluster.h"
 #include "st_config.h"
+#include "st_cpus.h"
 #include "st_dataset.h"
 #include "st_kmeans.h"
 #include "st_svg.h"
@@ -37,7 +38,7 @@
 /* --model-seeds: training k of a configuration uses its seed + k * this */
 #define MODEL_SEED_STEP 1000003u
 #define MAX_JOBS        64
-/* --jobs 0: the online CPUs, at most this many */
+/* --jobs 0: the CPUs this process may use (st_cpus_available), at most this many */
 #define AUTO_JOBS_MAX 4
 
 typedef struct {
@@ -48,7 +49,7 @@ typedef struct {
     int64_t epochs;      /* 0: each configuration's own */
     int64_t bootstrap;   /* resamples of the test users */
     int64_t model_seeds; /* trainings of each configuration, with different model seeds */
-    int64_t jobs;        /* training threads; 0: the online CPUs, at most AUTO_JOBS_MAX */
+    int64_t jobs;        /* training threads; 0: the usable CPUs, at most AUTO_JOBS_MAX */
 } eval_opts_t;
 
 static const st_config_entry_t eval_table[] = {
@@ -75,7 +76,7 @@ static const st_config_entry_t eval_table[] = {
     {"jobs", ST_CFG_INT, "0", 0, MAX_JOBS, offsetof(eval_opts_t, jobs), false, 0,
      "train this many configurations (x model seeds) at once, each on its own thread with one "
      "OpenBLAS thread; the output is identical for every value (train times aside); 0 = the "
-     "online CPUs, at most 4"},
+     "CPUs this process may use (affinity mask, cgroup CPU quota), at most 4"},
     {NULL, ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, 0, false, 0, NULL},
 };
 
@@ -1284,8 +1285,8 @@ int cmd_evaluate(int argc, char **argv)
         return 2;
     }
     if (o.jobs == 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        o.jobs = cpus < 1 ? 1 : cpus > AUTO_JOBS_MAX ? AUTO_JOBS_MAX : cpus;
+        int cpus = st_cpus_available();
+        o.jobs = cpus > AUTO_JOBS_MAX ? AUTO_JOBS_MAX : cpus;
     }
     /* One OpenBLAS thread per training, whatever OPENBLAS_NUM_THREADS says: the cores go to
      * --jobs (a second OpenBLAS thread is slower on these small products, docs/training.md), and

@@ -6,11 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "commands.h"
 #include "st_bundle.h"
 #include "st_config.h"
+#include "st_cpus.h"
 #include "st_dataset.h"
 #include "st_nn.h"
 #include "st_time.h"
@@ -71,7 +71,8 @@ static const st_config_entry_t train_table[] = {
     KNOB("eta", eta, "gbt: learning rate"),
     KNOB("threads", threads,
          "training threads (a network's batch split over them; xgboost's nthread); default: the "
-         "online CPUs, recorded in the bundle's spec"),
+         "CPUs this process may use (affinity mask, cgroup CPU quota), recorded in the bundle's "
+         "spec"),
     {NULL, ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, 0, false, 0, NULL},
 };
 
@@ -190,7 +191,7 @@ int cmd_train(int argc, char **argv)
             snprintf(err, sizeof err, "--preset must be default, seed or gbt");
             cr = ST_CONFIG_USAGE;
         }
-        spec.threads = 0; /* unless the config or --threads names a count: the online CPUs */
+        spec.threads = 0; /* unless the config or --threads names a count: the usable CPUs */
     }
     /* a bad spec value: one line naming the key, the value and what it allows (no usage text) */
     int spec_error = 0;
@@ -261,8 +262,8 @@ int cmd_train(int argc, char **argv)
     }
     spec.seed = (uint64_t)d.seed; /* one seed for the split and the model */
     if (spec.threads == 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        spec.threads = cpus < 1 ? 1 : cpus > ST_NN_MAX_THREADS ? ST_NN_MAX_THREADS : (int)cpus;
+        int cpus = st_cpus_available();
+        spec.threads = cpus > ST_NN_MAX_THREADS ? ST_NN_MAX_THREADS : cpus;
     }
     /* The cores go to spec.threads (the networks' batches split over threads, xgboost's
      * nthread): one OpenBLAS thread each, whatever OPENBLAS_NUM_THREADS says (a second OpenBLAS
