@@ -70,25 +70,25 @@ static int group_quota(int v2, const char *group)
     return 0;
 }
 
-/* The lowest quota of the group and its ancestors, 0 for none. */
+/* The lower of two quotas, 0 being none. */
+static int lower_quota(int a, int b)
+{
+    return a > 0 && (b == 0 || a < b) ? a : b;
+}
+
+/* The lowest quota of the group and its ancestors up to the root ("" in the paths), 0 for none. */
 static int chain_quota(int v2, char *group)
 {
     int best = 0;
-    for (;;) {
-        int q = group_quota(v2, strcmp(group, "/") == 0 ? "" : group);
-        if (q > 0 && (best == 0 || q < best))
-            best = q;
+    if (strcmp(group, "/") == 0)
+        group[0] = '\0';
+    for (;;) { /* "/a/b", "/a", "" */
+        best = lower_quota(group_quota(v2, group), best);
         char *slash = strrchr(group, '/');
-        if (!slash || slash == group)
-            break;
+        if (!slash)
+            return best;
         *slash = '\0';
     }
-    if (strcmp(group, "/") != 0) { /* the root itself */
-        int q = group_quota(v2, "");
-        if (q > 0 && (best == 0 || q < best))
-            best = q;
-    }
-    return best;
 }
 
 int st_cpus_available(void)
@@ -119,9 +119,7 @@ int st_cpus_available(void)
             v1_cpu |= strcmp(t, "cpu") == 0;
         if (!v2 && !v1_cpu)
             continue;
-        int q = chain_quota(v2, c2 + 1);
-        if (q > 0 && (quota == 0 || q < quota))
-            quota = q;
+        quota = lower_quota(chain_quota(v2, c2 + 1), quota);
     }
     fclose(fp);
     return quota > 0 && quota < cpus ? quota : cpus;
