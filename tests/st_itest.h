@@ -3,7 +3,9 @@
 #ifndef ST_ITEST_H
 #define ST_ITEST_H
 
+#include <arpa/inet.h>
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -182,6 +185,42 @@ static inline void itest_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+/* A port on 127.0.0.1 free now, for a server the test starts, taken outside the kernel's
+ * ephemeral range (tests/support/ports.py says why: inside it, any outgoing connection can take
+ * the port before the server binds it). -1 if none is found. */
+static inline int itest_free_port(void)
+{
+    int first = 32768, last = 60999;
+    FILE *fp = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (fp) {
+        if (fscanf(fp, "%d %d", &first, &last) != 2)
+            first = 32768, last = 60999;
+        fclose(fp);
+    }
+    int below = first > 10000 ? first - 10000 : 0; /* 10000 .. first-1 */
+    int above = last < 65535 ? 65535 - last : 0;   /* last+1 .. 65535 */
+    unsigned seed = (unsigned)getpid() ^ (unsigned)st_time_mono_us();
+    for (int tries = 0; tries < 500; tries++) {
+        int port;
+        if (below + above == 0)
+            port = 10000 + (int)(rand_r(&seed) % 55536u);
+        else {
+            int k = (int)(rand_r(&seed) % (unsigned)(below + above));
+            port = k < below ? 10000 + k : last + 1 + (k - below);
+        }
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        if (s < 0)
+            return -1;
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int ok = bind(s, (struct sockaddr *)&a, sizeof a) == 0;
+        close(s);
+        if (ok)
+            return port;
+    }
+    return -1;
 }
 
 /* A pass-through pipeline test (tests/support/passthrough.c): its topics <tag>.in/.out/.dlq, group

@@ -49,7 +49,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -60,6 +59,8 @@ import urllib.error
 import urllib.request
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+sys.path.insert(0, os.path.join(SRC, "tests", "support"))
+from ports import free_ports  # noqa: E402
 BIN = os.environ.get("STINT_BIN_DIR") or os.path.join(SRC, "build", "bin")
 STACK = os.path.join(SRC, "deploy", "local", "stack")
 SERVICES = ("ingest", "enricher", "sessionizer", "clusterer", "predictor")
@@ -72,21 +73,6 @@ CATCH_UP_S = 300
 
 def log(msg):
     print(f"chaos: {msg}", flush=True)
-
-
-def free_ports(n):
-    """n distinct free TCP ports on 127.0.0.1."""
-    socks, ports = [], []
-    try:
-        while len(ports) < n:
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-            ports.append(s.getsockname()[1])
-        return ports
-    finally:
-        for s in socks:
-            s.close()
 
 
 class Stack:

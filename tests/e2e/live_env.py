@@ -5,10 +5,8 @@ HTTP ports and, through the per-service settings file the script passes with -F
 (<tag>.<topic>); and readers of the private topics through `stint tail --follow`."""
 import json
 import os
-import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +21,9 @@ REDIS_PORT = os.environ.get("STINT_REDIS_PORT", "16379")
 SERVICES = ("ingest", "enricher", "sessionizer", "clusterer", "predictor")
 SERVICES_SCRIPT = os.path.join(SRC, "deploy", "local", "services")
 
+sys.path.insert(0, os.path.join(SRC, "tests", "support"))
+from ports import free_port_block  # noqa: E402
+
 FAILS = []
 
 
@@ -31,25 +32,6 @@ def check(cond, what):
     if not cond:
         FAILS.append(what)
     return cond
-
-
-def free_port_block(n):
-    """A base port with n free consecutive ports after it."""
-    for _ in range(200):
-        base = random.randrange(30000, 60000 - n)
-        socks = []
-        try:
-            for i in range(n):
-                s = socket.socket()
-                s.bind(("127.0.0.1", base + i))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no block of free ports")
 
 
 def stack_topics():

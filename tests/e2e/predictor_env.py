@@ -5,7 +5,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,8 @@ BIN = os.environ.get("STINT_BIN_DIR") or os.path.join(SRC, "build", "bin")
 BROKERS = os.environ.get("STINT_KAFKA_BROKERS", "127.0.0.1:" + os.environ.get("STINT_KAFKA_PORT", "19092"))
 REDIS_PORT = os.environ.get("STINT_REDIS_PORT", "16379")
 sys.path.insert(0, os.path.join(SRC, "tools", "python"))
+sys.path.insert(0, os.path.join(SRC, "tests", "support"))
+from ports import free_port  # noqa: E402
 import stint_consumer  # noqa: E402
 
 FAILS = []
@@ -97,9 +98,7 @@ class Env:
         return False
 
     def start_predictor(self, model_dir, *extra):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.log = open(os.path.join(self.tmp, "predictor.log"), "a")
         self.proc = subprocess.Popen(
             [os.path.join(BIN, "stint-predictor"), "-b", BROKERS, "--redis.port", REDIS_PORT,

@@ -103,23 +103,6 @@ typedef struct {
     pid_t pid;
 } run_t;
 
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    socklen_t len = sizeof a;
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(s, (struct sockaddr *)&a, &len) != 0) {
-        if (s >= 0)
-            close(s);
-        return -1;
-    }
-    close(s);
-    return ntohs(a.sin_port);
-}
-
 static void run_init(run_t *r, const char *name)
 {
     itest_unique_tag(r->in, sizeof r->in, "it.enr.", name, ".in");
@@ -129,7 +112,7 @@ static void run_init(run_t *r, const char *name)
     itest_unique_tag(r->prefix, sizeof r->prefix, "it:enr:", name, "");
     snprintf(r->log, sizeof r->log, "%s/it-enricher-%s.log", itest_bin_dir(), name);
     unlink(r->log);
-    r->http_port = free_port();
+    r->http_port = itest_free_port();
     r->pid = -1;
     char errstr[512];
     st_kafka_opts_t ko = itest_kafka();

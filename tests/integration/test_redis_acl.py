@@ -13,13 +13,13 @@ without +evalsha. Kafka is the shared local stack's (topics of the test's own).
 The redis-server is killed at the end whatever happens. About 40 s."""
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from ports import free_port  # noqa: E402
 from itest import (BIN, BROKERS, Checklist, get, logged_http_port,  # noqa: E402
                    stop_service)
 
@@ -28,13 +28,6 @@ ADMIN_PASSWORD = "acl-test-admin"
 
 CHECKS = Checklist()
 check, FAILS = CHECKS.check, CHECKS.failed
-
-
-def free_port():
-    """A port nothing listens on now (the kernel's choice for an ephemeral bind)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cli(port, *args):

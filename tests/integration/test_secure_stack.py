@@ -50,7 +50,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "deploy", "compose"))
 from itest import (BIN, SRC, Checklist, get, logged_http_port,  # noqa: E402
                    stop_service)
-from live_env import SERVICES, free_port_block  # noqa: E402
+from live_env import SERVICES  # noqa: E402
+from ports import free_port_block  # noqa: E402
 from predictor_env import Env  # noqa: E402
 from stream_check import closed_sessions, dataset_sessions  # noqa: E402
 

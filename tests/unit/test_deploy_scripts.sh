@@ -124,21 +124,7 @@ for n in ingest enricher sessionizer clusterer predictor; do
     cp "$tmp/svcbin/fake" "$tmp/svcbin/stint-$n"
     chmod +x "$tmp/svcbin/stint-$n"
 done
-base=$(python3 -c '
-import random, socket
-while True:
-    b = random.randrange(30000, 60000)
-    try:
-        socks = [socket.socket() for _ in range(5)]
-        for i, s in enumerate(socks):
-            s.bind(("127.0.0.1", b + i))
-        print(b)
-        break
-    except OSError:
-        pass
-    finally:
-        for s in socks:
-            s.close()')
+base=$(python3 "$STINT_SOURCE_DIR/tests/support/ports.py" 5)
 export STINT_HOME=$tmp/home STINT_BIN_DIR=$tmp/svcbin STINT_SERVICES_HTTP_BASE=$base
 h=$tmp/home/services
 echo 'kafka.group=g' >"$h/enricher.conf"
