@@ -1023,7 +1023,11 @@ static void clip_grads(float *g, size_t n, float clip_norm)
  * generator apart from the shuffling one, so the order of the rows is the same for every count. */
 #define PART_MIN_ROWS 16
 
+typedef struct team team_t;
+
 typedef struct {
+    team_t *team;
+    int k; /* the part's index, its thread's too */
     ws_t *ws;
     float *grads;
     st_rng_t rng;
@@ -1032,7 +1036,7 @@ typedef struct {
     double loss_sum;
 } part_t;
 
-typedef struct {
+struct team {
     st_nn_t *nn;
     const st_nn_data_t *data;
     const st_nn_train_cfg_t *cfg;
@@ -1045,7 +1049,7 @@ typedef struct {
     pthread_cond_t go, done;
     unsigned long gen;
     int pending, stop;
-} team_t;
+};
 
 static void part_run(team_t *tm, part_t *pt, st_rng_t *drop_rng)
 {
@@ -1060,17 +1064,10 @@ static void part_run(team_t *tm, part_t *pt, st_rng_t *drop_rng)
     backward(nn, pt->ws, pt->grads, pt->count, tm->data, pt->idx, 0);
 }
 
-typedef struct {
-    team_t *tm;
-    int k;
-} worker_arg_t;
-
 static void *team_worker(void *arg)
 {
-    worker_arg_t *wa = arg;
-    team_t *tm = wa->tm;
-    int k = wa->k;
-    free(wa);
+    part_t *pt = arg;
+    team_t *tm = pt->team;
     unsigned long seen = 0;
     for (;;) {
         pthread_mutex_lock(&tm->mu);
@@ -1081,10 +1078,10 @@ static void *team_worker(void *arg)
             return NULL;
         }
         seen = tm->gen;
-        int mine = k < tm->active;
+        int mine = pt->k < tm->active;
         pthread_mutex_unlock(&tm->mu);
         if (mine)
-            part_run(tm, &tm->part[k], &tm->part[k].rng);
+            part_run(tm, pt, &pt->rng);
         pthread_mutex_lock(&tm->mu);
         if (--tm->pending == 0)
             pthread_cond_signal(&tm->done);
@@ -1144,15 +1141,10 @@ static int team_start(team_t *tm, st_nn_t *nn, const st_nn_data_t *data,
             goto fail;
     }
     for (int k = 1; k < threads; k++) {
-        worker_arg_t *wa = malloc(sizeof *wa);
-        if (!wa)
+        tm->part[k].team = tm;
+        tm->part[k].k = k;
+        if (pthread_create(&tm->th[k], NULL, team_worker, &tm->part[k]) != 0)
             goto fail;
-        wa->tm = tm;
-        wa->k = k;
-        if (pthread_create(&tm->th[k], NULL, team_worker, wa) != 0) {
-            free(wa);
-            goto fail;
-        }
         tm->started = k;
     }
     return 0;
