@@ -2,7 +2,8 @@
 starts them (deploy/local/services up), the README's kcat command publishes one listen stamped
 now for a fresh user, a Prediction for that user must arrive on `predictions` within 30 s (read
 with the README's `stint tail predictions --follow`), and `deploy/local/services down` stops
-every service with exit 0.
+every service with exit 0. The commands `make demo` prints at its end must be the README's: the
+reset that empties the topics first, and the same kcat pipeline.
 
 The stack under test is shared with other tests, so the services get a private STINT_HOME and
 HTTP ports, and, through the per-service settings file that deploy/local/services passes with -F
@@ -43,11 +44,50 @@ def readme_commands():
     return publish[0], tail[0]
 
 
+def one_line(cmd):
+    """A shell command with its line continuations and runs of blanks made single spaces."""
+    return " ".join(cmd.replace("\\\n", " ").split())
+
+
+def demo_commands():
+    """The reset line and the publish pipeline that deploy/local/demo prints at its end: its
+    closing here-document, rendered by bash with placeholder paths and the README's broker."""
+    with open(os.path.join(SRC, "deploy", "local", "demo"), encoding="utf-8") as f:
+        m = re.search(r"^cat <<MSG\n.*?^MSG\n", f.read(), re.S | re.M)
+    assert m, "deploy/local/demo: no closing cat <<MSG here-document"
+    env = dict(os.environ, report="R", bundle="B", logs="L", rel="build/bin/stint", data="D",
+               seed="1", STINT_KAFKA_BROKERS=README_BROKERS)
+    lines = subprocess.run(["bash", "-c", m.group(0)], env=env, capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    reset = [x.strip() for x in lines if "deploy/local/stack reset" in x]
+    at = [k for k, x in enumerate(lines) if x.strip().startswith("printf 'user_000001|")]
+    publish = one_line(lines[at[0]] + " " + lines[at[0] + 1]) if at else ""
+    return (reset[0] if reset else ""), publish
+
+
+def check_demo_hint(publish):
+    """make demo's closing commands are the README's: the reset that empties the history's
+    clocks first (after the demo's replay a listen stamped now goes to sessions.dlq), then the
+    same kcat pipeline."""
+    reset, demo_publish = demo_commands()
+    check(demo_publish == one_line(publish),
+          "make demo's closing kcat command is the README's (same partitioner, same record)")
+    blocks = re.findall(r"```sh\n(.*?)```", readme_section("Publishing listens and reading predictions"),
+                        re.S)
+    readme_reset = [line.split("#")[0].strip() for b in blocks if "deploy/local/stack reset" in b
+                    for line in b.splitlines()]
+    steps = [x.strip() for x in reset.split("&&")] if reset else []
+    check(steps[:1] == ["deploy/local/services down"] and "deploy/local/stack reset" in steps
+          and all(x in readme_reset for x in steps),
+          f"make demo prints the README's reset before publishing ({reset!r})")
+
+
 def main():
     live = LiveServices("live")
     user = f"user_{live.tag}"
     try:
         publish, tail = readme_commands()
+        check_demo_hint(publish)
         check("$(date -u +%Y-%m-%dT%H:%M:%SZ)" in publish and README_BROKERS in publish
               and README_USER in publish,
               "README's kcat command stamps the listen now, on the local stack, for user_000001")
