@@ -6,6 +6,7 @@
  * profile join for OPENED events (one pipelined HGETALL round) -> events produced and
  * acknowledged by the pipeline -> apply: finish (one pipelined EVALSHA round) -> commit points
  * (offset + stream time per partition) saved in Redis and held as the stored offsets. */
+#include <math.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -119,6 +120,7 @@ typedef struct {
     /* Late records since the last log line about them (one line per partition per 10 s). */
     uint64_t late_unlogged;
     int64_t late_logged_mono_ms;
+    st_metric_t *m_stream; /* stint_sessionizer_stream_time_seconds{topic,partition} */
 } part_t;
 
 typedef struct {
@@ -176,7 +178,29 @@ static part_t *part_get(sz_ctx_t *ctx, int32_t id, bool create)
     memset(p, 0, sizeof *p);
     p->id = id;
     p->read_next = p->read_saved = -1;
+    /* Topic names are [a-zA-Z0-9._-]: nothing to escape in the label value. */
+    char labels[320];
+    snprintf(labels, sizeof labels, "topic=\"%s\",partition=\"%d\"", config.in_topic, (int)id);
+    p->m_stream = st_metrics_gauge(
+        "stint_sessionizer_stream_time_seconds", labels,
+        "The partition's stream time (event time, Unix seconds): listens older than it less the "
+        "grace are late, and sessions close as it passes their deadline. NaN until known and "
+        "once the partition is no longer assigned.");
+    st_metric_set(p->m_stream, NAN);
     return p;
+}
+
+/* The stream time gauges of the partitions held, after a batch's records or a live advance. */
+static void show_stream_times(sz_ctx_t *ctx)
+{
+    for (size_t i = 0; i < ctx->n_parts; i++) {
+        int64_t t;
+        part_t *p = &ctx->parts[i];
+        st_metric_set(p->m_stream,
+                      !p->need_init && st_sessionizer_stream_time(ctx->sz, p->id, &t) == 0
+                          ? (double)t / 1000.0
+                          : NAN);
+    }
 }
 
 static void on_assign(void *vctx, const rd_kafka_topic_partition_list_t *parts)
@@ -202,8 +226,10 @@ static void on_revoke(void *vctx, const rd_kafka_topic_partition_list_t *parts)
         int32_t id = parts->elems[i].partition;
         st_sessionizer_revoke(ctx->sz, id);
         part_t *p = part_get(ctx, id, false);
-        if (p)
+        if (p) {
+            st_metric_set(p->m_stream, NAN); /* the new owner reports it */
             *p = ctx->parts[--ctx->n_parts];
+        }
     }
 }
 
@@ -551,6 +577,7 @@ static int process(void *vctx, const st_msg_t *msgs, size_t n, st_out_t *out, st
         if (push_all(ctx, msgs, n, err) != 0)
             return -1;
         live_rebase(ctx, msgs, n);
+        show_stream_times(ctx);
     }
     if (!ctx->prepared) {
         if (st_sessionizer_prepare(ctx->sz, false, err) != 0)

@@ -11,13 +11,15 @@ HTTP ports, and, through the per-service settings file that deploy/local/service
 (<tag>.<topic>), all set up by live_env.py. The README's commands run as written, with only the
 broker address, the topic name and the user id replaced."""
 import json
+import math
 import os
 import re
 import subprocess
 import sys
 import time
+import urllib.request
 
-from live_env import BIN, BROKERS, FAILS, SRC, LiveServices, TopicReader, check
+from live_env import BIN, BROKERS, FAILS, SERVICES, SRC, LiveServices, TopicReader, check
 
 README_BROKERS = "127.0.0.1:19092"
 README_USER = "user_000001"
@@ -82,6 +84,21 @@ def check_demo_hint(publish):
           f"make demo prints the README's reset before publishing ({reset!r})")
 
 
+def check_stream_time(live, listen_s):
+    """The sessionizer's stream time gauge of the listen's partition is the listen's time (a
+    partition with one user follows it), and the other partitions it holds have none yet."""
+    port = live.http_base + SERVICES.index("sessionizer")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    times = {m.group(1): float(m.group(2)) for m in re.finditer(
+        r'^stint_sessionizer_stream_time_seconds\{topic="[^"]*",partition="(\d+)"\} (\S+)$', text,
+        re.M)}
+    known = {p: t for p, t in times.items() if not math.isnan(t)}
+    check(len(times) > 1 and list(known.values()) == [listen_s],
+          f"stint_sessionizer_stream_time_seconds: the listen's partition at its time {listen_s}, "
+          f"the others NaN ({times})")
+
+
 def main():
     live = LiveServices("live")
     user = f"user_{live.tag}"
@@ -123,6 +140,7 @@ def main():
                   f"the session starts at the listen's timestamp, now ({start_s - published_s:+.1f} s)")
             check(pred["predictor"] in ("MODEL", "BASELINE") and pred["predicted_length_s"] >= 0,
                   f"predictor={pred['predictor']} predicted_length_s={pred['predicted_length_s']}")
+            check_stream_time(live, pred["session_start_ms"] / 1000)
         else:
             live.print_logs(("sessionizer", "predictor"))
     finally:
