@@ -57,6 +57,22 @@ grep -qF "  $best " "$tmp/r1.out" &&
 [ "$(grep -cE 'vs best [0-9.]+ \[[0-9.]+, [0-9.]+\]' "$tmp/r1.out")" -eq 11 ] ||
     fail "not every row has an interval against the best row"
 grep -qF 'MAE / best row [95 % CI]' "$tmp/r1/index.html" || fail "index.html lacks the vs-best column"
+# the best row's `stint train` command, run as printed: it trains exactly that configuration
+cmdline=$(sed -n '/^best row by validation MAE (split seed 3): /{n;p}' "$tmp/r1.out")
+[[ $cmdline == "  stint train --data $tmp/data --catalog $tmp/data/tracks.jsonl --seed 3 --out BUNDLE_DIR --config '{"* ]] ||
+    fail "no stint train command for the best row: $(tail -5 "$tmp/r1.out")"
+eval "${cmdline/BUNDLE_DIR/$tmp/best}" >"$tmp/best.out" 2>"$tmp/best.log" ||
+    { cat "$tmp/best.log" >&2; fail "the printed stint train command failed"; }
+python3 - "$tmp/best/metadata.json" "$best" "${cmdline#*--config }" <<'PY' || fail "the bundle is not the best row's configuration"
+import json, shlex, sys
+meta = json.load(open(sys.argv[1]))
+config = json.loads(shlex.split(sys.argv[3])[0])
+assert "threads" not in config, config  # train's own default: the usable CPUs
+assert {k: v for k, v in meta["spec"].items() if k != "threads"} == config, (meta["spec"], config)
+assert meta["spec"]["name"] == sys.argv[2], (meta["spec"]["name"], sys.argv[2])
+PY
+grep -qF 'To train it for serving: <code>stint train --data' "$tmp/r1/index.html" ||
+    fail "index.html lacks the best row's stint train command"
 # the report: a real table with the best row marked (by validation MAE), the header block, the
 # figures' markers
 for s in '<table class="main">' '<tr class="best">' 'beats the per-user median?' \

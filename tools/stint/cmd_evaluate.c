@@ -5,6 +5,7 @@
  * figures) and report/predictions.csv. --jobs trains the configurations on several threads. */
 #include <cblas.h>
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -270,7 +271,8 @@ typedef struct {
     int model_seeds;
     size_t n_test, n_val;
     int test_users;
-    int best; /* lowest validation MAE among the configurations */
+    int best;          /* lowest validation MAE among the configurations */
+    char *best_config; /* its spec as JSON (st_bundle_spec_json), for `stint train --config` */
 } run_t;
 
 /* What every seed's run shares. */
@@ -301,6 +303,68 @@ static void html(FILE *fp, const char *s)
             fputc(*s, fp);
         }
     }
+}
+
+/* s as one shell word: as it is when it holds only safe characters, else in single quotes (an
+ * embedded ' as '\''); HTML-escaped when as_html. */
+static void shell_word(FILE *fp, const char *s, int as_html)
+{
+    if (*s && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                        "_-+=/.,:@%") == strlen(s)) {
+        fputs(s, fp);
+        return;
+    }
+    fputc('\'', fp);
+    for (const char *q = s; *q; q++) {
+        char c[2] = {*q, 0};
+        if (*q == '\'')
+            fputs("'\\''", fp);
+        else if (as_html)
+            html(fp, c);
+        else
+            fputc(*q, fp);
+    }
+    fputc('\'', fp);
+}
+
+/* The spec as JSON for `stint train --config`, without "threads": evaluate trains each
+ * configuration on one thread, train on the usable CPUs unless told. NULL on no memory. */
+static char *serving_config(const st_bundle_spec_t *spec)
+{
+    char *text = st_bundle_spec_json(spec);
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    if (!j)
+        return NULL;
+    json_object_del(j, "threads");
+    char *out = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(j);
+    return out;
+}
+
+/* The `stint train` command that trains configuration `config` (spec JSON) on evaluate's data
+ * source: the same source options, every spec key in --config (so the preset does not matter) and
+ * --seed, which train applies to the split and the model after the config (evaluate's split seed
+ * is also its configurations' model seed). */
+static void train_command(FILE *fp, const train_data_opts_t *d, uint64_t seed, const char *config,
+                          int as_html)
+{
+    const char *opts[][2] = {{"--data", d->data},         {"--catalog", d->catalog},
+                             {"--sessions", d->sessions}, {"--from-topic", d->from_topic},
+                             {"--profiles", d->profiles}, {"--until", d->until}};
+    fputs("stint train", fp);
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        if (!opts[i][1])
+            continue;
+        fprintf(fp, " %s ", opts[i][0]);
+        shell_word(fp, opts[i][1], as_html);
+    }
+    if (d->from_topic) {
+        fputs(" -b ", fp);
+        shell_word(fp, d->brokers, as_html);
+    }
+    fprintf(fp, " --seed %llu --out BUNDLE_DIR --config ", (unsigned long long)seed);
+    shell_word(fp, config, as_html);
 }
 
 static const char *verdict_text(const st_bootstrap_ratio_t *r)
@@ -598,23 +662,22 @@ static int write_index(const eval_ctx_t *cx, const st_dataset_t *ds, const run_t
     fputs("</code></td></tr>\n<tr><th>command</th><td><code>stint", fp);
     for (int i = 0; i < cx->argc; i++) {
         fputc(' ', fp);
-        int quote = strpbrk(cx->argv[i], " \t'\"$\\&|;<>(){}*?!") != NULL || !cx->argv[i][0];
-        if (quote)
-            fputc('\'', fp);
-        html(fp, cx->argv[i]);
-        if (quote)
-            fputc('\'', fp);
+        shell_word(fp, cx->argv[i], 1);
     }
-    fprintf(
-        fp,
-        "</code></td></tr>\n<tr><th>best row</th><td>&#9733; <b>%s</b>: the lowest "
-        "<b>validation</b> MAE among the configurations (baselines not eligible). It was chosen "
-        "on the VALIDATION rows; the test rows played no part in the choice.</td></tr>\n"
-        "<tr><th>intervals</th><td>%.0f %% percentile bootstrap over the %d TEST USERS (users "
-        "resampled with replacement, all of a user's test rows together; %lld resamples, "
-        "bootstrap seed %u)</td></tr>\n</table>\n",
-        r0->names[r0->best], CI_LEVEL * 100, r0->test_users, (long long)cx->o->bootstrap,
-        (unsigned)BOOT_SEED);
+    fprintf(fp,
+            "</code></td></tr>\n<tr><th>best row</th><td>&#9733; <b>%s</b>: the lowest "
+            "<b>validation</b> MAE among the configurations (baselines not eligible). It was "
+            "chosen on the VALIDATION rows; the test rows played no part in the choice.<br>To "
+            "train it for serving: <code>",
+            r0->names[r0->best]);
+    if (r0->best_config)
+        train_command(fp, d, r0->seed, r0->best_config, 1);
+    fprintf(fp,
+            "</code></td></tr>\n"
+            "<tr><th>intervals</th><td>%.0f %% percentile bootstrap over the %d TEST USERS (users "
+            "resampled with replacement, all of a user's test rows together; %lld resamples, "
+            "bootstrap seed %u)</td></tr>\n</table>\n",
+            CI_LEVEL * 100, r0->test_users, (long long)cx->o->bootstrap, (unsigned)BOOT_SEED);
     fprintf(fp,
             "<h2>Models and baselines, seed %llu</h2>\n<table class=\"main\">\n<tr><th></th>"
             "<th>configuration</th><th>val MAE (s)</th><th>test MAE (s)</th>"
@@ -1096,6 +1159,10 @@ static int evaluate_one(const eval_ctx_t *cx, st_dataset_t *ds, uint64_t seed, i
         res->test_users = res->vs_med[i].groups;
     }
     res->best = best;
+    if (!(res->best_config = serving_config(&m[best].spec))) {
+        fprintf(stderr, "stint evaluate: out of memory\n");
+        goto done;
+    }
     /* per-cluster breakdown, by the clusters of the first clustered configuration */
     int cm = -1;
     for (int i = 0; i < n_models && cm < 0; i++)
@@ -1365,10 +1432,17 @@ int cmd_evaluate(int argc, char **argv)
         if (write_index(&cx, ds, runs, n_seeds, chtml, loss_svg, runs[0].n_rows - N_BASE,
                         have_clusters, chosen_k) != 0)
             rc = 1;
-        else
-            printf("report: %s/index.html, %s/predictions.csv; total %.1f s\n", o.out, o.out,
+        else {
+            printf(
+                "\nbest row by validation MAE (split seed %llu): %s; to train it for serving:\n  ",
+                (unsigned long long)seeds[0], runs[0].names[runs[0].best]);
+            train_command(stdout, &d, seeds[0], runs[0].best_config, 0);
+            printf("\nreport: %s/index.html, %s/predictions.csv; total %.1f s\n", o.out, o.out,
                    (double)(st_time_mono_ms() - t0) / 1000.0);
+        }
     }
+    for (int r = 0; runs && r < n_seeds; r++)
+        free(runs[r].best_config);
     free(chtml);
     free(runs);
     st_dataset_destroy(ds);
