@@ -337,7 +337,8 @@ static char *serving_config(const st_bundle_spec_t *spec)
     if (!j)
         return NULL;
     json_object_del(j, "threads");
-    char *out = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    /* the flags of st_bundle_spec_json: a float's 9 digits, not the double's 17 */
+    char *out = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(9));
     json_decref(j);
     return out;
 }
