@@ -248,6 +248,15 @@ run "$tmp/only" "${data[@]}" --only "LSTM(32) W16 log-L1, GBT"
     fail "--only: not 2 configurations + 4 baselines: $(table "$tmp/only.out")"
 [ "$(main_rows "$tmp/only.out" | wc -l)" -eq 6 ] || fail "--only: rows missing"
 diff <(main_rows "$tmp/only.out") <(main_rows "$tmp/r1.out") || fail "--only: rows differ from the full run's"
+# a path with a quote and a space: the report's command line and the train command quote it for
+# the shell (the --sessions source, the TSV written above)
+mkdir "$tmp/it's here"
+cp "$tmp/sessions.tsv" "$tmp/it's here/s.tsv"
+run "$tmp/quoted" --sessions "$tmp/it's here/s.tsv" --profiles "$tmp/data" --only "GBT"
+quoted="'$tmp/it'\\''s here/s.tsv'"
+grep -qF -- "--sessions $quoted" "$tmp/quoted/index.html" || fail "index.html: path not shell-quoted"
+grep -qF -- "  stint train --sessions $quoted --profiles $tmp/data --seed 3 --out BUNDLE_DIR" \
+    "$tmp/quoted.out" || fail "train command: path not shell-quoted: $(tail -3 "$tmp/quoted.out")"
 
 # usage errors exit 2
 set +e

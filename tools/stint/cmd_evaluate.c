@@ -361,8 +361,15 @@ static void train_command(FILE *fp, const train_data_opts_t *d, uint64_t seed, c
         shell_word(fp, opts[i][1], as_html);
     }
     if (d->from_topic) {
-        fputs(" -b ", fp);
-        shell_word(fp, d->brokers, as_html);
+        const char *topic_opts[][2] = {{"-b", d->brokers},
+                                       {"--schemas.dir", d->schemas_dir},
+                                       {"--schema.registry.url", d->registry_url}};
+        for (size_t i = 0; i < sizeof topic_opts / sizeof topic_opts[0]; i++) {
+            fprintf(fp, " %s ", topic_opts[i][0]);
+            shell_word(fp, topic_opts[i][1] ? topic_opts[i][1] : "", as_html);
+        }
+        if (d->n_kafka_props > 0) /* not repeated: they may hold credentials */
+            fputs(" [your -X settings]", fp);
     }
     fprintf(fp, " --seed %llu --out BUNDLE_DIR --config ", (unsigned long long)seed);
     shell_word(fp, config, as_html);
