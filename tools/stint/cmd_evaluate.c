@@ -272,7 +272,8 @@ typedef struct {
     size_t n_test, n_val;
     int test_users;
     int best;          /* lowest validation MAE among the configurations */
-    char *best_config; /* its spec as JSON (st_bundle_spec_json), for `stint train --config` */
+    char *best_config; /* its spec for `stint train --config` (serving_config); the report's
+                        * run (the first seed) only */
 } run_t;
 
 /* What every seed's run shares. */
@@ -1167,7 +1168,7 @@ static int evaluate_one(const eval_ctx_t *cx, st_dataset_t *ds, uint64_t seed, i
         res->test_users = res->vs_med[i].groups;
     }
     res->best = best;
-    if (!(res->best_config = serving_config(&m[best].spec))) {
+    if (full && !(res->best_config = serving_config(&m[best].spec))) {
         fprintf(stderr, "stint evaluate: out of memory\n");
         goto done;
     }
