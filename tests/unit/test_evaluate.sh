@@ -110,6 +110,42 @@ grep -qE 'test +[0-9.]+ \+- +[0-9]*[1-9][0-9]*\.[0-9]|test +[0-9.]+ \+- +0\.[1-9
     fail "--model-seeds: every sd is 0 (the model seed is not used): $spread"
 [ "$(grep -c '(best)' <<<"$spread")" -eq 1 ] || fail "--model-seeds: not one best row"
 grep -qF 'Seed spread: 2 model seeds' "$tmp/rm/index.html" || fail "--model-seeds: no spread in index.html"
+# predictions.csv and val_predictions.csv: the first model seed's columns as without
+# --model-seeds, then one column per further seed; every spread line (mean +- sd of the test and
+# validation MAE) is recomputed from them
+python3 - "$tmp/r1" "$tmp/rm" "$tmp/rm.out" <<'PY' || fail "--model-seeds: predictions files do not give the printed spread"
+import csv, re, statistics, sys
+def read(path):
+    rows = list(csv.reader(open(path)))
+    return rows[0], rows[1:]
+out = open(sys.argv[3]).read()
+n_val = int(re.search(r"train \d+ / val (\d+) / test (\d+) rows", out).group(1))
+spread = {m.group(1).strip(): [float(m.group(i)) for i in (2, 3, 4, 5)] for m in re.finditer(
+    r"^  (.*?)  test +([0-9.]+) \+- +([0-9.]+) +val +([0-9.]+) \+- +([0-9.]+)", out, re.M)}
+for role, name in (("test", "predictions.csv"), ("val", "val_predictions.csv")):
+    h1, d1 = read("%s/%s" % (sys.argv[1], name))
+    hm, dm = read("%s/%s" % (sys.argv[2], name))
+    assert hm[:len(h1)] == h1 and [r[:len(h1)] for r in dm] == d1, name + ": first seed differs"
+    assert hm[len(h1):] == ["%s / model seed 2" % c for c in spread], (name, hm[len(h1):])
+    if role == "val":
+        assert len(dm) == n_val, (len(dm), n_val)
+    for c, (tm, tsd, vm, vsd) in spread.items():
+        maes = [sum(abs(float(r[hm.index(k)]) - float(r[2])) for r in dm) / len(dm)
+                for k in (c, c + " / model seed 2")]
+        m, sd = statistics.mean(maes), statistics.stdev(maes)
+        want = (tm, tsd) if role == "test" else (vm, vsd)
+        assert abs(m - want[0]) < 0.06 and abs(sd - want[1]) < 0.06, (c, role, maes, want)
+PY
+# tools/report-ensembles on it: ensembles chosen on validation, compared on test with every row
+"$STINT_SOURCE_DIR/tools/report-ensembles" "$tmp/rm" --bootstrap 200 >"$tmp/ens.out" ||
+    fail "tools/report-ensembles failed"
+grep -q '^best ensemble on validation: ' "$tmp/ens.out" && grep -q '; validation prefers ' "$tmp/ens.out" ||
+    fail "report-ensembles: no choice: $(cat "$tmp/ens.out")"
+[ "$(grep -cE '^  / .* [0-9.]+ \[[0-9.]+, [0-9.]+\] ' "$tmp/ens.out")" -eq 8 ] ||
+    fail "report-ensembles: not one interval per configuration and the per-user median: $(cat "$tmp/ens.out")"
+rc=0
+"$STINT_SOURCE_DIR/tools/report-ensembles" "$tmp/nothing" 2>"$tmp/ens.err" || rc=$?
+[ $rc -eq 2 ] && grep -q 'val_predictions.csv' "$tmp/ens.err" || fail "report-ensembles without a report: exit $rc"
 
 # the same data set and table through `stint sessions` + --sessions
 stint sessions "${data[@]}" --out "$tmp/sessions.tsv" --quiet >/dev/null 2>&1 || fail "stint sessions"

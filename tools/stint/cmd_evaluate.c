@@ -2,7 +2,8 @@
  * (or on each of --seeds), scores models and baselines on the identical test rows, bootstraps
  * 95 % intervals of each row's MAE ratio to the per-user baselines over the test users, prints
  * the tables and writes report/index.html (an HTML table, the data set, split and command, SVG
- * figures) and report/predictions.csv. --jobs trains the configurations on several threads. */
+ * figures), report/predictions.csv and val_predictions.csv. --jobs trains the configurations on
+ * several threads. */
 #include <cblas.h>
 #include <errno.h>
 #include <jansson.h>
@@ -61,7 +62,7 @@ static const st_config_entry_t eval_table[] = {
      "and score only the preset's configurations whose name contains one of them (baselines "
      "always); empty = all"},
     {"out", ST_CFG_STRING, "report", ST_CFG_NOBOUNDS, offsetof(eval_opts_t, out), false, 0,
-     "report directory (index.html, SVGs, predictions.csv)"},
+     "report directory (index.html, SVGs, predictions.csv, val_predictions.csv)"},
     {"epochs", ST_CFG_INT, "0", 0, 100000, offsetof(eval_opts_t, epochs), false, 0,
      "override every configuration's epoch limit (0 = keep)"},
     {"seeds", ST_CFG_STRING, "", ST_CFG_NOBOUNDS, offsetof(eval_opts_t, seeds), false, 0,
@@ -72,8 +73,9 @@ static const st_config_entry_t eval_table[] = {
     {"model-seeds", ST_CFG_INT, "1", 1, 10, offsetof(eval_opts_t, model_seeds), false, 0,
      "train each configuration this many times with different model seeds (initialisation, "
      "shuffling) on the same split: the table adds the mean and sd of the test and validation "
-     "MAE, the best row is the lowest mean validation MAE; intervals, predictions and figures "
-     "are the first model seed's"},
+     "MAE, the best row is the lowest mean validation MAE; the table, intervals and figures "
+     "are the first model seed's; predictions.csv and val_predictions.csv add a column per "
+     "further model seed"},
     {"jobs", ST_CFG_INT, "0", 0, MAX_JOBS, offsetof(eval_opts_t, jobs), false, 0,
      "train this many configurations (x model seeds) at once, each on its own thread with one "
      "OpenBLAS thread; the output is identical for every value (train times aside); 0 = the "
@@ -413,49 +415,12 @@ static void unscale_loss(const st_bundle_spec_t *spec, double scale, const doubl
         *unit = "Huber loss (scaled target units)";
 }
 
-/* predictions.csv and the SVG figures; loss_svg[i] set for the configurations with a loss chart,
- * *have_clusters when the cluster figures were written. */
-static int write_figures(const char *dir, const st_dataset_t *ds, model_t *m, int n_models,
-                         double *const *base, const double *actual, size_t n_test, int best,
-                         int *loss_svg, int *have_clusters, int *chosen_k)
+/* The SVG figures into dir (created by write_predictions); loss_svg[i] set for the configurations
+ * with a loss chart, *have_clusters when the cluster figures were written. */
+static int write_figures(const char *dir, model_t *m, int n_models, const double *actual,
+                         size_t n_test, int best, int *loss_svg, int *have_clusters, int *chosen_k)
 {
     char path[4096], err[256] = "";
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "stint evaluate: cannot create %s: %s\n", dir, strerror(errno));
-        return -1;
-    }
-    snprintf(path, sizeof path, "%s/predictions.csv", dir);
-    FILE *fp = fopen(path, "w");
-    if (!fp) {
-        fprintf(stderr, "stint evaluate: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    fprintf(fp, "user,session_start,actual_length_s");
-    for (int i = 0; i < n_models; i++) {
-        fputc(',', fp);
-        csv_field(fp, m[i].spec.name);
-    }
-    for (int i = 0; i < N_BASE; i++) {
-        fputc(',', fp);
-        csv_field(fp, base_names[i]);
-    }
-    fputc('\n', fp);
-    const st_dataset_row_t *rows = st_dataset_rows(ds);
-    size_t j = 0;
-    for (size_t r = 0; r < st_dataset_n_rows(ds); r++) {
-        if (rows[r].role != ST_DATASET_TEST)
-            continue;
-        csv_field(fp, st_dataset_user_id(ds, rows[r].user));
-        fprintf(fp, ",%lld,%.3f", (long long)rows[r].start_s, actual[j]);
-        for (int i = 0; i < n_models; i++)
-            fprintf(fp, ",%.3f", m[i].pred[j]);
-        for (int i = 0; i < N_BASE; i++)
-            fprintf(fp, ",%.3f", base[i][j]);
-        fputc('\n', fp);
-        j++;
-    }
-    if (fclose(fp) != 0)
-        return -1;
     int ok = 1;
     char title[160];
     snprintf(title, sizeof title, "%s (lowest validation MAE)", m[best].spec.name);
@@ -831,7 +796,10 @@ static int write_index(const eval_ctx_t *cx, const st_dataset_t *ds, const run_t
                 "plot).</p><img src=\"elbow.svg\">\n<h2>Silhouette</h2><img "
                 "src=\"silhouette.svg\">\n<h2>Clusters</h2><img src=\"clusters.svg\">\n",
                 chosen_k);
-    fputs("<p>predictions.csv holds every test prediction of every row.</p>\n</body></html>\n", fp);
+    fputs("<p>predictions.csv holds every test prediction of every row, val_predictions.csv every "
+          "validation prediction (with several model seeds, a column per seed in both).</p>\n"
+          "</body></html>\n",
+          fp);
     return fclose(fp) == 0 ? 0 : -1;
 }
 /* Appends printf output to a growing string. */
@@ -935,8 +903,9 @@ static int train_score(const st_dataset_t *ds, model_t *m, size_t n_test, char *
 /* One training of one configuration with one model seed: the unit of --jobs work. A worker fills
  * everything but m.spec and keep; nothing is read from a unit before every worker is joined. */
 typedef struct {
-    model_t m; /* the bundle and predictions stay only with keep */
-    int keep;  /* the first model seed: its bundle and predictions make the table */
+    model_t m;     /* the bundle stays only with keep; m.pred (TEST) always */
+    double *vpred; /* the VAL predictions */
+    int keep;      /* the first model seed: its bundle and predictions make the table */
     double test_mae, val_mae;
     int rc; /* 0, 1 (training failed) or 2 (unusable bundle), as evaluate_one */
     char err[512];
@@ -972,12 +941,10 @@ static void run_unit(const pool_t *p, unit_t *u)
     train_predict_rows(u->m.bundle, p->ds, ST_DATASET_VAL, vpred);
     u->val_mae = score(vpred, p->vactual, NULL, p->n_val).mae;
     u->test_mae = score(u->m.pred, p->actual, NULL, p->n_test).mae;
-    free(vpred);
+    u->vpred = vpred;
     if (!u->keep) {
         st_bundle_destroy(u->m.bundle);
-        free(u->m.pred);
         u->m.bundle = NULL;
-        u->m.pred = NULL;
     }
 }
 
@@ -1009,6 +976,97 @@ static void pool_run(pool_t *p, int jobs)
     pool_work(p);
     for (int t = 0; t < n; t++)
         pthread_join(th[t], NULL);
+}
+
+/* One CSV of the rows of role (TEST: predictions.csv, VAL: val_predictions.csv): user,
+ * session_start, actual_length_s, a column per configuration (its first model seed) and per
+ * baseline, then with several model seeds a column "NAME / model seed K" for each further one.
+ * pred[i * ms + k]: configuration i, model seed k, in the role's row order. */
+static int write_predictions(const char *path, const st_dataset_t *ds, st_dataset_role_t role,
+                             const double *const *pred, const st_bundle_spec_t *specs, int n_models,
+                             int ms, double *const *base, const double *actual)
+{
+    FILE *fp = fopen(path, "w");
+    if (!fp) {
+        fprintf(stderr, "stint evaluate: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fprintf(fp, "user,session_start,actual_length_s");
+    for (int i = 0; i < n_models; i++) {
+        fputc(',', fp);
+        csv_field(fp, specs[i].name);
+    }
+    for (int i = 0; i < N_BASE; i++) {
+        fputc(',', fp);
+        csv_field(fp, base_names[i]);
+    }
+    for (int i = 0; i < n_models; i++)
+        for (int k = 1; k < ms; k++) {
+            char name[96];
+            snprintf(name, sizeof name, "%s / model seed %d", specs[i].name, k + 1);
+            fputc(',', fp);
+            csv_field(fp, name);
+        }
+    fputc('\n', fp);
+    const st_dataset_row_t *rows = st_dataset_rows(ds);
+    size_t j = 0;
+    for (size_t r = 0; r < st_dataset_n_rows(ds); r++) {
+        if (rows[r].role != role)
+            continue;
+        csv_field(fp, st_dataset_user_id(ds, rows[r].user));
+        fprintf(fp, ",%lld,%.3f", (long long)rows[r].start_s, actual[j]);
+        for (int i = 0; i < n_models; i++)
+            fprintf(fp, ",%.3f", pred[i * ms][j]);
+        for (int i = 0; i < N_BASE; i++)
+            fprintf(fp, ",%.3f", base[i][j]);
+        for (int i = 0; i < n_models; i++)
+            for (int k = 1; k < ms; k++)
+                fprintf(fp, ",%.3f", pred[i * ms + k][j]);
+        fputc('\n', fp);
+        j++;
+    }
+    if (fclose(fp) != 0) {
+        fprintf(stderr, "stint evaluate: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* predictions.csv (TEST) and val_predictions.csv (VAL) into dir, which it creates. */
+static int write_all_predictions(const char *dir, const st_dataset_t *ds, const model_t *m,
+                                 const unit_t *units, int n_models, int ms, double *const *base,
+                                 double *const *vbase, const double *actual, const double *vactual)
+{
+    char path[4096];
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "stint evaluate: cannot create %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    const double **tp = malloc((size_t)(n_models * ms) * sizeof *tp);
+    const double **vp = malloc((size_t)(n_models * ms) * sizeof *vp);
+    st_bundle_spec_t *specs = malloc((size_t)n_models * sizeof *specs);
+    int rc = -1;
+    if (!tp || !vp || !specs) {
+        fprintf(stderr, "stint evaluate: out of memory\n");
+        goto out;
+    }
+    for (int i = 0; i < n_models; i++) {
+        specs[i] = m[i].spec;
+        for (int k = 0; k < ms; k++) {
+            tp[i * ms + k] = k == 0 ? m[i].pred : units[i * ms + k].m.pred; /* k 0 moved to m */
+            vp[i * ms + k] = units[i * ms + k].vpred;
+        }
+    }
+    snprintf(path, sizeof path, "%s/predictions.csv", dir);
+    if (write_predictions(path, ds, ST_DATASET_TEST, tp, specs, n_models, ms, base, actual) != 0)
+        goto out;
+    snprintf(path, sizeof path, "%s/val_predictions.csv", dir);
+    rc = write_predictions(path, ds, ST_DATASET_VAL, vp, specs, n_models, ms, vbase, vactual);
+out:
+    free(tp);
+    free(vp);
+    free(specs);
+    return rc;
 }
 
 /* Trains and scores every configuration on ds's current split (seed), prints the tables and
@@ -1263,8 +1321,10 @@ static int evaluate_one(const eval_ctx_t *cx, st_dataset_t *ds, uint64_t seed, i
            "%llu\n",
            st_dataset_n_rows(ds), st_dataset_n_users(ds), st_dataset_count(ds, ST_DATASET_TRAIN),
            n_val, n_test, cx->d->split, (unsigned long long)seed);
-    if (full && write_figures(o->out, ds, m, n_models, base, actual, n_test, best, loss_svg,
-                              have_clusters, chosen_k) != 0)
+    if (full && (write_all_predictions(o->out, ds, m, units, n_models, ms, base, vbase, actual,
+                                       vactual) != 0 ||
+                 write_figures(o->out, m, n_models, actual, n_test, best, loss_svg, have_clusters,
+                               chosen_k) != 0))
         goto done;
     if (full) {
         importance_html(&ch, &hl, &hc, m, n_models);
@@ -1283,6 +1343,10 @@ done:
     }
     free(actual);
     free(vactual);
+    for (int u = 0; units && u < n_models * (int)o->model_seeds; u++) {
+        free(units[u].m.pred); /* the first model seed's moved to m */
+        free(units[u].vpred);
+    }
     free(units);
     free(ea);
     free(eb);
@@ -1446,8 +1510,9 @@ int cmd_evaluate(int argc, char **argv)
                 "\nbest row by validation MAE (split seed %llu): %s; to train it for serving:\n  ",
                 (unsigned long long)seeds[0], runs[0].names[runs[0].best]);
             train_command(stdout, &d, seeds[0], runs[0].best_config, 0);
-            printf("\nreport: %s/index.html, %s/predictions.csv; total %.1f s\n", o.out, o.out,
-                   (double)(st_time_mono_ms() - t0) / 1000.0);
+            printf("\nreport: %s/index.html, %s/predictions.csv, %s/val_predictions.csv; total "
+                   "%.1f s\n",
+                   o.out, o.out, o.out, (double)(st_time_mono_ms() - t0) / 1000.0);
         }
     }
     for (int r = 0; runs && r < n_seeds; r++)
