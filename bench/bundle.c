@@ -1,5 +1,6 @@
 /* bench-bundle: the predictor's hot path - st_bundle_predict of one session from the public
- * input struct (W = 16 recent sessions, LSTM(32) and LSTM(250) seed parity) on bundles trained
+ * input struct (W = 16 recent sessions, LSTM(32), LSTM(32) with 3 members, LSTM(250) seed
+ * parity) on bundles trained
  * briefly on synthetic sessions. Prints predictions/s; never fails on time. */
 #include <math.h>
 #include <stdio.h>
@@ -36,12 +37,16 @@ int main(void)
         fprintf(stderr, "bench-bundle: %s\n", err);
         return 1;
     }
-    for (int kind = 0; kind < 2; kind++) {
+    for (int kind = 0; kind < 3; kind++) {
         st_bundle_spec_t spec;
-        if (kind == 0)
+        if (kind < 2)
             st_bundle_spec_default(&spec);
         else
             st_bundle_spec_seed(&spec);
+        if (kind == 1) {
+            spec.members = 3;
+            snprintf(spec.name, sizeof spec.name, "seq-lstm-members-3");
+        }
         spec.epochs = 1;
         spec.cluster = ST_BUNDLE_CLUSTER_NONE;
         st_bundle_t *b = st_bundle_train(ds, &spec, NULL, NULL, err, sizeof err);

@@ -44,6 +44,7 @@ void st_bundle_spec_default(st_bundle_spec_t *s)
     s->depth = 6;
     s->eta = 0.05f;
     s->threads = 1;
+    s->members = 1;
     s->seed = 1;
 }
 
@@ -91,8 +92,10 @@ void st_bundle_destroy(st_bundle_t *b)
     if (!b)
         return;
     for (int i = 0; i < ST_BUNDLE__MAX_NETS; i++) {
-        st_nn_ctx_destroy(b->ctx[i]);
-        st_nn_destroy(b->nn[i]);
+        for (int m = 0; m < ST_BUNDLE_MAX_MEMBERS; m++) {
+            st_nn_ctx_destroy(b->ctx[i][m]);
+            st_nn_destroy(b->nn[i][m]);
+        }
         st_scaler_destroy(b->xs[i]);
         st_scaler_destroy(b->ys[i]);
         if (b->has_hist[i])
@@ -432,12 +435,18 @@ int st_bundle_predict(st_bundle_t *b, const st_bundle_input_t *in, double *lengt
         return 0;
     }
     int net =
-        (in->cluster >= 0 && in->cluster < b->k && b->nn[in->cluster + 1]) ? in->cluster + 1 : 0;
+        (in->cluster >= 0 && in->cluster < b->k && b->nn[in->cluster + 1][0]) ? in->cluster + 1 : 0;
     int len;
     st_bundle__fill_x(b, in, b->xbuf, &len);
     st_scaler_transform(b->xs[net], b->xbuf, (size_t)b->steps);
-    float out;
-    st_nn_ctx_predict(b->ctx[net], b->xbuf, len, &out);
+    /* the members' mean in the scaled target, summed in member order */
+    double sum = 0;
+    for (int m = 0; m < b->spec.members; m++) {
+        float o;
+        st_nn_ctx_predict(b->ctx[net][m], b->xbuf, len, &o);
+        sum += o;
+    }
+    float out = (float)(sum / b->spec.members);
     st_scaler_inverse(b->ys[net], &out, 1);
     if (!isfinite(out))
         return -1;
@@ -492,7 +501,7 @@ double st_bundle_target_scale(const st_bundle_t *b, int net)
 int st_bundle_net_users(const st_bundle_t *b, int cluster)
 {
     int net = cluster + 1;
-    int trained = net >= 0 && net < ST_BUNDLE__MAX_NETS && (b->nn[net] || (net == 0 && b->gbt));
+    int trained = net >= 0 && net < ST_BUNDLE__MAX_NETS && (b->nn[net][0] || (net == 0 && b->gbt));
     return trained ? b->net_users[net] : 0;
 }
 

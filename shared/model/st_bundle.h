@@ -9,6 +9,7 @@
  *   countries.txt      the country vocabulary, one name per line by training-row frequency rank
  *                      (line 1 = id 1; anything else is id 0 = unknown)
  *   net_0.stm          the global network (st_nn file); net_<c+1>.stm the network of cluster c
+ *   net_<i>_m<m>.stm member m (1 .. members - 1) of network i, with spec.members > 1
  *                      (absent when the cluster had too few users: its users use the global one)
  *   net_<i>_x.scal     input scaler of network i (identity where a feature is not scaled)
  *   net_<i>_y.scal     target scaler of network i (1 column, in the transformed target space)
@@ -57,6 +58,10 @@
 #define ST_BUNDLE_PARITY_FEATURES   6
 #define ST_BUNDLE_MAX_CLUSTERS      16
 #define ST_BUNDLE_MAX_PROFILE_FEATS 9
+#define ST_BUNDLE_MAX_MEMBERS       8
+/* Member m of a network is trained with the seed spec.seed + m * ST_BUNDLE_MEMBER_SEED_STEP: the
+ * network `stint evaluate --model-seeds` trains as model seed m + 1 (with no clustering). */
+#define ST_BUNDLE_MEMBER_SEED_STEP 1000003u
 /* W + 1 sessions must fit in an OPENED (st_session.h): the predictor serves from the event alone */
 #define ST_BUNDLE_MAX_WINDOW    (ST_SESSION_RECENT_MAX - 1)
 #define ST_BUNDLE_COUNTRY_VOCAB 32 /* embedding rows: id 0 unknown, ids 1..31 */
@@ -106,6 +111,10 @@ typedef struct {
     /* training threads: a network's batches split over them (st_nn_train_cfg_t.threads),
      * xgboost's nthread; a result is reproducible for the same spec, threads included */
     int threads;
+    /* networks per network slot (global, each cluster), trained alike from different seeds; a
+     * prediction is the mean of their outputs in the target's scale (with log_target: the
+     * geometric mean of the lengths); seq and parity only */
+    int members;
     uint64_t seed;
 } st_bundle_spec_t;
 
@@ -127,7 +136,8 @@ void st_bundle_spec_gbt(st_bundle_spec_t *spec);
 /* The spec as compact JSON text (keys sorted; caller frees), NULL on no memory. Keys: those of
  * the table below (name, kind, window, cell, layers, units, units2, dropout, log_target, loss,
  * epochs, batch, patience, epoch_rows, lr, clip_norm, cluster, k, profile_features, seed_filters,
- * min_cluster_users, scaling, mixed_max_users, seed; docs/training.md lists what each allows). */
+ * min_cluster_users, scaling, mixed_max_users, trees, depth, eta, threads, members, seed;
+ * docs/training.md lists what each allows). */
 char *st_bundle_spec_json(const st_bundle_spec_t *spec);
 /* The spec's keys live in one table (st_bundle_file.c): each key's field, type and allowed
  * values. Setting a key, checking a whole spec and every error message about a key use it. */

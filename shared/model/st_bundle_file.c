@@ -122,6 +122,7 @@ static const spec_key_t spec_keys[] = {
     INT("depth", depth, 1, 20, NULL),
     REAL("eta", eta, 0, 1, 1, 0),
     INT("threads", threads, 1, 256, NULL),
+    INT("members", members, 1, ST_BUNDLE_MAX_MEMBERS, NULL),
     {"seed", K_U64, OFF(seed), 0, U53_MAX, 0, 0, NULL, 0, 0, "2^53 - 1, exact in JSON"},
 };
 #define N_KEYS ((int)(sizeof spec_keys / sizeof spec_keys[0]))
@@ -379,6 +380,11 @@ int st_bundle_spec_check(const st_bundle_spec_t *s, char *errstr, size_t errstr_
         if (parse_value(&spec_keys[i], text, &num) != 0)
             return bad_value(&spec_keys[i], text, errstr, errstr_size);
     }
+    if (s->kind == ST_BUNDLE_GBT && s->members > 1)
+        return st_errstr(errstr, errstr_size,
+                         "bundle spec: members=%d needs networks (kind seq or parity); a gbt "
+                         "bundle is one model",
+                         s->members);
     return 0;
 }
 
@@ -488,6 +494,16 @@ static int path_in(char *buf, size_t size, const char *dir, const char *name)
     return snprintf(buf, size, "%s/%s", dir, name) >= (int)size ? -1 : 0;
 }
 
+/* The file of network net's member m: net_N.stm for the first (as before members), then
+ * net_N_mM.stm. */
+static void member_file(char *name, size_t size, int net, int m)
+{
+    if (m == 0)
+        snprintf(name, size, "net_%d.stm", net);
+    else
+        snprintf(name, size, "net_%d_m%d.stm", net, m);
+}
+
 int st_bundle_save(const st_bundle_t *b, const char *dir, const char *metrics_json, char *errstr,
                    size_t errstr_size)
 {
@@ -512,13 +528,15 @@ int st_bundle_save(const st_bundle_t *b, const char *dir, const char *metrics_js
             goto fail;
     }
     for (int i = 0; i < ST_BUNDLE__MAX_NETS; i++) {
-        if (!b->nn[i])
+        if (!b->nn[i][0])
             continue;
         json_array_append_new(nets, json_integer(i));
-        snprintf(name, sizeof name, "net_%d.stm", i);
-        path_in(path, sizeof path, dir, name);
-        if (st_nn_save(b->nn[i], path, errstr, errstr_size) != 0)
-            goto fail;
+        for (int m = 0; m < b->spec.members; m++) {
+            member_file(name, sizeof name, i, m);
+            path_in(path, sizeof path, dir, name);
+            if (st_nn_save(b->nn[i][m], path, errstr, errstr_size) != 0)
+                goto fail;
+        }
         snprintf(name, sizeof name, "net_%d_x.scal", i);
         path_in(path, sizeof path, dir, name);
         if (st_scaler_save(b->xs[i], path, errstr, errstr_size) != 0)
@@ -664,19 +682,23 @@ st_bundle_t *st_bundle_load(const char *dir, char *errstr, size_t errstr_size)
             st_errstr(errstr, errstr_size, "%s/metadata.json: bad network index %d", dir, net);
             goto fail;
         }
-        if (b->nn[net]) {
+        if (b->nn[net][0]) {
             st_errstr(errstr, errstr_size, "%s/metadata.json: network %d listed twice", dir, net);
             goto fail;
         }
-        snprintf(name, sizeof name, "net_%d.stm", net);
-        path_in(path, sizeof path, dir, name);
-        if (!(b->nn[net] = st_nn_load(path, errstr, errstr_size)))
-            goto fail;
-        const st_nn_arch_t *a = st_nn_arch(b->nn[net]);
-        if (a->steps != b->steps || a->features != b->features || a->outputs != 1) {
-            st_errstr(errstr, errstr_size, "%s: shape %dx%d does not match the metadata", path,
-                      a->steps, a->features);
-            goto fail;
+        for (int m = 0; m < b->spec.members; m++) {
+            member_file(name, sizeof name, net, m);
+            path_in(path, sizeof path, dir, name);
+            if (!(b->nn[net][m] = st_nn_load(path, errstr, errstr_size)))
+                goto fail;
+            const st_nn_arch_t *a = st_nn_arch(b->nn[net][m]);
+            if (a->steps != b->steps || a->features != b->features || a->outputs != 1) {
+                st_errstr(errstr, errstr_size, "%s: shape %dx%d does not match the metadata", path,
+                          a->steps, a->features);
+                goto fail;
+            }
+            if (!(b->ctx[net][m] = st_nn_ctx_new(b->nn[net][m], errstr, errstr_size)))
+                goto fail;
         }
         snprintf(name, sizeof name, "net_%d_x.scal", net);
         path_in(path, sizeof path, dir, name);
@@ -690,8 +712,6 @@ st_bundle_t *st_bundle_load(const char *dir, char *errstr, size_t errstr_size)
             st_errstr(errstr, errstr_size, "%s/net_%d: scaler dimensions do not match", dir, net);
             goto fail;
         }
-        if (!(b->ctx[net] = st_nn_ctx_new(b->nn[net], errstr, errstr_size)))
-            goto fail;
     }
     if (b->spec.kind == ST_BUNDLE_GBT) {
         if (json_array_size(nets) > 0 || json_integer_value(json_object_get(meta, "k")) != 0) {
@@ -707,7 +727,7 @@ st_bundle_t *st_bundle_load(const char *dir, char *errstr, size_t errstr_size)
                       st_gbt_cols(b->gbt), b->spec.window, b->gbt_cols);
             goto fail;
         }
-    } else if (!b->nn[0]) {
+    } else if (!b->nn[0][0]) {
         st_errstr(errstr, errstr_size, "%s: no global network (net_0)", dir);
         goto fail;
     }

@@ -49,9 +49,10 @@ struct st_bundle {
     char **prof_users;
     double *prof_x;
     int *prof_labels;
-    /* networks: 0 global, c + 1 cluster c */
-    st_nn_t *nn[ST_BUNDLE__MAX_NETS];
-    st_nn_ctx_t *ctx[ST_BUNDLE__MAX_NETS];
+    /* networks: 0 global, c + 1 cluster c; [net][m] member m (spec.members of them), sharing the
+     * net's scalers; the history is member 0's */
+    st_nn_t *nn[ST_BUNDLE__MAX_NETS][ST_BUNDLE_MAX_MEMBERS];
+    st_nn_ctx_t *ctx[ST_BUNDLE__MAX_NETS][ST_BUNDLE_MAX_MEMBERS];
     st_scaler_t *xs[ST_BUNDLE__MAX_NETS], *ys[ST_BUNDLE__MAX_NETS];
     int net_users[ST_BUNDLE__MAX_NETS];
     st_nn_history_t hist[ST_BUNDLE__MAX_NETS];

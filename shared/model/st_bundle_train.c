@@ -233,7 +233,8 @@ static void fill_rows(st_bundle_t *b, const st_dataset_t *ds, const unsigned cha
     }
 }
 
-/* Builds the rows of one network (cluster < 0: all users) and trains it into b->nn[net]. */
+/* Builds the rows of one network (cluster < 0: all users) and trains its spec.members members into
+ * b->nn[net], member m from the seed spec.seed + m * ST_BUNDLE_MEMBER_SEED_STEP. */
 static int train_net(st_bundle_t *b, const st_dataset_t *ds, int cluster,
                      st_bundle_progress_fn progress, void *progress_user, char *errstr,
                      size_t errstr_size)
@@ -312,10 +313,6 @@ static int train_net(st_bundle_t *b, const st_dataset_t *ds, int cluster,
     a.rnn_units[0] = b->spec.units[0];
     a.rnn_units[1] = b->spec.units[1];
     a.dropout = b->spec.dropout;
-    a.seed = b->spec.seed * 1000003u + (uint64_t)net;
-    b->nn[net] = st_nn_new(&a, errstr, errstr_size);
-    if (!b->nn[net])
-        goto out;
     st_nn_train_cfg_t tc;
     st_nn_train_default(&tc);
     tc.loss = b->spec.loss;
@@ -325,28 +322,42 @@ static int train_net(st_bundle_t *b, const st_dataset_t *ds, int cluster,
     tc.epochs = b->spec.epochs;
     tc.patience = b->spec.patience;
     tc.epoch_rows = (size_t)b->spec.epoch_rows;
-    tc.seed = b->spec.seed * 7919u + (uint64_t)net;
     tc.threads = b->spec.threads < ST_NN_MAX_THREADS ? b->spec.threads : ST_NN_MAX_THREADS;
-    char net_name[32];
-    if (cluster < 0)
-        snprintf(net_name, sizeof net_name, "global");
-    else
-        snprintf(net_name, sizeof net_name, "cluster %d", cluster);
+    char net_name[48];
     progress_ctx_t pc = {progress, progress_user, net_name};
     tc.progress = on_epoch;
     tc.progress_user = &pc;
     st_nn_data_t tr = {n_tr, b->steps, b->features, x, len, y};
     st_nn_data_t va = {n_va, b->steps, b->features, x + n_tr * per, len + n_tr, y + n_tr};
     if (n_tr == 0) {
-        st_errstr(errstr, errstr_size, "bundle: network %s has no training rows", net_name);
+        st_errstr(errstr, errstr_size, "bundle: network %s has no training rows",
+                  cluster < 0 ? "global" : "of a cluster");
         goto out;
     }
-    if (st_nn_train(b->nn[net], &tr, n_va > 0 ? &va : NULL, &tc, &b->hist[net], errstr,
-                    errstr_size) != 0)
-        goto out;
-    b->has_hist[net] = 1;
-    b->ctx[net] = st_nn_ctx_new(b->nn[net], errstr, errstr_size);
-    rc = b->ctx[net] ? 0 : -1;
+    for (int m = 0; m < b->spec.members; m++) {
+        /* the seeds of `stint evaluate --model-seeds`' model seed m + 1 */
+        uint64_t seed = b->spec.seed + (uint64_t)m * ST_BUNDLE_MEMBER_SEED_STEP;
+        int n = 0;
+        if (cluster < 0)
+            n = snprintf(net_name, sizeof net_name, "global");
+        else
+            n = snprintf(net_name, sizeof net_name, "cluster %d", cluster);
+        if (b->spec.members > 1)
+            snprintf(net_name + n, sizeof net_name - (size_t)n, " member %d/%d", m + 1,
+                     b->spec.members);
+        a.seed = seed * 1000003u + (uint64_t)net;
+        tc.seed = seed * 7919u + (uint64_t)net;
+        if (!(b->nn[net][m] = st_nn_new(&a, errstr, errstr_size)))
+            goto out;
+        /* the history (the report's loss chart) is member 0's */
+        if (st_nn_train(b->nn[net][m], &tr, n_va > 0 ? &va : NULL, &tc,
+                        m == 0 ? &b->hist[net] : NULL, errstr, errstr_size) != 0)
+            goto out;
+        b->has_hist[net] = 1;
+        if (!(b->ctx[net][m] = st_nn_ctx_new(b->nn[net][m], errstr, errstr_size)))
+            goto out;
+    }
+    rc = 0;
 out:
     free(x);
     free(y);

@@ -14,16 +14,18 @@ import sys
 from predictor_env import BIN, FAILS, Env, check, run
 
 
-def main(name="pred", kind="seq", *train_args):
-    """The checks above for the bundle of kind `stint train ... train_args` writes
-    (test_predictions_gbt runs them on a GBT bundle); name keeps the topics apart."""
+def main(name="pred", kind="seq", *train_args, members=1):
+    """The checks above for the bundle of kind (and members) `stint train ... train_args` writes
+    (test_predictions_gbt runs them on a GBT bundle, test_predictions_members on one of three
+    networks); name keeps the topics apart."""
     env = Env(name, users=30, days=40)
     try:
         model = os.path.join(env.tmp, "model")
         env.train(model, 10, 1, *train_args)
         with open(os.path.join(model, "metadata.json"), encoding="utf-8") as f:
-            got = json.load(f)["spec"]["kind"]
-        check(got == kind, f"a {kind} bundle ({got})")
+            spec = json.load(f)["spec"]
+        check(spec["kind"] == kind and spec["members"] == members,
+              f"a {kind} bundle of {members} member(s) ({spec['kind']}, {spec['members']})")
         r = run([os.path.join(BIN, "stint-session-events"), "offline", "--sessions", env.sessions,
                  "--profiles", env.profiles, "--model", model])
         assert r.returncode == 0

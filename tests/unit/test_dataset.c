@@ -505,6 +505,89 @@ static void test_save_load_predict(void)
     ST_EQ_INT(system(cmd), 0);
 }
 
+/* spec.members: member m is the network a members-1 bundle trains with the seed
+ * spec.seed + m * ST_BUNDLE_MEMBER_SEED_STEP (the model seeds of stint evaluate), a prediction is
+ * the members' mean in the target's scale (log target: the geometric mean of length + 1, less 1),
+ * per cluster too; saved and loaded as it was; a missing member file, a gbt with members and a
+ * count out of range are refused. */
+static void test_members(void)
+{
+    char err[256];
+    char dir[] = "/tmp/stint_test_members_XXXXXX";
+    ST_REQUIRE(mkdtemp(dir) != NULL);
+    make_sessions(53);
+    st_dataset_t *ds = build();
+    split(ds);
+    st_bundle_spec_t spec, one;
+    small_spec(&spec, ST_BUNDLE_CLUSTER_KMEANS);
+    spec.log_target = 1;
+    spec.members = 3;
+    st_bundle_t *b = st_bundle_train(ds, &spec, NULL, NULL, err, sizeof err);
+    ST_REQUIRE(b != NULL);
+    st_bundle_t *m[3];
+    for (int k = 0; k < 3; k++) {
+        one = spec;
+        one.members = 1;
+        one.seed = spec.seed + (uint64_t)k * ST_BUNDLE_MEMBER_SEED_STEP;
+        ST_REQUIRE((m[k] = st_bundle_train(ds, &one, NULL, NULL, err, sizeof err)) != NULL);
+    }
+    ST_EQ_INT(st_bundle_save(b, dir, "{}", err, sizeof err), 0);
+    st_bundle_t *l = st_bundle_load(dir, err, sizeof err);
+    if (!l)
+        fprintf(stderr, "load: %s\n", err);
+    ST_REQUIRE(l != NULL);
+    ST_EQ_INT(st_bundle_spec(l)->members, 3);
+    double rl[ST_BUNDLE_MAX_WINDOW + 1], ru[ST_BUNDLE_MAX_WINDOW + 1];
+    int64_t rs[ST_BUNDLE_MAX_WINDOW + 1];
+    int rt[ST_BUNDLE_MAX_WINDOW + 1];
+    int n = 0, mean_ok = 0, loaded_same = 0, members_differ = 0, clustered = 0;
+    for (size_t i = 0; i < st_dataset_n_rows(ds); i += 29) {
+        st_bundle_input_t in;
+        double p = -1, pl = -2, pk[3], logs = 0;
+        st_bundle_input_from_row(b, ds, i, &in, rl, rs, rt, ru);
+        clustered += in.cluster >= 0;
+        ST_REQUIRE(st_bundle_predict(b, &in, &p) == 0);
+        for (int k = 0; k < 3; k++) {
+            ST_REQUIRE(st_bundle_predict(m[k], &in, &pk[k]) == 0);
+            logs += log1p(pk[k]);
+        }
+        double want = expm1(logs / 3);
+        mean_ok += fabs(p - want) <= 1e-3 * (1 + want); /* float outputs, double mean */
+        members_differ += pk[0] != pk[1] && pk[1] != pk[2];
+        st_bundle_input_from_row(l, ds, i, &in, rl, rs, rt, ru);
+        ST_REQUIRE(st_bundle_predict(l, &in, &pl) == 0);
+        loaded_same += p == pl;
+        n++;
+    }
+    ST_EQ_INT(mean_ok, n);
+    ST_EQ_INT(loaded_same, n);
+    ST_CHECK(members_differ > n / 2);
+    ST_CHECK(clustered > 0);
+    /* a member's file missing: refused, naming it */
+    char path[700];
+    snprintf(path, sizeof path, "%s/net_0_m2.stm", dir);
+    ST_EQ_INT(unlink(path), 0);
+    ST_CHECK(st_bundle_load(dir, err, sizeof err) == NULL);
+    ST_CHECK(strstr(err, "net_0_m2.stm") != NULL);
+    /* a gbt bundle is one model; the count is bounded */
+    st_bundle_spec_gbt(&one);
+    ST_EQ_INT(st_bundle_spec_set(&one, "members", "2", err, sizeof err), 0);
+    ST_EQ_INT(st_bundle_spec_check(&one, err, sizeof err), -1);
+    ST_CHECK(strstr(err, "members=2") != NULL && strstr(err, "gbt") != NULL);
+    ST_CHECK(st_bundle_train(ds, &one, NULL, NULL, err, sizeof err) == NULL);
+    st_bundle_spec_default(&one);
+    ST_EQ_INT(st_bundle_spec_set(&one, "members", "9", err, sizeof err), -1);
+    ST_CHECK(strstr(err, "members") != NULL);
+    for (int k = 0; k < 3; k++)
+        st_bundle_destroy(m[k]);
+    st_bundle_destroy(l);
+    st_bundle_destroy(b);
+    st_dataset_destroy(ds);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ST_EQ_INT(system(cmd), 0);
+}
+
 /* Scaling is inverted before a prediction comes out: on near-constant lengths (~1000 s) every
  * configuration predicts ~1000 s, not z-units or log units (the seed scored z-units as seconds). */
 static void test_scaling_inverted(void)
@@ -579,6 +662,7 @@ int main(void)
     ST_RUN(test_precision_and_until);
     ST_RUN(test_leak_and_determinism);
     ST_RUN(test_save_load_predict);
+    ST_RUN(test_members);
     ST_RUN(test_scaling_inverted);
     ST_RUN(test_spec_text);
     return st_test_summary();

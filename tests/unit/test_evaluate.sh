@@ -141,8 +141,26 @@ PY
     fail "tools/report-ensembles failed"
 grep -q '^best ensemble on validation: ' "$tmp/ens.out" && grep -q '; validation prefers ' "$tmp/ens.out" ||
     fail "report-ensembles: no choice: $(cat "$tmp/ens.out")"
-[ "$(grep -cE '^  / .* [0-9.]+ \[[0-9.]+, [0-9.]+\] ' "$tmp/ens.out")" -eq 8 ] ||
-    fail "report-ensembles: not one interval per configuration and the per-user median: $(cat "$tmp/ens.out")"
+# one interval per configuration and the per-user median, for the best ensemble and for the best
+# servable one when that is another
+n=$(grep -cE '^  / .* [0-9.]+ \[[0-9.]+, [0-9.]+\] ' "$tmp/ens.out")
+[ "$n" -eq 8 ] || [ "$n" -eq 16 ] || fail "report-ensembles: $n intervals: $(cat "$tmp/ens.out")"
+grep -qE '^  to serve it: .* with "members": 2 in its --config$' "$tmp/ens.out" ||
+    fail "report-ensembles: no servable ensemble named: $(cat "$tmp/ens.out")"
+# stint train --members 2 ships the seed ensemble of those two model seeds: its test MAE is that
+# of the geometric mean of the report's two LSTM(32) columns
+stint train "${data[@]}" --seed 3 --epochs 2 --threads 1 --members 2 --out "$tmp/members" \
+    >/dev/null 2>"$tmp/members.log" || { cat "$tmp/members.log" >&2; fail "train --members 2"; }
+[ -s "$tmp/members/net_0_m1.stm" ] || fail "train --members 2: no second member's file"
+python3 - "$tmp/rm/predictions.csv" "$tmp/members/metadata.json" <<'PY' || fail "train --members 2 is not the report's seed ensemble"
+import csv, json, math, sys
+rows = list(csv.reader(open(sys.argv[1])))
+c = [rows[0].index(n) for n in ("seq LSTM(32) W16 log-L1", "seq LSTM(32) W16 log-L1 / model seed 2")]
+mae = sum(abs(math.expm1(sum(math.log1p(float(r[i])) for i in c) / 2) - float(r[2]))
+          for r in rows[1:]) / (len(rows) - 1)
+got = json.load(open(sys.argv[2]))["metrics"]["test_mae_s"]
+assert abs(got - mae) < 0.01, (got, mae)
+PY
 rc=0
 "$STINT_SOURCE_DIR/tools/report-ensembles" "$tmp/nothing" 2>"$tmp/ens.err" || rc=$?
 [ $rc -eq 2 ] && grep -q 'val_predictions.csv' "$tmp/ens.err" || fail "report-ensembles without a report: exit $rc"

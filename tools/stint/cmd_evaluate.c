@@ -37,9 +37,7 @@
 #define CI_LEVEL   0.95
 /* the bootstrap's own seed: fixed, so the same predictions give the same intervals */
 #define BOOT_SEED 20260101u
-/* --model-seeds: training k of a configuration uses its seed + k * this */
-#define MODEL_SEED_STEP 1000003u
-#define MAX_JOBS        64
+#define MAX_JOBS  64
 /* --jobs 0: the CPUs this process may use (st_cpus_available), at most this many */
 #define AUTO_JOBS_MAX 4
 
@@ -1143,7 +1141,8 @@ static int evaluate_one(const eval_ctx_t *cx, st_dataset_t *ds, uint64_t seed, i
             u->m.spec = specs[i];
             if (o->epochs > 0)
                 u->m.spec.epochs = (int)o->epochs;
-            u->m.spec.seed += (uint64_t)k * MODEL_SEED_STEP; /* k = 0: the configuration's own */
+            u->m.spec.seed +=
+                (uint64_t)k * ST_BUNDLE_MEMBER_SEED_STEP; /* k = 0: the configuration's own */
             u->keep = k == 0;
         }
     pool_t pool = {ds, units, n_models * ms, n_test, n_val, actual, vactual, 0, 0};

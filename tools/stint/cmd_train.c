@@ -24,7 +24,7 @@ typedef struct {
     /* common knobs; NULL = keep the config's value */
     char *name, *kind, *cell, *window, *layers, *units, *dropout, *epochs, *cluster, *k, *scaling,
         *profile_features, *seed_filters, *log_target, *loss, *lr, *batch, *patience, *epoch_rows,
-        *min_cluster_users, *trees, *depth, *eta, *threads;
+        *min_cluster_users, *trees, *depth, *eta, *threads, *members;
 } train_opts_t;
 
 #define KNOB(key, field, help)                                                                     \
@@ -40,7 +40,7 @@ static const st_config_entry_t train_table[] = {
      "clip_norm, cluster, "
      "k, profile_features, seed_filters, min_cluster_users, scaling, mixed_max_users, trees, "
      "depth, "
-     "eta, threads)"},
+     "eta, threads, members)"},
     {"out", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, offsetof(train_opts_t, out), false, 'o',
      "bundle directory to write (required)"},
     {"preset", ST_CFG_STRING, "default", ST_CFG_NOBOUNDS, offsetof(train_opts_t, preset), false, 0,
@@ -73,6 +73,9 @@ static const st_config_entry_t train_table[] = {
          "training threads (a network's batch split over them; xgboost's nthread); default: the "
          "CPUs this process may use (affinity mask, cgroup CPU quota), recorded in the bundle's "
          "spec"),
+    KNOB("members", members,
+         "networks per network, trained alike from seeds spec.seed + m * 1000003 (the model seeds "
+         "of stint evaluate --model-seeds); a prediction is their mean (seq, parity; default 1)"),
     {NULL, ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, 0, false, 0, NULL},
 };
 
@@ -234,7 +237,8 @@ int cmd_train(int argc, char **argv)
                  {"trees", o.trees},
                  {"depth", o.depth},
                  {"eta", o.eta},
-                 {"threads", o.threads}};
+                 {"threads", o.threads},
+                 {"members", o.members}};
     for (size_t i = 0; cr == ST_CONFIG_OK && !spec_error && i < sizeof knobs / sizeof knobs[0];
          i++) {
         char msg[512], flag[32];
