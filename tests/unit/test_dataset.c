@@ -90,6 +90,23 @@ static void split(st_dataset_t *ds)
         fprintf(stderr, "split: %s\n", err);
 }
 
+/* make_sessions(seed), then its dataset built and split. */
+static st_dataset_t *split_sessions(uint64_t seed)
+{
+    make_sessions(seed);
+    st_dataset_t *ds = build();
+    split(ds);
+    return ds;
+}
+
+/* Removes a test's temporary directory. */
+static void rm_tree(const char *dir)
+{
+    char cmd[1300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ST_EQ_INT(system(cmd), 0);
+}
+
 static void small_spec(st_bundle_spec_t *s, st_bundle_cluster_t cluster)
 {
     st_bundle_spec_default(s);
@@ -190,9 +207,7 @@ static void test_features_use_only_the_past(void)
 
 static void test_user_cut_split(void)
 {
-    make_sessions(13);
-    st_dataset_t *ds = build();
-    split(ds);
+    st_dataset_t *ds = split_sessions(13);
     const st_dataset_row_t *r = st_dataset_rows(ds);
     int test_users = 0, val_users = 0;
     for (int u = 0; u < USERS; u++) {
@@ -415,9 +430,7 @@ static void test_leak_and_determinism(void)
     ST_REQUIRE(train_save(d4, ST_BUNDLE_CLUSTER_KMEANS) == 0);
     ST_CHECK(diff_bundles(d1, d4, 3) > 0);
 
-    char cmd[1300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
-    ST_EQ_INT(system(cmd), 0);
+    rm_tree(base);
 }
 
 /* A loaded bundle predicts exactly what the trained one did, through the public input struct. */
@@ -426,9 +439,7 @@ static void test_save_load_predict(void)
     char err[256];
     char dir[] = "/tmp/stint_test_bundle_XXXXXX";
     ST_REQUIRE(mkdtemp(dir) != NULL);
-    make_sessions(31);
-    st_dataset_t *ds = build();
-    split(ds);
+    st_dataset_t *ds = split_sessions(31);
     st_bundle_spec_t spec;
     small_spec(&spec, ST_BUNDLE_CLUSTER_SPECTRAL);
     spec.cell = ST_NN_CELL_GRU;
@@ -500,9 +511,7 @@ static void test_save_load_predict(void)
     st_bundle_destroy(l);
     st_bundle_destroy(b);
     st_dataset_destroy(ds);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ST_EQ_INT(system(cmd), 0);
+    rm_tree(dir);
 }
 
 /* spec.members: member m is the network a members-1 bundle trains with the seed
@@ -515,9 +524,7 @@ static void test_members(void)
     char err[256];
     char dir[] = "/tmp/stint_test_members_XXXXXX";
     ST_REQUIRE(mkdtemp(dir) != NULL);
-    make_sessions(53);
-    st_dataset_t *ds = build();
-    split(ds);
+    st_dataset_t *ds = split_sessions(53);
     st_bundle_spec_t spec, one;
     small_spec(&spec, ST_BUNDLE_CLUSTER_KMEANS);
     spec.log_target = 1;
@@ -583,9 +590,7 @@ static void test_members(void)
     st_bundle_destroy(l);
     st_bundle_destroy(b);
     st_dataset_destroy(ds);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ST_EQ_INT(system(cmd), 0);
+    rm_tree(dir);
 }
 
 /* Scaling is inverted before a prediction comes out: on near-constant lengths (~1000 s) every
