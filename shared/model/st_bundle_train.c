@@ -329,20 +329,16 @@ static int train_net(st_bundle_t *b, const st_dataset_t *ds, int cluster,
     tc.progress_user = &pc;
     st_nn_data_t tr = {n_tr, b->steps, b->features, x, len, y};
     st_nn_data_t va = {n_va, b->steps, b->features, x + n_tr * per, len + n_tr, y + n_tr};
+    int n = cluster < 0 ? snprintf(net_name, sizeof net_name, "global")
+                        : snprintf(net_name, sizeof net_name, "cluster %d", cluster);
     if (n_tr == 0) {
-        st_errstr(errstr, errstr_size, "bundle: network %s has no training rows",
-                  cluster < 0 ? "global" : "of a cluster");
+        st_errstr(errstr, errstr_size, "bundle: network %s has no training rows", net_name);
         goto out;
     }
     for (int m = 0; m < b->spec.members; m++) {
         /* the seeds of `stint evaluate --model-seeds`' model seed m + 1 */
         uint64_t seed = b->spec.seed + (uint64_t)m * ST_BUNDLE_MEMBER_SEED_STEP;
-        int n = 0;
-        if (cluster < 0)
-            n = snprintf(net_name, sizeof net_name, "global");
-        else
-            n = snprintf(net_name, sizeof net_name, "cluster %d", cluster);
-        if (b->spec.members > 1)
+        if (b->spec.members > 1) /* the progress lines name the member */
             snprintf(net_name + n, sizeof net_name - (size_t)n, " member %d/%d", m + 1,
                      b->spec.members);
         a.seed = seed * 1000003u + (uint64_t)net;

@@ -576,6 +576,18 @@ static void test_members(void)
     ST_EQ_INT(unlink(path), 0);
     ST_CHECK(st_bundle_load(dir, err, sizeof err) == NULL);
     ST_CHECK(strstr(err, "net_0_m2.stm") != NULL);
+    /* a bundle written before the key (no "members" in its spec) loads as one network */
+    char meta[700];
+    snprintf(meta, sizeof meta, "%s/metadata.json", dir);
+    json_t *mj = json_load_file(meta, 0, NULL);
+    ST_REQUIRE(mj != NULL);
+    ST_EQ_INT(json_object_del(json_object_get(mj, "spec"), "members"), 0);
+    ST_REQUIRE(json_dump_file(mj, meta, JSON_INDENT(2)) == 0);
+    json_decref(mj);
+    st_bundle_t *old = st_bundle_load(dir, err, sizeof err);
+    ST_REQUIRE(old != NULL);
+    ST_EQ_INT(st_bundle_spec(old)->members, 1);
+    st_bundle_destroy(old);
     /* a gbt bundle is one model; the count is bounded */
     st_bundle_spec_gbt(&one);
     ST_EQ_INT(st_bundle_spec_set(&one, "members", "2", err, sizeof err), 0);
