@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "st_avro.h"
+#include "st_itest.h"
 #include "st_kafka.h"
 #include "st_listen.h"
 #include "st_records.h"
@@ -96,7 +97,9 @@ int main(int argc, char **argv)
     }
 
     /* The input: n Listens of 1000 users over the tracks. */
-    st_avro_registry_t *reg = st_avro_registry_new(schemas, NULL, errstr, sizeof errstr);
+    /* the registry the service it starts uses (the local stack's, or STINT_SCHEMA_REGISTRY_URL) */
+    st_avro_registry_t *reg =
+        st_avro_registry_new(schemas, itest_registry_url(), errstr, sizeof errstr);
     if (!reg)
         die("schemas", errstr);
     st_avro_codec_t *codec = st_avro_codec_new(reg, "Listen", in, errstr, sizeof errstr);

@@ -7,9 +7,13 @@
  *   throughput: a backlog of sessions produced first, then a fresh predictor drains it;
  *               predictions/s between the first and the last Prediction's made_at_ms, and
  *               predictions per CPU second of the predictor process (/proc/<pid>/stat, all its
- *               threads: the one-core figure, independent of other load on the machine).
+ *               threads: the one-core figure, independent of other load on the machine), and
+ *               how many of them the model made (OPENED events carry the last 32 sessions with
+ *               their details, as the sessionizer's; only a user's first session gets the
+ *               baseline).
  *   bench-predictor [rate=5000] [seconds=10] [backlog_sessions=200000] [users=10000]
- *                   [batch_max=5000] [predictor_linger_ms=5] */
+ *                   [batch_max=5000] [predictor_linger_ms=5] [members=1]
+ * members: the bundle's networks per prediction (spec.members). */
 #define _GNU_SOURCE
 #include <libgen.h>
 #include <limits.h>
@@ -23,9 +27,11 @@
 #include "st_itest.h"
 #include "st_records.h"
 
-#define BASE_MS 1200000000000LL
+#define BASE_MS      1200000000000LL
+#define BENCH_RECENT 32 /* sessions an OPENED carries: the sessionizer's session.recent_n */
 
 static long n_users = 10000;
+static int n_members = 1;
 static st_avro_registry_t *reg;
 
 static double length_of(long user, long round)
@@ -60,14 +66,21 @@ static int send_session(st_producer_t *prod, st_avro_codec_t *codec, const char 
             rec.track_count = 5;
             rec.unknown_duration_share = (st_opt_f64_t){true, 0};
         } else if (r > 0) {
+            /* the last BENCH_RECENT sessions with their details, as the sessionizer's OPENED
+             * carries them (session.recent_n): the model's full input, not the baseline's */
             double *recent = rec.recent_lengths_s, sum = 0;
-            int n = r < 16 ? (int)r : 16;
+            int n = r < BENCH_RECENT ? (int)r : BENCH_RECENT;
             for (int i = 0; i < n; i++) {
-                recent[i] = length_of(user, r - n + i);
+                long rr = r - n + i;
+                recent[i] = length_of(user, rr);
+                rec.recent_starts_ms[i] = BASE_MS + (int64_t)(rr * n_users + user) * 1000;
+                rec.recent_track_counts[i] = 5;
+                rec.recent_unknown_shares[i] = 0;
                 sum += recent[i];
             }
             double mean = sum / n;
-            rec.n_recent_lengths = (uint32_t)n;
+            rec.n_recent_lengths = rec.n_recent_starts = (uint32_t)n;
+            rec.n_recent_track_counts = rec.n_recent_unknown_shares = (uint32_t)n;
             rec.prev_session_length_s = (st_opt_f64_t){true, recent[n - 1]};
             rec.mean_session_length_s = (st_opt_f64_t){true, mean};
             rec.median_session_length_s = (st_opt_f64_t){true, mean};
@@ -98,6 +111,7 @@ static int train_bundle(const char *dir)
     st_bundle_spec_t spec;
     st_bundle_spec_default(&spec);
     spec.epochs = 2;
+    spec.members = n_members;
     st_bundle_t *b = NULL;
     int rc = -1;
     if (st_dataset_finalize(ds, err, sizeof err) == 0 &&
@@ -226,13 +240,17 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* seq of a Prediction (decoded), or -1. */
+/* Predictions the model made (the others: the baseline) in the throughput phase. */
+static long n_by_model;
+
+/* seq of a Prediction (decoded), or -1; counts it in n_by_model when the model made it. */
 static long seq_of(st_avro_codec_t *pcodec, const rd_kafka_message_t *m, int64_t *made_at_ms)
 {
     st_rec_prediction_t p;
     st_err_t err = {0};
     if (st_rec_prediction_decode(pcodec, m->payload, m->len, &p, &err) != 0)
         return -1;
+    n_by_model += p.predictor == ST_REC_PREDICTOR_MODEL;
     if (made_at_ms)
         *made_at_ms = p.made_at_ms;
     return (long)((p.session_start_ms - BASE_MS) / 1000);
@@ -248,6 +266,8 @@ int main(int argc, char **argv)
         snprintf(batch_max, sizeof batch_max, "%s", argv[5]);
     if (argc > 6)
         snprintf(linger, sizeof linger, "linger.ms=%d", atoi(argv[6]));
+    if (argc > 7)
+        n_members = atoi(argv[7]);
     char exe[PATH_MAX], errstr[512], t_in[128], t_pred[128], t_out[128], t_in2[128], t_pred2[128],
         group[128], group2[128], rgroup[128];
     if (!realpath(argv[0], exe)) {
@@ -275,14 +295,19 @@ int main(int argc, char **argv)
     for (int c = 0; c < CPU_SETSIZE; c++)
         if (CPU_ISSET(c, &cpus))
             pin_cpu = c;
-    printf("predictor bench: the predictor runs on CPU %d only\n", pin_cpu);
+    printf("predictor bench: the predictor runs on CPU %d only; bundle of %d network(s) per "
+           "prediction\n",
+           pin_cpu, n_members);
     st_kafka_opts_t ko = itest_kafka();
     const char *topics[] = {t_in, t_pred, t_out, t_in2, t_pred2};
     if (st_kafka_create_topics(&ko, topics, 5, 3, errstr, sizeof errstr) != 0) {
         fprintf(stderr, "bench-predictor: %s (is the stack up? make up)\n", errstr);
         return 1;
     }
-    reg = st_avro_registry_new(STINT_SOURCE_DIR "/schemas", NULL, errstr, sizeof errstr);
+    /* the registry the predictor it starts uses (the local stack's, or STINT_SCHEMA_REGISTRY_URL)
+     */
+    reg = st_avro_registry_new(STINT_SOURCE_DIR "/schemas", itest_registry_url(), errstr,
+                               sizeof errstr);
     st_avro_codec_t *scodec = st_avro_codec_new(reg, "SessionEvent", t_in, errstr, sizeof errstr);
     st_avro_codec_t *pcodec = st_avro_codec_new(reg, "Prediction", NULL, errstr, sizeof errstr);
     if (!scodec || !pcodec) {
@@ -408,6 +433,7 @@ int main(int argc, char **argv)
     double cpu0 = -1;
     int64_t first_made = INT64_MAX, last_made = 0;
     got = 0;
+    n_by_model = 0;
     deadline = st_time_mono_ms() + 300000;
     while (got < backlog && st_time_mono_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
@@ -429,6 +455,9 @@ int main(int argc, char **argv)
                got, got - n_users, (double)(last_made - first_made) / 1000.0,
                (double)got * 1000.0 / (double)(last_made - first_made),
                (double)(2 * got - n_users) * 1000.0 / (double)(last_made - first_made));
+        printf("predictor throughput: %ld of the %ld predictions by the model (the others by the "
+               "baseline: a user's first session)\n",
+               n_by_model, got);
         if (cpu0 >= 0 && cpu1 > cpu0)
             printf("predictor throughput per core: %.2f CPU s (all its threads) = %.0f predictions "
                    "per CPU second\n",

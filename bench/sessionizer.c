@@ -139,7 +139,9 @@ int main(int argc, char **argv)
         printf("bench-sessionizer: skipped (Kafka at %s: %s)\n", brokers, errstr);
         return 0;
     }
-    st_avro_registry_t *reg = st_avro_registry_new(schemas, NULL, errstr, sizeof errstr);
+    /* the registry the service it starts uses (the local stack's, or STINT_SCHEMA_REGISTRY_URL) */
+    st_avro_registry_t *reg =
+        st_avro_registry_new(schemas, itest_registry_url(), errstr, sizeof errstr);
     st_avro_codec_t *codec =
         reg ? st_avro_codec_new(reg, "EnrichedListen", in, errstr, sizeof errstr) : NULL;
     st_producer_t *prod = st_producer_new(&ko, errstr, sizeof errstr);
