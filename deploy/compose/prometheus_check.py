@@ -7,7 +7,9 @@ shipped configuration (deploy/monitoring/prometheus.yml), run by deploy/compose/
    evaluates without error and returns at least one series, so no panel of the dashboard is
    empty on a stack that has streamed data.
 
-Exit 0 when both hold within --timeout seconds, 1 otherwise (each failure named).
+Exit 0 when both hold, each within --timeout seconds, 1 otherwise (each failure named). A poll
+that fails for any reason (Prometheus starting, a reset connection, an answer that is not the
+API's JSON) is retried until the timeout, and the last reason is printed.
   prometheus_check.py --url http://127.0.0.1:29090 --config deploy/monitoring/prometheus.yml \
       --dashboard deploy/monitoring/grafana/dashboards/stint.json"""
 import argparse
@@ -44,15 +46,22 @@ def targets_up(base, jobs):
     return bad
 
 
+def why(e):
+    """One line for an exception of a poll."""
+    if isinstance(e, urllib.error.HTTPError):
+        return f"HTTP {e.code}: {e.read().decode(errors='replace')[:200]}"
+    return f"{type(e).__name__}: {e}"
+
+
 def query(base, expr):
     """(number of series, error or None)."""
     try:
         r = get(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
-    except urllib.error.HTTPError as e:
-        return 0, f"HTTP {e.code}: {e.read().decode(errors='replace')[:200]}"
-    if r.get("status") != "success":
-        return 0, r.get("error", "status " + str(r.get("status")))
-    return len(r["data"]["result"]), None
+        if r.get("status") != "success":
+            return 0, r.get("error", "status " + str(r.get("status")))
+        return len(r["data"]["result"]), None
+    except Exception as e:  # noqa: BLE001 - any failure of one poll is retried
+        return 0, why(e)
 
 
 def main():
@@ -77,19 +86,22 @@ def main():
     while time.monotonic() < deadline:
         try:
             bad = targets_up(base, jobs)
-        except OSError as e:
-            bad = {"*": f"Prometheus not answering: {e}"}
+        except Exception as e:  # noqa: BLE001 - any failure of one poll is retried
+            bad = {"*": f"Prometheus not answering: {why(e)}"}
         if not bad:
             break
         time.sleep(1)
     if bad:
-        for job, why in sorted(bad.items()):
-            print(f"prometheus_check: target of {job} not up: {why}")
+        for job, reason in sorted(bad.items()):
+            print(f"prometheus_check: target of {job} not up: {reason}")
         return 1
     print(f"prometheus: {len(jobs)} of {len(jobs)} scrape jobs up after "
           f"{time.monotonic() - t0:.1f} s ({', '.join(jobs)})")
 
-    # rate() needs two scrapes in its window: wait until every panel's query has data.
+    # rate() needs two scrapes in its window: wait until every panel's query has data, with a
+    # timeout of its own (the targets may have taken most of the first).
+    t1 = time.monotonic()
+    deadline = t1 + a.timeout
     results = {}
     while True:
         results = {(title, expr): query(base, expr) for title, expr in exprs}
@@ -102,7 +114,9 @@ def main():
               + (f"  ({err})" if err else ""))
     if empty:
         print(f"prometheus_check: {len(empty)} of {len(exprs)} dashboard queries returned no data "
-              f"or an error within {a.timeout:.0f} s")
+              f"or an error within {a.timeout:.0f} s: "
+              + "; ".join(f"{expr} ({results[(title, expr)][1] or 'no series'})"
+                          for title, expr in empty))
         return 1
     print(f"prometheus: all {len(exprs)} dashboard queries return data "
           f"({time.monotonic() - t0:.1f} s after the check started)")
