@@ -1,6 +1,7 @@
 /* Unit tests of `stint gen`: same seed -> identical bytes; the files parse with st_lastfm with
  * exactly the planted malformed lines; the planted sessions come back under the session rule;
  * the catalog and the summary agree. cmd_gen runs in-process (stint-cli-core). */
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -51,20 +52,26 @@ static void path_of(char *buf, size_t size, const char *sub, const char *file)
     snprintf(buf, size, "%s/%s/%s", tmp_dir, sub, file);
 }
 
+/* The four files every run writes are byte-identical in the runs sub_a and sub_b. */
+static void expect_same_outputs(const char *sub_a, const char *sub_b, const char *why)
+{
+    static const char *const files[] = {ST_LASTFM_LISTENS_FILE, ST_LASTFM_PROFILES_FILE,
+                                        GEN_CATALOG_FILE, GEN_SUMMARY_FILE};
+    for (size_t i = 0; i < 4; i++) {
+        char pa[600], pb[600];
+        path_of(pa, sizeof pa, sub_a, files[i]);
+        path_of(pb, sizeof pb, sub_b, files[i]);
+        if (!same_file(pa, pb))
+            ST_FAIL_AT("%s differs %s", files[i], why);
+    }
+}
+
 static void test_same_seed_same_bytes(void)
 {
     ST_REQUIRE(run_gen("a", "5") == 0);
     ST_REQUIRE(run_gen("b", "5") == 0);
     ST_REQUIRE(run_gen("c", "6") == 0);
-    static const char *const files[] = {ST_LASTFM_LISTENS_FILE, ST_LASTFM_PROFILES_FILE,
-                                        GEN_CATALOG_FILE, GEN_SUMMARY_FILE};
-    for (size_t i = 0; i < 4; i++) {
-        char pa[600], pb[600];
-        path_of(pa, sizeof pa, "a", files[i]);
-        path_of(pb, sizeof pb, "b", files[i]);
-        if (!same_file(pa, pb))
-            ST_FAIL_AT("%s differs between two runs with the same seed", files[i]);
-    }
+    expect_same_outputs("a", "b", "between two runs with the same seed");
     char pa[600], pc[600];
     path_of(pa, sizeof pa, "a", ST_LASTFM_LISTENS_FILE);
     path_of(pc, sizeof pc, "c", ST_LASTFM_LISTENS_FILE);
@@ -165,6 +172,11 @@ static void track_key(char *buf, size_t size, const char *artist, size_t artist_
             *p = (char)(*p - 'A' + 'a');
 }
 
+/* The sessions test_design_rule_with_catalog found in "a": "user\tstart_s\tlength_ms\n" each,
+ * for test_truth. */
+static char *rule_sessions;
+static size_t rule_sessions_len;
+
 /* The session rule of DESIGN.md with the catalog's durations (unknown when missing or 0): the
  * same planted sessions come back. */
 static void test_design_rule_with_catalog(void)
@@ -193,8 +205,10 @@ static void test_design_rule_with_catalog(void)
     const char *user;
     st_lastfm_listen_t l;
     long long sessions = 0, unknown = 0, listens = 0;
+    FILE *found = open_memstream(&rule_sessions, &rule_sessions_len);
+    ST_REQUIRE(found != NULL);
     while (st_merge_next_user(m, &user, NULL) == 1) {
-        int64_t prev_ms = INT64_MIN, prev_d_ms = 0;
+        int64_t prev_ms = INT64_MIN, prev_d_ms = 0, first_ms = 0;
         while (st_merge_next_in_user(m, &l, NULL) == 1) {
             track_key(key, sizeof key, l.artist_name.ptr, l.artist_name.len, l.track_name.ptr,
                       l.track_name.len);
@@ -207,10 +221,19 @@ static void test_design_rule_with_catalog(void)
                         (prev_d_ms > 0 ? gap_ms <= prev_d_ms || gap_ms - prev_d_ms <= 1800000
                                        : gap_ms <= 1800000);
             sessions += !same;
+            if (!same && prev_ms != INT64_MIN)
+                fprintf(found, "%s\t%lld\t%lld\n", user, (long long)(first_ms / 1000),
+                        (long long)(prev_ms - first_ms + prev_d_ms));
+            if (!same)
+                first_ms = l.ts_ms;
             prev_ms = l.ts_ms;
             prev_d_ms = d_ms;
         }
+        if (prev_ms != INT64_MIN)
+            fprintf(found, "%s\t%lld\t%lld\n", user, (long long)(first_ms / 1000),
+                    (long long)(prev_ms - first_ms + prev_d_ms));
     }
+    ST_REQUIRE(fclose(found) == 0);
     ST_EQ_INT(sessions, jint(s, "sessions"));
     ST_EQ_INT(unknown, jint(s, "unknown_duration"));
     ST_EQ_INT(listens, jint(s, "listens"));
@@ -254,6 +277,71 @@ static void test_catalog_and_unknown_durations(void)
     json_decref(s);
 }
 
+/* --truth adds GEN_TRUTH_FILE and changes nothing else: a line per planted session, in the
+ * users' order and time order, whose start and length are what the session rule measures on the
+ * listens, each mood the AR(1) chain's next step after the one before. */
+static void test_truth(void)
+{
+    char out[512];
+    snprintf(out, sizeof out, "%s/t", tmp_dir);
+    char *argv[] = {"gen", "--users", "12",    "--days", "40", "--seed",
+                    "5",   "--truth", "--out", out,      NULL};
+    ST_REQUIRE(cmd_gen(10, argv) == 0);
+    expect_same_outputs("a", "t", "with --truth");
+    ST_REQUIRE(rule_sessions != NULL);
+    char p[600], line[1024], prev_user[64] = "";
+    path_of(p, sizeof p, "t", GEN_TRUTH_FILE);
+    FILE *fp = fopen(p, "rb");
+    ST_REQUIRE(fp != NULL);
+    ST_REQUIRE(fgets(line, sizeof line, fp) != NULL);
+    static const char head[] = "user\tsession_start\tlength_s\t";
+    ST_CHECK(strncmp(line, head, sizeof head - 1) == 0);
+    const char *want = rule_sessions;
+    long long n = 0, tails = 0, chain_breaks = 0, bad = 0;
+    double prev_mood_out = 0;
+    while (fgets(line, sizeof line, fp)) {
+        char user[64];
+        long long start;
+        double length_s, target_s, level, hour_eff, mu, type_mu, mood_in, mood_out, phi, mood_sd,
+            noise_sd, p_tail;
+        int tail;
+        if (sscanf(line, "%63s %lld %lf %lf %lf %lf %lf %lf %lf %lf %lf %lf %lf %lf %d", user,
+                   &start, &length_s, &target_s, &level, &hour_eff, &mu, &type_mu, &mood_in,
+                   &mood_out, &phi, &mood_sd, &noise_sd, &p_tail, &tail) != 15) {
+            bad++;
+            continue;
+        }
+        char expect[128];
+        snprintf(expect, sizeof expect, "%s\t%lld\t%lld\n", user, start,
+                 (long long)(length_s * 1000 + 0.5));
+        if (strncmp(want, expect, strlen(expect)) != 0) {
+            ST_FAIL_AT("truth line %lld (%.*s) is not the rule's session %.*s", n + 1,
+                       (int)strcspn(expect, "\n"), expect, (int)strcspn(want, "\n"), want);
+            break;
+        }
+        want += strlen(expect);
+        /* Each session's mood before is the previous session's after, within a user. */
+        chain_breaks += !strcmp(user, prev_user) && mood_in != prev_mood_out;
+        /* the level is the base, the hour effect and the gap term (within 0.12 x log1p(gap)) */
+        bad += !(fabs(level - mu - hour_eff) < 2 && fabs(hour_eff) <= 0.6);
+        bad += !(target_s > 0 && phi >= 0.45 && phi <= 0.8 && noise_sd >= 0.55 && noise_sd <= 0.8 &&
+                 p_tail >= 0.02 && p_tail <= 0.05 && (tail == 0 || tail == 1));
+        tails += tail;
+        snprintf(prev_user, sizeof prev_user, "%s", user);
+        prev_mood_out = mood_out;
+        n++;
+    }
+    fclose(fp);
+    json_t *s = summary();
+    ST_REQUIRE(s != NULL);
+    ST_EQ_INT(n, jint(s, "sessions"));
+    ST_CHECK(*want == '\0');
+    ST_EQ_INT(bad, 0);
+    ST_EQ_INT(chain_breaks, 0);
+    ST_CHECK(tails < n / 5);
+    json_decref(s);
+}
+
 static void test_usage_errors(void)
 {
     char *no_out[] = {"gen", "--users", "3", NULL};
@@ -269,9 +357,9 @@ static void test_usage_errors(void)
 static void remove_dir(const char *sub)
 {
     static const char *const files[] = {ST_LASTFM_LISTENS_FILE, ST_LASTFM_PROFILES_FILE,
-                                        GEN_CATALOG_FILE, GEN_SUMMARY_FILE};
+                                        GEN_CATALOG_FILE, GEN_SUMMARY_FILE, GEN_TRUTH_FILE};
     char p[600];
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 5; i++) {
         path_of(p, sizeof p, sub, files[i]);
         unlink(p);
     }
@@ -293,10 +381,13 @@ int main(void)
     ST_RUN(test_planted_sessions_recovered);
     ST_RUN(test_design_rule_with_catalog);
     ST_RUN(test_catalog_and_unknown_durations);
+    ST_RUN(test_truth);
     ST_RUN(test_usage_errors);
+    free(rule_sessions);
     remove_dir("a");
     remove_dir("b");
     remove_dir("c");
+    remove_dir("t");
     rmdir(tmp_dir);
     return st_test_summary();
 }

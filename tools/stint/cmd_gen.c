@@ -471,9 +471,10 @@ typedef struct {
     uint64_t bytes;
 } gen_totals_t;
 
-/* Simulates one user's listens in ascending time into lv. */
+/* Simulates one user's listens in ascending time into lv. With truth, also writes a line per
+ * session of what was drawn for it (GEN_TRUTH_FILE); nothing drawn depends on that. */
 static int simulate_user(user_t *u, rng_t *r, const catalog_t *cat, int64_t t0_s, listen_vec_t *lv,
-                         gen_totals_t *tot)
+                         gen_totals_t *tot, FILE *truth, const char *uid)
 {
     int64_t allowed_s = INT64_MIN, prev_end_s = INT64_MIN;
     double mood = rng_norm(r) * u->mood_sd / sqrt(1 - u->phi * u->phi);
@@ -510,12 +511,14 @@ static int simulate_user(user_t *u, rng_t *r, const catalog_t *cat, int64_t t0_s
                 break;
             int local_h = (int)(((s / 3600 + u->shift_h) % 24 + 24) % 24);
             double gap_h = prev_end_s == INT64_MIN ? 24.0 : (double)(s - prev_end_s) / 3600.0;
+            double prev_mood = mood;
             mood = u->phi * mood + u->mood_sd * rng_norm(r);
-            double log_len = u->mu + hour_effect(u->type, local_h, weekend) +
-                             u->beta_gap * (log1p(gap_h) - log1p(24.0)) + mood +
-                             u->noise_sd * rng_norm(r);
+            double hour_eff = hour_effect(u->type, local_h, weekend);
+            double level = u->mu + hour_eff + u->beta_gap * (log1p(gap_h) - log1p(24.0));
+            double log_len = level + mood + u->noise_sd * rng_norm(r);
             double len_s = exp(log_len);
-            if (rng_unif(r) < u->p_tail)
+            bool tail = rng_unif(r) < u->p_tail;
+            if (tail)
                 len_s *= pow(rng_unif(r), -1.0 / 1.3); /* Pareto tail: marathons */
             if (len_s > GEN_MAX_SESSION_S)
                 len_s = GEN_MAX_SESSION_S;
@@ -547,6 +550,19 @@ static int simulate_user(user_t *u, rng_t *r, const catalog_t *cat, int64_t t0_s
                 t += step;
             }
             tot->sessions++;
+            if (truth) {
+                /* The length as the session rule measures it: the last track's catalog duration
+                 * counts only when the catalog knows it. */
+                uint32_t known_ms = cat->track_flags[track] & (TRACK_MISSING | TRACK_ZERO_DURATION)
+                                        ? 0
+                                        : cat->track_duration_ms[track];
+                fprintf(truth,
+                        "%s\t%lld\t%.3f\t%.3f\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\t%.4f\t%.4f\t"
+                        "%.4f\t%.4f\t%d\n",
+                        uid, (long long)s, (double)(t - s) + known_ms / 1000.0, len_s, level,
+                        hour_eff, u->mu, user_types[u->type].base_log_s, prev_mood, mood, u->phi,
+                        u->mood_sd, u->noise_sd, u->p_tail, tail);
+            }
             prev_end_s = t + last_d_s;
             allowed_s = prev_end_s + GEN_SESSION_GAP_S + 1 + (int64_t)rng_below(r, 600);
         }
@@ -627,6 +643,7 @@ typedef struct {
     uint32_t users, days;
     uint64_t seed;
     const char *out;
+    FILE *truth; /* GEN_TRUTH_FILE, with --truth */
 } gen_opts_t;
 
 /* Simulates and writes every user; records each user's first active day and country for the
@@ -658,11 +675,11 @@ static int write_listens(const gen_opts_t *o, const catalog_t *cat, FILE *fp, ge
         user_init(u, &r, cat, o->days);
         first_day[ui] = u->start_day;
         country[ui] = u->country;
-        if (simulate_user(u, &r, cat, t0_s, &lv, tot) != 0) {
+        snprintf(uid, sizeof uid, "user_%06u", ui + 1);
+        if (simulate_user(u, &r, cat, t0_s, &lv, tot, o->truth, uid) != 0) {
             rc = -1;
             break;
         }
-        snprintf(uid, sizeof uid, "user_%06u", ui + 1);
         /* Where this user's planted bad lines go (before output row pos, newest first). */
         uint32_t bad_pos[64], bad_kind[64], n_bad = 0;
         for (uint32_t i = 0; i < n_planted && n_bad < 64; i++) {
@@ -823,6 +840,10 @@ static void usage(FILE *fp)
           "  --days D    days of history ending 2009-05-05 (default 120, 1..3000)\n"
           "  --seed S    random seed (default 1); the same seed gives byte-identical files\n"
           "  --out DIR   output directory (created if missing)\n"
+          "  --truth     also write " GEN_TRUTH_FILE ": per session what was drawn for it (its\n"
+          "              log-length level, the mood before and after, the user's parameters),\n"
+          "              for tools/oracle-ceiling (the other files are the same with or\n"
+          "              without it)\n"
           "--users 1000 --days 1500 is about the real dataset's size (~19 M listens, ~2.5 GB).\n",
           fp);
 }
@@ -840,12 +861,17 @@ static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 
 int cmd_gen(int argc, char **argv)
 {
-    gen_opts_t o = {200, 120, 1, NULL};
+    gen_opts_t o = {200, 120, 1, NULL, NULL};
+    bool want_truth = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--truth")) {
+            want_truth = true;
+            continue;
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "stint gen: %s needs a value (or is unknown)\n", a);
@@ -890,6 +916,14 @@ int cmd_gen(int argc, char **argv)
         fprintf(stderr, "stint gen: out of memory\n");
         goto done;
     }
+    char truth_path[4096];
+    if (want_truth) {
+        if (!(o.truth = open_out(o.out, GEN_TRUTH_FILE, truth_path, sizeof truth_path)))
+            goto done;
+        fputs("user\tsession_start\tlength_s\ttarget_s\tlevel\thour_effect\tmu\ttype_mu\t"
+              "prev_mood\tmood\tphi\tmood_sd\tnoise_sd\tp_tail\ttail\n",
+              o.truth);
+    }
     FILE *fp = open_out(o.out, ST_LASTFM_LISTENS_FILE, path, sizeof path);
     if (!fp)
         goto done;
@@ -900,6 +934,12 @@ int cmd_gen(int argc, char **argv)
     }
     if (close_out(fp, path, &tot) != 0)
         goto done;
+    if (o.truth) {
+        FILE *t = o.truth;
+        o.truth = NULL;
+        if (close_out(t, truth_path, &tot) != 0)
+            goto done;
+    }
     if (!(fp = open_out(o.out, ST_LASTFM_PROFILES_FILE, path, sizeof path)))
         goto done;
     write_profiles(&o, fp, first_day, country, &tot);
@@ -936,6 +976,8 @@ int cmd_gen(int argc, char **argv)
            tot.bytes, (double)(st_time_mono_ms() - t_start_ms) / 1000.0, o.out);
     rc = 0;
 done:
+    if (o.truth)
+        fclose(o.truth);
     catalog_free(&cat);
     free(first_day);
     free(country);
