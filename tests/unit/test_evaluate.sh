@@ -14,7 +14,8 @@ trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 stint() { "$STINT_BIN_DIR/stint" "$@"; }
 
-stint gen --users 50 --days 60 --seed 5 --out "$tmp/data" >/dev/null
+# --truth: what the generator drew, for tools/oracle-ceiling below (the other files are the same)
+stint gen --users 50 --days 60 --seed 5 --truth --out "$tmp/data" >/dev/null
 data=(--data "$tmp/data" --catalog "$tmp/data/tracks.jsonl")
 run() { # run OUT_DIR SOURCE_ARGS...
     local out=$1
@@ -164,6 +165,26 @@ PY
 rc=0
 "$STINT_SOURCE_DIR/tools/report-ensembles" "$tmp/nothing" 2>"$tmp/ens.err" || rc=$?
 [ $rc -eq 2 ] && grep -q 'val_predictions.csv' "$tmp/ens.err" || fail "report-ensembles without a report: exit $rc"
+# tools/oracle-ceiling: the generator's truth against the same test rows: five oracles, then
+# every column of predictions.csv with its ratio to the Kalman oracle and an interval
+"$STINT_SOURCE_DIR/tools/oracle-ceiling" "$tmp/data" "$tmp/rm" --bootstrap 200 >"$tmp/oracle.out" ||
+    fail "tools/oracle-ceiling failed"
+n_cols=$(($(head -n 1 "$tmp/rm/predictions.csv" | python3 -c 'import csv, sys; print(len(next(csv.reader(sys.stdin))))') - 3))
+n=$(grep -cE '^oracle: ' "$tmp/oracle.out")
+[ "$n" -eq 5 ] || fail "oracle-ceiling: $n oracle rows: $(cat "$tmp/oracle.out")"
+n=$(grep -cE '^[^o].* \| +[0-9.]+ \| [0-9.]+ \[[0-9.]+, [0-9.]+\] ' "$tmp/oracle.out")
+[ "$n" -eq "$n_cols" ] || fail "oracle-ceiling: $n of $n_cols columns compared: $(cat "$tmp/oracle.out")"
+# a report of other data, and data without the truth: exit 2, named
+stint gen --users 5 --days 20 --seed 9 --truth --out "$tmp/other" >/dev/null
+rc=0
+"$STINT_SOURCE_DIR/tools/oracle-ceiling" "$tmp/other" "$tmp/rm" 2>"$tmp/oracle.err" || rc=$?
+[ $rc -eq 2 ] && grep -q 'not the data set of this report' "$tmp/oracle.err" ||
+    fail "oracle-ceiling on another data set: exit $rc: $(cat "$tmp/oracle.err")"
+rm "$tmp/other/gen-truth.tsv"
+rc=0
+"$STINT_SOURCE_DIR/tools/oracle-ceiling" "$tmp/other" "$tmp/rm" 2>"$tmp/oracle.err" || rc=$?
+[ $rc -eq 2 ] && grep -q 'stint gen --truth' "$tmp/oracle.err" ||
+    fail "oracle-ceiling without a truth file: exit $rc: $(cat "$tmp/oracle.err")"
 
 # the same data set and table through `stint sessions` + --sessions
 stint sessions "${data[@]}" --out "$tmp/sessions.tsv" --quiet >/dev/null 2>&1 || fail "stint sessions"
