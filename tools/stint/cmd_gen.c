@@ -832,7 +832,7 @@ static int close_out(FILE *fp, const char *path, gen_totals_t *tot)
 
 static void usage(FILE *fp)
 {
-    fputs("usage: stint gen --out DIR [--users N] [--days D] [--seed S]\n"
+    fputs("usage: stint gen --out DIR [--users N] [--days D] [--seed S] [--truth]\n"
           "Writes a look-alike Last.fm 1K dataset into DIR:\n"
           "  " ST_LASTFM_LISTENS_FILE ", " ST_LASTFM_PROFILES_FILE ",\n"
           "  " GEN_CATALOG_FILE " (track catalog) and " GEN_SUMMARY_FILE " (what was planted).\n"
