@@ -556,8 +556,9 @@ def deadline_check(state):
 
 
 def without_stale_deadlines(state):
-    """(the state without deadline entries of users with no open session, those entries)."""
-    _, stale = deadline_check(state)
+    """(the state without deadline entries of users with no open session, the open users missing
+    from the deadline sets, those entries): deadline_check's answer, applied."""
+    missing, stale = deadline_check(state)
     drop = {(k, u) for k, u, _ in stale}
     out = {}
     for k, (kind, v) in state.items():
@@ -567,7 +568,7 @@ def without_stale_deadlines(state):
             if not v:
                 continue  # Redis has no empty sets
         out[k] = (kind, v)
-    return out, stale
+    return out, missing, stale
 
 
 SENTINELS = []
@@ -683,13 +684,12 @@ def compare(clean, chaos, offline, notes=None):
         if extra or a - b:
             fails.append(f"{topic}: {len(a)} distinct records in the clean run, {len(b)} in "
                          f"the chaos run; e.g. {sorted(extra or (a - b))[:2]}")
-    for name, res in (("clean", clean), ("chaos", chaos)):
-        missing, _ = deadline_check(res["redis"])
+    (ca, miss_a, stale_a), (cb, miss_b, stale_b) = without_stale_deadlines(clean["redis"]), \
+        without_stale_deadlines(chaos["redis"])
+    for name, missing in (("clean", miss_a), ("chaos", miss_b)):
         if missing:
             fails.append(f"{name} run: users with an open session missing from the deadline "
                          f"sets: {missing[:3]}")
-    (ca, stale_a), (cb, stale_b) = without_stale_deadlines(clean["redis"]), \
-        without_stale_deadlines(chaos["redis"])
     if stale_a or stale_b:
         notes.add(f"deadline sets: {len(stale_a)} + {len(stale_b)} entries (clean + chaos) of users "
                   f"with no open session, left by a write the compare-and-set refused (harmless by "
