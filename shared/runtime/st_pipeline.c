@@ -44,6 +44,10 @@ struct st_pipeline_s {
     st_pipeline_handler_t h;
     char retry_text[sizeof(((st_err_t *)0)->text)]; /* the error of the last retry logged */
     rd_kafka_t *consumer;
+    rd_kafka_topic_partition_list_t *subs; /* the subscription, for a restarted consumer */
+    bool from_beginning;
+    int64_t kafka_failing_ms; /* since when every probe of the consumer failed (monotonic), 0 =
+                                 the last probe answered, or records or acknowledgements came */
     st_producer_t *producer;
     st_kafka_opts_t kafka; /* the caller's, valid until destroy: for the commit at close */
     char *group_id;
@@ -484,35 +488,11 @@ static void probe_denied_outputs(st_pipeline_t *p)
     }
 }
 
-st_pipeline_t *st_pipeline_new(const st_pipeline_opts_t *opts, const st_pipeline_handler_t *h,
-                               char *errstr, size_t errstr_size)
+/* Creates the group consumer (p->consumer), subscribed to p->subs, its rebalances handled by
+ * rebalance_cb. 0, or -1 with errstr (p->consumer may then be set: destroy frees it). */
+static int consumer_start(st_pipeline_t *p, char *errstr, size_t errstr_size)
 {
     char buf[512];
-    st_pipeline_t *p = calloc(1, sizeof *p);
-    if (!p) {
-        st_errstr(errstr, errstr_size, "out of memory");
-        return NULL;
-    }
-    p->h = *h;
-    p->out.p = p;
-    p->group_id = opts->group_id ? strdup(opts->group_id) : NULL;
-    p->unsent = rd_kafka_topic_partition_list_new(8);
-    p->dlq_topic = opts->dlq_topic ? strdup(opts->dlq_topic) : NULL;
-    p->dlq_encode = opts->dlq_encode;
-    p->dlq_ctx = opts->dlq_ctx;
-    p->batch_max = opts->batch_max > 0 ? opts->batch_max : 5000;
-    p->batch_timeout_ms = opts->batch_timeout_ms > 0 ? opts->batch_timeout_ms : 100;
-    p->tick_ms = opts->tick_ms;
-    p->ready_lag_max = opts->ready_lag_max;
-    p->http = opts->http;
-    p->redis = opts->redis;
-    p->msgs = calloc((size_t)p->batch_max, sizeof *p->msgs);
-    p->views = calloc((size_t)p->batch_max, sizeof *p->views);
-    if (!p->msgs || !p->views) {
-        st_errstr(errstr, errstr_size, "out of memory");
-        goto fail;
-    }
-
     /* With fetch.queue.backoff.ms (librdkafka >= 2.2) the fetcher waits 20 ms, not ~1 s, when
      * the queue is full, so a small queue no longer starves the loop; see the prefetch below. */
     bool short_backoff = st_kafka_conf_known("fetch.queue.backoff.ms");
@@ -523,8 +503,8 @@ st_pipeline_t *st_pipeline_new(const st_pipeline_opts_t *opts, const st_pipeline
         {"enable.partition.eof", "false"},
         {"session.timeout.ms", "10000"},
         {"heartbeat.interval.ms", "1000"},
-        {"auto.offset.reset", opts->from_beginning ? "earliest" : "latest"},
-        {"group.id", opts->group_id},
+        {"auto.offset.reset", p->from_beginning ? "earliest" : "latest"},
+        {"group.id", p->group_id},
         /* The prefetch queue. librdkafka 2.0 (Debian 12) backs a partition's fetcher off for
          * ~1 s whenever its queue is over either threshold (fetch.queue.backoff.ms exists only from
          * 2.2), so a queue that holds less than a second of consumption starves the loop: at 4 MB
@@ -551,10 +531,9 @@ st_pipeline_t *st_pipeline_new(const st_pipeline_opts_t *opts, const st_pipeline
         {"fetch.queue.backoff.ms", "20"}, /* last: left out where librdkafka lacks it */
     };
     size_t ndefaults = sizeof defaults / sizeof defaults[0] - (short_backoff ? 0 : 1);
-    rd_kafka_conf_t *conf =
-        st_kafka_conf_new(&opts->kafka, defaults, ndefaults, errstr, errstr_size);
+    rd_kafka_conf_t *conf = st_kafka_conf_new(&p->kafka, defaults, ndefaults, errstr, errstr_size);
     if (!conf)
-        goto fail;
+        return -1;
     char qkb[32] = "?", backoff[32] = "none (librdkafka < 2.2: ~1 s)";
     size_t sz = sizeof qkb;
     rd_kafka_conf_get(conf, "queued.max.messages.kbytes", qkb, &sz);
@@ -569,22 +548,50 @@ st_pipeline_t *st_pipeline_new(const st_pipeline_opts_t *opts, const st_pipeline
     p->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, buf, sizeof buf);
     if (!p->consumer) {
         rd_kafka_conf_destroy(conf);
-        st_errstr(errstr, errstr_size, "cannot create consumer: %s", buf);
-        goto fail;
+        return st_errstr(errstr, errstr_size, "cannot create consumer: %s", buf);
     }
-    conf = NULL;
     rd_kafka_poll_set_consumer(p->consumer);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(p->consumer, p->subs);
+    if (e)
+        return st_errstr(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(e));
+    return 0;
+}
 
-    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new((int)opts->ntopics);
-    for (size_t i = 0; i < opts->ntopics; i++)
-        rd_kafka_topic_partition_list_add(subs, opts->topics[i], RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t e = rd_kafka_subscribe(p->consumer, subs);
-    rd_kafka_topic_partition_list_destroy(subs);
-    if (e) {
-        st_errstr(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(e));
+st_pipeline_t *st_pipeline_new(const st_pipeline_opts_t *opts, const st_pipeline_handler_t *h,
+                               char *errstr, size_t errstr_size)
+{
+    st_pipeline_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        st_errstr(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    p->h = *h;
+    p->out.p = p;
+    p->group_id = opts->group_id ? strdup(opts->group_id) : NULL;
+    p->unsent = rd_kafka_topic_partition_list_new(8);
+    p->dlq_topic = opts->dlq_topic ? strdup(opts->dlq_topic) : NULL;
+    p->dlq_encode = opts->dlq_encode;
+    p->dlq_ctx = opts->dlq_ctx;
+    p->batch_max = opts->batch_max > 0 ? opts->batch_max : 5000;
+    p->batch_timeout_ms = opts->batch_timeout_ms > 0 ? opts->batch_timeout_ms : 100;
+    p->tick_ms = opts->tick_ms;
+    p->ready_lag_max = opts->ready_lag_max;
+    p->http = opts->http;
+    p->redis = opts->redis;
+    p->msgs = calloc((size_t)p->batch_max, sizeof *p->msgs);
+    p->views = calloc((size_t)p->batch_max, sizeof *p->views);
+    if (!p->msgs || !p->views) {
+        st_errstr(errstr, errstr_size, "out of memory");
         goto fail;
     }
+
     p->kafka = opts->kafka;
+    p->from_beginning = opts->from_beginning;
+    p->subs = rd_kafka_topic_partition_list_new((int)opts->ntopics);
+    for (size_t i = 0; i < opts->ntopics; i++)
+        rd_kafka_topic_partition_list_add(p->subs, opts->topics[i], RD_KAFKA_PARTITION_UA);
+    if (consumer_start(p, errstr, errstr_size) != 0)
+        goto fail;
     p->producer = st_producer_new(&opts->kafka, errstr, errstr_size);
     if (!p->producer)
         goto fail;
@@ -630,6 +637,36 @@ void st_pipeline_set_redis_ok(st_pipeline_t *p, bool ok)
     st_http_set_redis_ok(p->http, ok);
 }
 
+/* A consumer that has reached no broker for ST_PIPELINE_CONSUMER_RESTART_MS while the group
+ * holds none of its partitions is replaced by a new one. librdkafka (seen on 2.12.1, in CI's
+ * test_healthz) can lose its way back after a broker restart: the group coordinator answered
+ * NOT_COORDINATOR while shutting down, the session expired, and for the next 60 s, with the
+ * broker up again and the other service of the test long reconnected, the consumer neither
+ * rejoined its group nor answered a metadata request. A new handle starts from the bootstrap
+ * servers. Nothing is lost: with no partitions there are no records in hand, the offsets stored
+ * for partitions taken away are kept in p->unsent (resumed from or committed at close, as after
+ * any lost assignment), and the old handle is destroyed without a consumer close (no commit, no
+ * leave: its member is gone from the group already). While the brokers are really down this
+ * repeats every ST_PIPELINE_CONSUMER_RESTART_MS, which costs a handle and a log line. */
+static void consumer_restart(st_pipeline_t *p)
+{
+    if (p->assigned || p->nmsgs > 0)
+        return; /* a member with partitions waits for the session to expire first */
+    char err[512], q[600];
+    st_log_warn("kafka_consumer_restart",
+                "reason=\"no broker answered the consumer for %d s, no partitions held\"",
+                (int)((st_time_mono_ms() - p->kafka_failing_ms) / 1000));
+    rd_kafka_destroy_flags(p->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    p->consumer = NULL;
+    p->kafka_failing_ms = 0;
+    if (consumer_start(p, err, sizeof err) != 0) {
+        /* Not fatal for the loop, which needs a handle: the service stops, and its supervisor
+         * restarts it (a configuration that worked at start fails only on ENOMEM). */
+        st_log_error("kafka_consumer_restart", "error=%s", st_log_quote(err, q, sizeof q));
+        st_lifecycle_request_failed_stop();
+    }
+}
+
 /* Keeps /healthz true: Kafka and Redis are asked when nothing has shown them reachable for
  * ST_PIPELINE_PROBE_MS (records and successful batches count), so a stopped server is reported
  * within about two of those, busy or idle, with or without timer ticks. */
@@ -646,6 +683,12 @@ static void probe_health(st_pipeline_t *p, int64_t now)
             probe_denied_outputs(p);
         set_kafka_ok(p, ok);
         p->kafka_seen_ms = st_time_mono_ms(); /* the next probe in PROBE_MS either way */
+        if (ok)
+            p->kafka_failing_ms = 0;
+        else if (p->kafka_failing_ms == 0)
+            p->kafka_failing_ms = p->kafka_seen_ms;
+        else if (p->kafka_seen_ms - p->kafka_failing_ms >= ST_PIPELINE_CONSUMER_RESTART_MS)
+            consumer_restart(p);
     }
     if (p->redis && now - p->redis_seen_ms >= ST_PIPELINE_PROBE_MS) {
         st_err_t err = {0};
@@ -896,6 +939,7 @@ static int produce_outputs(st_pipeline_t *p, st_err_t *err)
                 topic_allowed("write:", p->out.data.data + p->out.recs[i].topic_off);
         set_kafka_ok(p, true);
         p->kafka_seen_ms = st_time_mono_ms();
+        p->kafka_failing_ms = 0;
     }
     return 0;
 }
@@ -1037,8 +1081,11 @@ int st_pipeline_run(st_pipeline_t *p)
                 topic_allowed("read:", rd_kafka_topic_name(p->msgs[i]->rkt));
             set_kafka_ok(p, true);
             p->kafka_seen_ms = now;
+            p->kafka_failing_ms = 0;
         }
         probe_health(p, now);
+        if (!p->consumer)
+            break; /* its restart failed: a failed stop is requested */
         if (now - p->lag_updated_ms >= 1000) {
             update_lag(p);
             p->lag_updated_ms = now;
@@ -1107,6 +1154,8 @@ void st_pipeline_destroy(st_pipeline_t *p)
         commit_unsent(p);
     if (p->unsent)
         rd_kafka_topic_partition_list_destroy(p->unsent);
+    if (p->subs)
+        rd_kafka_topic_partition_list_destroy(p->subs);
     free(p->group_id);
     for (size_t i = 0; i < p->ndenied_out; i++)
         free(p->denied_out[i]);

@@ -133,6 +133,12 @@ typedef struct {
  * client's timeout), so /healthz turns within about two of these after a server stops. */
 #define ST_PIPELINE_PROBE_MS 2000
 
+/* A consumer whose probes have all failed for this long, holding no partitions (the session
+ * expired long before), is replaced by a new one (st_pipeline.c, consumer_restart): a way out
+ * of a librdkafka client that does not find its way back after a broker restart. Three session
+ * timeouts; well past the ~10 s a healthy client takes to reconnect to a restarted broker. */
+#define ST_PIPELINE_CONSUMER_RESTART_MS 30000
+
 typedef struct st_pipeline_s st_pipeline_t;
 
 /* Creates the consumer (subscribed) and the idempotent producer. Strings in opts are copied.

@@ -5,8 +5,10 @@ left to read. A backlog of 5,000 listens, read by an ingest limited to one recor
 http.ready_lag_max=100, must turn its /readyz 503 naming the lag, and 200 again only once at
 most 100 are left (its output topic says how many it processed). Then Redis is stopped and
 started again, then Kafka: each service's /healthz and /readyz must turn 503 naming the server
-that is down within 10 s of the stop, and 200 again within 30 s (60 s for Kafka) of the restart;
-both then stop with SIGTERM and exit 0. Stops and restarts the shared local stack's servers
+that is down within 10 s of the stop, and 200 again within 30 s (60 s for Kafka) of the restart.
+Then Kafka is down for 40 s, past ST_PIPELINE_CONSUMER_RESTART_MS: each service must replace its
+consumer, be healthy within 60 s of the restart, and ingest must process a listen published
+after it. Both then stop with SIGTERM and exit 0. Stops and restarts the shared local stack's servers
 (ctest runs tests one at a time)."""
 import os
 import re
@@ -94,6 +96,42 @@ def backlog(ports, topics):
     cons.close()
 
 
+def restarts(path):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read().count(" kafka_consumer_restart ")
+
+
+def long_outage(ports, topics, logs):
+    """Kafka down for longer than ST_PIPELINE_CONSUMER_RESTART_MS (30 s): each service replaces
+    its consumer (the way out of a librdkafka client lost after a broker restart), is healthy
+    and ready within 60 s of the restart, and ingest then turns a new listen into a record."""
+    from confluent_kafka import Consumer, Producer
+
+    before = {name: restarts(path) for name, path in logs.items()}
+    check(stack("stop", "kafka") == 0, "kafka stopped for 40 s")
+    time.sleep(40)
+    after = {name: restarts(path) - before[name] for name, path in logs.items()}
+    check(all(n >= 1 for n in after.values()),
+          f"each service restarted its consumer during the outage ({after})")
+    check(stack("up") == 0, "stack up again")
+    t = wait_health(ports, HEALTHY, 60)
+    check(t is not None, f"healthy and ready again within 60 s of a 40 s outage "
+                         f"({t if t is None else round(t, 1)} s)")
+    cons = Consumer({"bootstrap.servers": BROKERS, "group.id": f"{topics['raw']}-probe2"})
+    n0 = end_offset(cons, topics["listens"])
+    prod = Producer({"bootstrap.servers": BROKERS})
+    prod.produce(topics["raw"], key="user_000001",
+                 value='{"user_id":"user_000001","timestamp":"2009-01-05T00:00:00Z",'
+                       '"artist_name":"A","track_name":"after the outage"}')
+    check(prod.flush(30) == 0, "one more listen published")
+    deadline, n1 = time.monotonic() + 30, n0
+    while n1 <= n0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        n1 = end_offset(cons, topics["listens"])
+    check(n1 == n0 + 1, f"ingest, with its new consumer, turned it into a record ({n0} -> {n1})")
+    cons.close()
+
+
 def stack(*args):
     r = subprocess.run([STACK, *args], capture_output=True, text=True)
     if r.returncode != 0:
@@ -160,6 +198,8 @@ def main():
         t = wait_health(ports, HEALTHY, 60)
         check(t is not None, f"healthy and ready again within 60 s "
                              f"({t if t is None else round(t, 1)} s)")
+
+        long_outage(ports, topics, logs)
         for name, p in procs.items():
             p.send_signal(signal.SIGTERM)
             try:
