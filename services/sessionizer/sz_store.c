@@ -14,8 +14,9 @@ struct sz_store {
     st_sessionizer_store_t iface;
     st_redis_t *redis;
     st_redis_script_t *put;
-    char *prefix;  /* "<p>" */
-    st_buf_t keys; /* keys of the current round, NUL-separated */
+    st_redis_script_t *drop; /* st_sessionizer_lua_drop */
+    char *prefix;            /* "<p>" */
+    st_buf_t keys;           /* keys of the current round, NUL-separated */
     size_t *key_off;
     size_t key_cap;
     size_t *key_rem; /* put_states: the writes whose deadline goes (round 3) */
@@ -150,13 +151,14 @@ static int exec_checked(sz_store_t *s, const char *what, redisReply ***rep, size
  *
  * The rule to keep: every user whose stored state has an open session is in the set, with its
  * deadline. Extra entries are harmless: a deadline that fires reads the state and closes nothing
- * if the state says so (one read, and the entry goes with the next write of that user).
+ * if the state says so (one read). The entry then goes (drop_deadlines, only while its score is
+ * still the deadline that fired), or with the next write of that user, whichever comes first.
  * - A crash after 1, before 2: the set has the new deadline, the state is the old one. The batch
  *   was not committed, so it is replayed, from the old state, and makes the same writes.
  * - A crash during or after 2, before 3: the states are written (some or all), the set still has
  *   entries for sessions that closed: extra entries. The replay finds the new states (its
  *   records are at or below their positions), writes nothing for them; the entries stay until
- *   they fire or the user's next write.
+ *   they fire (and are dropped) or the user's next write.
  * - Round 1 before round 2 is what keeps the rule: an open session is never stored without its
  *   deadline. (One transaction did both before; this order costs a round trip per batch.)
  * - A write refused by the compare-and-set (a replay, or an instance that lost the partition and
@@ -245,6 +247,32 @@ static int put_states(void *ctx, const st_sessionizer_write_t *w, size_t n, st_e
     return exec_checked(s, "deadline set", &rep, &nrep, err);
 }
 
+/* One pipelined round of EVALSHA st_sessionizer_lua_drop, one per entry: the compare and the
+ * ZREM in one script, so that a deadline ZADDed since (by the partition's owner, whatever this
+ * instance believes) is not removed. */
+static int drop_deadlines(void *ctx, const st_sessionizer_stale_t *d, size_t n, st_err_t *err)
+{
+    sz_store_t *s = ctx;
+    st_buf_reset(&s->keys);
+    for (size_t i = 0; i < n; i++)
+        if (key_slot(s, i) != 0 ||
+            st_rkey_partition(&s->keys, s->prefix, ST_RKEY_DEADLINES, d[i].partition) != 0 ||
+            key_end(s) != 0)
+            return nomem(err);
+    st_redis_pipe_reset(s->redis);
+    for (size_t i = 0; i < n; i++) {
+        char deadline[32];
+        snprintf(deadline, sizeof deadline, "%" PRId64, d[i].deadline_ms);
+        const char *argv[] = {key_at(s, i), d[i].user.id, deadline};
+        size_t lens[] = {strlen(argv[0]), d[i].user.len, strlen(deadline)};
+        if (st_redis_pipe_evalsha(s->redis, s->drop, 1, 2, argv, lens) != 0)
+            return nomem(err);
+    }
+    redisReply **rep;
+    size_t nrep;
+    return exec_checked(s, "stale deadline script", &rep, &nrep, err);
+}
+
 static int load_deadlines(void *ctx, int32_t partition,
                           int (*add)(void *arg, const char *user_id, size_t len,
                                      int64_t deadline_ms),
@@ -284,7 +312,8 @@ sz_store_t *sz_store_new(st_redis_t *redis, const char *prefix)
     }
     s->redis = redis;
     s->put = st_redis_script(redis, st_sessionizer_lua_put);
-    s->iface = (st_sessionizer_store_t){s, get_states, put_states, load_deadlines};
+    s->drop = st_redis_script(redis, st_sessionizer_lua_drop);
+    s->iface = (st_sessionizer_store_t){s, get_states, put_states, load_deadlines, drop_deadlines};
     return s;
 }
 

@@ -1,6 +1,7 @@
 /* sz_store.h - the sessionizer's Redis: the st_sessionizer state store (one pipelined round of
  * GET per read, plus one of HGET for users not yet in this layout; per write, a round of ZADD to
- * the deadline sets, one of EVALSHA st_sessionizer_lua_put and one of ZREM: sz_store.c), the
+ * the deadline sets, one of EVALSHA st_sessionizer_lua_put and one of ZREM; per batch with stale
+ * deadlines, a round of EVALSHA st_sessionizer_lua_drop: sz_store.c), the
  * per-partition stream time at each commit point, and the profile join. Every command touches
  * one hash slot, so the store runs on Redis Cluster as on a single Redis.
  *

@@ -321,6 +321,7 @@ void st_sessionizer_destroy(st_sessionizer_t *sz)
     free(sz->blobs);
     free(sz->events);
     free(sz->writes);
+    free(sz->stale);
     free(sz->due);
     free(sz->due_part);
     free(sz);
@@ -660,6 +661,7 @@ int st_sessionizer_prepare(st_sessionizer_t *sz, bool flush_all, st_err_t *err)
     }
     sz->n_events = 0;
     sz->n_writes = 0;
+    sz->n_stale = 0;
     /* Release: move due records into the batch and collect the passed deadlines. */
     sz->n_due = 0;
     for (size_t pi = 0; pi < sz->n_parts; pi++) {
@@ -719,8 +721,12 @@ int st_sessionizer_prepare(st_sessionizer_t *sz, bool flush_all, st_err_t *err)
     /* Users whose deadline passed: their state decides (the index may be stale). */
     for (size_t k = 0; k < sz->n_due; k++) {
         const st_sz_dl_t *d = sz->due[k];
-        if (!work_get(sz, d->key.s, d->key.len, &sz->parts[sz->due_part[k]], flush_all))
+        st_sz_work_t *w =
+            work_get(sz, d->key.s, d->key.len, &sz->parts[sz->due_part[k]], flush_all);
+        if (!w)
             goto nomem;
+        w->due = true;
+        w->due_ms = d->deadline_ms;
     }
     /* Users with new records: their speculative view changed (early OPENED). */
     for (size_t pi = 0; pi < sz->n_parts; pi++) {
@@ -742,6 +748,10 @@ int st_sessionizer_prepare(st_sessionizer_t *sz, bool flush_all, st_err_t *err)
         if (!writes)
             goto nomem;
         sz->writes = writes;
+        st_sessionizer_stale_t *stale = realloc(sz->stale, cap * sizeof *stale);
+        if (!stale)
+            goto nomem;
+        sz->stale = stale;
         st_buf_t *blobs = realloc(sz->blobs, cap * sizeof *blobs);
         if (!blobs)
             goto nomem;
@@ -787,6 +797,13 @@ int st_sessionizer_prepare(st_sessionizer_t *sz, bool flush_all, st_err_t *err)
                                 : (st_sz_dl_remove(&p->deadlines, w->key.s, w->key.len), 0);
         if (rc != 0)
             goto nomem;
+        if (!changed && w->due && !st.open.active) {
+            /* A deadline with nothing to close and nothing to write: the stored entry is one a
+             * refused write left (sz_store.c); it goes unless someone has set another since. */
+            sz->stale[sz->n_stale++] =
+                (st_sessionizer_stale_t){sz->users[i], w->partition, w->due_ms};
+            sz->stats.stale_deadlines++;
+        }
         if (!changed)
             continue;
         st_buf_t *blob = &sz->blobs[i]; /* the read blob is no longer needed */
@@ -824,6 +841,7 @@ abandon:
     batch_release_records(sz);
     sz->n_events = 0;
     sz->n_writes = 0;
+    sz->n_stale = 0;
     return -1;
 }
 
@@ -858,6 +876,14 @@ int st_sessionizer_finish(st_sessionizer_t *sz, st_err_t *err)
         sz->store->put_states(sz->store->ctx, sz->writes, sz->n_writes, err) != 0) {
         st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "sessionizer: writing %zu states failed",
                    sz->n_writes);
+        return -1;
+    }
+    /* After the writes, like round 3 of put_states; a crash before it leaves the entries, which
+     * fire again after the replay and are dropped then. */
+    if (sz->n_stale > 0 && sz->store->drop_deadlines &&
+        sz->store->drop_deadlines(sz->store->ctx, sz->stale, sz->n_stale, err) != 0) {
+        st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY,
+                   "sessionizer: removing %zu stale deadlines failed", sz->n_stale);
         return -1;
     }
     for (size_t i = 0; i < sz->n_recs; i++) {

@@ -213,6 +213,16 @@ typedef struct {
     int64_t deadline_ms; /* when has_deadline */
 } st_sessionizer_write_t;
 
+/* An entry of a partition's deadline set that fired for a user whose state has no open session
+ * (a write refused by the compare-and-set still adds its deadline: sz_store.c). It goes only if
+ * its deadline is still deadline_ms, so a deadline another instance set since is kept. Pointers
+ * as in st_sessionizer_write_t. */
+typedef struct {
+    st_sessionizer_user_t user;
+    int32_t partition;
+    int64_t deadline_ms;
+} st_sessionizer_stale_t;
+
 /* The state store. The service implements it over Redis; st_sessionizer_memstore_new() gives the
  * in-memory one. Every function returns 0 or -1 with err filled (then the batch is abandoned:
  * see st_sessionizer_finish). */
@@ -237,26 +247,30 @@ typedef struct st_sessionizer_store {
                           int (*add)(void *arg, const char *user_id, size_t user_id_len,
                                      int64_t deadline_ms),
                           void *arg, st_err_t *err);
+    /* Optional (NULL: such entries stay until the user's next write): removes each stale entry
+     * whose deadline is still the given one. Redis: EVALSHA st_sessionizer_lua_drop per entry. */
+    int (*drop_deadlines)(void *ctx, const st_sessionizer_stale_t *stale, size_t n, st_err_t *err);
 } st_sessionizer_store_t;
 
 typedef struct {
-    uint64_t pushed;         /* records accepted into the reorder buffer */
-    uint64_t late;           /* records returned as LATE */
-    uint64_t ahead;          /* records returned as AHEAD */
-    uint64_t invalid;        /* records rejected by push (bad user id, offset order) */
-    uint64_t released;       /* records handed to the rule */
-    uint64_t applied;        /* released records that changed a state (duplicates included) */
-    uint64_t duplicates;     /* exact duplicates counted once */
-    uint64_t replay_skips;   /* released records at or below the stored position */
-    uint64_t opened;         /* OPENED events (early ones and corrections included) */
-    uint64_t announced;      /* of which early (from a speculative view) */
-    uint64_t corrections;    /* of which re-sent with a higher revision */
-    uint64_t retractions;    /* announced sessions retracted */
-    uint64_t closed;         /* CLOSED events */
-    uint64_t idle_closed;    /* of which by deadline */
-    uint64_t corrupt_states; /* undecodable stored states (replaced by an empty state) */
-    uint64_t buffered;       /* records currently in reorder buffers */
-    uint64_t open_sessions;  /* deadlines currently tracked */
+    uint64_t pushed;          /* records accepted into the reorder buffer */
+    uint64_t late;            /* records returned as LATE */
+    uint64_t ahead;           /* records returned as AHEAD */
+    uint64_t invalid;         /* records rejected by push (bad user id, offset order) */
+    uint64_t released;        /* records handed to the rule */
+    uint64_t applied;         /* released records that changed a state (duplicates included) */
+    uint64_t duplicates;      /* exact duplicates counted once */
+    uint64_t replay_skips;    /* released records at or below the stored position */
+    uint64_t opened;          /* OPENED events (early ones and corrections included) */
+    uint64_t announced;       /* of which early (from a speculative view) */
+    uint64_t corrections;     /* of which re-sent with a higher revision */
+    uint64_t retractions;     /* announced sessions retracted */
+    uint64_t closed;          /* CLOSED events */
+    uint64_t idle_closed;     /* of which by deadline */
+    uint64_t stale_deadlines; /* stored deadlines that fired on a state with no open session */
+    uint64_t corrupt_states;  /* undecodable stored states (replaced by an empty state) */
+    uint64_t buffered;        /* records currently in reorder buffers */
+    uint64_t open_sessions;   /* deadlines currently tracked */
 } st_sessionizer_stats_t;
 
 typedef struct st_sessionizer st_sessionizer_t;
@@ -276,6 +290,10 @@ typedef enum {
  * Both keys carry the user's hash tag: one slot, as Redis Cluster requires of a script. The
  * partition's deadline set is written around it (st_sessionizer_store_t.put_states). */
 extern const char st_sessionizer_lua_put[];
+/* The Lua script that removes a stale deadline (st_sessionizer_stale_t):
+ *   KEYS[1] the partition's deadline set, ARGV[1] the user, ARGV[2] the deadline (ms, decimal)
+ * Returns 1 when removed, 0 when the user's deadline is another or absent. */
+extern const char st_sessionizer_lua_drop[];
 /* Where the blob starts in a stored KEYS[1] value: after its first '\n' (0 when it has none). */
 size_t st_sessionizer_value_blob(const char *value, size_t len);
 

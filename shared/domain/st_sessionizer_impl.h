@@ -111,6 +111,8 @@ typedef struct {
     bool flush;
     int64_t view_seen;          /* highest offset pushed on the partition at prepare, -1 if none */
     size_t first_rec, last_rec; /* chain through batch rec_next; SIZE_MAX when none */
+    bool due;                   /* its tracked deadline passed: due_ms */
+    int64_t due_ms;
 } st_sz_work_t;
 
 /* A session of a user's speculative view (early OPENED). */
@@ -146,6 +148,8 @@ struct st_sessionizer {
     st_sessionizer_write_t *writes;
     size_t cap_per_work; /* capacity of users, blobs and writes */
     size_t n_writes;
+    st_sessionizer_stale_t *stale; /* capacity cap_per_work */
+    size_t n_stale;
     st_sz_dl_t **due; /* deadlines passed at prepare, and the index of their partition */
     size_t *due_part;
     size_t n_due, cap_due;

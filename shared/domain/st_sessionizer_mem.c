@@ -104,6 +104,23 @@ static int mem_load_deadlines(void *ctx, int32_t partition,
     return 0;
 }
 
+/* The Lua script's compare: the entry goes only if it still has that deadline. */
+static int mem_drop(void *ctx, const st_sessionizer_stale_t *d, size_t n, st_err_t *err)
+{
+    memstore_t *m = ctx;
+    (void)err;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t h = st_sz_key_hash(d[i].user.id, d[i].user.len);
+        mem_entry_t *e = (mem_entry_t *)st_sz_map_get(&m->map, d[i].user.id, d[i].user.len, h);
+        if (e && e->has_deadline && e->partition == d[i].partition &&
+            e->deadline_ms == d[i].deadline_ms) {
+            e->has_deadline = false;
+            m->n_deadlines--;
+        }
+    }
+    return 0;
+}
+
 st_sessionizer_store_t *st_sessionizer_memstore_new(void)
 {
     memstore_t *m = calloc(1, sizeof *m);
@@ -114,6 +131,7 @@ st_sessionizer_store_t *st_sessionizer_memstore_new(void)
     m->store.get_states = mem_get;
     m->store.put_states = mem_put;
     m->store.load_deadlines = mem_load_deadlines;
+    m->store.drop_deadlines = mem_drop;
     return &m->store;
 }
 

@@ -46,6 +46,14 @@ const char st_sessionizer_lua_put[] =
     "if legacy then redis.call('DEL', KEYS[2]) end\n"
     "return 1\n";
 
+/* ZSCORE answers the score as Redis formats a double; both sides as numbers (a deadline in ms
+ * is an integer well below 2^53, exact in a double). */
+const char st_sessionizer_lua_drop[] = "local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
+                                       "if cur and tonumber(cur) == tonumber(ARGV[2]) then\n"
+                                       "  return redis.call('ZREM', KEYS[1], ARGV[1])\n"
+                                       "end\n"
+                                       "return 0\n";
+
 size_t st_sessionizer_value_blob(const char *value, size_t len)
 {
     const char *nl = memchr(value, '\n', len);

@@ -229,6 +229,20 @@ static void test_deadline_set(void)
     ST_EQ_INT(rs.put_states(rs.ctx, w, 2, &err), 0);
     ST_EQ_INT(puts_rejected(&R) - rejected0, 2);
     zset_is("d2=7 d1=8000");
+    /* When such an entry fires on a state with no open session, the sessionizer drops it, but
+     * only while it still has the deadline that fired: d2's stored deadline is 7, not 6. */
+    st_sessionizer_stale_t d[2] = {{w[1].user, 3, 8000}, {w[0].user, 3, 6}};
+    ST_EQ_INT(rs.drop_deadlines(rs.ctx, d, 2, &err), 0);
+    zset_is("d2=7");
+    /* A deadline at the scale of real ones (ms since 1970, past 2^31) compares exactly. */
+    w[0] = write_of("d3", "1000 5 7 12 0", 1240245081000);
+    ST_EQ_INT(rs.put_states(rs.ctx, w, 1, &err), 0);
+    d[0] = (st_sessionizer_stale_t){w[0].user, 3, 1240245081001};
+    ST_EQ_INT(rs.drop_deadlines(rs.ctx, d, 1, &err), 0);
+    zset_is("d2=7 d3=1240245081000");
+    d[0].deadline_ms = 1240245081000;
+    ST_EQ_INT(rs.drop_deadlines(rs.ctx, d, 1, &err), 0);
+    zset_is("d2=7");
 }
 
 static uint64_t rng_state = 12345;

@@ -1410,6 +1410,68 @@ static void test_idle_close_stream_time(void)
     fx_free(&fx);
 }
 
+/* Stores what a write refused by the compare-and-set leaves in Redis: user's state with no
+ * open session (its position at pos_ms, closed), yet an entry in the deadline set. */
+static void put_closed_with_deadline(st_sessionizer_store_t *store, const char *user,
+                                     int64_t pos_ms, int64_t deadline_ms)
+{
+    st_sessionizer_state_t st;
+    memset(&st, 0, sizeof st);
+    st.has_pos = true;
+    st.pos = (st_sessionizer_pos_t){pos_ms, 0, 0, 1, -1};
+    st_buf_t blob = ST_BUF_INIT;
+    ST_EQ_INT(st_sessionizer_state_encode(&st, &blob), 0);
+    st_sessionizer_write_t w;
+    memset(&w, 0, sizeof w);
+    w.user = (st_sessionizer_user_t){user, strlen(user)};
+    st_sessionizer_pos_format(&st.pos, w.pos_text, sizeof w.pos_text);
+    w.blob = blob.data;
+    w.blob_len = blob.len;
+    w.has_deadline = true;
+    w.deadline_ms = deadline_ms;
+    st_err_t err = {0};
+    ST_EQ_INT(store->put_states(store->ctx, &w, 1, &err), 0);
+    st_buf_free(&blob);
+}
+
+static int count_deadline(void *arg, const char *user, size_t len, int64_t deadline_ms)
+{
+    (void)user;
+    (void)len;
+    (void)deadline_ms;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* A stored deadline that fires for a user with no open session closes nothing and is removed,
+ * unless the user's stored deadline has changed since it was loaded (another instance set it). */
+static void test_stale_deadline_dropped(void)
+{
+    st_sessionizer_config_t cfg;
+    st_sessionizer_config_default(&cfg);
+    cfg.clock_quorum = 1;
+    fx_t fx;
+    fx_init(&fx, &cfg);
+    int64_t t0 = 1200000000000LL;
+    put_closed_with_deadline(fx.store, "z", t0, t0 + 100 * S);
+    put_closed_with_deadline(fx.store, "y", t0, t0 + 100 * S);
+    fx_push(&fx, "b", t0 + 10 * S, 100 * S, 1); /* assigns partition 0: both deadlines loaded */
+    fx_batch(&fx, false);
+    /* y's stored deadline moves on after the load (a write of another instance). */
+    put_closed_with_deadline(fx.store, "y", t0 + 1, t0 + 5000 * S);
+    fx_push(&fx, "b", t0 + 1000 * S, 100 * S, 2); /* stream time past both deadlines + grace */
+    fx_batch(&fx, false);
+    st_sessionizer_stats_t stats;
+    st_sessionizer_stats(fx.sz, &stats);
+    ST_EQ_INT(stats.stale_deadlines, 2);
+    ST_EQ_INT(stats.closed, 0);
+    int n = 0;
+    st_err_t err = {0};
+    ST_EQ_INT(fx.store->load_deadlines(fx.store->ctx, 0, count_deadline, &n, &err), 0);
+    ST_EQ_INT(n, 2); /* b's open session and y's newer deadline; z's entry is gone */
+    fx_free(&fx);
+}
+
 static void test_idle_close_wall_clock(void)
 {
     st_sessionizer_config_t cfg;
@@ -1526,6 +1588,7 @@ int main(void)
 {
     ST_RUN(test_release_order_and_late);
     ST_RUN(test_idle_close_stream_time);
+    ST_RUN(test_stale_deadline_dropped);
     ST_RUN(test_idle_close_wall_clock);
     ST_RUN(test_commit_point_and_resume);
     ST_RUN(test_clock_one_listen_ahead);
