@@ -146,7 +146,7 @@ typedef struct {
     st_sessionizer_stats_t last_stats;
     int64_t batches_with_events;
     uint64_t last_state_bytes;
-    st_metric_t *m_listens, *m_late, *m_invalid, *m_opened, *m_closed, *m_idle, *m_open,
+    st_metric_t *m_listens, *m_late, *m_invalid, *m_opened, *m_closed, *m_idle, *m_stale, *m_open,
         *m_state_bytes, *m_buffered, *m_dups, *m_skips, *m_announced, *m_corrections,
         *m_retractions;
 } sz_ctx_t;
@@ -598,6 +598,7 @@ static void update_metrics(sz_ctx_t *ctx)
     st_metric_inc(ctx->m_opened, s.opened - l->opened);
     st_metric_inc(ctx->m_closed, s.closed - l->closed);
     st_metric_inc(ctx->m_idle, s.idle_closed - l->idle_closed);
+    st_metric_inc(ctx->m_stale, s.stale_deadlines - l->stale_deadlines);
     st_metric_inc(ctx->m_dups, s.duplicates - l->duplicates);
     st_metric_inc(ctx->m_skips, s.replay_skips - l->replay_skips);
     st_metric_inc(ctx->m_announced, s.announced - l->announced);
@@ -716,6 +717,10 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     ctx->m_idle =
         st_metrics_counter("stint_sessionizer_idle_closes_total", NULL,
                            "Sessions closed because the stream time passed their deadline.");
+    ctx->m_stale = st_metrics_counter(
+        "stint_sessionizer_stale_deadlines_total", NULL,
+        "Stored deadlines that passed for a user with no open session (left by a write the "
+        "compare-and-set refused), removed unless set again since.");
     ctx->m_open = st_metrics_gauge("stint_sessionizer_open_sessions", NULL,
                                    "Open sessions tracked on the owned partitions.");
     ctx->m_buffered = st_metrics_gauge("stint_sessionizer_buffered_records", NULL,
