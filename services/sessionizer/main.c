@@ -720,7 +720,7 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
     ctx->m_stale = st_metrics_counter(
         "stint_sessionizer_stale_deadlines_total", NULL,
         "Stored deadlines that passed for a user with no open session (left by a write the "
-        "compare-and-set refused), removed unless set again since.");
+        "compare-and-set refused); each is then removed unless its deadline changed since.");
     ctx->m_open = st_metrics_gauge("stint_sessionizer_open_sessions", NULL,
                                    "Open sessions tracked on the owned partitions.");
     ctx->m_buffered = st_metrics_gauge("stint_sessionizer_buffered_records", NULL,

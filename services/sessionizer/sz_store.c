@@ -249,7 +249,9 @@ static int put_states(void *ctx, const st_sessionizer_write_t *w, size_t n, st_e
 
 /* One pipelined round of EVALSHA st_sessionizer_lua_drop, one per entry: the compare and the
  * ZREM in one script, so that a deadline ZADDed since (by the partition's owner, whatever this
- * instance believes) is not removed. */
+ * instance believes) is not removed. The compare is by score only: an owner's deadline in the
+ * very millisecond of the stale one (a later session whose deadline equals an earlier one's)
+ * would go too, which the session rule rules out short of identical listen times. */
 static int drop_deadlines(void *ctx, const st_sessionizer_stale_t *d, size_t n, st_err_t *err)
 {
     sz_store_t *s = ctx;

@@ -248,29 +248,31 @@ typedef struct st_sessionizer_store {
                                      int64_t deadline_ms),
                           void *arg, st_err_t *err);
     /* Optional (NULL: such entries stay until the user's next write): removes each stale entry
-     * whose deadline is still the given one. Redis: EVALSHA st_sessionizer_lua_drop per entry. */
+     * whose deadline is still the given one. Redis: EVALSHA st_sessionizer_lua_drop per entry.
+     * A failure does not fail the batch (st_sessionizer_finish logs it; the entries stay). */
     int (*drop_deadlines)(void *ctx, const st_sessionizer_stale_t *stale, size_t n, st_err_t *err);
 } st_sessionizer_store_t;
 
 typedef struct {
-    uint64_t pushed;          /* records accepted into the reorder buffer */
-    uint64_t late;            /* records returned as LATE */
-    uint64_t ahead;           /* records returned as AHEAD */
-    uint64_t invalid;         /* records rejected by push (bad user id, offset order) */
-    uint64_t released;        /* records handed to the rule */
-    uint64_t applied;         /* released records that changed a state (duplicates included) */
-    uint64_t duplicates;      /* exact duplicates counted once */
-    uint64_t replay_skips;    /* released records at or below the stored position */
-    uint64_t opened;          /* OPENED events (early ones and corrections included) */
-    uint64_t announced;       /* of which early (from a speculative view) */
-    uint64_t corrections;     /* of which re-sent with a higher revision */
-    uint64_t retractions;     /* announced sessions retracted */
-    uint64_t closed;          /* CLOSED events */
-    uint64_t idle_closed;     /* of which by deadline */
-    uint64_t stale_deadlines; /* stored deadlines that fired on a state with no open session */
-    uint64_t corrupt_states;  /* undecodable stored states (replaced by an empty state) */
-    uint64_t buffered;        /* records currently in reorder buffers */
-    uint64_t open_sessions;   /* deadlines currently tracked */
+    uint64_t pushed;              /* records accepted into the reorder buffer */
+    uint64_t late;                /* records returned as LATE */
+    uint64_t ahead;               /* records returned as AHEAD */
+    uint64_t invalid;             /* records rejected by push (bad user id, offset order) */
+    uint64_t released;            /* records handed to the rule */
+    uint64_t applied;             /* released records that changed a state (duplicates included) */
+    uint64_t duplicates;          /* exact duplicates counted once */
+    uint64_t replay_skips;        /* released records at or below the stored position */
+    uint64_t opened;              /* OPENED events (early ones and corrections included) */
+    uint64_t announced;           /* of which early (from a speculative view) */
+    uint64_t corrections;         /* of which re-sent with a higher revision */
+    uint64_t retractions;         /* announced sessions retracted */
+    uint64_t closed;              /* CLOSED events */
+    uint64_t idle_closed;         /* of which by deadline */
+    uint64_t stale_deadlines;     /* stored deadlines that fired on a state with no open session */
+    uint64_t stale_drop_failures; /* store calls that failed to remove them (they stay) */
+    uint64_t corrupt_states;      /* undecodable stored states (replaced by an empty state) */
+    uint64_t buffered;            /* records currently in reorder buffers */
+    uint64_t open_sessions;       /* deadlines currently tracked */
 } st_sessionizer_stats_t;
 
 typedef struct st_sessionizer st_sessionizer_t;

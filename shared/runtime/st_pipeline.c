@@ -386,6 +386,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     st_pipeline_t *p = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         st_log_info("partitions_assigned", "count=%d", parts->cnt);
+        p->kafka_failing_ms = 0; /* the group coordinator answered */
         rd_kafka_topic_partition_list_t *resumed = resume_from_unsent(p, rk, parts);
         rd_kafka_assign(rk, parts);
         for (int i = 0; i < parts->cnt; i++)
@@ -647,11 +648,13 @@ void st_pipeline_set_redis_ok(st_pipeline_t *p, bool ok)
  * for partitions taken away are kept in p->unsent (resumed from or committed at close, as after
  * any lost assignment), and the old handle is destroyed without a consumer close (no commit, no
  * leave: its member is gone from the group already). While the brokers are really down this
- * repeats every ST_PIPELINE_CONSUMER_RESTART_MS, which costs a handle and a log line. */
+ * repeats every ST_PIPELINE_CONSUMER_RESTART_MS, which costs a handle and a log line; the
+ * destroy waits for librdkafka's threads, bounded by its request timeouts. */
 static void consumer_restart(st_pipeline_t *p)
 {
-    if (p->assigned || p->nmsgs > 0)
-        return; /* a member with partitions waits for the session to expire first */
+    if (p->nparts > 0 || p->nmsgs > 0)
+        return; /* a member with partitions waits for the session to expire first (an empty
+                   assignment, a standby's, is no reason to wait) */
     char err[512], q[600];
     st_log_warn("kafka_consumer_restart",
                 "reason=\"no broker answered the consumer for %d s, no partitions held\"",

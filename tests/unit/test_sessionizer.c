@@ -1434,13 +1434,12 @@ static void put_closed_with_deadline(st_sessionizer_store_t *store, const char *
     st_buf_free(&blob);
 }
 
-static int count_deadline(void *arg, const char *user, size_t len, int64_t deadline_ms)
+/* Appends "user=deadline " to the st_buf_t arg. */
+static int list_deadline(void *arg, const char *user, size_t len, int64_t deadline_ms)
 {
-    (void)user;
-    (void)len;
-    (void)deadline_ms;
-    (*(int *)arg)++;
-    return 0;
+    char one[128];
+    int n = snprintf(one, sizeof one, "%.*s=%" PRId64 " ", (int)len, user, deadline_ms);
+    return st_buf_append(arg, one, (size_t)n);
 }
 
 /* A stored deadline that fires for a user with no open session closes nothing and is removed,
@@ -1465,10 +1464,14 @@ static void test_stale_deadline_dropped(void)
     st_sessionizer_stats(fx.sz, &stats);
     ST_EQ_INT(stats.stale_deadlines, 2);
     ST_EQ_INT(stats.closed, 0);
-    int n = 0;
+    /* b's open session and y's newer deadline stay; z's entry is gone. */
+    st_buf_t got = ST_BUF_INIT;
     st_err_t err = {0};
-    ST_EQ_INT(fx.store->load_deadlines(fx.store->ctx, 0, count_deadline, &n, &err), 0);
-    ST_EQ_INT(n, 2); /* b's open session and y's newer deadline; z's entry is gone */
+    ST_EQ_INT(fx.store->load_deadlines(fx.store->ctx, 0, list_deadline, &got, &err), 0);
+    ST_CHECK(got.data && strstr(got.data, "z=") == NULL);
+    ST_CHECK(got.data && strstr(got.data, "y=1200005000000 ") != NULL);
+    ST_CHECK(got.data && strstr(got.data, "b=") != NULL);
+    st_buf_free(&got);
     fx_free(&fx);
 }
 
