@@ -662,6 +662,8 @@ static void consumer_restart(st_pipeline_t *p)
     rd_kafka_destroy_flags(p->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     p->consumer = NULL;
     p->kafka_failing_ms = 0;
+    p->assigned = false; /* /readyz waits for the new member's assignment */
+    update_ready(p);
     if (consumer_start(p, err, sizeof err) != 0) {
         /* Not fatal for the loop, which needs a handle: the service stops, and its supervisor
          * restarts it (a configuration that worked at start fails only on ENOMEM). */
