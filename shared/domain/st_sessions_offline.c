@@ -113,8 +113,10 @@ int st_sessions_offline_run(const st_sessions_offline_opts_t *opts, st_sessions_
             }
             stats.listens++;
         }
-        if (got < 0)
-            break;
+        if (got < 0) {
+            st_errstr(errstr, errstr_size, "sessions: %s", err.text);
+            goto done;
+        }
         if (st_sessionizer_prepare(sz, true, &err) != 0) {
             st_errstr(errstr, errstr_size, "sessions: %s", err.text);
             goto done;

@@ -2,11 +2,13 @@
  * and map (st_catalog), st_sessions_offline on a hand-written dataset (the worked example of the
  * length, gap - 1 s / gap / gap + 1 s with known and unknown durations, exact duplicates, malformed
  * lines) and the exact TSV of `stint sessions` (cmd_sessions runs in-process, stint-cli-core). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -18,6 +20,19 @@
 #include "st_time.h"
 
 static char tmp_dir[256];
+
+/* pread of this test binary (it takes precedence over libc's for the code linked in): the
+ * fail_pread_at-th call since it was set fails with EIO, as a disk error would; 0 never fails. */
+static int fail_pread_at, pread_calls;
+
+ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+    if (fail_pread_at > 0 && ++pread_calls == fail_pread_at) {
+        errno = EIO;
+        return -1;
+    }
+    return (ssize_t)syscall(SYS_pread64, fd, buf, n, off);
+}
 
 static void write_file(const char *path, const char *text)
 {
@@ -246,6 +261,46 @@ static void test_offline_rule(void)
     st_catalog_destroy(cat);
 }
 
+/* A read error anywhere in a user's listens, at its first chunk or in the middle (a user of
+ * ~150 KB is read in 32 KiB chunks), fails the run with the error; it never ends as a shorter
+ * success. */
+static void test_read_error(void)
+{
+    char data[400], listens[500], errstr[256];
+    snprintf(data, sizeof data, "%s/big", tmp_dir);
+    mkdir(data, 0777);
+    snprintf(listens, sizeof listens, "%s/%s", data, ST_LASTFM_LISTENS_FILE);
+    FILE *fp = fopen(listens, "w");
+    ST_REQUIRE(fp != NULL);
+    for (int i = 3000; i > 0; i--) /* newest first, as the Last.fm 1K file; ~50 bytes a line */
+        fprintf(fp, "u\t2009-01-%02dT%02d:%02d:00Z\t\tArtist\t\tTrack %d\n", 1 + i / 1440,
+                i / 60 % 24, i % 60, i);
+    ST_REQUIRE(fclose(fp) == 0);
+    st_sessions_offline_opts_t o;
+    st_sessions_offline_opts_default(&o);
+    o.data_path = data;
+    o.quiet = true;
+    int failed_runs = 0;
+    for (int at = 1;; at++) {
+        fail_pread_at = at;
+        pread_calls = 0;
+        collected_t c = {0};
+        errstr[0] = '\0';
+        int rc = st_sessions_offline_run(&o, collect, &c, NULL, errstr, sizeof errstr);
+        int calls = pread_calls;
+        fail_pread_at = 0;
+        if (calls < at) { /* no failure injected: the whole file was read */
+            ST_EQ_INT(rc, 0);
+            ST_EQ_INT(c.n, 1);
+            break;
+        }
+        ST_EQ_INT(rc, -1);
+        ST_CHECK(strstr(errstr, "Input/output error") != NULL);
+        failed_runs++;
+    }
+    ST_CHECK(failed_runs >= 3); /* at least one read in the middle of the user */
+}
+
 static void test_cmd_sessions_tsv(void)
 {
     char data[400], cat_path[400], out[400];
@@ -283,6 +338,7 @@ int main(void)
     ST_RUN(test_track_key);
     ST_RUN(test_catalog);
     ST_RUN(test_offline_rule);
+    ST_RUN(test_read_error);
     ST_RUN(test_cmd_sessions_tsv);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp_dir);
