@@ -380,6 +380,17 @@ static int skip_long_line(st_lastfm_reader_t *r, st_err_t *err)
     }
 }
 
+/* A UTF-8 byte order mark at the start of the file (some editors and spreadsheet exports write
+ * one) is not part of the first user id: the line, and its offset for st_merge, start after it. */
+static void skip_bom(const char **line, size_t *len, uint64_t *offset)
+{
+    if (*offset == 0 && *len >= 3 && memcmp(*line, "\xEF\xBB\xBF", 3) == 0) {
+        *line += 3;
+        *len -= 3;
+        *offset = 3;
+    }
+}
+
 /* The next raw line. Returns 1, 0 (EOF) or -1. *too_long is set for a line over the buffer,
  * whose bytes are gone (*len = 0). */
 static int next_line(st_lastfm_reader_t *r, const char **line, size_t *len, uint64_t *offset,
@@ -396,6 +407,7 @@ static int next_line(st_lastfm_reader_t *r, const char **line, size_t *len, uint
             *offset = r->buf_off + r->start;
             r->start += *len + 1;
             r->stats.bytes += *len + 1;
+            skip_bom(line, len, offset);
             return 1;
         }
         if (r->eof) {
@@ -406,6 +418,7 @@ static int next_line(st_lastfm_reader_t *r, const char **line, size_t *len, uint
             *offset = r->buf_off + r->start;
             r->start = r->end;
             r->stats.bytes += avail;
+            skip_bom(line, len, offset);
             return 1;
         }
         if (r->start == 0 && r->end == r->cap) {

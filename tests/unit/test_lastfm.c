@@ -183,6 +183,41 @@ static void test_crlf_and_last_line_without_newline(void)
     fclose(fp);
 }
 
+/* A UTF-8 byte order mark before the first line is not part of its user id (listens) nor of the
+ * "#id" header (profiles); its line's offset is after it, where st_merge's block starts. */
+static void test_bom(void)
+{
+    static const char listens[] = "\xEF\xBB\xBFu1\t2009-05-04T23:08:57Z\t\tA\t\tT\n"
+                                  "u1\t2009-05-04T23:00:00Z\t\tA\t\tU\n";
+    FILE *fp = fmemopen((void *)listens, sizeof listens - 1, "rb");
+    ST_REQUIRE(fp != NULL);
+    st_lastfm_reader_t *r = st_lastfm_reader_open_fp(fp, "mem", ST_LASTFM_LISTENS, NULL, 0);
+    st_lastfm_listen_t l;
+    ST_EQ_INT(st_lastfm_reader_next_listen(r, &l, NULL), 1);
+    ST_EQ_VIEW(l.user_id, "u1");
+    ST_EQ_INT(l.offset, 3);
+    ST_EQ_INT(st_lastfm_reader_next_listen(r, &l, NULL), 1);
+    ST_EQ_VIEW(l.user_id, "u1");
+    ST_EQ_INT(st_lastfm_reader_next_listen(r, &l, NULL), 0);
+    ST_EQ_INT(st_lastfm_reader_stats(r)->bad, 0);
+    ST_EQ_INT(st_lastfm_reader_stats(r)->bytes, sizeof listens - 1);
+    st_lastfm_reader_destroy(r);
+    fclose(fp);
+
+    static const char profiles[] = "\xEF\xBB\xBF#id\tgender\tage\tcountry\tregistered\n"
+                                   "u1\tm\t22\tJapan\tAug 13, 2006\n";
+    fp = fmemopen((void *)profiles, sizeof profiles - 1, "rb");
+    ST_REQUIRE(fp != NULL);
+    r = st_lastfm_reader_open_fp(fp, "mem", ST_LASTFM_PROFILES, NULL, 0);
+    st_lastfm_profile_t p;
+    ST_EQ_INT(st_lastfm_reader_next_profile(r, &p, NULL), 1);
+    ST_EQ_VIEW(p.user_id, "u1");
+    ST_EQ_INT(st_lastfm_reader_next_profile(r, &p, NULL), 0);
+    ST_EQ_INT(st_lastfm_reader_stats(r)->bad, 0);
+    st_lastfm_reader_destroy(r);
+    fclose(fp);
+}
+
 /* A tiny buffer: refills at every line, and a line longer than the buffer is reported as
  * too_long without losing the lines around it. */
 static void test_small_buffer_and_overlong_line(void)
@@ -328,6 +363,7 @@ int main(void)
     ST_RUN(test_malformed_counted_and_skipped);
     ST_RUN(test_crlf_and_last_line_without_newline);
     ST_RUN(test_small_buffer_and_overlong_line);
+    ST_RUN(test_bom);
     ST_RUN(test_profiles_real_lines);
     ST_RUN(test_profiles_malformed);
     ST_RUN(test_utf8_validator);
