@@ -609,6 +609,24 @@ static void test_replay_window_and_failure(void)
                          "-q",
                          NULL};
     ST_EQ_INT(run_tool(fail_argv), 1);
+    /* --data the listens file itself: its listens are published, and no profiles (the file was
+     * read as a profiles file too: every line a bad profile line). */
+    char file_topic[128], file_prof[128], listens[1200], file_log[1100];
+    itest_unique(file_topic, sizeof file_topic, "it.replay.file");
+    itest_unique(file_prof, sizeof file_prof, "it.replay.file.profiles");
+    snprintf(listens, sizeof listens, "%s/%s", data_dir, ST_LASTFM_LISTENS_FILE);
+    snprintf(file_log, sizeof file_log, "%s/it-replay-file-%d.log", bin_dir, (int)getpid());
+    char *file_argv[] = {stint,        "replay",   "--data",
+                         listens,      "-b",       (char *)itest_brokers(),
+                         "--topic",    file_topic, "--profiles-topic",
+                         file_prof,    "--limit",  "100",
+                         "--progress", "never",    NULL};
+    ST_EQ_INT(itest_wait(itest_spawn(file_argv, file_log), 60000), 0);
+    ST_EQ_INT(end_offsets(file_topic), 100);
+    ST_EQ_INT(end_offsets(file_prof), 0);
+    ST_CHECK(itest_log_has(file_log, "profiles_skipped"));
+    ST_CHECK(itest_log_has(file_log, "bad_profile_lines=0"));
+    unlink(file_log);
     char *usage_argv[] = {stint, "replay", "--data", data_dir, "--from", "yesterday", NULL};
     ST_EQ_INT(run_tool(usage_argv), 2);
     char cmd[1200];

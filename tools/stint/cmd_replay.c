@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -53,7 +54,8 @@ typedef struct {
 #define OFF(f) offsetof(replay_config_t, f)
 static const st_config_entry_t replay_table[] = {
     {"data", ST_CFG_STRING, NULL, ST_CFG_NOBOUNDS, OFF(data), false, 'd',
-     "Last.fm 1K directory (or the listens .tsv itself); required"},
+     "Last.fm 1K directory (or the listens .tsv itself, then no profiles are published); "
+     "required"},
     {"speed", ST_CFG_DOUBLE, "0", 0, 1e12, OFF(speed), false, 0,
      "pace by event time, X times faster than real time (0 = as fast as possible)"},
     {"max", ST_CFG_BOOL, "false", ST_CFG_NOBOUNDS, OFF(max), false, 0,
@@ -162,6 +164,11 @@ static int stopped_while_full(st_err_t *err)
 static int send_profiles(replay_t *r, st_avro_registry_t *reg, st_err_t *err)
 {
     char errstr[512];
+    struct stat sb;
+    if (stat(r->cfg.data, &sb) == 0 && !S_ISDIR(sb.st_mode)) { /* the listens file itself */
+        st_log_info("profiles_skipped", "reason=\"--data is a file, not the dataset's directory\"");
+        return 0;
+    }
     st_lastfm_reader_t *rd =
         st_lastfm_reader_open(r->cfg.data, ST_LASTFM_PROFILES, errstr, sizeof errstr);
     if (!rd) {
@@ -179,7 +186,7 @@ static int send_profiles(replay_t *r, st_avro_registry_t *reg, st_err_t *err)
     }
     st_buf_t buf = ST_BUF_INIT;
     st_lastfm_profile_t p;
-    int rc;
+    int rc = 0;
     while (!st_lifecycle_stopping() && (rc = st_lastfm_reader_next_profile(rd, &p, err)) == 1) {
         char gender[2] = {p.gender, '\0'};
         st_rec_profile_t rec = {
@@ -209,7 +216,7 @@ static int send_listens(replay_t *r, st_merge_t *m, st_err_t *err)
     st_buf_t json = ST_BUF_INIT;
     st_lastfm_listen_t rec;
     int64_t first_ts = INT64_MIN, base_mono_ms = 0;
-    int rc;
+    int rc = 0;
     while (!st_lifecycle_stopping() && (rc = st_merge_next(m, &rec, err)) == 1) {
         r->read++;
         if (rec.ts_ms < r->from_ms) {
