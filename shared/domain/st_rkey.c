@@ -2,12 +2,19 @@
 #include "st_rkey.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 int st_rkey_user(st_buf_t *out, const char *prefix, const char *user, size_t user_len,
                  const char *what, const char *what2)
 {
-    if (st_buf_append_str(out, prefix) != 0 || st_buf_append_str(out, ":u:{") != 0 ||
+    /* A hash tag ends at the first '}' after the '{': a user id starting with '}' would make it
+     * empty, and Redis Cluster would then hash each of the user's keys whole, into different
+     * slots (a CROSSSLOT error for every script over two of them). Such ids (and an empty one)
+     * get the tag "~" in a namespace of their own (U), so no other user's key can be the same. */
+    bool brace = user_len == 0 || user[0] == '}';
+    if (st_buf_append_str(out, prefix) != 0 ||
+        st_buf_append_str(out, brace ? ":U:{~" : ":u:{") != 0 ||
         st_buf_append(out, user, user_len) != 0 || st_buf_append_str(out, "}:") != 0 ||
         st_buf_append_str(out, what) != 0 || (what2 && st_buf_append_str(out, what2) != 0))
         return -1;

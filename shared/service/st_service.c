@@ -129,6 +129,11 @@ static int run(st_service_t *svc, int argc, char **argv)
                 svc->base.log_format);
         return 2;
     }
+    if (strpbrk(svc->base.redis_prefix, "{}")) { /* the user keys' hash tag must be theirs */
+        fprintf(stderr, "%s: redis.prefix: \"%s\" must not contain '{' or '}'\n", program,
+                svc->base.redis_prefix);
+        return 2;
+    }
     st_log_init(program);
     st_log_set_level(level);
     st_log_set_json(strcmp(svc->base.log_format, "json") == 0);
