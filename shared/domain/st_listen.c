@@ -144,7 +144,7 @@ static st_listen_reason_t normalise(field_t user, int64_t ts_ms, field_t artist,
         out->track_mbid[0] = '\0';
     else if (has_control(out->track_mbid))
         return fail(err, ST_LISTEN_BAD_ID, "%s has a control character", "track_mbid");
-    if (ts_ms < ST_LISTEN_MIN_TS_MS || ts_ms > now_ms + ST_LISTEN_FUTURE_MS) {
+    if (ts_ms < ST_LISTEN_MIN_TS_MS || ts_ms - now_ms > ST_LISTEN_FUTURE_MS) { /* no overflow */
         char iso[40];
         st_time_format_iso8601(ts_ms, iso, sizeof iso);
         return fail(err, ST_LISTEN_BAD_TIMESTAMP,

@@ -31,7 +31,7 @@ typedef enum {
     ST_LISTEN_NOT_OBJECT,    /* "not_object": valid JSON but not an object */
     ST_LISTEN_MISSING_FIELD, /* "missing_field": a required field absent/null, or user_id blank */
     ST_LISTEN_BAD_TYPE,      /* "bad_type": a field of the wrong JSON type */
-    ST_LISTEN_BAD_TIMESTAMP, /* "bad_timestamp": unparseable, or outside 2000-01-01..now+1 day */
+    ST_LISTEN_BAD_TIMESTAMP, /* "bad_timestamp": unparseable, or outside 2000-01-01..now + 10 min */
     ST_LISTEN_TOO_LONG,      /* "too_long": user_id over ST_SESSION_USER_ID_MAX (128) bytes
                                 after trimming, another field over 1 KB, or the message over
                                 64 KB */
@@ -63,7 +63,7 @@ typedef struct {
  * st_time_parse_iso8601, or an integer of epoch milliseconds), "artist_name", "track_name"
  * (strings, required; the names may be empty) and optional "artist_mbid", "track_mbid" (string or
  * null). Other keys are ignored. Whitespace (space, \t, \r, \n) is trimmed from every string.
- * now_ms is the current time (the upper bound is now_ms + 1 day).
+ * now_ms is the current time, > 0 (the upper bound is now_ms + ST_LISTEN_FUTURE_MS).
  * Returns ST_LISTEN_OK and fills *out, or a reason and, if err is non-NULL, err with
  * ST_ERR_INVALID and a human text; *out is then undefined. */
 st_listen_reason_t st_listen_parse(const char *json, size_t len, int64_t now_ms, st_listen_t *out,

@@ -157,6 +157,11 @@ static void test_bad_timestamp(void)
            ST_LISTEN_BAD_TIMESTAMP);
     EXPECT("{\"user_id\":\"u\",\"timestamp\":-5,\"artist_name\":\"A\",\"track_name\":\"T\"}",
            ST_LISTEN_BAD_TIMESTAMP);
+    /* A record time at the end of the range (a producer's own choice) does not overflow the
+     * bound: the listen is valid, as any listen before it. */
+    static const char in_range[] = "{\"user_id\":\"u\",\"timestamp\":1241478537000,\"artist_name\":"
+                                   "\"A\",\"track_name\":\"T\"}";
+    ST_EQ_INT(st_listen_parse(in_range, sizeof in_range - 1, INT64_MAX, &l, NULL), ST_LISTEN_OK);
 }
 
 static void test_too_long(void)
