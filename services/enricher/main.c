@@ -88,7 +88,9 @@ static int start_fetching(st_service_t *svc, enricher_t *ctx, char *errstr, size
     char key[512];
     fetch_metrics_init();
     if (config.api_key && *config.api_key) {
-        snprintf(key, sizeof key, "%s", config.api_key);
+        if (st_lastfm_api_key_from(config.api_key, "lastfm.api_key", key, sizeof key, errstr,
+                                   errstr_size) != 0)
+            return -1;
     } else if (config.api_key_file && *config.api_key_file) {
         if (st_lastfm_api_load_key(config.api_key_file, key, sizeof key, errstr, errstr_size) != 0)
             return -1;

@@ -232,44 +232,54 @@ static void redact(char *s, size_t size, const char *secret)
     }
 }
 
+int st_lastfm_api_key_from(const char *text, const char *source, char *out, size_t out_size,
+                           char *errstr, size_t errstr_size)
+{
+    const char *s = text, *e;
+    while (isspace((unsigned char)*s))
+        s++;
+    for (e = s; *e && *e != '\n' && *e != '\r'; e++)
+        ;
+    while (e > s && isspace((unsigned char)e[-1]))
+        e--;
+    if (e == s)
+        return st_errstr(errstr, errstr_size, "the API key in %s is empty", source);
+    if ((size_t)(e - s) >= out_size)
+        return st_errstr(errstr, errstr_size, "the API key in %s is too long", source);
+    for (const char *p = s; p < e; p++)
+        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
+            return st_errstr(errstr, errstr_size,
+                             "the API key in %s has a space or control character in it", source);
+    memcpy(out, s, (size_t)(e - s));
+    out[e - s] = '\0';
+    return 0;
+}
+
 int st_lastfm_api_load_key(const char *key_file, char *out, size_t out_size, char *errstr,
                            size_t errstr_size)
 {
     const char *env = getenv(ST_LASTFM_API_KEY_ENV);
     const char *path = getenv(ST_LASTFM_API_KEY_FILE_ENV);
-    char line[512];
-    char *s, *e;
-    FILE *f;
+    char line[512], source[300];
 
-    if (env && *env) {
-        if (strlen(env) >= out_size)
-            return st_errstr(errstr, errstr_size, "%s is too long", ST_LASTFM_API_KEY_ENV);
-        strcpy(out, env);
-        return 0;
-    }
+    if (env && *env)
+        return st_lastfm_api_key_from(env, ST_LASTFM_API_KEY_ENV, out, out_size, errstr,
+                                      errstr_size);
     if (!path || !*path)
         path = key_file;
     if (!path || !*path)
         return st_errstr(errstr, errstr_size, "no Last.fm API key: set %s or %s",
                          ST_LASTFM_API_KEY_ENV, ST_LASTFM_API_KEY_FILE_ENV);
-    if (!(f = fopen(path, "r")))
+    FILE *f = fopen(path, "r");
+    if (!f)
         return st_errstr(errstr, errstr_size, "cannot open API key file %s: %s", path,
                          strerror(errno));
-    s = fgets(line, sizeof line, f);
+    char *s = fgets(line, sizeof line, f);
     fclose(f);
     if (!s)
         return st_errstr(errstr, errstr_size, "API key file %s is empty", path);
-    while (isspace((unsigned char)*s))
-        s++;
-    e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1]))
-        *--e = '\0';
-    if (!*s)
-        return st_errstr(errstr, errstr_size, "API key file %s has an empty first line", path);
-    if ((size_t)(e - s) >= out_size)
-        return st_errstr(errstr, errstr_size, "API key in %s is too long", path);
-    memcpy(out, s, (size_t)(e - s) + 1);
-    return 0;
+    snprintf(source, sizeof source, "file %s", path);
+    return st_lastfm_api_key_from(line, source, out, out_size, errstr, errstr_size);
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)

@@ -54,6 +54,12 @@ typedef struct st_lastfm_api st_lastfm_api_t;
 /* Fills conf with the defaults above (api_key NULL). */
 void st_lastfm_api_config_init(st_lastfm_api_config_t *conf);
 
+/* The key in text: its first line without surrounding whitespace (as a key file or a *_FILE
+ * secret holds it), written into out. Returns 0, or -1 with errstr naming source (never with the
+ * key in it) when it is empty, does not fit, or has a space or control character inside. */
+int st_lastfm_api_key_from(const char *text, const char *source, char *out, size_t out_size,
+                           char *errstr, size_t errstr_size);
+
 /* Finds the API key: the environment variable ST_LASTFM_API_KEY_ENV if set and non-empty, else the
  * file named by ST_LASTFM_API_KEY_FILE_ENV, else key_file (may be NULL). A file holds the key on
  * its first line (surrounding whitespace is ignored). Writes the key into out (out_size bytes).

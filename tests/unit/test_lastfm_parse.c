@@ -251,6 +251,24 @@ static void test_load_key(void)
     ST_CHECK(strstr(err, ST_LASTFM_API_KEY_ENV) != NULL);
 }
 
+/* The same rule for a key given as a value (lastfm.api_key, whose STINT_LASTFM_API_KEY_FILE secret
+ * keeps the file's blank lines and spaces): the first line, trimmed; inner spaces are an error. */
+static void test_key_from(void)
+{
+    char key[64], err[256];
+    ST_EQ_INT(st_lastfm_api_key_from("abc123 \n\n", "x", key, sizeof key, err, sizeof err), 0);
+    ST_EQ_STR(key, "abc123");
+    ST_EQ_INT(st_lastfm_api_key_from("\t abc123\r\nsecond", "x", key, sizeof key, err, sizeof err),
+              0);
+    ST_EQ_STR(key, "abc123");
+    ST_EQ_INT(st_lastfm_api_key_from("abc 123", "lastfm.api_key", key, sizeof key, err, sizeof err),
+              -1);
+    ST_CHECK(strstr(err, "lastfm.api_key") && strstr(err, "space") && !strstr(err, "abc"));
+    ST_EQ_INT(st_lastfm_api_key_from(" \n", "x", key, sizeof key, err, sizeof err), -1);
+    ST_CHECK(strstr(err, "empty") != NULL);
+    ST_EQ_INT(st_lastfm_api_key_from("abcdefgh", "x", key, 8, err, sizeof err), -1);
+}
+
 int main(void)
 {
     ST_RUN(test_found_tags_array);
@@ -265,5 +283,6 @@ int main(void)
     ST_RUN(test_classify_and_names);
     ST_RUN(test_config_defaults);
     ST_RUN(test_load_key);
+    ST_RUN(test_key_from);
     return st_test_summary();
 }
