@@ -533,12 +533,12 @@ static int on_opened(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
         in.cluster = cluster;
         p.cluster = cluster;
         double v;
-        /* A sequence model trained on full rows (the last W + 1 sessions with their details)
-         * is not shown an input it never saw: without the details, or with fewer sessions than
-         * the user has, the baseline answers (counted as source="lengths"). A parity model
-         * reads the last length and the mean only, which the event always has. */
+        /* A sequence or gbt model trained on full rows (the last W + 1 sessions with their
+         * details) is not shown an input it never saw: without the details, or with fewer
+         * sessions than the user has, the baseline answers (counted as source="lengths"). A
+         * parity model reads the last length and the mean only, which the event always has. */
         bool incomplete =
-            want > 0 && src == RECENT_LENGTHS && st_bundle_spec(b)->kind == ST_BUNDLE_SEQ;
+            want > 0 && src == RECENT_LENGTHS && st_bundle_spec(b)->kind != ST_BUNDLE_PARITY;
         if (incomplete) {
             if (++pc->incomplete_inputs <= 10 || pc->incomplete_inputs % 10000 == 0)
                 st_log_warn("model_input_incomplete",

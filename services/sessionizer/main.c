@@ -63,7 +63,8 @@ static const st_config_entry_t table[] = {
     {"session.grace_ms", ST_CFG_INT, "60000", 0, 86400000, OFF(grace_ms), false, 0,
      "reorder grace in event time; records older than stream time - grace are late"},
     {"session.recent_n", ST_CFG_INT, "32", 1, ST_SESSION_RECENT_MAX, OFF(recent_n), false, 0,
-     "past sessions carried in OPENED events; a sequence model of window W needs W + 1 (with "
+     "past sessions carried in OPENED events; a sequence or gbt model of window W needs W + 1 "
+     "(with "
      "fewer the predictor completes them from its history, or serves the baseline)"},
     {"idle.flush_ms", ST_CFG_INT, "1000", 0, 3600000, OFF(idle_flush_ms), false, 0,
      "live mode: every this many ms, the stream time of each caught-up partition advances by the "

@@ -498,6 +498,18 @@ static void test_features_equal_training(void)
     ST_REQUIRE(trained != NULL);
     ST_REQUIRE(st_bundle_save(trained, dir, "{\"global_median_s\":900}", err, sizeof err) == 0);
     st_bundle_destroy(trained);
+    /* A gbt bundle of the same rows and window, for test_short_history_serves_baseline. */
+    char gbt_dir[400];
+    snprintf(gbt_dir, sizeof gbt_dir, "%s/gbt", tmp_root);
+    st_bundle_spec_gbt(&spec);
+    spec.window = 6;
+    spec.trees = 20;
+    st_bundle_t *gbt = st_bundle_train(ds, &spec, NULL, NULL, err, sizeof err);
+    if (!gbt)
+        fprintf(stderr, "train gbt: %s\n", err);
+    ST_REQUIRE(gbt != NULL);
+    ST_REQUIRE(st_bundle_save(gbt, gbt_dir, "{\"global_median_s\":900}", err, sizeof err) == 0);
+    st_bundle_destroy(gbt);
 
     pred_store_t *store = pred_store_mem_new();
     rig_t r;
@@ -561,10 +573,10 @@ static void test_features_equal_training(void)
 
 /* An OPENED carrying fewer sessions than the model reads (a sessionizer with session.recent_n 3
  * under a W = 6 model): the model is not asked, the baseline answers. */
-static void test_short_history_serves_baseline(void)
+static void short_history_serves_baseline(const char *kind_dir)
 {
     char dir[400];
-    snprintf(dir, sizeof dir, "%s/bundle", tmp_root); /* trained by the test above */
+    snprintf(dir, sizeof dir, "%s/%s", tmp_root, kind_dir); /* trained by the test above */
     pred_store_t *store = pred_store_mem_new();
     rig_t r;
     ST_REQUIRE(rig_init(&r, store, dir) == 0);
@@ -603,6 +615,13 @@ static void test_short_history_serves_baseline(void)
     ST_EQ_INT(apply(r.pc), 0);
     rig_free(&r);
     pred_store_mem_destroy(store);
+}
+
+/* A sequence model and a gbt model (whose row has the same W + 1 steps) alike. */
+static void test_short_history_serves_baseline(void)
+{
+    short_history_serves_baseline("bundle");
+    short_history_serves_baseline("gbt");
 }
 
 int main(void)
