@@ -293,7 +293,13 @@ void st_bundle__fill_x(const st_bundle_t *b, const st_bundle_input_t *in, float 
                 time_features(in->starts_s[i], s + 5);
             }
         } else {
-            s[4] = (float)lpos(in->gap_s);
+            /* The gap as training's row has it, from whole-second starts (the earlier steps'
+             * formula); in->gap_s, from millisecond times at serving, only without starts. */
+            int last = in->n_recent - 1;
+            double gap = in->starts_s && last >= 0
+                             ? (double)(in->start_s - in->starts_s[last]) - in->lengths_s[last]
+                             : in->gap_s;
+            s[4] = (float)lpos(gap);
             time_features(in->start_s, s + 5);
             s[9] = 1.0f;
         }

@@ -530,7 +530,8 @@ static void test_features_equal_training(void)
         size_t first = st_dataset_user_first(ds, u), n = st_dataset_user_rows(ds, u);
         for (size_t k = first; k < first + n; k++) {
             const st_dataset_row_t *q = &rows[k];
-            int64_t start_ms = q->start_s * 1000;
+            /* Live listens carry milliseconds; training's rows see whole seconds. */
+            int64_t start_ms = q->start_s * 1000 + (int64_t)((k * 373 + (size_t)u * 59) % 1000);
             char sid[160], g[2] = {p->gender, 0};
             st_session_features_t f;
             st_session_features(&h, start_ms, &f);
