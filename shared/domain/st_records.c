@@ -468,8 +468,8 @@ int st_rec_session_event_encode(st_avro_codec_t *codec, const st_rec_session_eve
                 "user_id empty, longer than 128 bytes or with a NUL byte");
     wr_contract(&w, id_ok(r->session_id, ST_SESSION_ID_MAX - 1),
                 "session_id empty, too long or with a NUL byte");
-    wr_contract(&w, r->session_index >= 0 && r->revision >= 0,
-                "negative session_index or revision");
+    wr_contract(&w, r->session_index >= 0 && r->revision >= 0 && r->revision < INT32_MAX,
+                "negative session_index, or revision outside 0..2^31-2");
     wr_contract(&w,
                 r->n_recent_lengths <= ST_SESSION_RECENT_MAX &&
                     r->n_recent_starts <= ST_SESSION_RECENT_MAX &&
@@ -571,7 +571,9 @@ int st_rec_session_event_decode(st_avro_codec_t *codec, const void *data, size_t
     rd_contract(&rd, id_ok(r->session_id, ST_SESSION_ID_MAX - 1),
                 "session_id empty, too long or with a NUL byte");
     rd_contract(&rd, r->session_index >= 0, "negative session_index");
-    rd_contract(&rd, r->revision >= 0, "negative revision");
+    /* A retraction is the revision + 1 (the predictor's): INT32_MAX would leave it no room. */
+    rd_contract(&rd, r->revision >= 0 && r->revision < INT32_MAX,
+                "revision outside 0..2^31-2");
     if (n_ids > ST_SESSION_RETRACT_MAX) {
         snprintf(rd.why_buf, sizeof rd.why_buf, "%zu retracted_session_ids, at most %d", n_ids,
                  ST_SESSION_RETRACT_MAX);

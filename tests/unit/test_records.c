@@ -332,6 +332,18 @@ static void test_session_event(void)
     st_err_clear(&e);
     ST_EQ_INT(st_rec_session_event_decode(c, buf.data, buf.len, &b, &e), -1);
     ST_CHECK(strstr(e.text, "retracted_session_ids") != NULL);
+    /* The last revision leaves its retraction (revision + 1) no room. */
+    rec = st_avro_codec_record(c);
+    ST_EQ_INT(st_avro_set_string(rec, "session_id", "x:1"), 0);
+    ST_EQ_INT(st_avro_set_string(rec, "user_id", "x"), 0);
+    ST_EQ_INT(st_avro_set_int(rec, "revision", INT32_MAX), 0);
+    ST_EQ_INT(st_avro_codec_encode(c, rec, &buf, &e), 0);
+    st_err_clear(&e);
+    ST_EQ_INT(st_rec_session_event_decode(c, buf.data, buf.len, &b, &e), -1);
+    ST_CHECK(strstr(e.text, "revision") != NULL);
+    bad = full_event();
+    bad.revision = INT32_MAX;
+    ST_EQ_INT(st_rec_session_event_encode(c, &bad, &buf, &e), -1);
 
     /* More recent sessions than the limit: the newest are kept. */
     rec = st_avro_codec_record(c);
