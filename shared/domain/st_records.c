@@ -572,8 +572,7 @@ int st_rec_session_event_decode(st_avro_codec_t *codec, const void *data, size_t
                 "session_id empty, too long or with a NUL byte");
     rd_contract(&rd, r->session_index >= 0, "negative session_index");
     /* A retraction is the revision + 1 (the predictor's): INT32_MAX would leave it no room. */
-    rd_contract(&rd, r->revision >= 0 && r->revision < INT32_MAX,
-                "revision outside 0..2^31-2");
+    rd_contract(&rd, r->revision >= 0 && r->revision < INT32_MAX, "revision outside 0..2^31-2");
     if (n_ids > ST_SESSION_RETRACT_MAX) {
         snprintf(rd.why_buf, sizeof rd.why_buf, "%zu retracted_session_ids, at most %d", n_ids,
                  ST_SESSION_RETRACT_MAX);

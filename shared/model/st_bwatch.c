@@ -142,7 +142,21 @@ st_bundle_t *st_bwatch_load_dir(const char *dir, char *version, double *global_m
     json_t *gm = json_object_get(json_object_get(meta, "metrics"), "global_median_s");
     *global_median_s = json_is_number(gm) ? json_number_value(gm) : NAN;
     if (mv && *mv) {
-        snprintf(version, ST_BWATCH_VERSION_MAX, "%s", mv);
+        /* It labels metrics, the predictor's stored state (space-separated) and records: a
+         * label value, no longer than the buffer, so two versions never compare equal cut. */
+        size_t len = strlen(mv);
+        bool ok = len < ST_BWATCH_VERSION_MAX && strspn(mv, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                            "abcdefghijklmnopqrstuvwxyz"
+                                                            "0123456789._:+-") == len;
+        if (!ok) {
+            st_errstr(errstr, errstr_size,
+                      "%s: model_version must be 1..%d characters of A-Z a-z 0-9 . _ : + -", path,
+                      ST_BWATCH_VERSION_MAX - 1);
+            json_decref(meta);
+            st_bundle_destroy(b);
+            return NULL;
+        }
+        memcpy(version, mv, len + 1);
     } else {
         uint64_t h;
         if (hash_dir(dir, &h, errstr, errstr_size) != 0) {

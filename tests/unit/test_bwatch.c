@@ -19,6 +19,16 @@
 
 static char base[256];
 
+/* Sets metadata.json's model_version. */
+static void set_version(const char *meta, const char *version)
+{
+    json_t *j = json_load_file(meta, 0, NULL);
+    ST_REQUIRE(j != NULL);
+    json_object_set_new(j, "model_version", json_string(version));
+    ST_REQUIRE(json_dump_file(j, meta, JSON_INDENT(2)) == 0);
+    json_decref(j);
+}
+
 static int train_to(const char *dir, uint64_t seed, int window)
 {
     char err[512];
@@ -100,15 +110,22 @@ static void test_versions(void)
     /* An explicit model_version in metadata.json wins. */
     char meta[320];
     snprintf(meta, sizeof meta, "%s/metadata.json", b);
-    json_t *j = json_load_file(meta, 0, NULL);
-    ST_REQUIRE(j != NULL);
-    json_object_set_new(j, "model_version", json_string("v-test-7"));
-    ST_REQUIRE(json_dump_file(j, meta, JSON_INDENT(2)) == 0);
-    json_decref(j);
+    set_version(meta, "v-test-7");
     x = st_bwatch_load_dir(b, vb, &gm, errstr, sizeof errstr);
     ST_REQUIRE(x != NULL);
     ST_EQ_STR(vb, "v-test-7");
     st_bundle_destroy(x);
+    /* One that could not label a metric or be stored whole is refused, with the reason. */
+    static const char *const bad[] = {"release 42", "v\"1", "a\nb",
+                                      "0123456789012345678901234567890123456789"
+                                      "0123456789012345678901234567890123456789"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        set_version(meta, bad[i]);
+        errstr[0] = '\0';
+        ST_CHECK(st_bwatch_load_dir(b, vb, &gm, errstr, sizeof errstr) == NULL);
+        ST_CHECK(strstr(errstr, "model_version") != NULL);
+    }
+    set_version(meta, "v-test-7"); /* as it was, for the tests below */
 }
 
 static void test_swap_behind_symlink(void)
