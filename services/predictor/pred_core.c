@@ -110,6 +110,8 @@ struct pc {
     int *slots; /* open addressing: user index + 1, 0 empty */
     size_t n_slots;
     bool pending_apply;
+    bool batch_open; /* a batch went to pc_process and was not applied yet: its retries keep the
+                        bundle it started with */
     char loaded_version[ST_BWATCH_VERSION_MAX];
     st_metric_t *m_pred_model, *m_pred_base, *m_outcomes, *m_unmatched, *m_replayed, *m_copies,
         *m_swaps, *m_model_fail, *m_model_info, *m_corrections, *m_retractions, *m_dropped,
@@ -702,10 +704,12 @@ static int read_users(pc_t *pc, st_err_t *err)
 int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_t *err)
 {
     pc_t *pc = ctx;
-    /* A new bundle only between batches: a batch processed again (its produce failed) must
-     * give the outputs it gave the first time, so it keeps the version it started with. */
-    if (!pc->pending_apply)
+    /* A new bundle only between batches: a batch processed again (its produce, its store read
+     * or its write failed) must give the outputs it gave the first time, so it keeps the
+     * version it started with until it is applied. */
+    if (!pc->batch_open)
         note_swap(pc);
+    pc->batch_open = n > 0;
     pc->n_ev = 0;
     pc->n_users = 0;
     pc->n_recent = 0;
@@ -800,8 +804,10 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
 int pc_apply(void *ctx, st_err_t *err)
 {
     pc_t *pc = ctx;
-    if (!pc->pending_apply)
+    if (!pc->pending_apply) {
+        pc->batch_open = false;
         return 0;
+    }
     /* The users' open-prediction texts first: the buffer moves while it grows. */
     st_buf_reset(&pc->open_text);
     for (int ui = 0; ui < pc->n_users; ui++) {
@@ -856,5 +862,6 @@ int pc_apply(void *ctx, st_err_t *err)
     }
     st_metric_inc(pc->m_overflow, pc->batch_overflow);
     pc->pending_apply = false;
+    pc->batch_open = false;
     return 0;
 }

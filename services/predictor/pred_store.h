@@ -102,6 +102,8 @@ void pred_store_mem_destroy(pred_store_t *s);
 /* The next n writes succeed, the ones after fail (retriable) until n is set again (-1: never
  * fail): a crash between the outputs and the state, for tests. */
 void pred_store_mem_fail_after(pred_store_t *s, long n);
+/* Every read fails (retriable) while fail is true: Redis gone in the middle of a batch. */
+void pred_store_mem_fail_reads(pred_store_t *s, bool fail);
 /* Sets a user's cluster assignment (what the clusterer would write). */
 int pred_store_mem_set_cluster(pred_store_t *s, const char *user, int cluster, bool cold,
                                const char *version);

@@ -23,6 +23,7 @@ typedef struct {
     mem_user_t *users;
     size_t n, cap;
     long fail_after; /* writes left before failing, -1 never */
+    bool fail_reads;
 } mem_store_t;
 
 static mem_user_t *find(const mem_store_t *s, const char *user)
@@ -58,8 +59,11 @@ static mem_user_t *find_or_add(mem_store_t *s, const char *user)
 static int store_read(void *ctx, pred_store_user_t *users, size_t n, bool want_cluster,
                       st_err_t *err)
 {
-    (void)err;
     mem_store_t *s = ctx;
+    if (s->fail_reads) {
+        st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "memory store: read failed (fail_reads)");
+        return -1;
+    }
     for (size_t i = 0; i < n; i++) {
         pred_store_user_t *r = &users[i];
         const mem_user_t *u = find(s, r->user);
@@ -154,6 +158,11 @@ void pred_store_mem_destroy(pred_store_t *iface)
 void pred_store_mem_fail_after(pred_store_t *iface, long n)
 {
     ((mem_store_t *)iface->ctx)->fail_after = n;
+}
+
+void pred_store_mem_fail_reads(pred_store_t *iface, bool fail)
+{
+    ((mem_store_t *)iface->ctx)->fail_reads = fail;
 }
 
 int pred_store_mem_set_cluster(pred_store_t *iface, const char *user, int cluster, bool cold,

@@ -618,6 +618,56 @@ static void short_history_serves_baseline(const char *kind_dir)
     pred_store_mem_destroy(store);
 }
 
+/* A bundle that appears while a batch is retried (its store read failed) is taken only after
+ * that batch is applied: the retry gives the outputs the first attempt would have. */
+static void test_no_swap_inside_a_retried_batch(void)
+{
+    char dir[400], link[400], err[256] = "";
+    snprintf(dir, sizeof dir, "%s/bundle", tmp_root); /* trained by test_features_equal_training */
+    snprintf(link, sizeof link, "%s/swap-model", tmp_root);
+    pred_store_t *store = pred_store_mem_new();
+    rig_t r;
+    ST_REQUIRE(rig_init(&r, store, no_model) == 0);
+    st_bwatch_destroy(r.model); /* a watcher thread, polling a path with no bundle yet */
+    r.model = st_bwatch_new(link, 10, err, sizeof err);
+    ST_REQUIRE(r.model != NULL);
+    pc_destroy(r.pc);
+    r.pc = core_new(&r);
+    ST_REQUIRE(r.pc != NULL);
+    char sid[160];
+    st_rec_session_event_t ev = opened("w", sid, sizeof sid, 1000000, 0);
+    add(&r, 0, &ev);
+    pred_store_mem_fail_reads(store, true);
+    ST_EQ_INT(process(&r, r.pc), -1);
+    ST_REQUIRE(symlink(dir, link) == 0);
+    usleep(500 * 1000); /* the watcher (10 ms polls) loads it; only pc_process swaps it in */
+    pred_store_mem_fail_reads(store, false);
+    ST_REQUIRE(process(&r, r.pc) == 0);
+    st_rec_prediction_t p;
+    ST_REQUIRE(nth_prediction(r.out, 0, &p));
+    ST_EQ_STR(p.model_version.ptr, "none");
+    ST_EQ_INT(apply(r.pc), 0);
+    r.n = 0;
+    st_buf_reset(&r.bytes);
+    bool swapped = false; /* a later batch takes it */
+    for (int i = 0; i < 100 && !swapped; i++) {
+        char sid2[160];
+        ev = opened("w2", sid2, sizeof sid2, 2000000 + i * 1000000LL, i);
+        add(&r, 0, &ev);
+        ST_REQUIRE(process(&r, r.pc) == 0);
+        ST_REQUIRE(nth_prediction(r.out, 0, &p));
+        swapped = strcmp(p.model_version.ptr, "none") != 0;
+        ST_EQ_INT(apply(r.pc), 0);
+        r.n = 0;
+        st_buf_reset(&r.bytes);
+        if (!swapped)
+            usleep(50 * 1000);
+    }
+    ST_CHECK(swapped);
+    rig_free(&r);
+    pred_store_mem_destroy(store);
+}
+
 /* A sequence model and a gbt model (whose row has the same W + 1 steps) alike. */
 static void test_short_history_serves_baseline(void)
 {
@@ -649,6 +699,7 @@ int main(void)
     ST_RUN(test_restart);
     ST_RUN(test_features_equal_training);
     ST_RUN(test_short_history_serves_baseline);
+    ST_RUN(test_no_swap_inside_a_retried_batch);
     st_avro_codec_destroy(ev_codec);
     st_avro_codec_destroy(pred_codec);
     st_avro_codec_destroy(out_codec);
