@@ -78,7 +78,12 @@ void pred_mae_destroy(pred_mae_t *m)
 void pred_mae_add(pred_mae_t *m, bool model, double abs_error_s, double baseline_abs_error_s)
 {
     series_t *s = &m->s[model ? 1 : 0];
+    /* An error leaving the window that made up most of a sum would leave the difference with
+     * its rounding (1e300 once in the window: nothing left of the rest), so then the window
+     * is summed again; otherwise every 16 windows. */
+    bool resum = false;
     if (s->n == m->window_n) {
+        resum = s->err[s->next] > 0.5 * s->sum || s->base_err[s->next] > 0.5 * s->base_sum;
         s->sum -= s->err[s->next];
         s->base_sum -= s->base_err[s->next];
     } else {
@@ -89,7 +94,7 @@ void pred_mae_add(pred_mae_t *m, bool model, double abs_error_s, double baseline
     s->sum += abs_error_s;
     s->base_sum += baseline_abs_error_s;
     s->next = (s->next + 1) % m->window_n;
-    if (++s->adds_since_resum >= 16 * m->window_n) {
+    if (++s->adds_since_resum >= 16 * m->window_n || resum) {
         s->sum = s->base_sum = 0;
         for (size_t i = 0; i < s->n; i++) {
             s->sum += s->err[i];

@@ -668,6 +668,22 @@ static void test_no_swap_inside_a_retried_batch(void)
     pred_store_mem_destroy(store);
 }
 
+/* One huge error in the rolling window (a CLOSED of 1e300 s passes the contract) leaves the
+ * window's mean exact once it has left. */
+static void test_rolling_mae_after_a_huge_error(void)
+{
+    pred_mae_t *m = pred_mae_new(100);
+    ST_REQUIRE(m != NULL);
+    pred_mae_add(m, true, 1e300, 1e300);
+    for (int i = 0; i < 100; i++)
+        pred_mae_add(m, true, 10, 20);
+    pred_mae_stats_t st;
+    pred_mae_stats(m, true, &st);
+    ST_NEAR(st.rolling_mae_s, 10, 1e-9);
+    ST_NEAR(st.rolling_baseline_mae_s, 20, 1e-9);
+    pred_mae_destroy(m);
+}
+
 /* A sequence model and a gbt model (whose row has the same W + 1 steps) alike. */
 static void test_short_history_serves_baseline(void)
 {
@@ -700,6 +716,7 @@ int main(void)
     ST_RUN(test_features_equal_training);
     ST_RUN(test_short_history_serves_baseline);
     ST_RUN(test_no_swap_inside_a_retried_batch);
+    ST_RUN(test_rolling_mae_after_a_huge_error);
     st_avro_codec_destroy(ev_codec);
     st_avro_codec_destroy(pred_codec);
     st_avro_codec_destroy(out_codec);
