@@ -27,6 +27,13 @@ hash_of() { grep -o 'dataset_loaded .*hash=[0-9a-f]*' "$1" | grep -o 'hash=[0-9a
 table() { grep ' | ' "$1" | sed 's/|[^|]*$//'; }
 
 run "$tmp/r1" "${data[@]}" --jobs 2
+# a split other than the default: the printed train command makes the same one (train's early
+# stopping must see evaluate's validation rows)
+stint evaluate "${data[@]}" --only GBT --split date --test-frac 0.3 --val-frac 0.15 --seed 3 \
+    --out "$tmp/rsplit" 2>"$tmp/rsplit.log" >"$tmp/rsplit.out" ||
+    { cat "$tmp/rsplit.log" >&2; fail "evaluate --split date"; }
+grep -qF -- '--split date --test-frac 0.3 --val-frac 0.15 --seed 3 --out BUNDLE_DIR' "$tmp/rsplit.out" ||
+    fail "the printed stint train command does not repeat the split: $(grep 'stint train' "$tmp/rsplit.out")"
 run "$tmp/r2" "${data[@]}" --jobs 1
 for f in index.html predictions.csv pred_actual.svg residuals.svg loss_0.svg loss_3.svg loss_6.svg elbow.svg \
     silhouette.svg clusters.svg; do

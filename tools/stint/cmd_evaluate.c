@@ -372,6 +372,27 @@ static void train_command(FILE *fp, const train_data_opts_t *d, uint64_t seed, c
         if (d->n_kafka_props > 0) /* not repeated: they may hold credentials */
             fputs(" [your -X settings]", fp);
     }
+    /* The split as evaluate made it, so that train's validation rows (its early stopping) are
+     * evaluate's; the defaults are left out. */
+    if (d->split && strcmp(d->split, "user") != 0) {
+        fputs(" --split ", fp);
+        shell_word(fp, d->split, as_html);
+    }
+    const struct {
+        const char *opt;
+        double v, dflt;
+    } fracs[] = {{"--test-frac", d->test_frac, 0.1}, {"--val-frac", d->val_frac, 0.1}};
+    for (size_t i = 0; i < sizeof fracs / sizeof fracs[0]; i++) {
+        if (fracs[i].v == fracs[i].dflt)
+            continue;
+        char text[32];
+        for (int prec = 1; prec <= 17; prec++) { /* the shortest text that reads back the same */
+            snprintf(text, sizeof text, "%.*g", prec, fracs[i].v);
+            if (strtod(text, NULL) == fracs[i].v)
+                break;
+        }
+        fprintf(fp, " %s %s", fracs[i].opt, text);
+    }
     fprintf(fp, " --seed %llu --out BUNDLE_DIR --config ", (unsigned long long)seed);
     shell_word(fp, config, as_html);
 }
