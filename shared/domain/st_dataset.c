@@ -255,6 +255,14 @@ int st_dataset_load_sessions(st_dataset_t *ds, const char *path, size_t *bad_lin
     while (fgets(line, sizeof line, fp)) {
         line_no++;
         size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n') { /* too long: one bad line, */
+            int c;                                             /* not its pieces */
+            while ((c = getc(fp)) != EOF && c != '\n')
+                ;
+            if (bad++ < 20)
+                st_log_warn("dataset_bad_line", "file=%s line=%zu reason=too_long", path, line_no);
+            continue;
+        }
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             line[--len] = 0;
         if (len == 0 || line[0] == '#')

@@ -266,12 +266,16 @@ static void test_sessions_tsv(void)
     fputs("u1\t1000\t60\t2\t0.5\nu1\t500\t30\t1\n"
           "bad line\nu2\tx\t1\t1\nu2\t100\t-5\t1\nu2\t100\t5\t1\t0.25\n",
           fp);
+    /* A line over the 4 KB buffer whose end would read as a session of its own: one bad line. */
+    for (int i = 0; i < 4100; i++)
+        fputc('x', fp);
+    fputs("\t1241124544\t5.0\t3\n", fp);
     fclose(fp);
     char err[256];
     size_t bad = 99;
     st_dataset_t *ds = st_dataset_new();
     ST_EQ_INT(st_dataset_load_sessions(ds, path, &bad, err, sizeof err), 0);
-    ST_EQ_INT(bad, 3);
+    ST_EQ_INT(bad, 4);
     ST_EQ_INT(st_dataset_finalize(ds, err, sizeof err), 0);
     ST_EQ_INT(st_dataset_n_rows(ds), 3);
     const st_dataset_row_t *r = st_dataset_rows(ds);
