@@ -324,6 +324,22 @@ static void test_cmd_sessions_tsv(void)
     ST_EQ_INT(cmd_sessions(3, no_out), 2);
     char *bad_cat[] = {"sessions", "--data", data, "--catalog", "/nonexistent", "--out", out, NULL};
     ST_EQ_INT(cmd_sessions(7, bad_cat), 1);
+
+    /* A run that fails leaves nothing at --out (not a truncated TSV) and no temporary file. */
+    char failed_out[400];
+    snprintf(failed_out, sizeof failed_out, "%s/failed.tsv", tmp_dir);
+    char *fails[] = {"sessions", "--data", data, "--out", failed_out, "--quiet", NULL};
+    fail_pread_at = 1;
+    pread_calls = 0;
+    ST_EQ_INT(cmd_sessions(6, fails), 1);
+    fail_pread_at = 0;
+    ST_CHECK(access(failed_out, F_OK) != 0);
+    char ls[600];
+    snprintf(ls, sizeof ls, "ls %s | grep -q tmp-", tmp_dir);
+    ST_CHECK(system(ls) != 0);
+    /* A device is written in place; its error is named. */
+    char *full[] = {"sessions", "--data", data, "--out", "/dev/full", "--quiet", NULL};
+    ST_EQ_INT(cmd_sessions(6, full), 1);
 }
 
 int main(void)

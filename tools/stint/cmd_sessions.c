@@ -2,9 +2,12 @@
  * streaming sessionizer's code path (st_sessions_offline) and writes the closed sessions as TSV. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "st_catalog.h"
 #include "st_sessions_offline.h"
@@ -37,6 +40,7 @@ static void usage(FILE *fp)
 
 typedef struct {
     FILE *fp;
+    int write_errno; /* the first write error's, 0 while none */
 } writer_t;
 
 static int write_session(void *arg, const char *user_id, const st_session_summary_t *s)
@@ -44,9 +48,13 @@ static int write_session(void *arg, const char *user_id, const st_session_summar
     writer_t *w = arg;
     /* Whole seconds (the Last.fm data has no fractions; readers parse an integer). */
     int64_t start_s = s->start_ms >= 0 ? s->start_ms / 1000 : -((999 - s->start_ms) / 1000);
-    fprintf(w->fp, "%s\t%" PRId64 "\t%.3f\t%" PRIu32 "\t%.4f\n", user_id, start_s,
-            (double)s->length_ms / 1000.0, s->track_count, s->unknown_duration_share);
-    return ferror(w->fp) ? -1 : 0;
+    if (fprintf(w->fp, "%s\t%" PRId64 "\t%.3f\t%" PRIu32 "\t%.4f\n", user_id, start_s,
+                (double)s->length_ms / 1000.0, s->track_count, s->unknown_duration_share) < 0 ||
+        ferror(w->fp)) {
+        w->write_errno = errno ? errno : EIO;
+        return -1;
+    }
+    return 0;
 }
 
 int cmd_sessions(int argc, char **argv)
@@ -114,20 +122,37 @@ int cmd_sessions(int argc, char **argv)
         opts.catalog = catalog;
     }
     bool to_stdout = strcmp(out_path, "-") == 0;
-    writer_t w = {to_stdout ? stdout : fopen(out_path, "wb")};
+    /* A regular file is written whole or not at all: a temporary file beside it, renamed into
+     * place at the end (a failed run leaves no truncated TSV for train to read). */
+    struct stat sb;
+    bool via_tmp = !to_stdout && (stat(out_path, &sb) != 0 || S_ISREG(sb.st_mode));
+    char tmp_path[4096];
+    snprintf(tmp_path, sizeof tmp_path, "%s.tmp-%d", out_path, (int)getpid());
+    const char *write_path = via_tmp ? tmp_path : out_path;
+    writer_t w = {to_stdout ? stdout : fopen(write_path, "wb"), 0};
     if (!w.fp) {
-        fprintf(stderr, "stint sessions: cannot create %s: %s\n", out_path, strerror(errno));
+        fprintf(stderr, "stint sessions: cannot create %s: %s\n", write_path, strerror(errno));
         st_catalog_destroy(catalog);
         return 1;
     }
     st_sessions_offline_stats_t st;
     int rc = st_sessions_offline_run(&opts, write_session, &w, &st, errstr, sizeof errstr);
+    errno = 0;
     if (to_stdout ? fflush(stdout) != 0 : (ferror(w.fp) | fclose(w.fp)) != 0) {
-        if (rc == 0)
-            snprintf(errstr, sizeof errstr, "write error on %s: %s", out_path, strerror(errno));
+        if (!w.write_errno)
+            w.write_errno = errno ? errno : EIO;
+        rc = -1;
+    }
+    if (w.write_errno) /* not "stopped by the callback" */
+        snprintf(errstr, sizeof errstr, "write error on %s: %s", out_path, strerror(w.write_errno));
+    if (rc == 0 && via_tmp && rename(tmp_path, out_path) != 0) {
+        snprintf(errstr, sizeof errstr, "cannot move the output into place at %s: %s", out_path,
+                 strerror(errno));
         rc = -1;
     }
     if (rc != 0) {
+        if (via_tmp)
+            unlink(tmp_path);
         fprintf(stderr, "stint sessions: %s\n", errstr);
         st_catalog_destroy(catalog);
         return 1;
