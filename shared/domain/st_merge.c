@@ -1,5 +1,6 @@
-/* st_merge.c - time-ordered reading of a newest-first Last.fm listens file: an index of user
- * blocks, backward chunked cursors over each block (pread on one descriptor), a binary heap. */
+/* st_merge.c - time-ordered reading of a Last.fm listens file whose users' lines are newest-first
+ * (the Last.fm 1K) or oldest-first: an index of user blocks, chunked cursors over each block
+ * (backward or forward, pread on one descriptor), a binary heap. */
 #include "st_merge.h"
 
 #include <errno.h>
@@ -19,18 +20,27 @@
 
 typedef struct {
     size_t user_off; /* user id in m->names */
-    size_t user_len;
+    uint32_t user_len;
     uint32_t user_rank; /* position of the user id in bytewise order */
+    uint32_t up, down;  /* valid lines newer / older than the block's previous one */
     uint64_t lo, hi;    /* bytes [lo, hi): first line's start to the end of the last (no '\n') */
-    uint64_t last_line_no;
+    uint64_t first_line_no, last_line_no;
 } block_t;
+
+/* A block read from its first line on: most of its lines are newer than the one before. */
+static bool block_forward(const block_t *b)
+{
+    return b->up > b->down;
+}
 
 typedef struct {
     char *buf; /* NULL until the first read, freed when the block is exhausted */
     size_t cap;
-    uint64_t buf_lo;  /* file offset of buf[0] */
-    size_t tail;      /* buf[0..tail) not yet consumed; it may begin with a partial line */
-    uint64_t line_no; /* line number of the line that ends at tail */
+    uint64_t buf_lo; /* file offset of buf[0] */
+    /* Backward: buf[0..tail) not yet consumed; it may begin with a partial line. Forward:
+     * buf[head..tail) not yet consumed; it may end with a partial line. */
+    size_t head, tail;
+    uint64_t line_no; /* backward: the line that ends at tail; forward: the one at head */
     bool started;
     bool done; /* no lines left */
     st_lastfm_listen_t cur;
@@ -84,13 +94,14 @@ static int add_block(st_merge_t *m, const st_lastfm_listen_t *rec)
     }
     block_t *b = &m->blocks[m->n_blocks++];
     b->user_off = m->names.len;
-    b->user_len = rec->user_id.len;
+    b->user_len = (uint32_t)rec->user_id.len;
+    b->up = b->down = 0;
     if (st_buf_append(&m->names, rec->user_id.ptr, rec->user_id.len) != 0 ||
         st_buf_append(&m->names, "", 1) != 0)
         return -1;
     b->lo = rec->offset;
     b->hi = rec->offset + rec->raw.len;
-    b->last_line_no = rec->line_no;
+    b->first_line_no = b->last_line_no = rec->line_no;
     return 0;
 }
 
@@ -130,8 +141,10 @@ static int index_pass(st_merge_t *m, char *errstr, size_t errstr_size)
             memcmp(block_user(m, b), rec.user_id.ptr, rec.user_id.len) == 0) {
             b->hi = rec.offset + rec.raw.len;
             b->last_line_no = rec.line_no;
-            if (rec.ts_ms > prev_ts)
-                m->stats.inversions++;
+            if (rec.ts_ms > prev_ts && b->up < UINT32_MAX)
+                b->up++;
+            else if (rec.ts_ms < prev_ts && b->down < UINT32_MAX)
+                b->down++;
         } else if (add_block(m, &rec) != 0) {
             st_lastfm_reader_destroy(r);
             return st_errstr(errstr, errstr_size, "out of memory indexing %s", m->path);
@@ -143,6 +156,8 @@ static int index_pass(st_merge_t *m, char *errstr, size_t errstr_size)
     if (rc < 0)
         return st_errstr(errstr, errstr_size, "%s", err.text);
     m->stats.blocks = m->n_blocks;
+    for (size_t i = 0; i < m->n_blocks; i++) /* lines against their block's direction */
+        m->stats.inversions += block_forward(&m->blocks[i]) ? m->blocks[i].down : m->blocks[i].up;
 
     m->by_user = malloc((m->n_blocks ? m->n_blocks : 1) * sizeof *m->by_user);
     m->cursors = calloc(m->n_blocks ? m->n_blocks : 1, sizeof *m->cursors);
@@ -288,28 +303,33 @@ static int cursor_skip_long(st_merge_t *m, const block_t *b, cursor_t *c, st_err
     }
 }
 
+/* The cursor's buffer, at the block's end (backward) or start (forward). */
+static int cursor_start(st_merge_t *m, const block_t *b, cursor_t *c, st_err_t *err)
+{
+    uint64_t size = b->hi - b->lo;
+    size_t want = m->opts.chunk_bytes + LINE_MAX_BYTES;
+    c->cap = size + 1 < want ? (size_t)size + 1 : want;
+    c->buf = malloc(c->cap);
+    if (!c->buf) {
+        st_err_set(err, ST_ERR_NOMEM, ST_DISP_FATAL, "out of memory reading %s", m->path);
+        return -1;
+    }
+    m->stats.buffer_bytes += c->cap;
+    if (m->stats.buffer_bytes > m->stats.buffer_bytes_peak)
+        m->stats.buffer_bytes_peak = m->stats.buffer_bytes;
+    bool forward = block_forward(b);
+    c->buf_lo = forward ? b->lo : b->hi;
+    c->head = c->tail = 0;
+    c->line_no = forward ? b->first_line_no : b->last_line_no;
+    c->started = true;
+    return 0;
+}
+
 /* The previous line of the block. Returns 1 with *line and *len (len 0 and line NULL for a line too
  * long to be valid), 0 when the block is exhausted, -1 on error. */
 static int cursor_prev_line(st_merge_t *m, const block_t *b, cursor_t *c, const char **line,
                             size_t *len, st_err_t *err)
 {
-    if (!c->started) {
-        uint64_t size = b->hi - b->lo;
-        size_t want = m->opts.chunk_bytes + LINE_MAX_BYTES;
-        c->cap = size + 1 < want ? (size_t)size + 1 : want;
-        c->buf = malloc(c->cap);
-        if (!c->buf) {
-            st_err_set(err, ST_ERR_NOMEM, ST_DISP_FATAL, "out of memory reading %s", m->path);
-            return -1;
-        }
-        m->stats.buffer_bytes += c->cap;
-        if (m->stats.buffer_bytes > m->stats.buffer_bytes_peak)
-            m->stats.buffer_bytes_peak = m->stats.buffer_bytes;
-        c->buf_lo = b->hi;
-        c->tail = 0;
-        c->line_no = b->last_line_no;
-        c->started = true;
-    }
     for (;;) {
         if (c->done)
             return 0;
@@ -339,7 +359,70 @@ static int cursor_prev_line(st_merge_t *m, const block_t *b, cursor_t *c, const 
     }
 }
 
-/* Moves the cursor to its block's previous valid line. Returns 1, 0 (exhausted) or -1. */
+/* Forward: appends up to chunk_bytes of the block's unread bytes to buf[head..tail), moved to the
+ * front first. */
+static int cursor_load_forward(st_merge_t *m, const block_t *b, cursor_t *c, st_err_t *err)
+{
+    memmove(c->buf, c->buf + c->head, c->tail - c->head);
+    c->buf_lo += c->head;
+    c->tail -= c->head;
+    c->head = 0;
+    uint64_t left = b->hi - (c->buf_lo + c->tail);
+    size_t room = c->cap - c->tail;
+    size_t k = left < m->opts.chunk_bytes ? (size_t)left : m->opts.chunk_bytes;
+    if (k > room)
+        k = room;
+    if (read_at(m, c->buf + c->tail, k, c->buf_lo + c->tail, err) != 0)
+        return -1;
+    c->tail += k;
+    return 0;
+}
+
+/* The next line of a forward block, as cursor_prev_line (a line too long to be valid: len 0,
+ * line NULL, its bytes skipped without being buffered whole). */
+static int cursor_next_line(st_merge_t *m, const block_t *b, cursor_t *c, const char **line,
+                            size_t *len, st_err_t *err)
+{
+    bool skipping = false; /* inside a too-long line: drop bytes up to its '\n' */
+    for (;;) {
+        if (c->done)
+            return 0;
+        const char *p = c->buf + c->head;
+        size_t avail = c->tail - c->head;
+        const char *nl = avail ? memchr(p, '\n', avail) : NULL;
+        bool at_end = c->buf_lo + c->tail == b->hi;
+        if (skipping) {
+            c->head = nl ? (size_t)(nl + 1 - c->buf) : c->tail;
+            if (nl || at_end) {
+                c->done = !nl || c->buf_lo + c->head == b->hi;
+                *line = NULL;
+                *len = 0;
+                return 1;
+            }
+        } else if (nl) {
+            *line = p;
+            *len = (size_t)(nl - p);
+            c->head += *len + 1;
+            if (c->buf_lo + c->head >= b->hi) /* a block ends without its '\n' */
+                c->done = true;
+            return 1;
+        } else if (at_end) {
+            *line = p;
+            *len = avail;
+            c->head = c->tail;
+            c->done = true;
+            return 1;
+        } else if (avail > LINE_MAX_BYTES) {
+            skipping = true;
+            continue;
+        }
+        if (cursor_load_forward(m, b, c, err) != 0)
+            return -1;
+    }
+}
+
+/* Moves the cursor to its block's next valid line in time (the previous one in the file for a
+ * newest-first block, the next for an oldest-first one). Returns 1, 0 (exhausted) or -1. */
 static int cursor_advance(st_merge_t *m, uint32_t idx, st_err_t *err)
 {
     const block_t *b = &m->blocks[idx];
@@ -347,13 +430,17 @@ static int cursor_advance(st_merge_t *m, uint32_t idx, st_err_t *err)
     for (;;) {
         const char *line;
         size_t len;
-        int rc = cursor_prev_line(m, b, c, &line, &len, err);
+        bool forward = block_forward(b);
+        if (!c->started && cursor_start(m, b, c, err) != 0)
+            return -1;
+        int rc = forward ? cursor_next_line(m, b, c, &line, &len, err)
+                         : cursor_prev_line(m, b, c, &line, &len, err);
         if (rc <= 0) {
             c->done = true;
             cursor_release(m, c);
             return rc;
         }
-        uint64_t line_no = c->line_no--;
+        uint64_t line_no = forward ? c->line_no++ : c->line_no--;
         if (line && st_lastfm_parse_listen(line, len, &c->cur) == ST_LASTFM_OK) {
             c->cur.line_no = line_no;
             c->cur.offset = c->buf_lo + (uint64_t)(line - c->buf);

@@ -1,6 +1,7 @@
 /* st_merge.h - the listens of a Last.fm 1K file in ascending time order without loading it: one
- * index pass records each user block's byte range, then every block is read backwards in small
- * chunks and the blocks are k-way merged with a heap (globally, or one user at a time). */
+ * index pass records each user block's byte range, then every block is read in small chunks
+ * (backwards when newest-first) and the blocks are k-way merged with a heap (globally, or one user
+ * at a time). */
 #ifndef ST_MERGE_H
 #define ST_MERGE_H
 
@@ -12,9 +13,11 @@
 #include "st_lastfm.h"
 
 /* A block is a maximal run of valid lines with the same user id (bad lines in between do not end
- * it). A user may own several blocks; each is merged as its own cursor. Within a block lines are
- * yielded in reverse file order even where the file is not perfectly newest-first (counted as
- * inversions), so the output is ascending wherever the input is descending.
+ * it). A user may own several blocks; each is merged as its own cursor. A block is read in the
+ * direction most of its lines follow: backwards when they are newest-first (the Last.fm 1K), from
+ * its first line when oldest-first. Lines are yielded in that file order even where the block does
+ * not follow it perfectly (counted as inversions), so the output is ascending wherever each block
+ * is monotonic.
  * Order of the global stream: (ts_ms, user_id bytewise, line_no) of each cursor's head. */
 
 typedef struct {
@@ -31,7 +34,8 @@ typedef struct {
     st_lastfm_stats_t lines;    /* the index pass over the whole file */
     uint64_t blocks;            /* user blocks found */
     uint64_t users;             /* distinct user ids */
-    uint64_t inversions;        /* valid lines newer than the previous valid line of their block */
+    uint64_t inversions;        /* valid lines against their block's direction (of the previous
+                                   valid line of the block) */
     uint64_t yielded;           /* listens returned so far */
     uint64_t buffer_bytes;      /* cursor buffer bytes allocated now */
     uint64_t buffer_bytes_peak; /* the most ever allocated at once */

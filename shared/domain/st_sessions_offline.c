@@ -135,6 +135,7 @@ int st_sessions_offline_run(const st_sessions_offline_opts_t *opts, st_sessions_
     rc = 0;
 done:
     stats.lines = st_merge_stats(m)->lines.lines;
+    stats.inversions = st_merge_stats(m)->inversions;
     stats.malformed = bad_lines;
     if (stats_out)
         *stats_out = stats;

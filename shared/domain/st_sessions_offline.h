@@ -29,6 +29,7 @@ typedef struct {
     uint64_t unknown_duration; /* listens without a catalog duration */
     uint64_t users;
     uint64_t sessions;
+    uint64_t inversions; /* listens against their user block's order (st_merge.h) */
 } st_sessions_offline_stats_t;
 
 /* Called once per closed session, users in bytewise user-id order and each user's sessions in

@@ -179,24 +179,37 @@ static void test_chunk_boundaries_match_sort(void)
     uint32_t x = 12345;
     for (int blk = 0; blk < 12; blk++) {
         int user = blk % 7;
-        int64_t ts = 1240000000 - blk * 1000; /* each block strictly newest first */
+        int64_t ts = 1240000000 - blk * 1000; /* each block strictly newest first, ... */
+        st_buf_t blk_lines = ST_BUF_INIT;
+        st_buf_t *out = &b;
+        if (blk % 3 == 1) /* ... or oldest first: its lines written in reverse below */
+            out = &blk_lines;
         for (int i = 0; i < 300; i++) {
             x = x * 1103515245u + 12345u;
             char iso[40];
             ts -= 2 + (int64_t)(x >> 30);
             st_time_format_iso8601(ts * 1000, iso, sizeof iso);
-            if (i == 150 && blk == 3) {
-                st_buf_printf(&b, "user%d\t%s\t\t", user, iso);
+            if (i == 150 && (blk == 3 || blk == 4)) {
+                st_buf_printf(out, "user%d\t%s\t\t", user, iso);
                 for (int k = 0; k < 7000; k++)
-                    st_buf_append(&b, "z", 1);
-                st_buf_append_str(&b, "\n");
+                    st_buf_append(out, "z", 1);
+                st_buf_append_str(out, "\n");
             }
             if (i == 77)
-                st_buf_printf(&b, "user%d\tnot a time\t\tA\t\tT\n", user);
-            st_buf_printf(&b, "user%d\t%s\t\tArtist %u\t\t%.*s\n", user, iso, x % 97, (int)(x % 61),
+                st_buf_printf(out, "user%d\tnot a time\t\tA\t\tT\n", user);
+            st_buf_printf(out, "user%d\t%s\t\tArtist %u\t\t%.*s\n", user, iso, x % 97,
+                          (int)(x % 61),
                           "a fairly long track name that varies in length, ok?"
                           "......................");
         }
+        for (size_t end = blk_lines.len; end > 0;) { /* the oldest-first block, line by line */
+            size_t start = end - 1;
+            while (start > 0 && blk_lines.data[start - 1] != '\n')
+                start--;
+            st_buf_append(&b, blk_lines.data + start, end - start);
+            end = start;
+        }
+        st_buf_free(&blk_lines);
     }
     const char *path = write_file("synthetic.tsv", b.data, b.len);
     ST_REQUIRE(path != NULL);
@@ -216,7 +229,7 @@ static void test_chunk_boundaries_match_sort(void)
                  l.user_id.ptr);
         n_ref++;
     }
-    ST_EQ_INT(st_lastfm_reader_stats(r)->bad, 13);
+    ST_EQ_INT(st_lastfm_reader_stats(r)->bad, 14);
     st_lastfm_reader_destroy(r);
     ST_EQ_INT(n_ref, 3600);
     qsort(ref, n_ref, sizeof ref[0], cmp_ref);

@@ -283,10 +283,10 @@ static void print_summary(const replay_t *r, const st_merge_t *m, const char *st
     double elapsed_s = (double)(st_time_mono_ms() - r->start_mono_ms) / 1000.0;
     printf("replay: %s listens_sent=%" PRIu64 " profiles_sent=%" PRIu64
            " skipped_before_from=%" PRIu64 " bad_lines=%" PRIu64 " bad_profile_lines=%" PRIu64
-           " users=%" PRIu64 " elapsed_s=%.1f events_per_s=%.0f topic=%s\n",
+           " users=%" PRIu64 " inversions=%" PRIu64 " elapsed_s=%.1f events_per_s=%.0f topic=%s\n",
            status, r->sent, r->profiles_sent, r->skipped, ms ? ms->lines.bad : 0, r->profile_bad,
-           ms ? ms->users : 0, elapsed_s, elapsed_s > 0 ? (double)r->sent / elapsed_s : 0.0,
-           r->cfg.topic);
+           ms ? ms->users : 0, ms ? ms->inversions : 0, elapsed_s,
+           elapsed_s > 0 ? (double)r->sent / elapsed_s : 0.0, r->cfg.topic);
     if (ms && ms->lines.bad > 0) {
         fprintf(stderr, "stint replay: %" PRIu64 " malformed listen lines skipped:", ms->lines.bad);
         for (int k = 1; k < ST_LASTFM_REASON_COUNT; k++)

@@ -159,11 +159,12 @@ int cmd_sessions(int argc, char **argv)
     }
     fprintf(to_stdout ? stderr : stdout,
             "sessions: users=%" PRIu64 " listens=%" PRIu64 " sessions=%" PRIu64
-            " duplicates=%" PRIu64 " malformed=%" PRIu64 " rejected=%" PRIu64
+            " duplicates=%" PRIu64 " malformed=%" PRIu64 " rejected=%" PRIu64 " inversions=%" PRIu64
             " unknown_duration_pct=%.1f catalog_tracks=%zu catalog_bad_lines=%" PRIu64
             " catalog_duplicate_keys=%" PRIu64 " catalog_rule=%s"
             " gap_s=%" PRId64 " ref=%s elapsed_s=%.1f out=%s\n",
             st.users, st.listens, st.sessions, st.duplicates, st.malformed, st.rejected,
+            st.inversions,
             st.listens ? 100.0 * (double)st.unknown_duration / (double)st.listens : 0.0,
             catalog ? st_catalog_size(catalog) : 0, cstats.bad,
             catalog ? st_catalog_duplicate_keys(catalog) : 0, catalog ? ST_CATALOG_RULE : "-",
