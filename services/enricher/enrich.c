@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "st_lifecycle.h"
 #include "st_log.h"
 #include "st_metrics.h"
 #include "st_records.h"
@@ -429,7 +430,12 @@ int enrich_batch(enrich_t *e, const st_msg_t *msgs, size_t n, st_out_t *out, st_
         size_t pending = request_fetches(e);
         if (wait && pending > 0) {
             st_metric_inc(e->m_waits, 1);
-            st_fetcher_wait_idle(e->conf.fetcher, e->conf.wait_budget_ms);
+            /* In 100 ms slices: a stop request ends the wait (the batch goes out with what is
+             * known), well inside a supervisor's grace period. */
+            for (int64_t left = e->conf.wait_budget_ms; left > 0 && !st_lifecycle_stopping();
+                 left -= 100)
+                if (st_fetcher_wait_idle(e->conf.fetcher, left < 100 ? left : 100))
+                    break;
             if (lookup_misses(e, true, err) != 0)
                 return -1;
         } else if (wait) {

@@ -697,6 +697,33 @@ static void test_wait_budget(void)
     run_cleanup(&r);
 }
 
+/* A stop request ends a batch's wait for its fetches (here 120 s against an API answering after
+ * 60 s): the service exits 0 within run_stop's 30 s, the listen out with what was known. */
+static void test_stop_during_wait_budget(void)
+{
+    run_t r;
+    run_init(&r, "waitstop");
+    json_decref(server_get("/_reset"));
+    json_decref(server_get("/_config?delay_s=60"));
+    setenv("STINT_LASTFM_API_KEY", API_KEY, 1);
+    static const track_t t[] = {{"Nobody Knows", "The Long Wait"}};
+    produce(r.in, t, 1, 1230000000000LL);
+    const char *extra[] = {"--lastfm.wait_budget_ms", "120000", NULL};
+    run_start(&r, extra);
+    for (int i = 0; i < 300 && scrape(&r, "stint_enricher_wait_budget_waits_total") < 1; i++)
+        itest_sleep_ms(100);
+    ST_REQUIRE(scrape(&r, "stint_enricher_wait_budget_waits_total") >= 1);
+    ST_EQ_INT(run_stop(&r), 0);
+    ST_EQ_INT(wait_records(r.out, 1, 10000), 1);
+    readback_t rb = read_out(r.out);
+    ST_EQ_INT(rb.n, 1);
+    if (rb.n == 1)
+        ST_EQ_STR(rb.recs[0].source, "UNKNOWN");
+    readback_free(&rb);
+    json_decref(server_get("/_config?delay_s=0"));
+    run_cleanup(&r);
+}
+
 int main(void)
 {
     char errstr[512];
@@ -713,6 +740,7 @@ int main(void)
         return 1;
     ST_RUN(test_warmup_negative_rate_retries);
     ST_RUN(test_wait_budget);
+    ST_RUN(test_stop_during_wait_budget);
     ST_RUN(test_bad_key);
     ST_RUN(test_catalog_then_enrich);
     ST_RUN(test_slow_api_never_stalls);
