@@ -376,6 +376,8 @@ static int take_records(clu_t *c, const st_msg_t *msgs, size_t n, st_out_t *out,
             why = derr.text;
         } else if (user.len > CLU_USER_MAX) {
             why = "user_id longer than 128 bytes";
+        } else if (!e->is_profile && !st_rec_session_event_time_ok(&c->ev_rec, m->timestamp_ms)) {
+            why = ST_REC_SESSION_TIME_TEXT;
         } else {
             if ((e->user = user_index(c, user.ptr, user.len)) < 0) {
                 st_err_nomem(err);

@@ -736,6 +736,8 @@ int pc_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_
                 return -1;
             }
             why = derr.text;
+        } else if (!st_rec_session_event_time_ok(v, m->timestamp_ms)) {
+            why = ST_REC_SESSION_TIME_TEXT;
         } else if (read_event(pc, v, e) == -2) {
             st_err_nomem(err);
             return -1;

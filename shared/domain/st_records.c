@@ -362,7 +362,8 @@ static void listen_read(rd_t *r, st_rec_listen_t *l)
     rd_nstr(r, "artist_mbid", &l->artist_mbid);
     rd_nstr(r, "track_mbid", &l->track_mbid);
     rd_str(r, "track_key", &l->track_key);
-    rd_contract(r, l->user_id.len > 0, "user_id is empty");
+    rd_contract(r, id_ok(l->user_id, ST_SESSION_USER_ID_MAX),
+                "user_id empty, longer than 128 bytes or with a NUL byte");
 }
 
 st_rec_listen_t st_rec_listen_from(const st_listen_t *l)
@@ -460,6 +461,14 @@ void st_rec_session_event_set_features(st_rec_session_event_t *r, const st_sessi
     }
 }
 
+/* A CLOSED's length: set, 0..1e9 s (31 years; NaN fails too). Larger values would overflow the
+ * consumers' sums into inf and freeze their users' statistics. */
+static bool closed_length_ok(const st_rec_session_event_t *r)
+{
+    return r->kind != ST_SESSION_EVENT_CLOSED ||
+           (r->length_s.set && r->length_s.v >= 0 && r->length_s.v <= 1e9);
+}
+
 int st_rec_session_event_encode(st_avro_codec_t *codec, const st_rec_session_event_t *r,
                                 st_buf_t *out, st_err_t *err)
 {
@@ -480,10 +489,8 @@ int st_rec_session_event_encode(st_avro_codec_t *codec, const st_rec_session_eve
                 "more retracted ids than ST_SESSION_RETRACT_MAX");
     wr_contract(&w, r->kind == ST_SESSION_EVENT_OPENED || r->kind == ST_SESSION_EVENT_CLOSED,
                 "kind is neither OPENED nor CLOSED");
-    wr_contract(&w,
-                r->kind != ST_SESSION_EVENT_CLOSED ||
-                    (r->length_s.set && isfinite(r->length_s.v) && r->length_s.v >= 0),
-                "CLOSED without a valid length_s");
+    wr_contract(&w, closed_length_ok(r), "CLOSED without a valid length_s (0..1e9 s)");
+    wr_contract(&w, r->start_ms >= 0, "negative start_ms");
     if (w.why)
         return wr_end(&w, codec, "SessionEvent", out, err);
     wr_str(&w, "session_id", r->session_id);
@@ -578,11 +585,15 @@ int st_rec_session_event_decode(st_avro_codec_t *codec, const void *data, size_t
                  ST_SESSION_RETRACT_MAX);
         rd_contract(&rd, false, rd.why_buf);
     }
-    rd_contract(&rd,
-                r->kind != ST_SESSION_EVENT_CLOSED ||
-                    (r->length_s.set && isfinite(r->length_s.v) && r->length_s.v >= 0),
-                "CLOSED without a valid length_s");
+    rd_contract(&rd, closed_length_ok(r), "CLOSED without a valid length_s (0..1e9 s)");
+    /* -1 is the consumers' "no CLOSED yet" mark (st_applied) */
+    rd_contract(&rd, r->start_ms >= 0, "negative start_ms");
     return rd_end(&rd, "SessionEvent", err);
+}
+
+bool st_rec_session_event_time_ok(const st_rec_session_event_t *r, int64_t record_ms)
+{
+    return record_ms <= 0 || r->start_ms - record_ms <= 86400000LL; /* start_ms >= 0: no overflow */
 }
 
 /* ---- UserProfile ---- */
@@ -611,7 +622,8 @@ int st_rec_profile_decode(st_avro_codec_t *codec, const void *data, size_t len, 
     rd_nint(&rd, "age", &r->age);
     rd_nstr(&rd, "country", &r->country);
     rd_nlong(&rd, "registered_ms", &r->registered_ms);
-    rd_contract(&rd, r->user_id.len > 0, "user_id is empty");
+    rd_contract(&rd, id_ok(r->user_id, ST_SESSION_USER_ID_MAX),
+                "user_id empty, longer than 128 bytes or with a NUL byte");
     return rd_end(&rd, "UserProfile", err);
 }
 

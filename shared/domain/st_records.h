@@ -160,6 +160,12 @@ int st_rec_session_event_encode(st_avro_codec_t *codec, const st_rec_session_eve
                                 st_buf_t *out, st_err_t *err);
 int st_rec_session_event_decode(st_avro_codec_t *codec, const void *data, size_t len,
                                 st_rec_session_event_t *r, st_err_t *err);
+/* Whether a decoded SessionEvent's start can be true of its Kafka record's time record_ms (0 or
+ * less: unknown, then always): at most a day after it. A later start (a wrong clock, a foreign
+ * producer) would move its user's last-CLOSED mark past every real session of the user, and the
+ * consumers (clusterer, predictor) would take them all for copies. */
+bool st_rec_session_event_time_ok(const st_rec_session_event_t *r, int64_t record_ms);
+#define ST_REC_SESSION_TIME_TEXT "start_ms more than a day after the record's time"
 
 /* ---- UserProfile (users.profiles). user_id must be non-empty. ---- */
 typedef struct {

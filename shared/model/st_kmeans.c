@@ -184,12 +184,18 @@ st_cluster_t *st_kmeans_fit(const double *x, size_t n, int dim, const st_kmeans_
                 break;
         }
         double inertia = assign_all(x, n, dim, cent, k, lab, dist);
-        if (inertia < model->inertia) {
+        if (run == 0 || inertia < model->inertia) {
             model->inertia = inertia;
             model->n_iter = iter > cfg->max_iter ? cfg->max_iter : iter;
             memcpy(model->centroids, cent, kd * sizeof(double));
             memcpy(best_lab, lab, n * sizeof(int));
         }
+    }
+    if (!isfinite(model->inertia)) { /* distances beyond double's range: no answer */
+        st_errstr(errstr, errstr_size, "kmeans: distances overflow (values too large to cluster)");
+        st_cluster_destroy(model);
+        model = NULL;
+        goto out;
     }
     if (labels)
         memcpy(labels, best_lab, n * sizeof(int));

@@ -43,6 +43,7 @@ typedef struct {
     const char *topic[BATCH_MAX];
     int32_t part[BATCH_MAX];
     int64_t offset[BATCH_MAX];
+    int64_t record_ms[BATCH_MAX]; /* the Kafka timestamp; 0: none (-1) */
     size_t n;
 } batch_t;
 
@@ -166,7 +167,7 @@ static int process(rig_t *r, const batch_t *b)
         msgs[i] = (st_msg_t){.topic = b->topic[i],
                              .partition = b->part[i],
                              .offset = b->offset[i],
-                             .timestamp_ms = -1,
+                             .timestamp_ms = b->record_ms[i] ? b->record_ms[i] : -1,
                              .key = "k",
                              .key_len = 1,
                              .value = b->bytes.data + b->off[i],
@@ -522,6 +523,33 @@ static void test_partition_overflow(void)
     clu_store_mem_destroy(store);
 }
 
+/* A CLOSED starting years after its record's time (a wrong clock, a foreign producer) goes to the
+ * dead-letter topic: counted, it would have made every later real session of the user a copy. */
+static void test_start_after_record_time(void)
+{
+    clu_store_t *store = clu_store_mem_new(WINDOW);
+    rig_t r;
+    ST_REQUIRE(store && rig_init(&r, store, no_bundle_dir, 0) == 0);
+    batch_t b = {0};
+    add_closed(&b, 0, 0, "fay", T0 + 3000LL * 86400000, 60, 1); /* 8 years later */
+    b.record_ms[0] = T0 + HOUR;
+    add_closed(&b, 0, 1, "fay", T0, 100, 2);
+    b.record_ms[1] = T0 + HOUR;
+    add_closed(&b, 0, 2, "fay", T0 + 2 * HOUR, 200, 2); /* within a day of its record: counted */
+    b.record_ms[2] = T0 + HOUR;
+    ST_REQUIRE(run(&r, &b) == 0);
+    ST_EQ_INT(count_topic(r.out, DLQ), 1);
+    st_out_rec_t dl = st_out_record(r.out, 0);
+    ST_CHECK(holds(&dl, "more than a day after"));
+    view_t v;
+    view(store, "fay", &v);
+    ST_EQ_INT(v.prof.n, 2);
+    ST_NEAR(v.prof.sum_s, 300, 1e-9);
+    batch_clear(&b);
+    rig_free(&r);
+    clu_store_mem_destroy(store);
+}
+
 static void test_profiles(void)
 {
     clu_store_t *store = clu_store_mem_new(WINDOW);
@@ -756,6 +784,7 @@ int main(void)
     ST_RUN(test_second_owner);
     ST_RUN(test_copies);
     ST_RUN(test_partition_overflow);
+    ST_RUN(test_start_after_record_time);
     ST_RUN(test_profiles);
     ST_RUN(test_assignments);
     st_avro_codec_destroy(ev_codec);

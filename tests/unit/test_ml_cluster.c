@@ -113,6 +113,11 @@ static void test_kmeans_elbow(void)
     c.k = N_BLOB + 1;
     ST_CHECK(st_kmeans_fit(x, N_BLOB, 2, &c, NULL, err, sizeof err) == NULL);
     ST_CHECK(strstr(err, "outside") != NULL);
+    /* Finite points whose distances overflow: an error, not a model of zeros and stale labels. */
+    static const double huge[] = {1e200, -1e200, -1e200, 1e200, 1e200, 1e200, -1e200, -1e200};
+    c.k = 2;
+    ST_CHECK(st_kmeans_fit(huge, 4, 2, &c, NULL, err, sizeof err) == NULL);
+    ST_CHECK(strstr(err, "overflow") != NULL);
 }
 
 static void test_spectral_blobs(void)

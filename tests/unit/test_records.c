@@ -332,6 +332,29 @@ static void test_session_event(void)
     st_err_clear(&e);
     ST_EQ_INT(st_rec_session_event_decode(c, buf.data, buf.len, &b, &e), -1);
     ST_CHECK(strstr(e.text, "retracted_session_ids") != NULL);
+    /* A CLOSED longer than 1e9 s (its sum would overflow the consumers' statistics) and a
+     * negative start (the consumers' "none yet" mark) are refused both ways. */
+    bad = full_event();
+    bad.kind = ST_SESSION_EVENT_CLOSED;
+    bad.length_s = (st_opt_f64_t){true, 1.5e308};
+    st_err_clear(&e);
+    ST_EQ_INT(st_rec_session_event_encode(c, &bad, &buf, &e), -1);
+    bad.length_s = (st_opt_f64_t){true, 1e9};
+    st_err_clear(&e);
+    ST_EQ_INT(st_rec_session_event_encode(c, &bad, &buf, &e), 0);
+    bad.start_ms = -1;
+    st_err_clear(&e);
+    ST_EQ_INT(st_rec_session_event_encode(c, &bad, &buf, &e), -1);
+    rec = st_avro_codec_record(c);
+    ST_EQ_INT(st_avro_set_string(rec, "session_id", "x:1"), 0);
+    ST_EQ_INT(st_avro_set_string(rec, "user_id", "x"), 0);
+    ST_EQ_INT(st_avro_set_enum(rec, "kind", "CLOSED"), 0);
+    const double huge_len = 1.5e308;
+    ST_EQ_INT(st_avro_set_nullable_double(rec, "length_s", &huge_len), 0);
+    ST_EQ_INT(st_avro_codec_encode(c, rec, &buf, &e), 0);
+    st_err_clear(&e);
+    ST_EQ_INT(st_rec_session_event_decode(c, buf.data, buf.len, &b, &e), -1);
+    ST_CHECK(strstr(e.text, "length_s") != NULL);
     /* The last revision leaves its retraction (revision + 1) no room. */
     rec = st_avro_codec_record(c);
     ST_EQ_INT(st_avro_set_string(rec, "session_id", "x:1"), 0);
@@ -380,6 +403,14 @@ static void test_profile_cluster(void)
                           .country = st_str("Japan"),
                           .registered_ms = {true, 1100000000000}},
                      pb;
+    /* A user id with a NUL byte (another user's id up to it) is refused on decode. */
+    avro_value_t *rec = st_avro_codec_record(pc);
+    ST_EQ_INT(st_avro_set_string_len(rec, "user_id", "alice\0evil", 10), 0);
+    ST_EQ_INT(st_avro_codec_encode(pc, rec, &buf, &e), 0);
+    st_err_clear(&e);
+    ST_EQ_INT(st_rec_profile_decode(pc, buf.data, buf.len, &pb, &e), -1);
+    ST_CHECK(strstr(e.text, "NUL") != NULL);
+    st_err_clear(&e);
     ST_EQ_INT(st_rec_profile_encode(pc, &p, &buf, &e), 0);
     check_all_fields_written(pc, &buf, "UserProfile");
     ST_EQ_INT(st_rec_profile_decode(pc, buf.data, buf.len, &pb, &e), 0);
