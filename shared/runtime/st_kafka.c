@@ -328,6 +328,12 @@ int st_producer_send(st_producer_t *p, const char *topic, int32_t partition, con
             atomic_fetch_add(&p->sent, 1);
             return 0;
         }
+        if (write_denied(e)) { /* known from the topic's metadata: retried, as in dr_cb */
+            st_kafka_deny_write(topic, rd_kafka_err2str(e));
+            st_err_set(err, ST_ERR_KAFKA, ST_DISP_RETRY, "produce to %s: %s", topic,
+                       rd_kafka_err2str(e));
+            return -1;
+        }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             st_err_set(err, ST_ERR_KAFKA, ST_DISP_FATAL, "produce to %s: %s", topic,
                        rd_kafka_err2str(e));

@@ -384,11 +384,33 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     st_pipeline_t *p = opaque;
+    /* consumer_start refuses an incremental protocol; should the group still run one, its
+     * calls are made (so that close can complete) and the service stops, saying why. */
+    const char *proto = rd_kafka_rebalance_protocol(rk);
+    if (proto && strcmp(proto, "COOPERATIVE") == 0) {
+        st_log_error("kafka_rebalance_protocol",
+                     "protocol=%s error=\"stint assigns whole "
+                     "assignments (eager)\"",
+                     proto);
+        st_lifecycle_request_failed_stop();
+        rd_kafka_topic_partition_list_t *none = rd_kafka_topic_partition_list_new(0);
+        rd_kafka_error_t *e = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS
+                                  ? rd_kafka_incremental_assign(rk, none)
+                                  : rd_kafka_incremental_unassign(rk, parts);
+        rd_kafka_topic_partition_list_destroy(none);
+        if (e)
+            rd_kafka_error_destroy(e);
+        return;
+    }
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         st_log_info("partitions_assigned", "count=%d", parts->cnt);
         p->kafka_failing_ms = 0; /* the group coordinator answered */
         rd_kafka_topic_partition_list_t *resumed = resume_from_unsent(p, rk, parts);
-        rd_kafka_assign(rk, parts);
+        rd_kafka_resp_err_t aerr = rd_kafka_assign(rk, parts);
+        if (aerr) {
+            st_log_error("kafka_assign", "error=%s", rd_kafka_err2str(aerr));
+            st_lifecycle_request_failed_stop();
+        }
         for (int i = 0; i < parts->cnt; i++)
             find_part(p, parts->elems[i].topic, parts->elems[i].partition, true);
         if (resumed) {
@@ -437,7 +459,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (p->h.on_revoke)
         p->h.on_revoke(p->h.ctx, parts);
     drop_parts(p, parts);
-    rd_kafka_assign(rk, NULL);
+    rd_kafka_resp_err_t aerr = rd_kafka_assign(rk, NULL);
+    if (aerr) {
+        st_log_error("kafka_unassign", "error=%s", rd_kafka_err2str(aerr));
+        st_lifecycle_request_failed_stop();
+    }
     p->assigned = false;
     update_ready(p);
 }
@@ -535,6 +561,21 @@ static int consumer_start(st_pipeline_t *p, char *errstr, size_t errstr_size)
     rd_kafka_conf_t *conf = st_kafka_conf_new(&p->kafka, defaults, ndefaults, errstr, errstr_size);
     if (!conf)
         return -1;
+    /* This loop takes and gives up whole assignments (eager). An incremental protocol would
+     * refuse its rd_kafka_assign and leave the member fetching nothing: refused here. */
+    char strategy[256] = "", protocol[64] = "";
+    size_t ssz = sizeof strategy, psz = sizeof protocol;
+    rd_kafka_conf_get(conf, "partition.assignment.strategy", strategy, &ssz);
+    if (rd_kafka_conf_get(conf, "group.protocol", protocol, &psz) != RD_KAFKA_CONF_OK)
+        protocol[0] = '\0';
+    if (strstr(strategy, "cooperative") || strcmp(protocol, "consumer") == 0) {
+        rd_kafka_conf_destroy(conf);
+        return st_errstr(errstr, errstr_size,
+                         "partition.assignment.strategy=%s group.protocol=%s: an incremental "
+                         "rebalance protocol, which stint does not support (it assigns whole "
+                         "assignments); remove the setting",
+                         strategy, protocol[0] ? protocol : "classic");
+    }
     char qkb[32] = "?", backoff[32] = "none (librdkafka < 2.2: ~1 s)";
     size_t sz = sizeof qkb;
     rd_kafka_conf_get(conf, "queued.max.messages.kbytes", qkb, &sz);
@@ -815,11 +856,12 @@ static void update_ready(st_pipeline_t *p)
 }
 
 /* Where consumption of pt starts when nothing has been read since the assignment: the group's
- * committed offset, asked once per assignment (one broker round trip of at most 1 s), else the
- * end of the partition (no commit: the consumer starts at the end, librdkafka's default reset).
- * -1 when unknown (the broker did not answer: asked again COMMITTED_RETRY_MS later). */
+ * committed offset, asked once per assignment (one broker round trip of at most 1 s), else where
+ * auto.offset.reset puts a group without one: the start of the partition (lo) for a pipeline
+ * that reads from the beginning, else its end (hi). -1 when unknown (the broker did not answer:
+ * asked again COMMITTED_RETRY_MS later; or lo not known yet). */
 #define COMMITTED_RETRY_MS 5000
-static int64_t start_offset(st_pipeline_t *p, part_t *pt, int64_t hi)
+static int64_t start_offset(st_pipeline_t *p, part_t *pt, int64_t lo, int64_t hi)
 {
     int64_t now = st_time_mono_ms();
     if (pt->committed_asked_ms == 0 ||
@@ -834,7 +876,9 @@ static int64_t start_offset(st_pipeline_t *p, part_t *pt, int64_t hi)
     }
     if (pt->committed < 0) /* the broker did not answer: unknown until a record is read */
         return -1;
-    return pt->committed == INT64_MAX ? hi : pt->committed;
+    if (pt->committed != INT64_MAX)
+        return pt->committed;
+    return p->from_beginning ? (lo >= 0 ? lo : -1) : hi;
 }
 
 /* The lag gauges: per assigned partition, the high watermark of the last fetch response (no
@@ -859,7 +903,7 @@ static void update_lag(st_pipeline_t *p)
             rd_kafka_topic_partition_list_destroy(l);
         }
         if (next < 0)
-            next = start_offset(p, pt, hi);
+            next = start_offset(p, pt, lo, hi);
         if (next < 0)
             continue;
         pt->lag = hi > next ? hi - next : 0;
@@ -922,6 +966,10 @@ static int produce_outputs(st_pipeline_t *p, st_err_t *err)
             *err = e;
             return -1;
         }
+        /* Waiting out an outage: /healthz says so (librdkafka's all-brokers-down), as the idle
+         * loop's probes would; the acknowledgements, when they come, say ok again. */
+        if (!st_kafka_reachable())
+            set_kafka_ok(p, false);
         /* A broker outage: librdkafka keeps retrying until message.timeout.ms. When asked to
          * stop, give it 30 s more, then leave without storing offsets (the batch is replayed). */
         if (st_lifecycle_stopping()) {

@@ -442,7 +442,7 @@ static int cmd_slot(const char *p, const char *e)
  * primary. Nodes already connected are asked first, so that a seed that is gone (or a host that
  * does not answer, each costing a connect timeout) is not in the way of the periodic re-read.
  * 0, or -1 (retriable) when no known node answers with a map. */
-static int refresh_map(st_redis_t *r, st_err_t *err)
+static int refresh_map_once(st_redis_t *r, st_err_t *err)
 {
     for (size_t t = 0; t < 2 * r->nconns; t++) {
         size_t i = t % r->nconns;
@@ -503,6 +503,19 @@ static int refresh_map(st_redis_t *r, st_err_t *err)
     }
     if (err && err->code == ST_ERR_NONE)
         st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "redis cluster: no node answers");
+    return -1;
+}
+
+/* refresh_map_once with the errors of the nodes tried before one answered dropped: left in err
+ * they would stand for a later error of the same round (st_err_set keeps the first), a permanent
+ * one then read as retriable and retried forever. */
+static int refresh_map(st_redis_t *r, st_err_t *err)
+{
+    st_err_t local = {0};
+    if (refresh_map_once(r, &local) == 0)
+        return 0;
+    if (err && err->code == ST_ERR_NONE)
+        *err = local;
     return -1;
 }
 

@@ -76,10 +76,14 @@ def check_demo_hint(publish):
           "make demo's closing kcat command is the README's (same partitioner, same record)")
     blocks = re.findall(r"```sh\n(.*?)```", readme_section("Publishing listens and reading predictions"),
                         re.S)
-    readme_reset = [line.split("#")[0].strip() for b in blocks if "deploy/local/stack reset" in b
-                    for line in b.splitlines()]
-    steps = [x.strip() for x in reset.split("&&")] if reset else []
+    # the catalog's path is the demo's data there, a placeholder in the README
+    def norm(cmd):
+        return re.sub(r"catalog import \S+", "catalog import FILE", cmd)
+    readme_reset = [norm(line.split("#")[0].strip()) for b in blocks
+                    if "deploy/local/stack reset" in b for line in b.splitlines()]
+    steps = [norm(x.strip()) for x in reset.split("&&")] if reset else []
     check(steps[:1] == ["deploy/local/services down"] and "deploy/local/stack reset" in steps
+          and "build/bin/stint catalog import FILE" in steps
           and all(x in readme_reset for x in steps),
           f"make demo prints the README's reset before publishing ({reset!r})")
 

@@ -1,7 +1,7 @@
 /* Integration: an output the broker refuses for good (here: larger than the output topic's
  * max.message.bytes) stops the service with exit 1 and the reason in its log, without storing
  * the batch's offsets. Before, the batch was retried every few seconds forever, re-sending all
- * of its other outputs each time. */
+ * of its other outputs each time. An incremental rebalance protocol is refused the same way. */
 #include "st_itest.h"
 #include "st_test.h"
 
@@ -64,9 +64,27 @@ static void test_refused_output_is_fatal(void)
     redisFree(rc);
 }
 
+/* An incremental rebalance protocol (set through -X) would leave the eager loop fetching nothing,
+ * silently: the service stops with exit 1 and says what to remove. */
+static void test_cooperative_protocol_is_refused(void)
+{
+    char errstr[512];
+    itest_pt_t co;
+    itest_pt_init(&co, "cooperative");
+    st_kafka_opts_t ko = itest_kafka();
+    const char *topics[] = {co.in, co.out, co.dlq};
+    ST_REQUIRE(st_kafka_create_topics(&ko, topics, 3, 1, errstr, sizeof errstr) == 0);
+    char *extra[] = {"-X", "partition.assignment.strategy=cooperative-sticky", NULL};
+    pid_t pid = itest_pt_spawn(&co, extra);
+    ST_EQ_INT(itest_wait(pid, 60000), 1);
+    ST_CHECK(itest_log_has(co.log, "incremental rebalance protocol"));
+    itest_pt_redis_cleanup(&co);
+}
+
 int main(void)
 {
     itest_pt_init(&pt, "refused");
     ST_RUN(test_refused_output_is_fatal);
+    ST_RUN(test_cooperative_protocol_is_refused);
     return st_test_summary();
 }
