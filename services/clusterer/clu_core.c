@@ -65,6 +65,8 @@ struct clu {
     clu_store_write_t *writes;
     size_t cap_io;
     bool pending;
+    bool batch_open; /* a batch went to clu_process and was not applied yet: its retries keep the
+                        bundle and the clustering it started with */
     /* The batch's counts, added to the metrics once it is applied (whatever the attempts). */
     uint64_t n_replayed, n_copies, n_overflow, n_changes, n_cold;
     clu_recent_t *recent; /* profiles of recently active users, for re-fits */
@@ -497,14 +499,18 @@ static void refit(clu_t *c)
 int clu_process(void *ctx, const st_msg_t *msgs, size_t n, st_out_t *out, st_err_t *err)
 {
     clu_t *c = ctx;
-    /* A new bundle only between batches: a batch processed again (its produce failed) keeps
-     * the version it started with, so its outputs are the same. */
-    if (!c->pending && st_bwatch_swap(c->model))
-        clu_recent_clear(c->recent);
-    if (c->cfg.refit_interval_s > 0 && st_time_mono_ms() >= c->next_refit_ms) {
-        refit(c);
-        c->next_refit_ms = st_time_mono_ms() + (int64_t)c->cfg.refit_interval_s * 1000;
+    /* A new bundle or clustering only between batches: a batch processed again (its produce,
+     * its store read or its write failed) keeps the version it started with until it is
+     * applied, so its outputs are the same. */
+    if (!c->batch_open) {
+        if (st_bwatch_swap(c->model))
+            clu_recent_clear(c->recent);
+        if (c->cfg.refit_interval_s > 0 && st_time_mono_ms() >= c->next_refit_ms) {
+            refit(c);
+            c->next_refit_ms = st_time_mono_ms() + (int64_t)c->cfg.refit_interval_s * 1000;
+        }
     }
+    c->batch_open = n > 0;
     c->n_users = 0;
     c->n_ev = 0;
     c->pending = false;
@@ -595,6 +601,7 @@ int clu_apply(void *ctx, st_err_t *err)
     if (c->pending && write_users(c, err) != 0)
         return -1;
     c->pending = false;
+    c->batch_open = false;
     st_metric_inc(c->m_replayed, c->n_replayed);
     st_metric_inc(c->m_copies, c->n_copies);
     st_metric_inc(c->m_overflow, c->n_overflow);

@@ -113,7 +113,9 @@ int st_rec_enriched_decode(st_avro_codec_t *codec, const void *data, size_t len,
 /* ---- SessionEvent (sessions): OPENED with the features known at the start, CLOSED with the
  * summary. Contract checked on decode (and encode): user_id 1..ST_SESSION_USER_ID_MAX bytes,
  * session_id 1..ST_SESSION_ID_MAX-1 bytes, session_index >= 0, revision >= 0, a CLOSED has a
- * finite length_s >= 0, at most ST_SESSION_RETRACT_MAX retracted ids. The recent_* arrays keep
+ * finite length_s >= 0, at most ST_SESSION_RETRACT_MAX retracted ids; on decode only (a consumer's
+ * bounds, which the writer must not stop on): revision < INT32_MAX, start_ms >= 0, a CLOSED's
+ * length_s <= 1e9 s. The recent_* arrays keep
  * their newest ST_SESSION_RECENT_MAX items (decode); each array keeps its own count, so a reader
  * can tell whether the detail arrays are aligned with recent_lengths_s. ---- */
 typedef struct {
@@ -167,7 +169,7 @@ int st_rec_session_event_decode(st_avro_codec_t *codec, const void *data, size_t
 bool st_rec_session_event_time_ok(const st_rec_session_event_t *r, int64_t record_ms);
 #define ST_REC_SESSION_TIME_TEXT "start_ms more than a day after the record's time"
 
-/* ---- UserProfile (users.profiles). user_id must be non-empty. ---- */
+/* ---- UserProfile (users.profiles). user_id 1..ST_SESSION_USER_ID_MAX bytes, no NUL byte. ---- */
 typedef struct {
     st_str_t user_id;
     st_str_t gender;  /* nullable */

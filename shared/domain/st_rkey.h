@@ -15,7 +15,8 @@
  *   <p>:track:<16 hex digits>     hash   a track's metadata (st_trackmeta.h)
  *   <p>:clustering:refit          string the clusterer's last re-fit
  * A user id starting with '}' (which would leave the hash tag empty) has <p>:U:{~<user>}:<what>
- * instead, with the same <what>s. redis.prefix has no '{' or '}' (st_service checks).
+ * instead, with the same <what>s (such users' state under the earlier <p>:u:{}...} keys is not
+ * read). With redis.cluster, redis.prefix has no '{' or '}' (st_service checks).
  * Keys of earlier layouts, read or deleted during migrations: <p>:u:{<user>}:sess (a hash),
  * <p>:u:{<user>}:pred (a hash), <p>:u:{<user>}:pred:hist,
  * <p>:u:{<user>}:clu:applied:<topic>, <p>:u:{<user>}:clu:len (a list), <p>:u:{<user>}:profile,

@@ -41,7 +41,7 @@ static uint32_t rev_next(const st_sessionizer_ann_t *a, int64_t seen, int64_t st
     if (r > INT32_MAX - 1)
         r = INT32_MAX - 1;
     if (a && r <= (int64_t)a->revision)
-        r = a->revision < INT32_MAX ? (int64_t)a->revision + 1 : INT32_MAX;
+        r = a->revision < INT32_MAX - 1 ? (int64_t)a->revision + 1 : INT32_MAX - 1;
     return r < 0 ? 0 : (uint32_t)r;
 }
 

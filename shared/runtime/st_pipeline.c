@@ -46,6 +46,7 @@ struct st_pipeline_s {
     rd_kafka_t *consumer;
     rd_kafka_topic_partition_list_t *subs; /* the subscription, for a restarted consumer */
     bool from_beginning;
+    bool reset_earliest;      /* the consumer's auto.offset.reset, as set (-X may override) */
     int64_t kafka_failing_ms; /* since when every probe of the consumer failed (monotonic), 0 =
                                  the last probe answered, or records or acknowledgements came */
     st_producer_t *producer;
@@ -576,6 +577,11 @@ static int consumer_start(st_pipeline_t *p, char *errstr, size_t errstr_size)
                          "assignments); remove the setting",
                          strategy, protocol[0] ? protocol : "classic");
     }
+    char reset[32] = "";
+    size_t rsz = sizeof reset;
+    rd_kafka_conf_get(conf, "auto.offset.reset", reset, &rsz);
+    p->reset_earliest = strcmp(reset, "earliest") == 0 || strcmp(reset, "smallest") == 0 ||
+                        strcmp(reset, "beginning") == 0;
     char qkb[32] = "?", backoff[32] = "none (librdkafka < 2.2: ~1 s)";
     size_t sz = sizeof qkb;
     rd_kafka_conf_get(conf, "queued.max.messages.kbytes", qkb, &sz);
@@ -857,8 +863,8 @@ static void update_ready(st_pipeline_t *p)
 
 /* Where consumption of pt starts when nothing has been read since the assignment: the group's
  * committed offset, asked once per assignment (one broker round trip of at most 1 s), else where
- * auto.offset.reset puts a group without one: the start of the partition (lo) for a pipeline
- * that reads from the beginning, else its end (hi). -1 when unknown (the broker did not answer:
+ * auto.offset.reset puts a group without one: the start of the partition (lo) when it is
+ * earliest, else its end (hi). -1 when unknown (the broker did not answer:
  * asked again COMMITTED_RETRY_MS later; or lo not known yet). */
 #define COMMITTED_RETRY_MS 5000
 static int64_t start_offset(st_pipeline_t *p, part_t *pt, int64_t lo, int64_t hi)
@@ -878,7 +884,7 @@ static int64_t start_offset(st_pipeline_t *p, part_t *pt, int64_t lo, int64_t hi
         return -1;
     if (pt->committed != INT64_MAX)
         return pt->committed;
-    return p->from_beginning ? (lo >= 0 ? lo : -1) : hi;
+    return p->reset_earliest ? (lo >= 0 ? lo : -1) : hi;
 }
 
 /* The lag gauges: per assigned partition, the high watermark of the last fetch response (no

@@ -129,9 +129,10 @@ static int run(st_service_t *svc, int argc, char **argv)
                 svc->base.log_format);
         return 2;
     }
-    if (strpbrk(svc->base.redis_prefix, "{}")) { /* the user keys' hash tag must be theirs */
-        fprintf(stderr, "%s: redis.prefix: \"%s\" must not contain '{' or '}'\n", program,
-                svc->base.redis_prefix);
+    if (svc->base.redis_cluster && strpbrk(svc->base.redis_prefix, "{}")) {
+        /* on a cluster the user keys' hash tag must be the user's */
+        fprintf(stderr, "%s: redis.prefix: \"%s\" must not contain '{' or '}' with redis.cluster\n",
+                program, svc->base.redis_prefix);
         return 2;
     }
     st_log_init(program);

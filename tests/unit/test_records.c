@@ -332,41 +332,33 @@ static void test_session_event(void)
     st_err_clear(&e);
     ST_EQ_INT(st_rec_session_event_decode(c, buf.data, buf.len, &b, &e), -1);
     ST_CHECK(strstr(e.text, "retracted_session_ids") != NULL);
-    /* A CLOSED longer than 1e9 s (its sum would overflow the consumers' statistics) and a
-     * negative start (the consumers' "none yet" mark) are refused both ways. */
+    /* A CLOSED longer than 1e9 s (its sum would overflow the consumers' statistics), a negative
+     * start (the consumers' "none yet" mark) and the last revision (no room for its retraction)
+     * are written (the sessionizer must not stop on its own output) but refused on decode. */
+    static const struct {
+        double length_s;
+        int64_t start_ms;
+        int32_t revision;
+        const char *why;
+    } beyond[] = {
+        {1.5e308, 1000, 0, "length_s"}, {60, -1, 0, "start_ms"}, {60, 1000, INT32_MAX, "revision"}};
+    for (size_t i = 0; i < sizeof beyond / sizeof beyond[0]; i++) {
+        bad = full_event();
+        bad.kind = ST_SESSION_EVENT_CLOSED;
+        bad.length_s = (st_opt_f64_t){true, beyond[i].length_s};
+        bad.start_ms = beyond[i].start_ms;
+        bad.revision = beyond[i].revision;
+        st_err_clear(&e);
+        ST_EQ_INT(st_rec_session_event_encode(c, &bad, &buf, &e), 0);
+        st_err_clear(&e);
+        ST_EQ_INT(st_rec_session_event_decode(c, buf.data, buf.len, &b, &e), -1);
+        ST_CHECK(strstr(e.text, beyond[i].why) != NULL);
+    }
     bad = full_event();
     bad.kind = ST_SESSION_EVENT_CLOSED;
-    bad.length_s = (st_opt_f64_t){true, 1.5e308};
-    st_err_clear(&e);
-    ST_EQ_INT(st_rec_session_event_encode(c, &bad, &buf, &e), -1);
     bad.length_s = (st_opt_f64_t){true, 1e9};
-    st_err_clear(&e);
     ST_EQ_INT(st_rec_session_event_encode(c, &bad, &buf, &e), 0);
-    bad.start_ms = -1;
-    st_err_clear(&e);
-    ST_EQ_INT(st_rec_session_event_encode(c, &bad, &buf, &e), -1);
-    rec = st_avro_codec_record(c);
-    ST_EQ_INT(st_avro_set_string(rec, "session_id", "x:1"), 0);
-    ST_EQ_INT(st_avro_set_string(rec, "user_id", "x"), 0);
-    ST_EQ_INT(st_avro_set_enum(rec, "kind", "CLOSED"), 0);
-    const double huge_len = 1.5e308;
-    ST_EQ_INT(st_avro_set_nullable_double(rec, "length_s", &huge_len), 0);
-    ST_EQ_INT(st_avro_codec_encode(c, rec, &buf, &e), 0);
-    st_err_clear(&e);
-    ST_EQ_INT(st_rec_session_event_decode(c, buf.data, buf.len, &b, &e), -1);
-    ST_CHECK(strstr(e.text, "length_s") != NULL);
-    /* The last revision leaves its retraction (revision + 1) no room. */
-    rec = st_avro_codec_record(c);
-    ST_EQ_INT(st_avro_set_string(rec, "session_id", "x:1"), 0);
-    ST_EQ_INT(st_avro_set_string(rec, "user_id", "x"), 0);
-    ST_EQ_INT(st_avro_set_int(rec, "revision", INT32_MAX), 0);
-    ST_EQ_INT(st_avro_codec_encode(c, rec, &buf, &e), 0);
-    st_err_clear(&e);
-    ST_EQ_INT(st_rec_session_event_decode(c, buf.data, buf.len, &b, &e), -1);
-    ST_CHECK(strstr(e.text, "revision") != NULL);
-    bad = full_event();
-    bad.revision = INT32_MAX;
-    ST_EQ_INT(st_rec_session_event_encode(c, &bad, &buf, &e), -1);
+    ST_EQ_INT(st_rec_session_event_decode(c, buf.data, buf.len, &b, &e), 0);
 
     /* More recent sessions than the limit: the newest are kept. */
     rec = st_avro_codec_record(c);

@@ -123,9 +123,10 @@ int cmd_sessions(int argc, char **argv)
     }
     bool to_stdout = strcmp(out_path, "-") == 0;
     /* A regular file is written whole or not at all: a temporary file beside it, renamed into
-     * place at the end (a failed run leaves no truncated TSV for train to read). */
+     * place at the end (a failed run leaves no truncated TSV for train to read). A symlink, a
+     * device or a pipe is written in place. */
     struct stat sb;
-    bool via_tmp = !to_stdout && (stat(out_path, &sb) != 0 || S_ISREG(sb.st_mode));
+    bool via_tmp = !to_stdout && (lstat(out_path, &sb) != 0 || S_ISREG(sb.st_mode));
     char tmp_path[4096];
     snprintf(tmp_path, sizeof tmp_path, "%s.tmp-%d", out_path, (int)getpid());
     const char *write_path = via_tmp ? tmp_path : out_path;
