@@ -25,6 +25,7 @@
 #include "st_cpus.h"
 #include "st_dataset.h"
 #include "st_kmeans.h"
+#include "st_metrics.h"
 #include "st_svg.h"
 #include "st_time.h"
 #include "train_check.h"
@@ -386,11 +387,7 @@ static void train_command(FILE *fp, const train_data_opts_t *d, uint64_t seed, c
         if (fracs[i].v == fracs[i].dflt)
             continue;
         char text[32];
-        for (int prec = 1; prec <= 17; prec++) { /* the shortest text that reads back the same */
-            snprintf(text, sizeof text, "%.*g", prec, fracs[i].v);
-            if (strtod(text, NULL) == fracs[i].v)
-                break;
-        }
+        st_metrics_format_double(text, sizeof text, fracs[i].v); /* shortest exact text */
         fprintf(fp, " %s %s", fracs[i].opt, text);
     }
     fprintf(fp, " --seed %llu --out BUNDLE_DIR --config ", (unsigned long long)seed);
