@@ -71,7 +71,6 @@ struct clu {
     uint64_t n_replayed, n_copies, n_overflow, n_changes, n_cold;
     clu_recent_t *recent; /* profiles of recently active users, for re-fits */
     int64_t next_refit_ms;
-    int refits;
     st_metric_t *m_changes, *m_cold, *m_refits, *m_refit_inertia, *m_refit_users, *m_replayed,
         *m_copies, *m_overflow;
 };
@@ -460,9 +459,20 @@ static void refit(clu_t *c)
         st_log_warn("refit_failed", "error=\"%s\"", errstr);
         return;
     }
-    c->refits++;
+    st_metric_inc(c->m_refits, 1);
+    st_metric_set(c->m_refit_inertia, m->inertia);
+    st_metric_set(c->m_refit_users, (double)n);
+    /* N from the store's counter: a restarted instance, or another one, never reuses a version. */
+    int64_t seq = 0;
+    st_err_t err = {0};
+    if (c->store->next_refit_seq(c->store->ctx, &seq, &err) != 0) {
+        st_log_warn("refit_not_stored", "users=%zu k=%d inertia=%.3f error=\"%s\"", n, m->k,
+                    m->inertia, err.text);
+        st_cluster_destroy(m);
+        return;
+    }
     char version[ST_BWATCH_VERSION_MAX + 32];
-    snprintf(version, sizeof version, "%s+refit-%d", st_bwatch_version(c->model), c->refits);
+    snprintf(version, sizeof version, "%s+refit-%lld", st_bwatch_version(c->model), (long long)seq);
     json_t *feats = json_array(), *cents = json_array(), *js = json_array(), *jm = json_array();
     for (int f = 0; f < dim; f++) {
         json_array_append_new(feats, json_string(names[f]));
@@ -475,20 +485,16 @@ static void refit(clu_t *c)
             json_array_append_new(row, json_real(m->centroids[k * dim + f]));
         json_array_append_new(cents, row);
     }
-    json_t *doc =
-        json_pack("{s:s, s:s, s:i, s:I, s:f, s:o, s:o, s:o, s:o, s:I}", "version", version,
-                  "based_on", st_bwatch_version(c->model), "k", m->k, "users", (json_int_t)n,
-                  "inertia", m->inertia, "features", feats, "mean", jm, "scale", js, "centroids_z",
-                  cents, "made_at_ms", (json_int_t)st_time_wall_ms());
+    json_t *doc = json_pack(
+        "{s:s, s:s, s:s, s:i, s:I, s:f, s:o, s:o, s:o, s:o, s:I}", "version", version, "based_on",
+        st_bwatch_version(c->model), "instance", c->cfg.instance ? c->cfg.instance : "", "k", m->k,
+        "users", (json_int_t)n, "inertia", m->inertia, "features", feats, "mean", jm, "scale", js,
+        "centroids_z", cents, "made_at_ms", (json_int_t)st_time_wall_ms());
     char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    st_err_t err = {0};
     bool stored = text && c->store->put_refit(c->store->ctx, text, &err) == 0;
     if (!stored)
         st_log_warn("refit_not_stored", "version=%s error=\"%s\"", version,
                     text ? err.text : "out of memory");
-    st_metric_inc(c->m_refits, 1);
-    st_metric_set(c->m_refit_inertia, m->inertia);
-    st_metric_set(c->m_refit_users, (double)n);
     st_log_info("refit_published", "version=%s users=%zu k=%d inertia=%.3f stored=%s", version, n,
                 m->k, m->inertia, stored ? "yes" : "no");
     free(text);

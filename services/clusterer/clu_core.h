@@ -27,7 +27,9 @@
  * Re-fit versions. The bundle's per-cluster networks were trained on the bundle's clusters, so a
  * re-fit clustering cannot drive them: a re-fit is informational (drift monitoring, input to the
  * next `stint train`). It is published as "<model_version>+refit-<n>" through the store
- * (store->put_refit: version, k, users, inertia, features, centroids as JSON) and in gauges;
+ * (store->put_refit: version, instance, k, users, inertia, features, centroids as JSON) and in
+ * gauges; n comes from the store's counter (store->next_refit_seq), so no two re-fits share a
+ * version across restarts and instances (a re-fit whose number cannot be had is not stored);
  * assignments and the predictor stay on the bundle's clustering until a new bundle comes. */
 #ifndef CLU_CORE_H
 #define CLU_CORE_H
@@ -40,6 +42,7 @@
 #include "st_pipeline.h"
 
 typedef struct {
+    const char *instance; /* names this instance in its re-fits ("host:pid"); NULL: "" */
     const char *sessions_topic;
     const char *profiles_topic;
     const char *clusters_topic;

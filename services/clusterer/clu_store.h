@@ -31,7 +31,9 @@
  *                            be rounded to the millisecond (clamped to [0, 2^53] ms). The write
  *                            script appends and drops entries from the front, finding their
  *                            ends by the high bit, without decoding them.
- *   <p>:clustering:refit     string: the last re-fit (JSON, see clu_core.h)
+ *   <p>:clustering:refit     string: the last re-fit of any instance (JSON, see clu_core.h)
+ *   <p>:clustering:refit:seq string: the re-fits' counter (INCR), so that N in a re-fit's version
+ *                            never repeats, across restarts and instances
  *
  * Write semantics (both stores): one atomic call per user, in two independent parts, one per
  * input topic. Each part first checks every marker of its topic the write moves: when any stored
@@ -160,6 +162,9 @@ typedef struct {
      * after an error some of the users may have been written, which the markers make harmless
      * when the batch is processed and written again. */
     int (*write)(void *ctx, const clu_store_write_t *w, size_t n, st_err_t *err);
+    /* The next re-fit number (1, 2, ...: one counter for every instance and restart). 0 with
+     * *seq, or -1 with err. */
+    int (*next_refit_seq)(void *ctx, int64_t *seq, st_err_t *err);
     /* Stores the last re-fit (JSON text, replacing the previous one). 0, or -1 with err. */
     int (*put_refit)(void *ctx, const char *json, st_err_t *err);
 } clu_store_t;

@@ -22,6 +22,8 @@ typedef struct {
     size_t n, cap;
     int median_window;
     long fail_after; /* users the next write applies before failing, -1 never */
+    bool fail_reads;
+    int64_t refit_seq;
     char *refit;
 } mem_store_t;
 
@@ -72,8 +74,11 @@ static void read_marks(st_applied_t *a, const st_applied_mark_t *marks, size_t n
 
 static int store_read(void *ctx, clu_store_user_t *users, size_t n, st_err_t *err)
 {
-    (void)err;
     const mem_store_t *s = ctx;
+    if (s->fail_reads) {
+        st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "memory store: read failed (fail_reads)");
+        return -1;
+    }
     for (size_t i = 0; i < n; i++) {
         clu_store_user_t *r = &users[i];
         const mem_user_t *u = find(s, r->user);
@@ -163,6 +168,14 @@ static int store_write(void *ctx, const clu_store_write_t *w, size_t n, st_err_t
     return 0;
 }
 
+static int store_next_refit_seq(void *ctx, int64_t *seq, st_err_t *err)
+{
+    (void)err;
+    mem_store_t *s = ctx;
+    *seq = ++s->refit_seq;
+    return 0;
+}
+
 static int store_put_refit(void *ctx, const char *json, st_err_t *err)
 {
     mem_store_t *s = ctx;
@@ -183,7 +196,7 @@ clu_store_t *clu_store_mem_new(int median_window)
         return NULL;
     s->median_window = median_window;
     s->fail_after = -1;
-    s->iface = (clu_store_t){s, store_read, store_write, store_put_refit};
+    s->iface = (clu_store_t){s, store_read, store_write, store_next_refit_seq, store_put_refit};
     return &s->iface;
 }
 
@@ -206,6 +219,11 @@ void clu_store_mem_destroy(clu_store_t *iface)
 void clu_store_mem_fail_after(clu_store_t *iface, long n)
 {
     ((mem_store_t *)iface->ctx)->fail_after = n < 0 ? -1 : n;
+}
+
+void clu_store_mem_fail_reads(clu_store_t *iface, bool fail)
+{
+    ((mem_store_t *)iface->ctx)->fail_reads = fail;
 }
 
 const char *clu_store_mem_refit(const clu_store_t *iface)

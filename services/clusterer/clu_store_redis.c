@@ -472,6 +472,31 @@ static int store_write(void *ctx, const clu_store_write_t *w, size_t n, st_err_t
     return 0;
 }
 
+static int store_next_refit_seq(void *ctx, int64_t *seq, st_err_t *err)
+{
+    redis_store_t *s = ctx;
+    st_buf_reset(&s->kb[0]);
+    if (st_rkey_refit_seq(&s->kb[0], s->prefix) != 0) {
+        st_err_nomem(err);
+        return -1;
+    }
+    const char *key = s->kb[0].data;
+    const char *argv[] = {"INCR", key};
+    redisReply *r = st_redis_commandargv(s->redis, err, 2, argv, NULL);
+    if (!r)
+        return -1;
+    int rc = 0;
+    if (r->type == REDIS_REPLY_INTEGER) {
+        *seq = r->integer;
+    } else {
+        st_err_set(err, ST_ERR_REDIS, ST_DISP_FATAL, "INCR %s: %s", key,
+                   r->type == REDIS_REPLY_ERROR ? r->str : "not an integer reply");
+        rc = -1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
 static int store_put_refit(void *ctx, const char *json, st_err_t *err)
 {
     redis_store_t *s = ctx;
@@ -500,7 +525,7 @@ clu_store_t *clu_store_redis_new(st_redis_t *redis, const char *prefix, const ch
     redis_store_t *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    s->iface = (clu_store_t){s, store_read, store_write, store_put_refit};
+    s->iface = (clu_store_t){s, store_read, store_write, store_next_refit_seq, store_put_refit};
     if (!(s->prefix = strdup(prefix)) || !(s->sessions_topic = strdup(sessions_topic)) ||
         !(s->profiles_topic = strdup(profiles_topic))) {
         clu_store_redis_destroy(&s->iface);

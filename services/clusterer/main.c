@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "clu_core.h"
 #include "clu_store_redis.h"
@@ -80,7 +81,13 @@ static int setup(st_service_t *svc, void *vctx, st_pipeline_handler_t *h, st_pip
         st_errstr(errstr, errstr_size, "out of memory");
         return -1;
     }
-    clu_config_t cc = {.sessions_topic = config.sessions_topic,
+    static char instance[300]; /* "<host name>:<pid>": which instance published a re-fit */
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0)
+        snprintf(host, sizeof host, "unknown");
+    snprintf(instance, sizeof instance, "%s:%ld", host, (long)getpid());
+    clu_config_t cc = {.instance = instance,
+                       .sessions_topic = config.sessions_topic,
                        .profiles_topic = config.profiles_topic,
                        .clusters_topic = config.clusters_topic,
                        .cold_min_sessions = (int)config.cold_min_sessions,

@@ -43,3 +43,8 @@ int st_rkey_refit(st_buf_t *out, const char *prefix)
 {
     return st_buf_printf(out, "%s:clustering:refit", prefix) < 0 ? -1 : 0;
 }
+
+int st_rkey_refit_seq(st_buf_t *out, const char *prefix)
+{
+    return st_buf_printf(out, "%s:clustering:refit:seq", prefix) < 0 ? -1 : 0;
+}

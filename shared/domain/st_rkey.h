@@ -14,6 +14,7 @@
  *   <p>:rd:{p<n>}                 hash   the sessionizer's read position of partition n, by topic
  *   <p>:track:<16 hex digits>     hash   a track's metadata (st_trackmeta.h)
  *   <p>:clustering:refit          string the clusterer's last re-fit
+ *   <p>:clustering:refit:seq      string the re-fits' counter (INCR), shared by every instance
  * A user id starting with '}' (which would leave the hash tag empty) has <p>:U:{~<user>}:<what>
  * instead, with the same <what>s (such users' state under the earlier <p>:u:{}...} keys is not
  * read). With redis.cluster, redis.prefix has no '{' or '}' (st_service checks).
@@ -66,5 +67,7 @@ int st_rkey_track(st_buf_t *out, const char *prefix, uint64_t hash);
 int st_rkey_track_to(char *out, size_t size, const char *prefix, uint64_t hash);
 /* <prefix>:clustering:refit */
 int st_rkey_refit(st_buf_t *out, const char *prefix);
+/* <prefix>:clustering:refit:seq */
+int st_rkey_refit_seq(st_buf_t *out, const char *prefix);
 
 #endif

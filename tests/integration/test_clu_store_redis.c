@@ -3,7 +3,7 @@
  * by the clusterer and the predictor, and moved to this layout by the user's next write (packed
  * clu:lens, the assignment in clu:prof, the old keys gone); the packed lengths round-trip every
  * length the sessionizer emits (whole milliseconds, also 0 and multi-byte ones) and keep the
- * last median_window; a replayed write changes nothing. */
+ * last median_window; a replayed write changes nothing; re-fit numbers go on across stores. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,6 +186,31 @@ static void test_packed_lengths(void)
     redisFree(c);
 }
 
+/* Re-fit numbers come from one counter in Redis: a restarted store (or another instance's)
+ * goes on from the last one; the re-fit itself is one string, replaced. */
+static void test_refit_numbers(void)
+{
+    redisContext *c = itest_redis();
+    int64_t seq[3] = {0};
+    st_err_t err = {0};
+    for (int i = 0; i < 3; i++) {
+        clu_store_t *s = clu_store_redis_new(redis, prefix, sessions_topic, profiles_topic, WINDOW);
+        ST_REQUIRE(s != NULL);
+        ST_EQ_INT(s->next_refit_seq(s->ctx, &seq[i], &err), 0);
+        char json[64];
+        snprintf(json, sizeof json, "{\"seq\":%lld}", (long long)seq[i]);
+        ST_EQ_INT(s->put_refit(s->ctx, json, &err), 0);
+        clu_store_redis_destroy(s);
+    }
+    ST_EQ_INT(seq[0], 1);
+    ST_EQ_INT(seq[1], 2);
+    ST_EQ_INT(seq[2], 3);
+    redisReply *r = itest_cmd(c, "GET %s:clustering:refit", prefix);
+    ST_EQ_STR(r->str, "{\"seq\":3}");
+    freeReplyObject(r);
+    redisFree(c);
+}
+
 int main(void)
 {
     snprintf(prefix, sizeof prefix, "it-clu-%d-%lld", (int)getpid(),
@@ -193,6 +218,7 @@ int main(void)
     redis = itest_st_redis();
     ST_RUN(test_migration);
     ST_RUN(test_packed_lengths);
+    ST_RUN(test_refit_numbers);
     itest_redis_unlink_prefix(prefix);
     st_redis_destroy(redis);
     return st_test_summary();

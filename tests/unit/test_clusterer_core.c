@@ -4,7 +4,8 @@
  * owner of the partitions applying the same batch, or an overlapping one, counts nothing twice;
  * re-emitted CLOSED copies at new offsets count once; a user's records from more partitions than
  * st_applied allows (the extra one dead-lettered, never dropped); profile records; and, with a
- * small k-means bundle, cold and assigned users, a training user's cluster and a re-fit. */
+ * small k-means bundle, cold and assigned users, a training user's cluster, re-fits (numbered
+ * on across a restart) and no bundle swap inside a retried batch. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,10 +131,13 @@ typedef struct {
     st_out_t *out;
 } rig_t;
 
-static int rig_init(rig_t *r, clu_store_t *store, const char *model_dir, int refit_interval_s)
+/* A core over store with the bundle at model_dir, polled every poll_ms (0: loaded once). */
+static int rig_init_polled(rig_t *r, clu_store_t *store, const char *model_dir, int poll_ms,
+                           int refit_interval_s)
 {
     char err[256] = "";
-    clu_config_t cfg = {.sessions_topic = SESSIONS,
+    clu_config_t cfg = {.instance = "test:1",
+                        .sessions_topic = SESSIONS,
                         .profiles_topic = PROFILES,
                         .clusters_topic = CLUSTERS,
                         .cold_min_sessions = COLD_MIN,
@@ -143,13 +147,18 @@ static int rig_init(rig_t *r, clu_store_t *store, const char *model_dir, int ref
                         .refit_min_users = 2};
     memset(r, 0, sizeof *r);
     r->out = st_out_new(DLQ);
-    r->model = st_bwatch_new(model_dir, 0, err, sizeof err);
+    r->model = st_bwatch_new(model_dir, poll_ms, err, sizeof err);
     r->core = r->model ? clu_new(&cfg, store, reg, r->model, err, sizeof err) : NULL;
     if (!r->out || !r->core) {
         fprintf(stderr, "rig: %s\n", err);
         return -1;
     }
     return 0;
+}
+
+static int rig_init(rig_t *r, clu_store_t *store, const char *model_dir, int refit_interval_s)
+{
+    return rig_init_polled(r, store, model_dir, 0, refit_interval_s);
 }
 
 static void rig_free(rig_t *r)
@@ -626,7 +635,8 @@ static void test_assignments(void)
     st_bundle_t *bundle = st_bwatch_bundle(r.model);
     ST_REQUIRE(bundle != NULL && st_bundle_k(bundle) > 0);
     int k = st_bundle_k(bundle);
-    const char *version = st_bwatch_version(r.model);
+    char version[ST_BWATCH_VERSION_MAX + 1];
+    snprintf(version, sizeof version, "%s", st_bwatch_version(r.model));
     double changes = counter("stint_clusterer_assignments_changed_total"),
            cold = counter("stint_clusterer_cold_assignments_total");
     /* A new user: cold below COLD_MIN sessions (published once), then a cluster of the model. */
@@ -707,7 +717,59 @@ static void test_assignments(void)
         checked++;
     }
     ST_EQ_INT(checked, 3);
+    ST_EQ_STR(json_string_value(json_object_get(doc, "instance")), "test:1");
     json_decref(doc);
+    /* A restarted instance (a new core over the same store) goes on counting: its first re-fit
+     * is the store's second, never a second "+refit-1". */
+    rig_free(&r);
+    ST_REQUIRE(rig_init(&r, store, bundle_dir, 1) == 0);
+    batch_clear(&b);
+    add_closed(&b, 0, 10, "new_gus", T0 + 10 * HOUR, 700, 2);
+    add_closed(&b, 1, 1, trained, T0 + HOUR, 90, 1);
+    ST_REQUIRE(run(&r, &b) == 0);
+    usleep(1100 * 1000);
+    ST_REQUIRE(process(&r, &(batch_t){0}) == 0);
+    ST_REQUIRE(apply(&r) == 0);
+    doc = json_loads(clu_store_mem_refit(store), 0, NULL);
+    ST_REQUIRE(doc != NULL);
+    snprintf(want_version, sizeof want_version, "%s+refit-2", version);
+    ST_EQ_STR(json_string_value(json_object_get(doc, "version")), want_version);
+    json_decref(doc);
+    batch_clear(&b);
+    rig_free(&r);
+    clu_store_mem_destroy(store);
+}
+
+/* A bundle that appears while a batch is retried (its store read failed) is taken only after
+ * that batch is applied: the retry assigns nothing, as the first attempt would have, and a later
+ * batch assigns with it. */
+static void test_no_swap_inside_a_retried_batch(void)
+{
+    char link[400];
+    snprintf(link, sizeof link, "%s/swap-model", tmp_root);
+    clu_store_t *store = clu_store_mem_new(WINDOW);
+    rig_t r;
+    ST_REQUIRE(store && rig_init_polled(&r, store, link, 10, 0) == 0);
+    const char *trained = "user_000"; /* a training user: assigned from its first record */
+    batch_t b = {0};
+    add_closed(&b, 0, 0, trained, T0, 60, 1);
+    clu_store_mem_fail_reads(store, true);
+    ST_EQ_INT(process(&r, &b), -1);
+    ST_REQUIRE(symlink(bundle_dir, link) == 0);
+    usleep(500 * 1000); /* the watcher (10 ms polls) loads it; only clu_process swaps it in */
+    clu_store_mem_fail_reads(store, false);
+    ST_REQUIRE(run(&r, &b) == 0);
+    ST_EQ_INT(count_topic(r.out, CLUSTERS), 0);
+    bool assigned = false;
+    for (int i = 1; i <= 100 && !assigned; i++) {
+        batch_clear(&b);
+        add_closed(&b, 0, i, trained, T0 + i * HOUR, 60, 1);
+        ST_REQUIRE(run(&r, &b) == 0);
+        assigned = count_topic(r.out, CLUSTERS) == 1;
+        if (!assigned)
+            usleep(50 * 1000);
+    }
+    ST_CHECK(assigned);
     batch_clear(&b);
     rig_free(&r);
     clu_store_mem_destroy(store);
@@ -787,6 +849,7 @@ int main(void)
     ST_RUN(test_start_after_record_time);
     ST_RUN(test_profiles);
     ST_RUN(test_assignments);
+    ST_RUN(test_no_swap_inside_a_retried_batch);
     st_avro_codec_destroy(ev_codec);
     st_avro_codec_destroy(prof_codec);
     st_avro_codec_destroy(clu_codec);
