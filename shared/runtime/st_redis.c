@@ -52,7 +52,9 @@ typedef struct {
     redisContext *c;
     bool logged_down;
     int replicas; /* cluster: replicas the slot map lists for this primary */
-    bool sent;    /* cluster: sent commands in the current round (WAIT goes to it after) */
+    bool sent;    /* cluster: sent keyed commands in the current round (WAIT goes to it after;
+                     keyless ones, a PING or a SCRIPT LOAD, store nothing to wait for) */
+    bool keyed;   /* cluster: the current pass queued a keyed command on this node */
     char down_text[sizeof(((st_err_t *)0)->text)]; /* the failure last logged: one line each */
     /* cluster rounds: what this node is sent in the current pass */
     st_buf_t out;
@@ -973,6 +975,7 @@ static int cluster_exec(st_redis_t *r, st_err_t *err)
         for (size_t n = 0; n < r->nconns; n++) {
             st_buf_reset(&r->conns[n].out);
             r->conns[n].ncmds = 0;
+            r->conns[n].keyed = false;
         }
         for (size_t k = 0; k < npend; k++) {
             size_t i = pending[k];
@@ -987,6 +990,7 @@ static int cluster_exec(st_redis_t *r, st_err_t *err)
                 goto out;
             }
             rconn_t *c = &r->conns[node];
+            c->keyed = c->keyed || slot >= 0;
             if ((ask_to[i] != NO_NODE &&
                  st_buf_append(&c->out, asking_cmd, sizeof asking_cmd - 1)) ||
                 st_buf_append(&c->out, p, (size_t)(e - p)) != 0 ||
@@ -1005,7 +1009,7 @@ static int cluster_exec(st_redis_t *r, st_err_t *err)
                     st_err_set(err, ST_ERR_REDIS, ST_DISP_RETRY, "redis append: %s", c->c->errstr);
                 goto down;
             }
-            c->sent = true;
+            c->sent = c->sent || c->keyed;
         }
         /* Everything written before anything is read, so the nodes work at once (reading a
          * node's replies would otherwise be what sends the next node its commands). Redis keeps

@@ -479,6 +479,12 @@ static void test_wait_replicas(void)
     ST_REQUIRE(set_round(r, "w", &err) == 0);
     /* every primary has a replica (3 + 3): one WAIT per primary the round went to */
     ST_EQ_INT(st_redis_cluster_stats(r).waits, (unsigned long long)nnodes);
+    /* A keyless command (the /healthz PING) stores nothing: no WAIT after it. */
+    const char *ping[] = {"PING"};
+    redisReply *pong = st_redis_commandargv(r, &err, 1, ping, NULL);
+    ST_REQUIRE(pong != NULL && pong->type == REDIS_REPLY_STATUS);
+    freeReplyObject(pong);
+    ST_EQ_INT(st_redis_cluster_stats(r).waits, (unsigned long long)nnodes);
     if (own_home[0]) {
         int k = owner(st_redis_key_slot("{u0}", 4));
         int pid = k >= 0 ? replica_pid(k) : -1;
