@@ -43,7 +43,7 @@ fuzz: bootstrap
 
 demo: bootstrap
 	@$(MAKE) --no-print-directory build
-	@STINT_BIN_DIR=$(abspath $(BUILD))/bin deploy/local/demo
+	@STINT_BIN_DIR='$(abspath $(BUILD))/bin' deploy/local/demo
 
 bench: bootstrap
 	@$(MAKE) --no-print-directory build
@@ -57,7 +57,7 @@ USERS ?= 400
 DAYS ?= 300
 bench-pipeline-full: bootstrap
 	@$(MAKE) --no-print-directory build
-	@STINT_BIN_DIR=$(abspath $(BUILD))/bin $(WITH_STACK) bench/full_pipeline --users $(USERS) --days $(DAYS)
+	@STINT_BIN_DIR='$(abspath $(BUILD))/bin' $(WITH_STACK) bench/full_pipeline --users $(USERS) --days $(DAYS)
 
 # The five services under live traffic for MINUTES (default 60) at RATE listens/s (2000), a random
 # service SIGKILLed every KILL_EVERY_S (300), on a private stack of its own; one line per minute of
@@ -67,13 +67,13 @@ RATE ?= 2000
 KILL_EVERY_S ?= 300
 bench-soak: bootstrap
 	@$(MAKE) --no-print-directory build
-	@STINT_BIN_DIR=$(abspath $(BUILD))/bin bench/soak --minutes $(MINUTES) --rate $(RATE) --kill-every-s $(KILL_EVERY_S)
+	@STINT_BIN_DIR='$(abspath $(BUILD))/bin' bench/soak --minutes $(MINUTES) --rate $(RATE) --kill-every-s $(KILL_EVERY_S)
 
 # The stack (Kafka + Redis) and the five services in the background; see deploy/local/services.
 up: bootstrap
 	@$(MAKE) --no-print-directory build
 	@$(STACK) up
-	@STINT_BIN_DIR=$(abspath $(BUILD))/bin $(SERVICES) up
+	@STINT_BIN_DIR='$(abspath $(BUILD))/bin' $(SERVICES) up
 
 # The services (SIGTERM, each commits and exits 0), then the stack.
 down:
@@ -95,7 +95,7 @@ compose-test:
 CHAOS_SEED ?= 1
 chaos: bootstrap
 	@$(MAKE) --no-print-directory build
-	@STINT_BIN_DIR=$(abspath $(BUILD))/bin tests/chaos/chaos.py --seed $(CHAOS_SEED)
+	@STINT_BIN_DIR='$(abspath $(BUILD))/bin' tests/chaos/chaos.py --seed $(CHAOS_SEED)
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
