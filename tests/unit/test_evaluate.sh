@@ -99,6 +99,20 @@ diff <(table "$tmp/r1.out") <(sed -n '/== split seed 3/,/== split seed 5/p' "$tm
 grep -q '== split seed 5 (2 of 2) ==' "$tmp/rs.out" || fail "--seeds: seed 5 not run"
 grep -q 'over 2 split seeds' "$tmp/rs.out" || fail "--seeds: no summary"
 grep -qF 'Over 2 split seeds' "$tmp/rs/index.html" || fail "--seeds: no summary in index.html"
+# every seed's split is checked before anything is trained or written: seed 1's passes, seed 2's
+# has too few test rows (round(0.03 x 50) = 2 test users here), so no table and no report at all
+rc=0
+stint evaluate "${data[@]}" --epochs 1 --only GBT --test-frac 0.03 --seeds 1,2 --out "$tmp/rbad" \
+    2>"$tmp/rbad.log" >"$tmp/rbad.out" || rc=$?
+[ $rc = 2 ] || fail "--seeds 1,2 with too few test rows in seed 2: exit $rc, want 2"
+grep -q 'split seed 2: .*scoring needs at least' "$tmp/rbad.log" || fail "--seeds: seed 2's refusal: $(cat "$tmp/rbad.log")"
+! grep -q ' | ' "$tmp/rbad.out" || fail "--seeds: a table was printed before seed 2 was refused"
+[ ! -e "$tmp/rbad" ] || fail "--seeds: report files written before seed 2 was refused"
+# --seeds with --split date: the cut does not depend on the seed, so it is refused
+rc=0
+stint evaluate "${data[@]}" --epochs 1 --split date --seeds 1,2 --out "$tmp/rdate" 2>"$tmp/rdate.log" >/dev/null || rc=$?
+[ $rc = 2 ] && grep -q -- '--seeds with --split date' "$tmp/rdate.log" ||
+    fail "--seeds with --split date: exit $rc, $(cat "$tmp/rdate.log")"
 # --model-seeds: each configuration trained twice on the same split; the first training is the
 # configuration's own (the same table as without), the spread is printed, and different model
 # seeds give different networks (a nonzero sd somewhere); on 3 threads the same as on 1

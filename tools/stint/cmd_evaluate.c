@@ -65,8 +65,9 @@ static const st_config_entry_t eval_table[] = {
     {"epochs", ST_CFG_INT, "0", 0, 100000, offsetof(eval_opts_t, epochs), false, 0,
      "override every configuration's epoch limit (0 = keep)"},
     {"seeds", ST_CFG_STRING, "", ST_CFG_NOBOUNDS, offsetof(eval_opts_t, seeds), false, 0,
-     "comma-separated split seeds (e.g. 1,2,3): every seed is trained and scored, the report is "
-     "the first seed's plus a summary over all; empty = --seed only"},
+     "comma-separated split seeds (e.g. 1,2,3; --split user only): every seed's split is "
+     "checked, then trained and scored; the report is the first seed's plus a summary over all; "
+     "empty = --seed only"},
     {"bootstrap", ST_CFG_INT, "2000", 100, 1000000, offsetof(eval_opts_t, bootstrap), false, 0,
      "bootstrap resamples of the test users for the 95 % intervals"},
     {"model-seeds", ST_CFG_INT, "1", 1, 10, offsetof(eval_opts_t, model_seeds), false, 0,
@@ -1435,6 +1436,14 @@ int cmd_evaluate(int argc, char **argv)
         st_config_destroy(cfg);
         return 2;
     }
+    if (n_seeds > 1 && strcmp(d.split, "date") == 0) {
+        fprintf(stderr,
+                "stint evaluate: --seeds with --split date: the date cut does not depend on the "
+                "seed, so every seed would score the same test rows; use --split user, or "
+                "--model-seeds for the spread over model seeds\n");
+        st_config_destroy(cfg);
+        return 2;
+    }
     if (eval_specs(&o, seeds[0], probe, err, sizeof err) < 0) {
         fprintf(stderr, "stint evaluate: %s\n", err);
         st_config_usage(cfg, stderr);
@@ -1463,17 +1472,28 @@ int cmd_evaluate(int argc, char **argv)
     int loss_svg[MAX_MODELS] = {0}, have_clusters = 0, chosen_k = 0;
     char *chtml = NULL;
     int rc = runs ? 0 : 1;
+    /* Every seed's split is checked before anything is trained, printed or written: a later
+     * seed with too few test rows refuses the run as the first one would (exit 2, no table and
+     * no report), not after the first seed's table and files. */
+    for (int r = 0; r < n_seeds && rc == 0 && n_seeds > 1; r++) {
+        if (train_data_split(ds, &d, seeds[r], err, sizeof err) != 0) {
+            fprintf(stderr, "stint evaluate: %s\n", err);
+            rc = 1;
+        } else if (train_check_split(ds, &d, EVAL_MIN_TEST_ROWS, "stint evaluate", err,
+                                     sizeof err) != 0) {
+            fprintf(stderr, "stint evaluate: split seed %llu: %s\n", (unsigned long long)seeds[r],
+                    err);
+            rc = 2;
+        }
+    }
+    if (rc == 0 && n_seeds > 1 && train_data_split(ds, &d, seeds[0], err, sizeof err) != 0) {
+        fprintf(stderr, "stint evaluate: %s\n", err);
+        rc = 1;
+    }
     for (int r = 0; r < n_seeds && rc == 0; r++) {
         if (r > 0) {
-            st_dataset_split_cfg_t sc;
-            st_dataset_split_default(&sc);
-            sc.kind =
-                strcmp(d.split, "date") == 0 ? ST_DATASET_SPLIT_DATE : ST_DATASET_SPLIT_USER_CUT;
-            sc.test_frac = d.test_frac;
-            sc.val_frac = d.val_frac;
-            sc.seed = seeds[r];
             d.seed = (int64_t)seeds[r];
-            if (st_dataset_split(ds, &sc, err, sizeof err) != 0) {
+            if (train_data_split(ds, &d, seeds[r], err, sizeof err) != 0) {
                 fprintf(stderr, "stint evaluate: %s\n", err);
                 rc = 1;
                 break;
@@ -1509,15 +1529,9 @@ int cmd_evaluate(int argc, char **argv)
     }
     if (rc == 0) {
         /* the header describes the first seed's split: re-split the data set back to it */
-        if (n_seeds > 1) {
-            st_dataset_split_cfg_t sc;
-            st_dataset_split_default(&sc);
-            sc.kind =
-                strcmp(d.split, "date") == 0 ? ST_DATASET_SPLIT_DATE : ST_DATASET_SPLIT_USER_CUT;
-            sc.test_frac = d.test_frac;
-            sc.val_frac = d.val_frac;
-            sc.seed = seeds[0];
-            st_dataset_split(ds, &sc, err, sizeof err);
+        if (n_seeds > 1 && train_data_split(ds, &d, seeds[0], err, sizeof err) != 0) {
+            fprintf(stderr, "stint evaluate: %s\n", err);
+            rc = 1;
         }
         if (write_index(&cx, ds, runs, n_seeds, chtml, loss_svg, runs[0].n_rows - N_BASE,
                         have_clusters, chosen_k) != 0)

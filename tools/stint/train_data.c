@@ -168,16 +168,22 @@ static const char *profile_path(const train_data_opts_t *o, char *buf, size_t si
     return NULL;
 }
 
-st_dataset_t *train_data_load(const train_data_opts_t *o, char *errstr, size_t errstr_size)
+int train_data_split(st_dataset_t *ds, const train_data_opts_t *o, uint64_t seed, char *errstr,
+                     size_t errstr_size)
 {
-    if (train_data_check(o, errstr, errstr_size) != 0)
-        return NULL;
     st_dataset_split_cfg_t sc;
     st_dataset_split_default(&sc);
     sc.kind = strcmp(o->split, "date") == 0 ? ST_DATASET_SPLIT_DATE : ST_DATASET_SPLIT_USER_CUT;
     sc.test_frac = o->test_frac;
     sc.val_frac = o->val_frac;
-    sc.seed = (uint64_t)o->seed;
+    sc.seed = seed;
+    return st_dataset_split(ds, &sc, errstr, errstr_size);
+}
+
+st_dataset_t *train_data_load(const train_data_opts_t *o, char *errstr, size_t errstr_size)
+{
+    if (train_data_check(o, errstr, errstr_size) != 0)
+        return NULL;
     st_dataset_t *ds = st_dataset_new();
     if (!ds) {
         st_errstr(errstr, errstr_size, "out of memory");
@@ -204,7 +210,7 @@ st_dataset_t *train_data_load(const train_data_opts_t *o, char *errstr, size_t e
     if (profiles && st_dataset_load_profiles(ds, profiles, &bad_profiles, errstr, errstr_size) != 0)
         goto fail;
     if (st_dataset_finalize(ds, errstr, errstr_size) != 0 ||
-        st_dataset_split(ds, &sc, errstr, errstr_size) != 0)
+        train_data_split(ds, o, (uint64_t)o->seed, errstr, errstr_size) != 0)
         goto fail;
     st_log_info("dataset_loaded",
                 "%s profiles=%s bad_profile_lines=%zu sessions=%zu users=%d after_until=%zu "

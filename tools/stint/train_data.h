@@ -40,6 +40,11 @@ int train_data_check(const train_data_opts_t *o, char *errstr, size_t errstr_siz
  * errstr. */
 st_dataset_t *train_data_load(const train_data_opts_t *o, char *errstr, size_t errstr_size);
 
+/* Splits ds again as o says (--split, --test-frac, --val-frac) with seed in place of o->seed:
+ * evaluate's --seeds. 0, or -1 with errstr. */
+int train_data_split(st_dataset_t *ds, const train_data_opts_t *o, uint64_t seed, char *errstr,
+                     size_t errstr_size);
+
 #include "st_bundle.h"
 
 /* Predicts every row of `role` in row order into pred (caller-owned, st_dataset_count(role)
