@@ -234,10 +234,13 @@ static void on_revoke(void *vctx, const rd_kafka_topic_partition_list_t *parts)
     }
 }
 
-/* Restores the stream time of newly assigned partitions from the commit point at the offset the
- * consumer resumes from (the first record of the partition in this batch), loading their deadline
- * sets. In live mode (idle flush) partitions without records are assigned at once, so that the
- * wall clock can close their idle sessions. */
+/* Restores the clock of newly assigned partitions from the commit point at the offset the
+ * consumer resumes from, loading their deadline sets. That offset is the partition's first record
+ * in a batch, so a partition waits for one, in live mode too: one taken with an empty clock
+ * before it (the tick of an idle partition) would never get its saved clock, and its first
+ * records would build a new one from few users, whose stream time one early listen could set,
+ * making the other users' replayed listens late (a first run that had the whole clock decided
+ * them otherwise). The wall clock moves a partition only after its first record (has_base). */
 static int init_partitions(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err_t *err)
 {
     size_t np = 0;
@@ -249,19 +252,15 @@ static int init_partitions(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err
         for (size_t k = 0; k < n && !first; k++)
             if (msgs[k].partition == p->id)
                 first = &msgs[k];
-        if (!first && config.idle_flush_ms == 0)
+        if (!first)
             continue;
         if (grow((void **)&ctx->points, &ctx->cap_points, np + 1, sizeof *ctx->points) != 0) {
             st_err_nomem(err);
             return -1;
         }
-        ctx->points[np++] =
-            (sz_commit_point_t){.partition = p->id, .offset = first ? first->offset : -1};
+        ctx->points[np++] = (sz_commit_point_t){.partition = p->id, .offset = first->offset};
     }
-    size_t nq = 0;
-    for (size_t i = 0; i < np; i++)
-        if (ctx->points[i].offset >= 0)
-            ctx->points[nq++] = ctx->points[i];
+    size_t nq = np;
     if (nq > 0 && sz_store_load_stream_times(ctx->store, ctx->points, nq, err) != 0)
         return -1;
     for (size_t i = 0; i < ctx->n_parts; i++) {
@@ -272,19 +271,18 @@ static int init_partitions(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err
         for (size_t k = 0; k < nq && !pt; k++)
             if (ctx->points[k].partition == p->id)
                 pt = &ctx->points[k];
-        if (!pt && config.idle_flush_ms == 0)
+        if (!pt)
             continue;
-        bool has = pt && pt->clock.has_time;
+        bool has = pt->clock.has_time;
         int64_t t = has ? pt->clock.stream_time_ms : 0;
-        if (st_sessionizer_assign_clock(ctx->sz, p->id, pt ? &pt->clock : NULL, err) != 0)
+        if (st_sessionizer_assign_clock(ctx->sz, p->id, &pt->clock, err) != 0)
             return -1;
         p->need_init = false;
         p->has_base = has;
         p->base_stream_ms = t;
         p->base_mono_ms = st_time_mono_ms();
         st_log_info("partition_resumed", "partition=%d offset=%lld stream_time_ms=%s%lld",
-                    (int)p->id, pt ? (long long)pt->offset : -1LL,
-                    has ? "" : "none:", (long long)t);
+                    (int)p->id, (long long)pt->offset, has ? "" : "none:", (long long)t);
     }
     return 0;
 }

@@ -10,7 +10,7 @@
  *   <p>:u:{<user>}:pred:s         string the predictor's per-user state (pred_store.h)
  *   <p>:u:{<user>}:ingest:marks   string ingest's duplicate marks, packed (ingest_store.h)
  *   <p>:dl:{p<n>}                 zset   the sessionizer's deadlines of partition n
- *   <p>:st:{p<n>}                 hash   the sessionizer's commit point of partition n
+ *   <p>:st:{p<n>}                 zset   the sessionizer's commit points of partition n
  *   <p>:rd:{p<n>}                 hash   the sessionizer's read position of partition n, by topic
  *   <p>:track:<16 hex digits>     hash   a track's metadata (st_trackmeta.h)
  *   <p>:clustering:refit          string the clusterer's last re-fit

@@ -115,7 +115,7 @@
 typedef struct {
     st_session_rule_t rule;
     int64_t grace_ms;  /* reorder grace in event time, 0..GRACE_MS_MAX (default 60 s) */
-    uint32_t recent_n; /* history lengths kept, 1..ST_SESSION_RECENT_MAX (default 16) */
+    uint32_t recent_n; /* history lengths kept, 1..ST_SESSION_RECENT_MAX (default 32) */
     bool announce;     /* early OPENED (see above); default false: the offline builder and the
                           ordering tests want the authoritative events only */
     /* The partition clock (see "Stream time" above): the number of distinct recently seen users

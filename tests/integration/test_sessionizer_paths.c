@@ -1,8 +1,9 @@
 /* Integration (real Kafka + Redis): the side paths of stint-sessionizer. A record later than the
  * grace goes to the late topic with its original bytes; undecodable bytes go to the DLQ as an
  * Avro DeadLetter; OPENED events carry the profile fields the clusterer keeps in
- * <prefix>:u:{user}:clu:prof when it has them and nulls otherwise; and in live mode (idle.flush_ms)
- * an idle session is closed by the wall clock without further input. */
+ * <prefix>:u:{user}:clu:prof when it has them and nulls otherwise; in live mode (idle.flush_ms)
+ * an idle session is closed by the wall clock without further input; and a restart in live mode
+ * restores the partition's clock with its first record. */
 #include "st_records.h"
 #include "st_trackmeta.h"
 #include "sz_itest.h"
@@ -282,11 +283,13 @@ static void test_future_listen(void)
 /* Starts the sessionizer and waits until it has its partition. */
 static pid_t start_live(const szt_names_t *nm, const char *const *extra, int n_extra)
 {
+    int before = szt_log_count(nm->logpath, "partitions_assigned");
     pid_t pid = start_with(nm, extra, n_extra);
     int64_t wait_until = st_time_mono_ms() + 30000;
-    while (!itest_log_has(nm->logpath, "partition_resumed") && st_time_mono_ms() < wait_until)
+    while (szt_log_count(nm->logpath, "partitions_assigned") == before &&
+           st_time_mono_ms() < wait_until)
         itest_sleep_ms(100);
-    ST_CHECK(itest_log_has(nm->logpath, "partition_resumed"));
+    ST_CHECK(szt_log_count(nm->logpath, "partitions_assigned") > before);
     return pid;
 }
 
@@ -402,6 +405,94 @@ static void test_upstream_stall(void)
     szt_redis_cleanup(nm.prefix);
 }
 
+static int count_kind(const events_t *ev, const char *user, const char *kind)
+{
+    int n = 0;
+    for (int i = 0; i < ev->n; i++)
+        n += strcmp(ev->user[i], user) == 0 && strcmp(ev->kind[i], kind) == 0;
+    return n;
+}
+
+/* A restart in live mode with nothing to replay: the partition's saved clock (three users, the
+ * default quorum) comes back with its first new record, though the service ticked before that
+ * record came. Then one user's listen 5 min ahead moves nothing, and another user's listen at the
+ * wall clock is not late. (With the partition taken at the first tick with an empty clock, the
+ * early listen alone set the stream time, and that listen went to sessions.late.) */
+static void test_restart_restores_clock(void)
+{
+    szt_names_t nm;
+    szt_names(&nm, "resume");
+    ST_REQUIRE(szt_create_topics(&nm, 1) == 0);
+    unlink(nm.logpath);
+    /* First run: three users' sessions close by the wall clock (gap 2 s, grace 1 s, no lag). */
+    const char *first[] = {"--idle.flush_ms",    "200",  "--session.gap_s", "2",
+                           "--session.grace_ms", "1000", "--idle.lag_ms",   "0",
+                           "--clock.quorum",     "3"};
+    pid_t pid = start_live(&nm, first, 10);
+    char errstr[256];
+    st_kafka_opts_t ko = itest_kafka();
+    st_producer_t *prod = st_producer_new(&ko, errstr, sizeof errstr);
+    st_avro_codec_t *codec = st_avro_codec_new(reg, "EnrichedListen", nm.in, errstr, sizeof errstr);
+    ST_REQUIRE(prod && codec);
+    st_buf_t enc = ST_BUF_INIT;
+    int64_t now = st_time_wall_ms();
+    const char *users[] = {"ra", "rb", "rc"};
+    for (int i = 0; i < 3; i++)
+        ST_REQUIRE(
+            produce_listen(prod, codec, nm.in, users[i], now + 1000 + 100 * i, 0, "t", &enc) == 0);
+    ST_REQUIRE(st_producer_wait(prod, 30000, NULL) == 0);
+    events_t ev = {0};
+    ev.codec = st_avro_codec_new(reg, "SessionEvent", NULL, errstr, sizeof errstr);
+    int64_t wait_until = st_time_mono_ms() + 40000;
+    int closed = 0;
+    while (closed < 3 && st_time_mono_ms() < wait_until) {
+        itest_sleep_ms(300);
+        ev.n = 0;
+        itest_read_topic(nm.out, on_session, &ev);
+        closed = 0;
+        for (int i = 0; i < 3; i++)
+            closed += count_kind(&ev, users[i], "CLOSED");
+    }
+    ST_EQ_INT(closed, 3);
+    itest_sleep_ms(1000); /* a few more ticks: the commit point after the last record is saved */
+    kill(pid, SIGTERM);
+    ST_EQ_INT(itest_wait(pid, 60000), 0);
+    /* Second run: the wall clock moves nothing (lag 10 min); it ticks before any record. */
+    const char *second[] = {"--idle.flush_ms",    "200",  "--session.gap_s", "2",
+                            "--session.grace_ms", "1000", "--idle.lag_ms",   "600000",
+                            "--clock.quorum",     "3"};
+    pid = start_live(&nm, second, 10);
+    itest_sleep_ms(1000);
+    now = st_time_wall_ms();
+    ST_REQUIRE(produce_listen(prod, codec, nm.in, "rx", now + 300000, 0, "t", &enc) == 0);
+    ST_REQUIRE(st_producer_wait(prod, 30000, NULL) == 0);
+    ST_REQUIRE(produce_listen(prod, codec, nm.in, users[0], now, 0, "t", &enc) == 0);
+    ST_REQUIRE(st_producer_wait(prod, 30000, NULL) == 0);
+    raw_t late = {0, ST_BUF_INIT};
+    wait_until = st_time_mono_ms() + 30000;
+    int opened = 0;
+    while (opened < 2 && late.n == 0 && st_time_mono_ms() < wait_until) {
+        itest_sleep_ms(300);
+        ev.n = 0;
+        itest_read_topic(nm.out, on_session, &ev);
+        opened = count_kind(&ev, users[0], "OPENED");
+        late.n = 0;
+        itest_read_topic(nm.late, on_raw, &late);
+    }
+    kill(pid, SIGTERM);
+    ST_EQ_INT(itest_wait(pid, 60000), 0);
+    ST_EQ_INT(late.n, 0);
+    ST_EQ_INT(opened, 2);
+    ST_CHECK(szt_log_count(nm.logpath, "partition_resumed partition=0 offset=3 stream_time_ms=") >=
+             1);
+    st_producer_destroy(prod);
+    st_avro_codec_destroy(codec);
+    st_avro_codec_destroy(ev.codec);
+    st_buf_free(&late.first);
+    st_buf_free(&enc);
+    szt_redis_cleanup(nm.prefix);
+}
+
 int main(void)
 {
     reg = szt_registry();
@@ -411,6 +502,7 @@ int main(void)
     ST_RUN(test_future_listen);
     ST_RUN(test_idle_flush);
     ST_RUN(test_upstream_stall);
+    ST_RUN(test_restart_restores_clock);
     st_avro_registry_destroy(reg);
     return st_test_summary();
 }
