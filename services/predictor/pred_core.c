@@ -541,7 +541,20 @@ static int on_opened(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
          * parity model reads the last length and the mean only, which the event always has. */
         bool incomplete =
             want > 0 && src == RECENT_LENGTHS && st_bundle_spec(b)->kind != ST_BUNDLE_PARITY;
-        if (incomplete) {
+        /* Nor without the history's mean and median (an OPENED of an older sessionizer may lack
+         * them): training always has them, over all earlier sessions and the last
+         * ST_SESSION_MEDIAN_WINDOW, which the recent lengths here cannot give back. */
+        bool no_stats = e->session_index > 0 && (!e->has_mean || !e->has_median);
+        if (no_stats) {
+            if (++pc->incomplete_inputs <= 10 || pc->incomplete_inputs % 10000 == 0)
+                st_log_warn("model_input_incomplete",
+                            "user=%s session_id=%s mean=%s median=%s total=%llu "
+                            "hint=\"baseline served; the OPENED event has no history mean or "
+                            "median\"",
+                            u->id, e->session_id, e->has_mean ? "yes" : "no",
+                            e->has_median ? "yes" : "no",
+                            (unsigned long long)pc->incomplete_inputs);
+        } else if (incomplete) {
             if (++pc->incomplete_inputs <= 10 || pc->incomplete_inputs % 10000 == 0)
                 st_log_warn("model_input_incomplete",
                             "user=%s session_id=%s want=%d have=%d details=%s total=%llu "

@@ -225,8 +225,9 @@ static int cmp_dbl(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Mean and median of the user's earlier sessions: given, or from the last <= ST_BUNDLE__MAX_STEPS
- * recent. */
+/* Mean and median of the user's earlier sessions: given (training's row and the predictor always
+ * give both: it serves the baseline for an event without them), or else approximated from the
+ * last <= ST_BUNDLE__MAX_STEPS recent, which is not what training computed. */
 static void history_stats(const st_bundle_input_t *in, double *mean, double *median)
 {
     *mean = in->mean_length_s;

@@ -26,7 +26,8 @@
  *   log1p_gap_s (gap from the previous session's end to this start; 0 unknown), hour_sin,
  *   hour_cos, weekday_sin, weekday_cos (UTC, of this step's start), is_current, gender (m 1, f 0,
  *   else -1), age (at event time, 0 unknown), account_age_years (0 unknown),
- *   log1p_median_length_s and log1p_mean_length_s (of all earlier sessions), log1p_sessions
+ *   log1p_median_length_s (of the last ST_SESSION_MEDIAN_WINDOW earlier sessions) and
+ *   log1p_mean_length_s (of all earlier sessions), log1p_sessions
  *   (earlier sessions). The last six are the predicted session's and repeat on every step.
  * PARITY (the seed's model) has one step of ST_BUNDLE_PARITY_FEATURES raw values: gender, age,
  * country_id (numeric, as the seed), registered_s, prev_length_s, avg_length_s. The seed's other

@@ -618,6 +618,55 @@ static void short_history_serves_baseline(const char *kind_dir)
     pred_store_mem_destroy(store);
 }
 
+/* An OPENED without the history's mean or median (an older sessionizer's) is not shown to the
+ * model, which always had them in training: the baseline answers. */
+static void test_no_history_stats_serves_baseline(void)
+{
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/bundle", tmp_root); /* trained by test_features_equal_training */
+    pred_store_t *store = pred_store_mem_new();
+    rig_t r;
+    ST_REQUIRE(rig_init(&r, store, dir) == 0);
+    ST_REQUIRE(st_bwatch_bundle(r.model) != NULL);
+    size_t asked = 0;
+    pc_set_input_hook(r.pc, count_input, &asked);
+    st_session_history_t h;
+    memset(&h, 0, sizeof h);
+    char sid[4][160];
+    for (int k = 0; k < 4; k++) {
+        int64_t start_ms = 1300000000000LL + k * 86400000LL;
+        st_session_features_t f;
+        st_session_features(&h, start_ms, &f);
+        st_rec_session_event_t ev = opened("nostats", sid[k], sizeof sid[k], start_ms, k);
+        st_rec_session_event_set_features(&ev, &f);
+        if (k == 2)
+            ev.mean_session_length_s.set = false;
+        if (k == 3)
+            ev.median_session_length_s.set = false;
+        add(&r, 0, &ev);
+        st_session_summary_t sm = {.start_ms = start_ms,
+                                   .length_ms = 600000,
+                                   .end_ms = start_ms + 600000,
+                                   .last_start_ms = start_ms + 600000,
+                                   .length_s = 600,
+                                   .track_count = 4};
+        st_session_history_add(&h, &sm, 3);
+        st_rec_session_event_t cl = closed("nostats", sid[k], sizeof sid[k], start_ms, k, 600);
+        add(&r, 0, &cl);
+    }
+    ST_REQUIRE(process(&r, r.pc) == 0);
+    ST_EQ_INT(count_topic(r.out, "predictions"), 4);
+    for (int k = 0; k < 4; k++) {
+        st_rec_prediction_t p;
+        ST_REQUIRE(nth_prediction(r.out, (size_t)k, &p));
+        ST_EQ_INT(p.predictor, k < 2 ? ST_REC_PREDICTOR_MODEL : ST_REC_PREDICTOR_BASELINE);
+    }
+    ST_EQ_INT(asked, 2);
+    ST_EQ_INT(apply(r.pc), 0);
+    rig_free(&r);
+    pred_store_mem_destroy(store);
+}
+
 /* A bundle that appears while a batch is retried (its store read failed) is taken only after
  * that batch is applied: the retry gives the outputs the first attempt would have. */
 static void test_no_swap_inside_a_retried_batch(void)
@@ -715,6 +764,7 @@ int main(void)
     ST_RUN(test_restart);
     ST_RUN(test_features_equal_training);
     ST_RUN(test_short_history_serves_baseline);
+    ST_RUN(test_no_history_stats_serves_baseline);
     ST_RUN(test_no_swap_inside_a_retried_batch);
     ST_RUN(test_rolling_mae_after_a_huge_error);
     st_avro_codec_destroy(ev_codec);
