@@ -143,9 +143,14 @@ static int user_index(st_dataset_t *ds, const char *user_id)
 static int add_session(st_dataset_t *ds, const char *user_id, int64_t start_s, double length_s,
                        int track_count, double unknown_share, char *errstr, size_t errstr_size)
 {
-    if (!user_id || !*user_id || !isfinite(length_s) || length_s < 0 || track_count < 0) {
-        st_errstr(errstr, errstr_size, "dataset: bad session (user \"%s\", length %g, tracks %d)",
-                  user_id ? user_id : "", length_s, track_count);
+    /* The bounds a SessionEvent has on the topic path (start >= 0, length <= 1e9 s), and a start
+     * before the year 10000 (the last ISO 8601 time a listen can have), so that the features'
+     * time arithmetic cannot overflow. */
+    if (!user_id || !*user_id || !isfinite(length_s) || length_s < 0 || length_s > 1e9 ||
+        track_count < 0 || start_s < 0 || start_s > ST_DATASET_START_S_MAX) {
+        st_errstr(errstr, errstr_size,
+                  "dataset: bad session (user \"%s\", start %lld s, length %g, tracks %d)",
+                  user_id ? user_id : "", (long long)start_s, length_s, track_count);
         return -1;
     }
     int u = user_index(ds, user_id);

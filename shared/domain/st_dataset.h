@@ -68,7 +68,9 @@ void st_dataset_destroy(st_dataset_t *ds);
  * strtod would, so every session source (TSV, in-process sessionizing, the sessions topic) gives
  * the identical data set and hash. A session whose start_s * 1000 is at or after the until limit
  * (st_dataset_set_until_ms) is skipped and counted (returns 0). Returns 0, or -1 with errstr
- * (after finalize, bad values, no memory). */
+ * (after finalize, bad values: a start outside 0..ST_DATASET_START_S_MAX, a length outside
+ * 0..1e9 s, a negative track count; no memory). */
+#define ST_DATASET_START_S_MAX INT64_C(253402300799) /* 9999-12-31T23:59:59Z, ISO 8601's last */
 int st_dataset_add_session(st_dataset_t *ds, const char *user_id, int64_t start_s, double length_s,
                            int track_count, double unknown_share, char *errstr, size_t errstr_size);
 /* The same with the start in epoch milliseconds (as sessionizers produce it): stored as whole

@@ -264,7 +264,11 @@ static void test_sessions_tsv(void)
     ST_REQUIRE(fd >= 0);
     FILE *fp = fdopen(fd, "w");
     fputs("u1\t1000\t60\t2\t0.5\nu1\t500\t30\t1\n"
-          "bad line\nu2\tx\t1\t1\nu2\t100\t-5\t1\nu2\t100\t5\t1\t0.25\n",
+          "bad line\nu2\tx\t1\t1\nu2\t100\t-5\t1\nu2\t100\t5\t1\t0.25\n"
+          /* out of bounds: a start before 1970 or after 9999 (INT64_MIN's negation overflowed in
+           * the features), a length over 1e9 s */
+          "u3\t-1\t5\t1\nu3\t-9223372036854775808\t5\t1\nu3\t253402300800\t5\t1\n"
+          "u3\t100\t1e10\t1\n",
           fp);
     /* A line over the 4 KB buffer whose end would read as a session of its own: one bad line. */
     for (int i = 0; i < 4100; i++)
@@ -275,7 +279,7 @@ static void test_sessions_tsv(void)
     size_t bad = 99;
     st_dataset_t *ds = st_dataset_new();
     ST_EQ_INT(st_dataset_load_sessions(ds, path, &bad, err, sizeof err), 0);
-    ST_EQ_INT(bad, 4);
+    ST_EQ_INT(bad, 8);
     ST_EQ_INT(st_dataset_finalize(ds, err, sizeof err), 0);
     ST_EQ_INT(st_dataset_n_rows(ds), 3);
     const st_dataset_row_t *r = st_dataset_rows(ds);
@@ -308,9 +312,13 @@ static void test_precision_and_until(void)
     /* seconds: start_s * 1000 < 5500 is kept (5), 6 is not */
     ST_EQ_INT(st_dataset_add_session(ds, "b", 5, 2.0004999, 1, 0.66666, err, sizeof err), 0);
     ST_EQ_INT(st_dataset_add_session(ds, "b", 6, 9, 1, 0, err, sizeof err), 0);
-    ST_EQ_INT(st_dataset_add_session(ds, "b", -3, 9, 1, 0, err, sizeof err), 0);
-    ST_EQ_INT(st_dataset_add_session(ds, "c", -4, 1e300, 1, 0, err, sizeof err), 0);
+    ST_EQ_INT(st_dataset_add_session(ds, "b", 3, 9, 1, 0, err, sizeof err), 0);
+    ST_EQ_INT(st_dataset_add_session(ds, "c", 4, 1e9, 1, 0, err, sizeof err), 0);
     ST_EQ_INT(st_dataset_n_after_until(ds), 2);
+    /* out of the bounds every session source has: errors (a bad line of a TSV) */
+    ST_EQ_INT(st_dataset_add_session(ds, "b", -3, 9, 1, 0, err, sizeof err), -1);
+    ST_EQ_INT(st_dataset_add_session(ds, "c", 4, 1e300, 1, 0, err, sizeof err), -1);
+    ST_EQ_INT(st_dataset_add_session(ds, "c", INT64_MIN, 1, 1, 0, err, sizeof err), -1);
     /* bad values are still errors */
     ST_EQ_INT(st_dataset_add_session_ms(ds, "", 1000, 1, 1, 0, err, sizeof err), -1);
     ST_EQ_INT(st_dataset_add_session_ms(ds, "c", 1000, NAN, 1, 0, err, sizeof err), -1);
@@ -320,12 +328,12 @@ static void test_precision_and_until(void)
     ST_EQ_INT(r[0].start_s, 5);
     ST_NEAR(r[0].length_s, strtod("1.235", NULL), 0);
     ST_NEAR(r[0].unknown_share, strtod("0.3333", NULL), 0);
-    ST_EQ_INT(r[1].start_s, -3);
+    ST_EQ_INT(r[1].start_s, 3);
     ST_EQ_INT(r[2].start_s, 5);
     ST_NEAR(r[2].length_s, strtod("2.000", NULL), 0);
     ST_NEAR(r[2].unknown_share, strtod("0.6667", NULL), 0);
-    ST_EQ_INT(r[3].start_s, -4);
-    ST_CHECK(r[3].length_s == 1e300);
+    ST_EQ_INT(r[3].start_s, 4);
+    ST_CHECK(r[3].length_s == 1e9);
     st_dataset_destroy(ds);
 }
 

@@ -307,10 +307,18 @@ int cmd_train(int argc, char **argv)
     if (!pred)
         goto done;
     double mae, rmse, bmean, bmed, vmae, vrmse, vbm, vbd;
-    train_predict_rows(b, ds, ST_DATASET_TEST, pred);
+    size_t nonfinite = train_predict_rows(b, ds, ST_DATASET_TEST, pred);
     errors_of(ds, ST_DATASET_TEST, pred, &mae, &rmse, &bmean, &bmed);
-    train_predict_rows(b, ds, ST_DATASET_VAL, pred);
+    nonfinite += train_predict_rows(b, ds, ST_DATASET_VAL, pred);
     errors_of(ds, ST_DATASET_VAL, pred, &vmae, &vrmse, &vbm, &vbd);
+    /* Scored with the TRAIN median in their place, as evaluate does; the predictor would serve
+     * the baseline for such inputs. Said, not hidden. */
+    if (nonfinite > 0)
+        fprintf(stderr,
+                "stint train: warning: %zu of %zu validation and test predictions were not "
+                "finite (scored as the TRAIN median; the predictor serves the baseline for such "
+                "inputs)\n",
+                nonfinite, n_test + n_val);
     /* The predictor's baseline for a user's first session (st_bwatch_global_baseline_s), as
      * the evaluation's: the median length of the TRAIN sessions. */
     st_dataset_baselines_t bl;
