@@ -43,10 +43,6 @@ typedef struct st_sz_part {
     oq_t *oq;
     size_t oq_head, oq_len, oq_cap;
     uint64_t oq_base_seq; /* seq of oq[0] */
-    /* Wall-clock advances (st_sessionizer_advance_time) the replayed records cannot rebuild:
-     * adv_ms, the last time an advance set; adv_prep_ms, the one the last prepare released
-     * with; adv_raised_ms, the one the held records' clocks were raised to (INT64_MIN: none). */
-    int64_t adv_ms, adv_prep_ms, adv_raised_ms;
     st_sz_dlindex_t deadlines;
     st_sz_map_t pend; /* user -> st_sz_pend_t */
     st_sz_pend_t **dirty;
@@ -370,7 +366,6 @@ int st_sessionizer_assign_clock(st_sessionizer_t *sz, int32_t partition,
     memset(&fresh, 0, sizeof fresh);
     fresh.id = partition;
     fresh.generation = sz->next_generation++;
-    fresh.adv_ms = fresh.adv_prep_ms = fresh.adv_raised_ms = INT64_MIN;
     if (clock)
         fresh.clock = *clock;
     if (sz->store->load_deadlines(sz->store->ctx, partition, load_deadline_cb, &fresh.deadlines,
@@ -616,10 +611,8 @@ void st_sessionizer_advance_time(st_sessionizer_t *sz, int32_t partition, int64_
         part_t *p = &sz->parts[i];
         if (partition >= 0 && p->id != partition)
             continue;
-        if (!p->clock.has_time || now_ms > p->clock.stream_time_ms) {
+        if (!p->clock.has_time || now_ms > p->clock.stream_time_ms)
             p->clock.stream_time_ms = now_ms;
-            p->adv_ms = now_ms;
-        }
         p->clock.has_time = true;
     }
 }
@@ -675,7 +668,6 @@ int st_sessionizer_prepare(st_sessionizer_t *sz, bool flush_all, st_err_t *err)
         part_t *p = &sz->parts[pi];
         int64_t wm = 0;
         bool has_wm = part_watermark(sz, p, &wm);
-        p->adv_prep_ms = p->adv_ms;
         while (p->heap_n > 0 && (flush_all || (has_wm && p->heap[0].t_ms < wm))) {
             if (st_sz_grow((void **)&sz->recs, &sz->cap_recs, sz->n_recs + 1, sizeof *sz->recs) !=
                 0)
@@ -876,29 +868,6 @@ static void oq_advance(part_t *p)
     }
 }
 
-/* After a batch released with a wall-clock advance is applied: the clock saved with each record
- * still held (a commit point) gets that advance's stream time. A replay from there then decides as
- * this run did after the advance: a record it made late is late again (with the clock from before
- * the advance it would be sessionized on replay, though already in sessions.late, and could change
- * a session the advance closed). Safe for the held records themselves and for every later one not
- * yet released: each is at or above the watermark of that stream time. A record released between
- * them, already applied, can only come out late on such a replay (a copy in sessions.late; the
- * user's state is not changed twice). Records pushed after an advance have a clock at least that
- * far, so each advance is applied once. */
-static void raise_held_clocks(part_t *p)
-{
-    if (p->adv_prep_ms == INT64_MIN || p->adv_prep_ms <= p->adv_raised_ms)
-        return;
-    for (size_t i = p->oq_head; i < p->oq_len; i++) {
-        st_sessionizer_clock_t *c = &p->oq[i].before;
-        if (p->oq[i].state == OQ_BUFFERED && (!c->has_time || c->stream_time_ms < p->adv_prep_ms)) {
-            c->stream_time_ms = p->adv_prep_ms;
-            c->has_time = true;
-        }
-    }
-    p->adv_raised_ms = p->adv_prep_ms;
-}
-
 int st_sessionizer_finish(st_sessionizer_t *sz, st_err_t *err)
 {
     if (!sz->pending)
@@ -929,10 +898,8 @@ int st_sessionizer_finish(st_sessionizer_t *sz, st_err_t *err)
         if (p && p->generation == r->generation)
             p->oq[r->seq - p->oq_base_seq].state = OQ_DONE;
     }
-    for (size_t i = 0; i < sz->n_parts; i++) {
+    for (size_t i = 0; i < sz->n_parts; i++)
         oq_advance(&sz->parts[i]);
-        raise_held_clocks(&sz->parts[i]);
-    }
     batch_release_records(sz);
     return 0;
 }

@@ -49,10 +49,7 @@
  * replay applies exactly the rest, once. (Without wall-clock advances the replayed records rebuild
  * the stream time by themselves: the record with the largest time is never released before a
  * larger one arrives, so it is always replayed. The stored stream time matters after idle
- * flushes: the clock saved with a record still held when an advance released others carries that
- * advance, so a record the advance made late is late again; a record the advance released, from
- * the replayed range, then comes out late too - a copy in sessions.late, its state not applied
- * twice.) A record held for the clock (above) holds the commit point back with it, at most
+ * flushes.) A record held for the clock (above) holds the commit point back with it, at most
  * ahead_max_ms of stream time.
  *
  * Early OPENED (config.announce). A session is announced when its first listen is pushed, not

@@ -1569,41 +1569,6 @@ static void test_resume_after_wall_clock_flush(void)
     fx_free(&fx);
 }
 
-/* A record still held when a wall-clock advance released others: its commit point carries that
- * advance, so a replay from it makes late exactly the record this run made late (with the clock
- * from before the advance, that record would be sessionized on the replay although it went to
- * sessions.late). The held record itself is not late on the replay. */
-static void test_resume_held_across_wall_clock_flush(void)
-{
-    st_sessionizer_config_t cfg;
-    st_sessionizer_config_default(&cfg);
-    cfg.clock_quorum = 1;
-    fx_t fx;
-    fx_init(&fx, &cfg);
-    int64_t t0 = 1200000000000LL;                                             /* grace 60 s */
-    ST_EQ_INT(fx_push(&fx, "a", t0, 0, 1), ST_SESSIONIZER_BUFFERED);          /* offset 0 */
-    ST_EQ_INT(fx_push(&fx, "b", t0 + 50 * S, 0, 2), ST_SESSIONIZER_BUFFERED); /* offset 1 */
-    st_sessionizer_advance_time(fx.sz, 0, t0 + 80 * S); /* watermark t0 + 20 s: a goes, b stays */
-    fx_batch(&fx, false);
-    ST_EQ_INT(fx_push(&fx, "c", t0 + 10 * S, 0, 3), ST_SESSIONIZER_LATE); /* offset 2 */
-    int64_t off;
-    st_sessionizer_clock_t clock;
-    ST_EQ_INT(st_sessionizer_commit_clock(fx.sz, 0, &off, &clock), 0);
-    ST_EQ_INT(off, 1);
-    ST_CHECK(clock.has_time);
-    ST_EQ_INT(clock.stream_time_ms, t0 + 80 * S);
-    /* A crash: a new instance resumes from offset 1 with that clock. */
-    st_sessionizer_destroy(fx.sz);
-    char errstr[128];
-    fx.sz = st_sessionizer_new(&cfg, fx.store, errstr, sizeof errstr);
-    st_err_t err = {0};
-    ST_EQ_INT(st_sessionizer_assign_clock(fx.sz, 0, &clock, &err), 0);
-    fx.next_offset = 1;
-    ST_EQ_INT(fx_push(&fx, "b", t0 + 50 * S, 0, 2), ST_SESSIONIZER_BUFFERED);
-    ST_EQ_INT(fx_push(&fx, "c", t0 + 10 * S, 0, 3), ST_SESSIONIZER_LATE);
-    fx_free(&fx);
-}
-
 static void test_bad_config(void)
 {
     st_sessionizer_config_t cfg;
@@ -1633,7 +1598,6 @@ int main(void)
     ST_RUN(test_clock_ahead_bound);
     ST_RUN(test_clock_text);
     ST_RUN(test_resume_after_wall_clock_flush);
-    ST_RUN(test_resume_held_across_wall_clock_flush);
     ST_RUN(test_bad_config);
     ST_RUN(test_stream_equals_reference);
     ST_RUN(test_crash_replay);
