@@ -538,13 +538,16 @@ static int on_opened(pc_t *pc, pc_event_t *e, st_out_t *out, st_err_t *err)
         /* A sequence or gbt model trained on full rows (the last W + 1 sessions with their
          * details) is not shown an input it never saw: without the details, or with fewer
          * sessions than the user has, the baseline answers (counted as source="lengths"). A
-         * parity model reads the last length and the mean only, which the event always has. */
+         * parity model reads the last length and the mean only. */
         bool incomplete =
             want > 0 && src == RECENT_LENGTHS && st_bundle_spec(b)->kind != ST_BUNDLE_PARITY;
-        /* Nor without the history's mean and median (an OPENED of an older sessionizer may lack
-         * them): training always has them, over all earlier sessions and the last
-         * ST_SESSION_MEDIAN_WINDOW, which the recent lengths here cannot give back. */
-        bool no_stats = e->session_index > 0 && (!e->has_mean || !e->has_median);
+        /* Nor without the history's mean, or a sequence or gbt model without its median (an
+         * OPENED of an older sessionizer may lack them): training always has them, over all
+         * earlier sessions and the last ST_SESSION_MEDIAN_WINDOW, which the recent lengths here
+         * cannot give back. */
+        bool no_stats =
+            e->session_index > 0 &&
+            (!e->has_mean || (!e->has_median && st_bundle_spec(b)->kind != ST_BUNDLE_PARITY));
         if (no_stats) {
             if (++pc->incomplete_inputs <= 10 || pc->incomplete_inputs % 10000 == 0)
                 st_log_warn("model_input_incomplete",

@@ -260,7 +260,7 @@ static int init_partitions(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err
         }
         ctx->points[np++] = (sz_commit_point_t){.partition = p->id, .offset = first->offset};
     }
-    size_t nq = np;
+    size_t nq = np; /* every point has its partition's first offset in the batch */
     if (nq > 0 && sz_store_load_stream_times(ctx->store, ctx->points, nq, err) != 0)
         return -1;
     for (size_t i = 0; i < ctx->n_parts; i++) {

@@ -276,6 +276,14 @@ void st_bwatch_destroy(st_bwatch_t *pm)
     free(pm);
 }
 
+bool st_bwatch_pending(st_bwatch_t *pm)
+{
+    pthread_mutex_lock(&pm->mu);
+    bool pending = pm->pending.bundle != NULL;
+    pthread_mutex_unlock(&pm->mu);
+    return pending;
+}
+
 bool st_bwatch_swap(st_bwatch_t *pm)
 {
     bw_loaded_t l = {0};

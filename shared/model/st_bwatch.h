@@ -32,6 +32,8 @@ void st_bwatch_destroy(st_bwatch_t *pm);
 /* Takes a bundle the watcher loaded, if any, making it current (the previous one is destroyed).
  * Call from the processing thread between batches only. Returns true when the bundle changed. */
 bool st_bwatch_swap(st_bwatch_t *pm);
+/* Whether the watcher has loaded a bundle that the next st_bwatch_swap would take. */
+bool st_bwatch_pending(st_bwatch_t *pm);
 
 /* The current bundle (borrowed until the next st_bwatch_swap; NULL when none is loaded), its
  * version

@@ -421,22 +421,24 @@ static void test_fetcher_rate_limit_holds(void)
         t[i] = json_real_value(json_object_get(json_array_get(reqs, i), "t"));
     json_decref(reqs);
     qsort(t, n, sizeof t[0], cmp_double);
-    /* Every window [t_i, t_i + 1 s) starting at a request holds at most RATE requests. */
+    /* Every window [t_i, t_i + 0.95 s) starting at a request holds at most RATE requests: as
+     * the server saw them, so 50 ms are left for its own delays (one request more per second
+     * would still put RATE + 1 in such a window). */
     size_t worst = 0, worst_at = 0;
     double min_gap = 1e9;
     for (size_t i = 0, j = 0; i < n; i++) {
-        while (j < n && t[j] < t[i] + 1.0)
+        while (j < n && t[j] < t[i] + 0.95)
             j++;
         if (j - i > worst)
             worst = j - i, worst_at = i;
         if (i > 0 && t[i] - t[i - 1] < min_gap)
             min_gap = t[i] - t[i - 1];
     }
-    printf("rate limit: %zu requests over %.3f s, most in a 1 s window %zu (limit %d), "
+    printf("rate limit: %zu requests over %.3f s, most in a 0.95 s window %zu (limit %d), "
            "smallest gap %.1f ms\n",
            n, n ? t[n - 1] - t[0] : 0.0, worst, RATE, min_gap * 1000);
     if (worst > RATE)
-        ST_FAIL_AT("%zu requests within 1 s from t=%.3f (limit %d/s)", worst, t[worst_at], RATE);
+        ST_FAIL_AT("%zu requests within 0.95 s from t=%.3f (limit %d/s)", worst, t[worst_at], RATE);
     /* And the limiter was what spaced them: 24 intervals of at least ~0.1 s. */
     ST_CHECK(n == N && t[N - 1] - t[0] >= (N - 1) / (double)RATE * 0.95);
     st_fetcher_destroy(f);

@@ -117,6 +117,7 @@ static void test_mem_check_and_set(void)
     st_applied_slot(&c, 1, true); /* nothing applied there: not checked, not moved */
     ST_EQ_INT(st_applied_mem_check_and_set(&stored, &n, &c), 1);
     ST_EQ_INT(n, 3);
+    int found = 0;
     for (size_t i = 0; i < n; i++) {
         if (stored[i].partition == 1)
             ST_EQ_INT(stored[i].offset, 5);
@@ -124,7 +125,9 @@ static void test_mem_check_and_set(void)
             ST_EQ_INT(stored[i].offset, 9);
         if (stored[i].partition == 4)
             ST_EQ_INT(stored[i].offset, 0);
+        found += stored[i].partition == 1 || stored[i].partition == 2 || stored[i].partition == 4;
     }
+    ST_EQ_INT(found, 3);
     free(stored);
 }
 

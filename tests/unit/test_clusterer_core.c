@@ -756,7 +756,10 @@ static void test_no_swap_inside_a_retried_batch(void)
     clu_store_mem_fail_reads(store, true);
     ST_EQ_INT(process(&r, &b), -1);
     ST_REQUIRE(symlink(bundle_dir, link) == 0);
-    usleep(500 * 1000); /* the watcher (10 ms polls) loads it; only clu_process swaps it in */
+    /* the watcher (10 ms polls) loads it; only clu_process swaps it in */
+    for (int i = 0; i < 3000 && !st_bwatch_pending(r.model); i++)
+        usleep(10 * 1000);
+    ST_REQUIRE(st_bwatch_pending(r.model));
     clu_store_mem_fail_reads(store, false);
     ST_REQUIRE(run(&r, &b) == 0);
     ST_EQ_INT(count_topic(r.out, CLUSTERS), 0);

@@ -689,7 +689,10 @@ static void test_no_swap_inside_a_retried_batch(void)
     pred_store_mem_fail_reads(store, true);
     ST_EQ_INT(process(&r, r.pc), -1);
     ST_REQUIRE(symlink(dir, link) == 0);
-    usleep(500 * 1000); /* the watcher (10 ms polls) loads it; only pc_process swaps it in */
+    /* the watcher (10 ms polls) loads it; only pc_process swaps it in */
+    for (int i = 0; i < 3000 && !st_bwatch_pending(r.model); i++)
+        usleep(10 * 1000);
+    ST_REQUIRE(st_bwatch_pending(r.model));
     pred_store_mem_fail_reads(store, false);
     ST_REQUIRE(process(&r, r.pc) == 0);
     st_rec_prediction_t p;

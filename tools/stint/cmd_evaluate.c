@@ -1533,8 +1533,8 @@ int cmd_evaluate(int argc, char **argv)
             fprintf(stderr, "stint evaluate: %s\n", err);
             rc = 1;
         }
-        if (write_index(&cx, ds, runs, n_seeds, chtml, loss_svg, runs[0].n_rows - N_BASE,
-                        have_clusters, chosen_k) != 0)
+        if (rc != 0 || write_index(&cx, ds, runs, n_seeds, chtml, loss_svg, runs[0].n_rows - N_BASE,
+                                   have_clusters, chosen_k) != 0)
             rc = 1;
         else {
             printf(

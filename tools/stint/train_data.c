@@ -84,6 +84,16 @@ int train_data_check(const train_data_opts_t *o, char *errstr, size_t errstr_siz
 static int add_offline_session(void *arg, const char *user_id, const st_session_summary_t *s)
 {
     char err[256];
+    if (s->length_ms > (int64_t)1e12) {
+        /* Over the data set's bound (1e9 s: a track duration past any real one in the catalog):
+         * skipped, as a --sessions TSV line with it is a bad line and the sessions topic's
+         * consumers dead-letter it, so every source gives the same data set. */
+        st_log_warn("dataset_session_skipped",
+                    "user=%s start_ms=%lld length_ms=%lld "
+                    "reason=\"length over 1e9 s\"",
+                    user_id, (long long)s->start_ms, (long long)s->length_ms);
+        return 0;
+    }
     /* length_ms / 1000 is what `stint sessions` prints; the data set keeps the TSV's precision */
     if (st_dataset_add_session_ms(arg, user_id, s->start_ms, (double)s->length_ms / 1000.0,
                                   (int)s->track_count, s->unknown_duration_share, err,
