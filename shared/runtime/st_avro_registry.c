@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "st_avro_impl.h"
+#include "st_lifecycle.h"
 #include "st_log.h"
 #include "st_time.h"
 
@@ -29,7 +30,8 @@ typedef struct {
     sch_t *sch; /* NULL: known not to exist (reason in why) */
     bool owned; /* sch belongs to this entry (else to a local) */
     char *why;
-    int64_t retry_at_ms; /* sch NULL: ask the registry again from then on (0 = never) */
+    int64_t retry_at_ms;      /* sch NULL: ask the registry again from then on (0 = never) */
+    int64_t missing_since_ms; /* sch NULL: when the registry first answered 404 (0: another why) */
 } ident_t;
 
 typedef struct {
@@ -39,7 +41,8 @@ typedef struct {
 } subject_t;
 
 struct st_avro_registry {
-    char *url; /* NULL in static mode */
+    char *url;      /* NULL in static mode */
+    char *url_safe; /* url for messages: user:password@ shown as ***@ */
     long connect_ms, request_ms;
     long register_retry_ms; /* how long a failing registration is tried again */
     long http_requests;
@@ -109,7 +112,7 @@ static int http_call(st_avro_registry_t *reg, const char *path, const char *post
     curl_slist_free_all(headers);
     if (rc != CURLE_OK) {
         st_err_set(err, rc == CURLE_OPERATION_TIMEDOUT ? ST_ERR_TIMEOUT : ST_ERR_HTTP,
-                   ST_DISP_RETRY, "schema registry %s%s: %s", reg->url, path,
+                   ST_DISP_RETRY, "schema registry %s%s: %s", reg->url_safe, path,
                    curl_err[0] ? curl_err : curl_easy_strerror(rc));
         return -1;
     }
@@ -223,7 +226,19 @@ static ident_t *registry_fetch(st_avro_registry_t *reg, int32_t id, ident_t *aga
                    why);
         goto out;
     }
-    e->retry_at_ms = not_found ? st_time_mono_ms() + reg->not_found_retry_ms : 0;
+    if (not_found) {
+        int64_t now = st_time_mono_ms();
+        if (e->missing_since_ms == 0)
+            e->missing_since_ms = now;
+        /* Within the window asked again at most once a second (records with it wait), then
+         * once a window (records with it are dead-lettered meanwhile). */
+        bool waiting = now - e->missing_since_ms < reg->not_found_retry_ms;
+        int64_t pause = waiting && reg->not_found_retry_ms > 1000 ? 1000 : reg->not_found_retry_ms;
+        e->retry_at_ms = now + pause;
+    } else {
+        e->retry_at_ms = 0;
+        e->missing_since_ms = 0;
+    }
 out:
     st_buf_free(&body);
     return e;
@@ -241,6 +256,13 @@ const sch_t *st_avro__registry_writer(st_avro_registry_t *reg, int32_t id, st_er
         e = registry_fetch(reg, id, e, err);
     if (e && e->sch)
         s = e->sch;
+    else if (e && e->missing_since_ms > 0 &&
+             st_time_mono_ms() - e->missing_since_ms < reg->not_found_retry_ms)
+        /* Just registered, and a registry replica behind a load balancer has not caught up:
+         * the records wait (retriable) rather than go to a dead-letter topic. */
+        st_err_set(err, ST_ERR_HTTP, ST_DISP_RETRY,
+                   "schema id %ld %s; asked again for %d ms before its records are dead-lettered",
+                   (long)id, e->why, reg->not_found_retry_ms);
     else if (e)
         st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT, "unknown schema id %ld: %s", (long)id,
                    e->why);
@@ -301,7 +323,7 @@ static int registry_register(st_avro_registry_t *reg, local_t *l, const char *to
         st_err_t call_err = {0};
         int rc_call = http_call(reg, path, req_text, &status, &body, &call_err);
         bool again = rc_call != 0 || status >= 500
-                         ? st_time_mono_ms() + pause_ms < give_up
+                         ? st_time_mono_ms() + pause_ms < give_up && !st_lifecycle_stopping()
                          : status == 409 && tries_409 < REGISTER_TRIES_409;
         if (!again) {
             if (rc_call != 0) {
@@ -592,6 +614,26 @@ static int load_dir(st_avro_registry_t *reg, const char *dir, char *errstr, size
     return rc;
 }
 
+/* url with the user information of its authority ("user:password@") shown as "***@". */
+static char *url_redacted(const char *url)
+{
+    const char *auth = strstr(url, "://");
+    auth = auth ? auth + 3 : url;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = memchr(auth, '@', alen);
+    for (const char *p = at ? at + 1 : NULL; p && p < auth + alen; p++)
+        if (*p == '@')
+            at = p; /* the last '@' of the authority ends the user information */
+    char *out = malloc(strlen(url) + 4);
+    if (!out)
+        return NULL;
+    if (!at)
+        strcpy(out, url);
+    else
+        sprintf(out, "%.*s***%s", (int)(auth - url), url, at);
+    return out;
+}
+
 st_avro_registry_t *st_avro_registry_new(const char *schemas_dir, const char *registry_url,
                                          char *errstr, size_t errstr_size)
 {
@@ -600,11 +642,11 @@ st_avro_registry_t *st_avro_registry_new(const char *schemas_dir, const char *re
         return NULL;
     }
     st_avro_registry_t *reg = st_avro__calloc(1, sizeof *reg);
-    reg->not_found_retry_ms = 30000;
     if (!reg) {
         st_errstr(errstr, errstr_size, "out of memory");
         return NULL;
     }
+    reg->not_found_retry_ms = 30000;
     pthread_mutex_init(&reg->lock, NULL);
     reg->connect_ms = DEFAULT_CONNECT_MS;
     reg->request_ms = DEFAULT_REQUEST_MS;
@@ -612,15 +654,17 @@ st_avro_registry_t *st_avro_registry_new(const char *schemas_dir, const char *re
     if (registry_url && *registry_url) {
         if (strncmp(registry_url, "http://", 7) != 0 && strncmp(registry_url, "https://", 8) != 0) {
             st_errstr(errstr, errstr_size,
-                      "schema registry URL \"%s\" must start with http:// or https://",
+                      "schema registry URL must start with http:// or https:// (%.12s...)",
                       registry_url);
             st_avro_registry_destroy(reg);
             return NULL;
         }
-        if (!(reg->url = strdup(registry_url)) || curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+        if (!(reg->url = strdup(registry_url)) || !(reg->url_safe = url_redacted(registry_url)) ||
+            curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
             st_errstr(errstr, errstr_size, "cannot initialise libcurl");
             free(reg->url);
-            reg->url = NULL;
+            free(reg->url_safe);
+            reg->url = reg->url_safe = NULL;
             st_avro_registry_destroy(reg);
             return NULL;
         }
@@ -659,6 +703,7 @@ void st_avro_registry_destroy(st_avro_registry_t *reg)
     free(reg->subjects);
     if (reg->curl)
         curl_easy_cleanup(reg->curl);
+    free(reg->url_safe);
     if (reg->url) {
         curl_global_cleanup();
         free(reg->url);

@@ -280,6 +280,14 @@ static int load_file(st_config_t *cfg, const char *path, char *errstr, size_t si
         return st_errstr(errstr, size, "-F %s: %s", path, strerror(errno));
     while (fgets(line, sizeof line, f)) {
         lineno++;
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof(f)) {
+            /* Not cut in two (a truncated value, the rest read as a line of its own), and not
+             * echoed: it may be a key or a password. */
+            fclose(f);
+            return st_errstr(errstr, size, "-F %s:%d: line longer than %zu bytes", path, lineno,
+                             sizeof line - 2);
+        }
         char *l = trim(line);
         if (!*l || *l == '#')
             continue;

@@ -200,6 +200,17 @@ static void test_errors_name_key_and_value(void)
     ST_EQ_INT(load(&c, &cfg, a2, err, sizeof err), ST_CONFIG_USAGE);
     ST_CHECK(strstr(err, ":2: expected key=value") != NULL);
     st_config_destroy(cfg);
+    /* a line over the buffer is refused whole, without echoing its value (a key, a password) */
+    char big[6000];
+    memset(big, 'k', sizeof big);
+    memcpy(big, "redis.password=", 15);
+    big[sizeof big - 2] = '\n';
+    big[sizeof big - 1] = '\0';
+    write_file(big);
+    ST_EQ_INT(load(&c, &cfg, a2, err, sizeof err), ST_CONFIG_USAGE);
+    ST_CHECK(strstr(err, ":1: line longer than") != NULL);
+    ST_CHECK(strstr(err, "kkkk") == NULL);
+    st_config_destroy(cfg);
     unlink(tmpfile_path);
 }
 
