@@ -183,12 +183,11 @@ int st_avro_codec_decode(st_avro_codec_t *codec, const void *data, size_t len, a
     if (!pp)
         return -1;
     avro_value_reset(&codec->dec_value);
-    cursor_t c = {(const uint8_t *)data + ST_AVRO_HEADER_SIZE,
-                  (const uint8_t *)data + len,
-                  &codec->scratch,
-                  errbuf,
-                  sizeof errbuf,
-                  false};
+    cursor_t c = {.p = (const uint8_t *)data + ST_AVRO_HEADER_SIZE,
+                  .end = (const uint8_t *)data + len,
+                  .scratch = &codec->scratch,
+                  .errbuf = errbuf,
+                  .errsize = sizeof errbuf};
     if (st_avro__decode_plan(&c, pp->root, &codec->dec_value) == 0 && c.p != c.end)
         st_avro__cur_fail(&c, "%zu trailing bytes after the record", (size_t)(c.end - c.p));
     if (c.failed) {

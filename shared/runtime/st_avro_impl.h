@@ -145,6 +145,7 @@ typedef struct {
     char *errbuf;
     size_t errsize;
     bool failed;
+    int64_t zero_items; /* items of zero-size types read so far (bounded: they cost no bytes) */
 } cursor_t;
 
 /* st_avro_schema.c: allocation helpers, schemas, plans. */

@@ -9,7 +9,9 @@
 
 #include "st_avro_impl.h"
 
-#define MAX_ZERO_SIZE_ITEMS (1 << 20) /* items of a block whose type takes no bytes (null, {}) */
+/* Items whose type takes no bytes (null, {}, fixed of 0) in one whole record: they cost nothing
+ * to send, so only this bounds the time (and memory) a small record can make a decode take. */
+#define MAX_ZERO_SIZE_ITEMS (1 << 20)
 
 /* Binary reading, bounds-checked */
 
@@ -117,11 +119,15 @@ static int rd_block(cursor_t *c, const node_t *items, bool map, int64_t *count)
             return -1;
     }
     size_t each = items->min_size + (map ? 1 : 0);
-    if (each > 0 ? (uint64_t)*count > (uint64_t)(c->end - c->p) / each
-                 : *count > MAX_ZERO_SIZE_ITEMS)
+    if (each > 0 && (uint64_t)*count > (uint64_t)(c->end - c->p) / each)
         return st_avro__cur_fail(
             c, "truncated body: a block of %lld items needs more than the %zu bytes left",
             (long long)*count, (size_t)(c->end - c->p));
+    if (each == 0 && (*count > MAX_ZERO_SIZE_ITEMS - c->zero_items))
+        return st_avro__cur_fail(c, "malformed body: more than %d items of a zero-size type",
+                                 MAX_ZERO_SIZE_ITEMS);
+    if (each == 0)
+        c->zero_items += *count;
     return 0;
 }
 

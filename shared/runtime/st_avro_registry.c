@@ -791,12 +791,11 @@ json_t *st_avro_registry_decode_json(st_avro_registry_t *reg, const void *data, 
     const sch_t *w = st_avro__registry_writer(reg, id, err);
     if (!w)
         return NULL;
-    cursor_t c = {(const uint8_t *)data + ST_AVRO_HEADER_SIZE,
-                  (const uint8_t *)data + len,
-                  &scratch,
-                  errbuf,
-                  sizeof errbuf,
-                  false};
+    cursor_t c = {.p = (const uint8_t *)data + ST_AVRO_HEADER_SIZE,
+                  .end = (const uint8_t *)data + len,
+                  .scratch = &scratch,
+                  .errbuf = errbuf,
+                  .errsize = sizeof errbuf};
     json_t *j = st_avro__decode_json(&c, w->root, 0);
     if (j && c.p != c.end)
         st_avro__cur_fail(&c, "%zu trailing bytes after the record", (size_t)(c.end - c.p));

@@ -1,7 +1,7 @@
 /* Unit tests of st_avro's schema registry client against the fake registry of
  * tests/fixtures/registry (python3, 127.0.0.1): register and fetch by id, caching (a second lookup
- * makes no HTTP call), resolution of a record written with an older schema, unknown ids and an
- * unreachable registry. */
+ * makes no HTTP call), resolution of a record written with an older schema, unknown ids, an
+ * unreachable registry, and a bound on items of zero-size types. */
 #include "st_avro.h"
 #include "st_test.h"
 
@@ -265,6 +265,63 @@ static void test_register_fetch_cache_and_resolve(void)
     st_avro_registry_destroy(new_reg);
 }
 
+/* Items that take no bytes (array<null> in a writer schema, a field the reader skips) cost 4 bytes
+ * a block of 2^20: their total over a record is bounded, not only each block's, so one small
+ * record cannot keep a decode busy for minutes. */
+static void test_zero_size_items_bounded(void)
+{
+    char wdir[512], rdir[512], path[1200], err[512] = "";
+    st_err_t e = {0};
+    snprintf(wdir, sizeof wdir, "%s/zero-w", tmp_root);
+    snprintf(rdir, sizeof rdir, "%s/zero-r", tmp_root);
+    mkdir(wdir, 0700);
+    mkdir(rdir, 0700);
+    char schema[2048];
+    size_t len = strlen(old_enriched);
+    snprintf(schema, sizeof schema,
+             "%.*s,{\"name\":\"pad\",\"type\":{\"type\":\"array\",\"items\":\"null\"},"
+             "\"default\":[]}]}",
+             (int)(len - 2), old_enriched);
+    write_text(wdir, "enriched_listen.avsc", schema);
+    snprintf(path, sizeof path, "%s/schemas/enriched_listen.avsc", source_dir);
+    char *current = slurp(path);
+    ST_REQUIRE(current != NULL);
+    write_text(rdir, "enriched_listen.avsc", current);
+    free(current);
+    st_avro_registry_t *wreg = st_avro_registry_new(wdir, registry_url, err, sizeof err);
+    st_avro_registry_t *rreg = st_avro_registry_new(rdir, registry_url, err, sizeof err);
+    ST_REQUIRE(wreg && rreg);
+    st_avro_codec_t *w = st_avro_codec_new(wreg, "EnrichedListen", "zero", err, sizeof err);
+    st_avro_codec_t *r = st_avro_codec_new(rreg, "EnrichedListen", NULL, err, sizeof err);
+    ST_REQUIRE(w && r);
+    st_buf_t buf = ST_BUF_INIT;
+    avro_value_t *rec = st_avro_codec_record(w);
+    ST_EQ_INT(st_avro_set_string(rec, "user_id", "z"), 0);
+    ST_EQ_INT(st_avro_codec_encode(w, rec, &buf, &e), 0);
+    ST_REQUIRE(buf.len > 0 && buf.data[buf.len - 1] == 0); /* pad: the empty array's end */
+    buf.len--;
+    /* one block of 2^20 nulls (count 2^20: zigzag 2^21, varint 80 80 80 01), then the end: read */
+    st_buf_t one = ST_BUF_INIT, two = ST_BUF_INIT;
+    st_buf_append(&one, buf.data, buf.len);
+    st_buf_append(&one, "\x80\x80\x80\x01\x00", 5);
+    avro_value_t *out = NULL;
+    ST_EQ_INT(st_avro_codec_decode(r, one.data, one.len, &out, &e), 0);
+    /* two such blocks: over the bound for the record */
+    st_buf_append(&two, buf.data, buf.len);
+    st_buf_append(&two, "\x80\x80\x80\x01\x80\x80\x80\x01\x00", 9);
+    st_err_clear(&e);
+    ST_EQ_INT(st_avro_codec_decode(r, two.data, two.len, &out, &e), -1);
+    ST_EQ_INT(e.code, ST_ERR_INVALID);
+    ST_CHECK(strstr(e.text, "zero-size") != NULL);
+    st_buf_free(&buf);
+    st_buf_free(&one);
+    st_buf_free(&two);
+    st_avro_codec_destroy(w);
+    st_avro_codec_destroy(r);
+    st_avro_registry_destroy(wreg);
+    st_avro_registry_destroy(rreg);
+}
+
 static void test_unreachable_registry(void)
 {
     char schemas[1100], err[512] = "";
@@ -377,6 +434,7 @@ int main(void)
     ST_RUN(test_register_fetch_cache_and_resolve);
     ST_RUN(test_threads_share_registry);
     ST_RUN(test_unreachable_registry);
+    ST_RUN(test_zero_size_items_bounded);
     curl_global_cleanup();
     stop_registry();
     char cmd[400];
