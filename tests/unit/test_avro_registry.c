@@ -122,9 +122,22 @@ static const char *old_enriched =
     "{\"name\":\"track_mbid\",\"type\":[\"null\",\"string\"],\"default\":null},"
     "{\"name\":\"track_key\",\"type\":\"string\"}]}";
 
+/* schemas/enriched_listen.avsc into dir. 0 or -1. */
+static int copy_current_enriched(const char *dir)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/schemas/enriched_listen.avsc", source_dir);
+    char *current = slurp(path);
+    if (!current)
+        return -1;
+    write_text(dir, "enriched_listen.avsc", current);
+    free(current);
+    return 0;
+}
+
 static void test_register_fetch_cache_and_resolve(void)
 {
-    char old_dir[512], new_dir[512], path[1200], err[512] = "";
+    char old_dir[512], new_dir[512], err[512] = "";
     st_err_t e = {0};
     st_buf_t buf = ST_BUF_INIT, mine = ST_BUF_INIT;
     snprintf(old_dir, sizeof old_dir, "%s/old", tmp_root);
@@ -132,11 +145,7 @@ static void test_register_fetch_cache_and_resolve(void)
     mkdir(old_dir, 0700);
     mkdir(new_dir, 0700);
     write_text(old_dir, "enriched_listen.avsc", old_enriched);
-    snprintf(path, sizeof path, "%s/schemas/enriched_listen.avsc", source_dir);
-    char *current = slurp(path);
-    ST_REQUIRE(current != NULL);
-    write_text(new_dir, "enriched_listen.avsc", current);
-    free(current);
+    ST_REQUIRE(copy_current_enriched(new_dir) == 0);
 
     /* No ids.conf in either dir: registry mode does not read it. */
     st_avro_registry_t *old_reg = st_avro_registry_new(old_dir, registry_url, err, sizeof err);
@@ -270,7 +279,7 @@ static void test_register_fetch_cache_and_resolve(void)
  * record cannot keep a decode busy for minutes. */
 static void test_zero_size_items_bounded(void)
 {
-    char wdir[512], rdir[512], path[1200], err[512] = "";
+    char wdir[512], rdir[512], err[512] = "";
     st_err_t e = {0};
     snprintf(wdir, sizeof wdir, "%s/zero-w", tmp_root);
     snprintf(rdir, sizeof rdir, "%s/zero-r", tmp_root);
@@ -283,11 +292,7 @@ static void test_zero_size_items_bounded(void)
              "\"default\":[]}]}",
              (int)(len - 2), old_enriched);
     write_text(wdir, "enriched_listen.avsc", schema);
-    snprintf(path, sizeof path, "%s/schemas/enriched_listen.avsc", source_dir);
-    char *current = slurp(path);
-    ST_REQUIRE(current != NULL);
-    write_text(rdir, "enriched_listen.avsc", current);
-    free(current);
+    ST_REQUIRE(copy_current_enriched(rdir) == 0);
     st_avro_registry_t *wreg = st_avro_registry_new(wdir, registry_url, err, sizeof err);
     st_avro_registry_t *rreg = st_avro_registry_new(rdir, registry_url, err, sizeof err);
     ST_REQUIRE(wreg && rreg);
