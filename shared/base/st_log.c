@@ -51,6 +51,24 @@ void st_log_set_json(bool json)
     log_json = json;
 }
 
+const char *st_log_url_redacted(const char *url, char *buf, size_t size)
+{
+    if (size == 0)
+        return buf;
+    const char *auth = strstr(url, "://");
+    auth = auth ? auth + 3 : url;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (const char *p = auth; p < auth + alen; p++)
+        if (*p == '@')
+            at = p; /* the last '@' of the authority ends the user information */
+    if (at)
+        snprintf(buf, size, "%.*s***%s", (int)(auth - url), url, at);
+    else
+        snprintf(buf, size, "%s", url);
+    return buf;
+}
+
 const char *st_log_quote(const char *s, char *buf, size_t size)
 {
     size_t o = 0;

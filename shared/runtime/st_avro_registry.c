@@ -614,24 +614,12 @@ static int load_dir(st_avro_registry_t *reg, const char *dir, char *errstr, size
     return rc;
 }
 
-/* url with the user information of its authority ("user:password@") shown as "***@". */
+/* url for messages (st_log_url_redacted); NULL on no memory. */
 static char *url_redacted(const char *url)
 {
-    const char *auth = strstr(url, "://");
-    auth = auth ? auth + 3 : url;
-    size_t alen = strcspn(auth, "/?#");
-    const char *at = memchr(auth, '@', alen);
-    for (const char *p = at ? at + 1 : NULL; p && p < auth + alen; p++)
-        if (*p == '@')
-            at = p; /* the last '@' of the authority ends the user information */
-    char *out = malloc(strlen(url) + 4);
-    if (!out)
-        return NULL;
-    if (!at)
-        strcpy(out, url);
-    else
-        sprintf(out, "%.*s***%s", (int)(auth - url), url, at);
-    return out;
+    size_t size = strlen(url) + 4;
+    char *out = malloc(size);
+    return out ? (char *)st_log_url_redacted(url, out, size) : NULL;
 }
 
 st_avro_registry_t *st_avro_registry_new(const char *schemas_dir, const char *registry_url,

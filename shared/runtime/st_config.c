@@ -2,6 +2,7 @@
 #include "st_config.h"
 
 #include "st_err.h"
+#include "st_log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -612,6 +613,10 @@ void st_config_dump(const st_config_t *cfg, FILE *out)
         switch (s->e->type) {
         case ST_CFG_STRING: {
             const char *v = *(char *const *)field;
+            char url[1024];
+            /* a URL's user:password@ (a registry's basic auth) is a secret too */
+            if (v && !s->e->secret && strstr(v, "://"))
+                v = st_log_url_redacted(v, url, sizeof url);
             fputs(!v ? "" : (s->e->secret && *v ? "***" : v), out);
             break;
         }

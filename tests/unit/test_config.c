@@ -219,7 +219,9 @@ static void test_dump_redacts_secrets(void)
     cfg_t c;
     st_config_t *cfg;
     char err[256] = "";
-    char *argv[] = {"test", "--redis.password", "hunter2", "-X", "sasl.password=s3cr3t", NULL};
+    char *argv[] = {"test", "--redis.password", "hunter2", "-X", "sasl.password=s3cr3t",
+                    /* a URL with basic-auth user information (a registry's) */
+                    "--log.level", "https://me:pw0rd@reg.example:8081/x", NULL};
     clear_env();
     ST_EQ_INT(load(&c, &cfg, argv, err, sizeof err), ST_CONFIG_OK);
     ST_EQ_STR(c.password, "hunter2");
@@ -231,6 +233,8 @@ static void test_dump_redacts_secrets(void)
     ST_CHECK(strstr(buf, "hunter2") == NULL);
     ST_CHECK(strstr(buf, "s3cr3t") == NULL);
     ST_CHECK(strstr(buf, "redis.password=***") != NULL);
+    ST_CHECK(strstr(buf, "pw0rd") == NULL);
+    ST_CHECK(strstr(buf, "log.level=https://***@reg.example:8081/x") != NULL);
     ST_CHECK(strstr(buf, "redis.port=16379  # default") != NULL);
     free(buf);
     st_config_destroy(cfg);
