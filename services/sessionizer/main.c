@@ -236,12 +236,14 @@ static void on_revoke(void *vctx, const rd_kafka_topic_partition_list_t *parts)
 
 /* Restores the clock of newly assigned partitions from the commit point at the offset the
  * consumer resumes from, loading their deadline sets. That offset is the partition's first record
- * in a batch, so a partition waits for one, in live mode too: one taken with an empty clock
- * before it (the tick of an idle partition) would never get its saved clock, and its first
- * records would build a new one from few users, whose stream time one early listen could set,
- * making the other users' replayed listens late (a first run that had the whole clock decided
- * them otherwise). The wall clock moves a partition only after its first record (has_base). */
-static int init_partitions(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err_t *err)
+ * in a batch. In live mode a partition without one is taken when it is caught up (nothing before
+ * its resume offset left to read), with the point at that offset, so that the wall clock closes
+ * the sessions it had open (a quiet partition after a restart); one that is not waits for its
+ * first record. Never with an empty clock in place of a saved one: its first records would build
+ * a new clock from few users, whose stream time one early listen could set, making the other
+ * users' replayed listens late (a first run that had the whole clock decided them otherwise). */
+static int init_partitions(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_out_t *out,
+                           st_err_t *err)
 {
     size_t np = 0;
     for (size_t i = 0; i < ctx->n_parts; i++) {
@@ -252,15 +254,20 @@ static int init_partitions(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_err
         for (size_t k = 0; k < n && !first; k++)
             if (msgs[k].partition == p->id)
                 first = &msgs[k];
-        if (!first)
+        int64_t at = first ? first->offset : -1, lag;
+        if (!first && config.idle_flush_ms > 0 &&
+            (st_out_lag(out, config.in_topic, p->id, &lag) != 0 || lag > 0 ||
+             st_out_next_offset(out, config.in_topic, p->id, &at) != 0))
+            at = -1;
+        if (at < 0)
             continue;
         if (grow((void **)&ctx->points, &ctx->cap_points, np + 1, sizeof *ctx->points) != 0) {
             st_err_nomem(err);
             return -1;
         }
-        ctx->points[np++] = (sz_commit_point_t){.partition = p->id, .offset = first->offset};
+        ctx->points[np++] = (sz_commit_point_t){.partition = p->id, .offset = at};
     }
-    size_t nq = np; /* every point has its partition's first offset in the batch */
+    size_t nq = np; /* every point has the offset its partition resumes from */
     if (nq > 0 && sz_store_load_stream_times(ctx->store, ctx->points, nq, err) != 0)
         return -1;
     for (size_t i = 0; i < ctx->n_parts; i++) {
@@ -568,7 +575,7 @@ static int process(void *vctx, const st_msg_t *msgs, size_t n, st_out_t *out, st
     if (!ctx->in_batch) {
         /* First attempt of this batch (a retry after a failed produce or read skips to the
          * outputs: the records are in the sessionizer already). */
-        if (decode_all(ctx, msgs, n, err) != 0 || init_partitions(ctx, msgs, n, err) != 0)
+        if (decode_all(ctx, msgs, n, err) != 0 || init_partitions(ctx, msgs, n, out, err) != 0)
             return -1;
         if (config.idle_flush_ms > 0)
             live_advance(ctx, out);

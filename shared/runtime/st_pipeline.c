@@ -275,24 +275,47 @@ void st_out_hold(st_out_t *out, const char *topic, int32_t partition, int64_t of
         pt->hold = offset;
 }
 
-int st_out_lag(st_out_t *out, const char *topic, int32_t partition, int64_t *lag)
+static int64_t position_or_start(st_pipeline_t *p, part_t *pt, int64_t lo, int64_t hi);
+
+/* The next offset of topic/partition that process() will see and the high watermark of the last
+ * fetch response (no broker round trip): after this batch's records, else after the last one
+ * handed to process(), else the consumer's fetch position, else where consumption starts. 0, or
+ * -1 when either is not known yet. */
+static int next_and_end(st_out_t *out, const char *topic, int32_t partition, int64_t *next,
+                        int64_t *hi)
 {
     st_pipeline_t *p = out->p;
     part_t *pt = find_part(p, topic, partition, false);
-    int64_t next = pt ? pt->consumed_next : -1;
+    int64_t n = pt ? pt->consumed_next : -1, lo;
     for (size_t i = 0; i < p->nmsgs; i++)
-        if (p->views[i].partition == partition && p->views[i].offset + 1 > next &&
+        if (p->views[i].partition == partition && p->views[i].offset + 1 > n &&
             strcmp(p->views[i].topic, topic) == 0)
-            next = p->views[i].offset + 1;
-    int64_t lo, hi;
-    /* The watermarks of the last fetch response: no broker round trip. */
-    if (next < 0 ||
-        rd_kafka_get_watermark_offsets(p->consumer, topic, partition, &lo, &hi) !=
+            n = p->views[i].offset + 1;
+    if (rd_kafka_get_watermark_offsets(p->consumer, topic, partition, &lo, hi) !=
             RD_KAFKA_RESP_ERR_NO_ERROR ||
-        hi < 0)
+        *hi < 0)
+        return -1;
+    if (n < 0 && pt)
+        n = position_or_start(p, pt, lo, *hi);
+    if (n < 0)
+        return -1;
+    *next = n;
+    return 0;
+}
+
+int st_out_lag(st_out_t *out, const char *topic, int32_t partition, int64_t *lag)
+{
+    int64_t next, hi;
+    if (next_and_end(out, topic, partition, &next, &hi) != 0)
         return -1;
     *lag = hi > next ? hi - next : 0;
     return 0;
+}
+
+int st_out_next_offset(st_out_t *out, const char *topic, int32_t partition, int64_t *next)
+{
+    int64_t hi;
+    return next_and_end(out, topic, partition, next, &hi);
 }
 
 static void drop_parts(st_pipeline_t *p, const rd_kafka_topic_partition_list_t *parts)
@@ -891,6 +914,19 @@ static int64_t start_offset(st_pipeline_t *p, part_t *pt, int64_t lo, int64_t hi
  * broker round trip) less the next offset to process: after the last record processed, else the
  * fetch position, else where consumption starts (start_offset). A partition with neither end nor
  * start known is left as it is. */
+/* Where pt's consumption stands with no record handed to process() since the assignment: the
+ * consumer's fetch position, else start_offset. -1 when unknown. */
+static int64_t position_or_start(st_pipeline_t *p, part_t *pt, int64_t lo, int64_t hi)
+{
+    int64_t next = -1;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, pt->topic, pt->partition);
+    if (rd_kafka_position(p->consumer, l) == RD_KAFKA_RESP_ERR_NO_ERROR && l->elems[0].offset >= 0)
+        next = l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    return next >= 0 ? next : start_offset(p, pt, lo, hi);
+}
+
 static void update_lag(st_pipeline_t *p)
 {
     for (size_t i = 0; i < p->nparts; i++) {
@@ -900,16 +936,8 @@ static void update_lag(st_pipeline_t *p)
                 RD_KAFKA_RESP_ERR_NO_ERROR ||
             hi < 0)
             continue;
-        if (next < 0) {
-            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-            rd_kafka_topic_partition_list_add(l, pt->topic, pt->partition);
-            if (rd_kafka_position(p->consumer, l) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-                l->elems[0].offset >= 0)
-                next = l->elems[0].offset;
-            rd_kafka_topic_partition_list_destroy(l);
-        }
         if (next < 0)
-            next = start_offset(p, pt, lo, hi);
+            next = position_or_start(p, pt, lo, hi);
         if (next < 0)
             continue;
         pt->lag = hi > next ? hi - next : 0;

@@ -67,9 +67,13 @@ int st_out_dead_letter(st_out_t *out, const st_msg_t *msg, const char *code, con
 void st_out_hold(st_out_t *out, const char *topic, int32_t partition, int64_t offset);
 
 /* The records of topic/partition after the last one handed to process() (this batch's
- * included), from the high watermark of the consumer's last fetch: 0 means caught up. Returns 0,
- * or -1 when either is not known yet (nothing consumed, no fetch answered). */
+ * included; with none since the assignment, after the consumer's position or the group's commit),
+ * from the high watermark of the consumer's last fetch: 0 means caught up. Returns 0, or -1 when
+ * either is not known yet (no fetch answered, the commit not known). */
 int st_out_lag(st_out_t *out, const char *topic, int32_t partition, int64_t *lag);
+/* The offset of the next record of topic/partition that process() will see, as st_out_lag
+ * counts from: with no record since the assignment, where the consumer resumes. 0 or -1. */
+int st_out_next_offset(st_out_t *out, const char *topic, int32_t partition, int64_t *next);
 
 /* An st_out_t outside a pipeline, for unit tests and benches of service cores: outputs are
  * collected in memory; a dead letter is an output on dlq_topic (NULL: dropped, only logged) in the

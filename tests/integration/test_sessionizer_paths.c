@@ -3,7 +3,8 @@
  * Avro DeadLetter; OPENED events carry the profile fields the clusterer keeps in
  * <prefix>:u:{user}:clu:prof when it has them and nulls otherwise; in live mode (idle.flush_ms)
  * an idle session is closed by the wall clock without further input; and a restart in live mode
- * restores the partition's clock with its first record. */
+ * restores the partition's clock with its first record, or, for a quiet partition, once it is
+ * caught up, closing its open session without a new listen. */
 #include "st_records.h"
 #include "st_trackmeta.h"
 #include "sz_itest.h"
@@ -502,6 +503,56 @@ static void test_restart_restores_clock(void)
     szt_redis_cleanup(nm.prefix);
 }
 
+/* A restart in live mode of a quiet partition: its session, open when the service stopped, is
+ * closed by the wall clock without any new listen (the partition is taken, with its saved
+ * clock, once it is caught up; before, it waited for a first record that might never come). */
+static void test_restart_closes_quiet_session(void)
+{
+    szt_names_t nm;
+    szt_names(&nm, "quiet");
+    ST_REQUIRE(szt_create_topics(&nm, 1) == 0);
+    unlink(nm.logpath);
+    /* gap 8 s, grace 1 s, no lag: the listen is released within about a second (nothing held,
+     * so nothing is replayed), its session stays open for 8 s */
+    const char *extra[] = {"--idle.flush_ms",    "200",  "--session.gap_s", "8",
+                           "--session.grace_ms", "1000", "--idle.lag_ms",   "0"};
+    pid_t pid = start_live(&nm, extra, 8);
+    char errstr[256];
+    st_kafka_opts_t ko = itest_kafka();
+    st_producer_t *prod = st_producer_new(&ko, errstr, sizeof errstr);
+    st_avro_codec_t *codec = st_avro_codec_new(reg, "EnrichedListen", nm.in, errstr, sizeof errstr);
+    ST_REQUIRE(prod && codec);
+    st_buf_t enc = ST_BUF_INIT;
+    ST_REQUIRE(produce_listen(prod, codec, nm.in, "quiet", st_time_wall_ms(), 0, "a", &enc) == 0);
+    ST_REQUIRE(st_producer_wait(prod, 30000, NULL) == 0);
+    st_producer_destroy(prod);
+    st_avro_codec_destroy(codec);
+    st_buf_free(&enc);
+    events_t ev = {0};
+    ev.codec = st_avro_codec_new(reg, "SessionEvent", NULL, errstr, sizeof errstr);
+    int64_t wait_until = st_time_mono_ms() + 30000;
+    while (count_kind(&ev, "quiet", "OPENED") == 0 && st_time_mono_ms() < wait_until) {
+        itest_sleep_ms(200);
+        ev.n = 0;
+        itest_read_topic(nm.out, on_session, &ev);
+    }
+    ST_REQUIRE(count_kind(&ev, "quiet", "OPENED") == 1);
+    itest_sleep_ms(2500); /* released and committed; the session still open */
+    kill(pid, SIGTERM);
+    ST_EQ_INT(itest_wait(pid, 60000), 0);
+    ev.n = 0;
+    itest_read_topic(nm.out, on_session, &ev);
+    ST_REQUIRE(count_kind(&ev, "quiet", "CLOSED") == 0);
+    pid = start_live(&nm, extra, 8);
+    bool closed = wait_closed(&nm, &ev);
+    kill(pid, SIGTERM);
+    ST_EQ_INT(itest_wait(pid, 60000), 0);
+    ST_CHECK(closed);
+    ST_EQ_INT(count_kind(&ev, "quiet", "CLOSED"), 1);
+    st_avro_codec_destroy(ev.codec);
+    szt_redis_cleanup(nm.prefix);
+}
+
 int main(void)
 {
     reg = szt_registry();
@@ -512,6 +563,7 @@ int main(void)
     ST_RUN(test_idle_flush);
     ST_RUN(test_upstream_stall);
     ST_RUN(test_restart_restores_clock);
+    ST_RUN(test_restart_closes_quiet_session);
     st_avro_registry_destroy(reg);
     return st_test_summary();
 }
