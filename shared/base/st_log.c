@@ -57,11 +57,10 @@ const char *st_log_url_redacted(const char *url, char *buf, size_t size)
         return buf;
     const char *auth = strstr(url, "://");
     auth = auth ? auth + 3 : url;
-    size_t alen = strcspn(auth, "/?#");
-    const char *at = NULL;
-    for (const char *p = auth; p < auth + alen; p++)
-        if (*p == '@')
-            at = p; /* the last '@' of the authority ends the user information */
+    /* Up to the last '@' at all: a password may hold an unencoded '/', '?' or '#' (libcurl then
+     * refuses the URL, and the message must not show it). An '@' in a path or a query is
+     * redacted too, the safe side. */
+    const char *at = strrchr(auth, '@');
     if (at)
         snprintf(buf, size, "%.*s***%s", (int)(auth - url), url, at);
     else

@@ -34,8 +34,9 @@ void st_log_write(st_log_level_t level, const char *file, int line, const char *
 
 /* Writes s into buf as a double-quoted, escaped value (truncated to fit). Returns buf. */
 const char *st_log_quote(const char *s, char *buf, size_t size);
-/* Writes url into buf with the user information of its authority ("user:password@") shown as
- * "***@" (truncated to fit), for messages and --dump-config. Other text is copied. Returns buf. */
+/* Writes url into buf with everything between "://" (or its start) and its last '@' - the user
+ * information, "user:password@" - shown as "***@" (truncated to fit), for messages and
+ * --dump-config. Text without '@' is copied. Returns buf. */
 const char *st_log_url_redacted(const char *url, char *buf, size_t size);
 
 #define ST_LOG_AT(level, event, ...)                                                               \

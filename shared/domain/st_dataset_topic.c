@@ -13,6 +13,7 @@
 #include "st_buf.h"
 #include "st_err.h"
 #include "st_kafka.h"
+#include "st_lifecycle.h"
 #include "st_log.h"
 #include "st_records.h"
 #include "st_time.h"
@@ -63,7 +64,16 @@ static int take(reader_t *r, st_avro_codec_t *codec, const rd_kafka_message_t *m
     r->stats.records++;
     st_rec_session_event_t *v = &r->event;
     st_err_t err = {0};
-    if (st_rec_session_event_decode(codec, m->payload, m->len, v, &err) != 0) {
+    int rc;
+    /* A schema id the registry does not know yet is a retriable ST_ERR_INVALID for a while (a
+     * replica that has not caught up): asked again until it is found or given up on (then one
+     * invalid record, as any other). An unreachable registry stops the load. */
+    while ((rc = st_rec_session_event_decode(codec, m->payload, m->len, v, &err)) != 0 &&
+           err.retriable && err.code == ST_ERR_INVALID && !st_lifecycle_stopping()) {
+        st_lifecycle_sleep_ms(1000);
+        err = (st_err_t){0};
+    }
+    if (rc != 0) {
         if (err.retriable)
             return st_errstr(errstr, errstr_size, "topic %s: %s", r->topic, err.text);
         invalid(r, m, err.text);

@@ -11,7 +11,7 @@
 
 /* Items whose type takes no bytes (null, {}, fixed of 0) in one whole record: they cost nothing
  * to send, so only this bounds the time (and memory) a small record can make a decode take. */
-#define MAX_ZERO_SIZE_ITEMS (1 << 20)
+#define MAX_ZERO_SIZE_ITEMS (1 << 16)
 
 /* Binary reading, bounds-checked */
 

@@ -53,6 +53,7 @@ struct st_avro_registry {
     ident_t *ids;
     size_t n_ids, cap_ids, n_negative;
     int not_found_retry_ms;
+    int64_t miss_window_ms; /* when the current window of missing ids began (monotonic), 0 none */
     subject_t *subjects;
     size_t n_subjects, cap_subjects;
 };
@@ -189,6 +190,7 @@ static ident_t *registry_fetch(st_avro_registry_t *reg, int32_t id, ident_t *aga
             if (s && again) {
                 free(again->why);
                 again->why = NULL;
+                reg->n_negative--;
                 again->sch = s;
                 again->owned = true;
                 again->retry_at_ms = 0;
@@ -227,9 +229,13 @@ static ident_t *registry_fetch(st_avro_registry_t *reg, int32_t id, ident_t *aga
         goto out;
     }
     if (not_found) {
+        /* One window for the whole registry: the ids found missing while it lasts wait together
+         * (a batch with several never waits more than one window). */
         int64_t now = st_time_mono_ms();
+        if (reg->miss_window_ms == 0 || now - reg->miss_window_ms >= reg->not_found_retry_ms)
+            reg->miss_window_ms = now;
         if (e->missing_since_ms == 0)
-            e->missing_since_ms = now;
+            e->missing_since_ms = reg->miss_window_ms;
         /* Within the window asked again at most once a second (records with it wait), then
          * once a window (records with it are dead-lettered meanwhile). */
         bool waiting = now - e->missing_since_ms < reg->not_found_retry_ms;
@@ -260,8 +266,8 @@ const sch_t *st_avro__registry_writer(st_avro_registry_t *reg, int32_t id, st_er
              st_time_mono_ms() - e->missing_since_ms < reg->not_found_retry_ms)
         /* Just registered, and a registry replica behind a load balancer has not caught up:
          * the records wait (retriable) rather than go to a dead-letter topic. */
-        st_err_set(err, ST_ERR_HTTP, ST_DISP_RETRY,
-                   "schema id %ld %s; asked again for %d ms before its records are dead-lettered",
+        st_err_set(err, ST_ERR_INVALID, ST_DISP_RETRY,
+                   "schema id %ld %s; asked again for up to %d ms before it counts as unknown",
                    (long)id, e->why, reg->not_found_retry_ms);
     else if (e)
         st_err_set(err, ST_ERR_INVALID, ST_DISP_PERMANENT, "unknown schema id %ld: %s", (long)id,
@@ -336,8 +342,7 @@ static int registry_register(st_avro_registry_t *reg, local_t *l, const char *to
             registry_message(&body, msg, sizeof msg);
         st_log_warn("schema_registry_retry", "subject=%s status=%ld error=\"%s\" pause_ms=%ld",
                     subject, status, rc_call != 0 ? call_err.text : msg, pause_ms);
-        struct timespec pause = {pause_ms / 1000, (pause_ms % 1000) * 1000000L};
-        nanosleep(&pause, NULL);
+        st_lifecycle_sleep_ms((int)pause_ms);
         pause_ms = pause_ms * 2 > 2000 ? 2000 : pause_ms * 2;
     }
     if (status != 200) {
@@ -377,6 +382,7 @@ static int registry_register(st_avro_registry_t *reg, local_t *l, const char *to
             e->why = NULL;
             e->sch = l->sch;
             e->owned = false;
+            reg->n_negative--;
         } else if (!ident_add(reg, id, l->sch, false, NULL)) {
             st_err_set(err, ST_ERR_NOMEM, ST_DISP_RETRY, "out of memory");
             goto out;
@@ -641,9 +647,10 @@ st_avro_registry_t *st_avro_registry_new(const char *schemas_dir, const char *re
     reg->register_retry_ms = DEFAULT_REGISTER_RETRY_MS;
     if (registry_url && *registry_url) {
         if (strncmp(registry_url, "http://", 7) != 0 && strncmp(registry_url, "https://", 8) != 0) {
+            char safe[64];
             st_errstr(errstr, errstr_size,
-                      "schema registry URL must start with http:// or https:// (%.12s...)",
-                      registry_url);
+                      "schema registry URL must start with http:// or https:// (%s)",
+                      st_log_url_redacted(registry_url, safe, sizeof safe));
             st_avro_registry_destroy(reg);
             return NULL;
         }

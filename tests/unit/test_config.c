@@ -221,7 +221,7 @@ static void test_dump_redacts_secrets(void)
     char err[256] = "";
     char *argv[] = {"test", "--redis.password", "hunter2", "-X", "sasl.password=s3cr3t",
                     /* a URL with basic-auth user information (a registry's) */
-                    "--log.level", "https://me:pw0rd@reg.example:8081/x", NULL};
+                    "--log.level", "https://me:pw0/rd@reg.example:8081/x", NULL};
     clear_env();
     ST_EQ_INT(load(&c, &cfg, argv, err, sizeof err), ST_CONFIG_OK);
     ST_EQ_STR(c.password, "hunter2");
@@ -233,7 +233,7 @@ static void test_dump_redacts_secrets(void)
     ST_CHECK(strstr(buf, "hunter2") == NULL);
     ST_CHECK(strstr(buf, "s3cr3t") == NULL);
     ST_CHECK(strstr(buf, "redis.password=***") != NULL);
-    ST_CHECK(strstr(buf, "pw0rd") == NULL);
+    ST_CHECK(strstr(buf, "pw0") == NULL); /* a '/' in the password too */
     ST_CHECK(strstr(buf, "log.level=https://***@reg.example:8081/x") != NULL);
     ST_CHECK(strstr(buf, "redis.port=16379  # default") != NULL);
     free(buf);
