@@ -14,7 +14,8 @@ fails and says so), then, against the shared local stack:
   predictions.outcomes (Avro decoded with confluent-kafka's AvroDeserializer and the registry)
   equals `stint tail --meta` of the same topics, record for record; `--latest` prints the upsert
   view; the library's LatestBySession keeps the highest revision and drops retracted sessions;
-- an unreachable schema registry while decoding Avro: exit 5, one line.
+- an unreachable schema registry while decoding Avro: exit 5, one line; with --group, the next run
+  reads the record that failed again (nothing committed past it).
 
 Prints the venv and pip install times (cold: empty cache; warm: a rerun)."""
 import json
@@ -306,6 +307,19 @@ def main():
         r = client(vbin, ["consume", "-b", BROKERS, "--topic", preds_t, "--from-beginning",
                           "--until-end", "--registry", "http://127.0.0.1:1/apis/ccompat/v7"], env)
         one_line_error(r, 5, "consume of Avro records, schema registry unreachable")
+        # A group whose run failed on a record (the registry unreachable) reads it again next
+        # time: nothing is committed past a record that was not handed over.
+        group = f"stint-client-test-{os.getpid()}"
+        r = client(vbin, ["consume", "-b", BROKERS, "--topic", preds_t, "--group", group,
+                          "--from-beginning", "--until-end", "--registry",
+                          "http://127.0.0.1:1/apis/ccompat/v7"], env)
+        one_line_error(r, 5, "consume --group, schema registry unreachable")
+        r = client(vbin, ["consume", "-b", BROKERS, "--topic", preds_t, "--group", group,
+                          "--from-beginning", "--until-end"], env)
+        again = lines(r.stdout) if r.returncode == 0 else []
+        check(r.returncode == 0 and len(again) == len(mine),
+              f"consume --group after a failed run: every record ({len(again)} of {len(mine)}), "
+              f"none skipped")
     finally:
         for rd in readers:
             rd.close()

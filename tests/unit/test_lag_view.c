@@ -38,6 +38,8 @@ static void test_lag(void)
     ST_CHECK(!lag_view_caught_up(&v));
     lag_view_t one = {"g", "Stable", 1, false, rows + 2, 1};
     ST_CHECK(lag_view_caught_up(&one));
+    lag_view_t none = {"g", "PreparingRebalance", 1, false, rows, 0}; /* nothing read yet */
+    ST_CHECK(!lag_view_caught_up(&none));
 }
 
 /* The sessionizer: committed at its oldest held record, read to the end = caught up; read short

@@ -49,6 +49,8 @@ static const st_config_entry_t tail_table[] = {
 static json_t *decode_value(st_avro_registry_t *reg, const rd_kafka_message_t *m, st_err_t *err)
 {
     const unsigned char *p = m->payload;
+    if (!p) /* a tombstone (a compacted topic's deletion) */
+        return json_null();
     if (m->len >= ST_AVRO_HEADER_SIZE && p[0] == 0)
         return st_avro_registry_decode_json(reg, m->payload, m->len, err);
     json_error_t jerr;
@@ -101,8 +103,10 @@ int cmd_tail(int argc, char **argv)
     }
     st_kafka_opts_t ko = {c.brokers, "stint-tail", NULL, 0};
     ko.props = st_config_kafka_props(cfg, &ko.nprops);
-    const char *const defaults[][2] = {{"group.id", "stint-tail"}, {"enable.auto.commit", "false"}};
-    rd_kafka_conf_t *conf = st_kafka_conf_new(&ko, defaults, 2, errstr, sizeof errstr);
+    const char *const defaults[][2] = {{"group.id", "stint-tail"},
+                                       {"enable.auto.commit", "false"},
+                                       {"enable.partition.eof", "true"}};
+    rd_kafka_conf_t *conf = st_kafka_conf_new(&ko, defaults, 3, errstr, sizeof errstr);
     rd_kafka_t *rk = conf ? rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr) : NULL;
     if (!rk) {
         if (conf)
@@ -130,14 +134,27 @@ int cmd_tail(int argc, char **argv)
     int nparts = md->topics[0].partition_cnt;
     rd_kafka_metadata_destroy(md);
 
+    /* Without --follow it stops once every partition is read up to its end as it was at the
+     * start: at a record at or past that end, or at the partition's end-of-file event (offsets
+     * are not records: a compacted topic or one retention has trimmed has gaps). */
     int64_t *high = calloc((size_t)nparts, sizeof *high);
-    int64_t pending = 0;
+    bool *done = calloc((size_t)nparts, sizeof *done);
+    int pending = 0; /* partitions not read to their end yet */
+    if (!high || !done) {
+        fprintf(stderr, "stint tail: out of memory\n");
+        free(high);
+        free(done);
+        rd_kafka_destroy(rk);
+        st_avro_registry_destroy(reg);
+        st_config_destroy(cfg);
+        return 1;
+    }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(nparts);
     for (int i = 0; i < nparts; i++) {
         int64_t lo = 0;
         rd_kafka_query_watermark_offsets(rk, topic, i, &lo, &high[i], 10000);
-        if (!c.from_end)
-            pending += high[i] - lo;
+        done[i] = c.from_end || high[i] <= lo;
+        pending += !done[i];
         rd_kafka_topic_partition_list_add(l, topic, i)->offset =
             c.from_end ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
     }
@@ -150,14 +167,17 @@ int cmd_tail(int argc, char **argv)
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (!m)
             continue;
+        bool part_ok = m->partition >= 0 && m->partition < nparts;
         if (m->err) {
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 fprintf(stderr, "stint tail: %s\n", rd_kafka_message_errstr(m));
+            else if (part_ok && !done[m->partition])
+                done[m->partition] = true, pending--;
             rd_kafka_message_destroy(m);
             continue;
         }
-        if (m->partition < nparts && m->offset < high[m->partition])
-            pending--;
+        if (part_ok && !done[m->partition] && m->offset + 1 >= high[m->partition])
+            done[m->partition] = true, pending--;
         st_err_t err = {0};
         json_t *v = decode_value(reg, m, &err);
         if (!v) {
@@ -175,15 +195,21 @@ int cmd_tail(int argc, char **argv)
                           m->key ? (const char *)m->key : "", m->key ? m->key_len : 0, "value", v);
         }
         char *line = out ? json_dumps(out, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-        if (line) {
-            if (puts(line) == EOF && errno == EPIPE) {
-                free(line);
-                json_decref(out);
-                rd_kafka_message_destroy(m);
-                break;
-            }
-            free(line);
+        if (!line) { /* bytes that are not UTF-8 (what ingest dead-letters as invalid_utf8) */
+            bad++;
+            fprintf(stderr, "stint tail: %s [%d] offset %lld: not printable as JSON (not UTF-8)\n",
+                    topic, (int)m->partition, (long long)m->offset);
+            json_decref(out);
+            rd_kafka_message_destroy(m);
+            continue;
         }
+        if (puts(line) == EOF && errno == EPIPE) {
+            free(line);
+            json_decref(out);
+            rd_kafka_message_destroy(m);
+            break;
+        }
+        free(line);
         json_decref(out);
         printed++;
         if (c.follow)
@@ -194,6 +220,7 @@ int cmd_tail(int argc, char **argv)
     if (bad)
         rc = 1;
     free(high);
+    free(done);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     st_avro_registry_destroy(reg);

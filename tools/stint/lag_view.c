@@ -41,7 +41,7 @@ int64_t lag_view_total_unread(const lag_view_t *v)
 
 bool lag_view_caught_up(const lag_view_t *v)
 {
-    return lag_view_total_unread(v) == 0;
+    return v->nrows > 0 && lag_view_total_unread(v) == 0;
 }
 
 enum { C_TOPIC, C_PART, C_CUR, C_READ, C_END, C_LAG, C_UNREAD, C_MEMBER, NCOLS };

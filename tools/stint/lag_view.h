@@ -40,7 +40,8 @@ int64_t lag_row_unread(const lag_row_t *r);
 
 int64_t lag_view_total_lag(const lag_view_t *v);
 int64_t lag_view_total_unread(const lag_view_t *v);
-/* No partition has unread records (true for a view without rows). */
+/* No partition has unread records. False for a view without rows: a group with members but no
+ * commits and no assignment yet (its first rebalance) has read nothing. */
 bool lag_view_caught_up(const lag_view_t *v);
 
 /* The table: a header line (group, state, members), one line per row, a TOTAL line whose last

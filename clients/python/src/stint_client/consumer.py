@@ -110,6 +110,10 @@ class RecordConsumer:
         conf = base_config(brokers, {
             "group.id": group or f"stint-client-{os.getpid()}",
             "enable.auto.commit": bool(group),
+            # a group's offset is stored once its record was decoded and handed over (the
+            # caller came back for the next): a record that failed to decode, or that the
+            # caller never got past, is read again by the group's next run
+            "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest" if from_beginning else "latest",
             "enable.partition.eof": True,
         })
@@ -129,12 +133,18 @@ class RecordConsumer:
             start = OFFSET_BEGINNING if from_beginning else OFFSET_END
             self._c.assign([TopicPartition(topic, p, start) for p in self.partitions])
         self._closed = False
+        self._group = bool(group)
 
     def __iter__(self):
         eof = set()
         n = 0
         last = time.monotonic()
+        handed = None  # the record last handed over: its offset is stored when the caller is back
         while not self._closed:
+            if handed is not None:
+                if self._group:
+                    self._c.store_offsets(message=handed)
+                handed = None
             if self.max_records is not None and n >= self.max_records:
                 return
             if self.idle_timeout_s is not None and time.monotonic() - last >= self.idle_timeout_s:
@@ -158,6 +168,7 @@ class RecordConsumer:
             last = time.monotonic()
             value = decode_value(m.topic(), m.value(), self._avro)
             n += 1
+            handed = m
             if self.meta:
                 key = m.key().decode("utf-8", "replace") if m.key() is not None else None
                 yield {"topic": m.topic(), "partition": m.partition(), "offset": m.offset(),
