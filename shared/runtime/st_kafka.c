@@ -478,12 +478,28 @@ int st_kafka_create_topics(const st_kafka_opts_t *opts, const char *const *topic
     if (!rk)
         return -1;
     rd_kafka_NewTopic_t **nt = calloc(ntopics, sizeof *nt);
-    for (size_t i = 0; i < ntopics; i++) {
-        nt[i] = rd_kafka_NewTopic_new(topics[i], partitions, 1, buf, sizeof buf);
-        if (!nt[i]) {
-            rc = st_errstr(errstr, errstr_size, "topic %s: %s", topics[i], buf);
+    for (size_t i = 0; nt && i < ntopics; i++) {
+        /* "name:compact" (as in deploy/topics.conf): a compacted topic. The replication factor
+         * is the broker's default.replication.factor (-1), not 1. */
+        char name[256];
+        const char *colon = strrchr(topics[i], ':');
+        bool compact = colon && strcmp(colon, ":compact") == 0;
+        snprintf(name, sizeof name, "%.*s",
+                 (int)(compact ? (size_t)(colon - topics[i]) : strlen(topics[i])), topics[i]);
+        nt[i] = rd_kafka_NewTopic_new(name, partitions, -1, buf, sizeof buf);
+        if (nt[i] && compact &&
+            rd_kafka_NewTopic_set_config(nt[i], "cleanup.policy", "compact") != 0) {
+            rc = st_errstr(errstr, errstr_size, "topic %s: cannot set cleanup.policy", name);
             goto done;
         }
+        if (!nt[i]) {
+            rc = st_errstr(errstr, errstr_size, "topic %s: %s", name, buf);
+            goto done;
+        }
+    }
+    if (!nt) {
+        rd_kafka_destroy(rk);
+        return st_errstr(errstr, errstr_size, "out of memory");
     }
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);

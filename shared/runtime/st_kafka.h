@@ -89,8 +89,9 @@ int st_kafka_delete_topics(const st_kafka_opts_t *opts, const char *const *topic
 int st_kafka_commit_outside_group(const st_kafka_opts_t *opts, const char *group,
                                   const rd_kafka_topic_partition_list_t *offsets, char *errstr,
                                   size_t errstr_size);
-/* Creates topics (idempotent: existing ones are fine) with the given partition count.
- * Returns 0 or -1 with errstr. */
+/* Creates topics (idempotent: existing ones are fine) with the given partition count and the
+ * broker's default replication factor; a name ending in ":compact" (as in deploy/topics.conf) is
+ * created compacted. Returns 0 or -1 with errstr. */
 int st_kafka_create_topics(const st_kafka_opts_t *opts, const char *const *topics, size_t ntopics,
                            int partitions, char *errstr, size_t errstr_size);
 /* Sum over partitions of the high watermark of topic (records ever written, for a topic without

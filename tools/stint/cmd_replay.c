@@ -332,7 +332,10 @@ static int run(replay_t *r, st_config_t *cfg)
     }
     r->total = st_merge_stats(m)->lines.good;
 
-    const char *topics[2] = {r->cfg.topic, r->cfg.profiles_topic};
+    char profiles[300]; /* users.profiles is compacted (deploy/topics.conf) */
+    snprintf(profiles, sizeof profiles, "%s:compact",
+             r->cfg.profiles_topic ? r->cfg.profiles_topic : "");
+    const char *topics[2] = {r->cfg.topic, profiles};
     size_t ntopics = r->cfg.profiles_topic && *r->cfg.profiles_topic ? 2 : 1;
     if (st_kafka_create_topics(&ko, topics, ntopics, (int)r->cfg.partitions, errstr,
                                sizeof errstr) != 0) {
