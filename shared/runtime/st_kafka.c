@@ -409,6 +409,11 @@ uint64_t st_producer_in_flight(const st_producer_t *p)
     return atomic_load(&p->sent) - atomic_load(&p->acked);
 }
 
+uint64_t st_producer_failed(st_producer_t *p)
+{
+    return atomic_load(&p->failed);
+}
+
 int st_producer_wait(st_producer_t *p, int timeout_ms, st_err_t *err)
 {
     int64_t deadline = st_time_mono_ms() + timeout_ms;

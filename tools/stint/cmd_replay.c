@@ -232,7 +232,8 @@ static int send_listens(replay_t *r, st_merge_t *m, st_err_t *err)
                 first_ts = rec.ts_ms;
                 base_mono_ms = st_time_mono_ms();
             }
-            pace_until(r, base_mono_ms + (int64_t)((double)(rec.ts_ms - first_ts) / r->cfg.speed));
+            double wait_ms = (double)(rec.ts_ms - first_ts) / r->cfg.speed;
+            pace_until(r, base_mono_ms + (int64_t)(wait_ms < 1e15 ? wait_ms : 1e15));
         }
         st_buf_reset(&json);
         if (st_listen_format_json(&rec, &json) != 0) {
@@ -250,6 +251,12 @@ static int send_listens(replay_t *r, st_merge_t *m, st_err_t *err)
             rd_kafka_poll(r->rk, 0);
             if (r->bar)
                 print_bar(r, false);
+            /* A failed delivery stops the replay (the final wait says why): going on would
+             * publish the rest after a hole, whose listens a re-run would then make late. */
+            if (st_producer_failed(r->producer) > 0) {
+                rc = -1;
+                break;
+            }
         }
         if (r->cfg.limit > 0 && r->sent >= (uint64_t)r->cfg.limit) {
             rc = 0;
