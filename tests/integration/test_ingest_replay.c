@@ -629,6 +629,10 @@ static void test_replay_window_and_failure(void)
     unlink(file_log);
     char *usage_argv[] = {stint, "replay", "--data", data_dir, "--from", "yesterday", NULL};
     ST_EQ_INT(run_tool(usage_argv), 2);
+    /* a window that selects nothing is a usage error, not an "ok" that sent nothing */
+    char *empty_argv[] = {stint,         "replay",  "--data",     data_dir, "--from",
+                          (char *)until, "--until", (char *)from, NULL};
+    ST_EQ_INT(run_tool(empty_argv), 2);
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", data_dir);
     if (system(cmd) != 0)

@@ -455,6 +455,11 @@ int cmd_replay(int argc, char **argv)
     if (parse_time("from", r.cfg.from, INT64_MIN, &r.from_ms) != 0 ||
         parse_time("until", r.cfg.until, INT64_MAX, &r.until_ms) != 0)
         goto out;
+    if (r.from_ms >= r.until_ms) {
+        fprintf(stderr, "stint replay: --from (%s) is not before --until (%s): nothing to send\n",
+                r.cfg.from, r.cfg.until);
+        goto out;
+    }
     if (strcmp(r.cfg.progress, "auto") == 0)
         r.bar = isatty(STDERR_FILENO);
     else if (strcmp(r.cfg.progress, "always") == 0 || strcmp(r.cfg.progress, "never") == 0)
