@@ -139,7 +139,13 @@ def _produce(a, out):
                     raise ValueError(f"missing {missing}")
                 value = listen_json(*(rec.get(k) for k in known))
             except (ValueError, BadArgument) as e:
-                raise BadArgument(f"stdin line {n}: {e}") from None
+                # the listens of the lines before it are sent (stdin is a stream): delivered
+                # and printed first, so the caller knows what to send again
+                sent = producer.flush()
+                for r in sent:
+                    out.write(_dump(r) + "\n")
+                raise BadArgument(f"stdin line {n}: {e} (the {len(sent)} listen(s) before it "
+                                  f"were sent)") from None
             producer.send_raw(rec["user_id"].strip(), value)
     for r in producer.flush():
         out.write(_dump(r) + "\n")

@@ -8,7 +8,8 @@ class StintClientError(Exception):
 
 
 class BadArgument(StintClientError, ValueError):
-    """A listen or a setting the client refuses before anything is sent (exit 2)."""
+    """A listen or a setting the client refuses (exit 2): before anything is sent, except for
+    a bad stdin line of `produce`, whose earlier lines were sent (and printed) first."""
 
     exit_code = 2
 
