@@ -236,12 +236,13 @@ static void on_revoke(void *vctx, const rd_kafka_topic_partition_list_t *parts)
 
 /* Restores the clock of newly assigned partitions from the commit point at the offset the
  * consumer resumes from, loading their deadline sets. That offset is the partition's first record
- * in a batch. In live mode a partition without one is taken when it is caught up (nothing before
- * its resume offset left to read), with the point at that offset, so that the wall clock closes
- * the sessions it had open (a quiet partition after a restart); one that is not waits for its
- * first record. Never with an empty clock in place of a saved one: its first records would build
- * a new clock from few users, whose stream time one early listen could set, making the other
- * users' replayed listens late (a first run that had the whole clock decided them otherwise). */
+ * in a batch. In live mode a partition without one is taken when it is caught up at the group's
+ * commit (st_out_resume_commit: its next record will have that offset), with the point there, so
+ * that the wall clock closes the sessions it had open (a quiet partition after a restart); any
+ * other waits for its first record. Never with an empty clock in place of a saved one: its first
+ * records would build a new clock from few users, whose stream time one early listen could set,
+ * making the other users' replayed listens late (a first run that had the whole clock decided them
+ * otherwise). */
 static int init_partitions(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_out_t *out,
                            st_err_t *err)
 {
@@ -254,10 +255,9 @@ static int init_partitions(sz_ctx_t *ctx, const st_msg_t *msgs, size_t n, st_out
         for (size_t k = 0; k < n && !first; k++)
             if (msgs[k].partition == p->id)
                 first = &msgs[k];
-        int64_t at = first ? first->offset : -1, lag;
+        int64_t at = first ? first->offset : -1;
         if (!first && config.idle_flush_ms > 0 &&
-            (st_out_lag(out, config.in_topic, p->id, &lag) != 0 || lag > 0 ||
-             st_out_next_offset(out, config.in_topic, p->id, &at) != 0))
+            st_out_resume_commit(out, config.in_topic, p->id, &at) != 0)
             at = -1;
         if (at < 0)
             continue;

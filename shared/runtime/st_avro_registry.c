@@ -53,7 +53,6 @@ struct st_avro_registry {
     ident_t *ids;
     size_t n_ids, cap_ids, n_negative;
     int not_found_retry_ms;
-    int64_t miss_window_ms; /* when the current window of missing ids began (monotonic), 0 none */
     subject_t *subjects;
     size_t n_subjects, cap_subjects;
 };
@@ -229,13 +228,12 @@ static ident_t *registry_fetch(st_avro_registry_t *reg, int32_t id, ident_t *aga
         goto out;
     }
     if (not_found) {
-        /* One window for the whole registry: the ids found missing while it lasts wait together
-         * (a batch with several never waits more than one window). */
+        /* Each id its own window from its first miss (a registry-wide one would cut the grace
+         * of an id registered late in another's). Services decode a batch up to its first
+         * retriable error, so a batch with K unknown ids waits K windows in turn. */
         int64_t now = st_time_mono_ms();
-        if (reg->miss_window_ms == 0 || now - reg->miss_window_ms >= reg->not_found_retry_ms)
-            reg->miss_window_ms = now;
         if (e->missing_since_ms == 0)
-            e->missing_since_ms = reg->miss_window_ms;
+            e->missing_since_ms = now;
         /* Within the window asked again at most once a second (records with it wait), then
          * once a window (records with it are dead-lettered meanwhile). */
         bool waiting = now - e->missing_since_ms < reg->not_found_retry_ms;

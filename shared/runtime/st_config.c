@@ -615,7 +615,7 @@ void st_config_dump(const st_config_t *cfg, FILE *out)
             const char *v = *(char *const *)field;
             char url[1024];
             /* a URL's user:password@ (a registry's basic auth) is a secret too */
-            if (v && !s->e->secret && strchr(v, '@'))
+            if (v && !s->e->secret && strstr(v, "://"))
                 v = st_log_url_redacted(v, url, sizeof url);
             fputs(!v ? "" : (s->e->secret && *v ? "***" : v), out);
             break;

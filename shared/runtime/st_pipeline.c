@@ -276,6 +276,7 @@ void st_out_hold(st_out_t *out, const char *topic, int32_t partition, int64_t of
 }
 
 static int64_t position_or_start(st_pipeline_t *p, part_t *pt, int64_t lo, int64_t hi);
+static int64_t start_offset(st_pipeline_t *p, part_t *pt, int64_t lo, int64_t hi);
 
 /* The next offset of topic/partition that process() will see and the high watermark of the last
  * fetch response (no broker round trip): after this batch's records, else after the last one
@@ -312,10 +313,24 @@ int st_out_lag(st_out_t *out, const char *topic, int32_t partition, int64_t *lag
     return 0;
 }
 
-int st_out_next_offset(st_out_t *out, const char *topic, int32_t partition, int64_t *next)
+int st_out_resume_commit(st_out_t *out, const char *topic, int32_t partition, int64_t *offset)
 {
-    int64_t hi;
-    return next_and_end(out, topic, partition, next, &hi);
+    st_pipeline_t *p = out->p;
+    part_t *pt = find_part(p, topic, partition, false);
+    int64_t lo, hi;
+    if (!pt || pt->consumed_next >= 0 ||
+        rd_kafka_get_watermark_offsets(p->consumer, topic, partition, &lo, &hi) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        hi < 0)
+        return -1;
+    for (size_t i = 0; i < p->nmsgs; i++)
+        if (p->views[i].partition == partition && strcmp(p->views[i].topic, topic) == 0)
+            return -1; /* records of it in this batch */
+    if (start_offset(p, pt, lo, hi) < 0 || pt->committed < 0 || pt->committed == INT64_MAX ||
+        pt->committed != hi)
+        return -1; /* no commit, or one that is not the end (records to come, or a reset) */
+    *offset = pt->committed;
+    return 0;
 }
 
 static void drop_parts(st_pipeline_t *p, const rd_kafka_topic_partition_list_t *parts)

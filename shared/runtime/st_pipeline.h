@@ -71,9 +71,11 @@ void st_out_hold(st_out_t *out, const char *topic, int32_t partition, int64_t of
  * from the high watermark of the consumer's last fetch: 0 means caught up. Returns 0, or -1 when
  * either is not known yet (no fetch answered, the commit not known). */
 int st_out_lag(st_out_t *out, const char *topic, int32_t partition, int64_t *lag);
-/* The offset of the next record of topic/partition that process() will see, as st_out_lag
- * counts from: with no record since the assignment, where the consumer resumes. 0 or -1. */
-int st_out_next_offset(st_out_t *out, const char *topic, int32_t partition, int64_t *next);
+/* For a partition with no record since its assignment (none in this batch either): the group's
+ * committed offset, when it has one and it is the partition's end as last fetched (caught up:
+ * its next record will have that offset). 0 with *offset, or -1 (no commit, records to come, a
+ * commit past the end that the consumer will reset, or not known yet). */
+int st_out_resume_commit(st_out_t *out, const char *topic, int32_t partition, int64_t *offset);
 
 /* An st_out_t outside a pipeline, for unit tests and benches of service cores: outputs are
  * collected in memory; a dead letter is an output on dlq_topic (NULL: dropped, only logged) in the

@@ -247,16 +247,18 @@ static int send_listens(replay_t *r, st_merge_t *m, st_err_t *err)
             break;
         }
         r->sent++;
+        /* A failed delivery stops the replay (the final wait says why) and drops what is still
+         * queued locally: going on would publish the rest after a hole, whose listens a re-run
+         * would then make late. */
+        if (st_producer_failed(r->producer) > 0) {
+            rd_kafka_purge(r->rk, RD_KAFKA_PURGE_F_QUEUE);
+            rc = -1;
+            break;
+        }
         if ((r->sent & 1023) == 0) {
             rd_kafka_poll(r->rk, 0);
             if (r->bar)
                 print_bar(r, false);
-            /* A failed delivery stops the replay (the final wait says why): going on would
-             * publish the rest after a hole, whose listens a re-run would then make late. */
-            if (st_producer_failed(r->producer) > 0) {
-                rc = -1;
-                break;
-            }
         }
         if (r->cfg.limit > 0 && r->sent >= (uint64_t)r->cfg.limit) {
             rc = 0;

@@ -118,6 +118,7 @@ class RecordConsumer:
             "enable.partition.eof": True,
         })
         conf.update(config or {})
+        conf["enable.auto.offset.store"] = False  # the client stores offsets (above)
         try:
             self._c = Consumer(conf)
         except KafkaException as e:
