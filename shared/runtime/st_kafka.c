@@ -206,8 +206,9 @@ struct st_producer_s {
     _Atomic uint64_t sent;
     _Atomic uint64_t acked;
     _Atomic uint64_t failed;
-    uint64_t failed_seen;   /* failures already reported by st_producer_wait */
-    _Atomic bool permanent; /* a failure no retry can fix, since the last st_producer_wait */
+    _Atomic uint64_t purged; /* dropped from the local queue on purpose (not failures) */
+    uint64_t failed_seen;    /* failures already reported by st_producer_wait */
+    _Atomic bool permanent;  /* a failure no retry can fix, since the last st_producer_wait */
     char first_error[256];
     rd_kafka_topic_t **topics; /* prepared topics, kept for the producer's life */
     size_t ntopics;
@@ -247,7 +248,9 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     (void)rk;
     if (m->err && write_denied(m->err))
         st_kafka_deny_write(rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
-    if (m->err) {
+    if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE) {
+        atomic_fetch_add(&p->purged, 1);
+    } else if (m->err) {
         bool first = atomic_fetch_add(&p->failed, 1) == p->failed_seen;
         bool first_permanent = permanent_error(m->err) && !atomic_exchange(&p->permanent, true);
         /* The error reported: the first permanent one, else the first one. */
@@ -412,6 +415,11 @@ uint64_t st_producer_in_flight(const st_producer_t *p)
 uint64_t st_producer_failed(st_producer_t *p)
 {
     return atomic_load(&p->failed);
+}
+
+uint64_t st_producer_purged(st_producer_t *p)
+{
+    return atomic_load(&p->purged);
 }
 
 int st_producer_wait(st_producer_t *p, int timeout_ms, st_err_t *err)

@@ -72,6 +72,9 @@ int st_producer_wait(st_producer_t *p, int timeout_ms, st_err_t *err);
 uint64_t st_producer_in_flight(const st_producer_t *p);
 /* Deliveries that failed so far (without waiting; st_producer_wait says why). */
 uint64_t st_producer_failed(st_producer_t *p);
+/* Records dropped from the local queue by rd_kafka_purge (RD_KAFKA_PURGE_F_QUEUE): not sent,
+ * not counted as failed. */
+uint64_t st_producer_purged(st_producer_t *p);
 /* Looks up topic's metadata now and keeps a handle to it for the producer's life, so that the
  * first record to it is sent at once: librdkafka (2.0) otherwise holds a topic's first record
  * about 1 s for a metadata round of its own. Returns RD_KAFKA_RESP_ERR_NO_ERROR, or the reason

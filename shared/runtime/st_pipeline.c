@@ -36,6 +36,8 @@ typedef struct {
     int64_t hold;          /* hold set in the current batch, -1 = none */
     st_metric_t *m_lag;    /* stint_consumer_lag_records{topic,partition} */
     int64_t committed;     /* the group's commit when assigned (-1 none), once asked */
+    int64_t start;         /* the offset the assignment started at when set explicitly (a
+                              partition regained after a lost assignment), else -1 */
     int64_t committed_asked_ms; /* when it was last asked (monotonic), 0 = not yet */
     int64_t lag;                /* as last computed by update_lag, -1 = not known yet */
 } part_t;
@@ -254,7 +256,7 @@ static part_t *find_part(st_pipeline_t *p, const char *topic, int32_t partition,
     part_t *pt = &p->parts[p->nparts++];
     pt->topic = strdup(topic);
     pt->partition = partition;
-    pt->consumed_next = pt->stored = pt->hold = pt->committed = pt->lag = -1;
+    pt->consumed_next = pt->stored = pt->hold = pt->committed = pt->lag = pt->start = -1;
     pt->committed_asked_ms = 0;
     /* Topic names are [a-zA-Z0-9._-]: nothing to escape in the label value. */
     char labels[320];
@@ -325,7 +327,13 @@ int st_out_resume_commit(st_out_t *out, const char *topic, int32_t partition, in
         return -1;
     for (size_t i = 0; i < p->nmsgs; i++)
         if (p->views[i].partition == partition && strcmp(p->views[i].topic, topic) == 0)
-            return -1; /* records of it in this batch */
+            return -1;    /* records of it in this batch */
+    if (pt->start >= 0) { /* regained: it starts where this consumer had got to */
+        if (pt->start != hi)
+            return -1;
+        *offset = pt->start;
+        return 0;
+    }
     if (start_offset(p, pt, lo, hi) < 0 || pt->committed < 0 || pt->committed == INT64_MAX ||
         pt->committed != hi)
         return -1; /* no commit, or one that is not the end (records to come, or a reset) */
@@ -450,8 +458,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             st_log_error("kafka_assign", "error=%s", rd_kafka_err2str(aerr));
             st_lifecycle_request_failed_stop();
         }
-        for (int i = 0; i < parts->cnt; i++)
-            find_part(p, parts->elems[i].topic, parts->elems[i].partition, true);
+        for (int i = 0; i < parts->cnt; i++) {
+            part_t *pt = find_part(p, parts->elems[i].topic, parts->elems[i].partition, true);
+            if (pt)
+                pt->start = parts->elems[i].offset >= 0 ? parts->elems[i].offset : -1;
+        }
         if (resumed) {
             /* Stored again so that the group's commit catches up with where we resume. */
             for (int i = 0; i < resumed->cnt; i++)

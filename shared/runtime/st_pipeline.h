@@ -71,10 +71,11 @@ void st_out_hold(st_out_t *out, const char *topic, int32_t partition, int64_t of
  * from the high watermark of the consumer's last fetch: 0 means caught up. Returns 0, or -1 when
  * either is not known yet (no fetch answered, the commit not known). */
 int st_out_lag(st_out_t *out, const char *topic, int32_t partition, int64_t *lag);
-/* For a partition with no record since its assignment (none in this batch either): the group's
- * committed offset, when it has one and it is the partition's end as last fetched (caught up:
- * its next record will have that offset). 0 with *offset, or -1 (no commit, records to come, a
- * commit past the end that the consumer will reset, or not known yet). */
+/* For a partition with no record since its assignment (none in this batch either): the offset
+ * it resumes from - where this consumer had got to for a partition regained after a lost
+ * assignment, else the group's commit - when that is the partition's end as last fetched
+ * (caught up: its next record will have that offset). 0 with *offset, or -1 (no commit, records
+ * to come, a commit past the end that the consumer will reset, or not known yet). */
 int st_out_resume_commit(st_out_t *out, const char *topic, int32_t partition, int64_t *offset);
 
 /* An st_out_t outside a pipeline, for unit tests and benches of service cores: outputs are

@@ -408,6 +408,10 @@ done:
         status = "interrupted";
         rc = 130;
     }
+    if (r->producer) { /* listens dropped from the queue after a failure were never sent */
+        uint64_t purged = st_producer_purged(r->producer);
+        r->sent -= purged < r->sent ? purged : r->sent;
+    }
     if (m)
         print_summary(r, m, status);
     st_producer_destroy(r->producer); /* flushes what is left (bounded) */

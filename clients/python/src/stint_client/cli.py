@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 
-from .errors import BadArgument, StintClientError
+from .errors import BadArgument, KafkaFailure, StintClientError
 
 PROG = "stint-client"
 
@@ -141,7 +141,11 @@ def _produce(a, out):
             except (ValueError, BadArgument) as e:
                 # the listens of the lines before it are sent (stdin is a stream): delivered
                 # and printed first, so the caller knows what to send again
-                sent = producer.flush()
+                try:
+                    sent = producer.flush()
+                except KafkaFailure as kf:
+                    raise BadArgument(f"stdin line {n}: {e}; and of the listens before it, "
+                                      f"{kf}") from None
                 for r in sent:
                     out.write(_dump(r) + "\n")
                 raise BadArgument(f"stdin line {n}: {e} (the {len(sent)} listen(s) before it "
